@@ -1,0 +1,127 @@
+//! The identity actions the browser can call: sign up, log in, log out, and
+//! who am I. Each is a Leptos server function at a fixed URL under
+//! `/api/auth/`, so tests and other clients can call it too.
+
+use leptos::prelude::*;
+
+use super::{AuthError, User};
+
+/// Creates an account and logs it in, then sends the browser home.
+#[server(prefix = "/api", endpoint = "auth/sign_up")]
+pub async fn sign_up(name: String, password: String) -> Result<User, AuthError> {
+    use server::*;
+    let user = users()?.sign_up(&name, &password).await.map_err(reject)?;
+    tracing::info!(user = %user.id, name = %user.name, "signed up");
+    super::session::log_in(&session().await?, user.id).await?;
+    leptos_axum::redirect("/");
+    Ok(user)
+}
+
+/// Logs in with a name and password, then sends the browser home.
+#[server(prefix = "/api", endpoint = "auth/log_in")]
+pub async fn log_in(name: String, password: String) -> Result<User, AuthError> {
+    use server::*;
+    let user = users()?
+        .authenticate(&name, &password)
+        .await
+        .map_err(reject)?;
+    tracing::info!(user = %user.id, "logged in");
+    super::session::log_in(&session().await?, user.id).await?;
+    leptos_axum::redirect("/");
+    Ok(user)
+}
+
+/// Ends the login, if there is one, then sends the browser home.
+#[server(prefix = "/api", endpoint = "auth/log_out")]
+pub async fn log_out() -> Result<(), AuthError> {
+    use server::*;
+    let session = session().await?;
+    if let Some(user) = super::session::user_id(&session).await? {
+        tracing::info!(%user, "logged out");
+    }
+    super::session::log_out(&session).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// The logged-in user, or `None` for a visitor.
+///
+/// A request that carries a session cookie the server no longer knows
+/// (expired, logged out elsewhere, or forged) gets
+/// [`AuthError::SessionExpired`]; the session layer removes the stale
+/// cookie in the same response, so the next request is a plain visitor's.
+#[server(prefix = "/api", endpoint = "auth/me")]
+pub async fn current_user() -> Result<Option<User>, AuthError> {
+    use server::*;
+    let session = session().await?;
+    let Some(id) = super::session::user_id(&session).await? else {
+        let parts = use_context::<http::request::Parts>().ok_or(AuthError::Internal)?;
+        return if super::session::has_session_cookie(&parts.headers) {
+            Err(reject(AuthError::SessionExpired))
+        } else {
+            Ok(None)
+        };
+    };
+    match users()?.find(id).await? {
+        Some(user) => Ok(Some(user)),
+        // The account was deleted while logged in.
+        None => {
+            super::session::log_out(&session).await?;
+            Err(reject(AuthError::SessionExpired))
+        }
+    }
+}
+
+/// Server-side helpers for the functions above.
+#[cfg(feature = "ssr")]
+mod server {
+    use leptos::prelude::*;
+    use leptos_axum::ResponseOptions;
+    use tower_sessions::Session;
+
+    use crate::{
+        AppContext,
+        auth::{AuthError, store::Users},
+    };
+
+    pub fn users() -> Result<Users, AuthError> {
+        use_context::<AppContext>()
+            .map(|context| context.users)
+            .ok_or_else(|| {
+                tracing::error!("AppContext was not provided to the server function");
+                AuthError::Internal
+            })
+    }
+
+    pub async fn session() -> Result<Session, AuthError> {
+        leptos_axum::extract::<Session>().await.map_err(|error| {
+            tracing::error!(%error, "no session: is the SessionManagerLayer installed?");
+            AuthError::Internal
+        })
+    }
+
+    /// Gives the response the status that fits `error`, when the request is
+    /// a server-function call from code (the browser runtime, a test).
+    ///
+    /// Two kinds of request are left alone. A page being rendered (the
+    /// header asks who is logged in) must keep its own status. A plain HTML
+    /// form post (no JavaScript yet) gets Leptos's redirect back to the
+    /// form, with the error in the URL, and a 4xx status would break it.
+    pub fn reject(error: AuthError) -> AuthError {
+        let called_from_code = use_context::<http::request::Parts>().is_some_and(|parts| {
+            let accepts_html = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"));
+            parts.uri.path().starts_with("/api/") && !accepts_html
+        });
+        if called_from_code
+            && let Some(response) = use_context::<ResponseOptions>()
+            && let Ok(status) = http::StatusCode::from_u16(error.status_code())
+        {
+            response.set_status(status);
+        }
+        error
+    }
+}

@@ -1,0 +1,47 @@
+//! The login state every page shares: the three form actions and the current
+//! user, which is fetched again whenever one of the actions completes.
+
+use leptos::prelude::*;
+
+use super::{
+    AuthError, User,
+    api::{LogIn, LogOut, SignUp, current_user},
+};
+
+/// Shared through context by [`provide_auth`]; read it with [`use_auth`].
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub sign_up: ServerAction<SignUp>,
+    pub log_in: ServerAction<LogIn>,
+    pub log_out: ServerAction<LogOut>,
+    /// Who is logged in: `Ok(None)` for a visitor.
+    pub user: Resource<Result<Option<User>, AuthError>>,
+}
+
+/// Creates the login state for the whole application. Call once, in `App`.
+pub fn provide_auth() {
+    let sign_up = ServerAction::<SignUp>::new();
+    let log_in = ServerAction::<LogIn>::new();
+    let log_out = ServerAction::<LogOut>::new();
+    let user = Resource::new(
+        move || {
+            (
+                sign_up.version().get(),
+                log_in.version().get(),
+                log_out.version().get(),
+            )
+        },
+        |_| current_user(),
+    );
+    provide_context(Auth {
+        sign_up,
+        log_in,
+        log_out,
+        user,
+    });
+}
+
+/// The login state provided by [`provide_auth`].
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}

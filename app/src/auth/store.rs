@@ -1,0 +1,110 @@
+//! The `users` table.
+//!
+//! Queries go through [`sqlx::AnyPool`], so the same code runs on SQLite
+//! (the embedded default) and on any other database `DATABASE_URL` names.
+//! They are checked at run time, not compile time: building needs no
+//! database and no `.sqlx` folder.
+
+use sqlx::{AnyPool, FromRow};
+
+use super::{AuthError, User, UserId, UserName, check_new_password, password};
+
+/// A row of `users`, password hash included; it never leaves the server.
+#[derive(FromRow)]
+struct UserRow {
+    id: i64,
+    name: String,
+    password_hash: String,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: UserId(row.id),
+            name: row.name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Creates and looks up accounts.
+#[derive(Clone, Debug)]
+pub struct Users {
+    db: AnyPool,
+}
+
+impl Users {
+    pub fn new(db: AnyPool) -> Self {
+        Self { db }
+    }
+
+    /// Creates an account, or says why not. Either the whole row is
+    /// written or nothing is.
+    pub async fn sign_up(&self, name: &str, password: &str) -> Result<User, AuthError> {
+        let name = UserName::parse(name)?;
+        check_new_password(password)?;
+        let password_hash = password::hash(password.to_owned()).await?;
+        // The unique index on lower(name) is the one arbiter of "taken":
+        // checking first and inserting after would race with another sign-up.
+        let inserted = sqlx::query_as::<_, UserRow>(
+            "INSERT INTO users (name, password_hash) VALUES ($1, $2) \
+             RETURNING id, name, password_hash, created_at",
+        )
+        .bind(name.as_str())
+        .bind(password_hash)
+        .fetch_one(&self.db)
+        .await;
+        match inserted {
+            Ok(row) => Ok(row.into()),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(AuthError::NameTaken {
+                    name: name.as_str().to_owned(),
+                })
+            }
+            Err(error) => Err(internal(error)),
+        }
+    }
+
+    /// The account with this name and password. An unknown name and a
+    /// wrong password give the same error, after the same amount of work.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+        let row = match UserName::parse(name) {
+            Ok(name) => self.find_row_by_name(&name).await?,
+            Err(_) => None,
+        };
+        let hash = row.as_ref().map(|row| row.password_hash.clone());
+        if password::verify(password.to_owned(), hash).await? {
+            row.map(User::from).ok_or(AuthError::WrongCredentials)
+        } else {
+            Err(AuthError::WrongCredentials)
+        }
+    }
+
+    /// The account with this id, if it still exists.
+    pub async fn find(&self, id: UserId) -> Result<Option<User>, AuthError> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT id, name, password_hash, created_at FROM users WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&self.db)
+        .await
+        .map(|row| row.map(User::from))
+        .map_err(internal)
+    }
+
+    async fn find_row_by_name(&self, name: &UserName) -> Result<Option<UserRow>, AuthError> {
+        sqlx::query_as::<_, UserRow>(
+            "SELECT id, name, password_hash, created_at FROM users WHERE lower(name) = lower($1)",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.db)
+        .await
+        .map_err(internal)
+    }
+}
+
+fn internal(error: sqlx::Error) -> AuthError {
+    tracing::error!(%error, "a query on the users table failed");
+    AuthError::Internal
+}

@@ -1,0 +1,114 @@
+//! The reference application: its pages, components and server functions.
+//!
+//! The same crate is compiled twice. With the `ssr` feature it is part of
+//! the server (`server/`), which renders pages to HTML and runs the server
+//! functions; with `hydrate` it is part of the wasm bundle (`frontend/`),
+//! which takes over the rendered page in the browser. The two features are
+//! never on in one build.
+//!
+//! Layout:
+//! - [`auth`]: who the visitor is (accounts, sessions, the forms' actions).
+//! - [`layout`]: the frame around every page (header, connection to the user).
+//! - [`pages`]: one module per page.
+
+pub mod auth;
+pub mod layout;
+pub mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    SsrMode, StaticSegment,
+    components::{Outlet, ParentRoute, Route, Router, Routes},
+};
+
+use crate::{
+    layout::Layout,
+    pages::{HomePage, LogInPage, NotFoundPage, SignUpPage},
+};
+
+/// What the server hands to server functions and to server-side rendering,
+/// as Leptos context. The server builds it once at start-up.
+#[cfg(feature = "ssr")]
+#[derive(Clone, Debug)]
+pub struct AppContext {
+    pub users: auth::store::Users,
+}
+
+#[cfg(feature = "ssr")]
+impl AppContext {
+    pub fn new(db: sqlx::AnyPool) -> Self {
+        Self {
+            users: auth::store::Users::new(db),
+        }
+    }
+}
+
+/// The HTML document around the application, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// How pages are rendered on the server: streamed in order, each
+/// `<Suspense>` waiting for its data in place. The HTML is complete as it
+/// arrives, so pages work before (and without) the wasm bundle, and the
+/// header never flashes "Log in" for a logged-in user.
+const RENDERING: SsrMode = SsrMode::InOrder;
+
+/// The application: global context, the stylesheet, and the routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    mark_hydrated();
+
+    view! {
+        // cargo-leptos hot-swaps the stylesheet with id "leptos" in `watch`.
+        <Stylesheet id="leptos" href="/pkg/app.css" />
+        <Title text="Leptos Realtime Template" />
+        <Router>
+            // The layout is a route too, around every page: Leptos hands a
+            // form's error (from a post without JavaScript) to the actions
+            // created inside <Routes>, and the layout creates them.
+            <Routes fallback=|| view! { <Layout><NotFoundPage /></Layout> }>
+                <ParentRoute
+                    path=StaticSegment("")
+                    view=|| view! { <Layout><Outlet /></Layout> }
+                    ssr=RENDERING
+                >
+                    <Route path=StaticSegment("") view=HomePage ssr=RENDERING />
+                    <Route path=StaticSegment("signup") view=SignUpPage ssr=RENDERING />
+                    <Route path=StaticSegment("login") view=LogInPage ssr=RENDERING />
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// Sets `data-hydrated` on `<html>` once the page is interactive.
+///
+/// Effects only run in the browser, after hydration, so end-to-end tests wait
+/// for `html[data-hydrated]` before they click: a click on the server-rendered
+/// markup before then would be lost.
+fn mark_hydrated() {
+    Effect::new(|_| {
+        if let Some(root) = document().document_element() {
+            // Setting an attribute on <html> cannot fail in practice; a test
+            // waiting for the marker would report it if it did.
+            let _ = root.set_attribute("data-hydrated", "");
+        }
+    });
+}

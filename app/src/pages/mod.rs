@@ -1,0 +1,9 @@
+//! One module per page of the application.
+
+mod auth_forms;
+mod home;
+mod not_found;
+
+pub use auth_forms::{LogInPage, SignUpPage};
+pub use home::HomePage;
+pub use not_found::NotFoundPage;

@@ -1,0 +1,47 @@
+// Playwright runs the end-to-end suite against the real server binary, in
+// Debian's Chromium (never a downloaded browser).
+//
+// Build first (`cargo leptos build`); `scripts/test` does both. Playwright
+// starts the server itself on its own port with a fresh database, and waits
+// for /health before the first test.
+import { defineConfig, devices } from "@playwright/test";
+
+const port = Number(process.env.E2E_PORT ?? 3100);
+const baseURL = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: true,
+  forbidOnly: !!process.env.CI,
+  // Two cores: more workers than that only adds contention.
+  workers: process.env.CI ? 1 : 2,
+  reporter: [["list"], ["html", { open: "never" }]],
+  use: {
+    baseURL,
+    trace: "retain-on-failure",
+    screenshot: "only-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    },
+  },
+  projects: [{ name: "chromium", use: { ...devices["Desktop Chrome"] } }],
+  webServer: {
+    // Run from the repository root, where target/ is.
+    cwd: "..",
+    command: "rm -rf target/e2e && exec target/debug/server",
+    url: `${baseURL}/health`,
+    // Never test a server left over from an earlier build.
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ROOT: "target/site",
+      DATABASE_URL: "sqlite://target/e2e/app.db",
+      RUST_LOG: process.env.RUST_LOG ?? "warn",
+    },
+  },
+});

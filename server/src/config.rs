@@ -1,0 +1,144 @@
+//! Configuration, read once at start-up from environment variables.
+//!
+//! Every setting has a default that works on a developer's machine, so the
+//! server starts with no variables set at all. The README's "Configuration"
+//! table lists them; keep the two in step.
+
+use std::{env, net::SocketAddr, str::FromStr, time::Duration};
+
+use leptos::config::LeptosOptions;
+use thiserror::Error;
+
+/// The database used when `DATABASE_URL` is not set: a SQLite file under
+/// `data/` (which git ignores), created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
+/// How long a login lasts when `SESSION_EXPIRY_SECS` is not set: 14 days.
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// The log filter used when `RUST_LOG` is not set.
+pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=info";
+
+/// Everything the server needs to know before it starts.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Leptos's own settings: the listening address (`LEPTOS_SITE_ADDR`),
+    /// where the built site lives (`LEPTOS_SITE_ROOT`) and the bundle's name.
+    /// cargo-leptos sets these from `[[workspace.metadata.leptos]]`.
+    pub leptos: LeptosOptions,
+    /// `DATABASE_URL`: where users, sessions and data are stored.
+    pub database_url: String,
+    /// Cookie and lifetime settings of the login session.
+    pub session: SessionConfig,
+}
+
+/// How the session cookie is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// `SESSION_COOKIE_SECURE`: send the cookie over HTTPS only. Off by
+    /// default so the app works over plain http on 127.0.0.1; turn it on
+    /// behind TLS.
+    pub secure: bool,
+    /// `SESSION_EXPIRY_SECS`: how long a login lasts after it was last
+    /// written (at log-in).
+    pub expiry: Duration,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{name} is not valid Unicode")]
+    NotUnicode { name: &'static str },
+    #[error("Leptos settings (LEPTOS_*): {0}")]
+    Leptos(String),
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let leptos = leptos::config::get_configuration(None)
+            .map_err(|error| ConfigError::Leptos(error.to_string()))?
+            .leptos_options;
+        Ok(Self {
+            leptos,
+            database_url: var("DATABASE_URL")?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            session: SessionConfig {
+                secure: parse_var("SESSION_COOKIE_SECURE", parse_bool)?.unwrap_or(false),
+                expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
+                    .unwrap_or(DEFAULT_SESSION_EXPIRY),
+            },
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.leptos.site_addr
+    }
+}
+
+fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
+    match env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { name }),
+    }
+}
+
+fn parse_var<T>(
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    var(name)?
+        .map(|value| {
+            parse(value.trim()).map_err(|reason| ConfigError::Invalid {
+                name,
+                value: value.clone(),
+                reason,
+            })
+        })
+        .transpose()
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    match u64::from_str(value) {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => Err("expected a whole number of seconds".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        for yes in ["1", "true", "TRUE", "yes", "on"] {
+            assert_eq!(parse_bool(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "No", "off"] {
+            assert_eq!(parse_bool(no), Ok(false), "{no}");
+        }
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn expiry_is_a_positive_number_of_seconds() {
+        assert_eq!(parse_seconds("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-5").is_err());
+        assert!(parse_seconds("1h").is_err());
+    }
+}

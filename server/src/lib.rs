@@ -1,0 +1,98 @@
+//! The server: configuration, database, sessions, routes and shutdown.
+//!
+//! `main.rs` only sets up logging and waits for a signal; everything else is
+//! here, so integration tests can start the very same server on a free port.
+//!
+//! Layout:
+//! - [`config`]: settings from environment variables, with defaults.
+//! - [`database`]: opening the database and applying migrations.
+//! - `routes`: the axum router: pages, server functions, static files,
+//!   the health check, and the session layer around them.
+//! - [`shutdown`]: waiting for SIGINT or SIGTERM.
+
+pub mod config;
+pub mod database;
+mod routes;
+pub mod shutdown;
+
+use std::{future::Future, io, net::SocketAddr, time::Duration};
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tower_sessions::ExpiredDeletion;
+
+pub use crate::{
+    config::Config,
+    database::{Database, DatabaseError},
+    routes::app,
+};
+
+/// How often expired sessions are deleted from the session table.
+const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
+
+/// Why the server could not start, or stopped with an error.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("could not listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    #[error("the server stopped with an error: {0}")]
+    Serve(io::Error),
+}
+
+/// A server with its database open and its port bound, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    database: Database,
+}
+
+impl Server {
+    /// Opens the database (applying migrations) and binds the listening
+    /// address. Port 0 picks a free port; [`Server::local_addr`] tells which.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let database = Database::open(&config.database_url).await?;
+        let router = app(&config, &database);
+        let address = config.address();
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|source| ServerError::Bind { address, source })?;
+        Ok(Self {
+            listener,
+            router,
+            database,
+        })
+    }
+
+    /// The address the server is listening on.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.listener.local_addr().map_err(ServerError::Serve)
+    }
+
+    /// Serves requests until `shutdown` completes, then lets requests in
+    /// flight finish and closes the database.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let sweeper = tokio::spawn(
+            self.database
+                .sessions
+                .clone()
+                .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
+        );
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServerError::Serve);
+        sweeper.abort();
+        self.database.close().await;
+        served
+    }
+}

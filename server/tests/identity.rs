@@ -1,0 +1,398 @@
+//! The identity rules, end to end: sign-up, log-in, log-out and the session
+//! cookie, through the real router on a real SQLite database.
+
+mod support;
+
+use std::time::Duration;
+
+use app::auth::{AuthError, MAX_PASSWORD_LEN, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN};
+use axum::http::{StatusCode, header};
+use server::config::SessionConfig;
+use support::{TestApp, encode_form};
+
+const PASSWORD: &str = "correct horse battery";
+
+#[tokio::test]
+async fn signing_up_creates_the_account_and_logs_it_in() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+
+    let user = browser.sign_up("ada", PASSWORD).await.unwrap();
+    assert_eq!(user.name, "ada");
+    assert!(browser.cookie.is_some(), "signing up sets a session cookie");
+
+    let me = browser.current_user().await.unwrap();
+    assert_eq!(me, Some(user));
+}
+
+#[tokio::test]
+async fn passwords_are_stored_as_argon2id_hashes() {
+    let app = TestApp::new().await;
+    app.browser().sign_up("ada", PASSWORD).await.unwrap();
+
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users")
+        .fetch_one(&app.database.pool)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_and_same_site_lax() {
+    let app = TestApp::new().await;
+    let response = app
+        .browser()
+        .post(
+            "/api/auth/sign_up",
+            &[("name", "ada"), ("password", PASSWORD)],
+        )
+        .await;
+
+    let cookie = response.session_cookie().expect("a session cookie");
+    assert!(cookie.has("httponly"), "{cookie:?}");
+    assert!(cookie.has("samesite=lax"), "{cookie:?}");
+    assert!(
+        !cookie.has("secure"),
+        "plain http needs Secure off: {cookie:?}"
+    );
+    assert_eq!(cookie.max_age(), Some(3600), "{cookie:?}");
+}
+
+#[tokio::test]
+async fn the_cookie_follows_the_secure_and_expiry_settings() {
+    let app = TestApp::with_session(SessionConfig {
+        secure: true,
+        expiry: Duration::from_secs(120),
+    })
+    .await;
+    let response = app
+        .browser()
+        .post(
+            "/api/auth/sign_up",
+            &[("name", "ada"), ("password", PASSWORD)],
+        )
+        .await;
+
+    let cookie = response.session_cookie().expect("a session cookie");
+    assert!(cookie.has("secure"), "{cookie:?}");
+    assert_eq!(cookie.max_age(), Some(120), "{cookie:?}");
+}
+
+#[tokio::test]
+async fn bad_sign_up_input_is_refused_with_a_reason_and_writes_nothing() {
+    let app = TestApp::new().await;
+    let too_long_name = "n".repeat(MAX_USER_NAME_LEN + 1);
+    let short_password = "p".repeat(MIN_PASSWORD_LEN - 1);
+    let long_password = "p".repeat(MAX_PASSWORD_LEN + 1);
+    let cases = [
+        ("", PASSWORD, AuthError::EmptyUserName),
+        ("   ", PASSWORD, AuthError::EmptyUserName),
+        (
+            too_long_name.as_str(),
+            PASSWORD,
+            AuthError::UserNameTooLong {
+                max: MAX_USER_NAME_LEN,
+            },
+        ),
+        ("ada lovelace", PASSWORD, AuthError::UserNameInvalid),
+        (
+            "ada",
+            short_password.as_str(),
+            AuthError::PasswordTooShort {
+                min: MIN_PASSWORD_LEN,
+            },
+        ),
+        (
+            "ada",
+            long_password.as_str(),
+            AuthError::PasswordTooLong {
+                max: MAX_PASSWORD_LEN,
+            },
+        ),
+    ];
+
+    for (name, password, expected) in cases {
+        let mut browser = app.browser();
+        let response = browser
+            .post(
+                "/api/auth/sign_up",
+                &[("name", name), ("password", password)],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{name:?}");
+        assert_eq!(response.json::<AuthError>(), expected, "{name:?}");
+        assert!(browser.cookie.is_none(), "no session for {name:?}");
+    }
+    assert_eq!(app.user_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_taken_name_is_refused_whatever_its_case() {
+    let app = TestApp::new().await;
+    app.browser().sign_up("Ada", PASSWORD).await.unwrap();
+
+    let mut second = app.browser();
+    let response = second
+        .post(
+            "/api/auth/sign_up",
+            &[("name", "ada"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CONFLICT);
+    assert_eq!(
+        response.json::<AuthError>(),
+        AuthError::NameTaken { name: "ada".into() }
+    );
+    assert!(second.cookie.is_none());
+    assert_eq!(app.user_count().await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_sign_ups_for_one_name_create_one_account() {
+    let app = TestApp::new().await;
+    let (mut first, mut second) = (app.browser(), app.browser());
+
+    let (a, b) = tokio::join!(
+        first.sign_up("ada", PASSWORD),
+        second.sign_up("ada", PASSWORD)
+    );
+
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let refused = if a.is_ok() { b } else { a };
+    assert_eq!(refused, Err(AuthError::NameTaken { name: "ada".into() }));
+    assert_eq!(app.user_count().await, 1);
+}
+
+#[tokio::test]
+async fn logging_in_works_with_any_case_of_the_name() {
+    let app = TestApp::new().await;
+    let created = app.browser().sign_up("Ada", PASSWORD).await.unwrap();
+
+    let mut browser = app.browser();
+    let user = browser.log_in("ada", PASSWORD).await.unwrap();
+    assert_eq!(user, created);
+    assert_eq!(browser.current_user().await.unwrap(), Some(created));
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_name_look_the_same() {
+    let app = TestApp::new().await;
+    app.browser().sign_up("ada", PASSWORD).await.unwrap();
+
+    let mut browser = app.browser();
+    let wrong_password = browser
+        .post(
+            "/api/auth/log_in",
+            &[("name", "ada"), ("password", "not the password")],
+        )
+        .await;
+    let unknown_name = browser
+        .post(
+            "/api/auth/log_in",
+            &[("name", "grace"), ("password", "not the password")],
+        )
+        .await;
+    let invalid_name = browser
+        .post(
+            "/api/auth/log_in",
+            &[("name", "<grace>"), ("password", "not the password")],
+        )
+        .await;
+
+    for response in [&wrong_password, &unknown_name, &invalid_name] {
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(response.json::<AuthError>(), AuthError::WrongCredentials);
+        assert_eq!(response.body, wrong_password.body);
+    }
+    assert!(browser.cookie.is_none());
+    assert_eq!(browser.current_user().await, Ok(None));
+}
+
+#[tokio::test]
+async fn logging_in_replaces_the_session_id() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+    let before = browser.cookie.clone().unwrap();
+
+    browser.log_in("ada", PASSWORD).await.unwrap();
+    let after = browser.cookie.clone().unwrap();
+    assert_ne!(before, after, "the id is cycled at log-in");
+
+    // The old id is worthless now: whoever held it is not logged in.
+    let mut holder_of_old_id = app.browser();
+    holder_of_old_id.cookie = Some(before);
+    assert_eq!(
+        holder_of_old_id.current_user().await,
+        Err(AuthError::SessionExpired)
+    );
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session_and_removes_the_cookie() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+    let old_cookie = browser.cookie.clone();
+
+    let response = browser.post("/api/auth/log_out", &[]).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(response.session_cookie().is_some_and(|c| c.is_removal()));
+    assert_eq!(browser.current_user().await, Ok(None));
+
+    let mut replay = app.browser();
+    replay.cookie = old_cookie;
+    assert_eq!(replay.current_user().await, Err(AuthError::SessionExpired));
+}
+
+#[tokio::test]
+async fn logging_out_without_a_session_is_harmless() {
+    let app = TestApp::new().await;
+    assert_eq!(app.browser().log_out().await, Ok(()));
+}
+
+#[tokio::test]
+async fn a_forged_cookie_is_reported_and_removed() {
+    let app = TestApp::new().await;
+    // One that is not even a session id, and one that is well-formed but
+    // was never issued.
+    for forged in ["not-a-session-id", "AAAAAAAAAAAAAAAAAAAAAA"] {
+        let mut browser = app.browser();
+        browser.cookie = Some(forged.to_owned());
+
+        let response = browser.post("/api/auth/me", &[]).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{forged}");
+        assert_eq!(response.json::<AuthError>(), AuthError::SessionExpired);
+        assert!(browser.cookie.is_none(), "the cookie is removed: {forged}");
+        assert_eq!(browser.current_user().await, Ok(None), "{forged}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_is_reported_and_removed() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+
+    // Expire every session, as time passing would.
+    sqlx::query("UPDATE tower_sessions SET expiry_date = 0")
+        .execute(&app.database.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(browser.current_user().await, Err(AuthError::SessionExpired));
+    assert!(browser.cookie.is_none());
+    assert_eq!(browser.current_user().await, Ok(None));
+}
+
+#[tokio::test]
+async fn the_header_shows_who_is_logged_in() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(r#"href="/login""#),
+        "visitors get a log-in link"
+    );
+
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+    let page = browser.get("/").await;
+    assert!(page.body.contains("Logged in as"), "{}", page.body);
+    assert!(
+        page.body.contains("Logged in as <strong>ada<"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cookie_on_a_page_shows_a_notice_and_is_removed() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    browser.cookie = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+
+    let page = browser.get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Your session has expired"),
+        "{}",
+        page.body
+    );
+    assert!(browser.cookie.is_none());
+}
+
+#[tokio::test]
+async fn unknown_pages_are_404() {
+    let app = TestApp::new().await;
+    let page = app.browser().get("/no/such/page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("Page not found"));
+}
+
+/// Without JavaScript a form posts as HTML; Leptos answers with a redirect:
+/// home on success, back to the form with the error in the URL on failure.
+#[tokio::test]
+async fn forms_work_without_javascript() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser();
+    let form_post = |browser: &support::Browser<'_>, path: &str, form: &[(&str, &str)]| {
+        browser
+            .request("POST", path)
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, "http://127.0.0.1:3000/signup")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(encode_form(form)))
+            .unwrap()
+    };
+
+    let request = form_post(
+        &browser,
+        "/api/auth/sign_up",
+        &[("name", ""), ("password", PASSWORD)],
+    );
+    let response = browser.send(request).await;
+    assert_eq!(response.status, StatusCode::FOUND);
+    let location = response.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        location.starts_with("http://127.0.0.1:3000/signup?"),
+        "{location}"
+    );
+    assert!(location.contains("__err="), "{location}");
+    // The form page, rendered at that URL, shows the message.
+    let path = location.trim_start_matches("http://127.0.0.1:3000");
+    let page = browser.get(path).await;
+    assert!(
+        page.body.contains("Please choose a user name."),
+        "{}",
+        page.body
+    );
+
+    let request = form_post(
+        &browser,
+        "/api/auth/sign_up",
+        &[("name", "ada"), ("password", PASSWORD)],
+    );
+    let response = browser.send(request).await;
+    assert_eq!(response.status, StatusCode::FOUND);
+    assert_eq!(response.headers[header::LOCATION], "/");
+    assert!(browser.get("/").await.body.contains("<strong>ada<"));
+}
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let app = TestApp::new().await;
+    let response = app.browser().get("/health").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json::<serde_json::Value>()["status"], "ok");
+
+    app.database.pool.close().await;
+    let response = app.browser().get("/health").await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -1,0 +1,80 @@
+//! Starting and stopping the server process's core: binding, refusing bad
+//! configuration clearly, and shutting down when asked.
+
+mod support;
+
+use server::{DatabaseError, Server, ServerError};
+use support::{default_session, scratch_dir, test_config};
+use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, sync::oneshot};
+
+#[tokio::test]
+async fn the_database_file_and_its_folder_are_created_on_first_start() {
+    let dir = scratch_dir("first-start").join("nested");
+    let mut config = test_config(default_session());
+    config.database_url = format!("sqlite://{}/app.db", dir.display());
+
+    let server = Server::bind(config).await.unwrap();
+    assert!(dir.join("app.db").exists());
+    drop(server);
+}
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_a_clear_error() {
+    let mut config = test_config(default_session());
+    config.database_url = "mysql://localhost/app".into();
+
+    let error = Server::bind(config).await.err().expect("refused");
+    assert!(matches!(
+        error,
+        ServerError::Database(DatabaseError::UnsupportedUrl { .. })
+    ));
+    assert!(
+        error.to_string().contains("mysql://localhost/app"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_database_location_is_a_clear_error() {
+    // A folder cannot be created inside a file.
+    let file = scratch_dir("not-a-folder");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "").unwrap();
+    let mut config = test_config(default_session());
+    config.database_url = format!("sqlite://{}/db/app.db", file.display());
+
+    let error = Server::bind(config).await.err().expect("refused");
+    assert!(
+        matches!(
+            error,
+            ServerError::Database(DatabaseError::CreateFolder { .. })
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_server_answers_over_tcp_and_stops_when_asked() {
+    let server = Server::bind(test_config(default_session())).await.unwrap();
+    let address = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+    assert!(
+        TcpStream::connect(address).await.is_err(),
+        "the port is closed"
+    );
+}

@@ -1,0 +1,277 @@
+//! Test support: the real router on a fresh SQLite database, driven
+//! in-process, and a small cookie-keeping client for the auth endpoints.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::{
+    path::PathBuf,
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use app::auth::{AuthError, User};
+use axum::{
+    Router,
+    body::Body,
+    http::{HeaderMap, Request, StatusCode, header},
+};
+use leptos::config::LeptosOptions;
+use serde::de::DeserializeOwned;
+use server::{Config, Database, config::SessionConfig};
+use tower::ServiceExt;
+
+/// The session settings tests use unless they say otherwise.
+pub fn default_session() -> SessionConfig {
+    SessionConfig {
+        secure: false,
+        expiry: Duration::from_secs(3600),
+    }
+}
+
+/// A folder of its own for each test, under cargo's scratch folder for
+/// integration tests (`target/tmp`), emptied first.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A configuration for a test server with its own database.
+pub fn test_config(session: SessionConfig) -> Config {
+    let dir = scratch_dir("db");
+    Config {
+        leptos: LeptosOptions::builder()
+            .output_name("app")
+            .site_addr(([127, 0, 0, 1], 0))
+            .build(),
+        database_url: format!("sqlite://{}/app.db", dir.display()),
+        session,
+    }
+}
+
+/// The whole application on a fresh database.
+pub struct TestApp {
+    router: Router,
+    pub database: Database,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_session(default_session()).await
+    }
+
+    pub async fn with_session(session: SessionConfig) -> Self {
+        let config = test_config(session);
+        let database = Database::open(&config.database_url)
+            .await
+            .expect("the test database opens");
+        let router = server::app(&config, &database);
+        Self { router, database }
+    }
+
+    /// A client with no cookies.
+    pub fn browser(&self) -> Browser<'_> {
+        Browser {
+            app: self,
+            cookie: None,
+        }
+    }
+
+    /// Sends one request through the router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("the body can be read");
+        TestResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// How many rows `users` has.
+    pub async fn user_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.database.pool)
+            .await
+            .expect("users can be counted")
+    }
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("{error}: unexpected body {:?}", self.body))
+    }
+
+    /// The `Set-Cookie` header for the session cookie, if any.
+    pub fn session_cookie(&self) -> Option<SetCookie> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(SetCookie::parse)
+            .find(|cookie| cookie.name == "session")
+    }
+}
+
+/// A parsed `Set-Cookie` header.
+#[derive(Debug)]
+pub struct SetCookie {
+    pub name: String,
+    pub value: String,
+    /// The attributes, lower-cased: `httponly`, `samesite=lax`, `max-age=60`…
+    pub attributes: Vec<String>,
+}
+
+impl SetCookie {
+    fn parse(header: &str) -> Self {
+        let mut parts = header.split(';').map(str::trim);
+        let (name, value) = parts
+            .next()
+            .and_then(|pair| pair.split_once('='))
+            .expect("a cookie has a name and a value");
+        Self {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            attributes: parts.map(str::to_ascii_lowercase).collect(),
+        }
+    }
+
+    pub fn has(&self, attribute: &str) -> bool {
+        self.attributes.iter().any(|a| a == attribute)
+    }
+
+    /// `Max-Age` in seconds, if set.
+    pub fn max_age(&self) -> Option<i64> {
+        self.attributes
+            .iter()
+            .find_map(|a| a.strip_prefix("max-age="))
+            .and_then(|age| age.parse().ok())
+    }
+
+    /// Whether this header tells the browser to delete the cookie.
+    pub fn is_removal(&self) -> bool {
+        self.max_age() == Some(0)
+    }
+}
+
+/// Calls the auth server functions the way the browser runtime does,
+/// keeping the session cookie as a browser would.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub cookie: Option<String>,
+}
+
+impl Browser<'_> {
+    pub async fn sign_up(&mut self, name: &str, password: &str) -> Result<User, AuthError> {
+        let form = [("name", name), ("password", password)];
+        self.call("/api/auth/sign_up", &form).await
+    }
+
+    pub async fn log_in(&mut self, name: &str, password: &str) -> Result<User, AuthError> {
+        let form = [("name", name), ("password", password)];
+        self.call("/api/auth/log_in", &form).await
+    }
+
+    pub async fn log_out(&mut self) -> Result<(), AuthError> {
+        self.call("/api/auth/log_out", &[]).await
+    }
+
+    pub async fn current_user(&mut self) -> Result<Option<User>, AuthError> {
+        self.call("/api/auth/me", &[]).await
+    }
+
+    /// Posts a form to a server function and decodes its answer: the
+    /// function's value on a 2xx status, its error otherwise.
+    pub async fn call<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, AuthError> {
+        let response = self.post(path, form).await;
+        if response.status.is_success() {
+            Ok(response.json())
+        } else {
+            Err(response.json())
+        }
+    }
+
+    /// Posts a form and returns the raw response, updating the cookie.
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> TestResponse {
+        let request = self
+            .request("POST", path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(encode_form(form)))
+            .expect("a valid request");
+        self.send(request).await
+    }
+
+    /// Gets a page and returns the raw response, updating the cookie.
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        let request = self
+            .request("GET", path)
+            .header(header::ACCEPT, "text/html")
+            .body(Body::empty())
+            .expect("a valid request");
+        self.send(request).await
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(cookie) = &self.cookie {
+            request = request.header(header::COOKIE, format!("session={cookie}"));
+        }
+        request
+    }
+
+    pub async fn send(&mut self, request: Request<Body>) -> TestResponse {
+        let response = self.app.send(request).await;
+        if let Some(cookie) = response.session_cookie() {
+            self.cookie = (!cookie.is_removal()).then_some(cookie.value);
+        }
+        response
+    }
+}
+
+/// `application/x-www-form-urlencoded`, as browsers send forms.
+pub fn encode_form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                (byte as char).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
