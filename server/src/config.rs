@@ -15,7 +15,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
 /// How long a login lasts when `SESSION_EXPIRY_SECS` is not set: 14 days.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// The log filter used when `RUST_LOG` is not set.
-pub const DEFAULT_LOG_FILTER: &str = "info,tower_http=info";
+pub const DEFAULT_LOG_FILTER: &str = "info";
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]

@@ -12,8 +12,9 @@ use axum::{
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use serde_json::json;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite, cookie::time};
+use tracing::Level;
 
 use crate::{Config, Database, config::SessionConfig};
 
@@ -49,7 +50,12 @@ pub fn app(config: &Config, database: &Database) -> Router {
         // Layers wrap from the inside out: the session layer must wrap the
         // server-function routes, and tracing wraps everything.
         .layer(session_layer(database, &config.session))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One line per request at `info`: method, path, status, latency.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(state)
 }
 
