@@ -18,11 +18,28 @@ pub fn Layout(children: Children) -> impl IntoView {
             <a class="brand" href="/">
                 "Leptos Realtime"
             </a>
+            <ConnectionBadge />
             <nav class="account" aria-label="Account">
                 <AccountStatus />
             </nav>
         </header>
         <main class="page">{children()}</main>
+    }
+}
+
+/// The state of the tab's live connection: live, connecting, reconnecting.
+#[component]
+fn ConnectionBadge() -> impl IntoView {
+    let state = realtime::use_connection_state();
+    view! {
+        <span
+            class="connection"
+            data-testid="connection-state"
+            data-state=move || state.get().label()
+            title="Live updates"
+        >
+            {move || state.get().label()}
+        </span>
     }
 }
 

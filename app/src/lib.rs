@@ -8,10 +8,14 @@
 //!
 //! Layout:
 //! - [`auth`]: who the visitor is (accounts, sessions, the forms' actions).
+//! - [`events`]: announcements to every open tab (the seeds' example).
+//! - [`error`]: the error type of server functions outside [`auth`].
 //! - [`layout`]: the frame around every page (header, connection to the user).
 //! - [`pages`]: one module per page.
 
 pub mod auth;
+pub mod error;
+pub mod events;
 pub mod layout;
 pub mod pages;
 
@@ -33,14 +37,27 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub users: auth::store::Users,
+    /// The real-time hub: emit events from any server function.
+    pub events: realtime::server::Hub,
 }
 
 #[cfg(feature = "ssr")]
 impl AppContext {
-    pub fn new(db: sqlx::AnyPool) -> Self {
+    pub fn new(db: sqlx::AnyPool, events: realtime::server::Hub) -> Self {
         Self {
             users: auth::store::Users::new(db),
+            events,
         }
+    }
+
+    /// The context of the current request. Missing context is a bug in the
+    /// server's set-up: it is logged, and the request fails as an internal
+    /// error.
+    pub fn expect() -> Result<Self, error::AppError> {
+        use_context::<Self>().ok_or_else(|| {
+            tracing::error!("AppContext was not provided to the server function");
+            error::AppError::Internal
+        })
     }
 }
 
@@ -73,6 +90,7 @@ const RENDERING: SsrMode = SsrMode::InOrder;
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    realtime::provide_realtime();
     mark_hydrated();
 
     view! {

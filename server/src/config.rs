@@ -7,6 +7,7 @@
 use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
 use leptos::config::LeptosOptions;
+use realtime::server::Origins;
 use thiserror::Error;
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file under
@@ -28,6 +29,9 @@ pub struct Config {
     pub database_url: String,
     /// Cookie and lifetime settings of the login session.
     pub session: SessionConfig,
+    /// `REALTIME_ALLOWED_ORIGINS`: pages of other origins (besides this
+    /// server's own) that may open the WebSocket, comma-separated.
+    pub realtime_origins: Origins,
 }
 
 /// How the session cookie is set.
@@ -71,6 +75,8 @@ impl Config {
                 expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
                     .unwrap_or(DEFAULT_SESSION_EXPIRY),
             },
+            realtime_origins: parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)?
+                .unwrap_or_default(),
         })
     }
 
@@ -111,6 +117,22 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
+fn parse_origins(value: &str) -> Result<Origins, String> {
+    let origins: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match origins.iter().find(|origin| !origin.contains("://")) {
+        Some(bad) => Err(format!(
+            "{bad:?} is not an origin like https://app.example.com"
+        )),
+        None if origins.is_empty() => Ok(Origins::SameOrigin),
+        None => Ok(Origins::SameOriginAnd(origins)),
+    }
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     match u64::from_str(value) {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -132,6 +154,19 @@ mod tests {
             assert_eq!(parse_bool(no), Ok(false), "{no}");
         }
         assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn allowed_origins_are_a_comma_separated_list() {
+        assert_eq!(parse_origins(""), Ok(Origins::SameOrigin));
+        assert_eq!(
+            parse_origins("https://a.example, https://b.example:8443"),
+            Ok(Origins::SameOriginAnd(vec![
+                "https://a.example".into(),
+                "https://b.example:8443".into()
+            ]))
+        );
+        assert!(parse_origins("a.example").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! - [`config`]: settings from environment variables, with defaults.
 //! - [`database`]: opening the database and applying migrations.
 //! - `routes`: the axum router: pages, server functions, static files,
-//!   the health check, and the session layer around them.
+//!   the WebSocket endpoint, the health check, and the session layer.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 
 pub mod config;
@@ -17,6 +17,7 @@ pub mod shutdown;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
+use realtime::server::{Hub, HubConfig};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
@@ -29,6 +30,16 @@ pub use crate::{
 
 /// How often expired sessions are deleted from the session table.
 const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
+
+/// The process's real-time hub, with the application's rooms.
+pub fn realtime_hub(config: &Config) -> Hub {
+    Hub::builder()
+        .config(HubConfig {
+            origins: config.realtime_origins.clone(),
+            ..HubConfig::default()
+        })
+        .build()
+}
 
 /// Why the server could not start, or stopped with an error.
 #[derive(Debug, Error)]
@@ -51,6 +62,7 @@ pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     database: Database,
+    hub: Hub,
 }
 
 impl Server {
@@ -58,7 +70,8 @@ impl Server {
     /// address. Port 0 picks a free port; [`Server::local_addr`] tells which.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let database = Database::open(&config.database_url).await?;
-        let router = app(&config, &database);
+        let hub = realtime_hub(&config);
+        let router = app(&config, &database, &hub);
         let address = config.address();
         let listener = TcpListener::bind(address)
             .await
@@ -67,7 +80,14 @@ impl Server {
             listener,
             router,
             database,
+            hub,
         })
+    }
+
+    /// The real-time hub, to emit from outside a request (a background
+    /// task, a test).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// The address the server is listening on.
@@ -87,6 +107,14 @@ impl Server {
                 .clone()
                 .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
         );
+        let hub = self.hub.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // WebSockets would hold the graceful shutdown open forever:
+            // close them, and their browsers reconnect to the next server.
+            let closed = hub.disconnect_all();
+            tracing::info!(connections = closed, "closed the WebSocket connections");
+        };
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -4,16 +4,17 @@
 use app::{App, AppContext, auth::session::SESSION_COOKIE_NAME, shell};
 use axum::{
     Json, Router,
-    extract::{FromRef, State},
-    http::StatusCode,
-    response::IntoResponse,
+    extract::{FromRef, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use realtime::server::{Hub, Identity};
 use serde_json::json;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite, cookie::time};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite, cookie::time};
 use tracing::Level;
 
 use crate::{Config, Database, config::SessionConfig};
@@ -23,20 +24,23 @@ use crate::{Config, Database, config::SessionConfig};
 struct ServerState {
     leptos_options: LeptosOptions,
     database: Database,
+    hub: Hub,
 }
 
 /// Builds the whole application as an axum router.
-pub fn app(config: &Config, database: &Database) -> Router {
+pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
     let state = ServerState {
         leptos_options: config.leptos.clone(),
         database: database.clone(),
+        hub: hub.clone(),
     };
-    let context = AppContext::new(database.pool.clone());
+    let context = AppContext::new(database.pool.clone(), hub.clone());
     let provide_app_context = move || provide_context(context.clone());
     let routes = generate_route_list(App);
 
     Router::new()
         .route("/health", get(health))
+        .route(realtime::protocol::PATH, get(socket))
         .leptos_routes_with_context(&state, routes, provide_app_context.clone(), {
             let options = state.leptos_options.clone();
             move || shell(options.clone())
@@ -74,6 +78,26 @@ fn session_layer(
         .with_same_site(SameSite::Lax)
         .with_secure(config.secure)
         .with_expiry(Expiry::OnInactivity(expiry))
+}
+
+/// `GET /ws`: the tab's WebSocket. It belongs to the session's user, or is
+/// anonymous; a session store that cannot answer gets 503 (the browser
+/// retries) rather than a silently anonymous connection.
+async fn socket(
+    upgrade: WebSocketUpgrade,
+    session: Session,
+    headers: HeaderMap,
+    State(hub): State<Hub>,
+) -> Response {
+    let identity = match app::auth::session::user_id(&session).await {
+        Ok(Some(user)) => Identity {
+            user: Some(user),
+            session: app::auth::session::realtime_key(&session),
+        },
+        Ok(None) => Identity::anonymous(),
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    hub.accept(upgrade, &headers, identity)
 }
 
 /// `GET /health`: 200 when the server can reach its database, 503 when not.

@@ -12,7 +12,7 @@ pub async fn sign_up(name: String, password: String) -> Result<User, AuthError> 
     use server::*;
     let user = users()?.sign_up(&name, &password).await.map_err(reject)?;
     tracing::info!(user = %user.id, name = %user.name, "signed up");
-    super::session::log_in(&session().await?, user.id).await?;
+    start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(user)
 }
@@ -31,13 +31,17 @@ pub async fn log_in(name: String, password: String) -> Result<User, AuthError> {
     Ok(user)
 }
 
-/// Ends the login, if there is one, then sends the browser home.
+/// Ends the login, if there is one, then sends the browser home. The
+/// session's WebSocket connections are closed at once.
 #[server(prefix = "/api", endpoint = "auth/log_out")]
 pub async fn log_out() -> Result<(), AuthError> {
     use server::*;
     let session = session().await?;
     if let Some(user) = super::session::user_id(&session).await? {
         tracing::info!(%user, "logged out");
+    }
+    if let Some(key) = super::session::realtime_key(&session) {
+        context()?.events.disconnect_session(&key);
     }
     super::session::log_out(&session).await?;
     leptos_axum::redirect("/");
@@ -81,16 +85,25 @@ mod server {
 
     use crate::{
         AppContext,
-        auth::{AuthError, store::Users},
+        auth::{AuthError, UserId, store::Users},
     };
 
+    pub fn context() -> Result<AppContext, AuthError> {
+        AppContext::expect().map_err(|_| AuthError::Internal)
+    }
+
     pub fn users() -> Result<Users, AuthError> {
-        use_context::<AppContext>()
-            .map(|context| context.users)
-            .ok_or_else(|| {
-                tracing::error!("AppContext was not provided to the server function");
-                AuthError::Internal
-            })
+        context().map(|context| context.users)
+    }
+
+    /// Logs `user` in on this browser's session. Connections of the session
+    /// being replaced (another user's login) are closed.
+    pub async fn start_session(user: UserId) -> Result<(), AuthError> {
+        let session = session().await?;
+        if let Some(key) = crate::auth::session::realtime_key(&session) {
+            context()?.events.disconnect_session(&key);
+        }
+        crate::auth::session::log_in(&session, user).await
     }
 
     pub async fn session() -> Result<Session, AuthError> {

@@ -19,8 +19,6 @@ pub mod store;
 
 pub use state::{Auth, provide_auth, use_auth};
 
-use std::fmt;
-
 use leptos::server_fn::{
     codec::JsonEncoding,
     error::{FromServerFnError, ServerFnErrorErr},
@@ -36,16 +34,9 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// slow; an unbounded input would let one request burn a core.
 pub const MAX_PASSWORD_LEN: usize = 128;
 
-/// A user's id: the primary key of the `users` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub i64);
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+/// A user's id: the primary key of the `users` table. The real-time layer
+/// uses the same type to send events to users.
+pub use realtime::UserId;
 
 /// A user as the pages see it: never the password hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

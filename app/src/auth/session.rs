@@ -36,6 +36,12 @@ pub async fn log_out(session: &Session) -> Result<(), AuthError> {
     session.flush().await.map_err(internal)
 }
 
+/// The session as the real-time hub knows it, to close its connections.
+/// `None` for a visitor's session, which is never stored.
+pub fn realtime_key(session: &Session) -> Option<realtime::server::SessionKey> {
+    session.id().map(|id| id.to_string().into())
+}
+
 /// Whether the request carried a session cookie at all (valid or not).
 pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
     headers

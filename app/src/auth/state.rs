@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::{
-    AuthError, User,
+    AuthError, User, UserId,
     api::{LogIn, LogOut, SignUp, current_user},
 };
 
@@ -38,6 +38,30 @@ pub fn provide_auth() {
         log_in,
         log_out,
         user,
+    });
+    reconnect_when_the_user_changes(user);
+}
+
+/// A WebSocket belongs to whoever was logged in when it opened. When that
+/// changes (log-in, log-out), the tab opens a new one.
+fn reconnect_when_the_user_changes(user: Resource<Result<Option<User>, AuthError>>) {
+    let realtime = realtime::use_realtime();
+    // The effect's value is the last settled user id: `None` until the
+    // first answer, `Some(None)` for a visitor.
+    Effect::new(move |last: Option<Option<Option<UserId>>>| {
+        let last = last.flatten();
+        // `None` while a new answer is loading: keep the last one.
+        let now = user
+            .get()
+            .map(|answer| answer.ok().flatten().map(|user| user.id));
+        match (now, last) {
+            (Some(now), Some(last)) if now != last => {
+                realtime.reconnect();
+                Some(now)
+            }
+            (Some(now), _) => Some(now),
+            (None, last) => last,
+        }
     });
 }
 

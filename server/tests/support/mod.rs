@@ -51,6 +51,7 @@ pub fn test_config(session: SessionConfig) -> Config {
             .build(),
         database_url: format!("sqlite://{}/app.db", dir.display()),
         session,
+        realtime_origins: Default::default(),
     }
 }
 
@@ -70,7 +71,8 @@ impl TestApp {
         let database = Database::open(&config.database_url)
             .await
             .expect("the test database opens");
-        let router = server::app(&config, &database);
+        let hub = server::realtime_hub(&config);
+        let router = server::app(&config, &database, &hub);
         Self { router, database }
     }
 

@@ -1,0 +1,74 @@
+//! Announcements: the seed documents' own example. Anyone can broadcast a
+//! `SomethingHappened` to every open tab, logged in or not.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// The longest announcement, in characters.
+pub const MAX_MESSAGE_LEN: usize = 500;
+
+/// Something happened that every open tab should hear about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SomethingHappened {
+    #[serde(default = "default_code")]
+    pub code: i64,
+    pub message: String,
+    #[serde(rename = "isError", default)]
+    pub is_error: bool,
+}
+
+fn default_code() -> i64 {
+    1
+}
+
+impl realtime::Event for SomethingHappened {
+    const NAME: &'static str = "SomethingHappened";
+}
+
+impl SomethingHappened {
+    /// An announcement with the default code (1) that is not an error.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            code: default_code(),
+            message: message.into(),
+            is_error: false,
+        }
+    }
+}
+
+/// Emits `event` to every open tab. The calling tab gets it too: an
+/// announcement is for everyone.
+#[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
+pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
+    let length = event.message.trim().chars().count();
+    if length == 0 {
+        return Err(AppError::Invalid("Write a message first.".into()));
+    }
+    if length > MAX_MESSAGE_LEN {
+        return Err(AppError::Invalid(format!(
+            "Announcements can be at most {MAX_MESSAGE_LEN} characters long."
+        )));
+    }
+    let events = crate::AppContext::expect()?.events;
+    events.emit(&event)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_format_matches_the_seed_example() {
+        let event: SomethingHappened =
+            serde_json::from_str(r#"{"message":"John created an account!"}"#).unwrap();
+        assert_eq!(event, SomethingHappened::new("John created an account!"));
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": 1, "message": "John created an account!", "isError": false})
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! A server-function client that tells the server which tab is calling.
+//!
+//! It is Leptos's own browser client, plus one header: the id of the tab's
+//! open connection. The server reads it with [`crate::server::caller`], so
+//! a server function can emit "to everyone except the caller" or "to the
+//! caller only" without the page passing ids around. Use it with
+//! `#[server(client = realtime::RealtimeClient)]`.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use futures::{Sink, Stream};
+use leptos::server_fn::{
+    client::{Client, browser::BrowserClient},
+    error::FromServerFnError,
+    request::browser::BrowserRequest,
+    response::browser::BrowserResponse,
+};
+
+/// See the [module documentation](self).
+pub struct RealtimeClient;
+
+impl<Error, InputStreamError, OutputStreamError> Client<Error, InputStreamError, OutputStreamError>
+    for RealtimeClient
+where
+    Error: FromServerFnError,
+    InputStreamError: FromServerFnError,
+    OutputStreamError: FromServerFnError,
+{
+    type Request = BrowserRequest;
+    type Response = BrowserResponse;
+
+    fn send(request: Self::Request) -> impl Future<Output = Result<Self::Response, Error>> + Send {
+        #[cfg(feature = "hydrate")]
+        if let Some(connection) = super::socket::current_connection() {
+            request
+                .headers()
+                .set(crate::protocol::CONNECTION_HEADER, &connection.to_string());
+        }
+        <BrowserClient as Client<Error, InputStreamError, OutputStreamError>>::send(request)
+    }
+
+    fn open_websocket(
+        path: &str,
+    ) -> impl Future<
+        Output = Result<
+            (
+                impl Stream<Item = Result<Bytes, Bytes>> + Send + 'static,
+                impl Sink<Bytes> + Send + 'static,
+            ),
+            Error,
+        >,
+    > + Send {
+        <BrowserClient as Client<Error, InputStreamError, OutputStreamError>>::open_websocket(path)
+    }
+
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) {
+        <BrowserClient as Client<Error, InputStreamError, OutputStreamError>>::spawn(future);
+    }
+}

@@ -1,0 +1,361 @@
+//! The browser's WebSocket, and what it does with each frame (hydrate only).
+//!
+//! The runtime lives as long as the page. Its four event callbacks are made
+//! once and attached to every socket it opens; a callback ignores events
+//! from a socket that has already been replaced.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::{Rc, Weak},
+    time::Duration,
+};
+
+use leptos::prelude::*;
+use wasm_bindgen::{JsCast, closure::Closure};
+use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
+
+use super::{
+    Backoff, ConnectionState, Dispatcher, HandlerId, HandlerOutcome, RoomBook, RoomStatus,
+};
+use crate::{
+    ConnectionId, Event as RealtimeEvent, RoomName,
+    protocol::{self, ClientFrame, ServerFrame},
+};
+
+thread_local! {
+    /// The open connection's id, for [`super::RealtimeClient`].
+    static CURRENT_CONNECTION: Cell<Option<ConnectionId>> = const { Cell::new(None) };
+}
+
+pub(crate) fn current_connection() -> Option<ConnectionId> {
+    CURRENT_CONNECTION.with(Cell::get)
+}
+
+pub(crate) struct Runtime {
+    state: RwSignal<ConnectionState>,
+    /// Separate from `inner`: handlers may subscribe while events arrive.
+    dispatcher: RefCell<Dispatcher>,
+    inner: RefCell<Inner>,
+    callbacks: RefCell<Option<Callbacks>>,
+}
+
+struct Inner {
+    started: bool,
+    socket: Option<WebSocket>,
+    /// Set once the `welcome` frame arrived: frames may be sent.
+    welcomed: bool,
+    backoff: Backoff,
+    retry: Option<TimeoutHandle>,
+    rooms: RoomBook,
+    room_status: HashMap<RoomName, ArcRwSignal<RoomStatus>>,
+}
+
+struct Callbacks {
+    message: Closure<dyn FnMut(MessageEvent)>,
+    close: Closure<dyn FnMut(CloseEvent)>,
+    error: Closure<dyn FnMut(Event)>,
+}
+
+impl Runtime {
+    pub fn new(state: RwSignal<ConnectionState>) -> Rc<Self> {
+        let runtime = Rc::new(Self {
+            state,
+            dispatcher: RefCell::new(Dispatcher::default()),
+            inner: RefCell::new(Inner {
+                started: false,
+                socket: None,
+                welcomed: false,
+                backoff: Backoff::default(),
+                retry: None,
+                rooms: RoomBook::default(),
+                room_status: HashMap::new(),
+            }),
+            callbacks: RefCell::new(None),
+        });
+        *runtime.callbacks.borrow_mut() = Some(Callbacks::new(Rc::downgrade(&runtime)));
+        runtime
+    }
+
+    /// Opens the first connection (once).
+    pub fn start(self: &Rc<Self>) {
+        let first = !std::mem::replace(&mut self.inner.borrow_mut().started, true);
+        if first {
+            self.connect();
+        }
+    }
+
+    fn connect(self: &Rc<Self>) {
+        let url = socket_url();
+        let socket = match WebSocket::new(&url) {
+            Ok(socket) => socket,
+            Err(error) => {
+                leptos::logging::error!("realtime: cannot open {url}: {error:?}");
+                self.schedule_retry(false);
+                return;
+            }
+        };
+        if let Some(callbacks) = &*self.callbacks.borrow() {
+            socket.set_onmessage(Some(callbacks.message.as_ref().unchecked_ref()));
+            socket.set_onclose(Some(callbacks.close.as_ref().unchecked_ref()));
+            socket.set_onerror(Some(callbacks.error.as_ref().unchecked_ref()));
+        }
+        let mut inner = self.inner.borrow_mut();
+        inner.socket = Some(socket);
+        inner.welcomed = false;
+    }
+
+    /// Whether `event` comes from the current socket (not a replaced one).
+    fn is_current(&self, event: &Event) -> bool {
+        let inner = self.inner.borrow();
+        match (&inner.socket, event.target()) {
+            (Some(socket), Some(target)) => js_sys::Object::is(socket, &target),
+            _ => false,
+        }
+    }
+
+    fn on_message(self: &Rc<Self>, event: MessageEvent) {
+        if !self.is_current(&event) {
+            return;
+        }
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
+        let frame = match ServerFrame::parse(&text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                leptos::logging::warn!(
+                    "realtime: ignoring a frame the client cannot read: {error}"
+                );
+                return;
+            }
+        };
+        match frame {
+            ServerFrame::Welcome { connection, .. } => self.on_welcome(connection),
+            ServerFrame::Event { name, data } => self.on_event(&name, data.get()),
+            ServerFrame::Joined { room } => self.on_joined(&room),
+            ServerFrame::Refused { room, reason } => {
+                self.set_room_status(&room, RoomStatus::Refused(reason));
+            }
+            ServerFrame::Left { room } => self.set_room_status(&room, RoomStatus::Left),
+            ServerFrame::Error { code, message } => {
+                leptos::logging::warn!(
+                    "realtime: the server could not use a frame ({code:?}): {message}"
+                );
+            }
+        }
+    }
+
+    fn on_welcome(self: &Rc<Self>, connection: ConnectionId) {
+        CURRENT_CONNECTION.with(|current| current.set(Some(connection)));
+        let rooms: Vec<RoomName> = {
+            let mut inner = self.inner.borrow_mut();
+            inner.welcomed = true;
+            inner.backoff.reset();
+            inner.rooms.wanted().cloned().collect()
+        };
+        self.state.set(ConnectionState::Open);
+        // Re-join every room still wanted: the server forgot them with the
+        // old connection.
+        for room in rooms {
+            self.set_room_status(&room, RoomStatus::Joining);
+            self.send(&ClientFrame::Join { room });
+        }
+    }
+
+    fn on_event(&self, name: &str, data: &str) {
+        let calls = match self.dispatcher.borrow_mut().prepare(name, data) {
+            Ok(calls) => calls,
+            Err(error) => {
+                leptos::logging::error!("realtime: {error}");
+                return;
+            }
+        };
+        // Each handler runs in its own microtask: if one panics (a trap in
+        // wasm), or fails, the others still run.
+        for call in calls {
+            let run = Closure::once_into_js(move || {
+                let event = call.event;
+                if let Err(error) = call.run() {
+                    leptos::logging::error!("realtime: a handler of {event} failed: {error}");
+                }
+            });
+            if let Some(window) = web_sys::window() {
+                window.queue_microtask(run.unchecked_ref());
+            }
+        }
+    }
+
+    fn on_joined(&self, room: &RoomName) {
+        let wanted = self.inner.borrow().rooms.is_wanted(room);
+        if wanted {
+            self.set_room_status(room, RoomStatus::Joined);
+        } else {
+            // Released while the join was on its way.
+            self.send(&ClientFrame::Leave { room: room.clone() });
+        }
+    }
+
+    fn on_close(self: &Rc<Self>, event: CloseEvent) {
+        if !self.is_current(&event) {
+            return;
+        }
+        CURRENT_CONNECTION.with(|current| current.set(None));
+        let wanted: Vec<RoomName> = {
+            let mut inner = self.inner.borrow_mut();
+            inner.socket = None;
+            inner.welcomed = false;
+            inner.rooms.wanted().cloned().collect()
+        };
+        for room in &wanted {
+            self.set_room_status(room, RoomStatus::Joining);
+        }
+        // A session that ended (log-out) is not a failure: come back at once
+        // as whoever the browser is now.
+        self.schedule_retry(event.code() == protocol::close::SESSION_ENDED);
+    }
+
+    fn schedule_retry(self: &Rc<Self>, immediately: bool) {
+        let (delay, attempt) = {
+            let mut inner = self.inner.borrow_mut();
+            let delay = if immediately {
+                Duration::ZERO
+            } else {
+                inner.backoff.next_delay(js_sys::Math::random())
+            };
+            (delay, inner.backoff.attempt().max(1))
+        };
+        self.state.set(ConnectionState::Reconnecting { attempt });
+        let runtime = Rc::downgrade(self);
+        let retry = set_timeout_with_handle(
+            move || {
+                if let Some(runtime) = runtime.upgrade() {
+                    runtime.inner.borrow_mut().retry = None;
+                    runtime.connect();
+                }
+            },
+            delay,
+        );
+        self.inner.borrow_mut().retry = retry.ok();
+    }
+
+    /// Drops the current connection and opens a new one now.
+    pub fn reconnect(self: &Rc<Self>) {
+        let (socket, retry) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.backoff.reset();
+            (inner.socket.take(), inner.retry.take())
+        };
+        if let Some(retry) = retry {
+            retry.clear();
+        }
+        if let Some(socket) = socket {
+            // Detached first: its close event must not schedule a retry.
+            socket.set_onclose(None);
+            let _ = socket.close_with_code(1000);
+        }
+        CURRENT_CONNECTION.with(|current| current.set(None));
+        self.state.set(ConnectionState::Connecting);
+        self.connect();
+    }
+
+    fn send(&self, frame: &ClientFrame) {
+        let inner = self.inner.borrow();
+        let (Some(socket), true) = (&inner.socket, inner.welcomed) else {
+            // Not connected: rooms are joined on `welcome`.
+            return;
+        };
+        if let Ok(json) = serde_json::to_string(frame) {
+            let _ = socket.send_with_str(&json);
+        }
+    }
+
+    pub fn subscribe<E, R>(&self, once: bool, handler: impl Fn(E) -> R + 'static) -> HandlerId
+    where
+        E: RealtimeEvent + Clone,
+        R: HandlerOutcome + 'static,
+    {
+        self.dispatcher.borrow_mut().subscribe(once, handler)
+    }
+
+    pub fn unsubscribe(&self, id: HandlerId) {
+        self.dispatcher.borrow_mut().unsubscribe(id);
+    }
+
+    /// One more component wants the room: joins it if it is the first.
+    pub fn want_room(&self, room: &RoomName) -> ArcRwSignal<RoomStatus> {
+        let (first, status) = {
+            let mut inner = self.inner.borrow_mut();
+            let first = inner.rooms.want(room);
+            let status = inner
+                .room_status
+                .entry(room.clone())
+                .or_insert_with(|| ArcRwSignal::new(RoomStatus::Joining))
+                .clone();
+            (first, status)
+        };
+        if first {
+            status.set(RoomStatus::Joining);
+            self.send(&ClientFrame::Join { room: room.clone() });
+        }
+        status
+    }
+
+    /// One component no longer wants the room: leaves it if it was the last.
+    pub fn release_room(&self, room: &RoomName) {
+        let last = {
+            let mut inner = self.inner.borrow_mut();
+            let last = inner.rooms.release(room);
+            if last && let Some(status) = inner.room_status.remove(room) {
+                status.set(RoomStatus::Left);
+            }
+            last
+        };
+        if last {
+            self.send(&ClientFrame::Leave { room: room.clone() });
+        }
+    }
+
+    fn set_room_status(&self, room: &RoomName, new: RoomStatus) {
+        let status = self.inner.borrow().room_status.get(room).cloned();
+        if let Some(status) = status {
+            status.set(new);
+        }
+    }
+}
+
+impl Callbacks {
+    fn new(runtime: Weak<Runtime>) -> Self {
+        let on_message = runtime.clone();
+        let on_close = runtime;
+        Self {
+            message: Closure::new(move |event: MessageEvent| {
+                if let Some(runtime) = on_message.upgrade() {
+                    runtime.on_message(event);
+                }
+            }),
+            close: Closure::new(move |event: CloseEvent| {
+                if let Some(runtime) = on_close.upgrade() {
+                    runtime.on_close(event);
+                }
+            }),
+            // A failed connection is followed by a close event, which does
+            // the work.
+            error: Closure::new(|_: Event| {}),
+        }
+    }
+}
+
+/// `ws://host/ws` or `wss://host/ws`, for the page's own host.
+fn socket_url() -> String {
+    let location = window().location();
+    let secure = location
+        .protocol()
+        .is_ok_and(|protocol| protocol == "https:");
+    let host = location.host().unwrap_or_default();
+    format!(
+        "{}://{host}{}",
+        if secure { "wss" } else { "ws" },
+        protocol::PATH
+    )
+}

@@ -1,0 +1,238 @@
+//! The task that serves one WebSocket, from its `welcome` frame to its
+//! removal from the registry.
+//!
+//! One task per connection does everything: it writes what the queue
+//! holds (in batches, with one flush per batch), reads the browser's
+//! frames, pings, and closes when asked. Whatever way it ends, the
+//! connection leaves the registry.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::{
+    sync::mpsc,
+    time::{Instant, MissedTickBehavior, timeout},
+};
+
+use super::{
+    Control, Hub, Identity,
+    registry::{Connection, JoinError},
+};
+use crate::{
+    ConnectionId, RoomName, UserId,
+    protocol::{ClientFrame, ControlFrame, ErrorCode, close},
+};
+
+/// Most frames written per flush.
+const MAX_BATCH: usize = 64;
+/// Frames are written to the socket once this many bytes are buffered,
+/// or at the end of a batch, whichever comes first.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// How long a close frame may take to send before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub(super) const fn write_buffer_bytes() -> usize {
+    WRITE_BUFFER_BYTES
+}
+
+/// Serves `socket` until it closes.
+pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
+    let id = ConnectionId(rand::random());
+    let user = identity.user;
+    let (queue, mut outgoing) = mpsc::channel(hub.config().queue_capacity);
+    let control = Arc::new(Control::default());
+    hub.inner.registry.write().insert(
+        id,
+        Connection {
+            queue,
+            control: Arc::clone(&control),
+            identity,
+            rooms: Vec::new(),
+        },
+    );
+    let _registered = Registered { hub: &hub, id };
+    tracing::debug!(connection = %id, user = ?user, "connected");
+
+    let welcome = ControlFrame::Welcome {
+        connection: id,
+        user,
+    };
+    if send_json(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+
+    let ping_interval = hub.config().ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let mut batch = Vec::new();
+
+    let reason = loop {
+        tokio::select! {
+            biased;
+            reason = control.closed() => break Some(reason),
+            received = outgoing.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    break None;
+                }
+                // A peer that stops reading blocks the write; a close
+                // request (it is too slow, or logged out) still ends it.
+                tokio::select! {
+                    biased;
+                    reason = control.closed() => {
+                        tracing::debug!(connection = %id, ?reason, "closed while its writes were blocked");
+                        return;
+                    }
+                    written = write_batch(&mut socket, &mut batch) => {
+                        if written.is_err() {
+                            break None;
+                        }
+                    }
+                }
+            }
+            message = socket.recv() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(Message::Text(text))) => handle_text(&hub, id, user, &text).await,
+                    Some(Ok(Message::Binary(_))) => send_error(&hub, id, ErrorCode::BinaryFrame, "This protocol uses text frames only."),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(error)) => {
+                        if is_too_big(&error) {
+                            let _ = close_with(&mut socket, close::TOO_BIG, "frame too big").await;
+                        }
+                        tracing::debug!(connection = %id, %error, "read failed");
+                        break None;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_interval * 2 {
+                    tracing::debug!(connection = %id, "no answer to pings; closing");
+                    break None;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        let (code, text) = reason.code_and_text();
+        let _ = close_with(&mut socket, code, text).await;
+    }
+    tracing::debug!(connection = %id, ?reason, "disconnected");
+}
+
+/// Removes the connection from the registry when the task ends, however it
+/// ends (including a panic).
+struct Registered<'a> {
+    hub: &'a Hub,
+    id: ConnectionId,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.hub.inner.registry.write().remove(self.id);
+    }
+}
+
+async fn write_batch(
+    socket: &mut WebSocket,
+    batch: &mut Vec<Utf8Bytes>,
+) -> Result<(), axum::Error> {
+    for frame in batch.drain(..) {
+        socket.feed(Message::Text(frame)).await?;
+    }
+    socket.flush().await
+}
+
+async fn send_json(socket: &mut WebSocket, frame: &ControlFrame<'_>) -> Result<(), axum::Error> {
+    let json = serde_json::to_string(frame).map_err(axum::Error::new)?;
+    socket.send(Message::Text(json.into())).await
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), ()> {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    match timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Acts on one text frame from the browser.
+async fn handle_text(hub: &Hub, id: ConnectionId, user: Option<UserId>, text: &str) {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            let message = format!("The frame is not valid: {error}.");
+            send_error(hub, id, ErrorCode::MalformedFrame, &message);
+            return;
+        }
+    };
+    match frame {
+        ClientFrame::Join { room } => join(hub, id, user, room).await,
+        ClientFrame::Leave { room } => {
+            if !hub.leave_name(id, &room) {
+                // Not a member: confirm anyway, so the browser's view is right.
+                hub.send_control(id, &ControlFrame::Left { room: &room });
+            }
+        }
+    }
+}
+
+/// A browser asks to join: the room's rule decides.
+async fn join(hub: &Hub, id: ConnectionId, user: Option<UserId>, room: RoomName) {
+    let config = hub.config();
+    let decision = timeout(
+        config.authorize_timeout,
+        hub.inner.rooms.authorize(&room, user, id),
+    )
+    .await
+    .unwrap_or_else(|_| Err(super::Refusal::new("The server took too long to decide.")));
+    let refusal = match decision {
+        Ok(()) => {
+            let max = config.max_rooms_per_connection;
+            let joined = hub.inner.registry.write().join(id, &room, max);
+            match joined {
+                Ok(()) => {
+                    hub.send_control(id, &ControlFrame::Joined { room: &room });
+                    return;
+                }
+                Err(JoinError::TooManyRooms) => {
+                    format!("You can be in at most {max} rooms at once.")
+                }
+                Err(JoinError::Gone) => return,
+            }
+        }
+        Err(refusal) => refusal.0,
+    };
+    tracing::debug!(connection = %id, %room, reason = %refusal, "join refused");
+    hub.send_control(
+        id,
+        &ControlFrame::Refused {
+            room: &room,
+            reason: &refusal,
+        },
+    );
+}
+
+fn send_error(hub: &Hub, id: ConnectionId, code: ErrorCode, message: &str) {
+    hub.send_control(id, &ControlFrame::Error { code, message });
+}
+
+/// Whether a read failed because the browser sent more than the limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = error.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}

@@ -1,0 +1,439 @@
+//! Who is connected, and where events for a target go.
+//!
+//! One registry per process, behind one lock that is only ever held for a
+//! few map operations, never across an `.await`: emits take it for reading,
+//! connects, disconnects, joins and leaves for writing.
+
+use std::collections::{HashMap, HashSet, hash_map::Entry};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::{CloseReason, Control, Identity, SessionKey, Target};
+use crate::{ConnectionId, RoomName, UserId};
+
+/// What the registry keeps for one connection.
+pub(crate) struct Connection {
+    /// The connection's outgoing queue (bounded).
+    pub queue: mpsc::Sender<Utf8Bytes>,
+    /// How to stop the connection's task.
+    pub control: std::sync::Arc<Control>,
+    pub identity: Identity,
+    /// Rooms this connection is in, to remove it from them when it closes.
+    pub rooms: Vec<RoomName>,
+}
+
+/// Sizes of the registry's maps, for tests and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub connections: usize,
+    /// Users with at least one connection.
+    pub users: usize,
+    /// Sessions with at least one connection.
+    pub sessions: usize,
+    /// Rooms with at least one member.
+    pub rooms: usize,
+}
+
+/// Why a join did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    /// The connection is already in its maximum number of rooms.
+    TooManyRooms,
+    /// The connection closed meanwhile.
+    Gone,
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    connections: HashMap<ConnectionId, Connection>,
+    users: HashMap<UserId, Vec<ConnectionId>>,
+    sessions: HashMap<SessionKey, Vec<ConnectionId>>,
+    rooms: HashMap<RoomName, HashSet<ConnectionId>>,
+}
+
+impl Registry {
+    pub fn insert(&mut self, id: ConnectionId, connection: Connection) {
+        if let Some(user) = connection.identity.user {
+            self.users.entry(user).or_default().push(id);
+        }
+        if let Some(session) = &connection.identity.session {
+            self.sessions.entry(session.clone()).or_default().push(id);
+        }
+        self.connections.insert(id, connection);
+    }
+
+    /// Forgets a connection everywhere. Returns it, if it was still here.
+    pub fn remove(&mut self, id: ConnectionId) -> Option<Connection> {
+        let connection = self.connections.remove(&id)?;
+        if let Some(user) = connection.identity.user {
+            remove_from_group(&mut self.users, user, id);
+        }
+        if let Some(session) = &connection.identity.session {
+            remove_from_group(&mut self.sessions, session.clone(), id);
+        }
+        for room in &connection.rooms {
+            if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
+                members.get_mut().remove(&id);
+                if members.get().is_empty() {
+                    members.remove();
+                }
+            }
+        }
+        Some(connection)
+    }
+
+    /// Adds a connection to a room. Joining a room twice is not an error.
+    pub fn join(
+        &mut self,
+        id: ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+    ) -> Result<(), JoinError> {
+        let connection = self.connections.get_mut(&id).ok_or(JoinError::Gone)?;
+        if connection.rooms.contains(room) {
+            return Ok(());
+        }
+        if connection.rooms.len() >= max_rooms {
+            return Err(JoinError::TooManyRooms);
+        }
+        connection.rooms.push(room.clone());
+        self.rooms.entry(room.clone()).or_default().insert(id);
+        Ok(())
+    }
+
+    /// Removes a connection from a room. Returns whether it was in it.
+    pub fn leave(&mut self, id: ConnectionId, room: &RoomName) -> bool {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return false;
+        };
+        let Some(index) = connection.rooms.iter().position(|r| r == room) else {
+            return false;
+        };
+        connection.rooms.swap_remove(index);
+        if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
+            members.get_mut().remove(&id);
+            if members.get().is_empty() {
+                members.remove();
+            }
+        }
+        true
+    }
+
+    /// The connections of a session.
+    pub fn session_connections(&self, session: &SessionKey) -> Vec<ConnectionId> {
+        self.sessions.get(session).cloned().unwrap_or_default()
+    }
+
+    /// Every connection id.
+    pub fn connection_ids(&self) -> Vec<ConnectionId> {
+        self.connections.keys().copied().collect()
+    }
+
+    /// The members of a room, in no particular order.
+    pub fn room_members(&self, room: &RoomName) -> Vec<ConnectionId> {
+        self.rooms
+            .get(room)
+            .map(|members| members.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The users with a connection in the room, each once.
+    pub fn room_users(&self, room: &RoomName) -> Vec<UserId> {
+        let mut users: Vec<UserId> = self
+            .rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.connections.get(id)?.identity.user)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    pub fn stats(&self) -> RegistryStats {
+        RegistryStats {
+            connections: self.connections.len(),
+            users: self.users.len(),
+            sessions: self.sessions.len(),
+            rooms: self.rooms.len(),
+        }
+    }
+
+    /// Queues `frame` for every connection `target` names, each once.
+    ///
+    /// Never waits: a connection whose queue is full is reported in
+    /// `outcome.overflowed` for the caller to disconnect, once the lock is
+    /// released.
+    pub fn deliver(&self, target: &Target, frame: &Utf8Bytes, outcome: &mut Delivery) {
+        let mut push = |id: ConnectionId| {
+            if target.except == Some(id) {
+                return;
+            }
+            let Some(connection) = self.connections.get(&id) else {
+                return;
+            };
+            match connection.queue.try_send(frame.clone()) {
+                Ok(()) => outcome.queued += 1,
+                Err(TrySendError::Full(_)) => outcome.overflowed.push(id),
+                // The connection is closing; its task removes it.
+                Err(TrySendError::Closed(_)) => {}
+            }
+        };
+
+        if target.everyone {
+            self.connections.keys().copied().for_each(&mut push);
+            return;
+        }
+        let groups = target.users.len() + target.rooms.len() + target.connections.len();
+        let user_connections = target
+            .users
+            .iter()
+            .flat_map(|user| self.users.get(user).into_iter().flatten().copied());
+        let room_connections = target
+            .rooms
+            .iter()
+            .flat_map(|room| self.rooms.get(room).into_iter().flatten().copied());
+        let all = user_connections
+            .chain(room_connections)
+            .chain(target.connections.iter().copied());
+        if groups <= 1 {
+            // One user, one room or one connection: no one is named twice.
+            all.for_each(push);
+        } else {
+            let mut seen = HashSet::new();
+            all.filter(|id| seen.insert(*id)).for_each(push);
+        }
+    }
+}
+
+/// What one delivery did.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    /// Connections the frame was queued for.
+    pub queued: usize,
+    /// Connections whose queue was full.
+    pub overflowed: Vec<ConnectionId>,
+}
+
+fn remove_from_group<K: Eq + std::hash::Hash>(
+    groups: &mut HashMap<K, Vec<ConnectionId>>,
+    key: K,
+    id: ConnectionId,
+) {
+    if let Entry::Occupied(mut members) = groups.entry(key) {
+        members.get_mut().retain(|member| *member != id);
+        if members.get().is_empty() {
+            members.remove();
+        }
+    }
+}
+
+impl Connection {
+    /// Asks the connection's task to close with `reason`.
+    pub fn close(&self, reason: CloseReason) {
+        self.control.close(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Fixture {
+        registry: Registry,
+        queues: HashMap<ConnectionId, mpsc::Receiver<Utf8Bytes>>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                registry: Registry::default(),
+                queues: HashMap::new(),
+            }
+        }
+
+        fn connect(&mut self, id: u64, user: Option<i64>, session: Option<&str>) -> ConnectionId {
+            self.connect_with_capacity(id, user, session, 8)
+        }
+
+        fn connect_with_capacity(
+            &mut self,
+            id: u64,
+            user: Option<i64>,
+            session: Option<&str>,
+            capacity: usize,
+        ) -> ConnectionId {
+            let id = ConnectionId(id);
+            let (queue, receiver) = mpsc::channel(capacity);
+            self.registry.insert(
+                id,
+                Connection {
+                    queue,
+                    control: Arc::new(Control::default()),
+                    identity: Identity {
+                        user: user.map(UserId),
+                        session: session.map(SessionKey::from),
+                    },
+                    rooms: Vec::new(),
+                },
+            );
+            self.queues.insert(id, receiver);
+            id
+        }
+
+        /// Delivers one frame and returns who got it, sorted.
+        fn deliver(&mut self, target: &Target) -> Vec<u64> {
+            let mut outcome = Delivery::default();
+            self.registry
+                .deliver(target, &Utf8Bytes::from_static("frame"), &mut outcome);
+            let mut got: Vec<u64> = self
+                .queues
+                .iter_mut()
+                .filter_map(|(id, queue)| queue.try_recv().ok().map(|_| id.0))
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got.len(), outcome.queued);
+            got
+        }
+    }
+
+    #[test]
+    fn everyone_means_every_connection_anonymous_or_not() {
+        let mut f = Fixture::new();
+        f.connect(1, Some(10), Some("s1"));
+        f.connect(2, None, None);
+        assert_eq!(f.deliver(&Target::everyone()), [1, 2]);
+    }
+
+    #[test]
+    fn a_user_gets_it_on_every_connection_and_visitors_never() {
+        let mut f = Fixture::new();
+        f.connect(1, Some(10), Some("a"));
+        f.connect(2, Some(10), Some("b"));
+        f.connect(3, Some(11), Some("c"));
+        f.connect(4, None, None);
+        assert_eq!(f.deliver(&Target::user(10)), [1, 2]);
+        assert_eq!(f.deliver(&Target::users([10, 11])), [1, 2, 3]);
+        assert_eq!(
+            f.deliver(&Target::users(Vec::<i64>::new())),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn rooms_and_unions_name_each_connection_once() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), None);
+        let b = f.connect(2, Some(11), None);
+        f.connect(3, None, None);
+        let red = RoomName::from("team:red");
+        let blue = RoomName::from("team:blue");
+        f.registry.join(a, &red, 8).unwrap();
+        f.registry.join(a, &blue, 8).unwrap();
+        f.registry.join(b, &blue, 8).unwrap();
+
+        assert_eq!(f.deliver(&Target::room_name(red.clone())), [1]);
+        assert_eq!(
+            f.deliver(&Target::room_names([red.clone(), blue.clone()])),
+            [1, 2]
+        );
+        assert_eq!(
+            f.deliver(
+                &Target::room_name(blue)
+                    .and(Target::user(10))
+                    .and(Target::connection(a))
+            ),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn except_leaves_out_one_connection() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), None);
+        f.connect(2, Some(10), None);
+        assert_eq!(f.deliver(&Target::everyone().except(a)), [2]);
+        assert_eq!(f.deliver(&Target::user(10).except(a)), [2]);
+    }
+
+    #[test]
+    fn a_full_queue_is_reported_not_waited_for() {
+        let mut f = Fixture::new();
+        let slow = f.connect_with_capacity(1, None, None, 1);
+        let mut outcome = Delivery::default();
+        let frame = Utf8Bytes::from_static("frame");
+        f.registry
+            .deliver(&Target::everyone(), &frame, &mut outcome);
+        f.registry
+            .deliver(&Target::everyone(), &frame, &mut outcome);
+        assert_eq!(outcome.queued, 1);
+        assert_eq!(outcome.overflowed, [slow]);
+    }
+
+    #[test]
+    fn the_room_limit_is_enforced_and_rejoining_is_free() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, None, None);
+        f.registry.join(a, &"r:1".into(), 2).unwrap();
+        f.registry.join(a, &"r:1".into(), 2).unwrap();
+        f.registry.join(a, &"r:2".into(), 2).unwrap();
+        assert_eq!(
+            f.registry.join(a, &"r:3".into(), 2),
+            Err(JoinError::TooManyRooms)
+        );
+        assert_eq!(
+            f.registry.join(ConnectionId(99), &"r:1".into(), 2),
+            Err(JoinError::Gone)
+        );
+    }
+
+    #[test]
+    fn removing_a_connection_leaves_no_trace() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), Some("s"));
+        let b = f.connect(2, Some(10), Some("s"));
+        f.registry.join(a, &"r:1".into(), 8).unwrap();
+        f.registry.join(b, &"r:1".into(), 8).unwrap();
+        assert_eq!(
+            f.registry.stats(),
+            RegistryStats {
+                connections: 2,
+                users: 1,
+                sessions: 1,
+                rooms: 1
+            }
+        );
+
+        f.registry.remove(a);
+        assert_eq!(f.registry.room_members(&"r:1".into()), [b]);
+        f.registry.remove(b);
+        assert_eq!(f.registry.stats(), RegistryStats::default());
+        assert!(f.registry.remove(b).is_none());
+    }
+
+    #[test]
+    fn leaving_empties_the_room() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, None, None);
+        f.registry.join(a, &"r:1".into(), 8).unwrap();
+        assert!(f.registry.leave(a, &"r:1".into()));
+        assert!(!f.registry.leave(a, &"r:1".into()));
+        assert_eq!(f.registry.stats().rooms, 0);
+    }
+
+    #[test]
+    fn room_users_counts_each_user_once() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), None);
+        let b = f.connect(2, Some(10), None);
+        let c = f.connect(3, None, None);
+        for id in [a, b, c] {
+            f.registry.join(id, &"r:1".into(), 8).unwrap();
+        }
+        assert_eq!(f.registry.room_users(&"r:1".into()), [UserId(10)]);
+    }
+}

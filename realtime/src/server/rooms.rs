@@ -1,0 +1,82 @@
+//! The authorisation rule of each kind of room.
+
+use std::{collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc};
+
+use crate::{ConnectionId, Room, RoomName, UserId};
+
+/// A connection asks to join a room of kind `R`.
+#[derive(Clone, Debug)]
+pub struct JoinRequest<R> {
+    pub room: R,
+    /// The connection's user, `None` for a visitor.
+    pub user: Option<UserId>,
+    pub connection: ConnectionId,
+}
+
+/// Why a join was refused, in words for the person at the keyboard. The
+/// browser receives it in the `refused` frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal(pub String);
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A rule for one kind, taking the room's key (not yet parsed).
+type Rule =
+    Arc<dyn Fn(&str, Option<UserId>, ConnectionId) -> BoxFuture<Result<(), Refusal>> + Send + Sync>;
+
+#[derive(Default)]
+pub(crate) struct RoomRules {
+    by_kind: HashMap<&'static str, Rule>,
+}
+
+impl RoomRules {
+    pub fn add<R, F, Fut>(&mut self, authorize: F)
+    where
+        R: Room,
+        F: Fn(JoinRequest<R>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
+    {
+        let rule: Rule = Arc::new(move |key, user, connection| match R::from_key(key) {
+            Some(room) => Box::pin(authorize(JoinRequest {
+                room,
+                user,
+                connection,
+            })),
+            None => Box::pin(async { Err(no_such_room()) }),
+        });
+        self.by_kind.insert(R::KIND, rule);
+    }
+
+    /// Runs the rule for the room's kind. A kind without a rule, or a key
+    /// the kind does not accept, is refused.
+    pub fn authorize(
+        &self,
+        room: &RoomName,
+        user: Option<UserId>,
+        connection: ConnectionId,
+    ) -> BoxFuture<Result<(), Refusal>> {
+        let rule = room
+            .split()
+            .and_then(|(kind, key)| Some((self.by_kind.get(kind)?, key)));
+        match rule {
+            Some((rule, key)) => rule(key, user, connection),
+            None => Box::pin(async { Err(no_such_room()) }),
+        }
+    }
+}
+
+fn no_such_room() -> Refusal {
+    Refusal::new("There is no such room.")
+}
