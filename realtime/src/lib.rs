@@ -10,6 +10,8 @@
 //!   [`protocol`].
 //! - [`server`] (feature `ssr`): the [`server::Hub`] that accepts
 //!   connections and delivers events.
+//! - [`testing`] (feature `ssr`): a protocol-speaking WebSocket client for
+//!   integration tests.
 //! - [`client`] (all builds; live with feature `hydrate`): the tab's
 //!   connection and the hooks. During server-side rendering the hooks do
 //!   nothing.
@@ -23,6 +25,8 @@ pub mod protocol;
 mod room;
 #[cfg(feature = "ssr")]
 pub mod server;
+#[cfg(feature = "ssr")]
+pub mod testing;
 
 pub use client::{
     ConnectionState, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,

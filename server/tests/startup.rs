@@ -3,6 +3,7 @@
 
 mod support;
 
+use realtime::{protocol::close, testing::TestClient};
 use server::{DatabaseError, Server, ServerError};
 use support::{default_session, scratch_dir, test_config};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, sync::oneshot};
@@ -71,7 +72,11 @@ async fn the_server_answers_over_tcp_and_stops_when_asked() {
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
+    // An open WebSocket does not hold the shutdown up: it is closed with
+    // "going away", and the browser reconnects to the next server.
+    let mut socket = TestClient::connect(address, &[]).await.unwrap();
     stop.send(()).unwrap();
+    assert_eq!(socket.closed().await, Some(close::GOING_AWAY));
     serving.await.unwrap().unwrap();
     assert!(
         TcpStream::connect(address).await.is_err(),

@@ -26,7 +26,7 @@ pub async fn log_in(name: String, password: String) -> Result<User, AuthError> {
         .await
         .map_err(reject)?;
     tracing::info!(user = %user.id, "logged in");
-    super::session::log_in(&session().await?, user.id).await?;
+    start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(user)
 }

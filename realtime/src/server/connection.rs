@@ -29,8 +29,9 @@ const MAX_BATCH: usize = 64;
 /// Frames are written to the socket once this many bytes are buffered,
 /// or at the end of a batch, whichever comes first.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
-/// How long a close frame may take to send before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a close frame may take to send (after whatever was already
+/// buffered) before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) const fn write_buffer_bytes() -> usize {
     WRITE_BUFFER_BYTES
@@ -78,12 +79,11 @@ pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
                 }
                 // A peer that stops reading blocks the write; a close
                 // request (it is too slow, or logged out) still ends it.
+                // The close frame then goes out after what is already
+                // buffered, if the peer reads it within the close timeout.
                 tokio::select! {
                     biased;
-                    reason = control.closed() => {
-                        tracing::debug!(connection = %id, ?reason, "closed while its writes were blocked");
-                        return;
-                    }
+                    reason = control.closed() => break Some(reason),
                     written = write_batch(&mut socket, &mut batch) => {
                         if written.is_err() {
                             break None;

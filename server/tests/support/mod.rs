@@ -59,6 +59,7 @@ pub fn test_config(session: SessionConfig) -> Config {
 pub struct TestApp {
     router: Router,
     pub database: Database,
+    pub hub: realtime::server::Hub,
 }
 
 impl TestApp {
@@ -73,7 +74,23 @@ impl TestApp {
             .expect("the test database opens");
         let hub = server::realtime_hub(&config);
         let router = server::app(&config, &database, &hub);
-        Self { router, database }
+        Self {
+            router,
+            database,
+            hub,
+        }
+    }
+
+    /// Serves the same application (same database, same hub) on a free
+    /// port too, for WebSockets, which need a real connection.
+    pub async fn listen(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let address = listener.local_addr().expect("a bound address");
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        address
     }
 
     /// A client with no cookies.
@@ -238,6 +255,24 @@ impl Browser<'_> {
             .body(Body::empty())
             .expect("a valid request");
         self.send(request).await
+    }
+
+    /// Opens a WebSocket to `address` as this browser (with its cookie).
+    pub async fn open_socket(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> realtime::testing::TestClient {
+        let cookie = self
+            .cookie
+            .as_ref()
+            .map(|cookie| format!("session={cookie}"));
+        let headers: Vec<(&str, &str)> = cookie
+            .iter()
+            .map(|cookie| ("cookie", cookie.as_str()))
+            .collect();
+        realtime::testing::TestClient::connect(address, &headers)
+            .await
+            .expect("the upgrade succeeds")
     }
 
     pub fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {

@@ -1,0 +1,157 @@
+//! A WebSocket client that speaks the protocol, for an application's
+//! integration tests (feature `ssr`): connect to a running server, read
+//! typed events, join rooms, and check that nothing else arrived.
+//!
+//! ```ignore
+//! let mut tab = TestClient::connect(address, Some(&cookie_header)).await?;
+//! hub.to(tab.user.unwrap()).emit(&Note { text: "hi".into() })?;
+//! assert_eq!(tab.event::<Note>().await.text, "hi");
+//! ```
+
+use std::{net::SocketAddr, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        self, Message,
+        client::IntoClientRequest,
+        http::{HeaderName, HeaderValue, StatusCode},
+    },
+};
+
+use crate::{
+    ConnectionId, Event, UserId,
+    protocol::{self, ClientFrame, ServerFrame},
+};
+
+/// How long the client waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// One connection, as a browser tab would hold it.
+pub struct TestClient {
+    pub ws: WebSocketStream<TcpStream>,
+    /// From the `welcome` frame.
+    pub connection: ConnectionId,
+    /// From the `welcome` frame.
+    pub user: Option<UserId>,
+}
+
+impl TestClient {
+    /// Connects to the server at `address` (path [`protocol::PATH`]) with
+    /// extra request headers (a `Cookie`, an `Origin`), and reads the
+    /// welcome frame. A refused upgrade gives its HTTP status.
+    pub async fn connect(
+        address: SocketAddr,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, StatusCode> {
+        Self::connect_to(address, protocol::PATH, headers).await
+    }
+
+    /// Like [`TestClient::connect`], at any path and query.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached or does not answer as a WebSocket
+    /// server: that is a broken test set-up.
+    pub async fn connect_to(
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, StatusCode> {
+        let mut request = format!("ws://{address}{path}")
+            .into_client_request()
+            .expect("a valid WebSocket URL");
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            let value = HeaderValue::from_str(value).expect("a valid header value");
+            request.headers_mut().insert(name, value);
+        }
+        let stream = TcpStream::connect(address)
+            .await
+            .expect("the server is listening");
+        let (ws, _) = match tokio_tungstenite::client_async(request, stream).await {
+            Ok(connected) => connected,
+            Err(tungstenite::Error::Http(response)) => return Err(response.status()),
+            Err(error) => panic!("the WebSocket handshake failed: {error}"),
+        };
+        let mut client = Self {
+            ws,
+            connection: ConnectionId(0),
+            user: None,
+        };
+        match client.frame().await {
+            ServerFrame::Welcome { connection, user } => {
+                client.connection = connection;
+                client.user = user;
+                Ok(client)
+            }
+            other => panic!("expected a welcome frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame; pings are skipped.
+    ///
+    /// # Panics
+    ///
+    /// When none arrives within [`PATIENCE`], or the connection closes.
+    pub async fn frame(&mut self) -> ServerFrame {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("a frame arrives in time")
+                .expect("the connection is open")
+                .expect("the frame can be read");
+            match message {
+                Message::Text(text) => return ServerFrame::parse(&text).expect("a valid frame"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame, which must be an event of type `E`.
+    pub async fn event<E: Event>(&mut self) -> E {
+        match self.frame().await {
+            ServerFrame::Event { name, data } => {
+                assert_eq!(name, E::NAME, "another event arrived first: {}", data.get());
+                serde_json::from_str(data.get()).expect("the data fits the event's type")
+            }
+            other => panic!("expected event {}, got {other:?}", E::NAME),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &ClientFrame) {
+        let json = serde_json::to_string(frame).expect("frames encode");
+        self.send_text(&json).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::text(text))
+            .await
+            .expect("the frame is sent");
+    }
+
+    /// Asks to join a room and returns the answer (`joined` or `refused`).
+    pub async fn join(&mut self, room: &str) -> ServerFrame {
+        self.send(&ClientFrame::Join { room: room.into() }).await;
+        self.frame().await
+    }
+
+    /// Waits for the server to close the connection; its close code, if it
+    /// sent one. Frames before the close are skipped.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("the connection closes in time");
+            match message {
+                Some(Ok(Message::Close(frame))) => return frame.map(|frame| frame.code.into()),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+}

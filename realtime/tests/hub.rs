@@ -1,0 +1,676 @@
+//! The hub against real WebSocket clients: every target, the event hooks,
+//! rooms and their rules, limits, the origin rule, ending sessions, and
+//! what the registry keeps.
+
+mod support;
+
+use std::time::Duration;
+
+use realtime::{
+    Room, UserId,
+    protocol::{ClientFrame, ErrorCode, ServerFrame, close},
+    server::{Broadcast, Hub, HubConfig, Origins, Refusal, SessionKey, Target},
+};
+use support::{Note, TestServer, note};
+
+// --- Rooms used by the tests ---------------------------------------------
+
+/// Open to logged-in users.
+#[derive(Clone, Debug, PartialEq)]
+struct Team(String);
+
+impl Room for Team {
+    const KIND: &'static str = "team";
+    fn key(&self) -> String {
+        self.0.clone()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        (!key.is_empty()).then(|| Self(key.to_owned()))
+    }
+}
+
+/// Only user 1 may join; the key must be a number.
+#[derive(Clone, Debug, PartialEq)]
+struct Vault(u32);
+
+impl Room for Vault {
+    const KIND: &'static str = "vault";
+    fn key(&self) -> String {
+        self.0.to_string()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        key.parse().ok().map(Self)
+    }
+}
+
+fn builder() -> realtime::server::HubBuilder {
+    Hub::builder()
+        .room::<Team, _, _>(|request| async move {
+            match request.user {
+                Some(_) => Ok(()),
+                None => Err(Refusal::new("Log in to join a team.")),
+            }
+        })
+        .room::<Vault, _, _>(|request| async move {
+            if request.user == Some(UserId(1)) {
+                Ok(())
+            } else {
+                Err(Refusal::new("This vault is not yours."))
+            }
+        })
+}
+
+async fn server() -> TestServer {
+    TestServer::start(builder()).await
+}
+
+// --- Connecting ----------------------------------------------------------
+
+#[tokio::test]
+async fn the_welcome_frame_names_the_connection_and_its_user() {
+    let server = server().await;
+    let user = server.user(7, "s7").await;
+    let visitor = server.anonymous().await;
+    assert_eq!(user.user, Some(UserId(7)));
+    assert_eq!(visitor.user, None);
+    assert_ne!(user.connection, visitor.connection);
+    assert_eq!(server.hub.stats().connections, 2);
+}
+
+// --- Targets -------------------------------------------------------------
+
+#[tokio::test]
+async fn emit_reaches_every_connection() {
+    let server = server().await;
+    let mut a = server.user(1, "s1").await;
+    let mut b = server.anonymous().await;
+
+    assert_eq!(server.hub.emit(&note("all")).unwrap(), 2);
+    assert_eq!(a.event::<Note>().await, note("all"));
+    assert_eq!(b.event::<Note>().await, note("all"));
+}
+
+#[tokio::test]
+async fn to_a_user_reaches_all_their_tabs_and_nobody_else() {
+    let server = server().await;
+    let mut tab1 = server.user(1, "s1").await;
+    let mut tab2 = server.user(1, "s1").await;
+    let mut other = server.user(2, "s2").await;
+    let mut visitor = server.anonymous().await;
+
+    assert_eq!(server.hub.to(1).emit(&note("for 1")).unwrap(), 2);
+    assert_eq!(tab1.event::<Note>().await, note("for 1"));
+    assert_eq!(tab2.event::<Note>().await, note("for 1"));
+    server
+        .assert_nothing_more(&mut [&mut other, &mut visitor])
+        .await;
+}
+
+#[tokio::test]
+async fn to_several_users_from_an_array_a_vec_or_an_iterator() {
+    let server = server().await;
+    let mut one = server.user(1, "s1").await;
+    let mut two = server.user(2, "s2").await;
+    let mut three = server.user(3, "s3").await;
+
+    server.hub.to([1, 2]).emit(&note("array")).unwrap();
+    server
+        .hub
+        .to(vec![UserId(2), UserId(3)])
+        .emit(&note("vec"))
+        .unwrap();
+    server
+        .hub
+        .to_users((1..=3).filter(|id| id % 2 == 1))
+        .emit(&note("iter"))
+        .unwrap();
+
+    assert_eq!(one.event::<Note>().await, note("array"));
+    assert_eq!(one.event::<Note>().await, note("iter"));
+    assert_eq!(two.event::<Note>().await, note("array"));
+    assert_eq!(two.event::<Note>().await, note("vec"));
+    assert_eq!(three.event::<Note>().await, note("vec"));
+    assert_eq!(three.event::<Note>().await, note("iter"));
+    server
+        .assert_nothing_more(&mut [&mut one, &mut two, &mut three])
+        .await;
+}
+
+#[tokio::test]
+async fn anonymous_connections_never_get_user_events() {
+    let server = server().await;
+    let mut visitor = server.anonymous().await;
+    let mut user = server.user(1, "s1").await;
+
+    // Even a target naming every user there is.
+    server
+        .hub
+        .to_users(0..1000)
+        .emit(&note("users only"))
+        .unwrap();
+    assert_eq!(user.event::<Note>().await, note("users only"));
+    server.assert_nothing_more(&mut [&mut visitor]).await;
+}
+
+#[tokio::test]
+async fn to_one_connection_reaches_that_tab_only() {
+    let server = server().await;
+    let mut tab1 = server.user(1, "s1").await;
+    let mut tab2 = server.user(1, "s1").await;
+
+    server
+        .hub
+        .to_connection(tab2.connection)
+        .emit(&note("just you"))
+        .unwrap();
+    assert_eq!(tab2.event::<Note>().await, note("just you"));
+    server.assert_nothing_more(&mut [&mut tab1]).await;
+}
+
+#[tokio::test]
+async fn to_a_room_and_to_several_rooms_each_member_once() {
+    let server = server().await;
+    let mut red = server.user(1, "s1").await;
+    let mut both = server.user(2, "s2").await;
+    let mut blue = server.user(3, "s3").await;
+    let mut outside = server.user(4, "s4").await;
+    assert!(matches!(
+        red.join("team:red").await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(matches!(
+        both.join("team:red").await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(matches!(
+        both.join("team:blue").await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(matches!(
+        blue.join("team:blue").await,
+        ServerFrame::Joined { .. }
+    ));
+
+    server
+        .hub
+        .to_room(&Team("red".into()))
+        .emit(&note("red"))
+        .unwrap();
+    let rooms = [Team("red".into()), Team("blue".into())];
+    assert_eq!(
+        server.hub.to_rooms(&rooms).emit(&note("red+blue")).unwrap(),
+        3
+    );
+
+    assert_eq!(red.event::<Note>().await, note("red"));
+    assert_eq!(red.event::<Note>().await, note("red+blue"));
+    assert_eq!(both.event::<Note>().await, note("red"));
+    assert_eq!(both.event::<Note>().await, note("red+blue"));
+    assert_eq!(blue.event::<Note>().await, note("red+blue"));
+    server
+        .assert_nothing_more(&mut [&mut red, &mut both, &mut blue, &mut outside])
+        .await;
+}
+
+#[tokio::test]
+async fn except_leaves_out_one_connection_whatever_the_target() {
+    let server = server().await;
+    let mut caller = server.user(1, "s1").await;
+    let mut same_user_other_tab = server.user(1, "s1").await;
+    let mut other = server.user(2, "s2").await;
+    caller.join("team:red").await;
+    other.join("team:red").await;
+
+    server
+        .hub
+        .target(Target::everyone())
+        .except(caller.connection)
+        .emit(&note("everyone but"))
+        .unwrap();
+    server
+        .hub
+        .to(1)
+        .except(caller.connection)
+        .emit(&note("user but"))
+        .unwrap();
+    server
+        .hub
+        .to_room(&Team("red".into()))
+        .except(caller.connection)
+        .emit(&note("room but"))
+        .unwrap();
+
+    assert_eq!(
+        same_user_other_tab.event::<Note>().await,
+        note("everyone but")
+    );
+    assert_eq!(same_user_other_tab.event::<Note>().await, note("user but"));
+    assert_eq!(other.event::<Note>().await, note("everyone but"));
+    assert_eq!(other.event::<Note>().await, note("room but"));
+    server
+        .assert_nothing_more(&mut [&mut caller, &mut same_user_other_tab, &mut other])
+        .await;
+}
+
+#[tokio::test]
+async fn emitting_works_from_a_spawned_task() {
+    let server = server().await;
+    let mut client = server.user(1, "s1").await;
+    let hub = server.hub.clone();
+    tokio::spawn(async move { hub.to(1).emit(&note("from a task")) })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.event::<Note>().await, note("from a task"));
+}
+
+// --- Event hooks ---------------------------------------------------------
+
+/// A domain event: goes to its team's room, only when something changed,
+/// as a public view without the secret.
+struct TeamRenamed {
+    team: String,
+    old_name: String,
+    new_name: String,
+    secret: String,
+}
+
+impl Broadcast for TeamRenamed {
+    type Payload = Note;
+    fn broadcast_on(&self) -> Target {
+        Target::room(&Team(self.team.clone()))
+    }
+    fn broadcast_when(&self) -> bool {
+        self.old_name != self.new_name
+    }
+    fn broadcast_as(&self) -> Note {
+        note(&format!("now called {}", self.new_name))
+    }
+}
+
+#[tokio::test]
+async fn broadcast_applies_on_when_and_as() {
+    let server = server().await;
+    let mut member = server.user(1, "s1").await;
+    let mut outsider = server.user(2, "s2").await;
+    member.join("team:red").await;
+    let renamed = |old: &str, new: &str| TeamRenamed {
+        team: "red".into(),
+        old_name: old.into(),
+        new_name: new.into(),
+        secret: "never on the wire".into(),
+    };
+
+    assert_eq!(
+        server.hub.broadcast(&renamed("Red", "Red")).unwrap(),
+        0,
+        "declined"
+    );
+    assert_eq!(server.hub.broadcast(&renamed("Red", "Crimson")).unwrap(), 1);
+
+    let received = member.event::<Note>().await;
+    assert_eq!(received, note("now called Crimson"));
+    assert!(!renamed("a", "b").secret.is_empty());
+    server
+        .assert_nothing_more(&mut [&mut member, &mut outsider])
+        .await;
+}
+
+#[tokio::test]
+async fn broadcast_can_leave_out_a_connection_too() {
+    let server = server().await;
+    let mut caller = server.user(1, "s1").await;
+    let mut teammate = server.user(2, "s2").await;
+    caller.join("team:red").await;
+    teammate.join("team:red").await;
+    let event = TeamRenamed {
+        team: "red".into(),
+        old_name: "Red".into(),
+        new_name: "Scarlet".into(),
+        secret: String::new(),
+    };
+
+    server
+        .hub
+        .target(Target::nobody())
+        .except(caller.connection)
+        .broadcast(&event)
+        .unwrap();
+    assert_eq!(teammate.event::<Note>().await, note("now called Scarlet"));
+    server
+        .assert_nothing_more(&mut [&mut caller, &mut teammate])
+        .await;
+}
+
+// --- Rooms ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_join_passes_the_rule_of_its_kind() {
+    let server = server().await;
+    let mut owner = server.user(1, "s1").await;
+    let mut stranger = server.user(2, "s2").await;
+    let mut visitor = server.anonymous().await;
+
+    assert!(
+        matches!(owner.join("vault:9").await, ServerFrame::Joined { room } if room.as_str() == "vault:9")
+    );
+    match stranger.join("vault:9").await {
+        ServerFrame::Refused { room, reason } => {
+            assert_eq!(room.as_str(), "vault:9");
+            assert_eq!(reason, "This vault is not yours.");
+        }
+        other => panic!("{other:?}"),
+    }
+    match visitor.join("team:red").await {
+        ServerFrame::Refused { reason, .. } => assert_eq!(reason, "Log in to join a team."),
+        other => panic!("{other:?}"),
+    }
+
+    server.hub.to_room(&Vault(9)).emit(&note("secret")).unwrap();
+    assert_eq!(owner.event::<Note>().await, note("secret"));
+    server
+        .assert_nothing_more(&mut [&mut owner, &mut stranger, &mut visitor])
+        .await;
+}
+
+#[tokio::test]
+async fn rooms_without_a_rule_or_with_a_bad_key_are_refused() {
+    let server = server().await;
+    let mut client = server.user(1, "s1").await;
+    for room in ["lobby:1", "no-colon", "vault:not-a-number", "team:"] {
+        match client.join(room).await {
+            ServerFrame::Refused { reason, .. } => {
+                assert_eq!(reason, "There is no such room.", "{room}")
+            }
+            other => panic!("{room}: {other:?}"),
+        }
+    }
+    assert_eq!(server.hub.stats().rooms, 0);
+}
+
+#[tokio::test]
+async fn a_slow_rule_is_a_refusal_not_a_hang() {
+    let server = TestServer::start(
+        Hub::builder()
+            .config(HubConfig {
+                authorize_timeout: Duration::from_millis(50),
+                ..HubConfig::default()
+            })
+            .room::<Team, _, _>(|_| async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            }),
+    )
+    .await;
+    let mut client = server.user(1, "s1").await;
+    match client.join("team:red").await {
+        ServerFrame::Refused { reason, .. } => {
+            assert_eq!(reason, "The server took too long to decide.")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn leaving_a_room_stops_its_events() {
+    let server = server().await;
+    let mut client = server.user(1, "s1").await;
+    client.join("team:red").await;
+    client
+        .send(&ClientFrame::Leave {
+            room: "team:red".into(),
+        })
+        .await;
+    assert!(
+        matches!(client.frame().await, ServerFrame::Left { room } if room.as_str() == "team:red")
+    );
+
+    server
+        .hub
+        .to_room(&Team("red".into()))
+        .emit(&note("after leaving"))
+        .unwrap();
+    server.assert_nothing_more(&mut [&mut client]).await;
+    assert_eq!(server.hub.stats().rooms, 0);
+}
+
+#[tokio::test]
+async fn server_code_can_put_a_connection_in_a_room_and_take_it_out() {
+    let server = server().await;
+    let mut client = server.anonymous().await;
+    let room = Vault(5);
+
+    // Server code is trusted: no rule is asked.
+    assert!(server.hub.join(client.connection, &room));
+    assert!(
+        matches!(client.frame().await, ServerFrame::Joined { room } if room.as_str() == "vault:5")
+    );
+    server.hub.to_room(&room).emit(&note("inside")).unwrap();
+    assert_eq!(client.event::<Note>().await, note("inside"));
+
+    assert!(server.hub.leave(client.connection, &room));
+    assert!(matches!(client.frame().await, ServerFrame::Left { .. }));
+    server.hub.to_room(&room).emit(&note("outside")).unwrap();
+    server.assert_nothing_more(&mut [&mut client]).await;
+}
+
+#[tokio::test]
+async fn room_users_counts_each_user_once() {
+    let server = server().await;
+    let mut tab1 = server.user(1, "s1").await;
+    let mut tab2 = server.user(1, "s1").await;
+    let mut other = server.user(2, "s2").await;
+    for client in [&mut tab1, &mut tab2, &mut other] {
+        client.join("team:red").await;
+    }
+    let mut users = server.hub.room_users(&Team("red".into()));
+    users.sort();
+    assert_eq!(users, [UserId(1), UserId(2)]);
+    assert_eq!(server.hub.room_connections(&Team("red".into())).len(), 3);
+}
+
+// --- Limits --------------------------------------------------------------
+
+#[tokio::test]
+async fn a_connection_may_be_in_a_limited_number_of_rooms() {
+    let server = TestServer::start(builder().config(HubConfig {
+        max_rooms_per_connection: 2,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut client = server.user(1, "s1").await;
+    assert!(matches!(
+        client.join("team:a").await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(matches!(
+        client.join("team:b").await,
+        ServerFrame::Joined { .. }
+    ));
+    // Joining a room it is already in is not one more.
+    assert!(matches!(
+        client.join("team:a").await,
+        ServerFrame::Joined { .. }
+    ));
+    match client.join("team:c").await {
+        ServerFrame::Refused { reason, .. } => {
+            assert_eq!(reason, "You can be in at most 2 rooms at once.")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_and_binary_frames_get_an_error_frame_and_the_connection_lives_on() {
+    let server = server().await;
+    let mut client = server.user(1, "s1").await;
+
+    for bad in [
+        "not json",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"join"}"#,
+        "[]",
+    ] {
+        client.send_text(bad).await;
+        match client.frame().await {
+            ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::MalformedFrame, "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    use futures_util::SinkExt;
+    client
+        .ws
+        .send(tokio_tungstenite::tungstenite::Message::binary(vec![
+            1, 2, 3,
+        ]))
+        .await
+        .unwrap();
+    match client.frame().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::BinaryFrame),
+        other => panic!("{other:?}"),
+    }
+
+    // Still connected, still served.
+    assert!(matches!(
+        client.join("team:red").await,
+        ServerFrame::Joined { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
+    let server = TestServer::start(builder().config(HubConfig {
+        max_frame_bytes: 1024,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut client = server.user(1, "s1").await;
+    let huge = format!(r#"{{"type":"join","room":"team:{}"}}"#, "x".repeat(2000));
+    client.send_text(&huge).await;
+    assert_eq!(client.closed().await, Some(close::TOO_BIG));
+    server.wait_until_empty().await;
+}
+
+#[tokio::test]
+async fn a_client_too_slow_to_read_is_disconnected_and_the_others_are_not_held_up() {
+    let server = TestServer::start(builder().config(HubConfig {
+        queue_capacity: 8,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut slow = server.user(1, "s1").await;
+    let mut fast = server.user(2, "s2").await;
+    let big = note(&"x".repeat(64 * 1024));
+
+    // The slow client reads nothing: the kernel's buffers fill, then its
+    // queue, and the hub lets it go. The fast one reads everything.
+    let mut sent = 0;
+    while server.hub.stats().connections == 2 {
+        assert!(sent < 10_000, "the slow client was never disconnected");
+        server.hub.emit(&big).unwrap();
+        sent += 1;
+        assert_eq!(fast.event::<Note>().await, big);
+    }
+    assert_eq!(server.hub.stats().connections, 1);
+    assert_eq!(slow.closed().await, Some(close::TOO_SLOW));
+    server.hub.emit(&note("still here")).unwrap();
+    assert_eq!(fast.event::<Note>().await, note("still here"));
+}
+
+// --- The origin rule ----------------------------------------------------
+
+#[tokio::test]
+async fn upgrades_from_another_origin_are_refused_with_403() {
+    let server = server().await;
+    let host = server.address.to_string();
+    let same = format!("http://{host}");
+
+    assert!(server.try_connect("", &[("origin", &same)]).await.is_ok());
+    assert_eq!(
+        server
+            .try_connect("", &[("origin", "http://evil.example")])
+            .await
+            .err(),
+        Some(axum::http::StatusCode::FORBIDDEN)
+    );
+    // Requests without an Origin are not from a web page.
+    assert!(server.try_connect("", &[]).await.is_ok());
+}
+
+#[tokio::test]
+async fn listed_origins_are_let_in() {
+    let server = TestServer::start(builder().config(HubConfig {
+        origins: Origins::SameOriginAnd(vec!["https://app.example".into()]),
+        ..HubConfig::default()
+    }))
+    .await;
+    assert!(
+        server
+            .try_connect("", &[("origin", "https://app.example")])
+            .await
+            .is_ok()
+    );
+    assert!(
+        server
+            .try_connect("", &[("origin", "https://other.example")])
+            .await
+            .is_err()
+    );
+}
+
+// --- Ending sessions, and the registry ----------------------------------
+
+#[tokio::test]
+async fn ending_a_session_closes_its_connections_at_once() {
+    let server = server().await;
+    let mut tab1 = server.user(1, "session-a").await;
+    let mut tab2 = server.user(1, "session-a").await;
+    let mut same_user_other_device = server.user(1, "session-b").await;
+
+    assert_eq!(
+        server
+            .hub
+            .disconnect_session(&SessionKey::from("session-a")),
+        2
+    );
+    // Gone from the registry before the call returned: nothing sent now
+    // reaches them.
+    assert_eq!(server.hub.to(1).emit(&note("after logout")).unwrap(), 1);
+    assert_eq!(tab1.closed().await, Some(close::SESSION_ENDED));
+    assert_eq!(tab2.closed().await, Some(close::SESSION_ENDED));
+    assert_eq!(
+        same_user_other_device.event::<Note>().await,
+        note("after logout")
+    );
+}
+
+#[tokio::test]
+async fn disconnect_all_closes_everything_with_going_away() {
+    let server = server().await;
+    let mut a = server.user(1, "s1").await;
+    let mut b = server.anonymous().await;
+    assert_eq!(server.hub.disconnect_all(), 2);
+    assert_eq!(a.closed().await, Some(close::GOING_AWAY));
+    assert_eq!(b.closed().await, Some(close::GOING_AWAY));
+    server.wait_until_empty().await;
+}
+
+#[tokio::test]
+async fn the_registry_forgets_closed_connections_entirely() {
+    let server = server().await;
+    let mut a = server.user(1, "s1").await;
+    let mut b = server.user(1, "s1").await;
+    let mut c = server.anonymous().await;
+    a.join("team:red").await;
+    b.join("vault:1").await;
+    let stats = server.hub.stats();
+    assert_eq!(
+        (stats.connections, stats.users, stats.sessions, stats.rooms),
+        (3, 1, 1, 2)
+    );
+
+    a.ws.close(None).await.unwrap();
+    b.ws.close(None).await.unwrap();
+    drop(c.ws.close(None).await);
+    server.wait_until_empty().await;
+}
