@@ -17,6 +17,7 @@ pub mod shutdown;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
+use axum::serve::ListenerExt;
 use realtime::server::{Hub, HubConfig};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -115,7 +116,14 @@ impl Server {
             let closed = hub.disconnect_all();
             tracing::info!(connections = closed, "closed the WebSocket connections");
         };
-        let served = axum::serve(self.listener, self.router)
+        // The WebSocket writer batches frames itself; Nagle's algorithm would
+        // only hold the last small write back until the peer's ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve);

@@ -1,6 +1,8 @@
 //! The axum router: Leptos pages and server functions, static files, the
 //! health check, and the layers every request passes through.
 
+use std::sync::OnceLock;
+
 use app::{App, AppContext, auth::session::SESSION_COOKIE_NAME, shell};
 use axum::{
     Json, Router,
@@ -10,7 +12,7 @@ use axum::{
     routing::get,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use realtime::server::{Hub, Identity};
 use serde_json::json;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
@@ -36,7 +38,7 @@ pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
     };
     let context = AppContext::new(database.pool.clone(), hub.clone());
     let provide_app_context = move || provide_context(context.clone());
-    let routes = generate_route_list(App);
+    let routes = route_list();
 
     Router::new()
         .route("/health", get(health))
@@ -61,6 +63,18 @@ pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .with_state(state)
+}
+
+/// The application's routes, generated once per process.
+///
+/// Generating them renders the app while a process-wide flag in Leptos
+/// stops resources from loading; a page rendered at that moment on another
+/// thread would wait forever. Generated once, before any router exists, no
+/// page can ever be rendered while the flag is up (tests build many routers
+/// in one process).
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// The login session: an HttpOnly cookie holding a random id, with the data

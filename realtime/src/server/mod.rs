@@ -79,7 +79,7 @@ impl Default for HubConfig {
             max_frame_bytes: 16 * 1024,
             max_rooms_per_connection: 64,
             queue_capacity: 256,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             ping_interval: Duration::from_secs(30),
             authorize_timeout: Duration::from_secs(10),
             origins: Origins::SameOrigin,

@@ -1,0 +1,129 @@
+//! Just enough HTTP/1.1 to call server functions: form posts over a
+//! keep-alive connection, with a cookie. (A full HTTP client would be a
+//! large build for three requests types.)
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+
+#[derive(Debug, Error)]
+pub enum HttpError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unexpected response: {0}")]
+    Protocol(String),
+}
+
+/// A response, read completely.
+pub struct Response {
+    pub status: u16,
+    /// The `name=value` part of the first `Set-Cookie`, if any.
+    pub cookie: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// One keep-alive connection.
+pub struct Connection {
+    address: SocketAddr,
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    pub async fn open(address: SocketAddr) -> Result<Self, HttpError> {
+        let stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            address,
+            stream: BufReader::new(stream),
+        })
+    }
+
+    /// Posts an `application/x-www-form-urlencoded` body.
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        body: &str,
+        cookie: Option<&str>,
+    ) -> Result<Response, HttpError> {
+        let cookie = cookie
+            .map(|cookie| format!("Cookie: {cookie}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Accept: application/json\r\nContent-Length: {}\r\n{cookie}\r\n{body}",
+            self.address,
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        self.read_response().await
+    }
+
+    /// Gets a path.
+    pub async fn get(&mut self, path: &str) -> Result<Response, HttpError> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.address);
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        self.read_response().await
+    }
+
+    async fn read_response(&mut self) -> Result<Response, HttpError> {
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|status| status.parse().ok())
+            .ok_or_else(|| HttpError::Protocol(format!("status line {line:?}")))?;
+        let mut length = None;
+        let mut cookie = None;
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                return Err(HttpError::Protocol(
+                    "connection closed in the headers".into(),
+                ));
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let Some((name, value)) = header.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse::<usize>().ok();
+            } else if name.eq_ignore_ascii_case("set-cookie") && cookie.is_none() {
+                cookie = value.split(';').next().map(str::to_owned);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(HttpError::Protocol(format!(
+                    "unsupported transfer encoding {value}"
+                )));
+            }
+        }
+        let mut body = vec![0; length.unwrap_or(0)];
+        self.stream.read_exact(&mut body).await?;
+        Ok(Response {
+            status,
+            cookie,
+            body,
+        })
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                char::from(byte).to_string()
+            }
+            b' ' => "+".to_owned(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

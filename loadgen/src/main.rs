@@ -1,0 +1,411 @@
+//! Load generator for the real-time layer.
+//!
+//! It starts the server (a release build) on a fresh database, signs users
+//! up for real, opens thousands of WebSockets with their session cookies,
+//! then calls the real `broadcast_event` server function at a fixed rate
+//! and measures, on every connection, what arrives and how late.
+//!
+//! ```sh
+//! cargo build --release -p server -p loadgen
+//! target/release/loadgen --clients 5000 --rate 50 --seconds 20
+//! ```
+//!
+//! Options (all optional):
+//!   --clients N      WebSocket connections to open (1000)
+//!   --users N        accounts the connections are spread over (50)
+//!   --rate N         broadcasts per second (50)
+//!   --seconds N      how long to broadcast (10)
+//!   --server PATH    server binary to start (target/release/server)
+//!   --address A      use a server already listening at A (no memory figures)
+//!
+//! `docs/benchmarks.md` has the figures and how to read them.
+
+mod http;
+mod stats;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::StreamExt;
+use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+
+use crate::stats::{Latencies, millis, resident_bytes};
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+struct Options {
+    clients: usize,
+    users: usize,
+    rate: u32,
+    seconds: u32,
+    server: PathBuf,
+    address: Option<SocketAddr>,
+}
+
+impl Options {
+    fn parse() -> Result<Self, Error> {
+        let mut options = Self {
+            clients: 1000,
+            users: 50,
+            rate: 50,
+            seconds: 10,
+            server: PathBuf::from("target/release/server"),
+            address: None,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--clients" => options.clients = value()?.parse()?,
+                "--users" => options.users = value()?.parse()?,
+                "--rate" => options.rate = value()?.parse()?,
+                "--seconds" => options.seconds = value()?.parse()?,
+                "--server" => options.server = value()?.into(),
+                "--address" => options.address = Some(value()?.parse()?),
+                "--help" | "-h" => {
+                    println!("see the top of loadgen/src/main.rs for the options");
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown option {other}").into()),
+            }
+        }
+        if options.users == 0 || options.clients == 0 || options.rate == 0 {
+            return Err("--clients, --users and --rate must be at least 1".into());
+        }
+        Ok(options)
+    }
+}
+
+/// The server process this run started; stopped when dropped.
+struct ServerProcess {
+    child: Child,
+    _data: PathBuf,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._data);
+    }
+}
+
+fn start_server(binary: &PathBuf) -> Result<(ServerProcess, SocketAddr), Error> {
+    // A free port: bind, read it, release it.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let data = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
+    let child = Command::new(binary)
+        .env("LEPTOS_SITE_ADDR", address.to_string())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/bench.db", data.display()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|error| {
+            format!(
+                "cannot start {}: {error} (build it with cargo build --release -p server)",
+                binary.display()
+            )
+        })?;
+    Ok((ServerProcess { child, _data: data }, address))
+}
+
+async fn wait_until_healthy(address: SocketAddr) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut connection) = http::Connection::open(address).await
+            && let Ok(response) = connection.get("/health").await
+            && response.status == 200
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the server at {address} did not become healthy").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs up `count` users; returns their session cookies.
+async fn sign_up(address: SocketAddr, count: usize) -> Result<Vec<String>, Error> {
+    let run = std::process::id();
+    let mut cookies = Vec::with_capacity(count);
+    let mut connection = http::Connection::open(address).await?;
+    for index in 0..count {
+        let body = format!(
+            "name=bench-{run}-{index}&password={}",
+            http::form_encode("benchmark password")
+        );
+        let response = connection
+            .post_form("/api/auth/sign_up", &body, None)
+            .await?;
+        match (response.status, response.cookie) {
+            (200, Some(cookie)) => cookies.push(cookie),
+            (status, _) => {
+                return Err(format!(
+                    "sign-up answered {status}: {}",
+                    String::from_utf8_lossy(&response.body)
+                )
+                .into());
+            }
+        }
+    }
+    Ok(cookies)
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+/// Shared counters of the receiving side.
+#[derive(Default)]
+struct Received {
+    deliveries: AtomicU64,
+    /// When the last benchmark event arrived, in Unix microseconds.
+    last_micros: AtomicU64,
+    connected: AtomicUsize,
+}
+
+/// Reads one connection until it closes; returns its latencies (µs).
+async fn read_events(
+    mut socket: impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+    + Unpin,
+    received: Arc<Received>,
+) -> Vec<u32> {
+    let mut latencies = Vec::new();
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        // "bench <seq> <sent micros>" inside a SomethingHappened event.
+        let Some(start) = text.find("bench ") else {
+            if text.contains("\"welcome\"") {
+                received.connected.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        };
+        let mut numbers = text[start + 6..]
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|part| !part.is_empty());
+        let (Some(_seq), Some(sent)) = (
+            numbers.next(),
+            numbers.next().and_then(|sent| sent.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let now = unix_micros();
+        latencies.push(u32::try_from(now.saturating_sub(sent)).unwrap_or(u32::MAX));
+        received.deliveries.fetch_add(1, Ordering::Relaxed);
+        received.last_micros.fetch_max(now, Ordering::Relaxed);
+    }
+    latencies
+}
+
+async fn open_socket(
+    address: SocketAddr,
+    cookie: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, Error> {
+    let mut request = format!("ws://{address}/ws").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("cookie", HeaderValue::from_str(cookie)?);
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
+    Ok(socket)
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("loadgen: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), Error> {
+    let options = Options::parse()?;
+    let (process, address) = match options.address {
+        Some(address) => (None, address),
+        None => {
+            let (process, address) = start_server(&options.server)?;
+            (Some(process), address)
+        }
+    };
+    let pid = process.as_ref().map(|process| process.child.id());
+    wait_until_healthy(address).await?;
+    println!(
+        "server: {address}{}",
+        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    );
+
+    print!("signing up {} users… ", options.users);
+    let started = Instant::now();
+    let cookies = sign_up(address, options.users).await?;
+    println!("{:.1} s", started.elapsed().as_secs_f64());
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let memory_before = pid.and_then(resident_bytes);
+
+    print!("opening {} WebSockets… ", options.clients);
+    let started = Instant::now();
+    let received = Arc::new(Received::default());
+    let mut readers = JoinSet::new();
+    let mut closers = Vec::with_capacity(options.clients);
+    let limit = Arc::new(Semaphore::new(256));
+    let mut opening = JoinSet::new();
+    for index in 0..options.clients {
+        let cookie = cookies[index % cookies.len()].clone();
+        let limit = Arc::clone(&limit);
+        opening.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            open_socket(address, &cookie).await
+        });
+    }
+    let mut memory_half = None;
+    while let Some(opened) = opening.join_next().await {
+        let socket = opened??;
+        if closers.len() == options.clients / 2 {
+            memory_half = pid.and_then(resident_bytes);
+        }
+        let (sink, stream) = socket.split();
+        closers.push(sink);
+        readers.spawn(read_events(stream, Arc::clone(&received)));
+    }
+    while received.connected.load(Ordering::Relaxed) < options.clients {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("{:.1} s", started.elapsed().as_secs_f64());
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let memory_idle = pid.and_then(resident_bytes);
+
+    let total = options.rate * options.seconds;
+    println!(
+        "broadcasting {total} events ({} per second for {} s)…",
+        options.rate, options.seconds
+    );
+    let broadcast_started = unix_micros();
+    let failures = broadcast(address, options.rate, total).await?;
+    let memory_busy = pid.and_then(resident_bytes);
+
+    let expected = u64::from(total - failures) * options.clients as u64;
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    while received.deliveries.load(Ordering::Relaxed) < expected && Instant::now() < drain_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    for mut closer in closers {
+        use futures_util::SinkExt;
+        let _ = closer.close().await;
+    }
+    let mut samples = Vec::new();
+    while let Some(latencies) = readers.join_next().await {
+        samples.extend(latencies?);
+    }
+    drop(process);
+
+    let delivered = received.deliveries.load(Ordering::Relaxed);
+    let span = Duration::from_micros(
+        received
+            .last_micros
+            .load(Ordering::Relaxed)
+            .saturating_sub(broadcast_started),
+    );
+    let latencies = Latencies::new(samples);
+    let lost = u64::from(total) * options.clients as u64 - delivered;
+    println!();
+    println!(
+        "| clients | broadcasts/s | sent | failed | deliveries | lost | deliveries/s | p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} ({:.3} %) | {:.0} | {} | {} | {} |",
+        options.clients,
+        options.rate,
+        total,
+        failures,
+        delivered,
+        lost,
+        100.0 * lost as f64 / (u64::from(total) * options.clients as u64).max(1) as f64,
+        delivered as f64 / span.as_secs_f64().max(1e-9),
+        millis(latencies.percentile(50.0)),
+        millis(latencies.percentile(99.0)),
+        millis(latencies.max()),
+    );
+    if let (Some(before), Some(half), Some(idle)) = (memory_before, memory_half, memory_idle) {
+        let mib = |bytes: u64| bytes as f64 / 1048576.0;
+        let second_half = options.clients - options.clients / 2;
+        println!();
+        println!(
+            "server memory: {:.1} MiB before connecting, {:.1} MiB with {} idle connections: \
+             {:.1} KiB per connection on average, {:.1} KiB for each of the second half; \
+             {} while broadcasting",
+            mib(before),
+            mib(idle),
+            options.clients,
+            idle.saturating_sub(before) as f64 / 1024.0 / options.clients as f64,
+            idle.saturating_sub(half) as f64 / 1024.0 / second_half.max(1) as f64,
+            memory_busy.map_or("?".into(), |busy| format!("{:.1} MiB", mib(busy))),
+        );
+    }
+    Ok(())
+}
+
+/// Calls the broadcast server function `total` times at `rate` per second,
+/// over a few keep-alive connections. Returns how many calls failed.
+async fn broadcast(address: SocketAddr, rate: u32, total: u32) -> Result<u32, Error> {
+    const CONNECTIONS: u32 = 4;
+    let failures = Arc::new(AtomicU64::new(0));
+    let mut workers = JoinSet::new();
+    let mut queues = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (queue, mut calls) = tokio::sync::mpsc::channel::<u32>(64);
+        queues.push(queue);
+        let failures = Arc::clone(&failures);
+        let mut connection = http::Connection::open(address).await?;
+        workers.spawn(async move {
+            while let Some(seq) = calls.recv().await {
+                let message = format!("bench {seq} {}", unix_micros());
+                let body = format!("event%5Bmessage%5D={}", http::form_encode(&message));
+                match connection
+                    .post_form("/api/events/broadcast", &body, None)
+                    .await
+                {
+                    Ok(response) if response.status == 200 => {}
+                    _ => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for seq in 0..total {
+        ticker.tick().await;
+        let queue = &queues[(seq % CONNECTIONS) as usize];
+        queue
+            .send(seq)
+            .await
+            .map_err(|_| "a broadcast worker stopped")?;
+    }
+    drop(queues);
+    while workers.join_next().await.is_some() {}
+    Ok(u32::try_from(failures.load(Ordering::Relaxed)).unwrap_or(u32::MAX))
+}

@@ -1,0 +1,56 @@
+//! Latency percentiles and memory readings.
+
+use std::time::Duration;
+
+/// Latencies in microseconds, summarised.
+pub struct Latencies {
+    sorted: Vec<u32>,
+}
+
+impl Latencies {
+    pub fn new(mut samples: Vec<u32>) -> Self {
+        samples.sort_unstable();
+        Self { sorted: samples }
+    }
+
+    /// The `p`-th percentile (0 to 100).
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * (self.sorted.len() - 1) as f64).round() as usize;
+        Duration::from_micros(self.sorted[rank.min(self.sorted.len() - 1)].into())
+    }
+
+    pub fn max(&self) -> Duration {
+        self.sorted
+            .last()
+            .map_or(Duration::ZERO, |max| Duration::from_micros((*max).into()))
+    }
+}
+
+/// Resident memory of a process, in bytes, from `/proc/<pid>/status`.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_from_the_sorted_samples() {
+        let latencies = Latencies::new((1..=100).rev().collect());
+        assert_eq!(latencies.percentile(50.0), Duration::from_micros(51));
+        assert_eq!(latencies.percentile(99.0), Duration::from_micros(99));
+        assert_eq!(latencies.max(), Duration::from_micros(100));
+        assert_eq!(Latencies::new(vec![]).percentile(50.0), Duration::ZERO);
+    }
+}
