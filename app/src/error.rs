@@ -17,10 +17,29 @@ pub enum AppError {
     Invalid(String),
     #[error("Please log in first.")]
     NotLoggedIn,
+    /// Logged in, but not allowed; the message says why.
+    #[error("{0}")]
+    Forbidden(String),
+    /// What the request names does not exist; the message says what.
+    #[error("{0}")]
+    NotFound(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
     #[error("Could not reach the server: {0}")]
     Unreachable(String),
+}
+
+impl AppError {
+    /// The HTTP status a server function answers with when it fails this way.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Invalid(_) => 400,
+            Self::NotLoggedIn => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::Internal | Self::Unreachable(_) => 500,
+        }
+    }
 }
 
 impl FromServerFnError for AppError {
@@ -39,5 +58,42 @@ impl From<realtime::server::EmitError> for AppError {
     fn from(error: realtime::server::EmitError) -> Self {
         tracing::error!(%error, "an event could not be emitted");
         Self::Internal
+    }
+}
+
+/// Gives the response the HTTP status `status`, when the request is a
+/// server-function call from code (the browser runtime, a test).
+///
+/// Two kinds of request are left alone. A page being rendered must keep its
+/// own status. A plain HTML form post (no JavaScript yet) gets Leptos's
+/// redirect back to the form, with the error in the URL, and a 4xx status
+/// would break that redirect.
+#[cfg(feature = "ssr")]
+pub fn set_status(status: u16) {
+    use leptos::prelude::use_context;
+
+    let called_from_code = use_context::<http::request::Parts>().is_some_and(|parts| {
+        let accepts_html = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+        parts.uri.path().starts_with("/api/") && !accepts_html
+    });
+    if called_from_code
+        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
+        && let Ok(status) = http::StatusCode::from_u16(status)
+    {
+        response.set_status(status);
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl AppError {
+    /// Sets the response's status to fit this error (see [`set_status`]),
+    /// and returns it: `Err(error.reject())`.
+    pub fn reject(self) -> Self {
+        set_status(self.status_code());
+        self
     }
 }

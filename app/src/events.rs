@@ -1,5 +1,9 @@
-//! Announcements: the seed documents' own example. Anyone can broadcast a
-//! `SomethingHappened` to every open tab, logged in or not.
+//! Events for everyone, and for one user.
+//!
+//! - Announcements, the seed documents' own example: anyone can broadcast a
+//!   [`SomethingHappened`] to every open tab, logged in or not.
+//! - Notifications: a logged-in user sends a [`Notification`] to another
+//!   user by name; it appears in every tab of that user, and nobody else's.
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -44,15 +48,63 @@ impl SomethingHappened {
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
     let length = event.message.trim().chars().count();
     if length == 0 {
-        return Err(AppError::Invalid("Write a message first.".into()));
+        return Err(AppError::Invalid("Write a message first.".into()).reject());
     }
     if length > MAX_MESSAGE_LEN {
         return Err(AppError::Invalid(format!(
             "Announcements can be at most {MAX_MESSAGE_LEN} characters long."
-        )));
+        ))
+        .reject());
     }
     let events = crate::AppContext::expect()?.events;
     events.emit(&event)?;
+    Ok(())
+}
+
+/// The longest notification, in characters.
+pub const MAX_NOTIFICATION_LEN: usize = 500;
+
+/// A message for one user, from another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub from: String,
+    pub text: String,
+}
+
+impl realtime::Event for Notification {
+    const NAME: &'static str = "notification";
+}
+
+/// Sends a notification to every tab of the user called `to` (logged in
+/// only).
+#[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
+pub async fn notify(to: String, text: String) -> Result<(), AppError> {
+    let sender = crate::auth::guard::logged_in_user()
+        .await
+        .map_err(AppError::reject)?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppError::Invalid("Write a message first.".into()).reject());
+    }
+    if text.chars().count() > MAX_NOTIFICATION_LEN {
+        return Err(AppError::Invalid(format!(
+            "Notifications can be at most {MAX_NOTIFICATION_LEN} characters long."
+        ))
+        .reject());
+    }
+    let context = crate::AppContext::expect()?;
+    let recipient = context
+        .users
+        .find_by_name(&to)
+        .await
+        .map_err(|_| AppError::Internal)?
+        .ok_or_else(|| {
+            AppError::NotFound(format!("There is no user called “{}”.", to.trim())).reject()
+        })?;
+    context.events.to(recipient.id).emit(&Notification {
+        from: sender.name,
+        text: text.to_owned(),
+    })?;
     Ok(())
 }
 

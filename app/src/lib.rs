@@ -8,12 +8,14 @@
 //!
 //! Layout:
 //! - [`auth`]: who the visitor is (accounts, sessions, the forms' actions).
-//! - [`events`]: announcements to every open tab (the seeds' example).
+//! - [`chat`]: rooms, messages, presence, typing: the real-time tour.
+//! - [`events`]: announcements to every tab, notifications to one user.
 //! - [`error`]: the error type of server functions outside [`auth`].
 //! - [`layout`]: the frame around every page (header, connection to the user).
 //! - [`pages`]: one module per page.
 
 pub mod auth;
+pub mod chat;
 pub mod error;
 pub mod events;
 pub mod layout;
@@ -37,6 +39,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub users: auth::store::Users,
+    pub chat: chat::store::Chat,
     /// The real-time hub: emit events from any server function.
     pub events: realtime::server::Hub,
 }
@@ -45,7 +48,8 @@ pub struct AppContext {
 impl AppContext {
     pub fn new(db: sqlx::AnyPool, events: realtime::server::Hub) -> Self {
         Self {
-            users: auth::store::Users::new(db),
+            users: auth::store::Users::new(db.clone()),
+            chat: chat::store::Chat::new(db),
             events,
         }
     }

@@ -21,6 +21,7 @@
 pub mod client;
 mod event;
 mod ids;
+mod presence;
 pub mod protocol;
 mod room;
 #[cfg(feature = "ssr")]
@@ -30,9 +31,10 @@ pub mod testing;
 
 pub use client::{
     ConnectionState, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,
-    use_connection_state, use_event, use_event_once, use_latest, use_realtime, use_room,
-    use_room_signal,
+    use_connection_state, use_event, use_event_once, use_latest, use_presence, use_realtime,
+    use_resumed, use_room, use_room_signal,
 };
 pub use event::Event;
 pub use ids::{ConnectionId, UserId};
+pub use presence::{Member, Presence};
 pub use room::{Room, RoomName};

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use realtime::{
-    Room, UserId,
+    Presence, Room, UserId,
     protocol::{ClientFrame, ErrorCode, ServerFrame, close},
     server::{Broadcast, Hub, HubConfig, Origins, Refusal, SessionKey, Target},
 };
@@ -43,8 +43,24 @@ impl Room for Vault {
     }
 }
 
+/// Open to everyone, with presence.
+#[derive(Clone, Debug, PartialEq)]
+struct Lounge;
+
+impl Room for Lounge {
+    const KIND: &'static str = "lounge";
+    fn key(&self) -> String {
+        "main".into()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        (key == "main").then_some(Self)
+    }
+}
+
 fn builder() -> realtime::server::HubBuilder {
     Hub::builder()
+        .room::<Lounge, _, _>(|_| async { Ok(()) })
+        .presence::<Lounge>()
         .room::<Team, _, _>(|request| async move {
             match request.user {
                 Some(_) => Ok(()),
@@ -467,6 +483,70 @@ async fn room_users_counts_each_user_once() {
     users.sort();
     assert_eq!(users, [UserId(1), UserId(2)]);
     assert_eq!(server.hub.room_connections(&Team("red".into())).len(), 3);
+}
+
+// --- Presence ------------------------------------------------------------
+
+async fn expect_presence(client: &mut support::TestClient) -> Vec<String> {
+    let presence = client.event::<Presence>().await;
+    assert_eq!(presence.room.as_str(), "lounge:main");
+    presence
+        .members
+        .into_iter()
+        .map(|member| member.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn presence_follows_users_not_tabs() {
+    let server = server().await;
+    let mut ada1 = server.connect("user=1&session=a&name=Ada").await;
+    let mut ada2 = server.connect("user=1&session=a&name=Ada").await;
+    let mut grace = server.connect("user=2&session=g&name=Grace").await;
+
+    ada1.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut ada1).await, ["Ada"]);
+
+    grace.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut ada1).await, ["Ada", "Grace"]);
+    assert_eq!(expect_presence(&mut grace).await, ["Ada", "Grace"]);
+
+    // Ada's second tab: the set of users does not change, so only that tab
+    // hears (it needs the list).
+    ada2.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut ada2).await, ["Ada", "Grace"]);
+    server
+        .assert_nothing_more(&mut [&mut ada1, &mut grace])
+        .await;
+
+    // One of Ada's tabs leaves: Ada is still there.
+    ada1.send(&ClientFrame::Leave {
+        room: "lounge:main".into(),
+    })
+    .await;
+    assert!(matches!(ada1.frame().await, ServerFrame::Left { .. }));
+    server
+        .assert_nothing_more(&mut [&mut ada2, &mut grace])
+        .await;
+
+    // Her last tab closes: she is gone.
+    ada2.ws.close(None).await.unwrap();
+    assert_eq!(expect_presence(&mut grace).await, ["Grace"]);
+}
+
+#[tokio::test]
+async fn visitors_are_not_listed_and_rooms_without_presence_send_none() {
+    let server = server().await;
+    let mut visitor = server.anonymous().await;
+    let mut ada = server.connect("user=1&session=a&name=Ada").await;
+    visitor.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut visitor).await, Vec::<String>::new());
+    ada.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut visitor).await, ["Ada"]);
+
+    // Teams have no presence: joining one sends nothing but `joined`.
+    ada.join("team:red").await;
+    server.assert_nothing_more(&mut [&mut ada]).await;
 }
 
 // --- Limits --------------------------------------------------------------

@@ -33,13 +33,12 @@ pub use crate::{
 const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
 
 /// The process's real-time hub, with the application's rooms.
-pub fn realtime_hub(config: &Config) -> Hub {
-    Hub::builder()
-        .config(HubConfig {
-            origins: config.realtime_origins.clone(),
-            ..HubConfig::default()
-        })
-        .build()
+pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
+    let builder = Hub::builder().config(HubConfig {
+        origins: config.realtime_origins.clone(),
+        ..HubConfig::default()
+    });
+    app::chat::rooms::register(builder, database.pool.clone()).build()
 }
 
 /// Why the server could not start, or stopped with an error.
@@ -71,7 +70,7 @@ impl Server {
     /// address. Port 0 picks a free port; [`Server::local_addr`] tells which.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
         let database = Database::open(&config.database_url).await?;
-        let hub = realtime_hub(&config);
+        let hub = realtime_hub(&config, &database);
         let router = app(&config, &database, &hub);
         let address = config.address();
         let listener = TcpListener::bind(address)

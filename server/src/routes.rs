@@ -95,23 +95,36 @@ fn session_layer(
 }
 
 /// `GET /ws`: the tab's WebSocket. It belongs to the session's user, or is
-/// anonymous; a session store that cannot answer gets 503 (the browser
-/// retries) rather than a silently anonymous connection.
+/// anonymous; a session store or database that cannot answer gets 503 (the
+/// browser retries) rather than a silently anonymous connection.
 async fn socket(
     upgrade: WebSocketUpgrade,
     session: Session,
     headers: HeaderMap,
-    State(hub): State<Hub>,
+    State(state): State<ServerState>,
 ) -> Response {
-    let identity = match app::auth::session::user_id(&session).await {
-        Ok(Some(user)) => Identity {
-            user: Some(user),
-            session: app::auth::session::realtime_key(&session),
-        },
-        Ok(None) => Identity::anonymous(),
-        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    let Ok(user) = app::auth::session::user_id(&session).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    hub.accept(upgrade, &headers, identity)
+    let user = match user {
+        Some(id) => match app::auth::store::Users::new(state.database.pool.clone())
+            .find(id)
+            .await
+        {
+            Ok(user) => user,
+            Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        },
+        None => None,
+    };
+    let identity = match user {
+        Some(user) => Identity {
+            user: Some(user.id),
+            session: app::auth::session::realtime_key(&session),
+            name: Some(user.name),
+        },
+        None => Identity::anonymous(),
+    };
+    state.hub.accept(upgrade, &headers, identity)
 }
 
 /// `GET /health`: 200 when the server can reach its database, 503 when not.

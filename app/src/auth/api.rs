@@ -79,8 +79,6 @@ pub async fn current_user() -> Result<Option<User>, AuthError> {
 /// Server-side helpers for the functions above.
 #[cfg(feature = "ssr")]
 mod server {
-    use leptos::prelude::*;
-    use leptos_axum::ResponseOptions;
     use tower_sessions::Session;
 
     use crate::{
@@ -113,28 +111,10 @@ mod server {
         })
     }
 
-    /// Gives the response the status that fits `error`, when the request is
-    /// a server-function call from code (the browser runtime, a test).
-    ///
-    /// Two kinds of request are left alone. A page being rendered (the
-    /// header asks who is logged in) must keep its own status. A plain HTML
-    /// form post (no JavaScript yet) gets Leptos's redirect back to the
-    /// form, with the error in the URL, and a 4xx status would break it.
+    /// Sets the response's status to fit `error` (see
+    /// [`crate::error::set_status`]) and returns it.
     pub fn reject(error: AuthError) -> AuthError {
-        let called_from_code = use_context::<http::request::Parts>().is_some_and(|parts| {
-            let accepts_html = parts
-                .headers
-                .get(http::header::ACCEPT)
-                .and_then(|accept| accept.to_str().ok())
-                .is_some_and(|accept| accept.contains("text/html"));
-            parts.uri.path().starts_with("/api/") && !accepts_html
-        });
-        if called_from_code
-            && let Some(response) = use_context::<ResponseOptions>()
-            && let Ok(status) = http::StatusCode::from_u16(error.status_code())
-        {
-            response.set_status(status);
-        }
+        crate::error::set_status(error.status_code());
         error
     }
 }

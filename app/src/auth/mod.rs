@@ -10,6 +10,8 @@
 
 pub mod api;
 #[cfg(feature = "ssr")]
+pub mod guard;
+#[cfg(feature = "ssr")]
 pub mod password;
 #[cfg(feature = "ssr")]
 pub mod session;

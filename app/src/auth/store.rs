@@ -93,6 +93,14 @@ impl Users {
         .map_err(internal)
     }
 
+    /// The account with this name (whatever its case), if any.
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<User>, AuthError> {
+        match UserName::parse(name) {
+            Ok(name) => Ok(self.find_row_by_name(&name).await?.map(User::from)),
+            Err(_) => Ok(None),
+        }
+    }
+
     async fn find_row_by_name(&self, name: &UserName) -> Result<Option<UserRow>, AuthError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, name, password_hash, created_at FROM users WHERE lower(name) = lower($1)",

@@ -12,6 +12,8 @@
 //! | [`use_latest`] | the last event of a type, as a signal |
 //! | [`use_connection_state`] | [`ConnectionState`], as a signal |
 //! | [`use_room`] / [`use_room_signal`] | membership of a room while mounted, as a [`RoomStatus`] signal |
+//! | [`use_presence`] | the users in a room, as a signal |
+//! | [`use_resumed`] | how many times the connection came back, to reload missed data |
 //!
 //! Everything a hook registers is removed by `on_cleanup` when its
 //! component unmounts.
@@ -31,7 +33,7 @@ pub use self::{
     rooms::RoomBook,
     server_fn_client::RealtimeClient,
 };
-use crate::{ConnectionId, Event, Room, RoomName};
+use crate::{ConnectionId, Event, Member, Presence, Room, RoomName};
 
 /// The state of the tab's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,7 @@ pub enum RoomStatus {
 #[derive(Clone, Copy)]
 pub struct Realtime {
     state: RwSignal<ConnectionState>,
+    resumed: RwSignal<u32>,
     #[cfg(feature = "hydrate")]
     runtime: StoredValue<std::rc::Rc<socket::Runtime>, LocalStorage>,
 }
@@ -80,16 +83,25 @@ pub struct Realtime {
 impl Realtime {
     fn new() -> Self {
         let state = RwSignal::new(ConnectionState::Connecting);
+        let resumed = RwSignal::new(0);
         Self {
             state,
+            resumed,
             #[cfg(feature = "hydrate")]
-            runtime: StoredValue::new_local(socket::Runtime::new(state)),
+            runtime: StoredValue::new_local(socket::Runtime::new(state, resumed)),
         }
     }
 
     /// The connection state, as a signal.
     pub fn state(&self) -> Signal<ConnectionState> {
         self.state.into()
+    }
+
+    /// How many times the connection came back after it was lost, as a
+    /// signal. Events sent meanwhile were missed: a resource that reads
+    /// this signal loads its data again after each reconnect.
+    pub fn resumed(&self) -> Signal<u32> {
+        self.resumed.into()
     }
 
     /// The id of the open connection, if any.
@@ -287,6 +299,38 @@ pub fn use_latest<E: Event + Clone>() -> ReadSignal<Option<E>> {
 /// The connection state, as a signal.
 pub fn use_connection_state() -> Signal<ConnectionState> {
     use_realtime().state()
+}
+
+/// How many times the connection came back after it was lost (see
+/// [`Realtime::resumed`]).
+pub fn use_resumed() -> Signal<u32> {
+    use_realtime().resumed()
+}
+
+/// The members of whichever room `room` names, kept up to date by the
+/// server's [`Presence`] events (for kinds of room with presence). Empty
+/// while not in the room.
+pub fn use_presence<R, F>(room: F) -> Signal<Vec<Member>>
+where
+    R: Room,
+    F: Fn() -> Option<R> + Send + Sync + 'static,
+{
+    let room = Memo::new(move |_| room().map(|room| room.name()));
+    let members = RwSignal::new(Vec::<Member>::new());
+    // Another room: forget the old room's members until the new list comes.
+    Effect::new(move |previous: Option<Option<RoomName>>| {
+        let current = room.get();
+        if previous.is_some_and(|previous| previous != current) {
+            members.set(Vec::new());
+        }
+        current
+    });
+    use_event(move |presence: Presence| {
+        if room.get_untracked().as_ref() == Some(&presence.room) {
+            members.set(presence.members);
+        }
+    });
+    members.into()
 }
 
 /// Keeps the tab in `room` while the calling component is mounted.

@@ -34,6 +34,7 @@ pub(crate) fn current_connection() -> Option<ConnectionId> {
 
 pub(crate) struct Runtime {
     state: RwSignal<ConnectionState>,
+    resumed: RwSignal<u32>,
     /// Separate from `inner`: handlers may subscribe while events arrive.
     dispatcher: RefCell<Dispatcher>,
     inner: RefCell<Inner>,
@@ -45,6 +46,8 @@ struct Inner {
     socket: Option<WebSocket>,
     /// Set once the `welcome` frame arrived: frames may be sent.
     welcomed: bool,
+    /// Whether a connection was ever welcomed.
+    ever_welcomed: bool,
     backoff: Backoff,
     retry: Option<TimeoutHandle>,
     rooms: RoomBook,
@@ -58,14 +61,16 @@ struct Callbacks {
 }
 
 impl Runtime {
-    pub fn new(state: RwSignal<ConnectionState>) -> Rc<Self> {
+    pub fn new(state: RwSignal<ConnectionState>, resumed: RwSignal<u32>) -> Rc<Self> {
         let runtime = Rc::new(Self {
             state,
+            resumed,
             dispatcher: RefCell::new(Dispatcher::default()),
             inner: RefCell::new(Inner {
                 started: false,
                 socket: None,
                 welcomed: false,
+                ever_welcomed: false,
                 backoff: Backoff::default(),
                 retry: None,
                 rooms: RoomBook::default(),
@@ -148,13 +153,20 @@ impl Runtime {
 
     fn on_welcome(self: &Rc<Self>, connection: ConnectionId) {
         CURRENT_CONNECTION.with(|current| current.set(Some(connection)));
-        let rooms: Vec<RoomName> = {
+        let (rooms, resumed) = {
             let mut inner = self.inner.borrow_mut();
             inner.welcomed = true;
+            let resumed = std::mem::replace(&mut inner.ever_welcomed, true);
             inner.backoff.reset();
-            inner.rooms.wanted().cloned().collect()
+            (
+                inner.rooms.wanted().cloned().collect::<Vec<RoomName>>(),
+                resumed,
+            )
         };
         self.state.set(ConnectionState::Open);
+        if resumed {
+            self.resumed.update(|count| *count += 1);
+        }
         // Re-join every room still wanted: the server forgot them with the
         // old connection.
         for room in rooms {

@@ -134,7 +134,7 @@ struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.hub.inner.registry.write().remove(self.id);
+        self.hub.forget(self.id);
     }
 }
 
@@ -195,20 +195,14 @@ async fn join(hub: &Hub, id: ConnectionId, user: Option<UserId>, room: RoomName)
     .await
     .unwrap_or_else(|_| Err(super::Refusal::new("The server took too long to decide.")));
     let refusal = match decision {
-        Ok(()) => {
-            let max = config.max_rooms_per_connection;
-            let joined = hub.inner.registry.write().join(id, &room, max);
-            match joined {
-                Ok(()) => {
-                    hub.send_control(id, &ControlFrame::Joined { room: &room });
-                    return;
-                }
-                Err(JoinError::TooManyRooms) => {
-                    format!("You can be in at most {max} rooms at once.")
-                }
-                Err(JoinError::Gone) => return,
-            }
-        }
+        Ok(()) => match hub.add_to_room(id, &room) {
+            Ok(()) => return,
+            Err(JoinError::TooManyRooms) => format!(
+                "You can be in at most {} rooms at once.",
+                config.max_rooms_per_connection
+            ),
+            Err(JoinError::Gone) => return,
+        },
         Err(refusal) => refusal.0,
     };
     tracing::debug!(connection = %id, %room, reason = %refusal, "join refused");

@@ -20,6 +20,7 @@ mod rooms;
 mod target;
 
 use std::{
+    collections::HashSet,
     fmt,
     future::Future,
     sync::{Arc, OnceLock},
@@ -96,6 +97,8 @@ pub struct Identity {
     /// The session the connection was opened with, so ending the session
     /// can close it ([`Hub::disconnect_session`]).
     pub session: Option<SessionKey>,
+    /// The user's name as other users see it, for [`crate::Presence`].
+    pub name: Option<String>,
 }
 
 impl Identity {
@@ -192,6 +195,8 @@ struct HubInner {
     config: HubConfig,
     registry: RwLock<Registry>,
     rooms: RoomRules,
+    /// Kinds of room whose presence is tracked.
+    presence: HashSet<&'static str>,
 }
 
 impl fmt::Debug for Hub {
@@ -207,6 +212,7 @@ impl fmt::Debug for Hub {
 pub struct HubBuilder {
     config: HubConfig,
     rooms: RoomRules,
+    presence: HashSet<&'static str>,
 }
 
 impl HubBuilder {
@@ -229,12 +235,20 @@ impl HubBuilder {
         self
     }
 
+    /// Tracks who is in rooms of kind `R`: their members receive
+    /// [`crate::Presence`] events (see [`crate::presence`]).
+    pub fn presence<R: Room>(mut self) -> Self {
+        self.presence.insert(R::KIND);
+        self
+    }
+
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
                 config: self.config,
                 registry: RwLock::new(Registry::default()),
                 rooms: self.rooms,
+                presence: self.presence,
             }),
         }
     }
@@ -245,6 +259,7 @@ impl Hub {
         HubBuilder {
             config: HubConfig::default(),
             rooms: RoomRules::default(),
+            presence: HashSet::new(),
         }
     }
 
@@ -361,17 +376,30 @@ impl Hub {
     }
 
     pub(crate) fn join_name(&self, connection: ConnectionId, room: &RoomName) -> bool {
+        self.add_to_room(connection, room).is_ok()
+    }
+
+    /// Adds a connection to a room, tells it (`joined`), and updates the
+    /// room's presence.
+    pub(crate) fn add_to_room(
+        &self,
+        connection: ConnectionId,
+        room: &RoomName,
+    ) -> Result<(), registry::JoinError> {
         let max = self.inner.config.max_rooms_per_connection;
-        let joined = self
-            .inner
-            .registry
-            .write()
-            .join(connection, room, max)
-            .is_ok();
-        if joined {
-            self.send_control(connection, &protocol::ControlFrame::Joined { room });
+        let arrived = self.inner.registry.write().join(connection, room, max)?;
+        self.send_control(connection, &protocol::ControlFrame::Joined { room });
+        if self.tracks_presence(room) {
+            // A new user: everyone in the room hears. Another tab of a user
+            // already there: only that tab needs the list.
+            let target = if arrived {
+                Target::room_name(room.clone())
+            } else {
+                Target::connection(connection)
+            };
+            self.send_presence(room, target);
         }
-        joined
+        Ok(())
     }
 
     /// Takes a connection out of a room. The browser is told with a `left`
@@ -381,11 +409,32 @@ impl Hub {
     }
 
     pub(crate) fn leave_name(&self, connection: ConnectionId, room: &RoomName) -> bool {
-        let left = self.inner.registry.write().leave(connection, room);
-        if left {
-            self.send_control(connection, &protocol::ControlFrame::Left { room });
+        let departure = self.inner.registry.write().leave(connection, room);
+        let Some(user_departed) = departure else {
+            return false;
+        };
+        self.send_control(connection, &protocol::ControlFrame::Left { room });
+        if user_departed && self.tracks_presence(room) {
+            self.send_presence(room, Target::room_name(room.clone()));
         }
-        left
+        true
+    }
+
+    fn tracks_presence(&self, room: &RoomName) -> bool {
+        room.split()
+            .is_some_and(|(kind, _)| self.inner.presence.contains(kind))
+    }
+
+    /// Sends the room's current members to `target`.
+    fn send_presence(&self, room: &RoomName, target: Target) {
+        let members = self.inner.registry.read().room_members_by_user(room);
+        let presence = crate::Presence {
+            room: room.clone(),
+            members,
+        };
+        if let Err(error) = self.target(target).emit(&presence) {
+            tracing::error!(%error, "presence could not be sent");
+        }
     }
 
     /// The users with at least one connection in the room, each once.
@@ -431,14 +480,36 @@ impl Hub {
 
     /// Removes a connection from the registry and tells its task to close.
     fn disconnect(&self, connection: ConnectionId, reason: CloseReason) -> bool {
-        let removed = self.inner.registry.write().remove(connection);
-        match removed {
+        match self.forget(connection) {
             Some(entry) => {
                 entry.close(reason);
                 true
             }
             None => false,
         }
+    }
+
+    /// Removes a connection from the registry, and updates the presence of
+    /// the rooms its user has now left.
+    pub(crate) fn forget(&self, connection: ConnectionId) -> Option<registry::Connection> {
+        let (entry, departed_from) = {
+            let mut registry = self.inner.registry.write();
+            let entry = registry.remove(connection)?;
+            let departed_from: Vec<RoomName> = match entry.identity.user {
+                Some(user) => entry
+                    .rooms
+                    .iter()
+                    .filter(|room| self.tracks_presence(room) && !registry.user_in_room(room, user))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            (entry, departed_from)
+        };
+        for room in &departed_from {
+            self.send_presence(room, Target::room_name(room.clone()));
+        }
+        Some(entry)
     }
 
     /// How many connections, users, sessions and rooms the registry holds.

@@ -84,40 +84,56 @@ impl Registry {
     }
 
     /// Adds a connection to a room. Joining a room twice is not an error.
+    /// Returns whether the connection's user arrived in the room with it (it
+    /// is their first connection there; never for a visitor).
     pub fn join(
         &mut self,
         id: ConnectionId,
         room: &RoomName,
         max_rooms: usize,
-    ) -> Result<(), JoinError> {
-        let connection = self.connections.get_mut(&id).ok_or(JoinError::Gone)?;
+    ) -> Result<bool, JoinError> {
+        let connection = self.connections.get(&id).ok_or(JoinError::Gone)?;
         if connection.rooms.contains(room) {
-            return Ok(());
+            return Ok(false);
         }
         if connection.rooms.len() >= max_rooms {
             return Err(JoinError::TooManyRooms);
         }
-        connection.rooms.push(room.clone());
+        let user = connection.identity.user;
+        let arrived = user.is_some_and(|user| !self.user_in_room(room, user));
+        if let Some(connection) = self.connections.get_mut(&id) {
+            connection.rooms.push(room.clone());
+        }
         self.rooms.entry(room.clone()).or_default().insert(id);
-        Ok(())
+        Ok(arrived)
     }
 
-    /// Removes a connection from a room. Returns whether it was in it.
-    pub fn leave(&mut self, id: ConnectionId, room: &RoomName) -> bool {
-        let Some(connection) = self.connections.get_mut(&id) else {
-            return false;
-        };
-        let Some(index) = connection.rooms.iter().position(|r| r == room) else {
-            return false;
-        };
+    /// Removes a connection from a room. `None` if it was not in it;
+    /// otherwise whether its user departed with it (no other connection of
+    /// theirs is left in the room; never for a visitor).
+    pub fn leave(&mut self, id: ConnectionId, room: &RoomName) -> Option<bool> {
+        let connection = self.connections.get_mut(&id)?;
+        let index = connection.rooms.iter().position(|r| r == room)?;
         connection.rooms.swap_remove(index);
+        let user = connection.identity.user;
         if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
             members.get_mut().remove(&id);
             if members.get().is_empty() {
                 members.remove();
             }
         }
-        true
+        Some(user.is_some_and(|user| !self.user_in_room(room, user)))
+    }
+
+    /// Whether any connection of `user` is in `room`.
+    pub fn user_in_room(&self, room: &RoomName, user: UserId) -> bool {
+        self.rooms.get(room).is_some_and(|members| {
+            members.iter().any(|id| {
+                self.connections
+                    .get(id)
+                    .is_some_and(|connection| connection.identity.user == Some(user))
+            })
+        })
     }
 
     /// The connections of a session.
@@ -136,6 +152,28 @@ impl Registry {
             .get(room)
             .map(|members| members.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The users with a connection in the room, each once, with their
+    /// names, sorted by name.
+    pub fn room_members_by_user(&self, room: &RoomName) -> Vec<crate::Member> {
+        let mut members: Vec<crate::Member> = self
+            .rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                let identity = &self.connections.get(id)?.identity;
+                let user = identity.user?;
+                Some(crate::Member {
+                    user,
+                    name: identity.name.clone().unwrap_or_else(|| user.to_string()),
+                })
+            })
+            .collect();
+        members.sort();
+        members.dedup_by_key(|member| member.user);
+        members
     }
 
     /// The users with a connection in the room, each once.
@@ -277,6 +315,7 @@ mod tests {
                     identity: Identity {
                         user: user.map(UserId),
                         session: session.map(SessionKey::from),
+                        name: user.map(|user| format!("user {user}")),
                     },
                     rooms: Vec::new(),
                 },
@@ -420,9 +459,41 @@ mod tests {
         let mut f = Fixture::new();
         let a = f.connect(1, None, None);
         f.registry.join(a, &"r:1".into(), 8).unwrap();
-        assert!(f.registry.leave(a, &"r:1".into()));
-        assert!(!f.registry.leave(a, &"r:1".into()));
+        assert_eq!(f.registry.leave(a, &"r:1".into()), Some(false));
+        assert_eq!(f.registry.leave(a, &"r:1".into()), None);
         assert_eq!(f.registry.stats().rooms, 0);
+    }
+
+    #[test]
+    fn a_user_arrives_with_their_first_tab_and_departs_with_their_last() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        let tab1 = f.connect(1, Some(10), None);
+        let tab2 = f.connect(2, Some(10), None);
+        let visitor = f.connect(3, None, None);
+        assert_eq!(f.registry.join(tab1, &room, 8), Ok(true));
+        assert_eq!(f.registry.join(tab2, &room, 8), Ok(false));
+        assert_eq!(f.registry.join(visitor, &room, 8), Ok(false));
+        assert_eq!(f.registry.leave(tab1, &room), Some(false));
+        assert_eq!(f.registry.leave(tab2, &room), Some(true));
+        assert!(!f.registry.user_in_room(&room, UserId(10)));
+    }
+
+    #[test]
+    fn members_are_listed_once_per_user_by_name() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        for (id, user) in [(1, Some(20)), (2, Some(10)), (3, Some(20)), (4, None)] {
+            let connection = f.connect(id, user, None);
+            f.registry.join(connection, &room, 8).unwrap();
+        }
+        let names: Vec<String> = f
+            .registry
+            .room_members_by_user(&room)
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["user 10", "user 20"]);
     }
 
     #[test]

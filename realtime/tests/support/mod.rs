@@ -20,7 +20,7 @@ use axum::{
 pub use realtime::testing::{PATIENCE, TestClient};
 use realtime::{
     Event, UserId,
-    server::{Hub, HubBuilder, Identity, SessionKey},
+    server::{Hub, HubBuilder, Identity, SessionKey, Target},
 };
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -91,12 +91,15 @@ impl TestServer {
         TestClient::connect_to(self.address, &format!("/ws?{query}"), headers).await
     }
 
-    /// Sends a marker to everyone, then checks that each client's next event
-    /// is that marker: nothing else reached them in between.
+    /// Sends a marker to each client, then checks that each one's next
+    /// event is that marker: nothing else reached them in between.
     pub async fn assert_nothing_more(&self, clients: &mut [&mut TestClient]) {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         let marker = Marker(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        self.hub.emit(&marker).unwrap();
+        let target = clients.iter().fold(Target::nobody(), |target, client| {
+            target.and(Target::connection(client.connection))
+        });
+        self.hub.target(target).emit(&marker).unwrap();
         for client in clients {
             assert_eq!(
                 client.event::<Marker>().await,
@@ -134,6 +137,7 @@ async fn socket(
         session: query
             .get("session")
             .map(|session| SessionKey::from(session.as_str())),
+        name: query.get("name").cloned(),
     };
     hub.accept(upgrade, &headers, identity)
 }

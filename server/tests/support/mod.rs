@@ -72,7 +72,7 @@ impl TestApp {
         let database = Database::open(&config.database_url)
             .await
             .expect("the test database opens");
-        let hub = server::realtime_hub(&config);
+        let hub = server::realtime_hub(&config, &database);
         let router = server::app(&config, &database, &hub);
         Self {
             router,

@@ -1,0 +1,125 @@
+//! The chat's server functions. Those that emit use
+//! [`realtime::RealtimeClient`], so the server knows which tab is calling.
+
+use leptos::prelude::*;
+
+use super::{Message, RoomHistory, RoomSummary};
+use crate::error::AppError;
+
+/// Every room, newest first.
+#[server(prefix = "/api", endpoint = "chat/rooms")]
+pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
+    server::chat()?.rooms().await
+}
+
+/// Creates a room (logged in only), tells every open room list, and sends
+/// the browser to the new room.
+#[server(prefix = "/api", endpoint = "chat/create_room", client = realtime::RealtimeClient)]
+pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
+    use super::{RoomCreated, check_room_name};
+    let user = server::user().await?;
+    let name = check_room_name(&name).map_err(AppError::reject)?;
+    let room = server::chat()?
+        .create_room(&name, user.id)
+        .await
+        .map_err(AppError::reject)?;
+    tracing::info!(room = room.id, name = %room.name, by = %user.id, "room created");
+    server::events()?.emit(&RoomCreated(room.clone()))?;
+    leptos_axum::redirect(&format!("/rooms/{}", room.id));
+    Ok(room)
+}
+
+/// A room and its latest messages (logged in only).
+#[server(prefix = "/api", endpoint = "chat/room")]
+pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
+    server::user().await?;
+    let chat = server::chat()?;
+    let room = server::existing_room(&chat, id).await?;
+    let messages = chat.messages(id, super::HISTORY_LEN).await?;
+    Ok(RoomHistory { room, messages })
+}
+
+/// Posts a message. Everyone else in the room receives it live; the
+/// calling tab adds the message this returns, so it shows exactly once.
+#[server(prefix = "/api", endpoint = "chat/post", client = realtime::RealtimeClient)]
+pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppError> {
+    use super::{ChatRoom, MessagePosted, check_message};
+    let user = server::user().await?;
+    let body = check_message(&body).map_err(AppError::reject)?;
+    let chat = server::chat()?;
+    server::existing_room(&chat, room_id).await?;
+    let message = chat.post(room_id, &user, &body).await?;
+    server::events()?
+        .to_room(&ChatRoom(room_id))
+        .except_caller()
+        .emit(&MessagePosted(message.clone()))?;
+    Ok(message)
+}
+
+/// Tells the others in the room that the caller is typing. Nothing is
+/// stored.
+#[server(prefix = "/api", endpoint = "chat/typing", client = realtime::RealtimeClient)]
+pub async fn typing(room_id: i64) -> Result<(), AppError> {
+    use super::{ChatRoom, Typing};
+    let user = server::user().await?;
+    server::events()?
+        .to_room(&ChatRoom(room_id))
+        .except_caller()
+        .emit(&Typing {
+            room_id,
+            user: user.id,
+            name: user.name,
+        })?;
+    Ok(())
+}
+
+/// Renames a room (its creator only). The room's members receive the new
+/// public view, unless the name is unchanged.
+#[server(prefix = "/api", endpoint = "chat/rename", client = realtime::RealtimeClient)]
+pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppError> {
+    use super::{RoomRenamed, check_room_name};
+    let user = server::user().await?;
+    let name = check_room_name(&name).map_err(AppError::reject)?;
+    let (room, old_name) = server::chat()?
+        .rename_room(room_id, &name, user.id)
+        .await
+        .map_err(AppError::reject)?;
+    server::events()?.broadcast(&RoomRenamed {
+        room: room.clone(),
+        old_name,
+        renamed_by: user.id,
+    })?;
+    Ok(room)
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use realtime::server::Hub;
+
+    use crate::{
+        AppContext,
+        auth::User,
+        chat::{RoomSummary, store::Chat},
+        error::AppError,
+    };
+
+    pub fn chat() -> Result<Chat, AppError> {
+        Ok(AppContext::expect()?.chat)
+    }
+
+    pub fn events() -> Result<Hub, AppError> {
+        Ok(AppContext::expect()?.events)
+    }
+
+    pub async fn user() -> Result<User, AppError> {
+        crate::auth::guard::logged_in_user()
+            .await
+            .map_err(AppError::reject)
+    }
+
+    pub async fn existing_room(chat: &Chat, id: i64) -> Result<RoomSummary, AppError> {
+        chat.room(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound("There is no such room.".into()).reject())
+    }
+}

@@ -1,0 +1,233 @@
+//! Chat rooms: the reference application's main feature, and a tour of the
+//! real-time layer.
+//!
+//! - A new message reaches everyone in the room but its sender, whose tab
+//!   adds the message it got back from the server function: the sender sees
+//!   it at once and exactly once ([`MessagePosted`]).
+//! - Who is in the room comes from the hub's presence ([`realtime::Presence`]).
+//! - "… is typing" goes to the others in the room and is never stored
+//!   ([`Typing`]).
+//! - A new room appears in every open room list ([`RoomCreated`]).
+//! - Renaming a room is a domain event with hooks ([`RoomRenamed`]): sent to
+//!   the room's members as a public [`RoomView`], and not at all when the
+//!   name did not change.
+//!
+//! The server functions are in [`api`]; queries and the room rule are in the
+//! `ssr`-only modules.
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod rooms;
+#[cfg(feature = "ssr")]
+pub mod store;
+
+use realtime::{Event, Room, UserId};
+use serde::{Deserialize, Serialize};
+
+/// The longest room name, in characters.
+pub const MAX_ROOM_NAME_LEN: usize = 40;
+/// The longest message, in characters.
+pub const MAX_MESSAGE_LEN: usize = 2000;
+/// How many of the latest messages a room page shows.
+pub const HISTORY_LEN: i64 = 100;
+
+/// A chat room's real-time room: `chat:<id>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatRoom(pub i64);
+
+impl Room for ChatRoom {
+    const KIND: &'static str = "chat";
+
+    fn key(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        key.parse().ok().map(Self)
+    }
+}
+
+/// A room as lists show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: i64,
+    pub name: String,
+    pub created_by: UserId,
+    pub created_at: i64,
+}
+
+/// A message, with its author's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: i64,
+    pub room_id: i64,
+    pub author_id: UserId,
+    pub author: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// A room and its latest messages, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomHistory {
+    pub room: RoomSummary,
+    pub messages: Vec<Message>,
+}
+
+/// Someone posted a message (sent to the room, except the sender's tab).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePosted(pub Message);
+
+impl Event for MessagePosted {
+    const NAME: &'static str = "chat.message";
+}
+
+/// Someone is typing in a room (sent to the room, except the typist's tab).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typing {
+    pub room_id: i64,
+    pub user: UserId,
+    pub name: String,
+}
+
+impl Event for Typing {
+    const NAME: &'static str = "chat.typing";
+}
+
+/// A room was created (sent to everyone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCreated(pub RoomSummary);
+
+impl Event for RoomCreated {
+    const NAME: &'static str = "chat.room_created";
+}
+
+/// The public view of a room, as its members receive it after a rename.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomView {
+    pub id: i64,
+    pub name: String,
+}
+
+impl Event for RoomView {
+    const NAME: &'static str = "chat.room";
+}
+
+/// A room was renamed: what the server knows, never sent as is.
+#[derive(Clone, Debug)]
+pub struct RoomRenamed {
+    pub room: RoomSummary,
+    pub old_name: String,
+    pub renamed_by: UserId,
+}
+
+#[cfg(feature = "ssr")]
+impl realtime::server::Broadcast for RoomRenamed {
+    type Payload = RoomView;
+
+    /// The room's members.
+    fn broadcast_on(&self) -> realtime::server::Target {
+        realtime::server::Target::room(&ChatRoom(self.room.id))
+    }
+
+    /// Only when the name changed.
+    fn broadcast_when(&self) -> bool {
+        self.old_name != self.room.name
+    }
+
+    /// Who renamed it, and when the room was made, are not for the wire.
+    fn broadcast_as(&self) -> RoomView {
+        RoomView {
+            id: self.room.id,
+            name: self.room.name.clone(),
+        }
+    }
+}
+
+/// A room name that follows the rules, trimmed.
+pub fn check_room_name(name: &str) -> Result<String, crate::error::AppError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(crate::error::AppError::Invalid(
+            "Give the room a name.".into(),
+        ));
+    }
+    if name.chars().count() > MAX_ROOM_NAME_LEN {
+        return Err(crate::error::AppError::Invalid(format!(
+            "Room names can be at most {MAX_ROOM_NAME_LEN} characters long."
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// A message body that follows the rules, trimmed.
+pub fn check_message(body: &str) -> Result<String, crate::error::AppError> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(crate::error::AppError::Invalid(
+            "Write something first.".into(),
+        ));
+    }
+    if body.chars().count() > MAX_MESSAGE_LEN {
+        return Err(crate::error::AppError::Invalid(format!(
+            "Messages can be at most {MAX_MESSAGE_LEN} characters long."
+        )));
+    }
+    Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names_and_messages_are_trimmed_and_bounded() {
+        assert_eq!(check_room_name("  Lobby "), Ok("Lobby".into()));
+        assert!(check_room_name("   ").is_err());
+        assert!(check_room_name(&"x".repeat(MAX_ROOM_NAME_LEN + 1)).is_err());
+        assert_eq!(check_message(" hi "), Ok("hi".into()));
+        assert!(check_message("").is_err());
+        assert!(check_message(&"x".repeat(MAX_MESSAGE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_chat_room_is_named_by_its_id() {
+        assert_eq!(ChatRoom(7).name().as_str(), "chat:7");
+        assert_eq!(ChatRoom::from_key("7"), Some(ChatRoom(7)));
+        assert_eq!(ChatRoom::from_key("seven"), None);
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn a_rename_is_sent_only_when_the_name_changed_and_only_as_a_view() {
+        use realtime::server::Broadcast;
+        let room = RoomSummary {
+            id: 3,
+            name: "Lounge".into(),
+            created_by: UserId(1),
+            created_at: 0,
+        };
+        let same = RoomRenamed {
+            room: room.clone(),
+            old_name: "Lounge".into(),
+            renamed_by: UserId(1),
+        };
+        assert!(!same.broadcast_when());
+        let changed = RoomRenamed {
+            old_name: "Hall".into(),
+            ..same
+        };
+        assert!(changed.broadcast_when());
+        assert_eq!(
+            changed.broadcast_as(),
+            RoomView {
+                id: 3,
+                name: "Lounge".into()
+            }
+        );
+        assert_eq!(
+            changed.broadcast_on(),
+            realtime::server::Target::room(&ChatRoom(3))
+        );
+    }
+}

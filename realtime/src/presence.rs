@@ -1,0 +1,30 @@
+//! Presence: who is in a room right now.
+//!
+//! For kinds of room registered with `HubBuilder::presence`, the hub sends a
+//! [`Presence`] event to the room whenever its set of *users* changes: when
+//! a user's first tab joins and when their last tab leaves or closes. Extra
+//! tabs of a user already there change nothing. A connection that joins also
+//! gets the current list at once.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Event, RoomName, UserId};
+
+/// The users in a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub room: RoomName,
+    /// Each user once, sorted by name.
+    pub members: Vec<Member>,
+}
+
+/// One user in a room.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub user: UserId,
+}
+
+impl Event for Presence {
+    const NAME: &'static str = "realtime.presence";
+}
