@@ -1,9 +1,16 @@
-//! The frame around every page: a header with the site's name and who is
-//! logged in, and the page itself below it.
+//! The frame around every page: a header with the site's name, the live
+//! connection's state and who is logged in; the notices that arrive on any
+//! page (announcements, notifications); and the page itself.
 
 use leptos::prelude::*;
 
-use crate::auth::{AuthError, User, provide_auth, use_auth};
+use crate::{
+    auth::{AuthError, User, provide_auth, use_auth},
+    events::{Notification, SomethingHappened},
+};
+
+/// How many notices stay on screen; older ones make room.
+const MAX_NOTICES: usize = 5;
 
 /// Wraps a page in the site's header, and provides the login state to it.
 ///
@@ -23,19 +30,28 @@ pub fn Layout(children: Children) -> impl IntoView {
                 <AccountStatus />
             </nav>
         </header>
+        <Notices />
         <main class="page">{children()}</main>
     }
 }
 
 /// The state of the tab's live connection: live, connecting, reconnecting.
+///
+/// Its `data-subscriptions` and `data-memberships` attributes count what the
+/// page holds: the end-to-end tests check they return to where they were
+/// when a component unmounts.
 #[component]
 fn ConnectionBadge() -> impl IntoView {
-    let state = realtime::use_connection_state();
+    let realtime = realtime::use_realtime();
+    let state = realtime.state();
+    let counts = realtime.counts();
     view! {
         <span
             class="connection"
             data-testid="connection-state"
             data-state=move || state.get().label()
+            data-subscriptions=move || counts.get().subscriptions
+            data-memberships=move || counts.get().memberships
             title="Live updates"
         >
             {move || state.get().label()}
@@ -95,5 +111,61 @@ fn LoggedOut(#[prop(optional)] notice: Option<AuthError>) -> impl IntoView {
         <a class="button" href="/signup">
             "Sign up"
         </a>
+    }
+}
+
+/// One notice on screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Notice {
+    id: u64,
+    kind: &'static str,
+    text: String,
+}
+
+/// Announcements (to every tab) and notifications (to this user), as they
+/// arrive, until dismissed.
+#[component]
+fn Notices() -> impl IntoView {
+    let notices = RwSignal::new(Vec::<Notice>::new());
+    let next_id = StoredValue::new(0u64);
+    let show = move |kind: &'static str, text: String| {
+        let id = next_id.get_value() + 1;
+        next_id.set_value(id);
+        notices.update(|notices| {
+            notices.push(Notice { id, kind, text });
+            let excess = notices.len().saturating_sub(MAX_NOTICES);
+            notices.drain(..excess);
+        });
+    };
+    realtime::use_event(move |event: SomethingHappened| {
+        let kind = if event.is_error {
+            "error"
+        } else {
+            "announcement"
+        };
+        show(kind, event.message);
+    });
+    realtime::use_event(move |notification: Notification| {
+        show(
+            "notification",
+            format!("{}: {}", notification.from, notification.text),
+        );
+    });
+    view! {
+        <section class="notices" aria-label="Notices" aria-live="polite">
+            <For each=move || notices.get() key=|notice| notice.id let:notice>
+                <article class="notice-item" data-testid="notice" data-kind=notice.kind>
+                    <p>{notice.text}</p>
+                    <button
+                        type="button"
+                        class="dismiss"
+                        aria-label="Dismiss"
+                        on:click=move |_| notices.update(|notices| notices.retain(|n| n.id != notice.id))
+                    >
+                        "×"
+                    </button>
+                </article>
+            </For>
+        </section>
     }
 }

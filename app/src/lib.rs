@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod components;
 pub mod error;
 pub mod events;
 pub mod layout;
@@ -24,13 +25,13 @@ pub mod pages;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Outlet, ParentRoute, Route, Router, Routes},
 };
 
 use crate::{
     layout::Layout,
-    pages::{HomePage, LogInPage, NotFoundPage, SignUpPage},
+    pages::{HomePage, LogInPage, NotFoundPage, RoomPage, SignUpPage},
 };
 
 /// What the server hands to server functions and to server-side rendering,
@@ -54,12 +55,22 @@ impl AppContext {
         }
     }
 
-    /// The context of the current request. Missing context is a bug in the
-    /// server's set-up: it is logged, and the request fails as an internal
-    /// error.
+    /// The context of the current request.
+    ///
+    /// Missing context during a request is a bug in the server's set-up: it
+    /// is logged as an error, and the request fails as an internal error.
+    /// Without any request at all, the call comes from a resource left over
+    /// from a page render that has already finished (Leptos can start one
+    /// while tearing a render down); it fails quietly, as nobody is waiting.
+    #[track_caller]
     pub fn expect() -> Result<Self, error::AppError> {
+        let caller = std::panic::Location::caller();
         use_context::<Self>().ok_or_else(|| {
-            tracing::error!("AppContext was not provided to the server function");
+            if use_context::<http::request::Parts>().is_some() {
+                tracing::error!(%caller, "AppContext was not provided to the server function");
+            } else {
+                tracing::debug!(%caller, "a server function ran after its request ended");
+            }
             error::AppError::Internal
         })
     }
@@ -114,6 +125,11 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage ssr=RENDERING />
                     <Route path=StaticSegment("signup") view=SignUpPage ssr=RENDERING />
                     <Route path=StaticSegment("login") view=LogInPage ssr=RENDERING />
+                    <Route
+                        path=(StaticSegment("rooms"), ParamSegment("id"))
+                        view=RoomPage
+                        ssr=RENDERING
+                    />
                 </ParentRoute>
             </Routes>
         </Router>

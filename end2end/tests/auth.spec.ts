@@ -1,6 +1,6 @@
 // Accounts in the browser: sign up, log out, log in, the errors a person
 // sees, and how long a login lasts.
-import { test, expect, gotoHydrated, uniqueName, signUp, logIn, currentUser, PASSWORD } from "./fixtures";
+import { test, expect, gotoHydrated, uniqueName, signUp, logIn, currentUser, logInLink, PASSWORD } from "./fixtures";
 
 test("signing up logs the new user in", async ({ page }) => {
   const name = uniqueName("sign-up");
@@ -18,7 +18,7 @@ test("logging out and back in", async ({ page }) => {
 
   await page.getByRole("button", { name: "Log out" }).click();
   await expect(currentUser(page)).toHaveCount(0);
-  await expect(page.getByRole("link", { name: "Log in" })).toBeVisible();
+  await expect(logInLink(page)).toBeVisible();
 
   await logIn(page, name);
   await expect(page).toHaveURL("/");
@@ -76,7 +76,7 @@ test("another browser is not logged in", async ({ page, browser }) => {
   const otherContext = await browser.newContext();
   const other = await otherContext.newPage();
   await gotoHydrated(other, "/");
-  await expect(other.getByRole("link", { name: "Log in" })).toBeVisible();
+  await expect(logInLink(other)).toBeVisible();
   await expect(other.getByTestId("current-user")).toHaveCount(0);
   await otherContext.close();
 });
@@ -90,7 +90,7 @@ test("a stale session cookie is explained, then forgotten", async ({ page, conte
 
   await page.reload();
   await expect(page.locator("html")).toHaveAttribute("data-hydrated", "");
-  await expect(page.getByRole("link", { name: "Log in" })).toBeVisible();
+  await expect(logInLink(page)).toBeVisible();
   await expect(page.getByRole("status")).toHaveCount(0);
 });
 
@@ -112,7 +112,7 @@ test.describe("without JavaScript", () => {
     await expect(currentUser(page)).toHaveText(`Logged in as ${name}`);
 
     await page.getByRole("button", { name: "Log out" }).click();
-    await expect(page.getByRole("link", { name: "Log in" })).toBeVisible();
+    await expect(logInLink(page)).toBeVisible();
 
     await page.goto("/login");
     await page.getByLabel("User name").fill(name);

@@ -30,7 +30,7 @@ pub mod server;
 pub mod testing;
 
 pub use client::{
-    ConnectionState, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,
+    ConnectionState, Counts, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,
     use_connection_state, use_event, use_event_once, use_latest, use_presence, use_realtime,
     use_resumed, use_room, use_room_signal,
 };

@@ -32,11 +32,15 @@ pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
 /// A room and its latest messages (logged in only).
 #[server(prefix = "/api", endpoint = "chat/room")]
 pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
-    server::user().await?;
+    let viewer = server::user().await?.id;
     let chat = server::chat()?;
     let room = server::existing_room(&chat, id).await?;
     let messages = chat.messages(id, super::HISTORY_LEN).await?;
-    Ok(RoomHistory { room, messages })
+    Ok(RoomHistory {
+        room,
+        messages,
+        viewer,
+    })
 }
 
 /// Posts a message. Everyone else in the room receives it live; the
@@ -59,7 +63,7 @@ pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppErro
 /// Tells the others in the room that the caller is typing. Nothing is
 /// stored.
 #[server(prefix = "/api", endpoint = "chat/typing", client = realtime::RealtimeClient)]
-pub async fn typing(room_id: i64) -> Result<(), AppError> {
+pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
     use super::{ChatRoom, Typing};
     let user = server::user().await?;
     server::events()?

@@ -67,11 +67,13 @@ pub struct Message {
     pub created_at: i64,
 }
 
-/// A room and its latest messages, oldest first.
+/// A room and its latest messages, oldest first, as `viewer` sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomHistory {
     pub room: RoomSummary,
     pub messages: Vec<Message>,
+    /// The logged-in user who asked.
+    pub viewer: UserId,
 }
 
 /// Someone posted a message (sent to the room, except the sender's tab).

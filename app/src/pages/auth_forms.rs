@@ -7,7 +7,10 @@
 
 use leptos::prelude::*;
 
-use crate::auth::{AuthError, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN, use_auth};
+use crate::{
+    auth::{MAX_USER_NAME_LEN, MIN_PASSWORD_LEN, use_auth},
+    components::FormError,
+};
 
 /// Creates an account.
 #[component]
@@ -74,19 +77,5 @@ fn UserNameField() -> impl IntoView {
                 {format!("Up to {MAX_USER_NAME_LEN} letters, digits, '.', '-' or '_'.")}
             </small>
         </label>
-    }
-}
-
-/// The last submission's error, if it failed.
-#[component]
-fn FormError(error: Signal<Option<AuthError>>) -> impl IntoView {
-    move || {
-        error.get().map(|error| {
-            view! {
-                <p class="form-error" role="alert">
-                    {error.to_string()}
-                </p>
-            }
-        })
     }
 }

@@ -1,10 +1,19 @@
-//! The landing page.
+//! The landing page: the rooms, and the two ways to reach other people
+//! outside a room (an announcement to every tab, a notification to a user).
 
 use leptos::prelude::*;
 
-use crate::auth::use_auth;
+use crate::{
+    auth::use_auth,
+    chat::{
+        RoomCreated, RoomSummary,
+        api::{CreateRoom, list_rooms},
+    },
+    components::FormError,
+    events::{BroadcastEvent, Notify},
+};
 
-/// Greets the visitor by name when logged in.
+/// Greets the visitor, lists the rooms, and offers the forms.
 #[component]
 pub fn HomePage() -> impl IntoView {
     let auth = use_auth();
@@ -15,15 +24,202 @@ pub fn HomePage() -> impl IntoView {
             .map(|user| format!("Welcome back, {}!", user.name))
             .unwrap_or_else(|| "Welcome!".to_owned())
     };
+    let logged_in = move || {
+        auth.user
+            .get()
+            .and_then(|user| user.ok().flatten())
+            .is_some()
+    };
     view! {
-        <section class="card">
+        <section class="card intro">
             <Transition fallback=|| view! { <h1>"Welcome!"</h1> }>
                 <h1 data-testid="greeting">{greeting}</h1>
             </Transition>
             <p>
-                "A full-stack Rust template: Leptos renders on the server and hydrates in the browser, "
-                "axum serves it, sqlx stores the data and tower-sessions knows who you are."
+                "A full-stack Rust template with typed real-time events. Open this page in two "
+                "browsers side by side: rooms, messages, presence and notices arrive live."
             </p>
         </section>
+        <div class="columns">
+            <RoomList />
+            <div class="stack">
+                <AnnouncementForm />
+                <Transition fallback=|| ()>
+                    <Show when=logged_in>
+                        <NotifyForm />
+                    </Show>
+                </Transition>
+            </div>
+        </div>
     }
+}
+
+/// Every room, with rooms created elsewhere appearing live.
+#[component]
+fn RoomList() -> impl IntoView {
+    let auth = use_auth();
+    let create = ServerAction::<CreateRoom>::new();
+    let rooms = Resource::new(move || create.version().get(), |_| list_rooms());
+    // Rooms created since the list was loaded, newest first.
+    let created = RwSignal::new(Vec::<RoomSummary>::new());
+    realtime::use_event(move |RoomCreated(room)| created.update(|rooms| rooms.insert(0, room)));
+    let logged_in = move || {
+        auth.user
+            .get()
+            .and_then(|user| user.ok().flatten())
+            .is_some()
+    };
+    let error = Signal::derive(move || create.value().get().and_then(Result::err));
+
+    view! {
+        <section class="card" aria-labelledby="rooms-heading">
+            <h2 id="rooms-heading">"Rooms"</h2>
+            <Transition fallback=|| view! { <p class="muted">"Loading rooms…"</p> }>
+                {move || Suspend::new(async move {
+                    match rooms.await {
+                        Ok(loaded) => {
+                            let all = Memo::new(move |_| merge_rooms(&created.get(), &loaded));
+                            view! {
+                                <Show
+                                    when=move || !all.read().is_empty()
+                                    fallback=|| {
+                                        view! {
+                                            <p class="empty" data-testid="no-rooms">
+                                                "No rooms yet. Create the first one."
+                                            </p>
+                                        }
+                                    }
+                                >
+                                    <ul class="room-list" data-testid="room-list">
+                                        <For each=move || all.get() key=|room| room.id let:room>
+                                            <li>
+                                                <a href=format!("/rooms/{}", room.id)>{room.name}</a>
+                                            </li>
+                                        </For>
+                                    </ul>
+                                </Show>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <p class="form-error">{error.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <Transition fallback=|| ()>
+                <Show
+                    when=logged_in
+                    fallback=|| {
+                        view! {
+                            <p class="muted">
+                                <a href="/login">"Log in"</a>
+                                " to create a room."
+                            </p>
+                        }
+                    }
+                >
+                    <ActionForm action=create attr:class="inline-fields">
+                        <label class="grow">
+                            <span class="visually-hidden">"Room name"</span>
+                            <input type="text" name="name" placeholder="New room name" />
+                        </label>
+                        <button type="submit" class="button" disabled=move || create.pending().get()>
+                            "Create room"
+                        </button>
+                    </ActionForm>
+                    <FormError error />
+                </Show>
+            </Transition>
+        </section>
+    }
+}
+
+/// Rooms created live first (newest first), then the loaded ones, each once.
+fn merge_rooms(created: &[RoomSummary], loaded: &[RoomSummary]) -> Vec<RoomSummary> {
+    let mut all: Vec<RoomSummary> = created.to_vec();
+    for room in loaded {
+        if !all.iter().any(|known| known.id == room.id) {
+            all.push(room.clone());
+        }
+    }
+    all
+}
+
+/// Sends a `SomethingHappened` to every open tab.
+#[component]
+fn AnnouncementForm() -> impl IntoView {
+    let announce = ServerAction::<BroadcastEvent>::new();
+    let error = Signal::derive(move || announce.value().get().and_then(Result::err));
+    let message = NodeRef::<leptos::html::Input>::new();
+    clear_on_success(announce, message);
+    view! {
+        <section class="card" aria-labelledby="announce-heading">
+            <h2 id="announce-heading">"Announce"</h2>
+            <p class="muted">"Every open tab shows it, logged in or not."</p>
+            <ActionForm action=announce attr:class="stacked-form">
+                <label>
+                    "Announcement"
+                    <input
+                        type="text"
+                        name="event[message]"
+                        placeholder="John created an account!"
+                        node_ref=message
+                    />
+                </label>
+                <FormError error />
+                <button type="submit" class="button" disabled=move || announce.pending().get()>
+                    "Announce"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Sends a notification to one user, by name.
+#[component]
+fn NotifyForm() -> impl IntoView {
+    let notify = ServerAction::<Notify>::new();
+    let error = Signal::derive(move || notify.value().get().and_then(Result::err));
+    let text = NodeRef::<leptos::html::Input>::new();
+    clear_on_success(notify, text);
+    let sent = move || matches!(notify.value().get(), Some(Ok(())));
+    view! {
+        <section class="card" aria-labelledby="notify-heading">
+            <h2 id="notify-heading">"Notify someone"</h2>
+            <p class="muted">"It appears in every tab they have open."</p>
+            <ActionForm action=notify attr:class="stacked-form">
+                <label>
+                    "To (user name)"
+                    <input type="text" name="to" autocapitalize="none" spellcheck="false" />
+                </label>
+                <label>
+                    "Message"
+                    <input type="text" name="text" node_ref=text />
+                </label>
+                <FormError error />
+                <Show when=sent>
+                    <p class="success" role="status">
+                        "Sent."
+                    </p>
+                </Show>
+                <button type="submit" class="button" disabled=move || notify.pending().get()>
+                    "Send notification"
+                </button>
+            </ActionForm>
+        </section>
+    }
+}
+
+/// Empties `input` each time `action` succeeds.
+fn clear_on_success<S>(action: ServerAction<S>, input: NodeRef<leptos::html::Input>)
+where
+    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
+{
+    Effect::new(move |_| {
+        let succeeded = action.value().with(|value| matches!(value, Some(Ok(_))));
+        if succeeded && let Some(input) = input.get_untracked() {
+            input.set_value("");
+        }
+    });
 }

@@ -3,7 +3,9 @@
 mod auth_forms;
 mod home;
 mod not_found;
+mod room;
 
 pub use auth_forms::{LogInPage, SignUpPage};
 pub use home::HomePage;
 pub use not_found::NotFoundPage;
+pub use room::RoomPage;

@@ -6,9 +6,10 @@
 //! isolated from the others (in the browser, in its own microtask), so one
 //! handler that panics or returns an error does not stop the rest, and no
 //! borrow of the dispatcher is held while handlers run (a handler may
-//! subscribe or unsubscribe).
+//! subscribe or unsubscribe). A call whose subscription was removed between
+//! the two steps (its component unmounted meanwhile) does nothing.
 
-use std::{any::Any, collections::HashMap, fmt, rc::Rc};
+use std::{any::Any, cell::Cell, collections::HashMap, fmt, rc::Rc};
 
 use crate::Event;
 
@@ -39,13 +40,20 @@ impl<E: fmt::Display> HandlerOutcome for Result<(), E> {
 pub struct Call {
     pub handler: HandlerId,
     pub event: &'static str,
+    /// Cleared when the subscription is removed.
+    active: Rc<Cell<bool>>,
     run: Box<dyn FnOnce() -> Result<(), String>>,
 }
 
 impl Call {
-    /// Runs the handler. A returned error is the handler's own failure.
+    /// Runs the handler, unless its subscription has been removed since the
+    /// call was prepared. A returned error is the handler's own failure.
     pub fn run(self) -> Result<(), String> {
-        (self.run)()
+        if self.active.get() {
+            (self.run)()
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -80,6 +88,7 @@ type Handler<E> = Rc<dyn Fn(E) -> Result<(), String>>;
 struct Subscriber<E> {
     id: HandlerId,
     once: bool,
+    active: Rc<Cell<bool>>,
     handler: Handler<E>,
 }
 
@@ -108,6 +117,7 @@ impl<E: Event + Clone> Topic for Subscribers<E> {
                 Call {
                     handler: subscriber.id,
                     event: E::NAME,
+                    active: Rc::clone(&subscriber.active),
                     run: Box::new(move || handler(event)),
                 }
             })
@@ -144,6 +154,9 @@ impl<E: Event + Clone> Topic for Subscribers<E> {
 pub struct Dispatcher {
     topics: HashMap<&'static str, Box<dyn Topic>>,
     topic_of: HashMap<HandlerId, &'static str>,
+    /// Every subscription not yet removed, including `once` handlers whose
+    /// call is prepared but not yet made.
+    active: HashMap<HandlerId, Rc<Cell<bool>>>,
     next_id: u64,
 }
 
@@ -157,9 +170,11 @@ impl Dispatcher {
     {
         self.next_id += 1;
         let id = HandlerId(self.next_id);
+        let active = Rc::new(Cell::new(true));
         let subscriber = Subscriber {
             id,
             once,
+            active: Rc::clone(&active),
             handler: Rc::new(move |event: E| handler(event).into_outcome()),
         };
         let topic = self
@@ -175,13 +190,20 @@ impl Dispatcher {
             }
         }
         self.topic_of.insert(id, E::NAME);
+        self.active.insert(id, active);
         id
     }
 
-    /// Removes a subscription. Returns whether it existed.
+    /// Removes a subscription: it is not called again, not even for an
+    /// event whose calls were already prepared. Returns whether it existed.
     pub fn unsubscribe(&mut self, id: HandlerId) -> bool {
-        let Some(name) = self.topic_of.remove(&id) else {
+        let Some(active) = self.active.remove(&id) else {
             return false;
+        };
+        active.set(false);
+        let Some(name) = self.topic_of.remove(&id) else {
+            // A `once` handler already used up.
+            return true;
         };
         let Some(topic) = self.topics.get_mut(name) else {
             return false;
@@ -214,11 +236,11 @@ impl Dispatcher {
 
     /// How many subscriptions exist, for tests and debugging.
     pub fn len(&self) -> usize {
-        self.topic_of.len()
+        self.active.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.topic_of.is_empty()
+        self.active.is_empty()
     }
 }
 
@@ -339,7 +361,7 @@ mod tests {
     fn a_once_handler_runs_for_the_next_event_only() {
         let mut dispatcher = Dispatcher::default();
         let (seen, record) = recorder();
-        dispatcher.subscribe(true, move |ping: Ping| record("once", ping.n));
+        let id = dispatcher.subscribe(true, move |ping: Ping| record("once", ping.n));
 
         let first = dispatcher.prepare("Ping", r#"{"n":1}"#).unwrap();
         // The second frame is prepared before the first call has run.
@@ -347,7 +369,24 @@ mod tests {
         run_each_catching(first, |_, _, _| {});
         run_each_catching(second, |_, _, _| {});
         assert_eq!(*seen.borrow(), ["once:1"]);
+        // Removing it afterwards (its component unmounts) is still fine.
+        assert!(dispatcher.unsubscribe(id));
         assert!(dispatcher.is_empty());
+    }
+
+    #[test]
+    fn a_call_prepared_before_unsubscribing_does_nothing() {
+        let mut dispatcher = Dispatcher::default();
+        let (seen, record) = recorder();
+        let (kept, dropped) = (record.clone(), record);
+        dispatcher.subscribe(false, move |ping: Ping| kept("kept", ping.n));
+        let gone = dispatcher.subscribe(false, move |ping: Ping| dropped("gone", ping.n));
+
+        let calls = dispatcher.prepare("Ping", r#"{"n":5}"#).unwrap();
+        // The component unmounts before the microtasks run.
+        dispatcher.unsubscribe(gone);
+        run_each_catching(calls, |_, _, error| panic!("{error}"));
+        assert_eq!(*seen.borrow(), ["kept:5"]);
     }
 
     #[test]

@@ -57,6 +57,15 @@ impl ConnectionState {
     }
 }
 
+/// What a tab holds: see [`Realtime::counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Event subscriptions.
+    pub subscriptions: usize,
+    /// Room memberships (several may share one room).
+    pub memberships: usize,
+}
+
 /// Where a tab stands with one room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomStatus {
@@ -76,6 +85,8 @@ pub enum RoomStatus {
 pub struct Realtime {
     state: RwSignal<ConnectionState>,
     resumed: RwSignal<u32>,
+    /// Live subscriptions and wanted rooms, for debugging and tests.
+    counts: RwSignal<Counts>,
     #[cfg(feature = "hydrate")]
     runtime: StoredValue<std::rc::Rc<socket::Runtime>, LocalStorage>,
 }
@@ -87,6 +98,7 @@ impl Realtime {
         Self {
             state,
             resumed,
+            counts: RwSignal::new(Counts::default()),
             #[cfg(feature = "hydrate")]
             runtime: StoredValue::new_local(socket::Runtime::new(state, resumed)),
         }
@@ -95,6 +107,13 @@ impl Realtime {
     /// The connection state, as a signal.
     pub fn state(&self) -> Signal<ConnectionState> {
         self.state.into()
+    }
+
+    /// How many subscriptions and room memberships the tab holds, as a
+    /// signal: a page that cleans up after itself returns to the same
+    /// counts when a component unmounts.
+    pub fn counts(&self) -> Signal<Counts> {
+        self.counts.into()
     }
 
     /// How many times the connection came back after it was lost, as a
@@ -177,13 +196,18 @@ impl Realtime {
 
     fn join_name(&self, room: RoomName) -> Membership {
         #[cfg(feature = "hydrate")]
-        let status = self
+        let status = match self
             .runtime
             .try_with_value(|runtime| runtime.want_room(&room))
-            .map(|status| Signal::derive(move || status.get()))
-            .unwrap_or_else(|| Signal::stored(RoomStatus::Joining));
+        {
+            Some(status) => {
+                self.counts.update(|counts| counts.memberships += 1);
+                status
+            }
+            None => ArcRwSignal::new(RoomStatus::Joining),
+        };
         #[cfg(not(feature = "hydrate"))]
-        let status = Signal::stored(RoomStatus::Joining);
+        let status = ArcRwSignal::new(RoomStatus::Joining);
         Membership {
             realtime: *self,
             room,
@@ -218,12 +242,14 @@ impl Subscription {
 pub struct Membership {
     realtime: Realtime,
     room: RoomName,
-    status: Signal<RoomStatus>,
+    /// Reference-counted, not owned by a component: it stays readable for
+    /// as long as anyone holds it.
+    status: ArcRwSignal<RoomStatus>,
 }
 
 impl Membership {
-    pub fn status(&self) -> Signal<RoomStatus> {
-        self.status
+    pub fn status(&self) -> ArcReadSignal<RoomStatus> {
+        self.status.read_only()
     }
 
     pub fn room(&self) -> &RoomName {
@@ -234,9 +260,16 @@ impl Membership {
     /// membership of it remains.
     pub fn leave(self) {
         #[cfg(feature = "hydrate")]
-        self.realtime
+        if self
+            .realtime
             .runtime
-            .try_with_value(|runtime| runtime.release_room(&self.room));
+            .try_with_value(|runtime| runtime.release_room(&self.room))
+            .is_some()
+        {
+            self.realtime
+                .counts
+                .try_update(|counts| counts.memberships -= 1);
+        }
         #[cfg(not(feature = "hydrate"))]
         let _ = self.realtime;
     }
@@ -292,7 +325,9 @@ where
 /// The latest event of type `E` received while the component is mounted.
 pub fn use_latest<E: Event + Clone>() -> ReadSignal<Option<E>> {
     let (latest, set_latest) = signal(None);
-    use_event(move |event: E| set_latest.set(Some(event)));
+    use_event(move |event: E| {
+        set_latest.try_set(Some(event));
+    });
     latest
 }
 
@@ -326,8 +361,8 @@ where
         current
     });
     use_event(move |presence: Presence| {
-        if room.get_untracked().as_ref() == Some(&presence.room) {
-            members.set(presence.members);
+        if room.try_get_untracked().flatten().as_ref() == Some(&presence.room) {
+            members.try_set(presence.members);
         }
     });
     members.into()
@@ -338,7 +373,7 @@ pub fn use_room<R: Room>(room: R) -> Signal<RoomStatus> {
     let membership = use_realtime().join(&room);
     let status = membership.status();
     on_cleanup(move || membership.leave());
-    status
+    Signal::derive(move || status.get())
 }
 
 /// Keeps the tab in whichever room `room` currently names (none for
@@ -353,7 +388,7 @@ where
     let wanted = Memo::new(move |_| room().map(|room| room.name()));
     let current = StoredValue::new(None::<Membership>);
     // The status of the current membership; `None` while in no room.
-    let status = RwSignal::new(None::<Signal<RoomStatus>>);
+    let status = RwSignal::new(None::<ArcReadSignal<RoomStatus>>);
     Effect::new(move |_| {
         let wanted = wanted.get();
         current.update_value(|membership| {
@@ -367,5 +402,12 @@ where
     on_cleanup(move || {
         current.try_update_value(|membership| membership.take().map(Membership::leave));
     });
-    Signal::derive(move || status.get().map_or(RoomStatus::Left, |status| status.get()))
+    // `try_get`: while the component is being torn down, a child may still
+    // read this after `status` is gone.
+    Signal::derive(move || {
+        status
+            .try_get()
+            .flatten()
+            .map_or(RoomStatus::Left, |status| status.get())
+    })
 }

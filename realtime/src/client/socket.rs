@@ -290,8 +290,9 @@ impl Runtime {
         self.dispatcher.borrow_mut().subscribe(once, handler)
     }
 
-    pub fn unsubscribe(&self, id: HandlerId) {
-        self.dispatcher.borrow_mut().unsubscribe(id);
+    /// Returns whether the subscription existed.
+    pub fn unsubscribe(&self, id: HandlerId) -> bool {
+        self.dispatcher.borrow_mut().unsubscribe(id)
     }
 
     /// One more component wants the room: joins it if it is the first.
@@ -318,8 +319,11 @@ impl Runtime {
         let last = {
             let mut inner = self.inner.borrow_mut();
             let last = inner.rooms.release(room);
-            if last && let Some(status) = inner.room_status.remove(room) {
-                status.set(RoomStatus::Left);
+            if last {
+                // Not set to `Left`: nobody is watching any more, and the
+                // components that were are being torn down. Waking their
+                // views now would read signals already gone.
+                inner.room_status.remove(room);
             }
             last
         };

@@ -1,0 +1,61 @@
+// Announcements reach every tab; notifications reach one user's tabs.
+import { test, expect, uniqueName, gotoHydrated, expectLive } from "./fixtures";
+
+function notices(page: import("@playwright/test").Page) {
+  return page.getByTestId("notice").locator("p");
+}
+
+test("an announcement reaches every open tab, logged in or not", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  const visitor = await people.visitor();
+  const text = uniqueName("announcement");
+
+  await visitor.getByLabel("Announcement").fill(text);
+  await visitor.getByRole("button", { name: "Announce" }).click();
+  for (const page of [ada.page, grace.page, visitor]) {
+    await expect(notices(page).filter({ hasText: text })).toHaveCount(1);
+  }
+  await expect(visitor.getByLabel("Announcement")).toHaveValue("");
+});
+
+test("an empty announcement gets a message, not a broadcast", async ({ page }) => {
+  await gotoHydrated(page, "/");
+  await expectLive(page);
+  await page.getByRole("button", { name: "Announce" }).click();
+  await expect(page.getByRole("alert")).toHaveText("Write a message first.");
+});
+
+test("a notification reaches every tab of its user and nobody else", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  const alan = await people.signedUp("alan");
+  const graceTab2 = await people.newTab(grace);
+  await gotoHydrated(graceTab2, "/");
+  await expectLive(graceTab2);
+
+  await ada.page.getByLabel("To (user name)").fill(grace.name);
+  await ada.page.getByLabel("Message").fill("Lunch?");
+  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await expect(ada.page.getByText("Sent.")).toBeVisible();
+  for (const page of [grace.page, graceTab2]) {
+    await expect(notices(page)).toHaveText([`${ada.name}: Lunch?`]);
+  }
+
+  // An announcement after it reaches Alan and Ada after anything sent
+  // before it: they got no notification.
+  const marker = uniqueName("marker");
+  await alan.page.getByLabel("Announcement").fill(marker);
+  await alan.page.getByRole("button", { name: "Announce" }).click();
+  await expect(notices(alan.page)).toHaveText([marker]);
+  await expect(notices(ada.page)).toHaveText([marker]);
+});
+
+test("a notification to a name that does not exist says so", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const nobody = uniqueName("nobody");
+  await ada.page.getByLabel("To (user name)").fill(nobody);
+  await ada.page.getByLabel("Message").fill("hello?");
+  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await expect(ada.page.getByRole("alert")).toHaveText(`There is no user called “${nobody}”.`);
+});
