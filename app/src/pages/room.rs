@@ -218,17 +218,20 @@ fn MessageForm(room_id: i64, live: RwSignal<Vec<Message>>) -> impl IntoView {
     let post = ServerAction::<PostMessage>::new();
     let report = ServerAction::<ReportTyping>::new();
     let body = NodeRef::<leptos::html::Input>::new();
+    // At most one "typing" report per TYPING_REPORT_EVERY; a sent message
+    // ends the typing, so the next keystroke reports again at once.
+    let cooling_down = StoredValue::new(false);
     // The server sends the message to everyone else; this tab adds the copy
     // the server function returned, and clears the field.
     Effect::new(move |_| {
         if let Some(Ok(message)) = post.value().get() {
             live.update(|live| live.push(message));
+            cooling_down.set_value(false);
             if let Some(input) = body.get_untracked() {
                 input.set_value("");
             }
         }
     });
-    let cooling_down = StoredValue::new(false);
     let on_input = move |_| {
         if !cooling_down.get_value() {
             cooling_down.set_value(true);
