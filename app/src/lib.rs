@@ -31,7 +31,7 @@ use leptos_router::{
 
 use crate::{
     layout::Layout,
-    pages::{HomePage, LogInPage, NotFoundPage, RoomPage, SignUpPage},
+    pages::{HomePage, LogInPage, NotFoundPage, RealtimeLab, RoomPage, SignUpPage},
 };
 
 /// What the server hands to server functions and to server-side rendering,
@@ -128,6 +128,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=(StaticSegment("rooms"), ParamSegment("id"))
                         view=RoomPage
+                        ssr=RENDERING
+                    />
+                    <Route
+                        path=(StaticSegment("dev"), StaticSegment("realtime"))
+                        view=RealtimeLab
                         ssr=RENDERING
                     />
                 </ParentRoute>

@@ -28,6 +28,16 @@ test("a new room appears live in everyone's room list", async ({ people }) => {
 test("a message appears live for the others, and once for its sender", async ({ people }) => {
   const ada = await people.signedUp("ada");
   const grace = await people.signedUp("grace");
+  // The server leaves Ada's own tab out (its browser runtime names the tab
+  // in the call): count the message events that tab receives.
+  const messageFrames: string[] = [];
+  ada.page.on("websocket", (socket) =>
+    socket.on("framereceived", ({ payload }) => {
+      if (typeof payload === "string" && payload.includes('"name":"chat.message"')) {
+        messageFrames.push(payload);
+      }
+    }),
+  );
   const url = await createRoom(ada.page, uniqueName("room"));
   await enterRoom(grace.page, url);
   await expect(ada.page.getByTestId("no-messages")).toBeVisible();
@@ -42,6 +52,9 @@ test("a message appears live for the others, and once for its sender", async ({ 
   await post(grace.page, "Hi Ada");
   await expect(messages(ada.page)).toHaveText(["Hello from Ada", "Hi Ada"]);
   await expect(messages(grace.page)).toHaveText(["Hello from Ada", "Hi Ada"]);
+  // Ada's tab received Grace's message only, never its own.
+  expect(messageFrames).toHaveLength(1);
+  expect(messageFrames[0]).toContain("Hi Ada");
 });
 
 test("the history is kept and shown to whoever comes later", async ({ people }) => {

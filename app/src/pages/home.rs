@@ -144,9 +144,10 @@ fn merge_rooms(created: &[RoomSummary], loaded: &[RoomSummary]) -> Vec<RoomSumma
     all
 }
 
-/// Sends a `SomethingHappened` to every open tab.
+/// Sends a `SomethingHappened` to every open tab; with `error_flag`, the
+/// form can mark it as an error.
 #[component]
-fn AnnouncementForm() -> impl IntoView {
+pub(super) fn AnnouncementForm(#[prop(optional)] error_flag: bool) -> impl IntoView {
     let announce = ServerAction::<BroadcastEvent>::new();
     let error = Signal::derive(move || announce.value().get().and_then(Result::err));
     let message = NodeRef::<leptos::html::Input>::new();
@@ -165,6 +166,12 @@ fn AnnouncementForm() -> impl IntoView {
                         node_ref=message
                     />
                 </label>
+                <Show when=move || error_flag>
+                    <label class="checkbox">
+                        <input type="checkbox" name="event[isError]" value="true" />
+                        "Mark it as an error"
+                    </label>
+                </Show>
                 <FormError error />
                 <button type="submit" class="button" disabled=move || announce.pending().get()>
                     "Announce"

@@ -1,0 +1,55 @@
+// The hooks the chat does not use, on the debug-only /dev/realtime page:
+// use_event_once, use_latest, and handlers that fail or panic without
+// stopping the others. A server of its own: announcements from other tests
+// would change the counts.
+import { test, expect, gotoHydrated, expectLive } from "./fixtures";
+import { PrivateServer } from "./private-server";
+
+const server = new PrivateServer(Number(process.env.E2E_HOOKS_PORT ?? 3103), "target/e2e/hooks.db");
+
+test.use({ baseURL: server.baseURL });
+test.beforeAll(async () => {
+  server.reset();
+  await server.start();
+});
+test.afterAll(async () => {
+  await server.stop();
+});
+
+/** What a failing or panicking handler logs: expected here, and nothing else. */
+const expectedFailures = ["a handler panicked on purpose", "uncaught: unreachable", "this handler refuses error announcements"];
+
+test("once, latest, and handlers that fail without stopping the others", async ({ page, errors }) => {
+  await gotoHydrated(page, "/dev/realtime");
+  await expectLive(page);
+  const announce = async (message: string, isError = false) => {
+    await page.getByLabel("Announcement").fill(message);
+    await page.getByLabel("Mark it as an error").setChecked(isError);
+    await page.getByRole("button", { name: "Announce" }).click();
+    await expect(page.getByTestId("latest")).toHaveText(message);
+  };
+
+  await announce("one");
+  await expect(page.getByTestId("first")).toHaveText("one");
+  await expect(page.getByTestId("before")).toHaveText("1");
+  await expect(page.getByTestId("after")).toHaveText("1");
+
+  // The third handler panics: the fourth still runs.
+  await announce("panic");
+  await expect(page.getByTestId("before")).toHaveText("2");
+  await expect(page.getByTestId("after")).toHaveText("2");
+
+  // The second handler fails: the others still run.
+  await announce("marked as an error", true);
+  await expect(page.getByTestId("after")).toHaveText("3");
+
+  // Everything goes on working; the once handler kept the first only.
+  await announce("four");
+  await expect(page.getByTestId("before")).toHaveText("4");
+  await expect(page.getByTestId("after")).toHaveText("4");
+  await expect(page.getByTestId("first")).toHaveText("one");
+
+  const unexpected = errors.filter((error) => !expectedFailures.some((expected) => error.includes(expected)));
+  expect(errors.length, "the panic and the failure were reported").toBeGreaterThan(unexpected.length);
+  errors.splice(0, errors.length, ...unexpected);
+});
