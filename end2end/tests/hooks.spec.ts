@@ -8,6 +8,8 @@ import { PrivateServer } from "./private-server";
 const server = new PrivateServer(Number(process.env.E2E_HOOKS_PORT ?? 3103), "target/e2e/hooks.db");
 
 test.use({ baseURL: server.baseURL });
+// One worker for the whole file: there is one server to share.
+test.describe.configure({ mode: "serial" });
 test.beforeAll(async () => {
   server.reset();
   await server.start();
@@ -52,4 +54,17 @@ test("once, latest, and handlers that fail without stopping the others", async (
   const unexpected = errors.filter((error) => !expectedFailures.some((expected) => error.includes(expected)));
   expect(errors.length, "the panic and the failure were reported").toBeGreaterThan(unexpected.length);
   errors.splice(0, errors.length, ...unexpected);
+});
+
+test("a refused join reaches the page with its reason", async ({ page, people }) => {
+  // A visitor may not join chat rooms at all.
+  await gotoHydrated(page, "/dev/realtime");
+  await expectLive(page);
+  await expect(page.getByTestId("refusal")).toHaveText("Log in to join the conversation.");
+
+  // A logged-in user may, but this room does not exist.
+  const ada = await people.signedUp("ada");
+  await gotoHydrated(ada.page, "/dev/realtime");
+  await expectLive(ada.page);
+  await expect(ada.page.getByTestId("refusal")).toHaveText("There is no such room.");
 });

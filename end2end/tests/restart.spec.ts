@@ -21,6 +21,8 @@ import { PrivateServer } from "./private-server";
 const server = new PrivateServer(Number(process.env.E2E_RESTART_PORT ?? 3101), "target/e2e/restart.db");
 
 test.use({ baseURL: server.baseURL });
+// One worker for the whole file: there is one server to share.
+test.describe.configure({ mode: "serial" });
 
 test("after a restart, pages reconnect, re-join their rooms and load what they missed", async ({
   browser,

@@ -7,6 +7,8 @@ import { PrivateServer } from "./private-server";
 const server = new PrivateServer(Number(process.env.E2E_SCREENSHOTS_PORT ?? 3102), "target/e2e/screenshots.db");
 
 test.use({ baseURL: server.baseURL });
+// One worker for the whole file: there is one server to share.
+test.describe.configure({ mode: "serial" });
 test.beforeAll(async () => {
   server.reset();
   await server.start();

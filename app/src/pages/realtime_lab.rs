@@ -9,11 +9,16 @@
 //!   announcement marked as an error, the third panics on the message
 //!   "panic"; the first and the last count what they receive, and keep
 //!   counting: one handler's failure does not stop the others.
+//!
+//! The page also asks to join a chat room that does not exist, to show how
+//! a refused join reaches the page (`use_room`'s status).
 
 use leptos::prelude::*;
 
+use realtime::RoomStatus;
+
 use super::{NotFoundPage, home::AnnouncementForm};
-use crate::events::SomethingHappened;
+use crate::{chat::ChatRoom, events::SomethingHappened};
 
 /// The message that makes the third handler panic.
 pub const PANIC_MESSAGE: &str = "panic";
@@ -46,6 +51,12 @@ pub fn RealtimeLab() -> impl IntoView {
         }
     });
     realtime::use_event(move |_: SomethingHappened| after.update(|count| *count += 1));
+    // Room ids start at 1: this one never exists.
+    let refused = realtime::use_room(ChatRoom(0));
+    let refusal = move || match refused.get() {
+        RoomStatus::Refused(reason) => reason,
+        other => format!("{other:?}"),
+    };
 
     view! {
         <section class="card">
@@ -61,6 +72,8 @@ pub fn RealtimeLab() -> impl IntoView {
                 <dd data-testid="before">{before}</dd>
                 <dt>"Received by the handler after them"</dt>
                 <dd data-testid="after">{after}</dd>
+                <dt>"Joining a room that does not exist (use_room)"</dt>
+                <dd data-testid="refusal">{refusal}</dd>
             </dl>
         </section>
         <AnnouncementForm error_flag=true />
