@@ -222,14 +222,17 @@ fn MessageForm(room_id: i64, live: RwSignal<Vec<Message>>) -> impl IntoView {
     // ends the typing, so the next keystroke reports again at once.
     let cooling_down = StoredValue::new(false);
     // The server sends the message to everyone else; this tab adds the copy
-    // the server function returned, and clears the field.
+    // the server function returned, and clears the field, unless the next
+    // message is already being written in it.
     Effect::new(move |_| {
         if let Some(Ok(message)) = post.value().get() {
-            live.update(|live| live.push(message));
             cooling_down.set_value(false);
-            if let Some(input) = body.get_untracked() {
+            if let Some(input) = body.get_untracked()
+                && input.value().trim() == message.body
+            {
                 input.set_value("");
             }
+            live.update(|live| live.push(message));
         }
     });
     let on_input = move |_| {
