@@ -40,7 +40,8 @@ export default defineConfig({
     env: {
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: "target/site",
-      DATABASE_URL: "sqlite://target/e2e/app.db",
+      // scripts/test runs the suite a second time on a PostgreSQL database.
+      DATABASE_URL: process.env.E2E_DATABASE_URL ?? "sqlite://target/e2e/app.db",
       RUST_LOG: process.env.RUST_LOG ?? "warn",
     },
   },

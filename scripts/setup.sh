@@ -136,3 +136,95 @@ ensure_test_tools() {
     ensure_node
     ensure_playwright
 }
+
+# --- PostgreSQL and Redis (tests only) ---------------------------------------
+# The server tests run a second time on PostgreSQL, and the multi-process
+# tests need PostgreSQL and Redis. Both are services of the machine: they are
+# started here when installed but stopped, never installed. When one cannot
+# be used, what needs it is skipped, and the summary says so.
+TEST_POSTGRES=${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+TEST_REDIS=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
+POSTGRES_READY=""
+REDIS_READY=""
+SKIPPED=()
+
+postgres_answers() { psql "$TEST_POSTGRES" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+redis_answers() { [ "$(redis-cli -u "$TEST_REDIS" ping 2>/dev/null)" = PONG ]; }
+
+# Waits up to 30 seconds for a check to pass.
+wait_for() {
+    local tries=0
+    until "$@"; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 60 ] || return 1
+        sleep 0.5
+    done
+}
+
+ensure_postgres() {
+    if ! command -v psql >/dev/null; then
+        SKIPPED+=("PostgreSQL tests: psql is not installed (apt-get install postgresql)")
+        return
+    fi
+    if ! postgres_answers && command -v pg_ctlcluster >/dev/null; then
+        step "Starting PostgreSQL (pg_ctlcluster)"
+        local version cluster
+        for config in /etc/postgresql/*/*/postgresql.conf; do
+            [ -f "$config" ] || continue
+            version=$(basename "$(dirname "$(dirname "$config")")")
+            cluster=$(basename "$(dirname "$config")")
+            as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start || true
+        done
+        wait_for postgres_answers || true
+    fi
+    if postgres_answers; then
+        POSTGRES_READY=1
+        info "PostgreSQL: $TEST_POSTGRES"
+    else
+        SKIPPED+=("PostgreSQL tests: nothing answers at $TEST_POSTGRES (set TEST_POSTGRES_URL)")
+    fi
+}
+
+ensure_redis() {
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        SKIPPED+=("multi-process tests: redis-server is not installed (apt-get install redis-server)")
+        return
+    fi
+    if ! redis_answers && [ -z "${TEST_REDIS_URL:-}" ]; then
+        step "Starting Redis (redis-server on 127.0.0.1:6379)"
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
+        wait_for redis_answers || true
+    fi
+    if redis_answers; then
+        REDIS_READY=1
+        info "Redis: $TEST_REDIS"
+    else
+        SKIPPED+=("multi-process tests: nothing answers at $TEST_REDIS (set TEST_REDIS_URL)")
+    fi
+}
+
+ensure_services() {
+    step "Checking PostgreSQL and Redis"
+    ensure_postgres
+    ensure_redis
+}
+
+# Drops the databases earlier test runs created (they start with
+# template_test_), so they do not pile up.
+drop_test_databases() {
+    psql "$TEST_POSTGRES" -qtAc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'template\_test\_%'" |
+        while read -r name; do
+            [ -n "$name" ] && psql "$TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$name\"" >/dev/null
+        done
+}
+
+report_skipped() {
+    if [ "${#SKIPPED[@]}" -eq 0 ]; then
+        return
+    fi
+    printf '\n\033[1;33mSkipped:\033[0m\n' >&2
+    for reason in "${SKIPPED[@]}"; do
+        printf '    %s\n' "$reason" >&2
+    done
+}

@@ -25,6 +25,10 @@ pub enum AppError {
     NotFound(String),
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
+    /// The database does not answer (down or restarting): nothing is lost,
+    /// and trying again later works.
+    #[error("The database is not answering right now. Please try again in a moment.")]
+    Unavailable,
     #[error("Could not reach the server: {0}")]
     Unreachable(String),
 }
@@ -38,6 +42,7 @@ impl AppError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::Internal | Self::Unreachable(_) => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -48,6 +53,40 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
         match error {
             ServerFnErrorErr::Request(message) => Self::Unreachable(message),
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// Whether a database error means the database cannot be reached (down,
+/// restarting, every connection busy) rather than a broken query.
+#[cfg(feature = "ssr")]
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    )
+}
+
+/// A failed query, logged, as the error the browser sees.
+#[cfg(feature = "ssr")]
+pub fn database_error(error: sqlx::Error, what: &str) -> AppError {
+    if database_unavailable(&error) {
+        tracing::warn!(%error, "{what}: the database is unavailable");
+        AppError::Unavailable
+    } else {
+        tracing::error!(%error, "{what} failed");
+        AppError::Internal
+    }
+}
+
+/// An account or session failure, where a page expects an [`AppError`].
+impl From<crate::auth::AuthError> for AppError {
+    fn from(error: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match error {
+            AuthError::Unavailable => Self::Unavailable,
+            AuthError::Unreachable(message) => Self::Unreachable(message),
             _ => Self::Internal,
         }
     }

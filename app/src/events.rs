@@ -93,14 +93,9 @@ pub async fn notify(to: String, text: String) -> Result<(), AppError> {
         .reject());
     }
     let context = crate::AppContext::expect()?;
-    let recipient = context
-        .users
-        .find_by_name(&to)
-        .await
-        .map_err(|_| AppError::Internal)?
-        .ok_or_else(|| {
-            AppError::NotFound(format!("There is no user called “{}”.", to.trim())).reject()
-        })?;
+    let recipient = context.users.find_by_name(&to).await?.ok_or_else(|| {
+        AppError::NotFound(format!("There is no user called “{}”.", to.trim())).reject()
+    })?;
     context.events.to(recipient.id).emit(&Notification {
         from: sender.name,
         text: text.to_owned(),

@@ -10,6 +10,7 @@
 //! - [`auth`]: who the visitor is (accounts, sessions, the forms' actions).
 //! - [`chat`]: rooms, messages, presence, typing: the real-time tour.
 //! - [`events`]: announcements to every tab, notifications to one user.
+//! - [`dev`]: a ping to any target, for tests (debug builds only).
 //! - [`error`]: the error type of server functions outside [`auth`].
 //! - [`layout`]: the frame around every page (header, connection to the user).
 //! - [`pages`]: one module per page.
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod chat;
 pub mod components;
+pub mod dev;
 pub mod error;
 pub mod events;
 pub mod layout;

@@ -1,6 +1,6 @@
-//! Just enough HTTP/1.1 to call server functions: form posts over a
-//! keep-alive connection, with a cookie. (A full HTTP client would be a
-//! large build for three requests types.)
+//! Just enough HTTP/1.1 to call server functions: posts over a keep-alive
+//! connection, with a cookie. (A full HTTP client would be a large build for
+//! three kinds of request.) The server's multi-process tests use it too.
 
 use std::net::SocketAddr;
 
@@ -49,12 +49,29 @@ impl Connection {
         body: &str,
         cookie: Option<&str>,
     ) -> Result<Response, HttpError> {
-        let cookie = cookie
-            .map(|cookie| format!("Cookie: {cookie}\r\n"))
-            .unwrap_or_default();
+        self.post(path, "application/x-www-form-urlencoded", body, cookie, &[])
+            .await
+    }
+
+    /// Posts a body of any type, with extra headers.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, HttpError> {
+        let mut extra: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
+        if let Some(cookie) = cookie {
+            extra.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
         let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Accept: application/json\r\nContent-Length: {}\r\n{cookie}\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n\
+             Accept: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
             self.address,
             body.len()
         );

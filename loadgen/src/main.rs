@@ -17,11 +17,22 @@
 //!   --seconds N      how long to broadcast (10)
 //!   --server PATH    server binary to start (target/release/server)
 //!   --address A      use a server already listening at A (no memory figures)
+//!   --processes N    server processes to start (1); clients, sign-ups and
+//!                    broadcasts are spread over them round-robin, so most
+//!                    deliveries cross from one process to another
+//!   --database-url U the processes' database (a fresh SQLite file; for
+//!                    several processes, a PostgreSQL database)
+//!   --redis-url U    the Redis server the processes share (needed for
+//!                    several processes)
+//!
+//! Several processes, as in `docs/benchmarks.md`:
+//!
+//! ```sh
+//! target/release/loadgen --processes 2 --clients 5000 --rate 50 \
+//!     --database-url postgres://postgres@127.0.0.1/test --redis-url redis://127.0.0.1:6379
+//! ```
 //!
 //! `docs/benchmarks.md` has the figures and how to read them.
-
-mod http;
-mod stats;
 
 use std::{
     net::SocketAddr,
@@ -38,7 +49,10 @@ use futures_util::StreamExt;
 use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
-use crate::stats::{Latencies, millis, resident_bytes};
+use loadgen::{
+    http,
+    stats::{Latencies, millis, resident_bytes},
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -50,6 +64,9 @@ struct Options {
     seconds: u32,
     server: PathBuf,
     address: Option<SocketAddr>,
+    processes: usize,
+    database_url: Option<String>,
+    redis_url: Option<String>,
 }
 
 impl Options {
@@ -61,6 +78,9 @@ impl Options {
             seconds: 10,
             server: PathBuf::from("target/release/server"),
             address: None,
+            processes: 1,
+            database_url: None,
+            redis_url: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -72,6 +92,9 @@ impl Options {
                 "--seconds" => options.seconds = value()?.parse()?,
                 "--server" => options.server = value()?.into(),
                 "--address" => options.address = Some(value()?.parse()?),
+                "--processes" => options.processes = value()?.parse()?,
+                "--database-url" => options.database_url = Some(value()?),
+                "--redis-url" => options.redis_url = Some(value()?),
                 "--help" | "-h" => {
                     println!("see the top of loadgen/src/main.rs for the options");
                     std::process::exit(0);
@@ -79,55 +102,70 @@ impl Options {
                 other => return Err(format!("unknown option {other}").into()),
             }
         }
-        if options.users == 0 || options.clients == 0 || options.rate == 0 {
-            return Err("--clients, --users and --rate must be at least 1".into());
+        if options.users == 0 || options.clients == 0 || options.rate == 0 || options.processes == 0
+        {
+            return Err("--clients, --users, --rate and --processes must be at least 1".into());
+        }
+        if options.processes > 1 && (options.redis_url.is_none() || options.database_url.is_none())
+        {
+            return Err("several --processes need a shared --database-url and --redis-url".into());
+        }
+        if options.processes > 1 && options.address.is_some() {
+            return Err("--address and --processes cannot be combined".into());
         }
         Ok(options)
     }
 }
 
-/// The server process this run started; stopped when dropped.
+/// A server process this run started; stopped when dropped.
 struct ServerProcess {
     child: Child,
-    _data: PathBuf,
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._data);
     }
 }
 
-fn start_server(binary: &PathBuf) -> Result<(ServerProcess, SocketAddr), Error> {
+fn start_server(
+    binary: &PathBuf,
+    database_url: &str,
+    redis_url: Option<&str>,
+) -> Result<(ServerProcess, SocketAddr), Error> {
     // A free port: bind, read it, release it.
     let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let data = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .env("LEPTOS_SITE_ADDR", address.to_string())
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/bench.db", data.display()),
-        )
+        .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|error| {
-            format!(
-                "cannot start {}: {error} (build it with cargo build --release -p server)",
-                binary.display()
-            )
-        })?;
-    Ok((ServerProcess { child, _data: data }, address))
+        // A channel of this run's own, should Redis be shared.
+        .env("REDIS_CHANNEL", format!("loadgen.{}", std::process::id()))
+        .env_remove("REDIS_URL");
+    if let Some(redis_url) = redis_url {
+        command.env("REDIS_URL", redis_url);
+    }
+    let child = command.stdout(Stdio::null()).spawn().map_err(|error| {
+        format!(
+            "cannot start {}: {error} (build it with cargo build --release -p server)",
+            binary.display()
+        )
+    })?;
+    Ok((ServerProcess { child }, address))
 }
 
-async fn wait_until_healthy(address: SocketAddr) -> Result<(), Error> {
+/// Waits until the server answers `/health` and, with several processes,
+/// hears from all the others through Redis.
+async fn wait_until_healthy(address: SocketAddr, peers: usize) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let all_peers = format!("\"peers\":{peers}");
     loop {
         if let Ok(mut connection) = http::Connection::open(address).await
             && let Ok(response) = connection.get("/health").await
             && response.status == 200
+            && (peers == 0 || String::from_utf8_lossy(&response.body).contains(&all_peers))
         {
             return Ok(());
         }
@@ -239,27 +277,52 @@ async fn main() {
 
 async fn run() -> Result<(), Error> {
     let options = Options::parse()?;
-    let (process, address) = match options.address {
-        Some(address) => (None, address),
+    let scratch = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
+    let database_url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", scratch.display()));
+    let mut processes = Vec::new();
+    let addresses = match options.address {
+        Some(address) => vec![address],
         None => {
-            let (process, address) = start_server(&options.server)?;
-            (Some(process), address)
+            let mut addresses = Vec::new();
+            for _ in 0..options.processes {
+                let (process, address) =
+                    start_server(&options.server, &database_url, options.redis_url.as_deref())?;
+                processes.push(process);
+                addresses.push(address);
+            }
+            addresses
         }
     };
-    let pid = process.as_ref().map(|process| process.child.id());
-    wait_until_healthy(address).await?;
-    println!(
-        "server: {address}{}",
-        pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
-    );
+    let pids: Vec<u32> = processes.iter().map(|process| process.child.id()).collect();
+    // The memory of every process together; None without a process of ours.
+    let memory = || -> Option<u64> {
+        if pids.is_empty() {
+            return None;
+        }
+        pids.iter().map(|pid| resident_bytes(*pid)).sum()
+    };
+    for address in &addresses {
+        wait_until_healthy(*address, addresses.len() - 1).await?;
+    }
+    for (index, address) in addresses.iter().enumerate() {
+        println!(
+            "server: {address}{}",
+            pids.get(index)
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default()
+        );
+    }
 
     print!("signing up {} users… ", options.users);
     let started = Instant::now();
-    let cookies = sign_up(address, options.users).await?;
+    let cookies = sign_up(addresses[0], options.users).await?;
     println!("{:.1} s", started.elapsed().as_secs_f64());
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let memory_before = pid.and_then(resident_bytes);
+    let memory_before = memory();
 
     print!("opening {} WebSockets… ", options.clients);
     let started = Instant::now();
@@ -270,6 +333,7 @@ async fn run() -> Result<(), Error> {
     let mut opening = JoinSet::new();
     for index in 0..options.clients {
         let cookie = cookies[index % cookies.len()].clone();
+        let address = addresses[index % addresses.len()];
         let limit = Arc::clone(&limit);
         opening.spawn(async move {
             let _permit = limit.acquire_owned().await;
@@ -280,7 +344,7 @@ async fn run() -> Result<(), Error> {
     while let Some(opened) = opening.join_next().await {
         let socket = opened??;
         if closers.len() == options.clients / 2 {
-            memory_half = pid.and_then(resident_bytes);
+            memory_half = memory();
         }
         let (sink, stream) = socket.split();
         closers.push(sink);
@@ -292,7 +356,7 @@ async fn run() -> Result<(), Error> {
     println!("{:.1} s", started.elapsed().as_secs_f64());
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let memory_idle = pid.and_then(resident_bytes);
+    let memory_idle = memory();
 
     let total = options.rate * options.seconds;
     println!(
@@ -300,8 +364,8 @@ async fn run() -> Result<(), Error> {
         options.rate, options.seconds
     );
     let broadcast_started = unix_micros();
-    let failures = broadcast(address, options.rate, total).await?;
-    let memory_busy = pid.and_then(resident_bytes);
+    let failures = broadcast(&addresses, options.rate, total).await?;
+    let memory_busy = memory();
 
     let expected = u64::from(total - failures) * options.clients as u64;
     let drain_deadline = Instant::now() + Duration::from_secs(10);
@@ -318,7 +382,8 @@ async fn run() -> Result<(), Error> {
     while let Some(latencies) = readers.join_next().await {
         samples.extend(latencies?);
     }
-    drop(process);
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&scratch);
 
     let delivered = received.deliveries.load(Ordering::Relaxed);
     let span = Duration::from_micros(
@@ -368,16 +433,18 @@ async fn run() -> Result<(), Error> {
 }
 
 /// Calls the broadcast server function `total` times at `rate` per second,
-/// over a few keep-alive connections. Returns how many calls failed.
-async fn broadcast(address: SocketAddr, rate: u32, total: u32) -> Result<u32, Error> {
+/// over a few keep-alive connections spread over the processes. Returns how
+/// many calls failed.
+async fn broadcast(addresses: &[SocketAddr], rate: u32, total: u32) -> Result<u32, Error> {
     const CONNECTIONS: u32 = 4;
     let failures = Arc::new(AtomicU64::new(0));
     let mut workers = JoinSet::new();
     let mut queues = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for index in 0..CONNECTIONS {
         let (queue, mut calls) = tokio::sync::mpsc::channel::<u32>(64);
         queues.push(queue);
         let failures = Arc::clone(&failures);
+        let address = addresses[index as usize % addresses.len()];
         let mut connection = http::Connection::open(address).await?;
         workers.spawn(async move {
             while let Some(seq) = calls.recv().await {

@@ -7,7 +7,7 @@
 use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
 use leptos::config::LeptosOptions;
-use realtime::server::Origins;
+use realtime::server::{Origins, backplane::redis::DEFAULT_CHANNEL};
 use thiserror::Error;
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file under
@@ -32,6 +32,13 @@ pub struct Config {
     /// `REALTIME_ALLOWED_ORIGINS`: pages of other origins (besides this
     /// server's own) that may open the WebSocket, comma-separated.
     pub realtime_origins: Origins,
+    /// `REDIS_URL`: the Redis server through which several server
+    /// processes share events. Unset: this process is on its own.
+    pub redis_url: Option<String>,
+    /// `REDIS_CHANNEL`: the pub/sub channel the processes share. Processes
+    /// on the same channel act as one; give each application (or test) its
+    /// own when they share a Redis server.
+    pub redis_channel: String,
 }
 
 /// How the session cookie is set.
@@ -77,6 +84,10 @@ impl Config {
             },
             realtime_origins: parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)?
                 .unwrap_or_default(),
+            redis_url: var("REDIS_URL")?.filter(|url| !url.trim().is_empty()),
+            redis_channel: var("REDIS_CHANNEL")?
+                .filter(|channel| !channel.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_CHANNEL.to_owned()),
         })
     }
 

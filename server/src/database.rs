@@ -1,111 +1,198 @@
 //! Opening the database and bringing its schema up to date.
 //!
-//! The application's queries run on an [`AnyPool`], so they do not care
-//! which database `DATABASE_URL` names. tower-sessions' store needs a pool of
-//! the concrete driver, so the session store gets its own small pool on the
-//! same database.
+//! `DATABASE_URL` names either a SQLite file (the embedded default) or a
+//! PostgreSQL database (for several server processes). The application's
+//! queries run on an [`AnyPool`], so they do not care which; each database
+//! has its own migrations (`migrations/sqlite`, `migrations/postgres`).
+//! tower-sessions' store needs a pool of the concrete driver, so the session
+//! store gets its own small pool on the same database.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{fmt, path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
     AnyPool,
     any::AnyPoolOptions,
-    migrate::MigrateError,
+    migrate::{MigrateError, Migrator},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions},
 };
 use thiserror::Error;
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-/// The migrations for SQLite, embedded in the binary at compile time.
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+use crate::session_store::SessionStore;
 
-/// How long a request waits for a free connection before it fails.
+/// The migrations of each database, embedded in the binary at compile time.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// How long a request waits for a free connection (or, when the database is
+/// down, for it to come back) before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections of the session store's pool: session reads are short.
+const SESSION_POOL_SIZE: u32 = 4;
+
+/// Serialises the session table's creation between processes starting at
+/// once (`CREATE SCHEMA IF NOT EXISTS` races with itself on PostgreSQL).
+const SESSION_MIGRATION_LOCK: i64 = 0x7365_7373_696f_6e73; // "sessions"
+
+/// Which database a URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The database of a `DATABASE_URL`, from its scheme.
+    pub fn of(url: &str) -> Result<Self, DatabaseError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(DatabaseError::UnsupportedUrl {
+                url: Redacted(url).to_string(),
+            })
+        }
+    }
+
+    fn migrations_folder(self) -> &'static str {
+        match self {
+            Self::Sqlite => "migrations/sqlite",
+            Self::Postgres => "migrations/postgres",
+        }
+    }
+}
 
 /// An open, migrated database.
 #[derive(Clone, Debug)]
 pub struct Database {
     /// For the application's queries.
     pub pool: AnyPool,
-    /// Where tower-sessions keeps sessions (the `tower_sessions` table).
-    pub sessions: SqliteStore,
+    /// Where tower-sessions keeps sessions.
+    pub sessions: SessionStore,
+    backend: Backend,
     /// The session store's pool, kept to close it on shutdown.
-    session_pool: SqlitePool,
+    session_pool: SessionPool,
+}
+
+#[derive(Clone, Debug)]
+enum SessionPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 /// Why the database could not be opened.
 #[derive(Debug, Error)]
 pub enum DatabaseError {
     #[error(
-        "DATABASE_URL {url:?} is not supported: use a sqlite: URL such as sqlite://data/app.db"
+        "DATABASE_URL {url:?} is not supported: use sqlite://data/app.db (a file) \
+         or postgres://user@host/database"
     )]
     UnsupportedUrl { url: String },
-    #[error("DATABASE_URL {url:?} is not a valid SQLite URL: {source}")]
+    #[error("DATABASE_URL {url:?} is not valid: {source}")]
     InvalidUrl { url: String, source: sqlx::Error },
     #[error("could not create the folder {folder} for the database: {source}")]
     CreateFolder {
         folder: String,
         source: std::io::Error,
     },
-    #[error("could not open the database {url:?}: {source}")]
+    #[error("could not open the database {url:?} (is it running and reachable?): {source}")]
     Connect { url: String, source: sqlx::Error },
-    #[error("could not apply the migrations in migrations/sqlite: {0}")]
-    Migrate(#[from] MigrateError),
+    #[error("could not apply the migrations in {folder}: {source}")]
+    Migrate {
+        folder: &'static str,
+        source: MigrateError,
+    },
     #[error("could not create the session table: {0}")]
     SessionTable(sqlx::Error),
 }
 
 impl Database {
-    /// Opens the database at `url` (creating a SQLite file and its folder if
-    /// they do not exist yet) and applies any pending migrations.
+    /// Opens the database at `url` and applies any pending migrations. A
+    /// SQLite file (and its folder) is created if it does not exist yet; a
+    /// PostgreSQL database must exist.
     pub async fn open(url: &str) -> Result<Self, DatabaseError> {
-        if !url.starts_with("sqlite:") {
-            return Err(DatabaseError::UnsupportedUrl {
-                url: url.to_owned(),
-            });
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| DatabaseError::InvalidUrl {
-                url: url.to_owned(),
-                source,
-            })?
-            .create_if_missing(true)
-            // Readers do not block the writer, and the reverse: the session
-            // pool and the application pool share this file.
-            .journal_mode(SqliteJournalMode::Wal)
-            .foreign_keys(true);
-        create_parent_folder(options.get_filename())?;
-
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
         let connect_error = |source| DatabaseError::Connect {
-            url: url.to_owned(),
+            url: Redacted(url).to_string(),
             source,
         };
-        // Opened first: it creates the file and switches it to WAL mode, a
-        // property of the file that the application pool then inherits.
-        let session_pool: SqlitePool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(connect_error)?;
-        sqlx::any::install_default_drivers();
+        let invalid_url = |source| DatabaseError::InvalidUrl {
+            url: Redacted(url).to_string(),
+            source,
+        };
+
+        // The session pool is opened first: for SQLite, it creates the file
+        // and switches it to WAL mode, a property of the file that the
+        // application pool then inherits.
+        let (session_pool, sessions) = match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .map_err(invalid_url)?
+                    .create_if_missing(true)
+                    // Readers do not block the writer, and the reverse: the
+                    // session pool and the application pool share this file.
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true);
+                create_parent_folder(options.get_filename())?;
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(SESSION_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                let store = SqliteStore::new(pool.clone());
+                (SessionPool::Sqlite(pool), SessionStore::Sqlite(store))
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url).map_err(invalid_url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(SESSION_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                let store = PostgresStore::new(pool.clone());
+                (SessionPool::Postgres(pool), SessionStore::Postgres(store))
+            }
+        };
         let pool = AnyPoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(connect_error)?;
 
-        SQLITE_MIGRATIONS.run(&pool).await?;
-        let sessions = SqliteStore::new(session_pool.clone());
-        sessions
-            .migrate()
+        let migrations = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        // sqlx takes a database lock while migrating, so several processes
+        // starting together apply each migration once.
+        migrations
+            .run(&pool)
+            .await
+            .map_err(|source| DatabaseError::Migrate {
+                folder: backend.migrations_folder(),
+                source,
+            })?;
+        create_session_table(&session_pool, &sessions)
             .await
             .map_err(DatabaseError::SessionTable)?;
+
         Ok(Self {
             pool,
             sessions,
+            backend,
             session_pool,
         })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Whether the database answers a trivial query.
@@ -116,7 +203,32 @@ impl Database {
     /// Waits for open connections to finish their work and closes them.
     pub async fn close(&self) {
         self.pool.close().await;
-        self.session_pool.close().await;
+        match &self.session_pool {
+            SessionPool::Sqlite(pool) => pool.close().await,
+            SessionPool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Creates tower-sessions' table if it is missing.
+async fn create_session_table(pool: &SessionPool, store: &SessionStore) -> sqlx::Result<()> {
+    match (pool, store) {
+        (SessionPool::Postgres(pool), SessionStore::Postgres(store)) => {
+            // One connection holds the lock for the whole migration.
+            let mut lock = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(SESSION_MIGRATION_LOCK)
+                .execute(&mut *lock)
+                .await?;
+            let migrated = store.migrate().await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(SESSION_MIGRATION_LOCK)
+                .execute(&mut *lock)
+                .await?;
+            migrated
+        }
+        (_, SessionStore::Sqlite(store)) => store.migrate().await,
+        (SessionPool::Sqlite(_), SessionStore::Postgres(store)) => store.migrate().await,
     }
 }
 
@@ -130,5 +242,73 @@ fn create_parent_folder(file: &Path) -> Result<(), DatabaseError> {
             })
         }
         _ => Ok(()),
+    }
+}
+
+/// A database URL with its password hidden, for messages and logs.
+pub struct Redacted<'a>(pub &'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        // scheme://user:password@host/…: the password is between the first
+        // ':' after "://" and the last '@' before the path.
+        let Some(start) = url.find("://").map(|i| i + 3) else {
+            return f.write_str(url);
+        };
+        let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+        let authority = &url[start..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => write!(
+                f,
+                "{}{}:***{}",
+                &url[..start],
+                &authority[..colon],
+                &url[start + at..]
+            ),
+            _ => f.write_str(url),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_database() {
+        assert_eq!(
+            Backend::of("sqlite://data/app.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(Backend::of("sqlite::memory:").ok(), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::of("postgres://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::of("postgresql://u@h/db").ok(),
+            Some(Backend::Postgres)
+        );
+        assert!(Backend::of("mysql://u:secret@h/db").is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let shown = |url| Redacted(url).to_string();
+        assert_eq!(
+            shown("postgres://app:s3cret@db.internal:5432/app"),
+            "postgres://app:***@db.internal:5432/app"
+        );
+        assert_eq!(shown("postgres://app@db/app"), "postgres://app@db/app");
+        assert_eq!(shown("sqlite://data/app.db"), "sqlite://data/app.db");
+        assert_eq!(
+            shown("postgres://a:p@ss@h/db?sslmode=require"),
+            "postgres://a:***@h/db?sslmode=require"
+        );
+        let error = Backend::of("mysql://root:hunter2@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

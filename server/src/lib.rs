@@ -5,7 +5,9 @@
 //!
 //! Layout:
 //! - [`config`]: settings from environment variables, with defaults.
-//! - [`database`]: opening the database and applying migrations.
+//! - [`database`]: opening the database (SQLite or PostgreSQL) and applying
+//!   migrations.
+//! - [`session_store`]: tower-sessions' store for either database.
 //! - `routes`: the axum router: pages, server functions, static files,
 //!   the WebSocket endpoint, the health check, and the session layer.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
@@ -13,12 +15,16 @@
 pub mod config;
 pub mod database;
 mod routes;
+pub mod session_store;
 pub mod shutdown;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
 use axum::serve::ListenerExt;
-use realtime::server::{Hub, HubConfig};
+use realtime::server::{
+    Hub, HubConfig,
+    backplane::redis::{BackplaneError, BackplaneHandle, RedisBackplane},
+};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
@@ -48,6 +54,8 @@ pub enum ServerError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Backplane(#[from] BackplaneError),
     #[error("could not listen on {address}: {source}")]
     Bind {
         address: SocketAddr,
@@ -63,14 +71,25 @@ pub struct Server {
     router: axum::Router,
     database: Database,
     hub: Hub,
+    backplane: Option<BackplaneHandle>,
 }
 
 impl Server {
-    /// Opens the database (applying migrations) and binds the listening
+    /// Opens the database (applying migrations), starts sharing events
+    /// through Redis when `REDIS_URL` is set, and binds the listening
     /// address. Port 0 picks a free port; [`Server::local_addr`] tells which.
+    ///
+    /// An unreachable database is an error; an unreachable Redis is not:
+    /// the server starts, serves its own connections, and keeps trying.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        let backplane = config
+            .redis_url
+            .as_deref()
+            .map(|url| RedisBackplane::new(url).map(|redis| redis.channel(&config.redis_channel)))
+            .transpose()?;
         let database = Database::open(&config.database_url).await?;
         let hub = realtime_hub(&config, &database);
+        let backplane = backplane.map(|redis| redis.start(&hub)).transpose()?;
         let router = app(&config, &database, &hub);
         let address = config.address();
         let listener = TcpListener::bind(address)
@@ -81,6 +100,7 @@ impl Server {
             router,
             database,
             hub,
+            backplane,
         })
     }
 
@@ -88,6 +108,11 @@ impl Server {
     /// task, a test).
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The Redis backplane, when `REDIS_URL` is set.
+    pub fn backplane(&self) -> Option<&BackplaneHandle> {
+        self.backplane.as_ref()
     }
 
     /// The address the server is listening on.
@@ -127,6 +152,10 @@ impl Server {
             .await
             .map_err(ServerError::Serve);
         sweeper.abort();
+        if let Some(backplane) = self.backplane {
+            // After the connections closed: their departures go out first.
+            backplane.shutdown().await;
+        }
         self.database.close().await;
         served
     }

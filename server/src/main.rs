@@ -1,7 +1,7 @@
 //! The server binary. Run it with `cargo leptos watch` during development,
 //! or with `scripts/run` (see the README).
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use server::{Config, Server, ServerError, config::DEFAULT_LOG_FILTER, shutdown};
 use tracing_subscriber::EnvFilter;
@@ -11,7 +11,11 @@ fn main() -> ExitCode {
     return_large_allocations_to_the_os();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // Colours for a terminal only: log files and collectors get plain text.
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -82,7 +82,7 @@ fn route_list() -> Vec<AxumRouteListing> {
 fn session_layer(
     database: &Database,
     config: &SessionConfig,
-) -> SessionManagerLayer<tower_sessions_sqlx_store::SqliteStore> {
+) -> SessionManagerLayer<crate::session_store::SessionStore> {
     let expiry = time::Duration::try_from(config.expiry).unwrap_or(time::Duration::MAX);
     SessionManagerLayer::new(database.sessions.clone())
         .with_name(SESSION_COOKIE_NAME)
@@ -128,15 +128,32 @@ async fn socket(
 }
 
 /// `GET /health`: 200 when the server can reach its database, 503 when not.
-/// For load balancers and start-up scripts.
-async fn health(State(database): State<Database>) -> impl IntoResponse {
-    match database.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+/// For load balancers and start-up scripts. The `events` part tells whether
+/// events reach other processes: `"backplane"` is `"off"` (one process),
+/// `"connected"` or `"disconnected"` (Redis is down: this process serves
+/// its own connections only, and the status stays 200), and `"peers"` how
+/// many other processes it hears from.
+async fn health(State(state): State<ServerState>) -> impl IntoResponse {
+    let backplane = match state.hub.backplane_connected() {
+        None => "off",
+        Some(true) => "connected",
+        Some(false) => "disconnected",
+    };
+    let events = json!({ "backplane": backplane, "peers": state.hub.peers() });
+    match state.database.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "events": events })),
+        ),
         Err(error) => {
             tracing::warn!(%error, "health check: the database does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "reason": "database unreachable" })),
+                Json(json!({
+                    "status": "unavailable",
+                    "reason": "database unreachable",
+                    "events": events,
+                })),
             )
         }
     }

@@ -277,10 +277,7 @@ async fn an_expired_session_is_reported_and_removed() {
     browser.sign_up("ada", PASSWORD).await.unwrap();
 
     // Expire every session, as time passing would.
-    sqlx::query("UPDATE tower_sessions SET expiry_date = 0")
-        .execute(&app.database.pool)
-        .await
-        .unwrap();
+    app.expire_all_sessions().await;
 
     assert_eq!(browser.current_user().await, Err(AuthError::SessionExpired));
     assert!(browser.cookie.is_none());

@@ -11,7 +11,7 @@ use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, sync::oneshot};
 #[tokio::test]
 async fn the_database_file_and_its_folder_are_created_on_first_start() {
     let dir = scratch_dir("first-start").join("nested");
-    let mut config = test_config(default_session());
+    let mut config = test_config(default_session()).await;
     config.database_url = format!("sqlite://{}/app.db", dir.display());
 
     let server = Server::bind(config).await.unwrap();
@@ -21,7 +21,7 @@ async fn the_database_file_and_its_folder_are_created_on_first_start() {
 
 #[tokio::test]
 async fn an_unsupported_database_url_is_a_clear_error() {
-    let mut config = test_config(default_session());
+    let mut config = test_config(default_session()).await;
     config.database_url = "mysql://localhost/app".into();
 
     let error = Server::bind(config).await.err().expect("refused");
@@ -41,7 +41,7 @@ async fn an_unusable_database_location_is_a_clear_error() {
     let file = scratch_dir("not-a-folder");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, "").unwrap();
-    let mut config = test_config(default_session());
+    let mut config = test_config(default_session()).await;
     config.database_url = format!("sqlite://{}/db/app.db", file.display());
 
     let error = Server::bind(config).await.err().expect("refused");
@@ -56,7 +56,9 @@ async fn an_unusable_database_location_is_a_clear_error() {
 
 #[tokio::test]
 async fn the_server_answers_over_tcp_and_stops_when_asked() {
-    let server = Server::bind(test_config(default_session())).await.unwrap();
+    let server = Server::bind(test_config(default_session()).await)
+        .await
+        .unwrap();
     let address = server.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {

@@ -13,13 +13,11 @@ pub async fn logged_in_user() -> Result<User, AppError> {
         AppError::Internal
     })?;
     let id = super::session::user_id(&session)
-        .await
-        .map_err(|_| AppError::Internal)?
+        .await?
         .ok_or(AppError::NotLoggedIn)?;
     AppContext::expect()?
         .users
         .find(id)
-        .await
-        .map_err(|_| AppError::Internal)?
+        .await?
         .ok_or(AppError::NotLoggedIn)
 }

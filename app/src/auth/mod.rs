@@ -76,6 +76,10 @@ pub enum AuthError {
     SessionExpired,
     #[error("Something went wrong on our side. Please try again.")]
     Internal,
+    /// The database does not answer (down or restarting): nothing is lost,
+    /// and trying again later works.
+    #[error("The database is not answering right now. Please try again in a moment.")]
+    Unavailable,
     /// The request never got a proper answer (network down, server gone).
     #[error("Could not reach the server: {0}")]
     Unreachable(String),
@@ -93,6 +97,7 @@ impl AuthError {
             Self::WrongCredentials | Self::SessionExpired => 401,
             Self::NameTaken { .. } => 409,
             Self::Internal | Self::Unreachable(_) => 500,
+            Self::Unavailable => 503,
         }
     }
 }

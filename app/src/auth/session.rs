@@ -53,7 +53,10 @@ pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
         .any(|(name, _)| name.trim() == SESSION_COOKIE_NAME)
 }
 
+/// The session store is the database: when it fails, the database is
+/// almost always unreachable (its errors arrive as text, so this cannot be
+/// told for sure).
 fn internal(error: tower_sessions::session::Error) -> AuthError {
-    tracing::error!(%error, "the session store failed");
-    AuthError::Internal
+    tracing::warn!(%error, "the session store failed");
+    AuthError::Unavailable
 }

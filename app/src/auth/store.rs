@@ -113,6 +113,8 @@ impl Users {
 }
 
 fn internal(error: sqlx::Error) -> AuthError {
-    tracing::error!(%error, "a query on the users table failed");
-    AuthError::Internal
+    match crate::error::database_error(error, "a query on the users table") {
+        crate::error::AppError::Unavailable => AuthError::Unavailable,
+        _ => AuthError::Internal,
+    }
 }

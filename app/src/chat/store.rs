@@ -184,6 +184,5 @@ fn taken_or_internal(error: sqlx::Error, name: &str) -> AppError {
 }
 
 fn internal(error: sqlx::Error) -> AppError {
-    tracing::error!(%error, "a chat query failed");
-    AppError::Internal
+    crate::error::database_error(error, "a chat query")
 }

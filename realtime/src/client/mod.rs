@@ -18,7 +18,7 @@
 //! Everything a hook registers is removed by `on_cleanup` when its
 //! component unmounts.
 
-mod backoff;
+pub(crate) mod backoff;
 mod dispatch;
 mod rooms;
 mod server_fn_client;

@@ -11,7 +11,10 @@
 //! - `connection`: the task that serves one WebSocket.
 //! - `origin`: the `Origin` check on upgrades.
 //! - [`Broadcast`]: events that carry their own targets and payload.
+//! - [`backplane`]: how several processes act as one hub (Redis pub/sub
+//!   with the `redis` feature).
 
+pub mod backplane;
 mod broadcast;
 mod connection;
 mod origin;
@@ -24,7 +27,7 @@ use std::{
     fmt,
     future::Future,
     sync::{Arc, OnceLock},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -32,10 +35,16 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use parking_lot::RwLock;
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
+use self::{
+    backplane::{Envelope, Link, Message, NodeId},
+    registry::{Delivery, Registry},
+    rooms::RoomRules,
+};
 pub use self::{
     broadcast::Broadcast,
     origin::Origins,
@@ -43,11 +52,7 @@ pub use self::{
     rooms::{JoinRequest, Refusal},
     target::Target,
 };
-use self::{
-    registry::{Delivery, Registry},
-    rooms::RoomRules,
-};
-use crate::{ConnectionId, Event, Room, RoomName, UserId, protocol};
+use crate::{ConnectionId, Event, Member, Room, RoomName, UserId, protocol};
 
 /// Limits and settings of a hub. The defaults suit a typical application;
 /// `docs/protocol.md` explains each limit.
@@ -124,6 +129,26 @@ impl From<String> for SessionKey {
     }
 }
 
+impl SessionKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Serialised for the backplane, which closes a session's connections on
+// every process.
+impl serde::Serialize for SessionKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SessionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from)
+    }
+}
+
 impl fmt::Debug for SessionKey {
     // Session ids are secrets: keep them out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -197,6 +222,8 @@ struct HubInner {
     rooms: RoomRules,
     /// Kinds of room whose presence is tracked.
     presence: HashSet<&'static str>,
+    /// The other processes, once a backplane is attached.
+    link: OnceLock<Arc<Link>>,
 }
 
 impl fmt::Debug for Hub {
@@ -249,6 +276,7 @@ impl HubBuilder {
                 registry: RwLock::new(Registry::default()),
                 rooms: self.rooms,
                 presence: self.presence,
+                link: OnceLock::new(),
             }),
         }
     }
@@ -350,13 +378,39 @@ impl Hub {
         self.target(Target::nobody()).broadcast(event)
     }
 
-    /// Encodes once, then queues the same bytes for every recipient.
+    /// Queues an encoded frame for every recipient on this process and,
+    /// when other processes may have recipients too, publishes it once for
+    /// them.
     fn deliver_encoded(&self, target: &Target, frame: Utf8Bytes) -> usize {
+        if let Some(link) = self.link()
+            && !self.only_local_connections(target)
+        {
+            link.publish(
+                &Message::Deliver {
+                    target: target.clone(),
+                },
+                frame.as_str().as_bytes(),
+            );
+        }
+        self.deliver_local(target, &frame)
+    }
+
+    /// Whether a target names nothing but connections of this process, so
+    /// other processes need not hear of it.
+    fn only_local_connections(&self, target: &Target) -> bool {
+        target.is_connections_only() && {
+            let registry = self.inner.registry.read();
+            target.connections.iter().all(|id| registry.contains(*id))
+        }
+    }
+
+    /// Queues a frame for the recipients on this process.
+    fn deliver_local(&self, target: &Target, frame: &Utf8Bytes) -> usize {
         let mut outcome = Delivery::default();
         self.inner
             .registry
             .read()
-            .deliver(target, &frame, &mut outcome);
+            .deliver(target, frame, &mut outcome);
         if !outcome.overflowed.is_empty() {
             // Disconnecting takes the write lock, so after the read lock is gone.
             for connection in &outcome.overflowed {
@@ -392,12 +446,11 @@ impl Hub {
         if self.tracks_presence(room) {
             // A new user: everyone in the room hears. Another tab of a user
             // already there: only that tab needs the list.
-            let target = if arrived {
-                Target::room_name(room.clone())
+            if arrived {
+                self.local_presence_changed(room);
             } else {
-                Target::connection(connection)
-            };
-            self.send_presence(room, target);
+                self.send_presence(room, Target::connection(connection));
+            }
         }
         Ok(())
     }
@@ -415,7 +468,7 @@ impl Hub {
         };
         self.send_control(connection, &protocol::ControlFrame::Left { room });
         if user_departed && self.tracks_presence(room) {
-            self.send_presence(room, Target::room_name(room.clone()));
+            self.local_presence_changed(room);
         }
         true
     }
@@ -425,15 +478,50 @@ impl Hub {
             .is_some_and(|(kind, _)| self.inner.presence.contains(kind))
     }
 
-    /// Sends the room's current members to `target`.
+    /// The users of a room on this process changed: tells the other
+    /// processes, and this process's members of the room.
+    fn local_presence_changed(&self, room: &RoomName) {
+        if let Some(link) = self.link() {
+            let members = self.inner.registry.read().room_members_by_user(room);
+            link.publish(
+                &Message::Presence {
+                    room: room.clone(),
+                    members,
+                },
+                &[],
+            );
+        }
+        self.send_presence(room, Target::room_name(room.clone()));
+    }
+
+    /// Sends the room's current members, on every process, to `target`'s
+    /// connections on this process. (Each process tells its own.)
     fn send_presence(&self, room: &RoomName, target: Target) {
-        let members = self.inner.registry.read().room_members_by_user(room);
+        let local = self.inner.registry.read().room_members_by_user(room);
+        let members = match self.link() {
+            Some(link) => backplane::merge_members(local, link.remote.lock().members(room)),
+            None => local,
+        };
         let presence = crate::Presence {
             room: room.clone(),
             members,
         };
-        if let Err(error) = self.target(target).emit(&presence) {
-            tracing::error!(%error, "presence could not be sent");
+        match serde_json::to_string(&presence) {
+            Ok(data) => {
+                let frame = protocol::event_frame(<crate::Presence as Event>::NAME, &data);
+                self.deliver_local(&target, &frame.into());
+            }
+            Err(error) => tracing::error!(%error, "presence could not be sent"),
+        }
+    }
+
+    /// Re-sends the members of rooms whose remote members changed, to this
+    /// process's connections in them.
+    fn refresh_presence(&self, rooms: &[RoomName]) {
+        for room in rooms {
+            if self.inner.registry.read().has_room(room) {
+                self.send_presence(room, Target::room_name(room.clone()));
+            }
         }
     }
 
@@ -452,7 +540,7 @@ impl Hub {
         let Ok(json) = serde_json::to_string(frame) else {
             return;
         };
-        self.deliver_encoded(&Target::connection(connection), json.into());
+        self.deliver_local(&Target::connection(connection), &json.into());
     }
 
     // --- Disconnecting -----------------------------------------------------
@@ -462,6 +550,18 @@ impl Hub {
     /// afterwards reaches them. Call it when the session ends (log-out).
     /// Returns how many connections were closed.
     pub fn disconnect_session(&self, session: &SessionKey) -> usize {
+        if let Some(link) = self.link() {
+            link.publish(
+                &Message::CloseSession {
+                    session: session.clone(),
+                },
+                &[],
+            );
+        }
+        self.disconnect_local_session(session)
+    }
+
+    fn disconnect_local_session(&self, session: &SessionKey) -> usize {
         let connections = self.inner.registry.read().session_connections(session);
         connections
             .iter()
@@ -507,7 +607,7 @@ impl Hub {
             (entry, departed_from)
         };
         for room in &departed_from {
-            self.send_presence(room, Target::room_name(room.clone()));
+            self.local_presence_changed(room);
         }
         Some(entry)
     }
@@ -515,6 +615,105 @@ impl Hub {
     /// How many connections, users, sessions and rooms the registry holds.
     pub fn stats(&self) -> RegistryStats {
         self.inner.registry.read().stats()
+    }
+
+    // --- The backplane ------------------------------------------------------
+
+    fn link(&self) -> Option<&Arc<Link>> {
+        self.inner.link.get()
+    }
+
+    /// Connects this hub to a backplane transport: envelopes to publish
+    /// come out of the returned link's queue. A hub has one backplane, for
+    /// its whole life; `None` if it already has one.
+    pub(crate) fn attach(&self, outbound: mpsc::Sender<Bytes>) -> Option<Arc<Link>> {
+        let link = Arc::new(Link::new(NodeId::random(), outbound));
+        self.inner.link.set(Arc::clone(&link)).ok()?;
+        Some(link)
+    }
+
+    /// This process's id on the backplane, once one is attached.
+    pub fn node(&self) -> Option<NodeId> {
+        self.link().map(|link| link.node)
+    }
+
+    /// Whether the backplane is connected: `None` without a backplane.
+    pub fn backplane_connected(&self) -> Option<bool> {
+        self.link().map(|link| link.is_up())
+    }
+
+    /// How many other processes this one has heard from recently.
+    pub fn peers(&self) -> usize {
+        self.link().map_or(0, |link| link.remote.lock().nodes())
+    }
+
+    /// This process's users in every room whose presence is tracked.
+    pub(crate) fn presence_snapshot(&self) -> Vec<(RoomName, Vec<Member>)> {
+        let registry = self.inner.registry.read();
+        registry
+            .room_names()
+            .filter(|room| self.tracks_presence(room))
+            .map(|room| (room.clone(), registry.room_members_by_user(room)))
+            .filter(|(_, members)| !members.is_empty())
+            .collect()
+    }
+
+    /// Acts on an envelope from the backplane. Its own echoes, and
+    /// envelopes it cannot read, are dropped.
+    pub(crate) fn receive(&self, link: &Link, bytes: Bytes) {
+        let envelope = match Envelope::decode(bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                tracing::warn!(%error, "dropped an unreadable message from the backplane");
+                return;
+            }
+        };
+        if envelope.node == link.node {
+            return;
+        }
+        let from = envelope.node;
+        link.remote.lock().heard_from(from, Instant::now());
+        match envelope.message {
+            Message::Deliver { target } => match Utf8Bytes::try_from(envelope.payload) {
+                Ok(frame) => {
+                    self.deliver_local(&target, &frame);
+                }
+                Err(_) => tracing::warn!(node = %from, "dropped an event that is not UTF-8"),
+            },
+            Message::CloseSession { session } => {
+                self.disconnect_local_session(&session);
+            }
+            Message::Presence { room, members } => {
+                if link.remote.lock().set_room(from, &room, members) {
+                    self.refresh_presence(&[room]);
+                }
+            }
+            Message::Hello { rooms } => {
+                let changed = link.remote.lock().replace_node(from, rooms);
+                self.refresh_presence(&changed);
+                link.publish(
+                    &Message::Snapshot {
+                        rooms: self.presence_snapshot(),
+                    },
+                    &[],
+                );
+            }
+            Message::Snapshot { rooms } => {
+                let changed = link.remote.lock().replace_node(from, rooms);
+                self.refresh_presence(&changed);
+            }
+            Message::Heartbeat => {}
+            Message::Goodbye => {
+                let changed = link.remote.lock().forget_node(from);
+                self.refresh_presence(&changed);
+            }
+        }
+    }
+
+    /// Forgets the presence of processes not heard from since `deadline`.
+    pub(crate) fn forget_silent_nodes(&self, link: &Link, deadline: Instant) {
+        let changed = link.remote.lock().forget_silent(deadline);
+        self.refresh_presence(&changed);
     }
 }
 

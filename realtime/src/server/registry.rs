@@ -136,6 +136,21 @@ impl Registry {
         })
     }
 
+    /// Whether a connection is registered.
+    pub fn contains(&self, id: ConnectionId) -> bool {
+        self.connections.contains_key(&id)
+    }
+
+    /// Whether a room has members here.
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The rooms with members here.
+    pub fn room_names(&self) -> impl Iterator<Item = &RoomName> {
+        self.rooms.keys()
+    }
+
     /// The connections of a session.
     pub fn session_connections(&self, session: &SessionKey) -> Vec<ConnectionId> {
         self.sessions.get(session).cloned().unwrap_or_default()

@@ -106,6 +106,11 @@ impl Target {
         self
     }
 
+    /// Whether this target names single connections and nothing else.
+    pub(crate) fn is_connections_only(&self) -> bool {
+        !self.everyone && self.users.is_empty() && self.rooms.is_empty()
+    }
+
     /// Whether this target can reach nobody at all.
     pub fn is_nobody(&self) -> bool {
         !self.everyone

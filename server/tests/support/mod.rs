@@ -1,5 +1,5 @@
-//! Test support: the real router on a fresh SQLite database, driven
-//! in-process, and a small cookie-keeping client for the auth endpoints.
+//! Test support: the real router on a fresh database (SQLite, or
+//! PostgreSQL when `TEST_POSTGRES_URL` is set), driven in-process, and a small cookie-keeping client for the auth endpoints.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -41,17 +41,71 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The PostgreSQL server the suite runs on instead of SQLite, when set
+/// (scripts/test runs the suite once on each). Any database of the server
+/// will do: each test creates a database of its own next to it.
+pub const POSTGRES_URL_VARIABLE: &str = "TEST_POSTGRES_URL";
+
+/// Databases the tests create start with this; scripts/test drops them
+/// before each run.
+const TEST_DATABASE_PREFIX: &str = "template_test_";
+
+/// A fresh, empty database for one test: a SQLite file of its own, or a new
+/// PostgreSQL database when `TEST_POSTGRES_URL` is set.
+pub async fn fresh_database_url() -> String {
+    match std::env::var(POSTGRES_URL_VARIABLE) {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
+        _ => format!("sqlite://{}/app.db", scratch_dir("db").display()),
+    }
+}
+
+async fn fresh_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "{TEST_DATABASE_PREFIX}{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .unwrap_or_else(|error| panic!("{POSTGRES_URL_VARIABLE}={server}: {error}"));
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("an old test database can be dropped");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("a test database can be created");
+    let _ = admin.close().await;
+    // Same server and credentials, the new database: replace the path.
+    let (base, query) = server.split_once('?').unwrap_or((server, ""));
+    let authority_end = base
+        .find("://")
+        .and_then(|scheme| base[scheme + 3..].find('/').map(|i| scheme + 3 + i))
+        .unwrap_or(base.len());
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
 /// A configuration for a test server with its own database.
-pub fn test_config(session: SessionConfig) -> Config {
-    let dir = scratch_dir("db");
+pub async fn test_config(session: SessionConfig) -> Config {
     Config {
         leptos: LeptosOptions::builder()
             .output_name("app")
             .site_addr(([127, 0, 0, 1], 0))
             .build(),
-        database_url: format!("sqlite://{}/app.db", dir.display()),
+        database_url: fresh_database_url().await,
         session,
         realtime_origins: Default::default(),
+        redis_url: None,
+        redis_channel: realtime::server::backplane::redis::DEFAULT_CHANNEL.to_owned(),
     }
 }
 
@@ -68,7 +122,7 @@ impl TestApp {
     }
 
     pub async fn with_session(session: SessionConfig) -> Self {
-        let config = test_config(session);
+        let config = test_config(session).await;
         let database = Database::open(&config.database_url)
             .await
             .expect("the test database opens");
@@ -119,6 +173,21 @@ impl TestApp {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
         }
+    }
+
+    /// Makes every session expired, as time passing would.
+    pub async fn expire_all_sessions(&self) {
+        // Each database has tower-sessions' own table and column type.
+        let sql = match self.database.backend() {
+            server::database::Backend::Sqlite => "UPDATE tower_sessions SET expiry_date = 0",
+            server::database::Backend::Postgres => {
+                "UPDATE tower_sessions.session SET expiry_date = to_timestamp(0)"
+            }
+        };
+        sqlx::query(sql)
+            .execute(&self.database.pool)
+            .await
+            .expect("sessions can be expired");
     }
 
     /// How many rows `users` has.

@@ -1,0 +1,62 @@
+//! Development-only server functions: a `Ping` event sent to any target, for
+//! the multi-process tests (`server/tests/cluster.rs`) and for trying targets
+//! by hand. Debug builds only: a release build refuses the call.
+//!
+//! ```sh
+//! curl -H 'Content-Type: application/json' -d '{"to":"everyone","text":"hi"}' \
+//!      http://127.0.0.1:3000/api/dev/ping
+//! ```
+
+use leptos::{prelude::*, server_fn::codec::Json};
+use realtime::{ConnectionId, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// A line of text sent to a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    pub text: String,
+}
+
+impl realtime::Event for Ping {
+    const NAME: &'static str = "dev.Ping";
+}
+
+/// Who a [`Ping`] goes to: one of the hub's targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PingTarget {
+    Everyone,
+    /// Everyone except the calling tab's connection.
+    EveryoneButMe,
+    /// Every connection of each of these users.
+    Users(Vec<UserId>),
+    /// The members of these chat rooms.
+    Rooms(Vec<i64>),
+    Connection(ConnectionId),
+}
+
+/// Sends a [`Ping`]. Returns how many connections of the process that
+/// handled the call it was queued for (other processes deliver theirs).
+#[server(prefix = "/api", endpoint = "dev/ping", input = Json, client = realtime::RealtimeClient)]
+pub async fn send_ping(to: PingTarget, text: String) -> Result<usize, AppError> {
+    use crate::chat::ChatRoom;
+
+    if !cfg!(debug_assertions) {
+        return Err(AppError::NotFound("Not available in release builds.".into()).reject());
+    }
+    let events = crate::AppContext::expect()?.events;
+    let ping = Ping { text };
+    let queued = match to {
+        PingTarget::Everyone => events.emit(&ping)?,
+        PingTarget::EveryoneButMe => events.except_caller().emit(&ping)?,
+        PingTarget::Users(users) => events.to(users).emit(&ping)?,
+        PingTarget::Rooms(rooms) => {
+            let rooms: Vec<ChatRoom> = rooms.into_iter().map(ChatRoom).collect();
+            events.to_rooms(&rooms).emit(&ping)?
+        }
+        PingTarget::Connection(connection) => events.to_connection(connection).emit(&ping)?,
+    };
+    Ok(queued)
+}

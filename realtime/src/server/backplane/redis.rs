@@ -1,0 +1,363 @@
+//! The backplane over Redis pub/sub.
+//!
+//! Every process subscribes to one channel and publishes its envelopes to
+//! it: one `PUBLISH` per emit, however many recipients it has, batched
+//! into pipelines when emits come faster than Redis answers.
+//!
+//! Redis is a help, never a requirement: a process that cannot reach it
+//! starts anyway and serves its own connections, and a process that loses
+//! it keeps doing so. A background task reconnects with capped exponential
+//! backoff, and logs how long cross-process delivery was interrupted and
+//! how many emits it missed.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
+use thiserror::Error;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::{MissedTickBehavior, timeout},
+};
+
+use super::{Link, Liveness, Message};
+use crate::{client::backoff::Backoff, server::Hub};
+
+/// The channel used unless [`RedisBackplane::channel`] says otherwise.
+/// Its name carries the envelope format's version.
+pub const DEFAULT_CHANNEL: &str = "realtime.v1";
+
+/// Envelopes waiting to be published, at most. When Redis cannot keep up,
+/// further emits reach this process's connections only (and are counted).
+const OUTBOUND_CAPACITY: usize = 16 * 1024;
+/// Most envelopes sent in one pipeline.
+const MAX_PIPELINE: usize = 512;
+/// How long connecting, and each command, may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The backplane could not be set up.
+#[derive(Debug, Error)]
+pub enum BackplaneError {
+    #[error("REDIS_URL {url:?} is not a valid Redis URL: {source}")]
+    InvalidUrl {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("this hub already has a backplane")]
+    AlreadyAttached,
+}
+
+/// Settings of a Redis backplane, before it starts.
+#[derive(Debug)]
+pub struct RedisBackplane {
+    client: Client,
+    url: String,
+    channel: String,
+    liveness: Liveness,
+    backoff: Backoff,
+}
+
+impl RedisBackplane {
+    /// Checks the URL (`redis://host:port/`, `rediss://…` for TLS is not
+    /// built in). Nothing is connected yet.
+    pub fn new(url: &str) -> Result<Self, BackplaneError> {
+        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            channel: DEFAULT_CHANNEL.to_owned(),
+            liveness: Liveness::default(),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
+        })
+    }
+
+    /// The pub/sub channel: processes on the same channel act as one hub.
+    /// Give each application its own when they share a Redis server.
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// How often processes say they are alive, and how long before a
+    /// silent one's presence is forgotten.
+    pub fn liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// How long to wait between reconnection attempts.
+    pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Attaches the backplane to `hub` and starts its background task,
+    /// which connects (and reconnects) by itself. Returns at once: until
+    /// Redis answers, emits reach this process's connections only.
+    pub fn start(self, hub: &Hub) -> Result<BackplaneHandle, BackplaneError> {
+        let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
+        let link = hub
+            .attach(outbound)
+            .ok_or(BackplaneError::AlreadyAttached)?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(
+            Transport {
+                hub: hub.clone(),
+                link: Arc::clone(&link),
+                settings: self,
+                queue,
+                stopped,
+            }
+            .run(),
+        );
+        Ok(BackplaneHandle { link, stop, task })
+    }
+}
+
+/// The running backplane of a hub. It runs as long as this handle is kept;
+/// dropping it stops the background task.
+pub struct BackplaneHandle {
+    link: Arc<Link>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl BackplaneHandle {
+    /// Whether Redis is connected now.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_up()
+    }
+
+    /// Says goodbye to the other processes (so they forget this one's
+    /// presence at once) and stops. Call it after closing the connections
+    /// on shutdown, so their departures are published first.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if timeout(REDIS_TIMEOUT, self.task).await.is_err() {
+            tracing::warn!("the Redis backplane did not stop in time");
+        }
+    }
+}
+
+/// Why a connected session with Redis ended.
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+struct Transport {
+    hub: Hub,
+    link: Arc<Link>,
+    settings: RedisBackplane,
+    queue: mpsc::Receiver<Bytes>,
+    stopped: watch::Receiver<bool>,
+}
+
+impl Transport {
+    async fn run(mut self) {
+        let url = self.settings.url.clone();
+        let mut lost_at: Option<Instant> = None;
+        let mut ever_connected = false;
+        loop {
+            match self.connect().await {
+                Ok((publisher, subscription)) => {
+                    self.settings.backoff.reset();
+                    self.link.set_up(true);
+                    let missed = self.link.take_missed();
+                    match (ever_connected, lost_at.take()) {
+                        (false, None) => tracing::info!(
+                            redis = %url,
+                            node = %self.link.node,
+                            "connected to Redis: events reach every process"
+                        ),
+                        (false, Some(since)) => tracing::warn!(
+                            redis = %url,
+                            node = %self.link.node,
+                            waited = ?since.elapsed(),
+                            missed_emits = missed,
+                            "connected to Redis at last: events reach every process now; \
+                             emits made before reached this process only"
+                        ),
+                        (true, Some(since)) => tracing::warn!(
+                            redis = %url,
+                            gap = ?since.elapsed(),
+                            missed_emits = missed,
+                            "reconnected to Redis: events reach every process again; \
+                             emits made during the gap reached this process only"
+                        ),
+                        (true, None) => {}
+                    }
+                    ever_connected = true;
+                    let ended = self.serve(publisher, subscription).await;
+                    self.link.set_up(false);
+                    match ended {
+                        Ended::Stopped => return,
+                        Ended::Lost(reason) => {
+                            tracing::warn!(
+                                redis = %url,
+                                %reason,
+                                "lost Redis: events reach this process's connections only \
+                                 until it is back; reconnecting"
+                            );
+                            lost_at = Some(Instant::now());
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !ever_connected && self.settings.backoff.attempt() == 0 {
+                        tracing::warn!(
+                            redis = %url,
+                            %error,
+                            "Redis is unreachable: serving this process's connections only; \
+                             other processes will not see its events until it connects \
+                             (retrying in the background)"
+                        );
+                        lost_at = Some(Instant::now());
+                    } else {
+                        tracing::debug!(redis = %url, %error, "Redis is still unreachable");
+                    }
+                }
+            }
+            let delay = self.settings.backoff.next_delay(rand::random());
+            if self.wait_or_stop(delay).await {
+                return;
+            }
+        }
+    }
+
+    async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
+        let client = &self.settings.client;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let publisher = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let mut subscription = timeout(REDIS_TIMEOUT, client.get_async_pubsub())
+            .await
+            .map_err(|_| timed_out("connecting"))??;
+        // Subscribed before saying hello, so no answer is missed.
+        timeout(
+            REDIS_TIMEOUT,
+            subscription.subscribe(self.settings.channel.as_str()),
+        )
+        .await
+        .map_err(|_| timed_out("subscribing"))??;
+        Ok((publisher, subscription))
+    }
+
+    /// Relays envelopes both ways until Redis is lost or the task is told
+    /// to stop.
+    async fn serve(
+        &mut self,
+        mut publisher: MultiplexedConnection,
+        subscription: redis::aio::PubSub,
+    ) -> Ended {
+        let mut messages = subscription.into_on_message();
+        let hello = Message::Hello {
+            rooms: self.hub.presence_snapshot(),
+        };
+        if let Err(error) = self.publish(&mut publisher, &[self.envelope(&hello)]).await {
+            return Ended::Lost(error.to_string());
+        }
+
+        let liveness = self.settings.liveness;
+        let mut heartbeat = tokio::time::interval(liveness.heartbeat);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(MAX_PIPELINE);
+        loop {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(message) => {
+                        let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+                        self.hub.receive(&self.link, payload);
+                    }
+                    None => return Ended::Lost("the subscription closed".to_owned()),
+                },
+                received = self.queue.recv_many(&mut batch, MAX_PIPELINE) => {
+                    if received == 0 {
+                        return Ended::Stopped;
+                    }
+                    let sent = self.publish(&mut publisher, &batch).await;
+                    batch.clear();
+                    if let Err(error) = sent {
+                        return Ended::Lost(error.to_string());
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let beat = self.envelope(&Message::Heartbeat);
+                    if let Err(error) = self.publish(&mut publisher, &[beat]).await {
+                        return Ended::Lost(error.to_string());
+                    }
+                    let deadline = Instant::now().checked_sub(liveness.timeout);
+                    if let Some(deadline) = deadline {
+                        self.hub.forget_silent_nodes(&self.link, deadline);
+                    }
+                }
+                _ = self.stopped.changed() => {
+                    // Publish what is queued (the departures of the closed
+                    // connections), then say goodbye.
+                    while let Ok(envelope) = self.queue.try_recv() {
+                        batch.push(envelope);
+                    }
+                    batch.push(self.envelope(&Message::Goodbye));
+                    if let Err(error) = self.publish(&mut publisher, &batch).await {
+                        tracing::debug!(%error, "could not say goodbye on the backplane");
+                    }
+                    return Ended::Stopped;
+                }
+            }
+        }
+    }
+
+    fn envelope(&self, message: &Message) -> Bytes {
+        super::Envelope::encode(self.link.node, message)
+    }
+
+    /// Publishes envelopes in one round trip.
+    async fn publish(
+        &self,
+        publisher: &mut MultiplexedConnection,
+        envelopes: &[Bytes],
+    ) -> redis::RedisResult<()> {
+        let channel = self.settings.channel.as_str();
+        let mut pipeline = redis::pipe();
+        for envelope in envelopes {
+            pipeline.publish(channel, envelope.as_ref()).ignore();
+        }
+        pipeline.exec_async(publisher).await
+    }
+
+    /// Sleeps before the next attempt, throwing away what is queued (those
+    /// emits already reached this process's connections). Returns whether
+    /// the task was told to stop meanwhile.
+    async fn wait_or_stop(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return false,
+                _ = self.stopped.changed() => return true,
+                envelope = self.queue.recv() => match envelope {
+                    Some(_) => self.link.count_missed(),
+                    None => return true,
+                },
+            }
+        }
+    }
+}
+
+fn timed_out(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("Redis did not answer in time ({what})"),
+    ))
+}

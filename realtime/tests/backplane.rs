@@ -1,0 +1,255 @@
+//! Two hubs joined by the Redis backplane, each behind its own WebSocket
+//! server: what crosses, what does not, and how much goes through Redis.
+//!
+//! Needs a Redis server, so ignored by a plain `cargo test`; `scripts/test`
+//! runs it with `TEST_REDIS_URL` set. Each test has a channel of its own.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use realtime::{
+    Presence, Room,
+    server::{
+        Hub, HubBuilder, JoinRequest,
+        backplane::redis::{BackplaneHandle, RedisBackplane},
+    },
+};
+use support::{PATIENCE, TestServer, note};
+
+const NEEDS_REDIS: &str = "needs Redis: scripts/test runs it";
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| panic!("TEST_REDIS_URL is not set ({NEEDS_REDIS})"))
+}
+
+fn fresh_channel() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    format!(
+        "realtime.test.{:016x}",
+        RandomState::new().hash_one(Instant::now())
+    )
+}
+
+/// A room kind anyone may join, with presence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Team(String);
+
+impl Room for Team {
+    const KIND: &'static str = "team";
+
+    fn key(&self) -> String {
+        self.0.clone()
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        Some(Self(key.to_owned()))
+    }
+}
+
+fn builder() -> HubBuilder {
+    Hub::builder()
+        .room::<Team, _, _>(|_: JoinRequest<Team>| async { Ok(()) })
+        .presence::<Team>()
+}
+
+struct Node {
+    server: TestServer,
+    _backplane: BackplaneHandle,
+}
+
+async fn node(channel: &str) -> Node {
+    let server = TestServer::start(builder()).await;
+    let backplane = RedisBackplane::new(&redis_url())
+        .expect("a valid URL")
+        .channel(channel)
+        .start(&server.hub)
+        .expect("a first backplane");
+    Node {
+        server,
+        _backplane: backplane,
+    }
+}
+
+/// Waits until each hub is connected and hears from the other.
+async fn introduce(nodes: &[&Node]) {
+    let deadline = Instant::now() + PATIENCE;
+    for node in nodes {
+        while !(node.server.hub.backplane_connected() == Some(true)
+            && node.server.hub.peers() == nodes.len() - 1)
+        {
+            assert!(Instant::now() < deadline, "the hubs did not meet");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn two_nodes() -> (Node, Node, String) {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let b = node(&channel).await;
+    introduce(&[&a, &b]).await;
+    (a, b, channel)
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn an_emit_reaches_the_other_hub_once_and_its_own_connections_once() {
+    let (a, b, _) = two_nodes().await;
+    let mut on_a = a.server.user(1, "s1").await;
+    let mut on_b = b.server.user(1, "s2").await;
+
+    a.server.hub.to(1).emit(&note("hi")).unwrap();
+    assert_eq!(on_a.event::<support::Note>().await, note("hi"));
+    assert_eq!(on_b.event::<support::Note>().await, note("hi"));
+    // No echo: A delivered it to its own connection once.
+    a.server.assert_nothing_more(&mut [&mut on_a]).await;
+    b.server.assert_nothing_more(&mut [&mut on_b]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
+    let (a, b, channel) = two_nodes().await;
+    let mut listener = redis::Client::open(redis_url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .expect("Redis answers");
+    listener.subscribe(&channel).await.unwrap();
+    let mut messages = listener.into_on_message();
+
+    let mut on_b = Vec::new();
+    for user in 1..=5 {
+        let mut client = b.server.user(user, &format!("s{user}")).await;
+        let _ = client.join("team:red").await;
+        on_b.push(client);
+    }
+    let local = a.server.user(9, "s9").await;
+
+    a.server
+        .hub
+        .to_room(&Team("red".into()))
+        .emit(&note("all five"))
+        .unwrap();
+    a.server
+        .hub
+        .to_connection(local.connection)
+        .emit(&note("local only"))
+        .unwrap();
+    a.server.hub.emit(&note("end")).unwrap();
+
+    let mut deliveries = Vec::new();
+    while deliveries.len() < 2 {
+        let message = tokio::time::timeout(PATIENCE, messages.next())
+            .await
+            .expect("published in time")
+            .expect("the subscription is open");
+        let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+        if payload.contains(r#""type":"deliver""#) {
+            deliveries.push(payload);
+        }
+    }
+    assert!(deliveries[0].contains("all five"), "{deliveries:?}");
+    assert!(
+        deliveries[1].contains("end"),
+        "the emit to a connection of A's own was not published: {deliveries:?}"
+    );
+    for client in &mut on_b {
+        assert_eq!(next_note(client).await, note("all five"));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn presence_merges_the_members_of_every_hub() {
+    let (a, b, _) = two_nodes().await;
+    let mut ada = a.server.connect("user=1&session=s1&name=ada").await;
+    let _ = ada.join("team:red").await;
+    presence_becomes(&mut ada, &["ada"]).await;
+
+    let mut bob = b.server.connect("user=2&session=s2&name=bob").await;
+    let _ = bob.join("team:red").await;
+    presence_becomes(&mut bob, &["ada", "bob"]).await;
+    presence_becomes(&mut ada, &["ada", "bob"]).await;
+
+    // A second connection of Ada's on B: still one Ada.
+    let mut ada_on_b = b.server.connect("user=1&session=s3&name=ada").await;
+    let _ = ada_on_b.join("team:red").await;
+    presence_becomes(&mut ada_on_b, &["ada", "bob"]).await;
+
+    drop(bob);
+    presence_becomes(&mut ada, &["ada"]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_session_ends_on_every_hub() {
+    let (a, b, _) = two_nodes().await;
+    let mut on_a = a.server.user(1, "shared").await;
+    let mut on_b = b.server.user(1, "shared").await;
+    let mut other = b.server.user(1, "another").await;
+
+    assert_eq!(
+        a.server.hub.disconnect_session(&"shared".into()),
+        1,
+        "A closes its own connection"
+    );
+    let ended = Some(realtime::protocol::close::SESSION_ENDED);
+    assert_eq!(on_a.closed().await, ended);
+    assert_eq!(on_b.closed().await, ended);
+    b.server.assert_nothing_more(&mut [&mut other]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_hub_that_says_goodbye_is_forgotten_at_once() {
+    let (a, b, _) = two_nodes().await;
+    let mut ada = a.server.connect("user=1&session=s1&name=ada").await;
+    let _ = ada.join("team:red").await;
+    presence_becomes(&mut ada, &["ada"]).await;
+    let mut bob = b.server.connect("user=2&session=s2&name=bob").await;
+    let _ = bob.join("team:red").await;
+    presence_becomes(&mut ada, &["ada", "bob"]).await;
+
+    // B shuts down: its connections close (their departures are published)
+    // and it says goodbye. A's list is right at once, not after a timeout.
+    b.server.hub.disconnect_all();
+    b._backplane.shutdown().await;
+    presence_becomes(&mut ada, &["ada"]).await;
+    let deadline = Instant::now() + PATIENCE;
+    while a.server.hub.peers() != 0 {
+        assert!(Instant::now() < deadline, "A still counts B");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads presence updates until one lists exactly `names`. (Updates from
+/// the other hub arrive when they arrive: an intermediate list is fine.)
+async fn presence_becomes(client: &mut support::TestClient, names: &[&str]) {
+    loop {
+        let presence = client.event::<Presence>().await;
+        let got: Vec<&str> = presence.members.iter().map(|m| m.name.as_str()).collect();
+        if got == names {
+            return;
+        }
+    }
+}
+
+/// The next note, skipping presence updates.
+async fn next_note(client: &mut support::TestClient) -> support::Note {
+    use realtime::{Event, protocol::ServerFrame};
+    loop {
+        match client.frame().await {
+            ServerFrame::Event { name, data } if name == support::Note::NAME => {
+                return serde_json::from_str(data.get()).expect("a note");
+            }
+            ServerFrame::Event { name, .. } if name == Presence::NAME => continue,
+            other => panic!("expected a note, got {other:?}"),
+        }
+    }
+}

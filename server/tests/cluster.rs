@@ -1,0 +1,679 @@
+//! Several server processes acting as one: two real `server` processes on
+//! different ports, sharing one PostgreSQL database and one Redis server,
+//! with WebSocket clients on each; and what happens when Redis or the
+//! database is not there.
+//!
+//! These tests need PostgreSQL and Redis, so they are ignored by a plain
+//! `cargo test`. `scripts/test` runs them (it starts both services when they
+//! are installed, and says so when they are not). By hand:
+//!
+//! ```sh
+//! TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//! TEST_REDIS_URL=redis://127.0.0.1:6379 \
+//!     cargo test -p server --test cluster -- --ignored
+//! ```
+//!
+//! Each test uses a database of its own and a Redis channel of its own
+//! (`REDIS_CHANNEL`), so tests do not hear each other. The fault tests
+//! start a private `redis-server` on a free port, so the machine's Redis is
+//! never stopped.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use app::{
+    auth::User,
+    chat::{ChatRoom, RoomSummary},
+    dev::{Ping, PingTarget},
+};
+use loadgen::http;
+use realtime::{
+    ConnectionId, Event, Presence, Room, UserId,
+    protocol::{ClientFrame, ServerFrame, close},
+    testing::TestClient,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const NEEDS_SERVICES: &str = "needs PostgreSQL and Redis: scripts/test runs it";
+const PASSWORD: &str = "correct horse battery";
+/// How long a process may take to start, or a condition to come true.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+// --- The processes ----------------------------------------------------------
+
+/// The services named by the environment; a clear failure when missing.
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| panic!("TEST_REDIS_URL is not set ({NEEDS_SERVICES})"))
+}
+
+async fn postgres_database() -> String {
+    assert!(
+        std::env::var(support::POSTGRES_URL_VARIABLE).is_ok_and(|url| !url.is_empty()),
+        "{} is not set ({NEEDS_SERVICES})",
+        support::POSTGRES_URL_VARIABLE
+    );
+    support::fresh_database_url().await
+}
+
+/// A Redis channel no other test uses.
+fn fresh_channel() -> String {
+    format!("realtime.test.{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// One `server` process, killed when dropped.
+struct Node {
+    child: Child,
+    address: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Node {
+    /// Starts a server process and waits until it answers `/health`.
+    async fn start(database_url: &str, redis_url: &str, channel: &str) -> Self {
+        let node = Self::spawn(database_url, Some((redis_url, channel)));
+        node.wait_for_health(|_| true).await;
+        node
+    }
+
+    fn spawn(database_url: &str, redis: Option<(&str, &str)>) -> Self {
+        let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+        command
+            .env("LEPTOS_SITE_ADDR", address.to_string())
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info,tower_http=warn")
+            .env_remove("REDIS_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((url, channel)) = redis {
+            command.env("REDIS_URL", url).env("REDIS_CHANNEL", channel);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for output in [
+            child
+                .stdout
+                .take()
+                .map(|out| Box::new(out) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|err| Box::new(err) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    if let Ok(mut log) = log.lock() {
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            address,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    async fn health(&self) -> Option<Value> {
+        let mut connection = http::Connection::open(self.address).await.ok()?;
+        let response = connection.get("/health").await.ok()?;
+        serde_json::from_slice(&response.body).ok()
+    }
+
+    /// Waits until `/health` answers and `condition` holds for its body.
+    async fn wait_for_health(&self, condition: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(health) = self.health().await
+                && condition(&health)
+            {
+                return health;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server at {} did not get there in time; its log:\n{}",
+                self.address,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until this process hears from `peers` others through Redis.
+    async fn wait_for_peers(&self, peers: u64) {
+        self.wait_for_health(|health| {
+            health["events"]["backplane"] == "connected" && health["events"]["peers"] == peers
+        })
+        .await;
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two processes on one database and one Redis channel, each knowing the
+/// other.
+async fn two_nodes() -> (Node, Node) {
+    let database = postgres_database().await;
+    let (redis, channel) = (redis_url(), fresh_channel());
+    let a = Node::start(&database, &redis, &channel).await;
+    let b = Node::start(&database, &redis, &channel).await;
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    (a, b)
+}
+
+// --- Browsers ---------------------------------------------------------------
+
+/// A browser: a cookie, and calls to any process.
+#[derive(Default)]
+struct Browser {
+    cookie: Option<String>,
+}
+
+impl Browser {
+    async fn post<T: DeserializeOwned>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> T {
+        let mut connection = http::Connection::open(node.address)
+            .await
+            .expect("the server accepts connections");
+        let response = connection
+            .post(path, content_type, body, self.cookie.as_deref(), headers)
+            .await
+            .expect("the server answers");
+        if let Some(cookie) = response.cookie {
+            self.cookie = Some(cookie);
+        }
+        assert_eq!(
+            response.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        serde_json::from_slice(&response.body).expect("a JSON answer")
+    }
+
+    async fn form<T: DeserializeOwned>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> T {
+        let body: Vec<String> = form
+            .iter()
+            .map(|(name, value)| format!("{name}={}", http::form_encode(value)))
+            .collect();
+        self.post(
+            node,
+            path,
+            "application/x-www-form-urlencoded",
+            &body.join("&"),
+            &[],
+        )
+        .await
+    }
+
+    async fn sign_up(node: &Node, name: &str) -> (Self, UserId) {
+        let mut browser = Self::default();
+        let user: User = browser
+            .form(
+                node,
+                "/api/auth/sign_up",
+                &[("name", name), ("password", PASSWORD)],
+            )
+            .await;
+        (browser, user.id)
+    }
+
+    async fn create_room(&mut self, node: &Node, name: &str) -> i64 {
+        let room: RoomSummary = self
+            .form(node, "/api/chat/create_room", &[("name", name)])
+            .await;
+        room.id
+    }
+
+    async fn log_out(&mut self, node: &Node) {
+        let () = self.form(node, "/api/auth/log_out", &[]).await;
+    }
+
+    /// Sends a ping through `node`, as the tab whose connection is `caller`.
+    async fn ping(
+        &mut self,
+        node: &Node,
+        to: PingTarget,
+        text: &str,
+        caller: Option<ConnectionId>,
+    ) {
+        let body = json!({ "to": to, "text": text }).to_string();
+        let caller = caller.map(|id| id.to_string());
+        let headers: Vec<(&str, &str)> = caller
+            .iter()
+            .map(|id| (realtime::protocol::CONNECTION_HEADER, id.as_str()))
+            .collect();
+        let _queued: usize = self
+            .post(node, "/api/dev/ping", "application/json", &body, &headers)
+            .await;
+    }
+
+    async fn open_socket(&self, node: &Node) -> TestClient {
+        let cookie = self.cookie.clone().unwrap_or_default();
+        let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+            Vec::new()
+        } else {
+            vec![("cookie", cookie.as_str())]
+        };
+        TestClient::connect(node.address, &headers)
+            .await
+            .expect("the upgrade succeeds")
+    }
+}
+
+/// The next event of type `E` on a socket; other events (presence updates,
+/// which arrive whenever someone on any process comes or goes, and the
+/// chat's "room created") are skipped.
+async fn next_event<E: Event + DeserializeOwned>(socket: &mut TestClient) -> E {
+    loop {
+        match socket.frame().await {
+            ServerFrame::Event { name, data } if name == E::NAME => {
+                return serde_json::from_str(data.get()).expect("the event's data");
+            }
+            ServerFrame::Event { .. } => continue,
+            other => panic!("expected event {}, got {other:?}", E::NAME),
+        }
+    }
+}
+
+async fn next_ping(socket: &mut TestClient) -> String {
+    next_event::<Ping>(socket).await.text
+}
+
+/// The names in the room, from the next presence update.
+async fn next_presence(socket: &mut TestClient) -> Vec<String> {
+    let presence: Presence = next_event(socket).await;
+    presence.members.into_iter().map(|m| m.name).collect()
+}
+
+/// Reads presence updates until one lists exactly `names`.
+async fn presence_becomes(socket: &mut TestClient, names: &[&str]) {
+    loop {
+        if next_presence(socket).await == names {
+            return;
+        }
+    }
+}
+
+/// Joins a chat room (events arriving meanwhile are skipped).
+async fn join(socket: &mut TestClient, room: i64) {
+    let name = ChatRoom(room).name();
+    socket.send(&ClientFrame::Join { room: name.clone() }).await;
+    loop {
+        match socket.frame().await {
+            ServerFrame::Joined { .. } => return,
+            ServerFrame::Event { .. } => continue,
+            other => panic!("expected to join {name}, got {other:?}"),
+        }
+    }
+}
+
+// --- Every target, across processes -----------------------------------------
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn every_target_reaches_its_connections_on_every_process() {
+    let (a, b) = two_nodes().await;
+    // Ada has a tab on each process, Bob one on B, and a visitor one on A.
+    let (mut ada, ada_id) = Browser::sign_up(&a, "ada").await;
+    let (mut bob, bob_id) = Browser::sign_up(&b, "bob").await;
+    let mut ada_a = ada.open_socket(&a).await;
+    let mut ada_b = ada.open_socket(&b).await;
+    let mut bob_b = bob.open_socket(&b).await;
+    let mut visitor_a = Browser::default().open_socket(&a).await;
+    let room = ada.create_room(&a, "Ops").await;
+    join(&mut ada_a, room).await;
+    join(&mut bob_b, room).await;
+
+    // Each ping goes out, then a "marker" to everyone: a socket's next ping
+    // is the first if it was a recipient, the marker if it was not.
+    let cases: Vec<(&str, PingTarget, Option<ConnectionId>, [bool; 4])> = vec![
+        (
+            "everyone",
+            PingTarget::Everyone,
+            None,
+            [true, true, true, true],
+        ),
+        (
+            "one user",
+            PingTarget::Users(vec![ada_id]),
+            None,
+            [true, true, false, false],
+        ),
+        (
+            "several users",
+            PingTarget::Users(vec![ada_id, bob_id]),
+            None,
+            [true, true, true, false],
+        ),
+        (
+            "a room",
+            PingTarget::Rooms(vec![room]),
+            None,
+            [true, false, true, false],
+        ),
+        (
+            "one connection elsewhere",
+            PingTarget::Connection(bob_b.connection),
+            None,
+            [false, false, true, false],
+        ),
+        (
+            "everyone but the caller",
+            PingTarget::EveryoneButMe,
+            Some(ada_a.connection),
+            [false, true, true, true],
+        ),
+    ];
+    for (sender, node) in [(&mut ada, &a), (&mut bob, &b)] {
+        for (what, target, caller, recipients) in &cases {
+            sender.ping(node, target.clone(), what, *caller).await;
+            sender
+                .ping(node, PingTarget::Everyone, "marker", None)
+                .await;
+            let sockets = [&mut ada_a, &mut ada_b, &mut bob_b, &mut visitor_a];
+            for (index, (socket, expected)) in sockets.into_iter().zip(recipients).enumerate() {
+                let first = next_ping(socket).await;
+                if *expected {
+                    assert_eq!(
+                        first, *what,
+                        "socket {index}, sent through {}",
+                        node.address
+                    );
+                    assert_eq!(next_ping(socket).await, "marker");
+                } else {
+                    assert_eq!(first, "marker", "socket {index} got {what:?}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn a_chat_message_reaches_the_room_on_the_other_process_once() {
+    let (a, b) = two_nodes().await;
+    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let (bob, _) = Browser::sign_up(&b, "bob").await;
+    let room = ada.create_room(&a, "General").await;
+    let mut ada_a = ada.open_socket(&a).await;
+    let mut bob_b = bob.open_socket(&b).await;
+    join(&mut ada_a, room).await;
+    join(&mut bob_b, room).await;
+
+    let caller = ada_a.connection.to_string();
+    let body = format!("room_id={room}&body=hello+from+A");
+    let _: app::chat::Message = ada
+        .post(
+            &a,
+            "/api/chat/post",
+            "application/x-www-form-urlencoded",
+            &body,
+            &[(realtime::protocol::CONNECTION_HEADER, caller.as_str())],
+        )
+        .await;
+    let posted: app::chat::MessagePosted = next_event(&mut bob_b).await;
+    assert_eq!(posted.0.body, "hello from A");
+    // The sender's tab got nothing (it shows its own message itself).
+    ada.ping(&a, PingTarget::Everyone, "marker", None).await;
+    assert_eq!(next_ping(&mut ada_a).await, "marker");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn logging_out_closes_the_sessions_sockets_on_every_process() {
+    let (a, b) = two_nodes().await;
+    let (mut ada, ada_id) = Browser::sign_up(&a, "ada").await;
+    let mut tab_a = ada.open_socket(&a).await;
+    let mut tab_b = ada.open_socket(&b).await;
+    assert_eq!((tab_a.user, tab_b.user), (Some(ada_id), Some(ada_id)));
+
+    ada.log_out(&b).await;
+    assert_eq!(tab_a.closed().await, Some(close::SESSION_ENDED));
+    assert_eq!(tab_b.closed().await, Some(close::SESSION_ENDED));
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn presence_counts_users_across_processes() {
+    let (a, b) = two_nodes().await;
+    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let (mut bob, _) = Browser::sign_up(&b, "bob").await;
+    let room = ada.create_room(&a, "Lobby").await;
+
+    let mut ada_a = ada.open_socket(&a).await;
+    join(&mut ada_a, room).await;
+    presence_becomes(&mut ada_a, &["ada"]).await;
+
+    let mut bob_b = bob.open_socket(&b).await;
+    join(&mut bob_b, room).await;
+    presence_becomes(&mut bob_b, &["ada", "bob"]).await;
+    presence_becomes(&mut ada_a, &["ada", "bob"]).await;
+
+    // A second tab of Ada's, on the other process, changes nothing; Ada
+    // leaves when her last tab does.
+    let mut ada_b = ada.open_socket(&b).await;
+    join(&mut ada_b, room).await;
+    presence_becomes(&mut ada_b, &["ada", "bob"]).await;
+    drop(ada_a);
+    // Whatever updates Bob gets until the ping, Ada is in every one of them.
+    bob.ping(&b, PingTarget::Rooms(vec![room]), "still here", None)
+        .await;
+    loop {
+        match bob_b.frame().await {
+            ServerFrame::Event { name, data } if name == Presence::NAME => {
+                let presence: Presence = serde_json::from_str(data.get()).expect("presence");
+                let names: Vec<String> = presence.members.into_iter().map(|m| m.name).collect();
+                assert_eq!(names, ["ada", "bob"], "Ada still has a tab in the room");
+            }
+            ServerFrame::Event { name, .. } if name == Ping::NAME => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    drop(ada_b);
+    presence_becomes(&mut bob_b, &["bob"]).await;
+}
+
+// --- Faults -----------------------------------------------------------------
+
+/// A `redis-server` of the test's own, on a free port, that the test can
+/// stop and start again; the machine's Redis is never touched.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let mut redis = Self {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart();
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again, on the same port), and waits until it listens.
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test says so when it is not)");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn without_redis_a_process_starts_serves_its_own_and_connects_later() {
+    let database = postgres_database().await;
+    let mut redis = PrivateRedis::start();
+    redis.stop();
+    let channel = fresh_channel();
+
+    let a = Node::spawn(&database, Some((&redis.url(), &channel)));
+    let health = a.wait_for_health(|health| health["status"] == "ok").await;
+    assert_eq!(health["events"]["backplane"], "disconnected");
+    assert!(
+        a.log().contains("Redis is unreachable"),
+        "a clear warning; the log:\n{}",
+        a.log()
+    );
+    // Local delivery works meanwhile.
+    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let mut tab = ada.open_socket(&a).await;
+    ada.ping(&a, PingTarget::Everyone, "local", None).await;
+    assert_eq!(next_ping(&mut tab).await, "local");
+
+    // Redis arrives: the process connects by itself, and a second process
+    // hears it.
+    redis.restart();
+    let b = Node::start(&database, &redis.url(), &channel).await;
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    let (mut bob, _) = Browser::sign_up(&b, "bob").await;
+    bob.ping(&b, PingTarget::Everyone, "from B", None).await;
+    assert_eq!(next_ping(&mut tab).await, "from B");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn losing_redis_keeps_local_delivery_and_resumes_when_it_returns() {
+    let database = postgres_database().await;
+    let mut redis = PrivateRedis::start();
+    let channel = fresh_channel();
+    let a = Node::start(&database, &redis.url(), &channel).await;
+    let b = Node::start(&database, &redis.url(), &channel).await;
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let (mut bob, _) = Browser::sign_up(&b, "bob").await;
+    let mut ada_a = ada.open_socket(&a).await;
+    let mut bob_b = bob.open_socket(&b).await;
+
+    redis.stop();
+    a.wait_for_health(|health| health["events"]["backplane"] == "disconnected")
+        .await;
+    // Each process still serves its own.
+    ada.ping(&a, PingTarget::Everyone, "during the gap", None)
+        .await;
+    assert_eq!(next_ping(&mut ada_a).await, "during the gap");
+    bob.ping(&b, PingTarget::Everyone, "B alone", None).await;
+    assert_eq!(next_ping(&mut bob_b).await, "B alone");
+
+    redis.restart();
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    ada.ping(&a, PingTarget::Everyone, "after", None).await;
+    assert_eq!(next_ping(&mut bob_b).await, "after");
+    assert_eq!(next_ping(&mut ada_a).await, "after");
+    let log = a.log();
+    assert!(log.contains("lost Redis"), "the loss is logged:\n{log}");
+    assert!(
+        log.contains("reconnected to Redis") && log.contains("missed_emits=1"),
+        "the gap is logged, with what it missed:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_at_start_is_a_clear_error_and_a_failed_exit() {
+    let port = free_port(); // Nothing listens there.
+    let mut node = Node::spawn(&format!("postgres://app:secret@127.0.0.1:{port}/app"), None);
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = node
+            .child
+            .try_wait()
+            .expect("the process can be waited for")
+        {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not give up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success());
+    // The reader threads may still be copying the last lines.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = node.log();
+    assert!(log.contains("could not open the database"), "{log}");
+    assert!(
+        !log.contains("secret"),
+        "the password stays out of the log:\n{log}"
+    );
+}
