@@ -68,12 +68,14 @@ pub fn database_unavailable(error: &sqlx::Error) -> bool {
     )
 }
 
-/// A failed query, logged, as the error the browser sees.
+/// A failed query, logged, as the error the browser sees. An unreachable
+/// database also sets the response's status to 503, wherever the error is
+/// passed on with `?`.
 #[cfg(feature = "ssr")]
 pub fn database_error(error: sqlx::Error, what: &str) -> AppError {
     if database_unavailable(&error) {
         tracing::warn!(%error, "{what}: the database is unavailable");
-        AppError::Unavailable
+        AppError::Unavailable.reject()
     } else {
         tracing::error!(%error, "{what} failed");
         AppError::Internal

@@ -677,3 +677,104 @@ async fn an_unreachable_database_at_start_is_a_clear_error_and_a_failed_exit() {
         "the password stays out of the log:\n{log}"
     );
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut and restore, to lose
+/// the database without stopping the machine's server.
+struct CuttableProxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let port = listener.local_addr().expect("an address").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, forwarded) = (Arc::clone(&up), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // Dropped: the connection closes at once.
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                if let Ok(mut forwarded) = forwarded.lock() {
+                    forwarded.push(task.abort_handle());
+                }
+            }
+        });
+        Self {
+            port,
+            up,
+            connections,
+        }
+    }
+
+    /// Closes every connection through the proxy, and refuses new ones.
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.drain(..).for_each(|task| task.abort());
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn losing_the_database_gives_clear_errors_and_it_recovers_by_itself() {
+    let database = postgres_database().await;
+    let (upstream, name) = {
+        let rest = database.split_once('@').expect("a user in the URL").1;
+        let (host, name) = rest.split_once('/').expect("a database name");
+        let upstream: SocketAddr = host.parse().expect("host:port");
+        (upstream, name.to_owned())
+    };
+    let proxy = CuttableProxy::start(upstream).await;
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port);
+    let mut node = Node::spawn(&through_proxy, None);
+    node.wait_for_health(|health| health["status"] == "ok")
+        .await;
+    let (mut ada, _) = Browser::sign_up(&node, "ada").await;
+
+    proxy.cut();
+    let health = node
+        .wait_for_health(|health| health["status"] == "unavailable")
+        .await;
+    assert_eq!(health["reason"], "database unreachable");
+    let mut connection = http::Connection::open(node.address).await.unwrap();
+    let response = connection
+        .post_form("/api/auth/me", "", ada.cookie.as_deref())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    let error: app::auth::AuthError = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(error, app::auth::AuthError::Unavailable);
+    assert!(
+        error.to_string().contains("database is not answering"),
+        "a message for the person at the keyboard: {error}"
+    );
+
+    proxy.restore();
+    node.wait_for_health(|health| health["status"] == "ok")
+        .await;
+    let me: Option<User> = ada.form(&node, "/api/auth/me", &[]).await;
+    assert_eq!(me.map(|user| user.name), Some("ada".to_owned()));
+    assert!(node.child.try_wait().unwrap().is_none(), "nothing crashed");
+}

@@ -58,5 +58,6 @@ pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
 /// told for sure).
 fn internal(error: tower_sessions::session::Error) -> AuthError {
     tracing::warn!(%error, "the session store failed");
+    crate::error::set_status(AuthError::Unavailable.status_code());
     AuthError::Unavailable
 }
