@@ -148,7 +148,9 @@ POSTGRES_READY=""
 REDIS_READY=""
 SKIPPED=()
 
-postgres_answers() { psql "$TEST_POSTGRES" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+# psql on the test server, quietly (no NOTICE for "IF EXISTS" and the like).
+test_psql() { PGOPTIONS=--client-min-messages=warning psql "$TEST_POSTGRES" -q "$@"; }
+postgres_answers() { test_psql -tAc 'SELECT 1' >/dev/null 2>&1; }
 redis_answers() { [ "$(redis-cli -u "$TEST_REDIS" ping 2>/dev/null)" = PONG ]; }
 
 # Waits up to 30 seconds for a check to pass.
@@ -212,10 +214,11 @@ ensure_services() {
 # Drops the databases earlier test runs created (they start with
 # template_test_), so they do not pile up.
 drop_test_databases() {
-    psql "$TEST_POSTGRES" -qtAc \
-        "SELECT datname FROM pg_database WHERE datname LIKE 'template\_test\_%'" |
+    test_psql -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'template\_test\_%'" |
         while read -r name; do
-            [ -n "$name" ] && psql "$TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$name\"" >/dev/null
+            if [ -n "$name" ]; then
+                test_psql -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null
+            fi
         done
 }
 
