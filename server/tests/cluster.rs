@@ -626,6 +626,8 @@ async fn losing_redis_keeps_local_delivery_and_resumes_when_it_returns() {
     let (mut bob, _) = Browser::sign_up(&b, "bob").await;
     let mut ada_a = ada.open_socket(&a).await;
     let mut bob_b = bob.open_socket(&b).await;
+    let (mut carol, _) = Browser::sign_up(&a, "carol").await;
+    let mut carol_a = carol.open_socket(&a).await;
 
     redis.stop();
     a.wait_for_health(|health| health["events"]["backplane"] == "disconnected")
@@ -636,10 +638,14 @@ async fn losing_redis_keeps_local_delivery_and_resumes_when_it_returns() {
     assert_eq!(next_ping(&mut ada_a).await, "during the gap");
     bob.ping(&b, PingTarget::Everyone, "B alone", None).await;
     assert_eq!(next_ping(&mut bob_b).await, "B alone");
+    // Carol logs out through B while B cannot tell A: her tab on A must
+    // still be closed, as soon as Redis is back.
+    carol.log_out(&b).await;
 
     redis.restart();
     a.wait_for_peers(1).await;
     b.wait_for_peers(1).await;
+    assert_eq!(carol_a.closed().await, Some(close::SESSION_ENDED));
     ada.ping(&a, PingTarget::Everyone, "after", None).await;
     assert_eq!(next_ping(&mut bob_b).await, "after");
     assert_eq!(next_ping(&mut ada_a).await, "after");

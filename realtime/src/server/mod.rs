@@ -36,7 +36,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{ReentrantMutex, RwLock};
 use thiserror::Error;
 use tokio::sync::{Notify, mpsc};
 
@@ -224,6 +224,11 @@ struct HubInner {
     presence: HashSet<&'static str>,
     /// The other processes, once a backplane is attached.
     link: OnceLock<Arc<Link>>,
+    /// Held while a presence list is computed and sent or published, so
+    /// lists go out in the order they were computed: a list computed before
+    /// a change can never overtake one computed after it. Reentrant: sending
+    /// may disconnect a slow connection, whose departure is presence too.
+    presence_order: ReentrantMutex<()>,
 }
 
 impl fmt::Debug for Hub {
@@ -277,6 +282,7 @@ impl HubBuilder {
                 rooms: self.rooms,
                 presence: self.presence,
                 link: OnceLock::new(),
+                presence_order: ReentrantMutex::new(()),
             }),
         }
     }
@@ -481,9 +487,10 @@ impl Hub {
     /// The users of a room on this process changed: tells the other
     /// processes, and this process's members of the room.
     fn local_presence_changed(&self, room: &RoomName) {
+        let _in_order = self.inner.presence_order.lock();
         if let Some(link) = self.link() {
             let members = self.inner.registry.read().room_members_by_user(room);
-            link.publish(
+            link.publish_state(
                 &Message::Presence {
                     room: room.clone(),
                     members,
@@ -497,6 +504,7 @@ impl Hub {
     /// Sends the room's current members, on every process, to `target`'s
     /// connections on this process. (Each process tells its own.)
     fn send_presence(&self, room: &RoomName, target: Target) {
+        let _in_order = self.inner.presence_order.lock();
         let local = self.inner.registry.read().room_members_by_user(room);
         let members = match self.link() {
             Some(link) => backplane::merge_members(local, link.remote.lock().members(room)),
@@ -518,6 +526,7 @@ impl Hub {
     /// Re-sends the members of rooms whose remote members changed, to this
     /// process's connections in them.
     fn refresh_presence(&self, rooms: &[RoomName]) {
+        let _in_order = self.inner.presence_order.lock();
         for room in rooms {
             if self.inner.registry.read().has_room(room) {
                 self.send_presence(room, Target::room_name(room.clone()));
@@ -551,12 +560,9 @@ impl Hub {
     /// Returns how many connections were closed.
     pub fn disconnect_session(&self, session: &SessionKey) -> usize {
         if let Some(link) = self.link() {
-            link.publish(
-                &Message::CloseSession {
-                    session: session.clone(),
-                },
-                &[],
-            );
+            // Never dropped: kept until Redis is back if it is away, and told
+            // again to processes that reconnect.
+            link.end_session(session);
         }
         self.disconnect_local_session(session)
     }
@@ -669,10 +675,15 @@ impl Hub {
             }
         };
         if envelope.node == link.node {
+            link.echo_received();
             return;
         }
         let from = envelope.node;
-        link.remote.lock().heard_from(from, Instant::now());
+        let known = link.remote.lock().is_known(from);
+        let carries_state = matches!(
+            envelope.message,
+            Message::Hello { .. } | Message::Snapshot { .. }
+        );
         match envelope.message {
             Message::Deliver { target } => match Utf8Bytes::try_from(envelope.payload) {
                 Ok(frame) => {
@@ -684,34 +695,61 @@ impl Hub {
                 self.disconnect_local_session(&session);
             }
             Message::Presence { room, members } => {
+                let _in_order = self.inner.presence_order.lock();
                 if link.remote.lock().set_room(from, &room, members) {
                     self.refresh_presence(&[room]);
                 }
             }
             Message::Hello { rooms } => {
+                let _in_order = self.inner.presence_order.lock();
                 let changed = link.remote.lock().replace_node(from, rooms);
                 self.refresh_presence(&changed);
-                link.publish(
+                link.publish_state(
                     &Message::Snapshot {
                         rooms: self.presence_snapshot(),
                     },
                     &[],
                 );
+                // It may have missed log-outs while it was cut off.
+                link.replay_ended_sessions();
             }
             Message::Snapshot { rooms } => {
+                let _in_order = self.inner.presence_order.lock();
                 let changed = link.remote.lock().replace_node(from, rooms);
                 self.refresh_presence(&changed);
             }
             Message::Heartbeat => {}
             Message::Goodbye => {
+                let _in_order = self.inner.presence_order.lock();
                 let changed = link.remote.lock().forget_node(from);
                 self.refresh_presence(&changed);
+                return;
             }
         }
+        // After the message: a snapshot replaces what was known of the node.
+        link.remote.lock().heard_from(from, Instant::now());
+        if !known && !carries_state {
+            // A node this one had presumed gone (it was silent too long) or
+            // never met: ask everyone for their state, this one's included.
+            self.say_hello(link);
+        }
+    }
+
+    /// Publishes this node's presence everywhere and asks the other nodes
+    /// for theirs.
+    pub(crate) fn say_hello(&self, link: &Link) {
+        let _in_order = self.inner.presence_order.lock();
+        link.publish_state(
+            &Message::Hello {
+                rooms: self.presence_snapshot(),
+            },
+            &[],
+        );
     }
 
     /// Forgets the presence of processes not heard from since `deadline`.
     pub(crate) fn forget_silent_nodes(&self, link: &Link, deadline: Instant) {
+        let _in_order = self.inner.presence_order.lock();
         let changed = link.remote.lock().forget_silent(deadline);
         self.refresh_presence(&changed);
     }

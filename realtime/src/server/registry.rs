@@ -186,8 +186,11 @@ impl Registry {
                 })
             })
             .collect();
-        members.sort();
+        // Each user once (two tabs may carry different names, if the user
+        // was renamed in between), then in name order.
+        members.sort_by_key(|member| member.user);
         members.dedup_by_key(|member| member.user);
+        members.sort();
         members
     }
 

@@ -24,7 +24,7 @@
 pub mod redis;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque, hash_map::Entry},
     fmt,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -33,7 +33,10 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::{
+    Notify,
+    mpsc::{self, error::TrySendError},
+};
 
 use super::{SessionKey, Target};
 use crate::{Member, RoomName};
@@ -160,17 +163,48 @@ impl Envelope {
     }
 }
 
+/// How long the ends of sessions are remembered, to tell them again to a
+/// process that (re)connects: it may have missed them while cut off.
+const ENDED_SESSIONS_KEPT: Duration = Duration::from_secs(10 * 60);
+
+/// Messages that must not be lost (ends of sessions; presence while the
+/// queue is full) wait here, at most this many. Past it the oldest go, with
+/// a warning: something is badly wrong with Redis by then.
+const MAX_PENDING: usize = 64 * 1024;
+
 /// The hub's side of a backplane: where it publishes, and what it knows of
 /// the other nodes.
+///
+/// Three kinds of message, three rules:
+/// - events ([`Link::publish`]) are at most once: dropped (and counted)
+///   while Redis is away or too slow, like a frame to a browser that has
+///   gone;
+/// - presence ([`Link::publish_state`]) replaces earlier state, so it may
+///   be dropped while Redis is away (the `hello` sent on reconnection
+///   carries all of it), but never while connected;
+/// - the end of a session ([`Link::publish_control`]) is never dropped: it
+///   waits for Redis to come back, so a logged-out session's sockets on
+///   other processes are closed even after an outage.
 pub(crate) struct Link {
     pub node: NodeId,
     outbound: mpsc::Sender<Bytes>,
-    /// Whether the transport is connected. While it is not, nothing is
-    /// queued: the emits reach this node's connections only.
+    /// Messages that could not be queued and must not be lost, oldest
+    /// first. The transport publishes them before anything queued.
+    pending: parking_lot::Mutex<VecDeque<Bytes>>,
+    /// Wakes the transport when `pending` gets something.
+    pending_ready: Notify,
+    /// Whether the transport is connected. While it is not, events are not
+    /// queued: they reach this node's connections only.
     up: AtomicBool,
-    /// Envelopes not published since the last report (link down or queue
+    /// Events not published since the last report (link down or queue
     /// full), for the log line that reports the gap.
     missed: AtomicU64,
+    /// When this node last heard its own echo: a subscription that stops
+    /// delivering is noticed even if publishing still works.
+    last_echo: parking_lot::Mutex<Instant>,
+    /// Sessions ended here lately, oldest first, replayed to processes
+    /// that (re)connect.
+    ended_sessions: parking_lot::Mutex<VecDeque<(Instant, SessionKey)>>,
     /// Presence of the other nodes.
     pub remote: Mutex<RemotePresence>,
 }
@@ -180,33 +214,127 @@ impl Link {
         Self {
             node,
             outbound,
+            pending: parking_lot::Mutex::new(VecDeque::new()),
+            pending_ready: Notify::new(),
             up: AtomicBool::new(false),
             missed: AtomicU64::new(0),
+            last_echo: parking_lot::Mutex::new(Instant::now()),
+            ended_sessions: parking_lot::Mutex::new(VecDeque::new()),
             remote: Mutex::new(RemotePresence::default()),
         }
     }
 
-    /// Queues a message for the other nodes, unless the link is down.
+    /// Queues an event for the other nodes, unless the link is down or the
+    /// queue is full (then it is counted as missed).
     pub fn publish(&self, message: &Message, payload: &[u8]) {
         if !self.is_up() {
-            self.missed.fetch_add(1, Ordering::Relaxed);
+            self.count_missed();
             return;
         }
         let envelope = Envelope::encode_with_payload(self.node, message, payload);
-        match self.outbound.try_send(envelope) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                // Redis cannot keep up; waiting would stall the emitter.
-                if self.missed.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(
-                        "the backplane's queue is full: emits reach this process's connections only until it drains"
-                    );
-                }
-            }
-            Err(TrySendError::Closed(_)) => {
-                self.missed.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Err(TrySendError::Full(_) | TrySendError::Closed(_)) =
+            self.outbound.try_send(envelope)
+            && self.missed.fetch_add(1, Ordering::Relaxed) == 0
+        {
+            // Redis cannot keep up; waiting would stall the emitter.
+            tracing::warn!(
+                "the backplane's queue is full: events reach this process's connections only until it drains"
+            );
         }
+    }
+
+    /// Queues a change of presence: never dropped while connected; skipped
+    /// while down (the reconnection's `hello` carries the whole state).
+    pub fn publish_state(&self, message: &Message, payload: &[u8]) {
+        if !self.is_up() {
+            return;
+        }
+        let envelope = Envelope::encode_with_payload(self.node, message, payload);
+        let mut pending = self.pending.lock();
+        // Once something waits, everything after it waits too: order kept.
+        let envelope = if pending.is_empty() {
+            match self.outbound.try_send(envelope) {
+                Ok(()) => return,
+                Err(TrySendError::Full(envelope) | TrySendError::Closed(envelope)) => envelope,
+            }
+        } else {
+            envelope
+        };
+        Self::wait(&mut pending, envelope);
+        drop(pending);
+        self.pending_ready.notify_one();
+    }
+
+    /// Tells every process that a session ended, now or when Redis is
+    /// back, and again to any process that (re)connects within
+    /// [`ENDED_SESSIONS_KEPT`] (it may have been cut off meanwhile).
+    pub fn end_session(&self, session: &SessionKey) {
+        let now = Instant::now();
+        {
+            let mut ended = self.ended_sessions.lock();
+            while ended
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > ENDED_SESSIONS_KEPT)
+                || ended.len() >= MAX_PENDING
+            {
+                ended.pop_front();
+            }
+            ended.push_back((now, session.clone()));
+        }
+        self.publish_control(&Message::CloseSession {
+            session: session.clone(),
+        });
+    }
+
+    /// Tells the sessions ended lately again (a process said hello).
+    pub fn replay_ended_sessions(&self) {
+        let now = Instant::now();
+        let recent: Vec<SessionKey> = self
+            .ended_sessions
+            .lock()
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) <= ENDED_SESSIONS_KEPT)
+            .map(|(_, session)| session.clone())
+            .collect();
+        for session in recent {
+            self.publish_control(&Message::CloseSession { session });
+        }
+    }
+
+    /// Queues a message that must reach the other nodes, whenever Redis
+    /// lets it. It never enters the event queue, which is thrown away when
+    /// Redis is lost: it waits in `pending` until it is published.
+    fn publish_control(&self, message: &Message) {
+        let envelope = Envelope::encode(self.node, message);
+        Self::wait(&mut self.pending.lock(), envelope);
+        self.pending_ready.notify_one();
+    }
+
+    fn wait(pending: &mut VecDeque<Bytes>, envelope: Bytes) {
+        if pending.len() == MAX_PENDING {
+            pending.pop_front();
+            tracing::warn!("the backplane's pending messages overflowed: the oldest was dropped");
+        }
+        pending.push_back(envelope);
+    }
+
+    /// Takes what waits, oldest first.
+    pub fn take_pending(&self) -> Vec<Bytes> {
+        self.pending.lock().drain(..).collect()
+    }
+
+    /// Puts back what could not be published, before anything newer.
+    pub fn put_back(&self, envelopes: Vec<Bytes>) {
+        let mut pending = self.pending.lock();
+        for envelope in envelopes.into_iter().rev() {
+            pending.push_front(envelope);
+        }
+        pending.truncate(MAX_PENDING);
+    }
+
+    /// Resolves when something is waiting in `pending`.
+    pub async fn pending_ready(&self) {
+        self.pending_ready.notified().await;
     }
 
     pub fn is_up(&self) -> bool {
@@ -214,17 +342,30 @@ impl Link {
     }
 
     pub fn set_up(&self, up: bool) {
+        if up {
+            *self.last_echo.lock() = Instant::now();
+        }
         self.up.store(up, Ordering::Release);
     }
 
-    /// Counts an envelope that was not published.
+    /// Counts an event that was not published.
     pub fn count_missed(&self) {
         self.missed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// How many envelopes were not published since the last call.
+    /// How many events were not published since the last call.
     pub fn take_missed(&self) -> u64 {
         self.missed.swap(0, Ordering::Relaxed)
+    }
+
+    /// Notes that this node's own message came back.
+    pub fn echo_received(&self) {
+        *self.last_echo.lock() = Instant::now();
+    }
+
+    /// How long since this node last heard its own echo.
+    pub fn since_last_echo(&self) -> Duration {
+        self.last_echo.lock().elapsed()
     }
 }
 
@@ -241,13 +382,29 @@ impl RemotePresence {
         self.last_heard.insert(node, now);
     }
 
+    /// Whether this node has been heard from (and not forgotten since).
+    pub fn is_known(&self, node: NodeId) -> bool {
+        self.last_heard.contains_key(&node)
+    }
+
     /// Records a node's members of one room. Returns whether they changed.
     pub fn set_room(&mut self, node: NodeId, room: &RoomName, members: Vec<Member>) -> bool {
         let nodes = self.rooms.entry(room.clone()).or_default();
-        let changed = if members.is_empty() {
-            nodes.remove(&node).is_some()
-        } else {
-            nodes.insert(node, members.clone()).as_ref() != Some(&members)
+        let changed = match (nodes.entry(node), members.is_empty()) {
+            (Entry::Occupied(entry), true) => {
+                entry.remove();
+                true
+            }
+            (Entry::Vacant(_), true) => false,
+            (Entry::Occupied(mut entry), false) => {
+                let changed = *entry.get() != members;
+                entry.insert(members);
+                changed
+            }
+            (Entry::Vacant(entry), false) => {
+                entry.insert(members);
+                true
+            }
         };
         if nodes.is_empty() {
             self.rooms.remove(room);
@@ -262,28 +419,38 @@ impl RemotePresence {
         node: NodeId,
         snapshot: Vec<(RoomName, Vec<Member>)>,
     ) -> Vec<RoomName> {
-        let mut changed = self.forget_node(node);
+        let mut before = self.take_rooms(node);
+        let mut changed = Vec::new();
         for (room, members) in snapshot {
-            if self.set_room(node, &room, members) && !changed.contains(&room) {
-                changed.push(room);
+            if members.is_empty() {
+                continue;
             }
+            if before.remove(&room).as_ref() != Some(&members) {
+                changed.push(room.clone());
+            }
+            self.rooms.entry(room).or_default().insert(node, members);
         }
-        // A room it still has, unchanged, was counted as changed by the
-        // forgetting; it did not change, but re-sending it is harmless.
+        // The rooms it had and no longer has.
+        changed.extend(before.into_keys());
         changed
     }
 
     /// Forgets a node. Returns the rooms it had members in.
     pub fn forget_node(&mut self, node: NodeId) -> Vec<RoomName> {
         self.last_heard.remove(&node);
-        let mut changed = Vec::new();
+        self.take_rooms(node).into_keys().collect()
+    }
+
+    /// Removes a node's members from every room, and returns them.
+    fn take_rooms(&mut self, node: NodeId) -> HashMap<RoomName, Vec<Member>> {
+        let mut taken = HashMap::new();
         self.rooms.retain(|room, nodes| {
-            if nodes.remove(&node).is_some() {
-                changed.push(room.clone());
+            if let Some(members) = nodes.remove(&node) {
+                taken.insert(room.clone(), members);
             }
             !nodes.is_empty()
         });
-        changed
+        taken
     }
 
     /// Forgets the nodes not heard from since `deadline`. Returns the rooms
@@ -456,5 +623,8 @@ mod tests {
         assert!(changed.contains(&red) && changed.contains(&blue));
         assert_eq!(presence.members(&red).count(), 0);
         assert_eq!(presence.members(&blue).count(), 1);
+        // The same snapshot again changes nothing.
+        let again = presence.replace_node(node, vec![(blue.clone(), vec![member(1, "ada")])]);
+        assert!(again.is_empty(), "{again:?}");
     }
 }

@@ -139,10 +139,11 @@ impl BackplaneHandle {
     /// Says goodbye to the other processes (so they forget this one's
     /// presence at once) and stops. Call it after closing the connections
     /// on shutdown, so their departures are published first.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        if timeout(REDIS_TIMEOUT, self.task).await.is_err() {
-            tracing::warn!("the Redis backplane did not stop in time");
+        if timeout(REDIS_TIMEOUT, &mut self.task).await.is_err() {
+            tracing::warn!("the Redis backplane did not stop in time: stopped without a goodbye");
+            self.task.abort();
         }
     }
 }
@@ -167,7 +168,11 @@ impl Transport {
         let mut lost_at: Option<Instant> = None;
         let mut ever_connected = false;
         loop {
-            match self.connect().await {
+            let connected = tokio::select! {
+                connected = connect(&self.settings.client, &self.settings.channel) => connected,
+                _ = self.stopped.changed() => return,
+            };
+            match connected {
                 Ok((publisher, subscription)) => {
                     self.settings.backoff.reset();
                     self.link.set_up(true);
@@ -226,32 +231,16 @@ impl Transport {
                     }
                 }
             }
+            // Cut off from the others: what they said about their presence
+            // grows old as it would if they had gone silent.
+            if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
+                self.hub.forget_silent_nodes(&self.link, deadline);
+            }
             let delay = self.settings.backoff.next_delay(rand::random());
             if self.wait_or_stop(delay).await {
                 return;
             }
         }
-    }
-
-    async fn connect(&self) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
-        let client = &self.settings.client;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let publisher = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        let mut subscription = timeout(REDIS_TIMEOUT, client.get_async_pubsub())
-            .await
-            .map_err(|_| timed_out("connecting"))??;
-        // Subscribed before saying hello, so no answer is missed.
-        timeout(
-            REDIS_TIMEOUT,
-            subscription.subscribe(self.settings.channel.as_str()),
-        )
-        .await
-        .map_err(|_| timed_out("subscribing"))??;
-        Ok((publisher, subscription))
     }
 
     /// Relays envelopes both ways until Redis is lost or the task is told
@@ -262,12 +251,12 @@ impl Transport {
         subscription: redis::aio::PubSub,
     ) -> Ended {
         let mut messages = subscription.into_on_message();
-        let hello = Message::Hello {
-            rooms: self.hub.presence_snapshot(),
-        };
-        if let Err(error) = self.publish(&mut publisher, &[self.envelope(&hello)]).await {
+        // What waited for Redis (ends of sessions) goes first, then this
+        // node's whole presence, which asks the others for theirs.
+        if let Err(error) = self.publish_pending(&mut publisher).await {
             return Ended::Lost(error.to_string());
         }
+        self.hub.say_hello(&self.link);
 
         let liveness = self.settings.liveness;
         let mut heartbeat = tokio::time::interval(liveness.heartbeat);
@@ -282,9 +271,18 @@ impl Transport {
                     }
                     None => return Ended::Lost("the subscription closed".to_owned()),
                 },
+                () = self.link.pending_ready() => {
+                    if let Err(error) = self.publish_pending(&mut publisher).await {
+                        return Ended::Lost(error.to_string());
+                    }
+                }
                 received = self.queue.recv_many(&mut batch, MAX_PIPELINE) => {
                     if received == 0 {
                         return Ended::Stopped;
+                    }
+                    // Anything that waited was meant to go before these.
+                    if let Err(error) = self.publish_pending(&mut publisher).await {
+                        return Ended::Lost(error.to_string());
                     }
                     let sent = self.publish(&mut publisher, &batch).await;
                     batch.clear();
@@ -293,6 +291,11 @@ impl Transport {
                     }
                 }
                 _ = heartbeat.tick() => {
+                    // Own messages come back through the subscription; when
+                    // they stop, it is dead even if publishing still works.
+                    if self.link.since_last_echo() > liveness.timeout {
+                        return Ended::Lost("this process no longer hears its own messages".to_owned());
+                    }
                     let beat = self.envelope(&Message::Heartbeat);
                     if let Err(error) = self.publish(&mut publisher, &[beat]).await {
                         return Ended::Lost(error.to_string());
@@ -303,8 +306,9 @@ impl Transport {
                     }
                 }
                 _ = self.stopped.changed() => {
-                    // Publish what is queued (the departures of the closed
-                    // connections), then say goodbye.
+                    // Publish what waits and what is queued (the departures
+                    // of the closed connections), then say goodbye.
+                    batch.extend(self.link.take_pending());
                     while let Ok(envelope) = self.queue.try_recv() {
                         batch.push(envelope);
                     }
@@ -316,6 +320,22 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Publishes what waited, oldest first. On failure it is put back.
+    async fn publish_pending(
+        &self,
+        publisher: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<()> {
+        let pending = self.link.take_pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let published = self.publish(publisher, &pending).await;
+        if published.is_err() {
+            self.link.put_back(pending);
+        }
+        published
     }
 
     fn envelope(&self, message: &Message) -> Bytes {
@@ -353,6 +373,27 @@ impl Transport {
             }
         }
     }
+}
+
+/// Opens the publishing connection and the subscription to `channel`.
+async fn connect(
+    client: &Client,
+    channel: &str,
+) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    let publisher = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let mut subscription = timeout(REDIS_TIMEOUT, client.get_async_pubsub())
+        .await
+        .map_err(|_| timed_out("connecting"))??;
+    // Subscribed before saying hello, so no answer is missed.
+    timeout(REDIS_TIMEOUT, subscription.subscribe(channel))
+        .await
+        .map_err(|_| timed_out("subscribing"))??;
+    Ok((publisher, subscription))
 }
 
 fn timed_out(what: &'static str) -> redis::RedisError {
