@@ -613,6 +613,69 @@ mod tests {
         assert_eq!(presence.nodes(), 0);
     }
 
+    fn decode_all(envelopes: Vec<Bytes>) -> Vec<Message> {
+        envelopes
+            .into_iter()
+            .map(|bytes| Envelope::decode(bytes).unwrap().message)
+            .collect()
+    }
+
+    fn presence(user: i64) -> Message {
+        Message::Presence {
+            room: "chat:1".into(),
+            members: vec![member(user, "x")],
+        }
+    }
+
+    #[test]
+    fn events_are_dropped_and_counted_while_down() {
+        let (outbound, mut queue) = mpsc::channel(8);
+        let link = Link::new(NodeId(1), outbound);
+        let deliver = Message::Deliver {
+            target: Target::everyone(),
+        };
+        link.publish(&deliver, b"frame");
+        link.publish_state(&presence(1), &[]);
+        assert!(queue.try_recv().is_err());
+        assert!(link.take_pending().is_empty());
+        assert_eq!(link.take_missed(), 1);
+
+        link.set_up(true);
+        link.publish(&deliver, b"frame");
+        assert_eq!(decode_all(vec![queue.try_recv().unwrap()]), [deliver]);
+    }
+
+    #[test]
+    fn presence_waits_in_order_when_the_queue_is_full() {
+        let (outbound, mut queue) = mpsc::channel(1);
+        let link = Link::new(NodeId(1), outbound);
+        link.set_up(true);
+        for user in 1..=3 {
+            link.publish_state(&presence(user), &[]);
+        }
+        assert_eq!(decode_all(vec![queue.try_recv().unwrap()]), [presence(1)]);
+        // The queue has room again, but the waiting ones go first.
+        link.publish_state(&presence(4), &[]);
+        assert!(queue.try_recv().is_err());
+        assert_eq!(
+            decode_all(link.take_pending()),
+            [presence(2), presence(3), presence(4)]
+        );
+    }
+
+    #[test]
+    fn ends_of_sessions_wait_for_redis_and_are_told_again() {
+        let (outbound, _queue) = mpsc::channel(8);
+        let link = Link::new(NodeId(1), outbound);
+        let session = SessionKey::from("s1");
+        link.end_session(&session);
+        let close = Message::CloseSession { session };
+        assert_eq!(decode_all(link.take_pending()), [close.clone()]);
+
+        link.replay_ended_sessions();
+        assert_eq!(decode_all(link.take_pending()), [close]);
+    }
+
     #[test]
     fn a_snapshot_replaces_what_a_node_said_before() {
         let (red, blue) = (RoomName::from("chat:red"), RoomName::from("chat:blue"));
