@@ -670,7 +670,10 @@ mod tests {
         let session = SessionKey::from("s1");
         link.end_session(&session);
         let close = Message::CloseSession { session };
-        assert_eq!(decode_all(link.take_pending()), [close.clone()]);
+        assert_eq!(
+            decode_all(link.take_pending()),
+            std::slice::from_ref(&close)
+        );
 
         link.replay_ended_sessions();
         assert_eq!(decode_all(link.take_pending()), [close]);
