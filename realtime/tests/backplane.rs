@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use realtime::{
-    Presence, Room,
+    Presence,
     server::{
         Hub, HubBuilder, JoinRequest,
         backplane::redis::{BackplaneHandle, RedisBackplane},
     },
 };
-use support::{PATIENCE, TestServer, note};
+use support::{PATIENCE, Team, TestServer, note};
 
 const NEEDS_REDIS: &str = "needs Redis: scripts/test runs it";
 
@@ -35,22 +35,7 @@ fn fresh_channel() -> String {
     )
 }
 
-/// A room kind anyone may join, with presence.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Team(String);
-
-impl Room for Team {
-    const KIND: &'static str = "team";
-
-    fn key(&self) -> String {
-        self.0.clone()
-    }
-
-    fn from_key(key: &str) -> Option<Self> {
-        Some(Self(key.to_owned()))
-    }
-}
-
+/// Team rooms open to anyone, with presence.
 fn builder() -> HubBuilder {
     Hub::builder()
         .room::<Team, _, _>(|_: JoinRequest<Team>| async { Ok(()) })
@@ -168,14 +153,7 @@ async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn presence_merges_the_members_of_every_hub() {
     let (a, b, _) = two_nodes().await;
-    let mut ada = a.server.connect("user=1&session=s1&name=ada").await;
-    let _ = ada.join("team:red").await;
-    presence_becomes(&mut ada, &["ada"]).await;
-
-    let mut bob = b.server.connect("user=2&session=s2&name=bob").await;
-    let _ = bob.join("team:red").await;
-    presence_becomes(&mut bob, &["ada", "bob"]).await;
-    presence_becomes(&mut ada, &["ada", "bob"]).await;
+    let (mut ada, bob) = ada_on_a_and_bob_on_b_in_red(&a, &b).await;
 
     // A second connection of Ada's on B: still one Ada.
     let mut ada_on_b = b.server.connect("user=1&session=s3&name=ada").await;
@@ -209,12 +187,7 @@ async fn a_session_ends_on_every_hub() {
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn a_hub_that_says_goodbye_is_forgotten_at_once() {
     let (a, b, _) = two_nodes().await;
-    let mut ada = a.server.connect("user=1&session=s1&name=ada").await;
-    let _ = ada.join("team:red").await;
-    presence_becomes(&mut ada, &["ada"]).await;
-    let mut bob = b.server.connect("user=2&session=s2&name=bob").await;
-    let _ = bob.join("team:red").await;
-    presence_becomes(&mut ada, &["ada", "bob"]).await;
+    let (mut ada, _bob) = ada_on_a_and_bob_on_b_in_red(&a, &b).await;
 
     // B shuts down: its connections close (their departures are published)
     // and it says goodbye. A's list is right at once, not after a timeout.
@@ -226,6 +199,21 @@ async fn a_hub_that_says_goodbye_is_forgotten_at_once() {
         assert!(Instant::now() < deadline, "A still counts B");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Ada on A and Bob on B join room red; both see both.
+async fn ada_on_a_and_bob_on_b_in_red(
+    a: &Node,
+    b: &Node,
+) -> (support::TestClient, support::TestClient) {
+    let mut ada = a.server.connect("user=1&session=s1&name=ada").await;
+    let _ = ada.join("team:red").await;
+    presence_becomes(&mut ada, &["ada"]).await;
+    let mut bob = b.server.connect("user=2&session=s2&name=bob").await;
+    let _ = bob.join("team:red").await;
+    presence_becomes(&mut bob, &["ada", "bob"]).await;
+    presence_becomes(&mut ada, &["ada", "bob"]).await;
+    (ada, bob)
 }
 
 /// Reads presence updates until one lists exactly `names`. (Updates from

@@ -11,23 +11,9 @@ use realtime::{
     protocol::{ClientFrame, ErrorCode, ServerFrame, close},
     server::{Broadcast, Hub, HubConfig, Origins, Refusal, SessionKey, Target},
 };
-use support::{Note, TestServer, note};
+use support::{Note, Team, TestServer, note};
 
 // --- Rooms used by the tests ---------------------------------------------
-
-/// Open to logged-in users.
-#[derive(Clone, Debug, PartialEq)]
-struct Team(String);
-
-impl Room for Team {
-    const KIND: &'static str = "team";
-    fn key(&self) -> String {
-        self.0.clone()
-    }
-    fn from_key(key: &str) -> Option<Self> {
-        (!key.is_empty()).then(|| Self(key.to_owned()))
-    }
-}
 
 /// Only user 1 may join; the key must be a number.
 #[derive(Clone, Debug, PartialEq)]

@@ -48,6 +48,21 @@ impl Event for Marker {
     const NAME: &'static str = "Marker";
 }
 
+/// A kind of room for tests: any non-empty key. Each test decides who may
+/// join with its own rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Team(pub String);
+
+impl realtime::Room for Team {
+    const KIND: &'static str = "team";
+    fn key(&self) -> String {
+        self.0.clone()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        (!key.is_empty()).then(|| Self(key.to_owned()))
+    }
+}
+
 pub struct TestServer {
     pub hub: Hub,
     pub address: SocketAddr,
