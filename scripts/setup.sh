@@ -168,7 +168,8 @@ ensure_postgres() {
         SKIPPED+=("PostgreSQL tests: psql is not installed (apt-get install postgresql)")
         return
     fi
-    if ! postgres_answers && command -v pg_ctlcluster >/dev/null; then
+    # The machine's own server, when no other is named.
+    if ! postgres_answers && [ -z "${TEST_POSTGRES_URL:-}" ] && command -v pg_ctlcluster >/dev/null; then
         step "Starting PostgreSQL (pg_ctlcluster)"
         local version cluster
         for config in /etc/postgresql/*/*/postgresql.conf; do
