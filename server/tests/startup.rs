@@ -85,3 +85,15 @@ async fn the_server_answers_over_tcp_and_stops_when_asked() {
         "the port is closed"
     );
 }
+
+#[tokio::test]
+async fn an_invalid_redis_url_is_a_clear_error_that_keeps_the_password_out() {
+    let mut config = test_config(default_session()).await;
+    config.redis_url = Some("http://user:hunter2@redis.internal".into());
+
+    let error = Server::bind(config).await.err().expect("refused");
+    assert!(matches!(error, ServerError::Backplane(_)), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("REDIS_URL"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}

@@ -43,11 +43,9 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 /// The backplane could not be set up.
 #[derive(Debug, Error)]
 pub enum BackplaneError {
-    #[error("REDIS_URL {url:?} is not a valid Redis URL: {source}")]
-    InvalidUrl {
-        url: String,
-        source: redis::RedisError,
-    },
+    /// (The URL is not repeated: it may hold a password.)
+    #[error("REDIS_URL is not a valid Redis URL (redis://host:port/): {source}")]
+    InvalidUrl { source: redis::RedisError },
     #[error("this hub already has a backplane")]
     AlreadyAttached,
 }
@@ -56,7 +54,6 @@ pub enum BackplaneError {
 #[derive(Debug)]
 pub struct RedisBackplane {
     client: Client,
-    url: String,
     channel: String,
     liveness: Liveness,
     backoff: Backoff,
@@ -66,13 +63,9 @@ impl RedisBackplane {
     /// Checks the URL (`redis://host:port/`, `rediss://…` for TLS is not
     /// built in). Nothing is connected yet.
     pub fn new(url: &str) -> Result<Self, BackplaneError> {
-        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl {
-            url: url.to_owned(),
-            source,
-        })?;
+        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl { source })?;
         Ok(Self {
             client,
-            url: url.to_owned(),
             channel: DEFAULT_CHANNEL.to_owned(),
             liveness: Liveness::default(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
@@ -164,7 +157,13 @@ struct Transport {
 
 impl Transport {
     async fn run(mut self) {
-        let url = self.settings.url.clone();
+        // Host and port only: the URL may hold a password.
+        let url = self
+            .settings
+            .client
+            .get_connection_info()
+            .addr()
+            .to_string();
         let mut lost_at: Option<Instant> = None;
         let mut ever_connected = false;
         loop {
