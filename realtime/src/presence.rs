@@ -28,3 +28,14 @@ pub struct Member {
 impl Event for Presence {
     const NAME: &'static str = "realtime.presence";
 }
+
+/// The members as a [`Presence`] lists them: each user once (two tabs may
+/// carry different names, if the user was renamed in between), sorted by
+/// name.
+#[cfg(feature = "ssr")]
+pub(crate) fn each_user_once(mut members: Vec<Member>) -> Vec<Member> {
+    members.sort_by_key(|member| member.user);
+    members.dedup_by_key(|member| member.user);
+    members.sort();
+    members
+}

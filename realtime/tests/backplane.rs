@@ -49,15 +49,19 @@ struct Node {
 
 async fn node(channel: &str) -> Node {
     let server = TestServer::start(builder()).await;
-    let backplane = RedisBackplane::new(&redis_url())
-        .expect("a valid URL")
-        .channel(channel)
-        .start(&server.hub)
-        .expect("a first backplane");
+    let backplane = join_backplane(&server.hub, channel);
     Node {
         server,
         _backplane: backplane,
     }
+}
+
+fn join_backplane(hub: &Hub, channel: &str) -> BackplaneHandle {
+    RedisBackplane::new(&redis_url())
+        .expect("a valid URL")
+        .channel(channel)
+        .start(hub)
+        .expect("a first backplane")
 }
 
 /// Waits until each hub is connected and hears from the other.
@@ -181,6 +185,26 @@ async fn a_session_ends_on_every_hub() {
     assert_eq!(on_a.closed().await, ended);
     assert_eq!(on_b.closed().await, ended);
     b.server.assert_nothing_more(&mut [&mut other]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_hub_that_connects_late_still_hears_of_a_session_that_ended() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    introduce(&[&a]).await;
+    // B serves a connection of the session, but is not on Redis yet (it
+    // was cut off, say) when A ends the session.
+    let b = TestServer::start(builder()).await;
+    let mut on_b = b.user(1, "shared").await;
+    assert_eq!(a.server.hub.disconnect_session(&"shared".into()), 0);
+
+    // B connects; its hello makes A tell the end of the session again.
+    let _backplane = join_backplane(&b.hub, &channel);
+    assert_eq!(
+        on_b.closed().await,
+        Some(realtime::protocol::close::SESSION_ENDED)
+    );
 }
 
 #[tokio::test]

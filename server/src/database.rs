@@ -145,6 +145,7 @@ impl Database {
                     .await
                     .map_err(connect_error)?;
                 let store = SqliteStore::new(pool.clone());
+                store.migrate().await.map_err(DatabaseError::SessionTable)?;
                 (SessionPool::Sqlite(pool), SessionStore::Sqlite(store))
             }
             Backend::Postgres => {
@@ -156,6 +157,9 @@ impl Database {
                     .await
                     .map_err(connect_error)?;
                 let store = PostgresStore::new(pool.clone());
+                create_postgres_session_table(&pool, &store)
+                    .await
+                    .map_err(DatabaseError::SessionTable)?;
                 (SessionPool::Postgres(pool), SessionStore::Postgres(store))
             }
         };
@@ -178,10 +182,6 @@ impl Database {
                 folder: backend.migrations_folder(),
                 source,
             })?;
-        create_session_table(&session_pool, &sessions)
-            .await
-            .map_err(DatabaseError::SessionTable)?;
-
         Ok(Self {
             pool,
             sessions,
@@ -210,26 +210,20 @@ impl Database {
     }
 }
 
-/// Creates tower-sessions' table if it is missing.
-async fn create_session_table(pool: &SessionPool, store: &SessionStore) -> sqlx::Result<()> {
-    match (pool, store) {
-        (SessionPool::Postgres(pool), SessionStore::Postgres(store)) => {
-            // One connection holds the lock for the whole migration.
-            let mut lock = pool.acquire().await?;
-            sqlx::query("SELECT pg_advisory_lock($1)")
-                .bind(SESSION_MIGRATION_LOCK)
-                .execute(&mut *lock)
-                .await?;
-            let migrated = store.migrate().await;
-            sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(SESSION_MIGRATION_LOCK)
-                .execute(&mut *lock)
-                .await?;
-            migrated
-        }
-        (_, SessionStore::Sqlite(store)) => store.migrate().await,
-        (SessionPool::Sqlite(_), SessionStore::Postgres(store)) => store.migrate().await,
-    }
+/// Creates tower-sessions' table if it is missing, one process at a time.
+async fn create_postgres_session_table(pool: &PgPool, store: &PostgresStore) -> sqlx::Result<()> {
+    // One connection holds the lock for the whole migration.
+    let mut lock = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SESSION_MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    let migrated = store.migrate().await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SESSION_MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    migrated
 }
 
 /// SQLite creates the database file but not the folders above it.

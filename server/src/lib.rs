@@ -110,11 +110,6 @@ impl Server {
         &self.hub
     }
 
-    /// The Redis backplane, when `REDIS_URL` is set.
-    pub fn backplane(&self) -> Option<&BackplaneHandle> {
-        self.backplane.as_ref()
-    }
-
     /// The address the server is listening on.
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
         self.listener.local_addr().map_err(ServerError::Serve)

@@ -129,12 +129,6 @@ impl From<String> for SessionKey {
     }
 }
 
-impl SessionKey {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 // Serialised for the backplane, which closes a session's connections on
 // every process.
 impl serde::Serialize for SessionKey {
@@ -636,11 +630,6 @@ impl Hub {
         let link = Arc::new(Link::new(NodeId::random(), outbound));
         self.inner.link.set(Arc::clone(&link)).ok()?;
         Some(link)
-    }
-
-    /// This process's id on the backplane, once one is attached.
-    pub fn node(&self) -> Option<NodeId> {
-        self.link().map(|link| link.node)
     }
 
     /// Whether the backplane is connected: `None` without a backplane.

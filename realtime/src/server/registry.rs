@@ -172,7 +172,7 @@ impl Registry {
     /// The users with a connection in the room, each once, with their
     /// names, sorted by name.
     pub fn room_members_by_user(&self, room: &RoomName) -> Vec<crate::Member> {
-        let mut members: Vec<crate::Member> = self
+        let members: Vec<crate::Member> = self
             .rooms
             .get(room)
             .into_iter()
@@ -186,12 +186,7 @@ impl Registry {
                 })
             })
             .collect();
-        // Each user once (two tabs may carry different names, if the user
-        // was renamed in between), then in name order.
-        members.sort_by_key(|member| member.user);
-        members.dedup_by_key(|member| member.user);
-        members.sort();
-        members
+        crate::presence::each_user_once(members)
     }
 
     /// The users with a connection in the room, each once.

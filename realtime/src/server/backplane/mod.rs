@@ -25,7 +25,6 @@ pub mod redis;
 
 use std::{
     collections::{HashMap, VecDeque, hash_map::Entry},
-    fmt,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -42,40 +41,16 @@ use super::{SessionKey, Target};
 use crate::{Member, RoomName};
 
 /// One server process among those sharing a backplane. Random, new at each
-/// start, so a restarted process is a new node.
+/// start, so a restarted process is a new node. Written as 16 hexadecimal
+/// digits, like a [`crate::ConnectionId`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(pub u64);
+
+crate::ids::hex_id!(NodeId);
 
 impl NodeId {
     pub fn random() -> Self {
         Self(rand::random())
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({self})")
-    }
-}
-
-impl Serialize for NodeId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        u64::from_str_radix(&text, 16)
-            .map(Self)
-            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -140,7 +115,9 @@ impl Envelope {
         let mut out = BytesMut::with_capacity(64 + payload.len()).writer();
         // Writing JSON into memory fails only for maps with non-string
         // keys, which `Message` does not have.
-        if serde_json::to_writer(&mut out, &Header { node, message }).is_err() {
+        if let Err(error) = serde_json::to_writer(&mut out, &Header { node, message }) {
+            // Other nodes drop an envelope without a header line, with a warning.
+            tracing::error!(%error, "a backplane message could not be encoded");
             return Bytes::new();
         }
         let mut out = out.into_inner();
@@ -182,7 +159,7 @@ const MAX_PENDING: usize = 64 * 1024;
 /// - presence ([`Link::publish_state`]) replaces earlier state, so it may
 ///   be dropped while Redis is away (the `hello` sent on reconnection
 ///   carries all of it), but never while connected;
-/// - the end of a session ([`Link::publish_control`]) is never dropped: it
+/// - the end of a session ([`Link::end_session`]) is never dropped: it
 ///   waits for Redis to come back, so a logged-out session's sockets on
 ///   other processes are closed even after an outage.
 pub(crate) struct Link {
@@ -190,7 +167,7 @@ pub(crate) struct Link {
     outbound: mpsc::Sender<Bytes>,
     /// Messages that could not be queued and must not be lost, oldest
     /// first. The transport publishes them before anything queued.
-    pending: parking_lot::Mutex<VecDeque<Bytes>>,
+    pending: Mutex<VecDeque<Bytes>>,
     /// Wakes the transport when `pending` gets something.
     pending_ready: Notify,
     /// Whether the transport is connected. While it is not, events are not
@@ -201,10 +178,10 @@ pub(crate) struct Link {
     missed: AtomicU64,
     /// When this node last heard its own echo: a subscription that stops
     /// delivering is noticed even if publishing still works.
-    last_echo: parking_lot::Mutex<Instant>,
+    last_echo: Mutex<Instant>,
     /// Sessions ended here lately, oldest first, replayed to processes
     /// that (re)connect.
-    ended_sessions: parking_lot::Mutex<VecDeque<(Instant, SessionKey)>>,
+    ended_sessions: Mutex<VecDeque<(Instant, SessionKey)>>,
     /// Presence of the other nodes.
     pub remote: Mutex<RemotePresence>,
 }
@@ -214,12 +191,12 @@ impl Link {
         Self {
             node,
             outbound,
-            pending: parking_lot::Mutex::new(VecDeque::new()),
+            pending: Mutex::new(VecDeque::new()),
             pending_ready: Notify::new(),
             up: AtomicBool::new(false),
             missed: AtomicU64::new(0),
-            last_echo: parking_lot::Mutex::new(Instant::now()),
-            ended_sessions: parking_lot::Mutex::new(VecDeque::new()),
+            last_echo: Mutex::new(Instant::now()),
+            ended_sessions: Mutex::new(VecDeque::new()),
             remote: Mutex::new(RemotePresence::default()),
         }
     }
@@ -232,8 +209,7 @@ impl Link {
             return;
         }
         let envelope = Envelope::encode_with_payload(self.node, message, payload);
-        if let Err(TrySendError::Full(_) | TrySendError::Closed(_)) =
-            self.outbound.try_send(envelope)
+        if self.outbound.try_send(envelope).is_err()
             && self.missed.fetch_add(1, Ordering::Relaxed) == 0
         {
             // Redis cannot keep up; waiting would stall the emitter.
@@ -497,10 +473,7 @@ pub(crate) fn merge_members<'a>(
 ) -> Vec<Member> {
     let mut members = local;
     members.extend(remote.cloned());
-    members.sort_by_key(|member| member.user);
-    members.dedup_by_key(|member| member.user);
-    members.sort();
-    members
+    crate::presence::each_user_once(members)
 }
 
 /// How often a node says it is alive, and how long the others wait before

@@ -111,24 +111,19 @@ impl RedisBackplane {
             }
             .run(),
         );
-        Ok(BackplaneHandle { link, stop, task })
+        Ok(BackplaneHandle { stop, task })
     }
 }
 
 /// The running backplane of a hub. It runs as long as this handle is kept;
-/// dropping it stops the background task.
+/// dropping it stops the background task. [`Hub::backplane_connected`]
+/// tells whether Redis is connected.
 pub struct BackplaneHandle {
-    link: Arc<Link>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
 impl BackplaneHandle {
-    /// Whether Redis is connected now.
-    pub fn is_connected(&self) -> bool {
-        self.link.is_up()
-    }
-
     /// Says goodbye to the other processes (so they forget this one's
     /// presence at once) and stops. Call it after closing the connections
     /// on shutdown, so their departures are published first.
@@ -283,11 +278,14 @@ impl Transport {
                     if let Err(error) = self.publish_pending(&mut publisher).await {
                         return Ended::Lost(error.to_string());
                     }
-                    let sent = self.publish(&mut publisher, &batch).await;
-                    batch.clear();
-                    if let Err(error) = sent {
+                    if let Err(error) = self.publish(&mut publisher, &batch).await {
+                        // These reached this process's connections only.
+                        for _ in batch.drain(..) {
+                            self.link.count_missed();
+                        }
                         return Ended::Lost(error.to_string());
                     }
+                    batch.clear();
                 }
                 _ = heartbeat.tick() => {
                     // Own messages come back through the subscription; when
