@@ -144,9 +144,14 @@ export async function enterRoom(page: Page, url: string) {
   await expectInRoom(page);
 }
 
+/** Writes a message in a room and sends it; returns once the server answered. */
 export async function post(page: Page, text: string) {
+  // Waits for the server's answer: a test that navigates away right after
+  // would otherwise abort the call, and the message would never be stored.
+  const answered = page.waitForResponse((response) => response.url().endsWith("/api/chat/post"));
   await page.getByPlaceholder("Write a message").fill(text);
   await page.getByRole("button", { name: "Send" }).click();
+  await answered;
 }
 
 /** The texts of the messages a room page shows, in order. */
