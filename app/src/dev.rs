@@ -44,7 +44,9 @@ pub async fn send_ping(to: PingTarget, text: String) -> Result<usize, AppError> 
     use crate::chat::ChatRoom;
 
     if !cfg!(debug_assertions) {
-        return Err(AppError::NotFound("Not available in release builds.".into()).reject());
+        return Err(AppError::NotFound(
+            "Not available in release builds.".into(),
+        ));
     }
     let events = crate::AppContext::expect()?.events;
     let ping = Ping { text };

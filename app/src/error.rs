@@ -1,5 +1,10 @@
-//! The error type of the application's server functions (other than the
-//! accounts', which have their own, [`crate::auth::AuthError`]).
+//! The one error type of the application's server functions, [`AppError`],
+//! and the HTTP status each error answers with.
+//!
+//! Errors are plain values: making or converting one does nothing else.
+//! The status is decided in one place, [`AppError::status_code`], and
+//! applied to the response of a failed server function by the server's
+//! middleware (`server/src/error_status.rs`).
 
 use leptos::server_fn::{
     codec::JsonEncoding,
@@ -8,8 +13,13 @@ use leptos::server_fn::{
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::auth::AuthError;
+
 /// What a page shows when an action fails. The messages are for the person
 /// at the keyboard; internal details stay in the server's log.
+///
+/// On the wire (JSON), account errors are written as themselves: an
+/// [`AuthError`] inside reads the same as on its own.
 #[derive(Clone, Debug, Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppError {
     /// The input breaks a rule; the message says which.
@@ -29,8 +39,13 @@ pub enum AppError {
     /// and trying again later works.
     #[error("The database is not answering right now. Please try again in a moment.")]
     Unavailable,
+    /// The request never got a proper answer (network down, server gone).
     #[error("Could not reach the server: {0}")]
     Unreachable(String),
+    /// Signing up, logging in, or a session that ended.
+    #[error(transparent)]
+    #[serde(untagged)]
+    Auth(#[from] AuthError),
 }
 
 impl AppError {
@@ -43,6 +58,7 @@ impl AppError {
             Self::NotFound(_) => 404,
             Self::Internal | Self::Unreachable(_) => 500,
             Self::Unavailable => 503,
+            Self::Auth(error) => error.status_code(),
         }
     }
 }
@@ -53,8 +69,18 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
         match error {
             ServerFnErrorErr::Request(message) => Self::Unreachable(message),
+            // Anything else is a bug or a mismatch between client and server
+            // (an old tab talking to a new server): nothing the user can fix.
             _ => Self::Internal,
         }
+    }
+}
+
+/// An event that could not be encoded is a bug; the hub has logged it.
+#[cfg(feature = "ssr")]
+impl From<realtime::server::EmitError> for AppError {
+    fn from(_: realtime::server::EmitError) -> Self {
+        Self::Internal
     }
 }
 
@@ -68,73 +94,73 @@ pub fn database_unavailable(error: &sqlx::Error) -> bool {
     )
 }
 
-/// A failed query, logged, as the error the browser sees. An unreachable
-/// database also sets the response's status to 503, wherever the error is
-/// passed on with `?`.
+/// Logs a failed query (`what` says which) and returns the error the
+/// browser sees: [`AppError::Unavailable`] when the database cannot be
+/// reached, [`AppError::Internal`] otherwise.
 #[cfg(feature = "ssr")]
-pub fn database_error(error: sqlx::Error, what: &str) -> AppError {
+pub fn log_database_error(error: sqlx::Error, what: &str) -> AppError {
     if database_unavailable(&error) {
         tracing::warn!(%error, "{what}: the database is unavailable");
-        AppError::Unavailable.reject()
+        AppError::Unavailable
     } else {
         tracing::error!(%error, "{what} failed");
         AppError::Internal
     }
 }
 
-/// An account or session failure, where a page expects an [`AppError`].
-impl From<crate::auth::AuthError> for AppError {
-    fn from(error: crate::auth::AuthError) -> Self {
-        use crate::auth::AuthError;
-        match error {
-            AuthError::Unavailable => Self::Unavailable,
-            AuthError::Unreachable(message) => Self::Unreachable(message),
-            _ => Self::Internal,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_errors_read_the_same_inside_an_app_error() {
+        let alone = serde_json::to_string(&AuthError::UserNameTooLong { max: 32 }).unwrap();
+        let inside =
+            serde_json::to_string(&AppError::from(AuthError::UserNameTooLong { max: 32 })).unwrap();
+        assert_eq!(inside, alone);
+        assert_eq!(inside, r#"{"UserNameTooLong":{"max":32}}"#);
+        assert_eq!(
+            serde_json::to_string(&AppError::Auth(AuthError::WrongCredentials)).unwrap(),
+            r#""WrongCredentials""#
+        );
+    }
+
+    #[test]
+    fn every_error_survives_the_trip_to_the_browser() {
+        for error in [
+            AppError::Invalid("Write something first.".into()),
+            AppError::NotLoggedIn,
+            AppError::Forbidden("no".into()),
+            AppError::NotFound("gone".into()),
+            AppError::Internal,
+            AppError::Unavailable,
+            AppError::Unreachable("offline".into()),
+            AppError::Auth(AuthError::EmptyUserName),
+            AppError::Auth(AuthError::NameTaken { name: "ada".into() }),
+            AppError::Auth(AuthError::SessionExpired),
+        ] {
+            assert_eq!(AppError::de(error.ser()), error);
         }
     }
-}
 
-#[cfg(feature = "ssr")]
-impl From<realtime::server::EmitError> for AppError {
-    fn from(error: realtime::server::EmitError) -> Self {
-        tracing::error!(%error, "an event could not be emitted");
-        Self::Internal
+    #[test]
+    fn the_status_follows_the_error() {
+        assert_eq!(AppError::Invalid(String::new()).status_code(), 400);
+        assert_eq!(AppError::NotLoggedIn.status_code(), 401);
+        assert_eq!(AppError::Unavailable.status_code(), 503);
+        assert_eq!(
+            AppError::from(AuthError::WrongCredentials).status_code(),
+            401
+        );
+        assert_eq!(
+            AppError::from(AuthError::NameTaken { name: "ada".into() }).status_code(),
+            409
+        );
     }
-}
 
-/// Gives the response the HTTP status `status`, when the request is a
-/// server-function call from code (the browser runtime, a test).
-///
-/// Two kinds of request are left alone. A page being rendered must keep its
-/// own status. A plain HTML form post (no JavaScript yet) gets Leptos's
-/// redirect back to the form, with the error in the URL, and a 4xx status
-/// would break that redirect.
-#[cfg(feature = "ssr")]
-pub fn set_status(status: u16) {
-    use leptos::prelude::use_context;
-
-    let called_from_code = use_context::<http::request::Parts>().is_some_and(|parts| {
-        let accepts_html = parts
-            .headers
-            .get(http::header::ACCEPT)
-            .and_then(|accept| accept.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/html"));
-        parts.uri.path().starts_with("/api/") && !accepts_html
-    });
-    if called_from_code
-        && let Some(response) = use_context::<leptos_axum::ResponseOptions>()
-        && let Ok(status) = http::StatusCode::from_u16(status)
-    {
-        response.set_status(status);
-    }
-}
-
-#[cfg(feature = "ssr")]
-impl AppError {
-    /// Sets the response's status to fit this error (see [`set_status`]),
-    /// and returns it: `Err(error.reject())`.
-    pub fn reject(self) -> Self {
-        set_status(self.status_code());
-        self
+    #[test]
+    fn network_failures_are_reported_as_unreachable() {
+        let error = AppError::from_server_fn_error(ServerFnErrorErr::Request("offline".into()));
+        assert_eq!(error, AppError::Unreachable("offline".into()));
     }
 }

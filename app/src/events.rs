@@ -8,7 +8,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use crate::{error::AppError, input::TextRule};
 
 /// The longest announcement, in characters.
 pub const MAX_MESSAGE_LEN: usize = 500;
@@ -42,22 +42,22 @@ impl SomethingHappened {
     }
 }
 
-/// Emits `event` to every open tab. The calling tab gets it too: an
-/// announcement is for everyone.
+/// What an announcement's message must be.
+pub const ANNOUNCEMENT: TextRule = TextRule {
+    what: "Announcements",
+    max_chars: MAX_MESSAGE_LEN,
+    when_empty: "Write a message first.",
+};
+
+/// Emits `event` to every open tab, with its message trimmed. The calling
+/// tab gets it too: an announcement is for everyone.
 #[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
-    let length = event.message.trim().chars().count();
-    if length == 0 {
-        return Err(AppError::Invalid("Write a message first.".into()).reject());
-    }
-    if length > MAX_MESSAGE_LEN {
-        return Err(AppError::Invalid(format!(
-            "Announcements can be at most {MAX_MESSAGE_LEN} characters long."
-        ))
-        .reject());
-    }
-    let events = crate::AppContext::expect()?.events;
-    events.emit(&event)?;
+    let event = SomethingHappened {
+        message: ANNOUNCEMENT.check(&event.message)?,
+        ..event
+    };
+    crate::AppContext::expect()?.events.emit(&event)?;
     Ok(())
 }
 
@@ -75,30 +75,27 @@ impl realtime::Event for Notification {
     const NAME: &'static str = "notification";
 }
 
+/// What a notification's text must be.
+pub const NOTIFICATION: TextRule = TextRule {
+    what: "Notifications",
+    max_chars: MAX_NOTIFICATION_LEN,
+    when_empty: "Write a message first.",
+};
+
 /// Sends a notification to every tab of the user called `to` (logged in
 /// only).
 #[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
 pub async fn notify(to: String, text: String) -> Result<(), AppError> {
-    let sender = crate::auth::guard::logged_in_user()
-        .await
-        .map_err(AppError::reject)?;
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(AppError::Invalid("Write a message first.".into()).reject());
-    }
-    if text.chars().count() > MAX_NOTIFICATION_LEN {
-        return Err(AppError::Invalid(format!(
-            "Notifications can be at most {MAX_NOTIFICATION_LEN} characters long."
-        ))
-        .reject());
-    }
+    let sender = crate::auth::guard::logged_in_user().await?;
+    let text = NOTIFICATION.check(&text)?;
     let context = crate::AppContext::expect()?;
-    let recipient = context.users.find_by_name(&to).await?.ok_or_else(|| {
-        AppError::NotFound(format!("There is no user called “{}”.", to.trim())).reject()
-    })?;
+    let recipient =
+        context.users.find_by_name(&to).await?.ok_or_else(|| {
+            AppError::NotFound(format!("There is no user called “{}”.", to.trim()))
+        })?;
     context.events.to(recipient.id).emit(&Notification {
         from: sender.name,
-        text: text.to_owned(),
+        text,
     })?;
     Ok(())
 }

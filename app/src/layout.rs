@@ -5,7 +5,8 @@
 use leptos::prelude::*;
 
 use crate::{
-    auth::{AuthError, User, provide_auth, use_auth},
+    auth::{User, provide_auth, use_auth},
+    error::AppError,
     events::{Notification, SomethingHappened},
 };
 
@@ -95,7 +96,7 @@ fn LoggedIn(user: User) -> impl IntoView {
 /// Links for a visitor; `notice` explains why they are a visitor now (their
 /// session ended) when that is news to them.
 #[component]
-fn LoggedOut(#[prop(optional)] notice: Option<AuthError>) -> impl IntoView {
+fn LoggedOut(#[prop(optional)] notice: Option<AppError>) -> impl IntoView {
     view! {
         {notice
             .map(|notice| {

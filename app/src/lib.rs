@@ -11,9 +11,34 @@
 //! - [`chat`]: rooms, messages, presence, typing: the real-time tour.
 //! - [`events`]: announcements to every tab, notifications to one user.
 //! - [`dev`]: a ping to any target, for tests (debug builds only).
-//! - [`error`]: the error type of server functions outside [`auth`].
+//! - [`error`]: the one error type of server functions, and its HTTP status.
+//! - [`input`]: the rule for each kind of text people type.
 //! - [`layout`]: the frame around every page (header, connection to the user).
 //! - [`pages`]: one module per page.
+//!
+//! The server (`server/`) knows the application through this file, and
+//! through [`auth::session`] for the session cookie and the WebSocket's
+//! identity: [`App`] and [`shell`] to render, [`AppContext`] for server
+//! functions, [`join_rules`] for the real-time hub, and [`error::AppError`]
+//! to give a failed server function its HTTP status.
+//!
+//! ## Where things live
+//!
+//! - **Who may join a room**: [`join_rules`] registers each kind of room's
+//!   rule; the chat's is [`chat::join_rule`] (logged-in users, rooms that
+//!   exist). The session becomes the socket's user in
+//!   [`auth::session::websocket_identity`].
+//! - **What happens to a slow tab**: the `realtime` hub closes it (code
+//!   4008; `realtime/src/server/close.rs` has the chain); it reconnects,
+//!   and the pages reload what they show when `realtime::use_resumed`
+//!   changes.
+//! - **How an emit reaches another process**: server functions emit through
+//!   [`AppContext::events`], the hub; with `REDIS_URL` set, the server
+//!   attaches the hub to Redis and `realtime`'s backplane carries it.
+//! - **Where the wire format is**: the events are the [`realtime::Event`]
+//!   types in [`chat`], [`events`] and [`dev`]; the frames around them are
+//!   in `docs/protocol.md`. Server functions answer with JSON, their errors
+//!   as [`error::AppError`].
 
 pub mod auth;
 pub mod chat;
@@ -21,6 +46,7 @@ pub mod components;
 pub mod dev;
 pub mod error;
 pub mod events;
+pub mod input;
 pub mod layout;
 pub mod pages;
 
@@ -76,6 +102,16 @@ impl AppContext {
             error::AppError::Internal
         })
     }
+}
+
+/// Adds the application's kinds of room to the hub being built, each with
+/// its join rule (and presence, where tracked).
+#[cfg(feature = "ssr")]
+pub fn join_rules(
+    builder: realtime::server::HubBuilder,
+    db: sqlx::AnyPool,
+) -> realtime::server::HubBuilder {
+    chat::join_rule::register(builder, db)
 }
 
 /// The HTML document around the application, rendered on the server only.

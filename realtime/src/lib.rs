@@ -6,18 +6,36 @@
 //! *types* with Leptos hooks that clean up when their component unmounts.
 //! Nobody writes an event's name as a string, so a typo does not compile.
 //!
-//! - Shared by both sides: [`Event`], [`Room`], the ids, and the wire
-//!   [`protocol`].
+//! - Shared by both sides: [`Event`], [`Room`], the ids, [`Presence`],
+//!   [`Backoff`] and the wire [`protocol`].
 //! - [`server`] (feature `ssr`): the [`server::Hub`] that accepts
-//!   connections and delivers events.
-//! - [`testing`] (feature `ssr`): a protocol-speaking WebSocket client for
-//!   integration tests.
+//!   connections and delivers events, and the [`server::backplane`] that
+//!   joins several processes (feature `redis`).
 //! - [`client`] (all builds; live with feature `hydrate`): the tab's
 //!   connection and the hooks. During server-side rendering the hooks do
 //!   nothing.
 //!
-//! `docs/protocol.md` in the repository describes the wire format.
+//! A WebSocket client for integration tests is in the `realtime-testing`
+//! crate beside this one, so servers never compile it.
+//!
+//! ## Where things live
+//!
+//! - **Who may join a room**: the rule the application gives for each kind
+//!   of room (`HubBuilder::room`), kept in the join-rule registry
+//!   (`server/join_rules.rs`) and run when a browser asks to join
+//!   (`server/membership.rs`).
+//! - **What happens to a slow tab**: its bounded queue fills, the hub
+//!   closes it with code 4008, and the browser reconnects and reloads. The
+//!   whole chain is described in `server/close.rs`.
+//! - **How an emit reaches another process**: `server/emit.rs` →
+//!   `server/backplane/link.rs` → `server/backplane/redis.rs` →
+//!   `server/backplane/receive.rs` on the other process → its registry →
+//!   its connections; `server/backplane/mod.rs` walks through it.
+//! - **The wire format**: [`protocol`] in code; `docs/protocol.md` in the
+//!   repository describes every frame, close code and limit, and the
+//!   messages between processes (`server/backplane/envelope.rs`).
 
+pub mod backoff;
 pub mod client;
 mod event;
 mod ids;
@@ -26,9 +44,8 @@ pub mod protocol;
 mod room;
 #[cfg(feature = "ssr")]
 pub mod server;
-#[cfg(feature = "ssr")]
-pub mod testing;
 
+pub use backoff::Backoff;
 pub use client::{
     ConnectionState, Counts, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,
     use_connection_state, use_event, use_event_once, use_latest, use_presence, use_realtime,

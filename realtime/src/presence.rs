@@ -25,6 +25,15 @@ pub struct Member {
     pub user: UserId,
 }
 
+impl Member {
+    pub fn new(user: impl Into<UserId>, name: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            name: name.into(),
+        }
+    }
+}
+
 impl Event for Presence {
     const NAME: &'static str = "realtime.presence";
 }

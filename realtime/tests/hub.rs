@@ -586,7 +586,7 @@ async fn malformed_and_binary_frames_get_an_error_frame_and_the_connection_lives
     use futures_util::SinkExt;
     client
         .ws
-        .send(tokio_tungstenite::tungstenite::Message::binary(vec![
+        .send(realtime_testing::tungstenite::Message::binary(vec![
             1, 2, 3,
         ]))
         .await

@@ -10,10 +10,26 @@
 //! - [`session_store`]: tower-sessions' store for either database.
 //! - `routes`: the axum router: pages, server functions, static files,
 //!   the WebSocket endpoint, the health check, and the session layer.
+//! - `error_status`: the HTTP status of a failed server function.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
+//!
+//! ## Where things live
+//!
+//! - **Who may join a room**: the application's rules
+//!   (`app::join_rules`), added to the hub in [`realtime_hub`]. The
+//!   WebSocket (`GET /ws`, in `routes`) belongs to the session's user, as
+//!   `app::auth::session::websocket_identity` says.
+//! - **What happens to a slow tab**: the `realtime` hub closes it with code
+//!   4008 (`realtime/src/server/close.rs`).
+//! - **How an emit reaches another process**: [`Server::bind`] attaches the
+//!   hub to Redis when `REDIS_URL` is set (`realtime::server::backplane`);
+//!   without it the process is on its own.
+//! - **Where the wire format is**: `docs/protocol.md`; the WebSocket is
+//!   served at `realtime::protocol::PATH` (`/ws`).
 
 pub mod config;
 pub mod database;
+mod error_status;
 mod routes;
 pub mod session_store;
 pub mod shutdown;
@@ -44,7 +60,7 @@ pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
         origins: config.realtime_origins.clone(),
         ..HubConfig::default()
     });
-    app::chat::rooms::register(builder, database.pool.clone()).build()
+    app::join_rules(builder, database.pool.clone()).build()
 }
 
 /// Why the server could not start, or stopped with an error.

@@ -3,17 +3,22 @@
 
 use std::sync::OnceLock;
 
-use app::{App, AppContext, auth::session::SESSION_COOKIE_NAME, shell};
+use app::{
+    App, AppContext,
+    auth::session::{SESSION_COOKIE_NAME, websocket_identity},
+    shell,
+};
 use axum::{
     Json, Router,
     extract::{FromRef, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
-use realtime::server::{Hub, Identity};
+use realtime::server::Hub;
 use serde_json::json;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite, cookie::time};
@@ -27,16 +32,18 @@ struct ServerState {
     leptos_options: LeptosOptions,
     database: Database,
     hub: Hub,
+    context: AppContext,
 }
 
 /// Builds the whole application as an axum router.
 pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
+    let context = AppContext::new(database.pool.clone(), hub.clone());
     let state = ServerState {
         leptos_options: config.leptos.clone(),
         database: database.clone(),
         hub: hub.clone(),
+        context: context.clone(),
     };
-    let context = AppContext::new(database.pool.clone(), hub.clone());
     let provide_app_context = move || provide_context(context.clone());
     let routes = route_list();
 
@@ -55,6 +62,7 @@ pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
         >(provide_app_context, shell))
         // Layers wrap from the inside out: the session layer must wrap the
         // server-function routes, and tracing wraps everything.
+        .layer(middleware::from_fn(crate::error_status::status_from_error))
         .layer(session_layer(database, &config.session))
         .layer(
             // One line per request at `info`: method, path, status, latency.
@@ -103,28 +111,10 @@ async fn socket(
     headers: HeaderMap,
     State(state): State<ServerState>,
 ) -> Response {
-    let Ok(user) = app::auth::session::user_id(&session).await else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
-    let user = match user {
-        Some(id) => match app::auth::store::Users::new(state.database.pool.clone())
-            .find(id)
-            .await
-        {
-            Ok(user) => user,
-            Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        },
-        None => None,
-    };
-    let identity = match user {
-        Some(user) => Identity {
-            user: Some(user.id),
-            session: app::auth::session::realtime_key(&session),
-            name: Some(user.name),
-        },
-        None => Identity::anonymous(),
-    };
-    state.hub.accept(upgrade, &headers, identity)
+    match websocket_identity(&session, &state.context.users).await {
+        Ok(identity) => state.hub.accept(upgrade, &headers, identity),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// `GET /health`: 200 when the server can reach its database, 503 when not.

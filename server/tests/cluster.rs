@@ -37,8 +37,8 @@ use loadgen::http;
 use realtime::{
     ConnectionId, Event, Presence, Room, UserId,
     protocol::{ClientFrame, ServerFrame, close},
-    testing::TestClient,
 };
+use realtime_testing::TestClient;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -770,8 +770,8 @@ async fn losing_the_database_gives_clear_errors_and_it_recovers_by_itself() {
         "{}",
         String::from_utf8_lossy(&response.body)
     );
-    let error: app::auth::AuthError = serde_json::from_slice(&response.body).unwrap();
-    assert_eq!(error, app::auth::AuthError::Unavailable);
+    let error: app::error::AppError = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(error, app::error::AppError::Unavailable);
     assert!(
         error.to_string().contains("database is not answering"),
         "a message for the person at the keyboard: {error}"

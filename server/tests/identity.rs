@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use app::auth::{AuthError, MAX_PASSWORD_LEN, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN};
+use app::{
+    auth::{AuthError, MAX_PASSWORD_LEN, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN},
+    error::AppError,
+};
 use axum::http::{StatusCode, header};
 use server::config::SessionConfig;
 use support::{TestApp, encode_form};
@@ -121,7 +124,7 @@ async fn bad_sign_up_input_is_refused_with_a_reason_and_writes_nothing() {
             )
             .await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{name:?}");
-        assert_eq!(response.json::<AuthError>(), expected, "{name:?}");
+        assert_eq!(response.json::<AppError>(), expected.into(), "{name:?}");
         assert!(browser.cookie.is_none(), "no session for {name:?}");
     }
     assert_eq!(app.user_count().await, 0);
@@ -141,8 +144,8 @@ async fn a_taken_name_is_refused_whatever_its_case() {
         .await;
     assert_eq!(response.status, StatusCode::CONFLICT);
     assert_eq!(
-        response.json::<AuthError>(),
-        AuthError::NameTaken { name: "ada".into() }
+        response.json::<AppError>(),
+        AuthError::NameTaken { name: "ada".into() }.into()
     );
     assert!(second.cookie.is_none());
     assert_eq!(app.user_count().await, 1);
@@ -161,7 +164,10 @@ async fn concurrent_sign_ups_for_one_name_create_one_account() {
     let outcomes = [a.is_ok(), b.is_ok()];
     assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
     let refused = if a.is_ok() { b } else { a };
-    assert_eq!(refused, Err(AuthError::NameTaken { name: "ada".into() }));
+    assert_eq!(
+        refused,
+        Err(AuthError::NameTaken { name: "ada".into() }.into())
+    );
     assert_eq!(app.user_count().await, 1);
 }
 
@@ -203,7 +209,10 @@ async fn a_wrong_password_and_an_unknown_name_look_the_same() {
 
     for response in [&wrong_password, &unknown_name, &invalid_name] {
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(response.json::<AuthError>(), AuthError::WrongCredentials);
+        assert_eq!(
+            response.json::<AppError>(),
+            AuthError::WrongCredentials.into()
+        );
         assert_eq!(response.body, wrong_password.body);
     }
     assert!(browser.cookie.is_none());
@@ -226,7 +235,7 @@ async fn logging_in_replaces_the_session_id() {
     holder_of_old_id.cookie = Some(before);
     assert_eq!(
         holder_of_old_id.current_user().await,
-        Err(AuthError::SessionExpired)
+        Err(AuthError::SessionExpired.into())
     );
 }
 
@@ -244,7 +253,10 @@ async fn logging_out_ends_the_session_and_removes_the_cookie() {
 
     let mut replay = app.browser();
     replay.cookie = old_cookie;
-    assert_eq!(replay.current_user().await, Err(AuthError::SessionExpired));
+    assert_eq!(
+        replay.current_user().await,
+        Err(AuthError::SessionExpired.into())
+    );
 }
 
 #[tokio::test]
@@ -264,7 +276,10 @@ async fn a_forged_cookie_is_reported_and_removed() {
 
         let response = browser.post("/api/auth/me", &[]).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{forged}");
-        assert_eq!(response.json::<AuthError>(), AuthError::SessionExpired);
+        assert_eq!(
+            response.json::<AppError>(),
+            AuthError::SessionExpired.into()
+        );
         assert!(browser.cookie.is_none(), "the cookie is removed: {forged}");
         assert_eq!(browser.current_user().await, Ok(None), "{forged}");
     }
@@ -279,7 +294,10 @@ async fn an_expired_session_is_reported_and_removed() {
     // Expire every session, as time passing would.
     app.expire_all_sessions().await;
 
-    assert_eq!(browser.current_user().await, Err(AuthError::SessionExpired));
+    assert_eq!(
+        browser.current_user().await,
+        Err(AuthError::SessionExpired.into())
+    );
     assert!(browser.cookie.is_none());
     assert_eq!(browser.current_user().await, Ok(None));
 }

@@ -8,7 +8,8 @@ mod support;
 use app::events::SomethingHappened;
 use axum::http::{StatusCode, header};
 use leptos::prelude::ServerFnError;
-use realtime::{Event, protocol::close, testing::TestClient};
+use realtime::{Event, protocol::close};
+use realtime_testing::TestClient;
 use serde::{Deserialize, Serialize};
 use support::TestApp;
 
@@ -228,7 +229,7 @@ async fn closed_sockets_leave_nothing_in_the_registry() {
 
     tab.ws.close(None).await.unwrap();
     visitor.ws.close(None).await.unwrap();
-    let deadline = tokio::time::Instant::now() + realtime::testing::PATIENCE;
+    let deadline = tokio::time::Instant::now() + realtime_testing::PATIENCE;
     while app.hub.stats() != Default::default() {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -3,7 +3,8 @@
 
 mod support;
 
-use realtime::{protocol::close, testing::TestClient};
+use realtime::protocol::close;
+use realtime_testing::TestClient;
 use server::{DatabaseError, Server, ServerError};
 use support::{default_session, scratch_dir, test_config};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, sync::oneshot};

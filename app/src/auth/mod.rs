@@ -5,8 +5,10 @@
 //! user name and a password must follow. The server functions that sign up,
 //! log in, log out and read the current user are in [`api`]; the state the
 //! pages share (those actions, and the current user) is [`Auth`]. What only
-//! the server does (hashing passwords, querying the `users` table, keeping
-//! the user id in the session) is in the `ssr`-only modules.
+//! the server does is in the `ssr`-only modules: [`session`] turns a
+//! session into its user (for server functions and the WebSocket alike),
+//! [`guard`] does it for the current server-function call, [`password`]
+//! hashes, [`store`] queries the `users` table.
 
 pub mod api;
 #[cfg(feature = "ssr")]
@@ -21,12 +23,10 @@ pub mod store;
 
 pub use state::{Auth, provide_auth, use_auth};
 
-use leptos::server_fn::{
-    codec::JsonEncoding,
-    error::{FromServerFnError, ServerFnErrorErr},
-};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::input::{TextProblem, bounded};
 
 /// The longest user name we accept, in characters.
 pub const MAX_USER_NAME_LEN: usize = 32;
@@ -49,11 +49,13 @@ pub struct User {
     pub created_at: i64,
 }
 
-/// Everything that can go wrong while signing up, logging in or out.
+/// What can go wrong with an account: signing up, logging in, or a session
+/// that ended. Server functions return it inside
+/// [`crate::error::AppError`], with the failures every action shares
+/// (internal, database unavailable, server unreachable).
 ///
 /// Each variant's message is written for the person at the keyboard; the
-/// pages show it as it is. Internal failures carry no detail: the server
-/// logs it, and the browser only learns that something went wrong.
+/// pages show it as it is.
 #[derive(Clone, Debug, Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthError {
     #[error("Please choose a user name.")]
@@ -74,15 +76,6 @@ pub enum AuthError {
     WrongCredentials,
     #[error("Your session has expired or is no longer valid. Please log in again.")]
     SessionExpired,
-    #[error("Something went wrong on our side. Please try again.")]
-    Internal,
-    /// The database does not answer (down or restarting): nothing is lost,
-    /// and trying again later works.
-    #[error("The database is not answering right now. Please try again in a moment.")]
-    Unavailable,
-    /// The request never got a proper answer (network down, server gone).
-    #[error("Could not reach the server: {0}")]
-    Unreachable(String),
 }
 
 impl AuthError {
@@ -96,21 +89,6 @@ impl AuthError {
             | Self::PasswordTooLong { .. } => 400,
             Self::WrongCredentials | Self::SessionExpired => 401,
             Self::NameTaken { .. } => 409,
-            Self::Internal | Self::Unreachable(_) => 500,
-            Self::Unavailable => 503,
-        }
-    }
-}
-
-impl FromServerFnError for AuthError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
-        match error {
-            ServerFnErrorErr::Request(message) => Self::Unreachable(message),
-            // Anything else is a bug or a mismatch between client and server
-            // (an old tab talking to a new server): nothing the user can fix.
-            _ => Self::Internal,
         }
     }
 }
@@ -125,15 +103,12 @@ pub struct UserName(String);
 
 impl UserName {
     pub fn parse(raw: &str) -> Result<Self, AuthError> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err(AuthError::EmptyUserName);
-        }
-        if name.chars().count() > MAX_USER_NAME_LEN {
-            return Err(AuthError::UserNameTooLong {
+        let name = bounded(raw, MAX_USER_NAME_LEN).map_err(|problem| match problem {
+            TextProblem::Empty => AuthError::EmptyUserName,
+            TextProblem::TooLong => AuthError::UserNameTooLong {
                 max: MAX_USER_NAME_LEN,
-            });
-        }
+            },
+        })?;
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
         if !name.chars().all(allowed) {
             return Err(AuthError::UserNameInvalid);
@@ -220,17 +195,5 @@ mod tests {
                 max: MAX_PASSWORD_LEN
             })
         );
-    }
-
-    #[test]
-    fn errors_survive_the_trip_to_the_browser() {
-        let error = AuthError::NameTaken { name: "ada".into() };
-        assert_eq!(AuthError::de(error.ser()), error);
-    }
-
-    #[test]
-    fn network_failures_are_reported_as_unreachable() {
-        let error = AuthError::from_server_fn_error(ServerFnErrorErr::Request("offline".into()));
-        assert_eq!(error, AuthError::Unreachable("offline".into()));
     }
 }

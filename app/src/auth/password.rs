@@ -11,11 +11,11 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
 
-use super::AuthError;
+use crate::error::AppError;
 
 /// Hashes `password` with a fresh random salt, in PHC string format
 /// (`$argon2id$v=19$m=…`), which records the parameters beside the hash.
-pub async fn hash(password: String) -> Result<String, AuthError> {
+pub async fn hash(password: String) -> Result<String, AppError> {
     run_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -23,7 +23,7 @@ pub async fn hash(password: String) -> Result<String, AuthError> {
             .map(|hash| hash.to_string())
             .map_err(|error| {
                 tracing::error!(%error, "hashing a password failed");
-                AuthError::Internal
+                AppError::Internal
             })
     })
     .await
@@ -34,13 +34,13 @@ pub async fn hash(password: String) -> Result<String, AuthError> {
 /// With `hash: None` (no such user) it still spends the time of one
 /// verification against a throw-away hash, so the response time does not
 /// tell an attacker whether the name exists.
-pub async fn verify(password: String, hash: Option<String>) -> Result<bool, AuthError> {
+pub async fn verify(password: String, hash: Option<String>) -> Result<bool, AppError> {
     run_blocking(move || {
         let known_user = hash.is_some();
         let hash = hash.as_deref().unwrap_or(&DECOY_HASH);
         let parsed = PasswordHash::new(hash).map_err(|error| {
             tracing::error!(%error, "a stored password hash is malformed");
-            AuthError::Internal
+            AppError::Internal
         })?;
         let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -63,11 +63,11 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 
 async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, AuthError> {
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
     tokio::task::spawn_blocking(work).await.map_err(|error| {
         tracing::error!(%error, "a password hashing task failed");
-        AuthError::Internal
+        AppError::Internal
     })?
 }
 

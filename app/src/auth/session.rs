@@ -1,12 +1,17 @@
-//! The login, as kept in the tower-sessions session.
+//! The login, as kept in the tower-sessions session, and the one way a
+//! session becomes a user: [`session_user`], used by server functions
+//! (through [`super::guard`]) and by the WebSocket upgrade
+//! ([`websocket_identity`]).
 //!
 //! A logged-in session holds one entry: the user's id. Everything else about
 //! the user is read from the database, so a renamed or deleted account is
 //! seen at once.
 
+use realtime::server::{Hub, Identity, SessionKey};
 use tower_sessions::Session;
 
-use super::{AuthError, UserId};
+use super::{User, UserId, store::Users};
+use crate::error::AppError;
 
 /// Name of the session cookie. The server's session layer uses it, and the
 /// server functions look for it to tell "never logged in" from "logged in,
@@ -16,30 +21,68 @@ pub const SESSION_COOKIE_NAME: &str = "session";
 /// Session key under which the logged-in user's id is stored.
 const USER_ID_KEY: &str = "user_id";
 
+/// The user a session is logged in as, read from the `users` table: `None`
+/// for a visitor. A session whose account has been deleted is ended here,
+/// so every caller sees a visitor.
+pub async fn session_user(session: &Session, users: &Users) -> Result<Option<User>, AppError> {
+    let Some(id) = user_id(session).await? else {
+        return Ok(None);
+    };
+    let user = users.find(id).await?;
+    if user.is_none() {
+        log_out(session).await?;
+    }
+    Ok(user)
+}
+
+/// Who a WebSocket opened with this session belongs to: its user (named,
+/// for presence) and the session, so that ending the session closes it.
+pub async fn websocket_identity(session: &Session, users: &Users) -> Result<Identity, AppError> {
+    Ok(match session_user(session, users).await? {
+        Some(user) => Identity {
+            user: Some(user.id),
+            session: realtime_key(session),
+            name: Some(user.name),
+        },
+        None => Identity::anonymous(),
+    })
+}
+
 /// Marks the session as belonging to `user`.
 ///
 /// The session id is replaced first, so an id planted in the browser before
 /// the login (session fixation) is worthless afterwards.
-pub async fn log_in(session: &Session, user: UserId) -> Result<(), AuthError> {
-    session.cycle_id().await.map_err(internal)?;
-    session.insert(USER_ID_KEY, user).await.map_err(internal)
+pub async fn log_in(session: &Session, user: UserId) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(log_store_failure)?;
+    session
+        .insert(USER_ID_KEY, user)
+        .await
+        .map_err(log_store_failure)
 }
 
 /// The logged-in user's id, if any.
-pub async fn user_id(session: &Session) -> Result<Option<UserId>, AuthError> {
-    session.get(USER_ID_KEY).await.map_err(internal)
+pub async fn user_id(session: &Session) -> Result<Option<UserId>, AppError> {
+    session.get(USER_ID_KEY).await.map_err(log_store_failure)
 }
 
 /// Ends the login: deletes the session from the store and tells the browser
 /// to drop its cookie.
-pub async fn log_out(session: &Session) -> Result<(), AuthError> {
-    session.flush().await.map_err(internal)
+pub async fn log_out(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(log_store_failure)
 }
 
 /// The session as the real-time hub knows it, to close its connections.
 /// `None` for a visitor's session, which is never stored.
-pub fn realtime_key(session: &Session) -> Option<realtime::server::SessionKey> {
+pub fn realtime_key(session: &Session) -> Option<SessionKey> {
     session.id().map(|id| id.to_string().into())
+}
+
+/// Closes the WebSocket connections opened with this session, on every
+/// process: the session is ending, or another login replaces it.
+pub fn close_sockets(session: &Session, hub: &Hub) {
+    if let Some(key) = realtime_key(session) {
+        hub.disconnect_session(&key);
+    }
 }
 
 /// Whether the request carried a session cookie at all (valid or not).
@@ -55,9 +98,8 @@ pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
 
 /// The session store is the database: when it fails, the database is
 /// almost always unreachable (its errors arrive as text, so this cannot be
-/// told for sure).
-fn internal(error: tower_sessions::session::Error) -> AuthError {
+/// told for sure). Logged here, where the detail is known.
+fn log_store_failure(error: tower_sessions::session::Error) -> AppError {
     tracing::warn!(%error, "the session store failed");
-    crate::error::set_status(AuthError::Unavailable.status_code());
-    AuthError::Unavailable
+    AppError::Unavailable
 }

@@ -4,9 +4,10 @@
 use leptos::prelude::*;
 
 use super::{
-    AuthError, User, UserId,
+    User, UserId,
     api::{LogIn, LogOut, SignUp, current_user},
 };
+use crate::error::AppError;
 
 /// Shared through context by [`provide_auth`]; read it with [`use_auth`].
 #[derive(Clone, Copy)]
@@ -15,7 +16,7 @@ pub struct Auth {
     pub log_in: ServerAction<LogIn>,
     pub log_out: ServerAction<LogOut>,
     /// Who is logged in: `Ok(None)` for a visitor.
-    pub user: Resource<Result<Option<User>, AuthError>>,
+    pub user: Resource<Result<Option<User>, AppError>>,
 }
 
 /// Creates the login state for the whole application. Call once, in `App`.
@@ -44,7 +45,7 @@ pub fn provide_auth() {
 
 /// A WebSocket belongs to whoever was logged in when it opened. When that
 /// changes (log-in, log-out), the tab opens a new one.
-fn reconnect_when_the_user_changes(user: Resource<Result<Option<User>, AuthError>>) {
+fn reconnect_when_the_user_changes(user: Resource<Result<Option<User>, AppError>>) {
     let realtime = realtime::use_realtime();
     // The effect's value is the last settled user id: `None` until the
     // first answer, `Some(None)` for a visitor.

@@ -8,6 +8,7 @@
 use sqlx::{AnyPool, FromRow};
 
 use super::{AuthError, User, UserId, UserName, check_new_password, password};
+use crate::error::{AppError, log_database_error};
 
 /// A row of `users`, password hash included; it never leaves the server.
 #[derive(FromRow)]
@@ -41,7 +42,7 @@ impl Users {
 
     /// Creates an account, or says why not. Either the whole row is
     /// written or nothing is.
-    pub async fn sign_up(&self, name: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn sign_up(&self, name: &str, password: &str) -> Result<User, AppError> {
         let name = UserName::parse(name)?;
         check_new_password(password)?;
         let password_hash = password::hash(password.to_owned()).await?;
@@ -60,7 +61,8 @@ impl Users {
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Err(AuthError::NameTaken {
                     name: name.as_str().to_owned(),
-                })
+                }
+                .into())
             }
             Err(error) => Err(internal(error)),
         }
@@ -68,21 +70,21 @@ impl Users {
 
     /// The account with this name and password. An unknown name and a
     /// wrong password give the same error, after the same amount of work.
-    pub async fn authenticate(&self, name: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<User, AppError> {
         let row = match UserName::parse(name) {
             Ok(name) => self.find_row_by_name(&name).await?,
             Err(_) => None,
         };
         let hash = row.as_ref().map(|row| row.password_hash.clone());
         if password::verify(password.to_owned(), hash).await? {
-            row.map(User::from).ok_or(AuthError::WrongCredentials)
+            Ok(row.map(User::from).ok_or(AuthError::WrongCredentials)?)
         } else {
-            Err(AuthError::WrongCredentials)
+            Err(AuthError::WrongCredentials.into())
         }
     }
 
     /// The account with this id, if it still exists.
-    pub async fn find(&self, id: UserId) -> Result<Option<User>, AuthError> {
+    pub async fn find(&self, id: UserId) -> Result<Option<User>, AppError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, name, password_hash, created_at FROM users WHERE id = $1",
         )
@@ -94,14 +96,14 @@ impl Users {
     }
 
     /// The account with this name (whatever its case), if any.
-    pub async fn find_by_name(&self, name: &str) -> Result<Option<User>, AuthError> {
+    pub async fn find_by_name(&self, name: &str) -> Result<Option<User>, AppError> {
         match UserName::parse(name) {
             Ok(name) => Ok(self.find_row_by_name(&name).await?.map(User::from)),
             Err(_) => Ok(None),
         }
     }
 
-    async fn find_row_by_name(&self, name: &UserName) -> Result<Option<UserRow>, AuthError> {
+    async fn find_row_by_name(&self, name: &UserName) -> Result<Option<UserRow>, AppError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, name, password_hash, created_at FROM users WHERE lower(name) = lower($1)",
         )
@@ -112,9 +114,6 @@ impl Users {
     }
 }
 
-fn internal(error: sqlx::Error) -> AuthError {
-    match crate::error::database_error(error, "a query on the users table") {
-        crate::error::AppError::Unavailable => AuthError::Unavailable,
-        _ => AuthError::Internal,
-    }
+fn internal(error: sqlx::Error) -> AppError {
+    log_database_error(error, "a query on the users table")
 }

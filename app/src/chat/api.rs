@@ -16,13 +16,10 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
 /// the browser to the new room.
 #[server(prefix = "/api", endpoint = "chat/create_room", client = realtime::RealtimeClient)]
 pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
-    use super::{RoomCreated, check_room_name};
-    let user = server::user().await?;
-    let name = check_room_name(&name).map_err(AppError::reject)?;
-    let room = server::chat()?
-        .create_room(&name, user.id)
-        .await
-        .map_err(AppError::reject)?;
+    use super::{ROOM_NAME, RoomCreated};
+    let user = server::logged_in_user().await?;
+    let name = ROOM_NAME.check(&name)?;
+    let room = server::chat()?.create_room(&name, user.id).await?;
     tracing::info!(room = room.id, name = %room.name, by = %user.id, "room created");
     server::events()?.emit(&RoomCreated(room.clone()))?;
     leptos_axum::redirect(&format!("/rooms/{}", room.id));
@@ -32,7 +29,7 @@ pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
 /// A room and its latest messages (logged in only).
 #[server(prefix = "/api", endpoint = "chat/room")]
 pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
-    let viewer = server::user().await?.id;
+    let viewer = server::logged_in_user().await?.id;
     let chat = server::chat()?;
     let room = server::existing_room(&chat, id).await?;
     let messages = chat.messages(id, super::HISTORY_LEN).await?;
@@ -47,9 +44,9 @@ pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
 /// calling tab adds the message this returns, so it shows exactly once.
 #[server(prefix = "/api", endpoint = "chat/post", client = realtime::RealtimeClient)]
 pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppError> {
-    use super::{ChatRoom, MessagePosted, check_message};
-    let user = server::user().await?;
-    let body = check_message(&body).map_err(AppError::reject)?;
+    use super::{ChatRoom, MESSAGE, MessagePosted};
+    let user = server::logged_in_user().await?;
+    let body = MESSAGE.check(&body)?;
     let chat = server::chat()?;
     server::existing_room(&chat, room_id).await?;
     let message = chat.post(room_id, &user, &body).await?;
@@ -65,7 +62,7 @@ pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppErro
 #[server(prefix = "/api", endpoint = "chat/typing", client = realtime::RealtimeClient)]
 pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
     use super::{ChatRoom, Typing};
-    let user = server::user().await?;
+    let user = server::logged_in_user().await?;
     server::events()?
         .to_room(&ChatRoom(room_id))
         .except_caller()
@@ -81,13 +78,10 @@ pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
 /// public view, unless the name is unchanged.
 #[server(prefix = "/api", endpoint = "chat/rename", client = realtime::RealtimeClient)]
 pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppError> {
-    use super::{RoomRenamed, check_room_name};
-    let user = server::user().await?;
-    let name = check_room_name(&name).map_err(AppError::reject)?;
-    let (room, old_name) = server::chat()?
-        .rename_room(room_id, &name, user.id)
-        .await
-        .map_err(AppError::reject)?;
+    use super::{ROOM_NAME, RoomRenamed};
+    let user = server::logged_in_user().await?;
+    let name = ROOM_NAME.check(&name)?;
+    let (room, old_name) = server::chat()?.rename_room(room_id, &name, user.id).await?;
     server::events()?.broadcast(&RoomRenamed {
         room: room.clone(),
         old_name,
@@ -100,9 +94,9 @@ pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppE
 mod server {
     use realtime::server::Hub;
 
+    pub use crate::auth::guard::logged_in_user;
     use crate::{
         AppContext,
-        auth::User,
         chat::{RoomSummary, store::Chat},
         error::AppError,
     };
@@ -115,15 +109,9 @@ mod server {
         Ok(AppContext::expect()?.events)
     }
 
-    pub async fn user() -> Result<User, AppError> {
-        crate::auth::guard::logged_in_user()
-            .await
-            .map_err(AppError::reject)
-    }
-
     pub async fn existing_room(chat: &Chat, id: i64) -> Result<RoomSummary, AppError> {
         chat.room(id)
             .await?
-            .ok_or_else(|| AppError::NotFound("There is no such room.".into()).reject())
+            .ok_or_else(|| AppError::NotFound("There is no such room.".into()))
     }
 }

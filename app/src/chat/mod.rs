@@ -12,22 +12,39 @@
 //!   the room's members as a public [`RoomView`], and not at all when the
 //!   name did not change.
 //!
-//! The server functions are in [`api`]; queries and the room rule are in the
-//! `ssr`-only modules.
+//! The server functions are in [`api`]; the queries ([`store`]) and the
+//! chat's join rule ([`join_rule`]: who may join a chat room's real-time
+//! room) are server-only.
 
 pub mod api;
 #[cfg(feature = "ssr")]
-pub mod rooms;
+pub mod join_rule;
 #[cfg(feature = "ssr")]
 pub mod store;
 
 use realtime::{Event, Room, UserId};
 use serde::{Deserialize, Serialize};
 
+use crate::input::TextRule;
+
 /// The longest room name, in characters.
 pub const MAX_ROOM_NAME_LEN: usize = 40;
 /// The longest message, in characters.
 pub const MAX_MESSAGE_LEN: usize = 2000;
+
+/// What a room name must be.
+pub const ROOM_NAME: TextRule = TextRule {
+    what: "Room names",
+    max_chars: MAX_ROOM_NAME_LEN,
+    when_empty: "Give the room a name.",
+};
+
+/// What a message must be.
+pub const MESSAGE: TextRule = TextRule {
+    what: "Messages",
+    max_chars: MAX_MESSAGE_LEN,
+    when_empty: "Write something first.",
+};
 /// How many of the latest messages a room page shows.
 pub const HISTORY_LEN: i64 = 100;
 
@@ -146,50 +163,18 @@ impl realtime::server::Broadcast for RoomRenamed {
     }
 }
 
-/// A room name that follows the rules, trimmed.
-pub fn check_room_name(name: &str) -> Result<String, crate::error::AppError> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(crate::error::AppError::Invalid(
-            "Give the room a name.".into(),
-        ));
-    }
-    if name.chars().count() > MAX_ROOM_NAME_LEN {
-        return Err(crate::error::AppError::Invalid(format!(
-            "Room names can be at most {MAX_ROOM_NAME_LEN} characters long."
-        )));
-    }
-    Ok(name.to_owned())
-}
-
-/// A message body that follows the rules, trimmed.
-pub fn check_message(body: &str) -> Result<String, crate::error::AppError> {
-    let body = body.trim();
-    if body.is_empty() {
-        return Err(crate::error::AppError::Invalid(
-            "Write something first.".into(),
-        ));
-    }
-    if body.chars().count() > MAX_MESSAGE_LEN {
-        return Err(crate::error::AppError::Invalid(format!(
-            "Messages can be at most {MAX_MESSAGE_LEN} characters long."
-        )));
-    }
-    Ok(body.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn room_names_and_messages_are_trimmed_and_bounded() {
-        assert_eq!(check_room_name("  Lobby "), Ok("Lobby".into()));
-        assert!(check_room_name("   ").is_err());
-        assert!(check_room_name(&"x".repeat(MAX_ROOM_NAME_LEN + 1)).is_err());
-        assert_eq!(check_message(" hi "), Ok("hi".into()));
-        assert!(check_message("").is_err());
-        assert!(check_message(&"x".repeat(MAX_MESSAGE_LEN + 1)).is_err());
+        assert_eq!(ROOM_NAME.check("  Lobby "), Ok("Lobby".into()));
+        assert!(ROOM_NAME.check("   ").is_err());
+        assert!(ROOM_NAME.check(&"x".repeat(MAX_ROOM_NAME_LEN + 1)).is_err());
+        assert_eq!(MESSAGE.check(" hi "), Ok("hi".into()));
+        assert!(MESSAGE.check("").is_err());
+        assert!(MESSAGE.check(&"x".repeat(MAX_MESSAGE_LEN + 1)).is_err());
     }
 
     #[test]

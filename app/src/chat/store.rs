@@ -4,7 +4,10 @@ use realtime::UserId;
 use sqlx::{AnyPool, FromRow};
 
 use super::{Message, RoomSummary};
-use crate::{auth::User, error::AppError};
+use crate::{
+    auth::User,
+    error::{AppError, log_database_error},
+};
 
 #[derive(FromRow)]
 struct RoomRow {
@@ -184,5 +187,5 @@ fn taken_or_internal(error: sqlx::Error, name: &str) -> AppError {
 }
 
 fn internal(error: sqlx::Error) -> AppError {
-    crate::error::database_error(error, "a chat query")
+    log_database_error(error, "a chat query")
 }

@@ -17,23 +17,42 @@
 //!
 //! Everything a hook registers is removed by `on_cleanup` when its
 //! component unmounts.
+//!
+//! Files: this one holds the tab's handle, [`Realtime`]; `hooks.rs` the
+//! hooks; `dispatch.rs` hands each event frame to the handlers of its type;
+//! `room_book.rs` counts which rooms the tab's components want;
+//! `server_fn_client.rs` names the calling tab on server-function calls.
+//! The runtime behind the handle comes in two twins with one API:
+//! `socket.rs`, the real one (feature `hydrate`), and `inert.rs`, which
+//! does nothing, for server-side rendering.
 
-pub(crate) mod backoff;
 mod dispatch;
-mod rooms;
+mod hooks;
+mod room_book;
 mod server_fn_client;
+
+#[cfg(not(feature = "hydrate"))]
+mod inert;
 #[cfg(feature = "hydrate")]
 mod socket;
+
+#[cfg(not(feature = "hydrate"))]
+use inert as runtime;
+#[cfg(feature = "hydrate")]
+use socket as runtime;
 
 use leptos::prelude::*;
 
 pub use self::{
-    backoff::Backoff,
     dispatch::{Call, DecodeError, Dispatcher, HandlerId, HandlerOutcome, run_each_catching},
-    rooms::RoomBook,
+    hooks::{
+        use_connection_state, use_event, use_event_once, use_latest, use_presence, use_resumed,
+        use_room, use_room_signal,
+    },
+    room_book::RoomBook,
     server_fn_client::RealtimeClient,
 };
-use crate::{ConnectionId, Event, Member, Presence, Room, RoomName};
+use crate::{ConnectionId, Event, Room, RoomName};
 
 /// The state of the tab's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,10 +79,21 @@ impl ConnectionState {
 /// What a tab holds: see [`Realtime::counts`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Event subscriptions.
+    /// Event subscriptions, including `once` subscriptions already used
+    /// until their component lets them go.
     pub subscriptions: usize,
     /// Room memberships (several may share one room).
     pub memberships: usize,
+}
+
+impl Counts {
+    /// What a tab's subscriptions and wanted rooms add up to.
+    pub fn of(dispatcher: &Dispatcher, rooms: &RoomBook) -> Self {
+        Self {
+            subscriptions: dispatcher.len(),
+            memberships: rooms.memberships(),
+        }
+    }
 }
 
 /// Where a tab stands with one room.
@@ -85,22 +115,21 @@ pub enum RoomStatus {
 pub struct Realtime {
     state: RwSignal<ConnectionState>,
     resumed: RwSignal<u32>,
-    /// Live subscriptions and wanted rooms, for debugging and tests.
+    /// Live subscriptions and wanted rooms, kept by the runtime.
     counts: RwSignal<Counts>,
-    #[cfg(feature = "hydrate")]
-    runtime: StoredValue<std::rc::Rc<socket::Runtime>, LocalStorage>,
+    runtime: runtime::Handle,
 }
 
 impl Realtime {
     fn new() -> Self {
         let state = RwSignal::new(ConnectionState::Connecting);
         let resumed = RwSignal::new(0);
+        let counts = RwSignal::new(Counts::default());
         Self {
             state,
             resumed,
-            counts: RwSignal::new(Counts::default()),
-            #[cfg(feature = "hydrate")]
-            runtime: StoredValue::new_local(socket::Runtime::new(state, resumed)),
+            counts,
+            runtime: runtime::Handle::new(state, resumed, counts),
         }
     }
 
@@ -111,7 +140,8 @@ impl Realtime {
 
     /// How many subscriptions and room memberships the tab holds, as a
     /// signal: a page that cleans up after itself returns to the same
-    /// counts when a component unmounts.
+    /// counts when a component unmounts. Always zero during server-side
+    /// rendering, where nothing subscribes.
     pub fn counts(&self) -> Signal<Counts> {
         self.counts.into()
     }
@@ -125,14 +155,7 @@ impl Realtime {
 
     /// The id of the open connection, if any.
     pub fn connection_id(&self) -> Option<ConnectionId> {
-        #[cfg(feature = "hydrate")]
-        {
-            socket::current_connection()
-        }
-        #[cfg(not(feature = "hydrate"))]
-        {
-            None
-        }
+        runtime::current_connection()
     }
 
     /// Subscribes `handler` to events of type `E` until
@@ -159,33 +182,22 @@ impl Realtime {
         })
     }
 
-    #[cfg_attr(not(feature = "hydrate"), allow(unused_variables))]
     fn add_handler<E, R>(&self, once: bool, handler: impl Fn(E) -> R + 'static) -> Subscription
     where
         E: Event + Clone,
         R: HandlerOutcome + 'static,
     {
-        #[cfg(feature = "hydrate")]
-        let id = self
-            .runtime
-            .try_with_value(|runtime| runtime.subscribe(once, handler));
-        #[cfg(not(feature = "hydrate"))]
-        let id = None;
         Subscription {
             realtime: *self,
-            id,
+            id: self.runtime.subscribe(once, handler),
         }
     }
 
     /// Removes a subscription.
     pub fn unsubscribe(&self, subscription: Subscription) {
-        #[cfg(feature = "hydrate")]
         if let Some(id) = subscription.id {
-            self.runtime
-                .try_with_value(|runtime| runtime.unsubscribe(id));
+            self.runtime.unsubscribe(id);
         }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = subscription;
     }
 
     /// Joins a room until [`Membership::leave`]; several memberships of one
@@ -195,19 +207,10 @@ impl Realtime {
     }
 
     fn join_name(&self, room: RoomName) -> Membership {
-        #[cfg(feature = "hydrate")]
-        let status = match self
+        let status = self
             .runtime
-            .try_with_value(|runtime| runtime.want_room(&room))
-        {
-            Some(status) => {
-                self.counts.update(|counts| counts.memberships += 1);
-                status
-            }
-            None => ArcRwSignal::new(RoomStatus::Joining),
-        };
-        #[cfg(not(feature = "hydrate"))]
-        let status = ArcRwSignal::new(RoomStatus::Joining);
+            .want_room(&room)
+            .unwrap_or_else(|| ArcRwSignal::new(RoomStatus::Joining));
         Membership {
             realtime: *self,
             room,
@@ -218,8 +221,7 @@ impl Realtime {
     /// Closes the connection and opens a new one at once: after logging in
     /// or out, so the connection belongs to whoever the browser is now.
     pub fn reconnect(&self) {
-        #[cfg(feature = "hydrate")]
-        self.runtime.try_with_value(|runtime| runtime.reconnect());
+        self.runtime.reconnect();
     }
 }
 
@@ -228,7 +230,6 @@ impl Realtime {
 pub struct Subscription {
     realtime: Realtime,
     /// `None` where there is no runtime (server-side rendering).
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     id: Option<HandlerId>,
 }
 
@@ -259,19 +260,7 @@ impl Membership {
     /// Gives up this membership; the tab leaves the room when no other
     /// membership of it remains.
     pub fn leave(self) {
-        #[cfg(feature = "hydrate")]
-        if self
-            .realtime
-            .runtime
-            .try_with_value(|runtime| runtime.release_room(&self.room))
-            .is_some()
-        {
-            self.realtime
-                .counts
-                .try_update(|counts| counts.memberships -= 1);
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = self.realtime;
+        self.realtime.runtime.release_room(&self.room);
     }
 }
 
@@ -280,10 +269,8 @@ impl Membership {
 pub fn provide_realtime() -> Realtime {
     let realtime = Realtime::new();
     provide_context(realtime);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| {
-        realtime.runtime.try_with_value(|runtime| runtime.start());
-    });
+    // Effects run in the browser only, after hydration.
+    Effect::new(move |_| realtime.runtime.start());
     realtime
 }
 
@@ -293,121 +280,49 @@ pub fn use_realtime() -> Realtime {
         .expect("no Realtime in context: call realtime::provide_realtime() in the root component")
 }
 
-/// Calls `handler` with every event of type `E` while the calling component
-/// is mounted. A handler that panics or returns an error does not stop the
-/// others.
-///
-/// ```ignore
-/// use_event(move |event: SomethingHappened| set_last.set(Some(event.message)));
-/// ```
-pub fn use_event<E, R>(handler: impl Fn(E) -> R + 'static) -> Subscription
-where
-    E: Event + Clone,
-    R: HandlerOutcome + 'static,
-{
-    let subscription = use_realtime().subscribe(handler);
-    on_cleanup(move || subscription.unsubscribe());
-    subscription
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Presence;
 
-/// Calls `handler` with the next event of type `E` only (if the component
-/// is still mounted then).
-pub fn use_event_once<E, R>(handler: impl FnOnce(E) -> R + 'static) -> Subscription
-where
-    E: Event + Clone,
-    R: HandlerOutcome + 'static,
-{
-    let subscription = use_realtime().once(handler);
-    on_cleanup(move || subscription.unsubscribe());
-    subscription
-}
+    #[test]
+    fn counts_follow_subscriptions_and_memberships() {
+        let mut dispatcher = Dispatcher::default();
+        let mut rooms = RoomBook::default();
+        assert_eq!(Counts::of(&dispatcher, &rooms), Counts::default());
 
-/// The latest event of type `E` received while the component is mounted.
-pub fn use_latest<E: Event + Clone>() -> ReadSignal<Option<E>> {
-    let (latest, set_latest) = signal(None);
-    use_event(move |event: E| {
-        set_latest.try_set(Some(event));
-    });
-    latest
-}
+        let every = dispatcher.subscribe(false, |_: Presence| ());
+        let once = dispatcher.subscribe(true, |_: Presence| ());
+        let (lobby, kitchen) = (RoomName::from("chat:1"), RoomName::from("chat:2"));
+        rooms.want(&lobby);
+        rooms.want(&lobby);
+        rooms.want(&kitchen);
+        let held = Counts {
+            subscriptions: 2,
+            memberships: 3,
+        };
+        assert_eq!(Counts::of(&dispatcher, &rooms), held);
 
-/// The connection state, as a signal.
-pub fn use_connection_state() -> Signal<ConnectionState> {
-    use_realtime().state()
-}
+        // A `once` subscription that has run still counts until its
+        // component unmounts and lets it go.
+        let calls = dispatcher
+            .prepare(Presence::NAME, r#"{"room":"chat:1","members":[]}"#)
+            .unwrap();
+        run_each_catching(calls, |_, _, error| panic!("{error}"));
+        assert_eq!(Counts::of(&dispatcher, &rooms), held);
 
-/// How many times the connection came back after it was lost (see
-/// [`Realtime::resumed`]).
-pub fn use_resumed() -> Signal<u32> {
-    use_realtime().resumed()
-}
-
-/// The members of whichever room `room` names, kept up to date by the
-/// server's [`Presence`] events (for kinds of room with presence). Empty
-/// while not in the room.
-pub fn use_presence<R, F>(room: F) -> Signal<Vec<Member>>
-where
-    R: Room,
-    F: Fn() -> Option<R> + Send + Sync + 'static,
-{
-    let room = Memo::new(move |_| room().map(|room| room.name()));
-    let members = RwSignal::new(Vec::<Member>::new());
-    // Another room: forget the old room's members until the new list comes.
-    Effect::new(move |previous: Option<Option<RoomName>>| {
-        let current = room.get();
-        if previous.is_some_and(|previous| previous != current) {
-            members.set(Vec::new());
-        }
-        current
-    });
-    use_event(move |presence: Presence| {
-        if room.try_get_untracked().flatten().as_ref() == Some(&presence.room) {
-            members.try_set(presence.members);
-        }
-    });
-    members.into()
-}
-
-/// Keeps the tab in `room` while the calling component is mounted.
-pub fn use_room<R: Room>(room: R) -> Signal<RoomStatus> {
-    let membership = use_realtime().join(&room);
-    let status = membership.status();
-    on_cleanup(move || membership.leave());
-    Signal::derive(move || status.get())
-}
-
-/// Keeps the tab in whichever room `room` currently names (none for
-/// `None`), leaving the previous one when it changes, and the last one when
-/// the component unmounts.
-pub fn use_room_signal<R, F>(room: F) -> Signal<RoomStatus>
-where
-    R: Room + PartialEq,
-    F: Fn() -> Option<R> + Send + Sync + 'static,
-{
-    let realtime = use_realtime();
-    let wanted = Memo::new(move |_| room().map(|room| room.name()));
-    let current = StoredValue::new(None::<Membership>);
-    // The status of the current membership; `None` while in no room.
-    let status = RwSignal::new(None::<ArcReadSignal<RoomStatus>>);
-    Effect::new(move |_| {
-        let wanted = wanted.get();
-        current.update_value(|membership| {
-            if let Some(previous) = membership.take() {
-                previous.leave();
+        dispatcher.unsubscribe(every);
+        dispatcher.unsubscribe(once);
+        rooms.release(&lobby);
+        assert_eq!(
+            Counts::of(&dispatcher, &rooms),
+            Counts {
+                subscriptions: 0,
+                memberships: 2
             }
-            *membership = wanted.map(|room| realtime.join_name(room));
-            status.set(membership.as_ref().map(Membership::status));
-        });
-    });
-    on_cleanup(move || {
-        current.try_update_value(|membership| membership.take().map(Membership::leave));
-    });
-    // `try_get`: while the component is being torn down, a child may still
-    // read this after `status` is gone.
-    Signal::derive(move || {
-        status
-            .try_get()
-            .flatten()
-            .map_or(RoomStatus::Left, |status| status.get())
-    })
+        );
+        rooms.release(&lobby);
+        rooms.release(&kitchen);
+        assert_eq!(Counts::of(&dispatcher, &rooms), Counts::default());
+    }
 }

@@ -31,8 +31,7 @@ where
     type Response = BrowserResponse;
 
     fn send(request: Self::Request) -> impl Future<Output = Result<Self::Response, Error>> + Send {
-        #[cfg(feature = "hydrate")]
-        if let Some(connection) = super::socket::current_connection() {
+        if let Some(connection) = super::runtime::current_connection() {
             request
                 .headers()
                 .set(crate::protocol::CONNECTION_HEADER, &connection.to_string());

@@ -1,4 +1,6 @@
-//! The browser's WebSocket, and what it does with each frame (hydrate only).
+//! The runtime in the browser (feature `hydrate`): the tab's WebSocket,
+//! what it does with each frame, and the tab's subscriptions and rooms.
+//! `inert.rs` is its server-side twin, with the same API.
 //!
 //! The runtime lives as long as the page. Its four event callbacks are made
 //! once and attached to every socket it opens; a callback ignores events
@@ -15,11 +17,9 @@ use leptos::prelude::*;
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-use super::{
-    Backoff, ConnectionState, Dispatcher, HandlerId, HandlerOutcome, RoomBook, RoomStatus,
-};
+use super::{ConnectionState, Counts, Dispatcher, HandlerId, HandlerOutcome, RoomBook, RoomStatus};
 use crate::{
-    ConnectionId, Event as RealtimeEvent, RoomName,
+    Backoff, ConnectionId, Event as RealtimeEvent, RoomName,
     protocol::{self, ClientFrame, ServerFrame},
 };
 
@@ -28,13 +28,64 @@ thread_local! {
     static CURRENT_CONNECTION: Cell<Option<ConnectionId>> = const { Cell::new(None) };
 }
 
-pub(crate) fn current_connection() -> Option<ConnectionId> {
+pub(super) fn current_connection() -> Option<ConnectionId> {
     CURRENT_CONNECTION.with(Cell::get)
 }
 
-pub(crate) struct Runtime {
+/// The [`super::Realtime`] handle's way to its runtime: `Copy`, and owned
+/// by the reactive system like any signal. Once the owner is gone, calls
+/// do nothing.
+#[derive(Clone, Copy)]
+pub(super) struct Handle(StoredValue<Rc<Runtime>, LocalStorage>);
+
+impl Handle {
+    pub fn new(
+        state: RwSignal<ConnectionState>,
+        resumed: RwSignal<u32>,
+        counts: RwSignal<Counts>,
+    ) -> Self {
+        Self(StoredValue::new_local(Runtime::new(state, resumed, counts)))
+    }
+
+    pub fn start(&self) {
+        self.0.try_with_value(|runtime| runtime.start());
+    }
+
+    pub fn subscribe<E, R>(
+        &self,
+        once: bool,
+        handler: impl Fn(E) -> R + 'static,
+    ) -> Option<HandlerId>
+    where
+        E: RealtimeEvent + Clone,
+        R: HandlerOutcome + 'static,
+    {
+        self.0
+            .try_with_value(|runtime| runtime.subscribe(once, handler))
+    }
+
+    pub fn unsubscribe(&self, id: HandlerId) {
+        self.0.try_with_value(|runtime| runtime.unsubscribe(id));
+    }
+
+    pub fn want_room(&self, room: &RoomName) -> Option<ArcRwSignal<RoomStatus>> {
+        self.0.try_with_value(|runtime| runtime.want_room(room))
+    }
+
+    pub fn release_room(&self, room: &RoomName) {
+        self.0.try_with_value(|runtime| runtime.release_room(room));
+    }
+
+    pub fn reconnect(&self) {
+        self.0.try_with_value(|runtime| runtime.reconnect());
+    }
+}
+
+struct Runtime {
     state: RwSignal<ConnectionState>,
     resumed: RwSignal<u32>,
+    /// What the tab holds, recounted after every change.
+    counts: RwSignal<Counts>,
     /// Separate from `inner`: handlers may subscribe while events arrive.
     dispatcher: RefCell<Dispatcher>,
     inner: RefCell<Inner>,
@@ -61,10 +112,15 @@ struct Callbacks {
 }
 
 impl Runtime {
-    pub fn new(state: RwSignal<ConnectionState>, resumed: RwSignal<u32>) -> Rc<Self> {
+    fn new(
+        state: RwSignal<ConnectionState>,
+        resumed: RwSignal<u32>,
+        counts: RwSignal<Counts>,
+    ) -> Rc<Self> {
         let runtime = Rc::new(Self {
             state,
             resumed,
+            counts,
             dispatcher: RefCell::new(Dispatcher::default()),
             inner: RefCell::new(Inner {
                 started: false,
@@ -83,7 +139,7 @@ impl Runtime {
     }
 
     /// Opens the first connection (once).
-    pub fn start(self: &Rc<Self>) {
+    fn start(self: &Rc<Self>) {
         let first = !std::mem::replace(&mut self.inner.borrow_mut().started, true);
         if first {
             self.connect();
@@ -252,7 +308,7 @@ impl Runtime {
     }
 
     /// Drops the current connection and opens a new one now.
-    pub fn reconnect(self: &Rc<Self>) {
+    fn reconnect(self: &Rc<Self>) {
         let (socket, retry) = {
             let mut inner = self.inner.borrow_mut();
             inner.backoff.reset();
@@ -282,21 +338,31 @@ impl Runtime {
         }
     }
 
-    pub fn subscribe<E, R>(&self, once: bool, handler: impl Fn(E) -> R + 'static) -> HandlerId
+    fn subscribe<E, R>(&self, once: bool, handler: impl Fn(E) -> R + 'static) -> HandlerId
     where
         E: RealtimeEvent + Clone,
         R: HandlerOutcome + 'static,
     {
-        self.dispatcher.borrow_mut().subscribe(once, handler)
+        let id = self.dispatcher.borrow_mut().subscribe(once, handler);
+        self.recount();
+        id
     }
 
-    /// Returns whether the subscription existed.
-    pub fn unsubscribe(&self, id: HandlerId) -> bool {
-        self.dispatcher.borrow_mut().unsubscribe(id)
+    fn unsubscribe(&self, id: HandlerId) {
+        self.dispatcher.borrow_mut().unsubscribe(id);
+        self.recount();
+    }
+
+    /// Updates the counts signal to what the tab holds now.
+    fn recount(&self) {
+        let counts = Counts::of(&self.dispatcher.borrow(), &self.inner.borrow().rooms);
+        // `try_`: the page may be tearing the signal down with the
+        // components whose cleanup got here.
+        self.counts.try_set(counts);
     }
 
     /// One more component wants the room: joins it if it is the first.
-    pub fn want_room(&self, room: &RoomName) -> ArcRwSignal<RoomStatus> {
+    fn want_room(&self, room: &RoomName) -> ArcRwSignal<RoomStatus> {
         let (first, status) = {
             let mut inner = self.inner.borrow_mut();
             let first = inner.rooms.want(room);
@@ -307,6 +373,7 @@ impl Runtime {
                 .clone();
             (first, status)
         };
+        self.recount();
         if first {
             status.set(RoomStatus::Joining);
             self.send(&ClientFrame::Join { room: room.clone() });
@@ -315,7 +382,7 @@ impl Runtime {
     }
 
     /// One component no longer wants the room: leaves it if it was the last.
-    pub fn release_room(&self, room: &RoomName) {
+    fn release_room(&self, room: &RoomName) {
         let last = {
             let mut inner = self.inner.borrow_mut();
             let last = inner.rooms.release(room);
@@ -327,6 +394,7 @@ impl Runtime {
             }
             last
         };
+        self.recount();
         if last {
             self.send(&ClientFrame::Leave { room: room.clone() });
         }

@@ -3,24 +3,20 @@
 //!
 //! One task per connection does everything: it writes what the queue
 //! holds (in batches, with one flush per batch), reads the browser's
-//! frames, pings, and closes when asked. Whatever way it ends, the
-//! connection leaves the registry.
+//! frames, pings, and closes when asked (`close.rs`). Whatever way it ends,
+//! the connection leaves the registry. It talks to the hub only through
+//! methods that say what it wants: register, join, leave, answer with an
+//! error, forget.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
-use tokio::{
-    sync::mpsc,
-    time::{Instant, MissedTickBehavior, timeout},
-};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::{
-    Control, Hub, Identity,
-    registry::{Connection, JoinError},
-};
+use super::{Hub, Identity, Registration};
 use crate::{
-    ConnectionId, RoomName, UserId,
+    ConnectionId, UserId,
     protocol::{ClientFrame, ControlFrame, ErrorCode, close},
 };
 
@@ -28,30 +24,19 @@ use crate::{
 const MAX_BATCH: usize = 64;
 /// Frames are written to the socket once this many bytes are buffered,
 /// or at the end of a batch, whichever comes first.
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+pub(super) const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// How long a close frame may take to send (after whatever was already
 /// buffered) before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(super) const fn write_buffer_bytes() -> usize {
-    WRITE_BUFFER_BYTES
-}
-
 /// Serves `socket` until it closes.
 pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
-    let id = ConnectionId(rand::random());
     let user = identity.user;
-    let (queue, mut outgoing) = mpsc::channel(hub.config().queue_capacity);
-    let control = Arc::new(Control::default());
-    hub.inner.registry.write().insert(
+    let Registration {
         id,
-        Connection {
-            queue,
-            control: Arc::clone(&control),
-            identity,
-            rooms: Vec::new(),
-        },
-    );
+        mut outgoing,
+        close_signal,
+    } = hub.register(identity);
     let _registered = Registered { hub: &hub, id };
     tracing::debug!(connection = %id, user = ?user, "connected");
 
@@ -72,7 +57,7 @@ pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
     let reason = loop {
         tokio::select! {
             biased;
-            reason = control.closed() => break Some(reason),
+            reason = close_signal.closed() => break Some(reason),
             received = outgoing.recv_many(&mut batch, MAX_BATCH) => {
                 if received == 0 {
                     break None;
@@ -83,7 +68,7 @@ pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
                 // buffered, if the peer reads it within the close timeout.
                 tokio::select! {
                     biased;
-                    reason = control.closed() => break Some(reason),
+                    reason = close_signal.closed() => break Some(reason),
                     written = write_batch(&mut socket, &mut batch) => {
                         if written.is_err() {
                             break None;
@@ -175,44 +160,9 @@ async fn handle_text(hub: &Hub, id: ConnectionId, user: Option<UserId>, text: &s
         }
     };
     match frame {
-        ClientFrame::Join { room } => join(hub, id, user, room).await,
-        ClientFrame::Leave { room } => {
-            if !hub.leave_name(id, &room) {
-                // Not a member: confirm anyway, so the browser's view is right.
-                hub.send_control(id, &ControlFrame::Left { room: &room });
-            }
-        }
+        ClientFrame::Join { room } => hub.request_join(id, user, room).await,
+        ClientFrame::Leave { room } => hub.request_leave(id, &room),
     }
-}
-
-/// A browser asks to join: the room's rule decides.
-async fn join(hub: &Hub, id: ConnectionId, user: Option<UserId>, room: RoomName) {
-    let config = hub.config();
-    let decision = timeout(
-        config.authorize_timeout,
-        hub.inner.rooms.authorize(&room, user, id),
-    )
-    .await
-    .unwrap_or_else(|_| Err(super::Refusal::new("The server took too long to decide.")));
-    let refusal = match decision {
-        Ok(()) => match hub.add_to_room(id, &room) {
-            Ok(()) => return,
-            Err(JoinError::TooManyRooms) => format!(
-                "You can be in at most {} rooms at once.",
-                config.max_rooms_per_connection
-            ),
-            Err(JoinError::Gone) => return,
-        },
-        Err(refusal) => refusal.0,
-    };
-    tracing::debug!(connection = %id, %room, reason = %refusal, "join refused");
-    hub.send_control(
-        id,
-        &ControlFrame::Refused {
-            room: &room,
-            reason: &refusal,
-        },
-    );
 }
 
 fn send_error(hub: &Hub, id: ConnectionId, code: ErrorCode, message: &str) {

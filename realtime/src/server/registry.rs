@@ -1,15 +1,19 @@
-//! Who is connected, and where events for a target go.
+//! Who is connected, and which queues a frame for a target goes into.
 //!
 //! One registry per process, behind one lock that is only ever held for a
 //! few map operations, never across an `.await`: emits take it for reading,
 //! connects, disconnects, joins and leaves for writing.
+//!
+//! Queueing never waits: a connection whose queue is full is reported to
+//! the caller ([`Delivery::overflowed`]), which closes it once the lock is
+//! released (`close.rs`).
 
 use std::collections::{HashMap, HashSet, hash_map::Entry};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{CloseReason, Control, Identity, SessionKey, Target};
+use super::{CloseReason, Identity, SessionKey, Target, close::CloseSignal};
 use crate::{ConnectionId, RoomName, UserId};
 
 /// What the registry keeps for one connection.
@@ -17,7 +21,7 @@ pub(crate) struct Connection {
     /// The connection's outgoing queue (bounded).
     pub queue: mpsc::Sender<Utf8Bytes>,
     /// How to stop the connection's task.
-    pub control: std::sync::Arc<Control>,
+    pub signal: std::sync::Arc<CloseSignal>,
     pub identity: Identity,
     /// Rooms this connection is in, to remove it from them when it closes.
     pub rooms: Vec<RoomName>,
@@ -284,7 +288,7 @@ fn remove_from_group<K: Eq + std::hash::Hash>(
 impl Connection {
     /// Asks the connection's task to close with `reason`.
     pub fn close(&self, reason: CloseReason) {
-        self.control.close(reason);
+        self.signal.close(reason);
     }
 }
 
@@ -324,7 +328,7 @@ mod tests {
                 id,
                 Connection {
                     queue,
-                    control: Arc::new(Control::default()),
+                    signal: Arc::new(CloseSignal::default()),
                     identity: Identity {
                         user: user.map(UserId),
                         session: session.map(SessionKey::from),

@@ -17,11 +17,11 @@ use axum::{
     response::Response,
     routing::get,
 };
-pub use realtime::testing::{PATIENCE, TestClient};
 use realtime::{
     Event, UserId,
     server::{Hub, HubBuilder, Identity, SessionKey, Target},
 };
+pub use realtime_testing::{PATIENCE, TestClient};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use app::auth::{AuthError, User};
+use app::{auth::User, error::AppError};
 use axum::{
     Router,
     body::Body,
@@ -273,21 +273,21 @@ pub struct Browser<'a> {
 }
 
 impl Browser<'_> {
-    pub async fn sign_up(&mut self, name: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn sign_up(&mut self, name: &str, password: &str) -> Result<User, AppError> {
         let form = [("name", name), ("password", password)];
         self.call("/api/auth/sign_up", &form).await
     }
 
-    pub async fn log_in(&mut self, name: &str, password: &str) -> Result<User, AuthError> {
+    pub async fn log_in(&mut self, name: &str, password: &str) -> Result<User, AppError> {
         let form = [("name", name), ("password", password)];
         self.call("/api/auth/log_in", &form).await
     }
 
-    pub async fn log_out(&mut self) -> Result<(), AuthError> {
+    pub async fn log_out(&mut self) -> Result<(), AppError> {
         self.call("/api/auth/log_out", &[]).await
     }
 
-    pub async fn current_user(&mut self) -> Result<Option<User>, AuthError> {
+    pub async fn current_user(&mut self) -> Result<Option<User>, AppError> {
         self.call("/api/auth/me", &[]).await
     }
 
@@ -297,7 +297,7 @@ impl Browser<'_> {
         &mut self,
         path: &str,
         form: &[(&str, &str)],
-    ) -> Result<T, AuthError> {
+    ) -> Result<T, AppError> {
         let response = self.post(path, form).await;
         if response.status.is_success() {
             Ok(response.json())
@@ -327,10 +327,7 @@ impl Browser<'_> {
     }
 
     /// Opens a WebSocket to `address` as this browser (with its cookie).
-    pub async fn open_socket(
-        &self,
-        address: std::net::SocketAddr,
-    ) -> realtime::testing::TestClient {
+    pub async fn open_socket(&self, address: std::net::SocketAddr) -> realtime_testing::TestClient {
         let cookie = self
             .cookie
             .as_ref()
@@ -339,7 +336,7 @@ impl Browser<'_> {
             .iter()
             .map(|cookie| ("cookie", cookie.as_str()))
             .collect();
-        realtime::testing::TestClient::connect(address, &headers)
+        realtime_testing::TestClient::connect(address, &headers)
             .await
             .expect("the upgrade succeeds")
     }

@@ -26,7 +26,7 @@ use tokio::{
 };
 
 use super::{Link, Liveness, Message};
-use crate::{client::backoff::Backoff, server::Hub};
+use crate::{backoff::Backoff, server::Hub};
 
 /// The channel used unless [`RedisBackplane::channel`] says otherwise.
 /// Its name carries the envelope format's version.
@@ -228,7 +228,7 @@ impl Transport {
             // Cut off from the others: what they said about their presence
             // grows old as it would if they had gone silent.
             if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
-                self.hub.forget_silent_nodes(&self.link, deadline);
+                self.hub.forget_silent_nodes(deadline);
             }
             let delay = self.settings.backoff.next_delay(rand::random());
             if self.wait_or_stop(delay).await {
@@ -299,7 +299,7 @@ impl Transport {
                     }
                     let deadline = Instant::now().checked_sub(liveness.timeout);
                     if let Some(deadline) = deadline {
-                        self.hub.forget_silent_nodes(&self.link, deadline);
+                        self.hub.forget_silent_nodes(deadline);
                     }
                 }
                 _ = self.stopped.changed() => {

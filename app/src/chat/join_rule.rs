@@ -1,5 +1,6 @@
-//! Who may join a chat room's real-time room: logged-in users, for rooms
-//! that exist. Presence is tracked for chat rooms.
+//! The chat's join rule: who may join a chat room's real-time room.
+//! Logged-in users, for rooms that exist. Presence is tracked for chat
+//! rooms.
 
 use realtime::server::{HubBuilder, Refusal};
 use sqlx::AnyPool;

@@ -1,4 +1,10 @@
-//! The authorisation rule of each kind of room.
+//! The join-rule registry: who may join which kind of room.
+//!
+//! The application gives one rule per kind of room
+//! ([`super::HubBuilder::room`]); a browser's `join` runs the rule of the
+//! room's kind (`membership.rs`). A kind without a rule, or a key the kind
+//! does not accept, is refused: every room a browser is in has passed a
+//! rule the application wrote.
 
 use std::{collections::HashMap, fmt, future::Future, pin::Pin, sync::Arc};
 
@@ -36,12 +42,13 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Rule =
     Arc<dyn Fn(&str, Option<UserId>, ConnectionId) -> BoxFuture<Result<(), Refusal>> + Send + Sync>;
 
+/// The rule of each kind of room.
 #[derive(Default)]
-pub(crate) struct RoomRules {
+pub(crate) struct JoinRules {
     by_kind: HashMap<&'static str, Rule>,
 }
 
-impl RoomRules {
+impl JoinRules {
     pub fn add<R, F, Fut>(&mut self, authorize: F)
     where
         R: Room,

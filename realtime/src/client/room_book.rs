@@ -1,4 +1,5 @@
-//! The rooms a tab wants to be in, counted per component.
+//! The browser's room book: the rooms a tab wants to be in, counted per
+//! component.
 //!
 //! Several components may want the same room; the tab joins it when the
 //! first one mounts and leaves it when the last one unmounts. After a
@@ -8,6 +9,7 @@ use std::collections::HashMap;
 
 use crate::RoomName;
 
+/// How many of the tab's components want each room.
 #[derive(Debug, Default)]
 pub struct RoomBook {
     wanted: HashMap<RoomName, usize>,
@@ -45,6 +47,11 @@ impl RoomBook {
     /// Every room to join after (re)connecting.
     pub fn wanted(&self) -> impl Iterator<Item = &RoomName> {
         self.wanted.keys()
+    }
+
+    /// How many memberships the components hold, in every room.
+    pub fn memberships(&self) -> usize {
+        self.wanted.values().sum()
     }
 }
 

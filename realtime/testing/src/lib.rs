@@ -1,29 +1,47 @@
-//! A WebSocket client that speaks the protocol, for an application's
-//! integration tests (feature `ssr`): connect to a running server, read
-//! typed events, join rooms, and check that nothing else arrived.
+//! A WebSocket client that speaks the `realtime` protocol, for an
+//! application's integration tests: connect to a running server as a
+//! browser tab would, read typed events (the next frame must be the one
+//! expected), join rooms, and wait for the server to close.
+//!
+//! A crate of its own, used only as a dev-dependency, so a production
+//! server never compiles it.
 //!
 //! ```ignore
-//! let mut tab = TestClient::connect(address, Some(&cookie_header)).await?;
+//! let mut tab = TestClient::connect(address, &[("cookie", &cookie)]).await.unwrap();
 //! hub.to(tab.user.unwrap()).emit(&Note { text: "hi".into() })?;
 //! assert_eq!(tab.event::<Note>().await.text, "hi");
 //! ```
+//!
+//! ## Where things live
+//!
+//! - **Who may join a room**: the server's join rules decide;
+//!   [`TestClient::join`] returns the `joined` or `refused` answer.
+//! - **What happens to a slow tab**: the server closes it with 4008;
+//!   [`TestClient::closed`] returns the close code.
+//! - **How an emit reaches another process**: through the server's
+//!   backplane, invisible here: a client on either process reads the same
+//!   frames.
+//! - **Where the wire format is**: `realtime::protocol`, described in
+//!   `docs/protocol.md`.
 
 use std::{net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
+use realtime::{
+    ConnectionId, Event, UserId,
+    protocol::{self, ClientFrame, ServerFrame},
+};
 use tokio::net::TcpStream;
+/// The WebSocket library under [`TestClient::ws`], for tests that send
+/// raw frames.
+pub use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        self, Message,
+        Message,
         client::IntoClientRequest,
         http::{HeaderName, HeaderValue, StatusCode},
     },
-};
-
-use crate::{
-    ConnectionId, Event, UserId,
-    protocol::{self, ClientFrame, ServerFrame},
 };
 
 /// How long the client waits for something that should happen.

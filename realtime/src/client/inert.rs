@@ -1,0 +1,54 @@
+//! The runtime's server-side twin: the same API as `socket.rs`, doing
+//! nothing. During server-side rendering there is no socket: components
+//! subscribe and join without effect, and the page renders as
+//! "connecting" until the browser takes over.
+
+use leptos::prelude::*;
+
+use super::{ConnectionState, Counts, HandlerId, HandlerOutcome, RoomStatus};
+use crate::{ConnectionId, Event, RoomName};
+
+/// A runtime that holds nothing.
+#[derive(Clone, Copy)]
+pub(super) struct Handle;
+
+impl Handle {
+    pub fn new(
+        _state: RwSignal<ConnectionState>,
+        _resumed: RwSignal<u32>,
+        _counts: RwSignal<Counts>,
+    ) -> Self {
+        Self
+    }
+
+    pub fn start(&self) {}
+
+    /// No subscription is made: `None`.
+    pub fn subscribe<E, R>(
+        &self,
+        _once: bool,
+        _handler: impl Fn(E) -> R + 'static,
+    ) -> Option<HandlerId>
+    where
+        E: Event + Clone,
+        R: HandlerOutcome + 'static,
+    {
+        None
+    }
+
+    pub fn unsubscribe(&self, _id: HandlerId) {}
+
+    /// No room is joined: `None`.
+    pub fn want_room(&self, _room: &RoomName) -> Option<ArcRwSignal<RoomStatus>> {
+        None
+    }
+
+    pub fn release_room(&self, _room: &RoomName) {}
+
+    pub fn reconnect(&self) {}
+}
+
+/// There is never an open connection.
+pub(super) fn current_connection() -> Option<ConnectionId> {
+    None
+}

@@ -1,0 +1,165 @@
+//! Closing connections from the server side: why ([`CloseReason`]), how a
+//! connection's task is told ([`CloseSignal`]), and the hub's methods that
+//! do it.
+//!
+//! A closed connection leaves the registry at once, before its task has
+//! said goodbye to the browser: no event sent afterwards reaches it, and
+//! its user leaves the presence of the rooms where no other tab of theirs
+//! is (`presence.rs`). Four things close a connection:
+//!
+//! - **Its session ended** (log-out): [`Hub::disconnect_session`], here and,
+//!   through the backplane's `close_session`, on every other process. Close
+//!   code 4001; the browser reconnects at once as whoever it is now.
+//! - **A shutdown**: [`Hub::disconnect_all`]. Close code 1001; the browser
+//!   reconnects (to this server or another).
+//! - **The browser went away or broke the protocol**: the task ends by
+//!   itself (`connection.rs`) and removes its connection with
+//!   [`Hub::forget`].
+//! - **A tab too slow to keep up.** The whole chain:
+//!   1. Every frame for a connection, an event, a presence list or a reply,
+//!      is put in its bounded queue ([`super::HubConfig::queue_capacity`])
+//!      by `Registry::deliver` (`registry.rs`), with `try_send`: it never
+//!      waits, so one slow tab cannot hold up an emit to thousands.
+//!   2. A full queue is reported, not waited for: the connection comes back
+//!      in `Delivery::overflowed`.
+//!   3. `Hub::deliver_local` (`delivery.rs`), the one way frames reach the
+//!      queues, hands those connections to [`Hub::close_too_slow`] here,
+//!      once the registry's lock is released.
+//!   4. That removes each from the registry and signals its task with
+//!      [`CloseReason::TooSlow`]. Its user's departure from rooms is
+//!      presence too, sent to the rest of each room (which may in turn
+//!      find another queue full: the same chain, one level deeper).
+//!   5. The task (`connection.rs`) stops writing at once, even in the middle
+//!      of a write to a browser that stopped reading, sends close code 4008
+//!      after what is already buffered (giving up after 2 s), and drops the
+//!      socket.
+//!   6. The browser reconnects with backoff, re-joins its rooms and reloads
+//!      what it missed (`use_resumed`).
+
+use std::sync::OnceLock;
+
+use tokio::sync::Notify;
+
+use super::{Hub, SessionKey, registry};
+use crate::{ConnectionId, RoomName, protocol};
+
+/// Why the server closes a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The server is shutting down.
+    GoingAway,
+    /// The session ended (log-out).
+    SessionEnded,
+    /// The connection's outgoing queue overflowed.
+    TooSlow,
+}
+
+impl CloseReason {
+    /// The WebSocket close code and reason text sent to the browser.
+    pub fn code_and_text(self) -> (u16, &'static str) {
+        match self {
+            Self::GoingAway => (protocol::close::GOING_AWAY, "server shutting down"),
+            Self::SessionEnded => (protocol::close::SESSION_ENDED, "session ended"),
+            Self::TooSlow => (protocol::close::TOO_SLOW, "too slow to keep up"),
+        }
+    }
+}
+
+/// A request to a connection's task to close. The first reason wins.
+#[derive(Default)]
+pub(crate) struct CloseSignal {
+    notify: Notify,
+    reason: OnceLock<CloseReason>,
+}
+
+impl CloseSignal {
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.reason.set(reason);
+        // A stored permit: the task sees it even if it is not waiting yet.
+        self.notify.notify_one();
+    }
+
+    pub async fn closed(&self) -> CloseReason {
+        self.notify.notified().await;
+        self.reason.get().copied().unwrap_or(CloseReason::GoingAway)
+    }
+}
+
+impl Hub {
+    /// Closes every connection opened with this session, at once: the
+    /// connections leave the registry before this returns, so no event sent
+    /// afterwards reaches them. Call it when the session ends (log-out).
+    /// Returns how many connections of this process were closed; those of
+    /// other processes are closed by them.
+    pub fn disconnect_session(&self, session: &SessionKey) -> usize {
+        if let Some(link) = self.link() {
+            // Never dropped: kept until Redis is back if it is away, and told
+            // again to processes that reconnect.
+            link.end_session(session);
+        }
+        self.disconnect_local_session(session)
+    }
+
+    /// Closes this process's connections of a session (another process
+    /// said it ended).
+    pub(crate) fn disconnect_local_session(&self, session: &SessionKey) -> usize {
+        let connections = self.inner.registry.read().session_connections(session);
+        connections
+            .iter()
+            .filter(|connection| self.disconnect(**connection, CloseReason::SessionEnded))
+            .count()
+    }
+
+    /// Closes every connection, for a shutdown: browsers reconnect.
+    pub fn disconnect_all(&self) -> usize {
+        let connections = self.inner.registry.read().connection_ids();
+        connections
+            .iter()
+            .filter(|connection| self.disconnect(**connection, CloseReason::GoingAway))
+            .count()
+    }
+
+    /// Closes connections whose queue overflowed (step 4 of the chain in
+    /// the module documentation).
+    pub(super) fn close_too_slow(&self, connections: &[ConnectionId]) {
+        for connection in connections {
+            tracing::warn!(%connection, "disconnecting a connection that cannot keep up");
+            self.disconnect(*connection, CloseReason::TooSlow);
+        }
+    }
+
+    /// Removes a connection from the registry and tells its task to close.
+    fn disconnect(&self, connection: ConnectionId, reason: CloseReason) -> bool {
+        match self.forget(connection) {
+            Some(entry) => {
+                entry.close(reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a connection from the registry, and updates the presence of
+    /// the rooms its user has now left. Its task calls this when it ends,
+    /// however it ends; a connection already gone is `None`.
+    pub(super) fn forget(&self, connection: ConnectionId) -> Option<registry::Connection> {
+        let (entry, departed_from) = {
+            let mut registry = self.inner.registry.write();
+            let entry = registry.remove(connection)?;
+            let departed_from: Vec<RoomName> = match entry.identity.user {
+                Some(user) => entry
+                    .rooms
+                    .iter()
+                    .filter(|room| self.tracks_presence(room) && !registry.user_in_room(room, user))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            (entry, departed_from)
+        };
+        for room in &departed_from {
+            self.local_presence_changed(room);
+        }
+        Some(entry)
+    }
+}

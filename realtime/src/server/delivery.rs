@@ -1,0 +1,41 @@
+//! Putting a frame in the queues of this process's connections.
+//!
+//! Every frame a connection receives after its `welcome` goes through
+//! [`Hub::deliver_local`]: events emitted here or on another process,
+//! presence lists, and the replies to a browser's frames. Each connection's
+//! task writes what its queue holds (`connection.rs`).
+
+use axum::extract::ws::Utf8Bytes;
+
+use super::{Hub, Target, registry::Delivery};
+use crate::{ConnectionId, protocol::ControlFrame};
+
+impl Hub {
+    /// Queues a frame for `target`'s connections on this process, and
+    /// closes those whose queue is full (see `close.rs`). Returns how many
+    /// connections it was queued for.
+    pub(crate) fn deliver_local(&self, target: &Target, frame: &Utf8Bytes) -> usize {
+        let mut outcome = Delivery::default();
+        self.inner
+            .registry
+            .read()
+            .deliver(target, frame, &mut outcome);
+        // Closing takes the registry's write lock: only now that the read
+        // lock is released.
+        if !outcome.overflowed.is_empty() {
+            self.close_too_slow(&outcome.overflowed);
+        }
+        outcome.queued
+    }
+
+    /// Queues a control frame (`joined`, `left`, `refused`, `error`) for one
+    /// connection.
+    pub(super) fn send_control(&self, connection: ConnectionId, frame: &ControlFrame<'_>) {
+        match serde_json::to_string(frame) {
+            Ok(json) => {
+                self.deliver_local(&Target::connection(connection), &json.into());
+            }
+            Err(error) => tracing::error!(%error, "a control frame could not be encoded"),
+        }
+    }
+}

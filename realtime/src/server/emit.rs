@@ -1,0 +1,224 @@
+//! Emitting: the public API that sends an event to a target.
+//!
+//! `hub.to(7).except_caller().emit(&event)` starts from the [`Hub`], picks a
+//! [`Target`] and builds an [`Emit`]; `emit` encodes the event once and
+//! hands the same bytes to every recipient. The frame reaches this
+//! process's connections through `delivery.rs` and, when other processes
+//! may have recipients too, is published once on the backplane
+//! (`backplane/link.rs`), whose receiving side delivers it to theirs
+//! (`backplane/receive.rs`).
+
+use axum::{extract::ws::Utf8Bytes, http::HeaderMap};
+use thiserror::Error;
+
+use super::{Broadcast, Hub, Target, backplane::Message};
+use crate::{ConnectionId, Event, Room, UserId, protocol};
+
+/// An event could not be emitted.
+#[derive(Debug, Error)]
+pub enum EmitError {
+    /// serde could not encode the event (a map with non-string keys, say).
+    #[error("could not encode event {event}: {source}")]
+    Encode {
+        event: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+impl Hub {
+    /// Sends `event` to every connection.
+    pub fn emit<E: Event>(&self, event: &E) -> Result<usize, EmitError> {
+        self.target(Target::everyone()).emit(event)
+    }
+
+    /// Starts an emit to one or more users (every connection of each):
+    /// `to(1)`, `to([1, 2, 3])`, `to(vec)`. For any iterator, see
+    /// [`Hub::to_users`].
+    pub fn to(&self, users: impl IntoUserIds) -> Emit<'_> {
+        self.target(Target::users(users.into_user_ids()))
+    }
+
+    /// Starts an emit to every connection of each user an iterator yields.
+    pub fn to_users<U: Into<UserId>>(&self, users: impl IntoIterator<Item = U>) -> Emit<'_> {
+        self.target(Target::users(users))
+    }
+
+    /// Starts an emit to the members of a room.
+    pub fn to_room<R: Room>(&self, room: &R) -> Emit<'_> {
+        self.target(Target::room(room))
+    }
+
+    /// Starts an emit to the members of several rooms (each member once).
+    pub fn to_rooms<'a, R: Room>(&self, rooms: impl IntoIterator<Item = &'a R>) -> Emit<'_> {
+        self.target(Target::rooms(rooms))
+    }
+
+    /// Starts an emit to one connection.
+    pub fn to_connection(&self, connection: ConnectionId) -> Emit<'_> {
+        self.target(Target::connection(connection))
+    }
+
+    /// Starts an emit to the connection of the browser tab that called the
+    /// current server function (nobody, if the call did not come from a tab
+    /// with an open connection).
+    pub fn to_caller(&self) -> Emit<'_> {
+        match caller() {
+            Some(connection) => self.to_connection(connection),
+            None => self.target(Target::nobody()),
+        }
+    }
+
+    /// Starts an emit to everyone except the calling tab's connection.
+    pub fn except_caller(&self) -> Emit<'_> {
+        self.target(Target::everyone()).except_caller()
+    }
+
+    /// Starts an emit to any [`Target`].
+    pub fn target(&self, target: Target) -> Emit<'_> {
+        Emit { hub: self, target }
+    }
+
+    /// Sends a domain event through its hooks: nothing if
+    /// [`Broadcast::broadcast_when`] declines, otherwise
+    /// [`Broadcast::broadcast_as`] to [`Broadcast::broadcast_on`].
+    pub fn broadcast<B: Broadcast>(&self, event: &B) -> Result<usize, EmitError> {
+        self.target(Target::nobody()).broadcast(event)
+    }
+
+    /// Publishes an encoded frame once for the other processes, when they
+    /// may have recipients, and queues it for every recipient on this one.
+    fn deliver_everywhere(&self, target: &Target, frame: Utf8Bytes) -> usize {
+        if let Some(link) = self.link()
+            && !self.only_local_connections(target)
+        {
+            link.publish(
+                &Message::Deliver {
+                    target: target.clone(),
+                },
+                frame.as_str().as_bytes(),
+            );
+        }
+        self.deliver_local(target, &frame)
+    }
+
+    /// Whether a target names nothing but connections of this process, so
+    /// other processes need not hear of it.
+    fn only_local_connections(&self, target: &Target) -> bool {
+        target.is_connections_only() && {
+            let registry = self.inner.registry.read();
+            target.connections.iter().all(|id| registry.contains(*id))
+        }
+    }
+}
+
+/// An emit being prepared: its target is set, `except` may be added, and
+/// [`Emit::emit`] sends it.
+#[must_use = "nothing is sent until `.emit(&event)`"]
+pub struct Emit<'h> {
+    hub: &'h Hub,
+    target: Target,
+}
+
+impl Emit<'_> {
+    /// Leaves one connection out.
+    pub fn except(mut self, connection: ConnectionId) -> Self {
+        self.target = self.target.except(connection);
+        self
+    }
+
+    /// Leaves out the connection of the tab that called the current server
+    /// function: that tab already knows (it made the change).
+    pub fn except_caller(mut self) -> Self {
+        self.target = self.target.except_maybe(caller());
+        self
+    }
+
+    /// Encodes `event` once and queues it for every recipient. Returns how
+    /// many connections of this process it was queued for.
+    pub fn emit<E: Event>(self, event: &E) -> Result<usize, EmitError> {
+        if self.target.is_nobody() {
+            return Ok(0);
+        }
+        let data = serde_json::to_string(event).map_err(|source| {
+            // A bug in the event's type, whoever handles the error: logged
+            // here, with the detail the caller's error message may not keep.
+            tracing::error!(event = E::NAME, %source, "an event could not be encoded");
+            EmitError::Encode {
+                event: E::NAME,
+                source,
+            }
+        })?;
+        let frame = protocol::event_frame(E::NAME, &data);
+        Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
+    }
+
+    /// Sends a domain event through its hooks, to its own targets (the
+    /// target of this emit is replaced; `except` is kept).
+    pub fn broadcast<B: Broadcast>(self, event: &B) -> Result<usize, EmitError> {
+        if !event.broadcast_when() {
+            return Ok(0);
+        }
+        let target = event.broadcast_on().except_maybe(self.target.except);
+        self.hub.target(target).emit(&event.broadcast_as())
+    }
+}
+
+/// Values that name one or more users for [`Hub::to`]: a user id (or an
+/// integer), an array, a slice or a `Vec` of them.
+pub trait IntoUserIds {
+    fn into_user_ids(self) -> Vec<UserId>;
+}
+
+impl IntoUserIds for UserId {
+    fn into_user_ids(self) -> Vec<UserId> {
+        vec![self]
+    }
+}
+
+impl IntoUserIds for i64 {
+    fn into_user_ids(self) -> Vec<UserId> {
+        vec![UserId(self)]
+    }
+}
+
+impl IntoUserIds for i32 {
+    fn into_user_ids(self) -> Vec<UserId> {
+        vec![self.into()]
+    }
+}
+
+impl<U: Into<UserId>, const N: usize> IntoUserIds for [U; N] {
+    fn into_user_ids(self) -> Vec<UserId> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<U: Into<UserId>> IntoUserIds for Vec<U> {
+    fn into_user_ids(self) -> Vec<UserId> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<U: Into<UserId> + Copy> IntoUserIds for &[U] {
+    fn into_user_ids(self) -> Vec<UserId> {
+        self.iter().copied().map(Into::into).collect()
+    }
+}
+
+/// The connection of the browser tab that made the current server-function
+/// call, from the header [`crate::RealtimeClient`] adds. `None` outside a
+/// server function, or when the tab had no open connection.
+pub fn caller() -> Option<ConnectionId> {
+    leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|parts| caller_from_headers(&parts.headers))
+}
+
+/// The calling connection named in a request's headers.
+pub fn caller_from_headers(headers: &HeaderMap) -> Option<ConnectionId> {
+    headers
+        .get(protocol::CONNECTION_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,111 @@
+//! Room membership: putting connections in rooms and taking them out,
+//! when a browser asks (after the room's join rule agrees) or when server
+//! code decides; and who is in a room.
+//!
+//! Joining or leaving is answered to the browser with a `joined`, `left` or
+//! `refused` frame, and changes the room's presence when a user arrives
+//! with their first tab or departs with their last (`presence.rs`).
+
+use tokio::time::timeout;
+
+use super::{Hub, Refusal, Target, registry::JoinError};
+use crate::{ConnectionId, Room, RoomName, UserId, protocol::ControlFrame};
+
+impl Hub {
+    /// Puts a connection in a room, without asking the room's rule (server
+    /// code is trusted). The browser is told with a `joined` frame.
+    pub fn join<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
+        self.add_to_room(connection, &room.name()).is_ok()
+    }
+
+    /// Takes a connection out of a room. The browser is told with a `left`
+    /// frame.
+    pub fn leave<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
+        self.remove_from_room(connection, &room.name())
+    }
+
+    /// The users with at least one connection in the room, each once.
+    pub fn room_users<R: Room>(&self, room: &R) -> Vec<UserId> {
+        self.inner.registry.read().room_users(&room.name())
+    }
+
+    /// The connections in the room.
+    pub fn room_connections<R: Room>(&self, room: &R) -> Vec<ConnectionId> {
+        self.inner.registry.read().room_members(&room.name())
+    }
+
+    /// A browser asks to join `room`: the rule of the room's kind decides,
+    /// within [`super::HubConfig::authorize_timeout`]. Answered with
+    /// `joined` or `refused`.
+    pub(super) async fn request_join(
+        &self,
+        connection: ConnectionId,
+        user: Option<UserId>,
+        room: RoomName,
+    ) {
+        let config = self.config();
+        let rule = self.inner.join_rules.authorize(&room, user, connection);
+        let decision = timeout(config.authorize_timeout, rule)
+            .await
+            .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
+        let refusal = match decision {
+            Ok(()) => match self.add_to_room(connection, &room) {
+                Ok(()) => return,
+                Err(JoinError::TooManyRooms) => format!(
+                    "You can be in at most {} rooms at once.",
+                    config.max_rooms_per_connection
+                ),
+                Err(JoinError::Gone) => return,
+            },
+            Err(refusal) => refusal.0,
+        };
+        tracing::debug!(%connection, %room, reason = %refusal, "join refused");
+        self.send_control(
+            connection,
+            &ControlFrame::Refused {
+                room: &room,
+                reason: &refusal,
+            },
+        );
+    }
+
+    /// A browser asks to leave `room`. Answered with `left` even if it was
+    /// not in it, so the browser's view is right either way.
+    pub(super) fn request_leave(&self, connection: ConnectionId, room: &RoomName) {
+        if !self.remove_from_room(connection, room) {
+            self.send_control(connection, &ControlFrame::Left { room });
+        }
+    }
+
+    /// Adds a connection to a room, tells it (`joined`), and updates the
+    /// room's presence.
+    fn add_to_room(&self, connection: ConnectionId, room: &RoomName) -> Result<(), JoinError> {
+        let max = self.inner.config.max_rooms_per_connection;
+        let arrived = self.inner.registry.write().join(connection, room, max)?;
+        self.send_control(connection, &ControlFrame::Joined { room });
+        if self.tracks_presence(room) {
+            // A new user: everyone in the room hears. Another tab of a user
+            // already there: only that tab needs the list.
+            if arrived {
+                self.local_presence_changed(room);
+            } else {
+                self.send_presence(room, Target::connection(connection));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a connection out of a room, tells it (`left`), and updates the
+    /// room's presence. `false` if it was not in the room.
+    fn remove_from_room(&self, connection: ConnectionId, room: &RoomName) -> bool {
+        let departure = self.inner.registry.write().leave(connection, room);
+        let Some(user_departed) = departure else {
+            return false;
+        };
+        self.send_control(connection, &ControlFrame::Left { room });
+        if user_departed && self.tracks_presence(room) {
+            self.local_presence_changed(room);
+        }
+        true
+    }
+}
