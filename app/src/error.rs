@@ -42,6 +42,13 @@ pub enum AppError {
     /// The request never got a proper answer (network down, server gone).
     #[error("Could not reach the server: {0}")]
     Unreachable(String),
+    /// The same thing too often, from one user or address: a rate limit.
+    #[error("You are doing that too often. Please wait {retry_after_secs} s and try again.")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// The server has more work of this kind (password checks) than it
+    /// takes on at once; trying again soon works.
+    #[error("The server is busy right now. Please try again in a moment.")]
+    Busy,
     /// Signing up, logging in, or a session that ended.
     #[error(transparent)]
     #[serde(untagged)]
@@ -56,9 +63,19 @@ impl AppError {
             Self::NotLoggedIn => 401,
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
+            Self::TooManyRequests { .. } => 429,
             Self::Internal | Self::Unreachable(_) => 500,
-            Self::Unavailable => 503,
+            Self::Unavailable | Self::Busy => 503,
             Self::Auth(error) => error.status_code(),
+        }
+    }
+
+    /// How many seconds to wait before trying again, for a `Retry-After`
+    /// header, when the error says.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -135,6 +152,10 @@ mod tests {
             AppError::Internal,
             AppError::Unavailable,
             AppError::Unreachable("offline".into()),
+            AppError::TooManyRequests {
+                retry_after_secs: 3,
+            },
+            AppError::Busy,
             AppError::Auth(AuthError::EmptyUserName),
             AppError::Auth(AuthError::NameTaken { name: "ada".into() }),
             AppError::Auth(AuthError::SessionExpired),

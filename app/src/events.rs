@@ -1,7 +1,7 @@
 //! Events for everyone, and for one user.
 //!
-//! - Announcements, the seed documents' own example: anyone can broadcast a
-//!   [`SomethingHappened`] to every open tab, logged in or not.
+//! - Announcements, the seed documents' own example: a logged-in user
+//!   broadcasts a [`SomethingHappened`] to every open tab, logged in or not.
 //! - Notifications: a logged-in user sends a [`Notification`] to another
 //!   user by name; it appears in every tab of that user, and nobody else's.
 
@@ -50,9 +50,11 @@ pub const ANNOUNCEMENT: TextRule = TextRule {
 };
 
 /// Emits `event` to every open tab, with its message trimmed. The calling
-/// tab gets it too: an announcement is for everyone.
+/// tab gets it too: an announcement is for everyone. Logged-in users only,
+/// at a limited rate.
 #[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
+    crate::auth::guard::acting_user(crate::limits::Action::Announce).await?;
     let event = SomethingHappened {
         message: ANNOUNCEMENT.check(&event.message)?,
         ..event
@@ -86,7 +88,7 @@ pub const NOTIFICATION: TextRule = TextRule {
 /// only).
 #[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
 pub async fn notify(to: String, text: String) -> Result<(), AppError> {
-    let sender = crate::auth::guard::logged_in_user().await?;
+    let sender = crate::auth::guard::acting_user(crate::limits::Action::Notify).await?;
     let text = NOTIFICATION.check(&text)?;
     let context = crate::AppContext::expect()?;
     let recipient =

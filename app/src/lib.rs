@@ -42,12 +42,16 @@
 
 pub mod auth;
 pub mod chat;
+#[cfg(feature = "ssr")]
+pub mod client_addr;
 pub mod components;
 pub mod dev;
 pub mod error;
 pub mod events;
 pub mod input;
 pub mod layout;
+#[cfg(feature = "ssr")]
+pub mod limits;
 pub mod pages;
 
 use leptos::prelude::*;
@@ -62,6 +66,17 @@ use crate::{
     pages::{HomePage, LogInPage, NotFoundPage, RealtimeLab, RoomPage, SignUpPage},
 };
 
+/// The application's own settings, which the server reads from the
+/// environment (the README's "Configuration" table).
+#[cfg(feature = "ssr")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppSettings {
+    /// The rate of each rate-limited action (`LIMIT_*`).
+    pub limits: limits::LimitsConfig,
+    /// How many password hashes run at once (`PASSWORD_HASHING_*`).
+    pub hashing: auth::password::HashingConfig,
+}
+
 /// What the server hands to server functions and to server-side rendering,
 /// as Leptos context. The server builds it once at start-up.
 #[cfg(feature = "ssr")]
@@ -71,15 +86,19 @@ pub struct AppContext {
     pub chat: chat::store::Chat,
     /// The real-time hub: emit events from any server function.
     pub events: realtime::server::Hub,
+    /// Rate limits per address, account and user.
+    pub limits: limits::Limits,
 }
 
 #[cfg(feature = "ssr")]
 impl AppContext {
-    pub fn new(db: sqlx::AnyPool, events: realtime::server::Hub) -> Self {
+    pub fn new(db: sqlx::AnyPool, events: realtime::server::Hub, settings: &AppSettings) -> Self {
+        let hasher = auth::password::Hasher::new(settings.hashing);
         Self {
-            users: auth::store::Users::new(db.clone()),
+            users: auth::store::Users::new(db.clone(), hasher),
             chat: chat::store::Chat::new(db),
             events,
+            limits: limits::Limits::new(&settings.limits),
         }
     }
 

@@ -21,7 +21,9 @@ test.afterAll(async () => {
 /** What a failing or panicking handler logs: expected here, and nothing else. */
 const expectedFailures = ["a handler panicked on purpose", "uncaught: unreachable", "this handler refuses error announcements"];
 
-test("once, latest, and handlers that fail without stopping the others", async ({ page, errors }) => {
+test("once, latest, and handlers that fail without stopping the others", async ({ people, errors }) => {
+  // Announcing takes a logged-in user.
+  const { page } = await people.signedUp("announcer");
   await gotoHydrated(page, "/dev/realtime");
   await expectLive(page);
   const announce = async (message: string, isError = false) => {

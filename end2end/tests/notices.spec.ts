@@ -11,19 +11,24 @@ test("an announcement reaches every open tab, logged in or not", async ({ people
   const visitor = await people.visitor();
   const text = uniqueName("announcement");
 
-  await visitor.getByLabel("Announcement").fill(text);
-  await visitor.getByRole("button", { name: "Announce" }).click();
+  await ada.page.getByLabel("Announcement").fill(text);
+  await ada.page.getByRole("button", { name: "Announce" }).click();
   for (const page of [ada.page, grace.page, visitor]) {
     await expect(notices(page).filter({ hasText: text })).toHaveCount(1);
   }
-  await expect(visitor.getByLabel("Announcement")).toHaveValue("");
+  await expect(ada.page.getByLabel("Announcement")).toHaveValue("");
 });
 
-test("an empty announcement gets a message, not a broadcast", async ({ page }) => {
-  await gotoHydrated(page, "/");
-  await expectLive(page);
-  await page.getByRole("button", { name: "Announce" }).click();
-  await expect(page.getByRole("alert")).toHaveText("Write a message first.");
+test("visitors are asked to log in before they announce", async ({ people }) => {
+  const visitor = await people.visitor();
+  await expect(visitor.getByTestId("announce-log-in")).toHaveText("Log in to announce something to every open tab.");
+  await expect(visitor.getByRole("button", { name: "Announce" })).toHaveCount(0);
+});
+
+test("an empty announcement gets a message, not a broadcast", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  await ada.page.getByRole("button", { name: "Announce" }).click();
+  await expect(ada.page.getByRole("alert")).toHaveText("Write a message first.");
 });
 
 test("a notification reaches every tab of its user and nobody else", async ({ people }) => {

@@ -6,9 +6,12 @@
 
 use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
+use app::{AppSettings, limits::Action};
 use leptos::config::LeptosOptions;
 use realtime::server::{Origins, backplane::redis::DEFAULT_CHANNEL};
 use thiserror::Error;
+
+use crate::client_addr::TrustedProxies;
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file under
 /// `data/` (which git ignores), created on first start.
@@ -17,6 +20,10 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// The log filter used when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
+/// The largest request body when `MAX_REQUEST_BODY_BYTES` is not set:
+/// room for the largest valid call, a 2,000-character message of 4-byte
+/// characters, percent-encoded (24,000 bytes).
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024;
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -39,6 +46,14 @@ pub struct Config {
     /// on the same channel act as one; give each application (or test) its
     /// own when they share a Redis server.
     pub redis_channel: String,
+    /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client
+    /// (addresses or networks, comma-separated). None by default.
+    pub trusted_proxies: TrustedProxies,
+    /// `MAX_REQUEST_BODY_BYTES`: larger request bodies get 413.
+    pub max_request_body_bytes: usize,
+    /// The application's rate limits (`LIMIT_*`) and password hashing
+    /// (`PASSWORD_HASHING_*`).
+    pub app: AppSettings,
 }
 
 /// How the session cookie is set.
@@ -88,6 +103,10 @@ impl Config {
             redis_channel: var("REDIS_CHANNEL")?
                 .filter(|channel| !channel.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_CHANNEL.to_owned()),
+            trusted_proxies: parse_var("TRUSTED_PROXIES", parse_from_str)?.unwrap_or_default(),
+            max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
+                .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
+            app: app_settings()?,
         })
     }
 
@@ -118,6 +137,35 @@ fn parse_var<T>(
             })
         })
         .transpose()
+}
+
+/// The application's settings: each `LIMIT_*` rate and the password
+/// hashing bounds, where set.
+fn app_settings() -> Result<AppSettings, ConfigError> {
+    let mut settings = AppSettings::default();
+    for action in Action::ALL {
+        if let Some(rate) = parse_var(action.variable(), parse_from_str)? {
+            settings.limits.set(action, rate);
+        }
+    }
+    if let Some(concurrency) = parse_var("PASSWORD_HASHING_CONCURRENCY", parse_positive)? {
+        settings.hashing.concurrency = concurrency;
+    }
+    if let Some(seconds) = parse_var("PASSWORD_HASHING_MAX_WAIT_SECS", parse_from_str)? {
+        settings.hashing.max_wait = Duration::from_secs(seconds);
+    }
+    Ok(settings)
+}
+
+fn parse_from_str<T: FromStr<Err: ToString>>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|error: T::Err| error.to_string())
+}
+
+fn parse_positive(value: &str) -> Result<usize, String> {
+    match usize::from_str(value) {
+        Ok(0) | Err(_) => Err("expected a whole number above 0".to_owned()),
+        Ok(count) => Ok(count),
+    }
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {

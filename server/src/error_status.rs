@@ -3,8 +3,8 @@
 //! Leptos answers every failed server function with 500 and the error as
 //! JSON, marked by its `serverfnerror` header. This layer reads the error
 //! back and gives the response the status [`AppError::status_code`] names:
-//! 400 for bad input, 401 when not logged in, 503 when the database is
-//! away, and so on.
+//! 400 for bad input, 401 when not logged in, 429 with `Retry-After` over a
+//! rate limit, 503 when the database is away, and so on.
 //!
 //! Nothing else is touched: pages, and the redirect Leptos gives a plain
 //! HTML form post (no JavaScript yet) back to its form with the error in
@@ -14,7 +14,7 @@ use app::error::AppError;
 use axum::{
     body::{Body, to_bytes},
     extract::Request,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::Response,
 };
@@ -38,10 +38,15 @@ pub async fn status_from_error(request: Request, next: Next) -> Response {
         tracing::error!("a server function's error could not be read back");
         return Response::from_parts(parts, Body::empty());
     };
-    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes)
-        && let Ok(status) = StatusCode::from_u16(error.status_code())
-    {
-        parts.status = status;
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        if let Ok(status) = StatusCode::from_u16(error.status_code()) {
+            parts.status = status;
+        }
+        if let Some(seconds) = error.retry_after_secs() {
+            parts
+                .headers
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
 }

@@ -10,6 +10,10 @@
 //! - [`session_store`]: tower-sessions' store for either database.
 //! - `routes`: the axum router: pages, server functions, static files,
 //!   the WebSocket endpoint, the health check, and the session layer.
+//! - [`client_addr`]: which address a request comes from (behind trusted
+//!   proxies too).
+//! - `cross_site`: refusing server-function calls from other sites.
+//! - `body_limit`: refusing request bodies over the limit.
 //! - `error_status`: the HTTP status of a failed server function.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
@@ -27,7 +31,10 @@
 //! - **Where the wire format is**: `docs/protocol.md`; the WebSocket is
 //!   served at `realtime::protocol::PATH` (`/ws`).
 
+mod body_limit;
+pub mod client_addr;
 pub mod config;
+mod cross_site;
 pub mod database;
 mod error_status;
 mod routes;
@@ -158,7 +165,11 @@ impl Server {
                 tracing::debug!(%error, "could not set TCP_NODELAY");
             }
         });
-        let served = axum::serve(listener, self.router)
+        // Every request knows its TCP peer (`client_addr`).
+        let router = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServerError::Serve);

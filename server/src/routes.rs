@@ -37,7 +37,7 @@ struct ServerState {
 
 /// Builds the whole application as an axum router.
 pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
-    let context = AppContext::new(database.pool.clone(), hub.clone());
+    let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
     let state = ServerState {
         leptos_options: config.leptos.clone(),
         database: database.clone(),
@@ -61,9 +61,23 @@ pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
             _,
         >(provide_app_context, shell))
         // Layers wrap from the inside out: the session layer must wrap the
-        // server-function routes, and tracing wraps everything.
+        // server-function routes, and tracing wraps everything. Requests
+        // from other sites, and oversized bodies, are refused before they
+        // touch the session.
         .layer(middleware::from_fn(crate::error_status::status_from_error))
         .layer(session_layer(database, &config.session))
+        .layer(middleware::from_fn_with_state(
+            config.max_request_body_bytes,
+            crate::body_limit::limit_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            config.realtime_origins.clone(),
+            crate::cross_site::refuse_cross_site,
+        ))
+        .layer(middleware::from_fn_with_state(
+            config.trusted_proxies.clone(),
+            crate::client_addr::find_client_addr,
+        ))
         .layer(
             // One line per request at `info`: method, path, status, latency.
             TraceLayer::new_for_http()

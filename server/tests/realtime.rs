@@ -175,8 +175,8 @@ async fn an_announcement_reaches_every_tab_logged_in_or_not() {
     let mut logged_in = ada.open_socket(address).await;
     let mut visitor = app.browser().open_socket(address).await;
 
-    let response = app
-        .browser()
+    // Announcing takes a logged-in user; every tab receives it.
+    let response = ada
         .post(
             "/api/events/broadcast",
             &[("event[message]", "John created an account!")],
@@ -192,8 +192,9 @@ async fn an_announcement_reaches_every_tab_logged_in_or_not() {
 #[tokio::test]
 async fn an_empty_announcement_is_refused_with_a_reason() {
     let app = TestApp::new().await;
-    let response = app
-        .browser()
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let response = ada
         .post("/api/events/broadcast", &[("event[message]", "  ")])
         .await;
     assert!(!response.status.is_success());

@@ -7,20 +7,38 @@ use leptos::prelude::*;
 use super::User;
 use crate::error::AppError;
 
-/// Creates an account and logs it in, then sends the browser home.
+/// Creates an account and logs it in, then sends the browser home. Limited
+/// per address.
 #[server(prefix = "/api", endpoint = "auth/sign_up")]
 pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
-    let user = server::users()?.sign_up(&name, &password).await?;
+    use crate::{client_addr::client_addr, limits::Action};
+    let context = crate::AppContext::expect()?;
+    context
+        .limits
+        .by_address(Action::SignUpPerAddress, client_addr())?;
+    let user = context.users.sign_up(&name, &password).await?;
     tracing::info!(user = %user.id, name = %user.name, "signed up");
     server::start_session(user.id).await?;
     leptos_axum::redirect("/");
     Ok(user)
 }
 
-/// Logs in with a name and password, then sends the browser home.
+/// Logs in with a name and password, then sends the browser home. Limited
+/// per address, and per account name (guessing one account's password
+/// from many addresses).
 #[server(prefix = "/api", endpoint = "auth/log_in")]
 pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
-    let user = server::users()?.authenticate(&name, &password).await?;
+    use crate::{client_addr::client_addr, limits::Action};
+    let context = crate::AppContext::expect()?;
+    context
+        .limits
+        .by_address(Action::LogInPerAddress, client_addr())?;
+    // Only a name an account can have is counted: random long names would
+    // only fill memory.
+    if let Ok(account) = super::UserName::parse(&name) {
+        context.limits.by_account(account.as_str())?;
+    }
+    let user = context.users.authenticate(&name, &password).await?;
     tracing::info!(user = %user.id, "logged in");
     server::start_session(user.id).await?;
     leptos_axum::redirect("/");
@@ -68,13 +86,9 @@ pub async fn current_user() -> Result<Option<User>, AppError> {
 mod server {
     use crate::{
         AppContext,
-        auth::{UserId, guard::request_session, session, store::Users},
+        auth::{UserId, guard::request_session, session},
         error::AppError,
     };
-
-    pub fn users() -> Result<Users, AppError> {
-        Ok(AppContext::expect()?.users)
-    }
 
     /// Logs `user` in on this browser's session. Connections of the session
     /// being replaced (another user's login) are closed.

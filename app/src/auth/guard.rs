@@ -3,7 +3,7 @@
 use tower_sessions::Session;
 
 use super::{User, session::session_user};
-use crate::{AppContext, error::AppError};
+use crate::{AppContext, error::AppError, limits::Action};
 
 /// The session of the current server-function call.
 pub async fn request_session() -> Result<Session, AppError> {
@@ -24,4 +24,13 @@ pub async fn request_user() -> Result<Option<User>, AppError> {
 /// [`AppError::NotLoggedIn`].
 pub async fn logged_in_user() -> Result<User, AppError> {
     request_user().await?.ok_or(AppError::NotLoggedIn)
+}
+
+/// The logged-in user, who may do `action` now: [`AppError::NotLoggedIn`]
+/// for a visitor, [`AppError::TooManyRequests`] past the user's rate for
+/// it. Every action a user can repeat starts here.
+pub async fn acting_user(action: Action) -> Result<User, AppError> {
+    let user = logged_in_user().await?;
+    AppContext::expect()?.limits.by_user(action, user.id)?;
+    Ok(user)
 }

@@ -1,53 +1,136 @@
 //! Password hashing with Argon2id (the `argon2` crate's defaults, which
-//! follow the OWASP recommendation).
+//! follow the OWASP recommendation), a few at a time.
 //!
-//! Hashing takes tens of milliseconds of CPU on purpose, so it runs on
-//! tokio's blocking pool instead of stalling the async workers.
+//! Each hash takes tens of milliseconds of CPU and 19 MiB of memory on
+//! purpose, so it runs on tokio's blocking pool, and no more than
+//! [`HashingConfig::concurrency`] run at once: a few hundred log-ins at the
+//! same moment wait their turn instead of taking gigabytes. A call that
+//! waits longer than [`HashingConfig::max_wait`] gets [`AppError::Busy`]
+//! (503, "try again in a moment").
 
-use std::sync::LazyLock;
+use std::{
+    sync::{
+        Arc, LazyLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use argon2::{
     Argon2,
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
 };
+use tokio::sync::Semaphore;
 
 use crate::error::AppError;
 
-/// Hashes `password` with a fresh random salt, in PHC string format
-/// (`$argon2id$v=19$m=…`), which records the parameters beside the hash.
-pub async fn hash(password: String) -> Result<String, AppError> {
-    run_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|error| {
-                tracing::error!(%error, "hashing a password failed");
-                AppError::Internal
-            })
-    })
-    .await
+/// How many hashes may run at once, and how long a call may wait its turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashingConfig {
+    /// `PASSWORD_HASHING_CONCURRENCY`; by default the number of cores minus
+    /// one (at least one), so one core always serves everything else.
+    pub concurrency: usize,
+    /// `PASSWORD_HASHING_MAX_WAIT_SECS`; 5 s by default.
+    pub max_wait: Duration,
 }
 
-/// Whether `password` matches the stored PHC string `hash`.
-///
-/// With `hash: None` (no such user) it still spends the time of one
-/// verification against a throw-away hash, so the response time does not
-/// tell an attacker whether the name exists.
-pub async fn verify(password: String, hash: Option<String>) -> Result<bool, AppError> {
-    run_blocking(move || {
-        let known_user = hash.is_some();
-        let hash = hash.as_deref().unwrap_or(&DECOY_HASH);
-        let parsed = PasswordHash::new(hash).map_err(|error| {
-            tracing::error!(%error, "a stored password hash is malformed");
+impl Default for HashingConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            concurrency: cores.saturating_sub(1).max(1),
+            max_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Hashes and verifies passwords, at most [`HashingConfig::concurrency`] at
+/// a time. A cheap clone: clones share the limit.
+#[derive(Clone, Debug)]
+pub struct Hasher {
+    turns: Arc<Semaphore>,
+    max_wait: Duration,
+    /// Calls waiting for their turn, for monitoring.
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Hasher {
+    pub fn new(config: HashingConfig) -> Self {
+        Self {
+            turns: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            max_wait: config.max_wait,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Hashes `password` with a fresh random salt, in PHC string format
+    /// (`$argon2id$v=19$m=…`), which records the parameters beside the
+    /// hash.
+    pub async fn hash(&self, password: String) -> Result<String, AppError> {
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .map_err(|error| {
+                    tracing::error!(%error, "hashing a password failed");
+                    AppError::Internal
+                })
+        })
+        .await
+    }
+
+    /// Whether `password` matches the stored PHC string `hash`.
+    ///
+    /// With `hash: None` (no such user) it still spends the time of one
+    /// verification against a throw-away hash, so the response time does
+    /// not tell an attacker whether the name exists.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, AppError> {
+        self.run(move || {
+            let known_user = hash.is_some();
+            let hash = hash.as_deref().unwrap_or(&DECOY_HASH);
+            let parsed = PasswordHash::new(hash).map_err(|error| {
+                tracing::error!(%error, "a stored password hash is malformed");
+                AppError::Internal
+            })?;
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(known_user && matches)
+        })
+        .await
+    }
+
+    /// How many calls wait for their turn right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Runs `work` on the blocking pool once a turn is free, or gives up
+    /// with [`AppError::Busy`] after the longest wait.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let turn =
+            tokio::time::timeout(self.max_wait, Arc::clone(&self.turns).acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let Ok(Ok(turn)) = turn else {
+            tracing::warn!("password hashing is saturated: a log-in or sign-up was turned away");
+            return Err(AppError::Busy);
+        };
+        tokio::task::spawn_blocking(move || {
+            // Held until the hash is done, even if the request is dropped.
+            let _turn = turn;
+            work()
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "a password hashing task failed");
             AppError::Internal
-        })?;
-        let matches = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(known_user && matches)
-    })
-    .await
+        })?
+    }
 }
 
 /// A hash of a random password nobody knows, made once per process.
@@ -62,40 +145,71 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| {
-        tracing::error!(%error, "a password hashing task failed");
-        AppError::Internal
-    })?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn hasher() -> Hasher {
+        Hasher::new(HashingConfig::default())
+    }
+
     #[tokio::test]
     async fn a_hash_verifies_its_own_password_only() {
-        let hash = hash("correct horse".into()).await.unwrap();
+        let hasher = hasher();
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(
-            verify("correct horse".into(), Some(hash.clone()))
+            hasher
+                .verify("correct horse".into(), Some(hash.clone()))
                 .await
                 .unwrap()
         );
-        assert!(!verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(
+            !hasher
+                .verify("wrong horse".into(), Some(hash))
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
     async fn the_same_password_gets_a_different_salt_each_time() {
-        let first = hash("same password".into()).await.unwrap();
-        let second = hash("same password".into()).await.unwrap();
+        let hasher = hasher();
+        let first = hasher.hash("same password".into()).await.unwrap();
+        let second = hasher.hash("same password".into()).await.unwrap();
         assert_ne!(first, second);
     }
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
-        assert!(!verify("anything".into(), None).await.unwrap());
+        assert!(!hasher().verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_calls_wait_and_then_are_turned_away() {
+        let hasher = Hasher::new(HashingConfig {
+            concurrency: 1,
+            max_wait: Duration::from_millis(1),
+        });
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.verify("guess".into(), None).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        let busy = answers
+            .iter()
+            .filter(|answer| **answer == Err(AppError::Busy))
+            .count();
+        assert!(answers.contains(&Ok(false)), "{answers:?}");
+        assert!(
+            busy >= 4,
+            "one at a time, each taking milliseconds: {answers:?}"
+        );
+        assert_eq!(hasher.waiting(), 0);
     }
 }

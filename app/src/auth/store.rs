@@ -7,7 +7,9 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::{AuthError, User, UserId, UserName, check_new_password, password};
+use super::{
+    AuthError, MAX_PASSWORD_LEN, User, UserId, UserName, check_new_password, password::Hasher,
+};
 use crate::error::{AppError, log_database_error};
 
 /// A row of `users`, password hash included; it never leaves the server.
@@ -33,11 +35,17 @@ impl From<UserRow> for User {
 #[derive(Clone, Debug)]
 pub struct Users {
     db: AnyPool,
+    hasher: Hasher,
 }
 
 impl Users {
-    pub fn new(db: AnyPool) -> Self {
-        Self { db }
+    pub fn new(db: AnyPool, hasher: Hasher) -> Self {
+        Self { db, hasher }
+    }
+
+    /// The password hasher, shared by every clone.
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
     }
 
     /// Creates an account, or says why not. Either the whole row is
@@ -45,7 +53,7 @@ impl Users {
     pub async fn sign_up(&self, name: &str, password: &str) -> Result<User, AppError> {
         let name = UserName::parse(name)?;
         check_new_password(password)?;
-        let password_hash = password::hash(password.to_owned()).await?;
+        let password_hash = self.hasher.hash(password.to_owned()).await?;
         // The unique index on lower(name) is the one arbiter of "taken":
         // checking first and inserting after would race with another sign-up.
         let inserted = sqlx::query_as::<_, UserRow>(
@@ -70,13 +78,19 @@ impl Users {
 
     /// The account with this name and password. An unknown name and a
     /// wrong password give the same error, after the same amount of work.
+    ///
+    /// A password longer than any account may have is wrong without being
+    /// hashed: it cannot cost the server a hash.
     pub async fn authenticate(&self, name: &str, password: &str) -> Result<User, AppError> {
+        if password.chars().count() > MAX_PASSWORD_LEN {
+            return Err(AuthError::WrongCredentials.into());
+        }
         let row = match UserName::parse(name) {
             Ok(name) => self.find_row_by_name(&name).await?,
             Err(_) => None,
         };
         let hash = row.as_ref().map(|row| row.password_hash.clone());
-        if password::verify(password.to_owned(), hash).await? {
+        if self.hasher.verify(password.to_owned(), hash).await? {
             Ok(row.map(User::from).ok_or(AuthError::WrongCredentials)?)
         } else {
             Err(AuthError::WrongCredentials.into())

@@ -5,6 +5,8 @@ use leptos::prelude::*;
 
 use super::{Message, RoomHistory, RoomSummary};
 use crate::error::AppError;
+#[cfg(feature = "ssr")]
+use crate::limits::Action;
 
 /// Every room, newest first.
 #[server(prefix = "/api", endpoint = "chat/rooms")]
@@ -17,7 +19,7 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
 #[server(prefix = "/api", endpoint = "chat/create_room", client = realtime::RealtimeClient)]
 pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
     use super::{ROOM_NAME, RoomCreated};
-    let user = server::logged_in_user().await?;
+    let user = server::acting_user(Action::CreateRoom).await?;
     let name = ROOM_NAME.check(&name)?;
     let room = server::chat()?.create_room(&name, user.id).await?;
     tracing::info!(room = room.id, name = %room.name, by = %user.id, "room created");
@@ -45,7 +47,7 @@ pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
 #[server(prefix = "/api", endpoint = "chat/post", client = realtime::RealtimeClient)]
 pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppError> {
     use super::{ChatRoom, MESSAGE, MessagePosted};
-    let user = server::logged_in_user().await?;
+    let user = server::acting_user(Action::Post).await?;
     let body = MESSAGE.check(&body)?;
     let chat = server::chat()?;
     server::existing_room(&chat, room_id).await?;
@@ -62,7 +64,7 @@ pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppErro
 #[server(prefix = "/api", endpoint = "chat/typing", client = realtime::RealtimeClient)]
 pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
     use super::{ChatRoom, Typing};
-    let user = server::logged_in_user().await?;
+    let user = server::acting_user(Action::Typing).await?;
     server::events()?
         .to_room(&ChatRoom(room_id))
         .except_caller()
@@ -79,7 +81,7 @@ pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
 #[server(prefix = "/api", endpoint = "chat/rename", client = realtime::RealtimeClient)]
 pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppError> {
     use super::{ROOM_NAME, RoomRenamed};
-    let user = server::logged_in_user().await?;
+    let user = server::acting_user(Action::Rename).await?;
     let name = ROOM_NAME.check(&name)?;
     let (room, old_name) = server::chat()?.rename_room(room_id, &name, user.id).await?;
     server::events()?.broadcast(&RoomRenamed {
@@ -94,7 +96,7 @@ pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppE
 mod server {
     use realtime::server::Hub;
 
-    pub use crate::auth::guard::logged_in_user;
+    pub use crate::auth::guard::{acting_user, logged_in_user};
     use crate::{
         AppContext,
         chat::{RoomSummary, store::Chat},

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::{
-    auth::use_auth,
+    auth::{Auth, User, use_auth},
     chat::{
         RoomCreated, RoomSummary,
         api::{CreateRoom, list_rooms},
@@ -14,26 +14,23 @@ use crate::{
 };
 
 /// Greets the visitor, lists the rooms, and offers the forms.
+///
+/// What depends on the login is read with `.await` inside `Suspend`, the
+/// way Leptos hydrates reliably: the server's HTML and the browser's first
+/// render come from the same resolved value.
 #[component]
 pub fn HomePage() -> impl IntoView {
     let auth = use_auth();
-    let greeting = move || {
-        auth.user
-            .get()
-            .and_then(|user| user.ok().flatten())
-            .map(|user| format!("Welcome back, {}!", user.name))
-            .unwrap_or_else(|| "Welcome!".to_owned())
-    };
-    let logged_in = move || {
-        auth.user
-            .get()
-            .and_then(|user| user.ok().flatten())
-            .is_some()
-    };
     view! {
         <section class="card intro">
             <Transition fallback=|| view! { <h1>"Welcome!"</h1> }>
-                <h1 data-testid="greeting">{greeting}</h1>
+                {move || Suspend::new(async move {
+                    let greeting = match logged_in_user(auth).await {
+                        Some(user) => format!("Welcome back, {}!", user.name),
+                        None => "Welcome!".to_owned(),
+                    };
+                    view! { <h1 data-testid="greeting">{greeting}</h1> }
+                })}
             </Transition>
             <p>
                 "A full-stack Rust template with typed real-time events. Open this page in two "
@@ -43,15 +40,22 @@ pub fn HomePage() -> impl IntoView {
         <div class="columns">
             <RoomList />
             <div class="stack">
-                <AnnouncementForm />
                 <Transition fallback=|| ()>
-                    <Show when=logged_in>
-                        <NotifyForm />
-                    </Show>
+                    {move || Suspend::new(async move {
+                        match logged_in_user(auth).await {
+                            Some(_) => view! { <AnnouncementForm /> <NotifyForm /> }.into_any(),
+                            None => view! { <LogInToAnnounce /> }.into_any(),
+                        }
+                    })}
                 </Transition>
             </div>
         </div>
     }
+}
+
+/// The logged-in user, once the login state has loaded.
+async fn logged_in_user(auth: Auth) -> Option<User> {
+    auth.user.await.ok().flatten()
 }
 
 /// Every room, with rooms created elsewhere appearing live.
@@ -63,12 +67,6 @@ fn RoomList() -> impl IntoView {
     // Rooms created since the list was loaded, newest first.
     let created = RwSignal::new(Vec::<RoomSummary>::new());
     realtime::use_event(move |RoomCreated(room)| created.update(|rooms| rooms.insert(0, room)));
-    let logged_in = move || {
-        auth.user
-            .get()
-            .and_then(|user| user.ok().flatten())
-            .is_some()
-    };
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
 
     view! {
@@ -106,28 +104,30 @@ fn RoomList() -> impl IntoView {
                 })}
             </Transition>
             <Transition fallback=|| ()>
-                <Show
-                    when=logged_in
-                    fallback=|| {
-                        view! {
+                {move || Suspend::new(async move {
+                    if logged_in_user(auth).await.is_none() {
+                        return view! {
                             <p class="muted">
                                 <a href="/login">"Log in"</a>
                                 " to create a room."
                             </p>
                         }
+                            .into_any();
                     }
-                >
-                    <ActionForm action=create attr:class="inline-fields">
-                        <label class="grow">
-                            <span class="visually-hidden">"Room name"</span>
-                            <input type="text" name="name" placeholder="New room name" />
-                        </label>
-                        <button type="submit" class="button" disabled=move || create.pending().get()>
-                            "Create room"
-                        </button>
-                    </ActionForm>
-                    <FormError error />
-                </Show>
+                    view! {
+                        <ActionForm action=create attr:class="inline-fields">
+                            <label class="grow">
+                                <span class="visually-hidden">"Room name"</span>
+                                <input type="text" name="name" placeholder="New room name" />
+                            </label>
+                            <button type="submit" class="button" disabled=move || create.pending().get()>
+                                "Create room"
+                            </button>
+                        </ActionForm>
+                        <FormError error />
+                    }
+                        .into_any()
+                })}
             </Transition>
         </section>
     }
@@ -144,8 +144,22 @@ fn merge_rooms(created: &[RoomSummary], loaded: &[RoomSummary]) -> Vec<RoomSumma
     all
 }
 
-/// Sends a `SomethingHappened` to every open tab; with `error_flag`, the
-/// form can mark it as an error.
+/// What a visitor sees where the announcement form would be.
+#[component]
+fn LogInToAnnounce() -> impl IntoView {
+    view! {
+        <section class="card" aria-labelledby="announce-heading">
+            <h2 id="announce-heading">"Announce"</h2>
+            <p class="muted" data-testid="announce-log-in">
+                <a href="/login">"Log in"</a>
+                " to announce something to every open tab."
+            </p>
+        </section>
+    }
+}
+
+/// Sends a `SomethingHappened` to every open tab (for logged-in users);
+/// with `error_flag`, the form can mark it as an error.
 #[component]
 pub(super) fn AnnouncementForm(#[prop(optional)] error_flag: bool) -> impl IntoView {
     let announce = ServerAction::<BroadcastEvent>::new();

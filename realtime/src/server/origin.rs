@@ -1,6 +1,7 @@
 //! Which pages may open a WebSocket: the defence against cross-site
 //! WebSocket hijacking, where another site's page opens a socket that the
-//! browser authenticates with this site's cookie.
+//! browser authenticates with this site's cookie. (The server applies the
+//! same rule to server-function calls.)
 
 use axum::http::{HeaderMap, header};
 
@@ -32,16 +33,23 @@ impl Origins {
         let same_origin = authority(origin)
             .zip(host)
             .is_some_and(|(origin, host)| origin.eq_ignore_ascii_case(host));
-        let listed = match self {
+        if same_origin || self.lists(origin) {
+            Ok(())
+        } else {
+            Err(origin.to_owned())
+        }
+    }
+}
+
+impl Origins {
+    /// Whether `origin` is one of the listed origins (this server's own
+    /// origin is always allowed and never needs listing).
+    pub fn lists(&self, origin: &str) -> bool {
+        match self {
             Self::SameOrigin => false,
             Self::SameOriginAnd(allowed) => allowed
                 .iter()
                 .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin)),
-        };
-        if same_origin || listed {
-            Ok(())
-        } else {
-            Err(origin.to_owned())
         }
     }
 }

@@ -106,6 +106,9 @@ pub async fn test_config(session: SessionConfig) -> Config {
         realtime_origins: Default::default(),
         redis_url: None,
         redis_channel: realtime::server::backplane::redis::DEFAULT_CHANNEL.to_owned(),
+        trusted_proxies: Default::default(),
+        max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
+        app: Default::default(),
     }
 }
 
@@ -122,7 +125,12 @@ impl TestApp {
     }
 
     pub async fn with_session(session: SessionConfig) -> Self {
-        let config = test_config(session).await;
+        Self::with_config(test_config(session).await).await
+    }
+
+    /// The application with settings of the test's own: start from
+    /// `test_config(default_session())` and change what the test needs.
+    pub async fn with_config(config: Config) -> Self {
         let database = Database::open(&config.database_url)
             .await
             .expect("the test database opens");
@@ -142,16 +150,27 @@ impl TestApp {
             .await
             .expect("a free port");
         let address = listener.local_addr().expect("a bound address");
-        let router = self.router.clone();
+        let router = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
         address
     }
 
-    /// A client with no cookies.
+    /// A client with no cookies, at 127.0.0.1.
     pub fn browser(&self) -> Browser<'_> {
+        self.browser_at(ORDINARY_CLIENT)
+    }
+
+    /// A client with no cookies, at `address`: hostile traffic comes from
+    /// 127.0.0.2 and up, so that limits per address never throttle the
+    /// ordinary clients of a test.
+    pub fn browser_at(&self, address: &str) -> Browser<'_> {
         Browser {
             app: self,
             cookie: None,
+            address: address.parse().expect("an IP address"),
         }
     }
 
@@ -270,7 +289,12 @@ impl SetCookie {
 pub struct Browser<'a> {
     app: &'a TestApp,
     pub cookie: Option<String>,
+    /// Where its requests come from, as the server's `ConnectInfo` says.
+    pub address: std::net::IpAddr,
 }
+
+/// The address of ordinary test clients.
+pub const ORDINARY_CLIENT: &str = "127.0.0.1";
 
 impl Browser<'_> {
     pub async fn sign_up(&mut self, name: &str, password: &str) -> Result<User, AppError> {
@@ -342,7 +366,11 @@ impl Browser<'_> {
     }
 
     pub fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
-        let mut request = Request::builder().method(method).uri(path);
+        let peer = std::net::SocketAddr::new(self.address, 50_000);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(axum::extract::ConnectInfo(peer));
         if let Some(cookie) = &self.cookie {
             request = request.header(header::COOKIE, format!("session={cookie}"));
         }

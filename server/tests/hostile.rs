@@ -1,0 +1,379 @@
+//! Hostile traffic against the application: what an attacker's script gets
+//! when it pads, floods, forges or guesses. Each limit is set low here, so
+//! the tests run fast; the defaults are in the README. Hostile requests come
+//! from 127.0.0.2 and up, ordinary ones from 127.0.0.1.
+
+mod support;
+
+use std::time::Duration;
+
+use app::{
+    auth::AuthError,
+    error::AppError,
+    events::SomethingHappened,
+    limits::{Action, Rate},
+};
+use axum::{
+    body::Body,
+    http::{StatusCode, header},
+};
+use server::Config;
+use support::{TestApp, default_session, encode_form, test_config};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A test configuration with these limits.
+async fn config_with(limits: &[(Action, &str)]) -> Config {
+    let mut config = test_config(default_session()).await;
+    for (action, rate) in limits {
+        let rate: Rate = rate.parse().expect("a valid rate");
+        config.app.limits.set(*action, rate);
+    }
+    config
+}
+
+fn retry_after(response: &support::TestResponse) -> u64 {
+    response.headers[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+// --- Announcements ----------------------------------------------------------
+
+#[tokio::test]
+async fn announcing_takes_a_logged_in_user() {
+    let app = TestApp::new().await;
+    let response = app
+        .browser_at("127.0.0.2")
+        .post("/api/events/broadcast", &[("event[message]", "hi")])
+        .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.json::<AppError>(), AppError::NotLoggedIn);
+}
+
+#[tokio::test]
+async fn a_padded_announcement_goes_out_trimmed() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut tab = app.browser().open_socket(address).await;
+
+    let padded = format!("x{}", " ".repeat(20_000));
+    let response = ada
+        .post("/api/events/broadcast", &[("event[message]", &padded)])
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(
+        tab.event::<SomethingHappened>().await,
+        SomethingHappened::new("x")
+    );
+}
+
+#[tokio::test]
+async fn announcements_are_limited_per_user() {
+    let app = TestApp::with_config(config_with(&[(Action::Announce, "1/min burst 3")]).await).await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut grace = app.browser();
+    grace.sign_up("grace", PASSWORD).await.unwrap();
+
+    let announce = [("event[message]", "hello")];
+    for _ in 0..3 {
+        let response = ada.post("/api/events/broadcast", &announce).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    }
+    let refused = ada.post("/api/events/broadcast", &announce).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait = retry_after(&refused);
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(
+        refused.json::<AppError>().to_string(),
+        format!("You are doing that too often. Please wait {wait} s and try again.")
+    );
+    // Another user is not held back by Ada.
+    let response = grace.post("/api/events/broadcast", &announce).await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_repeatable_action_is_limited_per_user() {
+    let app = TestApp::with_config(
+        config_with(&[
+            (Action::Post, "1/min burst 1"),
+            (Action::Typing, "1/min burst 1"),
+            (Action::CreateRoom, "1/min burst 1"),
+            (Action::Rename, "1/min burst 1"),
+            (Action::Notify, "1/min burst 1"),
+        ])
+        .await,
+    )
+    .await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+
+    let created = ada
+        .post("/api/chat/create_room", &[("name", "Lobby")])
+        .await;
+    assert!(created.status.is_success(), "{}", created.body);
+    let room = created.json::<app::chat::RoomSummary>().id.to_string();
+    let calls: [(&str, Vec<(&str, &str)>); 5] = [
+        ("/api/chat/create_room", vec![("name", "Hall")]),
+        ("/api/chat/post", vec![("room_id", &room), ("body", "hi")]),
+        ("/api/chat/typing", vec![("room_id", &room)]),
+        (
+            "/api/chat/rename",
+            vec![("room_id", &room), ("name", "Hall")],
+        ),
+        ("/api/events/notify", vec![("to", "grace"), ("text", "hi")]),
+    ];
+    for (path, form) in &calls[1..] {
+        let first = ada.post(path, form).await;
+        assert!(first.status.is_success(), "{path}: {}", first.body);
+    }
+    for (path, form) in &calls {
+        let again = ada.post(path, form).await;
+        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+    }
+}
+
+// --- Request bodies ---------------------------------------------------------
+
+#[tokio::test]
+async fn request_bodies_are_bounded() {
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let big = "x".repeat(server::config::DEFAULT_MAX_REQUEST_BODY_BYTES);
+    let response = ada
+        .post("/api/events/broadcast", &[("event[message]", &big)])
+        .await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        matches!(response.json::<AppError>(), AppError::Invalid(message) if message.contains("larger")),
+        "{}",
+        response.body
+    );
+    // A message of the largest size, in 4-byte characters, still fits.
+    let room = ada
+        .post("/api/chat/create_room", &[("name", "Lobby")])
+        .await;
+    let room = room.json::<app::chat::RoomSummary>().id.to_string();
+    let longest = "😀".repeat(app::chat::MAX_MESSAGE_LEN);
+    let response = ada
+        .post("/api/chat/post", &[("room_id", &room), ("body", &longest)])
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+// --- Log-ins and sign-ups ---------------------------------------------------
+
+#[tokio::test]
+async fn log_ins_are_limited_per_address() {
+    let app = TestApp::with_config(config_with(&[(Action::LogInPerAddress, "3/min")]).await).await;
+    app.browser().sign_up("ada", PASSWORD).await.unwrap();
+
+    let mut attacker = app.browser_at("127.0.0.2");
+    for guess in 0..3 {
+        let answer = attacker.log_in("ada", &format!("guess {guess}")).await;
+        assert_eq!(answer, Err(AuthError::WrongCredentials.into()));
+    }
+    let response = attacker
+        .post(
+            "/api/auth/log_in",
+            &[("name", "ada"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&response) >= 1);
+
+    // Ada, from her own address, is not locked out by it.
+    assert!(app.browser().log_in("ada", PASSWORD).await.is_ok());
+}
+
+#[tokio::test]
+async fn log_ins_are_limited_per_account_from_any_address() {
+    let app = TestApp::with_config(config_with(&[(Action::LogInPerAccount, "2/min")]).await).await;
+    app.browser().sign_up("ada", PASSWORD).await.unwrap();
+    for (address, guess) in [("127.0.0.2", "one"), ("127.0.0.3", "two")] {
+        let answer = app.browser_at(address).log_in("ADA", guess).await;
+        assert_eq!(answer, Err(AuthError::WrongCredentials.into()));
+    }
+    let answer = app.browser_at("127.0.0.4").log_in("ada", "three").await;
+    assert!(
+        matches!(answer, Err(AppError::TooManyRequests { .. })),
+        "{answer:?}"
+    );
+    // Other accounts are not affected.
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    assert!(
+        app.browser_at("127.0.0.4")
+            .log_in("grace", PASSWORD)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address() {
+    let app = TestApp::with_config(config_with(&[(Action::SignUpPerAddress, "2/h")]).await).await;
+    let mut attacker = app.browser_at("127.0.0.2");
+    for name in ["bot1", "bot2"] {
+        attacker.sign_up(name, PASSWORD).await.unwrap();
+    }
+    let answer = app.browser_at("127.0.0.2").sign_up("bot3", PASSWORD).await;
+    assert!(
+        matches!(answer, Err(AppError::TooManyRequests { .. })),
+        "{answer:?}"
+    );
+    assert_eq!(app.user_count().await, 2);
+    assert!(app.browser().sign_up("ada", PASSWORD).await.is_ok());
+}
+
+/// A configuration where one password check at a time may run, and none
+/// may wait.
+async fn one_hash_at_a_time() -> Config {
+    let mut config = config_with(&[
+        (Action::LogInPerAddress, "1000/s"),
+        (Action::LogInPerAccount, "1000/s"),
+    ])
+    .await;
+    config.app.hashing.concurrency = 1;
+    config.app.hashing.max_wait = Duration::ZERO;
+    config
+}
+
+#[tokio::test]
+async fn password_hashing_runs_a_few_at_a_time_and_turns_the_rest_away() {
+    let app = TestApp::with_config(one_hash_at_a_time().await).await;
+    let guesses = (0..20).map(|guess| {
+        let mut attacker = app.browser_at("127.0.0.2");
+        async move {
+            let password = format!("guess {guess}");
+            attacker
+                .post(
+                    "/api/auth/log_in",
+                    &[("name", "nobody"), ("password", &password)],
+                )
+                .await
+        }
+    });
+    let responses = futures_util::future::join_all(guesses).await;
+    let busy: Vec<_> = responses
+        .iter()
+        .filter(|response| response.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!busy.is_empty(), "{responses:?}");
+    for response in busy {
+        assert_eq!(response.json::<AppError>(), AppError::Busy);
+    }
+    assert!(
+        responses
+            .iter()
+            .any(|response| response.status == StatusCode::UNAUTHORIZED),
+        "one at a time still gets answered: {responses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_password_longer_than_any_account_has_is_wrong_without_a_hash() {
+    let app = TestApp::with_config(one_hash_at_a_time().await).await;
+    let too_long = "p".repeat(app::auth::MAX_PASSWORD_LEN + 1);
+    let guesses = (0..20).map(|_| {
+        let mut attacker = app.browser_at("127.0.0.2");
+        let password = too_long.clone();
+        async move { attacker.log_in("nobody", &password).await }
+    });
+    // Were they hashed, one at a time with no waiting, most would be busy.
+    for answer in futures_util::future::join_all(guesses).await {
+        assert_eq!(answer, Err(AuthError::WrongCredentials.into()));
+    }
+}
+
+// --- Client addresses -------------------------------------------------------
+
+#[tokio::test]
+async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
+    let forwarded_log_in = |app: &TestApp, client: &str| {
+        let body = encode_form(&[("name", "ada"), ("password", "wrong")]);
+        app.browser_at("127.0.0.2")
+            .request("POST", "/api/auth/log_in")
+            .header("x-forwarded-for", client)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    // Untrusted: the header is ignored, so a script cannot claim a new
+    // address for each guess.
+    let app = TestApp::with_config(config_with(&[(Action::LogInPerAddress, "1/min")]).await).await;
+    let first = app.send(forwarded_log_in(&app, "198.51.100.1")).await;
+    assert_eq!(first.status, StatusCode::UNAUTHORIZED);
+    let second = app.send(forwarded_log_in(&app, "198.51.100.2")).await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a trusted proxy, each forwarded client has its own count.
+    let mut config = config_with(&[(Action::LogInPerAddress, "1/min")]).await;
+    config.trusted_proxies = "127.0.0.2".parse().unwrap();
+    let app = TestApp::with_config(config).await;
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        let response = app.send(forwarded_log_in(&app, client)).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{client}");
+    }
+    let again = app.send(forwarded_log_in(&app, "198.51.100.1")).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+// --- Cross-site requests ----------------------------------------------------
+
+#[tokio::test]
+async fn server_functions_refuse_other_sites_and_sibling_subdomains() {
+    let app = TestApp::new().await;
+    let attempt = |headers: &[(&'static str, &'static str)]| {
+        let mut request = app
+            .browser_at("127.0.0.2")
+            .request("POST", "/api/auth/sign_up")
+            .header(header::HOST, "app.example.com")
+            // A form with enctype="text/plain", laid out to read as a
+            // URL-encoded one.
+            .header(header::CONTENT_TYPE, "text/plain");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(Body::from("name=mallory&password=correct horse battery"))
+            .unwrap()
+    };
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "https://blog.example.com")],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://blog.example.com"),
+        ],
+    ] {
+        let response = app.send(attempt(headers)).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(
+            matches!(response.json::<AppError>(), AppError::Forbidden(_)),
+            "{headers:?}"
+        );
+    }
+    assert_eq!(app.user_count().await, 0);
+
+    // The site's own pages, and clients that are not browsers, go through.
+    let own_page = app
+        .send(attempt(&[
+            ("origin", "https://app.example.com"),
+            ("sec-fetch-site", "same-origin"),
+        ]))
+        .await;
+    assert!(own_page.status.is_success(), "{}", own_page.body);
+    let mut script = app.browser_at("127.0.0.3");
+    assert!(script.sign_up("grace", PASSWORD).await.is_ok());
+}
