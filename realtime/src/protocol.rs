@@ -144,6 +144,9 @@ pub enum ErrorCode {
     MalformedFrame,
     /// A binary frame: the protocol is text only.
     BinaryFrame,
+    /// More frames than the connection may send: the frame was dropped.
+    /// A browser that keeps on is closed with [`close::RATE_LIMITED`].
+    RateLimited,
 }
 
 /// Encodes an event frame. The name is a Rust identifier-like constant and
@@ -167,11 +170,17 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame was larger than the limit.
     pub const TOO_BIG: u16 = 1009;
-    /// The session ended (logged out or expired); reconnect to continue as
-    /// whoever the browser is now.
+    /// The session ended (logged out or expired, on any process); reconnect
+    /// to continue as whoever the browser is now.
     pub const SESSION_ENDED: u16 = 4001;
     /// The browser read too slowly: its outgoing queue filled up.
     pub const TOO_SLOW: u16 = 4008;
+    /// The browser sent frames too fast, after being told (or opened more
+    /// connections than its user or address may hold).
+    pub const RATE_LIMITED: u16 = 4029;
+    /// The server holds as many connections as it takes; try again later
+    /// (RFC 6455's "try again later").
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 #[cfg(test)]

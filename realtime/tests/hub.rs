@@ -621,6 +621,8 @@ async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
 async fn a_client_too_slow_to_read_is_disconnected_and_the_others_are_not_held_up() {
     let server = TestServer::start(builder().config(HubConfig {
         queue_capacity: 8,
+        // Events of 64 KiB fill the kernel's buffers in a few sends.
+        max_event_bytes: 128 * 1024,
         ..HubConfig::default()
     }))
     .await;

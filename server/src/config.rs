@@ -8,7 +8,7 @@ use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
 use app::{AppSettings, limits::Action};
 use leptos::config::LeptosOptions;
-use realtime::server::{Origins, backplane::redis::DEFAULT_CHANNEL};
+use realtime::server::{HubConfig, Origins, backplane::redis::DEFAULT_CHANNEL};
 use thiserror::Error;
 
 use crate::client_addr::TrustedProxies;
@@ -36,9 +36,11 @@ pub struct Config {
     pub database_url: String,
     /// Cookie and lifetime settings of the login session.
     pub session: SessionConfig,
+    /// The real-time hub's limits (`REALTIME_*`), and
     /// `REALTIME_ALLOWED_ORIGINS`: pages of other origins (besides this
-    /// server's own) that may open the WebSocket, comma-separated.
-    pub realtime_origins: Origins,
+    /// server's own) that may open the WebSocket and call server functions,
+    /// comma-separated.
+    pub realtime: HubConfig,
     /// `REDIS_URL`: the Redis server through which several server
     /// processes share events. Unset: this process is on its own.
     pub redis_url: Option<String>,
@@ -97,8 +99,7 @@ impl Config {
                 expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
                     .unwrap_or(DEFAULT_SESSION_EXPIRY),
             },
-            realtime_origins: parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)?
-                .unwrap_or_default(),
+            realtime: hub_config()?,
             redis_url: var("REDIS_URL")?.filter(|url| !url.trim().is_empty()),
             redis_channel: var("REDIS_CHANNEL")?
                 .filter(|channel| !channel.trim().is_empty())
@@ -137,6 +138,53 @@ fn parse_var<T>(
             })
         })
         .transpose()
+}
+
+/// The hub's settings: its defaults, and each `REALTIME_*` variable set.
+fn hub_config() -> Result<HubConfig, ConfigError> {
+    let mut hub = HubConfig::default();
+    if let Some(origins) = parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)? {
+        hub.origins = origins;
+    }
+    let counts: [(&'static str, &mut usize); 4] = [
+        ("REALTIME_MAX_CONNECTIONS", &mut hub.max_connections),
+        (
+            "REALTIME_MAX_CONNECTIONS_PER_USER",
+            &mut hub.max_connections_per_user,
+        ),
+        (
+            "REALTIME_MAX_ANONYMOUS_PER_ADDRESS",
+            &mut hub.max_anonymous_per_address,
+        ),
+        ("REALTIME_MAX_EVENT_BYTES", &mut hub.max_event_bytes),
+    ];
+    for (name, field) in counts {
+        if let Some(count) = parse_var(name, parse_positive)? {
+            *field = count;
+        }
+    }
+    let rates: [(&'static str, &mut u32); 2] = [
+        ("REALTIME_FRAMES_PER_SECOND", &mut hub.frames_per_second),
+        ("REALTIME_FRAME_BURST", &mut hub.frame_burst),
+    ];
+    for (name, field) in rates {
+        if let Some(count) = parse_var(name, parse_positive)? {
+            *field = u32::try_from(count).unwrap_or(u32::MAX);
+        }
+    }
+    let durations: [(&'static str, &mut Duration); 2] = [
+        (
+            "REALTIME_SESSION_CHECK_SECS",
+            &mut hub.session_check_interval,
+        ),
+        ("REALTIME_WRITE_TIMEOUT_SECS", &mut hub.write_timeout),
+    ];
+    for (name, field) in durations {
+        if let Some(seconds) = parse_var(name, parse_seconds)? {
+            *field = seconds;
+        }
+    }
+    Ok(hub)
 }
 
 /// The application's settings: each `LIMIT_*` rate and the password

@@ -7,7 +7,9 @@
 //! tower-sessions' store needs a pool of the concrete driver, so the session
 //! store gets its own small pool on the same database.
 
-use std::{fmt, path::Path, str::FromStr, time::Duration};
+use std::{collections::HashSet, fmt, path::Path, str::FromStr, time::Duration};
+
+use realtime::server::SessionKey;
 
 use sqlx::{
     AnyPool,
@@ -198,6 +200,59 @@ impl Database {
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+    }
+
+    /// Which of these sessions no longer live (they expired, or were
+    /// deleted): the ones with an id that the session table does not hold
+    /// with an expiry still ahead. Keys without an id (from another
+    /// process) are not this process's to check.
+    pub async fn ended_sessions(
+        &self,
+        sessions: Vec<SessionKey>,
+    ) -> Result<Vec<SessionKey>, sqlx::Error> {
+        // A few hundred ids per query keeps each statement small.
+        const PER_QUERY: usize = 500;
+        let mut ended = Vec::new();
+        let checkable: Vec<SessionKey> = sessions
+            .into_iter()
+            .filter(|key| key.id().is_some())
+            .collect();
+        for chunk in checkable.chunks(PER_QUERY) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .filter_map(|key| key.id().map(str::to_owned))
+                .collect();
+            let live: HashSet<String> = match &self.session_pool {
+                SessionPool::Sqlite(pool) => {
+                    let marks = vec!["?"; ids.len()].join(", ");
+                    let sql = format!(
+                        "SELECT id FROM tower_sessions WHERE expiry_date > ? AND id IN ({marks})"
+                    );
+                    // The store writes expiry dates as it binds them here.
+                    let now = tower_sessions::cookie::time::OffsetDateTime::now_utc();
+                    let mut query = sqlx::query_scalar::<_, String>(&sql).bind(now);
+                    for id in &ids {
+                        query = query.bind(id);
+                    }
+                    query.fetch_all(pool).await?.into_iter().collect()
+                }
+                SessionPool::Postgres(pool) => sqlx::query_scalar::<_, String>(
+                    "SELECT id FROM tower_sessions.session WHERE expiry_date > now() AND id = ANY($1)",
+                )
+                .bind(&ids)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect(),
+            };
+            ended.extend(
+                chunk
+                    .iter()
+                    .filter(|key| key.id().is_some_and(|id| !live.contains(id)))
+                    .cloned(),
+            );
+        }
+        Ok(ended)
     }
 
     /// Waits for open connections to finish their work and closes them.

@@ -45,7 +45,7 @@ use std::{future::Future, io, net::SocketAddr, time::Duration};
 
 use axum::serve::ListenerExt;
 use realtime::server::{
-    Hub, HubConfig,
+    Hub,
     backplane::redis::{BackplaneError, BackplaneHandle, RedisBackplane},
 };
 use thiserror::Error;
@@ -61,12 +61,21 @@ pub use crate::{
 /// How often expired sessions are deleted from the session table.
 const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
 
-/// The process's real-time hub, with the application's rooms.
+/// The process's real-time hub, with the application's rooms, and the
+/// session table to check the sessions of its connections against.
 pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
-    let builder = Hub::builder().config(HubConfig {
-        origins: config.realtime_origins.clone(),
-        ..HubConfig::default()
-    });
+    let sessions = database.clone();
+    let builder = Hub::builder()
+        .config(config.realtime.clone())
+        .session_check(move |keys| {
+            let sessions = sessions.clone();
+            async move {
+                sessions
+                    .ended_sessions(keys)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+        });
     app::join_rules(builder, database.pool.clone()).build()
 }
 
@@ -150,6 +159,8 @@ impl Server {
                 .clone()
                 .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
         );
+        // Sockets close when their session expires.
+        let session_watch = tokio::spawn(self.hub.clone().watch_sessions());
         let hub = self.hub.clone();
         let shutdown = async move {
             shutdown.await;
@@ -174,6 +185,7 @@ impl Server {
             .await
             .map_err(ServerError::Serve);
         sweeper.abort();
+        session_watch.abort();
         if let Some(backplane) = self.backplane {
             // After the connections closed: their departures go out first.
             backplane.shutdown().await;

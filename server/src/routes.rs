@@ -6,10 +6,11 @@ use std::sync::OnceLock;
 use app::{
     App, AppContext,
     auth::session::{SESSION_COOKIE_NAME, websocket_identity},
+    client_addr::ClientAddr,
     shell,
 };
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{FromRef, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode},
     middleware,
@@ -71,7 +72,7 @@ pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
             crate::body_limit::limit_body,
         ))
         .layer(middleware::from_fn_with_state(
-            config.realtime_origins.clone(),
+            config.realtime.origins.clone(),
             crate::cross_site::refuse_cross_site,
         ))
         .layer(middleware::from_fn_with_state(
@@ -123,9 +124,10 @@ async fn socket(
     upgrade: WebSocketUpgrade,
     session: Session,
     headers: HeaderMap,
+    Extension(ClientAddr(address)): Extension<ClientAddr>,
     State(state): State<ServerState>,
 ) -> Response {
-    match websocket_identity(&session, &state.context.users).await {
+    match websocket_identity(&session, &state.context.users, address).await {
         Ok(identity) => state.hub.accept(upgrade, &headers, identity),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }

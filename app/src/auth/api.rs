@@ -54,8 +54,8 @@ pub async fn log_out() -> Result<(), AppError> {
     if let Some(user) = session::user_id(&session).await? {
         tracing::info!(%user, "logged out");
     }
-    session::close_sockets(&session, &crate::AppContext::expect()?.events);
-    session::log_out(&session).await?;
+    let hub = crate::AppContext::expect()?.events;
+    session::end_with_sockets(&session, &hub, || session::log_out(&session)).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -91,10 +91,10 @@ mod server {
     };
 
     /// Logs `user` in on this browser's session. Connections of the session
-    /// being replaced (another user's login) are closed.
+    /// being replaced (another user's login) are closed, once it is gone.
     pub async fn start_session(user: UserId) -> Result<(), AppError> {
         let session = request_session().await?;
-        session::close_sockets(&session, &AppContext::expect()?.events);
-        session::log_in(&session, user).await
+        let hub = AppContext::expect()?.events;
+        session::end_with_sockets(&session, &hub, || session::log_in(&session, user)).await
     }
 }

@@ -7,6 +7,8 @@
 //! the user is read from the database, so a renamed or deleted account is
 //! seen at once.
 
+use std::{future::Future, net::IpAddr};
+
 use realtime::server::{Hub, Identity, SessionKey};
 use tower_sessions::Session;
 
@@ -35,16 +37,26 @@ pub async fn session_user(session: &Session, users: &Users) -> Result<Option<Use
     Ok(user)
 }
 
-/// Who a WebSocket opened with this session belongs to: its user (named,
-/// for presence) and the session, so that ending the session closes it.
-pub async fn websocket_identity(session: &Session, users: &Users) -> Result<Identity, AppError> {
-    Ok(match session_user(session, users).await? {
+/// Who a WebSocket opened with this session, from `address`, belongs to:
+/// its user (named, for presence) and the session, so that ending the
+/// session closes it; the address counts a visitor's connections.
+pub async fn websocket_identity(
+    session: &Session,
+    users: &Users,
+    address: IpAddr,
+) -> Result<Identity, AppError> {
+    let identity = match session_user(session, users).await? {
         Some(user) => Identity {
             user: Some(user.id),
             session: realtime_key(session),
             name: Some(user.name),
+            address: None,
         },
         None => Identity::anonymous(),
+    };
+    Ok(Identity {
+        address: Some(address),
+        ..identity
     })
 }
 
@@ -77,12 +89,22 @@ pub fn realtime_key(session: &Session) -> Option<SessionKey> {
     session.id().map(|id| id.to_string().into())
 }
 
-/// Closes the WebSocket connections opened with this session, on every
-/// process: the session is ending, or another login replaces it.
-pub fn close_sockets(session: &Session, hub: &Hub) {
-    if let Some(key) = realtime_key(session) {
+/// Ends the session (or replaces it, with `then`: a new login), and only
+/// then closes the WebSocket connections opened with it, on every process.
+/// In that order, a connection being opened meanwhile either sees the
+/// session gone, or registers and is closed: never a socket logged in with
+/// a session that ended.
+pub async fn end_with_sockets<F, Fut>(session: &Session, hub: &Hub, end: F) -> Result<(), AppError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), AppError>>,
+{
+    let key = realtime_key(session);
+    end().await?;
+    if let Some(key) = key {
         hub.disconnect_session(&key);
     }
+    Ok(())
 }
 
 /// Whether the request carried a session cookie at all (valid or not).

@@ -7,9 +7,10 @@
 //! its user leaves the presence of the rooms where no other tab of theirs
 //! is (`presence.rs`). Four things close a connection:
 //!
-//! - **Its session ended** (log-out): [`Hub::disconnect_session`], here and,
-//!   through the backplane's `close_session`, on every other process. Close
-//!   code 4001; the browser reconnects at once as whoever it is now.
+//! - **Its session ended** (log-out or expiry): [`Hub::disconnect_session`]
+//!   here and, through the backplane's `close_session`, on every other
+//!   process; expiry is found by [`Hub::check_sessions`] (`sessions.rs`).
+//!   Close code 4001; the browser reconnects at once as whoever it is now.
 //! - **A shutdown**: [`Hub::disconnect_all`]. Close code 1001; the browser
 //!   reconnects (to this server or another).
 //! - **The browser went away or broke the protocol**: the task ends by
@@ -27,8 +28,8 @@
 //!      once the registry's lock is released.
 //!   4. That removes each from the registry and signals its task with
 //!      [`CloseReason::TooSlow`]. Its user's departure from rooms is
-//!      presence too, sent to the rest of each room (which may in turn
-//!      find another queue full: the same chain, one level deeper).
+//!      presence too: the rooms are marked for the presence task
+//!      (`presence.rs`), which sends each at most one list per window.
 //!   5. The task (`connection.rs`) stops writing at once, even in the middle
 //!      of a write to a browser that stopped reading, sends close code 4008
 //!      after what is already buffered (giving up after 2 s), and drops the
@@ -52,6 +53,8 @@ pub enum CloseReason {
     SessionEnded,
     /// The connection's outgoing queue overflowed.
     TooSlow,
+    /// The browser kept sending frames past its rate limit.
+    RateLimited,
 }
 
 impl CloseReason {
@@ -61,6 +64,7 @@ impl CloseReason {
             Self::GoingAway => (protocol::close::GOING_AWAY, "server shutting down"),
             Self::SessionEnded => (protocol::close::SESSION_ENDED, "session ended"),
             Self::TooSlow => (protocol::close::TOO_SLOW, "too slow to keep up"),
+            Self::RateLimited => (protocol::close::RATE_LIMITED, "sending too fast"),
         }
     }
 }
@@ -91,6 +95,10 @@ impl Hub {
     /// afterwards reaches them. Call it when the session ends (log-out).
     /// Returns how many connections of this process were closed; those of
     /// other processes are closed by them.
+    ///
+    /// Call it after the session is gone from the store: a connection whose
+    /// upgrade read the session before and registers after is refused too
+    /// (`sessions.rs`).
     pub fn disconnect_session(&self, session: &SessionKey) -> usize {
         if let Some(link) = self.link() {
             // Never dropped: kept until Redis is back if it is away, and told
@@ -100,9 +108,10 @@ impl Hub {
         self.disconnect_local_session(session)
     }
 
-    /// Closes this process's connections of a session (another process
-    /// said it ended).
+    /// Closes this process's connections of a session that ended (here, or
+    /// on another process), and refuses the ones still on their way.
     pub(crate) fn disconnect_local_session(&self, session: &SessionKey) -> usize {
+        self.inner.ended_sessions.record(session);
         let connections = self.inner.registry.read().session_connections(session);
         connections
             .iter()
@@ -158,7 +167,7 @@ impl Hub {
             (entry, departed_from)
         };
         for room in &departed_from {
-            self.local_presence_changed(room);
+            self.presence_changed(room);
         }
         Some(entry)
     }

@@ -3,20 +3,37 @@
 //!
 //! One task per connection does everything: it writes what the queue
 //! holds (in batches, with one flush per batch), reads the browser's
-//! frames, pings, and closes when asked (`close.rs`). Whatever way it ends,
-//! the connection leaves the registry. It talks to the hub only through
-//! methods that say what it wants: register, join, leave, answer with an
+//! frames, runs the rules of the rooms it asks to join, pings, and closes
+//! when asked (`close.rs`). It talks to the hub only through methods that
+//! say what it wants: register, authorise a join, leave, answer with an
 //! error, forget.
+//!
+//! Nothing here waits without a bound:
+//! - every write (a batch, a ping, a close) gives up after
+//!   [`super::HubConfig::write_timeout`], and stops at once when the hub
+//!   closes the connection, so a browser that stops reading cannot hold the
+//!   task, its socket or its buffers;
+//! - room rules (a database query, say) run beside the loop, a few at a
+//!   time, so writing goes on while they decide;
+//! - the browser's frames pass a token bucket: past it, an `error` frame,
+//!   and if the browser keeps on, close code 4029.
+//!
+//! However the task ends, the socket is dropped (its file descriptor
+//! released) and the connection leaves the registry.
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin, sync::atomic::Ordering,
+    time::Duration,
+};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::{Hub, Identity, Registration};
+use super::{CloseReason, Hub, Identity, Refused, Registration, close::CloseSignal};
 use crate::{
-    ConnectionId, UserId,
+    ConnectionId, RoomName, UserId,
     protocol::{ClientFrame, ControlFrame, ErrorCode, close},
 };
 
@@ -28,31 +45,68 @@ pub(super) const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// How long a close frame may take to send (after whatever was already
 /// buffered) before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Room rules running at once for one connection; more joins wait their
+/// turn, in order.
+const RULES_AT_ONCE: usize = 4;
+/// Frames over the rate limit a browser may send, after being told, before
+/// it is closed.
+const DROPPED_FRAMES_TOLERATED: u32 = 10;
 
-/// Serves `socket` until it closes.
-pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
+/// Serves `socket` until it closes, and counts it as open until it is
+/// dropped.
+pub(super) async fn serve(hub: Hub, socket: WebSocket, identity: Identity) {
+    hub.inner.open_sockets.fetch_add(1, Ordering::Relaxed);
+    serve_socket(&hub, socket, identity).await;
+    // The socket is dropped, its file descriptor released.
+    hub.inner.open_sockets.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
     let user = identity.user;
     let Registration {
         id,
         mut outgoing,
         close_signal,
-    } = hub.register(identity);
-    let _registered = Registered { hub: &hub, id };
+    } = match hub.register(identity) {
+        Ok(registration) => registration,
+        Err(refused) => {
+            tracing::debug!(?refused, user = ?user, "connection refused");
+            let code = match refused {
+                Refused::SessionEnded => close::SESSION_ENDED,
+                Refused::Full => close::TRY_AGAIN_LATER,
+                Refused::TooManyForUser | Refused::TooManyForAddress => close::RATE_LIMITED,
+            };
+            let _ = close_with(&mut socket, code, refused.reason()).await;
+            return;
+        }
+    };
+    let _registered = Registered { hub, id };
     tracing::debug!(connection = %id, user = ?user, "connected");
+    let config = hub.config();
+    let writes = Writes {
+        close_signal: &close_signal,
+        limit: config.write_timeout,
+    };
 
     let welcome = ControlFrame::Welcome {
         connection: id,
         user,
     };
-    if send_json(&mut socket, &welcome).await.is_err() {
+    if writes
+        .send(&mut socket, json_message(&welcome))
+        .await
+        .is_err()
+    {
         return;
     }
 
-    let ping_interval = hub.config().ping_interval;
+    let ping_interval = config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
     let mut batch = Vec::new();
+    let mut joins = Joins::new(hub, id, user);
+    let mut frames = FrameBudget::new(config.frames_per_second, config.frame_burst);
 
     let reason = loop {
         tokio::select! {
@@ -62,25 +116,23 @@ pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
                 if received == 0 {
                     break None;
                 }
-                // A peer that stops reading blocks the write; a close
-                // request (it is too slow, or logged out) still ends it.
-                // The close frame then goes out after what is already
-                // buffered, if the peer reads it within the close timeout.
-                tokio::select! {
-                    biased;
-                    reason = close_signal.closed() => break Some(reason),
-                    written = write_batch(&mut socket, &mut batch) => {
-                        if written.is_err() {
-                            break None;
-                        }
-                    }
+                if let Err(stop) = writes.batch(&mut socket, &mut batch).await {
+                    break stop;
                 }
             }
+            Some(()) = joins.running.next() => joins.start_waiting(),
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {
-                    Some(Ok(Message::Text(text))) => handle_text(&hub, id, user, &text).await,
-                    Some(Ok(Message::Binary(_))) => send_error(&hub, id, ErrorCode::BinaryFrame, "This protocol uses text frames only."),
+                    Some(Ok(Message::Text(text))) => match frames.take() {
+                        Budget::Granted => handle_text(hub, id, &mut joins, &text),
+                        Budget::Warned => send_error(hub, id, ErrorCode::RateLimited, "Too many frames: slow down."),
+                        Budget::Spent => {
+                            tracing::debug!(connection = %id, "frames keep coming past the limit; closing");
+                            break Some(CloseReason::RateLimited);
+                        }
+                    },
+                    Some(Ok(Message::Binary(_))) => send_error(hub, id, ErrorCode::BinaryFrame, "This protocol uses text frames only."),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(error)) => {
@@ -97,8 +149,8 @@ pub(super) async fn serve(hub: Hub, mut socket: WebSocket, identity: Identity) {
                     tracing::debug!(connection = %id, "no answer to pings; closing");
                     break None;
                 }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                if let Err(stop) = writes.send(&mut socket, Message::Ping(Default::default())).await {
+                    break stop;
                 }
             }
         }
@@ -123,19 +175,144 @@ impl Drop for Registered<'_> {
     }
 }
 
-async fn write_batch(
-    socket: &mut WebSocket,
-    batch: &mut Vec<Utf8Bytes>,
-) -> Result<(), axum::Error> {
-    for frame in batch.drain(..) {
-        socket.feed(Message::Text(frame)).await?;
-    }
-    socket.flush().await
+/// Writes to the socket, each bounded in time and cut short by a close.
+struct Writes<'a> {
+    close_signal: &'a CloseSignal,
+    limit: Duration,
 }
 
-async fn send_json(socket: &mut WebSocket, frame: &ControlFrame<'_>) -> Result<(), axum::Error> {
-    let json = serde_json::to_string(frame).map_err(axum::Error::new)?;
-    socket.send(Message::Text(json.into())).await
+impl Writes<'_> {
+    /// Writes a batch of frames, with one flush.
+    async fn batch(
+        &self,
+        socket: &mut WebSocket,
+        batch: &mut Vec<Utf8Bytes>,
+    ) -> Result<(), Option<CloseReason>> {
+        self.bounded(async {
+            for frame in batch.drain(..) {
+                socket.feed(Message::Text(frame)).await?;
+            }
+            socket.flush().await
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        socket: &mut WebSocket,
+        message: Message,
+    ) -> Result<(), Option<CloseReason>> {
+        self.bounded(socket.send(message)).await
+    }
+
+    /// `Err(Some(reason))`: the hub closed the connection meanwhile (the
+    /// close frame goes out after what is already buffered);
+    /// `Err(None)`: the write failed or took too long, and the socket is
+    /// dropped.
+    async fn bounded(
+        &self,
+        write: impl Future<Output = Result<(), axum::Error>>,
+    ) -> Result<(), Option<CloseReason>> {
+        tokio::select! {
+            biased;
+            reason = self.close_signal.closed() => Err(Some(reason)),
+            written = timeout(self.limit, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(None),
+                Err(_) => {
+                    tracing::debug!("a write took too long; dropping the connection");
+                    Err(None)
+                }
+            },
+        }
+    }
+}
+
+/// The joins a connection asked for: a few rules running beside the loop,
+/// the rest waiting their turn.
+struct Joins<'h> {
+    hub: &'h Hub,
+    id: ConnectionId,
+    user: Option<UserId>,
+    running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
+    waiting: VecDeque<RoomName>,
+}
+
+impl<'h> Joins<'h> {
+    fn new(hub: &'h Hub, id: ConnectionId, user: Option<UserId>) -> Self {
+        Self {
+            hub,
+            id,
+            user,
+            running: FuturesUnordered::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Asks to join `room`: its rule runs now, or once a turn is free. A
+    /// connection may not queue more joins than it may be in rooms.
+    fn ask(&mut self, room: RoomName) {
+        if self.waiting.len() >= self.hub.config().max_rooms_per_connection {
+            self.hub
+                .refuse_join(self.id, &room, "Too many joins at once.");
+            return;
+        }
+        self.waiting.push_back(room);
+        self.start_waiting();
+    }
+
+    fn start_waiting(&mut self) {
+        while self.running.len() < RULES_AT_ONCE
+            && let Some(room) = self.waiting.pop_front()
+        {
+            self.running
+                .push(Box::pin(self.hub.request_join(self.id, self.user, room)));
+        }
+    }
+}
+
+/// What the token bucket says of one more frame.
+enum Budget {
+    Granted,
+    /// Over the limit: dropped, and the browser told.
+    Warned,
+    /// Over the limit, and told often enough: the connection closes.
+    Spent,
+}
+
+/// The browser's frames, through a token bucket.
+struct FrameBudget {
+    bucket: DefaultDirectRateLimiter,
+    dropped: u32,
+}
+
+impl FrameBudget {
+    fn new(per_second: u32, burst: u32) -> Self {
+        let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(per_second);
+        Self {
+            bucket: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            dropped: 0,
+        }
+    }
+
+    fn take(&mut self) -> Budget {
+        if self.bucket.check().is_ok() {
+            self.dropped = 0;
+            return Budget::Granted;
+        }
+        self.dropped += 1;
+        if self.dropped > DROPPED_FRAMES_TOLERATED {
+            Budget::Spent
+        } else {
+            Budget::Warned
+        }
+    }
+}
+
+fn json_message(frame: &ControlFrame<'_>) -> Message {
+    // Control frames hold ids and short text: encoding cannot fail.
+    Message::Text(serde_json::to_string(frame).unwrap_or_default().into())
 }
 
 async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), ()> {
@@ -150,7 +327,7 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) -> 
 }
 
 /// Acts on one text frame from the browser.
-async fn handle_text(hub: &Hub, id: ConnectionId, user: Option<UserId>, text: &str) {
+fn handle_text(hub: &Hub, id: ConnectionId, joins: &mut Joins<'_>, text: &str) {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => frame,
         Err(error) => {
@@ -160,7 +337,7 @@ async fn handle_text(hub: &Hub, id: ConnectionId, user: Option<UserId>, text: &s
         }
     };
     match frame {
-        ClientFrame::Join { room } => hub.request_join(id, user, room).await,
+        ClientFrame::Join { room } => joins.ask(room),
         ClientFrame::Leave { room } => hub.request_leave(id, &room),
     }
 }

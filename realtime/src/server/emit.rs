@@ -23,6 +23,14 @@ pub enum EmitError {
         event: &'static str,
         source: serde_json::Error,
     },
+    /// The encoded event is larger than [`super::HubConfig::max_event_bytes`];
+    /// it was sent to nobody.
+    #[error("event {event} is {bytes} bytes, over the limit of {max}")]
+    TooLarge {
+        event: &'static str,
+        bytes: usize,
+        max: usize,
+    },
 }
 
 impl Hub {
@@ -149,6 +157,20 @@ impl Emit<'_> {
             }
         })?;
         let frame = protocol::event_frame(E::NAME, &data);
+        let max = self.hub.config().max_event_bytes;
+        if frame.len() > max {
+            tracing::warn!(
+                event = E::NAME,
+                bytes = frame.len(),
+                max,
+                "an event over the size limit was not sent"
+            );
+            return Err(EmitError::TooLarge {
+                event: E::NAME,
+                bytes: frame.len(),
+                max,
+            });
+        }
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
     }
 

@@ -1,6 +1,8 @@
 //! Who a connection belongs to, as the application decides on the upgrade.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, net::IpAddr, sync::Arc};
+
+use sha2::{Digest, Sha256};
 
 use crate::UserId;
 
@@ -15,6 +17,9 @@ pub struct Identity {
     pub session: Option<SessionKey>,
     /// The user's name as other users see it, for [`crate::Presence`].
     pub name: Option<String>,
+    /// The client's address, for the limit on anonymous connections per
+    /// address (`None`: not counted).
+    pub address: Option<IpAddr>,
 }
 
 impl Identity {
@@ -24,33 +29,82 @@ impl Identity {
     }
 }
 
-/// An opaque session identifier (the application's session id, as text).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionKey(Arc<str>);
+/// A session, as the hub knows it: a SHA-256 hash of the application's
+/// session id, which is all that leaves the process (to other processes,
+/// through the backplane) or reaches a log. The id itself stays here, for
+/// asking the application whether the session still lives.
+#[derive(Clone)]
+pub struct SessionKey {
+    hash: [u8; 32],
+    /// The session id, on the process that opened the connection; `None`
+    /// for a key that came from another process.
+    id: Option<Arc<str>>,
+}
+
+impl SessionKey {
+    /// The application's session id, if this key was made from one here.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The key's hash, as 64 hexadecimal digits.
+    pub fn hash_hex(&self) -> String {
+        self.hash.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut hash = [0; 32];
+        for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(Self { hash, id: None })
+    }
+}
 
 impl From<&str> for SessionKey {
-    fn from(key: &str) -> Self {
-        Self(key.into())
+    fn from(id: &str) -> Self {
+        Self {
+            hash: Sha256::digest(id.as_bytes()).into(),
+            id: Some(id.into()),
+        }
     }
 }
 
 impl From<String> for SessionKey {
-    fn from(key: String) -> Self {
-        Self(key.into())
+    fn from(id: String) -> Self {
+        Self::from(id.as_str())
     }
 }
 
-// Serialised for the backplane, which closes a session's connections on
-// every process.
+impl PartialEq for SessionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+    }
+}
+
+impl Eq for SessionKey {}
+
+impl std::hash::Hash for SessionKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+    }
+}
+
+// Serialised for the backplane as its hash only: session ids never cross
+// Redis.
 impl serde::Serialize for SessionKey {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(&self.hash_hex())
     }
 }
 
 impl<'de> serde::Deserialize<'de> for SessionKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self::from)
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::from_hex(&hex).ok_or_else(|| serde::de::Error::custom("not a session hash"))
     }
 }
 
@@ -58,5 +112,25 @@ impl fmt::Debug for SessionKey {
     // Session ids are secrets: keep them out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionKey(…)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_hash_of_a_session_id_is_written() {
+        let key = SessionKey::from("secret-session-id");
+        let json = serde_json::to_string(&key).unwrap();
+        assert!(!json.contains("secret"), "{json}");
+        assert_eq!(json.len(), 64 + 2);
+        let back: SessionKey = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, key);
+        assert_eq!(back.id(), None);
+        assert_eq!(key.id(), Some("secret-session-id"));
+        assert_ne!(SessionKey::from("another"), key);
+        assert!(serde_json::from_str::<SessionKey>("\"secret-session-id\"").is_err());
+        assert_eq!(format!("{key:?}"), "SessionKey(…)");
     }
 }

@@ -8,7 +8,7 @@
 
 use tokio::time::timeout;
 
-use super::{Hub, Refusal, Target, registry::JoinError};
+use super::{Hub, Refusal, registry::JoinError};
 use crate::{ConnectionId, Room, RoomName, UserId, protocol::ControlFrame};
 
 impl Hub {
@@ -59,14 +59,13 @@ impl Hub {
             },
             Err(refusal) => refusal.0,
         };
-        tracing::debug!(%connection, %room, reason = %refusal, "join refused");
-        self.send_control(
-            connection,
-            &ControlFrame::Refused {
-                room: &room,
-                reason: &refusal,
-            },
-        );
+        self.refuse_join(connection, &room, &refusal);
+    }
+
+    /// Tells a browser it may not join `room`, and why.
+    pub(super) fn refuse_join(&self, connection: ConnectionId, room: &RoomName, reason: &str) {
+        tracing::debug!(%connection, %room, %reason, "join refused");
+        self.send_control(connection, &ControlFrame::Refused { room, reason });
     }
 
     /// A browser asks to leave `room`. Answered with `left` even if it was
@@ -84,13 +83,12 @@ impl Hub {
         let arrived = self.inner.registry.write().join(connection, room, max)?;
         self.send_control(connection, &ControlFrame::Joined { room });
         if self.tracks_presence(room) {
-            // A new user: everyone in the room hears. Another tab of a user
-            // already there: only that tab needs the list.
+            // A new user: everyone in the room hears. The joining tab needs
+            // the list either way.
             if arrived {
-                self.local_presence_changed(room);
-            } else {
-                self.send_presence(room, Target::connection(connection));
+                self.presence_changed(room);
             }
+            self.presence_for_joiner(room, connection);
         }
         Ok(())
     }
@@ -104,7 +102,7 @@ impl Hub {
         };
         self.send_control(connection, &ControlFrame::Left { room });
         if user_departed && self.tracks_presence(room) {
-            self.local_presence_changed(room);
+            self.presence_changed(room);
         }
         true
     }

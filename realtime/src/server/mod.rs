@@ -17,8 +17,9 @@
 //! | `connection.rs` | the task that serves one WebSocket |
 //! | `membership.rs` | joining and leaving rooms, on a browser's request or from server code |
 //! | `join_rules.rs` | the join-rule registry: who may join which kind of room |
-//! | `presence.rs` | who is in a room, sent to its members in order |
+//! | `presence.rs` | who is in a room, sent to its members, coalesced |
 //! | `close.rs` | close reasons and disconnecting, including the slow-client chain |
+//! | `sessions.rs` | connections live no longer than their session |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
 //! | [`backplane`] | several processes acting as one hub (Redis with the `redis` feature) |
 //!
@@ -45,13 +46,17 @@ mod membership;
 mod origin;
 mod presence;
 mod registry;
+mod sessions;
 mod target;
 
 use std::{
     collections::HashSet,
     fmt,
     future::Future,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -60,14 +65,16 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use parking_lot::{Mutex, ReentrantMutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use self::{
     backplane::{Link, RemotePresence},
     close::CloseSignal,
     join_rules::JoinRules,
-    registry::{Connection, Registry},
+    presence::PresenceQueue,
+    registry::{Connection, ConnectionLimits, Registry},
+    sessions::{EndedSessions, SessionCheck},
 };
 pub use self::{
     broadcast::Broadcast,
@@ -76,18 +83,21 @@ pub use self::{
     identity::{Identity, SessionKey},
     join_rules::{JoinRequest, Refusal},
     origin::Origins,
-    registry::RegistryStats,
+    registry::{Refused, RegistryStats},
     target::Target,
 };
 use crate::{ConnectionId, Room};
 
 /// Limits and settings of a hub. The defaults suit a typical application;
-/// `docs/protocol.md` explains each limit.
+/// `docs/protocol.md` explains each limit and what exceeding it does.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
     /// Largest frame (and message) a browser may send, in bytes. Larger
     /// ones close the connection with code 1009.
     pub max_frame_bytes: usize,
+    /// Largest event frame the server sends, in bytes. An emit over it is
+    /// an [`EmitError::TooLarge`], sent to nobody.
+    pub max_event_bytes: usize,
     /// How many rooms one connection may be in at once.
     pub max_rooms_per_connection: usize,
     /// How many frames may wait in one connection's outgoing queue. A
@@ -99,9 +109,27 @@ pub struct HubConfig {
     /// How often the server pings an idle connection, so dead ones are
     /// noticed and proxies keep live ones open.
     pub ping_interval: Duration,
+    /// How long any write to a socket (a batch of frames, a ping, a close)
+    /// may take. A browser that reads slower than that is dropped.
+    pub write_timeout: Duration,
     /// How long a room's authorisation rule may take before the join is
     /// refused.
     pub authorize_timeout: Duration,
+    /// The steady rate of frames a browser may send, per second, and the
+    /// burst it may send at once (a reconnecting tab re-joins every room
+    /// it was in). Past it: an `error` frame, then close code 4029.
+    pub frames_per_second: u32,
+    pub frame_burst: u32,
+    /// Connections in all, per logged-in user, and per address for
+    /// visitors. An upgrade past one gets 503 (all) or 429 (the others).
+    pub max_connections: usize,
+    pub max_connections_per_user: usize,
+    pub max_anonymous_per_address: usize,
+    /// How often the sessions of open connections are checked; a
+    /// connection whose session expired is closed with code 4001.
+    pub session_check_interval: Duration,
+    /// Presence changes to a room within this window go out as one list.
+    pub presence_window: Duration,
     /// Which pages may open a connection.
     pub origins: Origins,
 }
@@ -110,11 +138,20 @@ impl Default for HubConfig {
     fn default() -> Self {
         Self {
             max_frame_bytes: 16 * 1024,
+            max_event_bytes: 64 * 1024,
             max_rooms_per_connection: 64,
             queue_capacity: 256,
             read_buffer_bytes: 1024,
             ping_interval: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
             authorize_timeout: Duration::from_secs(10),
+            frames_per_second: 10,
+            frame_burst: 100,
+            max_connections: 10_000,
+            max_connections_per_user: 32,
+            max_anonymous_per_address: 64,
+            session_check_interval: Duration::from_secs(60),
+            presence_window: Duration::from_millis(150),
             origins: Origins::SameOrigin,
         }
     }
@@ -138,9 +175,14 @@ struct HubInner {
     /// The users other processes have in each room (empty without a
     /// backplane).
     remote: Mutex<RemotePresence>,
-    /// Held while a presence list is computed and sent or published, so
-    /// lists go out in the order they were computed (see `presence.rs`).
-    presence_order: ReentrantMutex<()>,
+    /// Presence changes waiting for the presence task (`presence.rs`).
+    presence: PresenceQueue,
+    /// Sessions that ended lately (see `sessions.rs`).
+    ended_sessions: EndedSessions,
+    /// The application's check of which sessions have ended.
+    session_check: Option<SessionCheck>,
+    /// Sockets whose task still holds them (open file descriptors).
+    open_sockets: AtomicUsize,
 }
 
 impl fmt::Debug for Hub {
@@ -157,6 +199,7 @@ pub struct HubBuilder {
     config: HubConfig,
     join_rules: JoinRules,
     presence_kinds: HashSet<&'static str>,
+    session_check: Option<SessionCheck>,
 }
 
 impl HubBuilder {
@@ -186,6 +229,19 @@ impl HubBuilder {
         self
     }
 
+    /// How the hub learns which sessions have ended (expired): given the
+    /// sessions of its open connections, `check` returns those that no
+    /// longer live. [`Hub::watch_sessions`] runs it every
+    /// [`HubConfig::session_check_interval`].
+    pub fn session_check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(Vec<SessionKey>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<SessionKey>, String>> + Send + 'static,
+    {
+        self.session_check = Some(Arc::new(move |sessions| Box::pin(check(sessions))));
+        self
+    }
+
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
@@ -195,7 +251,10 @@ impl HubBuilder {
                 presence_kinds: self.presence_kinds,
                 link: OnceLock::new(),
                 remote: Mutex::new(RemotePresence::default()),
-                presence_order: ReentrantMutex::new(()),
+                presence: PresenceQueue::default(),
+                ended_sessions: EndedSessions::default(),
+                session_check: self.session_check,
+                open_sockets: AtomicUsize::new(0),
             }),
         }
     }
@@ -216,6 +275,7 @@ impl Hub {
             config: HubConfig::default(),
             join_rules: JoinRules::default(),
             presence_kinds: HashSet::new(),
+            session_check: None,
         }
     }
 
@@ -224,7 +284,9 @@ impl Hub {
     }
 
     /// Answers a WebSocket upgrade request: checks its `Origin` (403 when
-    /// refused), then serves the connection as `identity` until it closes.
+    /// refused) and the connection limits (503 when the server is full, 429
+    /// past the limit of a user or an address), then serves the connection
+    /// as `identity` until it closes.
     pub fn accept(
         &self,
         upgrade: WebSocketUpgrade,
@@ -235,37 +297,73 @@ impl Hub {
             tracing::warn!(origin = %refused, "WebSocket upgrade refused: origin not allowed");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
+        let checked = self
+            .inner
+            .registry
+            .read()
+            .check(&identity, self.connection_limits());
+        if let Err(refused) = checked {
+            tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");
+            let status = match refused {
+                Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
+            return (status, refused.reason()).into_response();
+        }
         let config = &self.inner.config;
         let hub = self.clone();
         upgrade
             .read_buffer_size(config.read_buffer_bytes)
             .write_buffer_size(connection::WRITE_BUFFER_BYTES)
+            // Room for one batch and the largest frame: never more, however
+            // slowly the browser reads.
+            .max_write_buffer_size(connection::WRITE_BUFFER_BYTES + config.max_event_bytes + 1024)
             .max_message_size(config.max_frame_bytes)
             .max_frame_size(config.max_frame_bytes)
             .on_upgrade(move |socket| connection::serve(hub, socket, identity))
     }
 
+    fn connection_limits(&self) -> ConnectionLimits {
+        let config = &self.inner.config;
+        ConnectionLimits {
+            total: config.max_connections,
+            per_user: config.max_connections_per_user,
+            anonymous_per_address: config.max_anonymous_per_address,
+        }
+    }
+
     /// Adds a connection to the registry, with a fresh id and an empty
-    /// queue. It stays there until [`Hub::forget`] (its task ends) or a
-    /// disconnect.
-    pub(crate) fn register(&self, identity: Identity) -> Registration {
+    /// queue, unless a limit says no or its session has ended meanwhile. It
+    /// stays there until [`Hub::forget`] (its task ends) or a disconnect.
+    pub(crate) fn register(&self, identity: Identity) -> Result<Registration, Refused> {
+        if let Some(session) = &identity.session
+            && self.inner.ended_sessions.contains(session)
+        {
+            return Err(Refused::SessionEnded);
+        }
         let id = ConnectionId(rand::random());
         let (queue, outgoing) = mpsc::channel(self.inner.config.queue_capacity);
         let close_signal = Arc::new(CloseSignal::default());
-        self.inner.registry.write().insert(
-            id,
-            Connection {
-                queue,
-                signal: Arc::clone(&close_signal),
-                identity,
-                rooms: Vec::new(),
-            },
-        );
-        Registration {
+        let connection = Connection {
+            queue,
+            signal: Arc::clone(&close_signal),
+            identity,
+            rooms: Vec::new(),
+        };
+        let limits = self.connection_limits();
+        self.inner.registry.write().insert(id, connection, limits)?;
+        Ok(Registration {
             id,
             outgoing,
             close_signal,
-        }
+        })
+    }
+
+    /// How many sockets are open: a connection's socket stays open a little
+    /// after the connection left the registry, while its close frame goes
+    /// out (2 s at most).
+    pub fn open_sockets(&self) -> usize {
+        self.inner.open_sockets.load(Ordering::Relaxed)
     }
 
     /// How many connections, users, sessions and rooms the registry holds.

@@ -1,19 +1,56 @@
 //! Presence on the server: for kinds of room registered with
 //! [`super::HubBuilder::presence`], who is in each room, sent to the room's
-//! members whenever its set of users changes.
+//! members when its set of users changes.
+//!
+//! Changes are coalesced. Joins, leaves, closes and what other processes
+//! announce only mark a room as changed; one task per hub sends, at most
+//! once per room per [`super::HubConfig::presence_window`], the room's full
+//! list to its members, and only if it differs from the last list sent. A
+//! tab that joins gets the full list too, within the same window. So a user
+//! flooding a room with joins and leaves costs its other members at most one
+//! frame per window, and never closes them.
+//!
+//! The same task is the only one that sends presence lists and publishes
+//! this process's presence to the others (`presence`, `hello`, `snapshot`):
+//! lists go out in the order they were computed, without any lock held
+//! across the hub.
 //!
 //! A room's list is this process's users in it (from the registry) merged
-//! with those other processes announced (`backplane/remote_presence.rs`);
-//! each process sends the list to its own connections.
-//!
-//! Lists go out in the order they were computed: a list computed before a
-//! change can never overtake one computed after it. Every method here that
-//! computes and sends (or publishes) a list does so holding the hub's
-//! presence lock. The lock is reentrant because sending a list can close a
-//! slow connection, whose departure is presence too (`close.rs`).
+//! with those other processes announced (`backplane/remote_presence.rs`).
 
-use super::{Hub, Target, backplane::Message, backplane::RemotePresence};
-use crate::{Event, Member, Presence, RoomName, protocol};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, OnceLock, Weak},
+};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::{
+    Hub, HubInner, Target,
+    backplane::{Message, RemotePresence},
+};
+use crate::{ConnectionId, Event, Member, Presence, RoomName, protocol};
+
+/// What waits for the presence task.
+#[derive(Default)]
+pub(crate) struct PresenceQueue {
+    pending: Mutex<Pending>,
+    wake: Notify,
+    started: OnceLock<()>,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Rooms whose members may have changed.
+    rooms: HashSet<RoomName>,
+    /// Connections that joined a room and need its list.
+    joiners: Vec<(RoomName, ConnectionId)>,
+    /// Publish this process's whole presence, asking the others for theirs.
+    hello: bool,
+    /// Publish this process's whole presence, in answer to a `hello`.
+    snapshot: bool,
+}
 
 impl Hub {
     /// Whether presence is tracked for the kind of this room.
@@ -22,59 +59,62 @@ impl Hub {
             .is_some_and(|(kind, _)| self.inner.presence_kinds.contains(kind))
     }
 
-    /// The users of a room on this process changed: tells the other
-    /// processes, and this process's members of the room.
-    pub(super) fn local_presence_changed(&self, room: &RoomName) {
-        let _in_order = self.inner.presence_order.lock();
-        if let Some(link) = self.link() {
-            let members = self.inner.registry.read().room_members_by_user(room);
-            link.publish_state(&Message::Presence {
-                room: room.clone(),
-                members,
-            });
-        }
-        self.send_presence(room, Target::room_name(room.clone()));
+    /// This process's users of `room` may have changed.
+    pub(super) fn presence_changed(&self, room: &RoomName) {
+        self.queue_presence(|pending| {
+            pending.rooms.insert(room.clone());
+        });
     }
 
-    /// Sends the room's current members, on every process, to `target`'s
-    /// connections on this process.
-    pub(super) fn send_presence(&self, room: &RoomName, target: Target) {
-        let _in_order = self.inner.presence_order.lock();
-        let local = self.inner.registry.read().room_members_by_user(room);
-        let presence = Presence {
-            room: room.clone(),
-            members: self.inner.remote.lock().merged_with(room, local),
-        };
-        match serde_json::to_string(&presence) {
-            Ok(data) => {
-                let frame = protocol::event_frame(<Presence as Event>::NAME, &data);
-                self.deliver_local(&target, &frame.into());
-            }
-            Err(error) => tracing::error!(%error, "presence could not be sent"),
-        }
+    /// `connection` joined `room`, and needs its list.
+    pub(super) fn presence_for_joiner(&self, room: &RoomName, connection: ConnectionId) {
+        self.queue_presence(|pending| pending.joiners.push((room.clone(), connection)));
     }
 
     /// What other processes said of their presence changed: `change`
-    /// updates it and returns the rooms whose members changed, which are
-    /// then re-sent to this process's connections in them.
+    /// updates it and returns the rooms whose members changed.
     pub(crate) fn remote_presence_changed(
         &self,
         change: impl FnOnce(&mut RemotePresence) -> Vec<RoomName>,
     ) {
-        let _in_order = self.inner.presence_order.lock();
         let changed = change(&mut self.inner.remote.lock());
-        for room in &changed {
-            if self.inner.registry.read().has_room(room) {
-                self.send_presence(room, Target::room_name(room.clone()));
-            }
+        if !changed.is_empty() {
+            self.queue_presence(|pending| pending.rooms.extend(changed));
         }
     }
 
-    /// This process's users in every room whose presence is tracked, for
-    /// the other processes. Call it holding the presence lock, through
-    /// [`Hub::in_presence_order`], so no change slips between computing and
-    /// publishing it.
-    pub(crate) fn presence_snapshot(&self) -> Vec<(RoomName, Vec<Member>)> {
+    /// Publishes this process's presence everywhere and asks the other
+    /// processes for theirs (`hello`).
+    pub(crate) fn say_hello(&self) {
+        self.queue_presence(|pending| pending.hello = true);
+    }
+
+    /// Publishes this process's presence, in answer to a `hello`.
+    pub(crate) fn answer_hello(&self) {
+        self.queue_presence(|pending| pending.snapshot = true);
+    }
+
+    fn queue_presence(&self, add: impl FnOnce(&mut Pending)) {
+        add(&mut self.inner.presence.pending.lock());
+        self.start_presence_task();
+        self.inner.presence.wake.notify_one();
+    }
+
+    /// Starts the presence task, once, on the running Tokio runtime.
+    fn start_presence_task(&self) {
+        self.inner.presence.started.get_or_init(|| {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(run(Arc::downgrade(&self.inner)));
+                }
+                // Without a runtime there are no connections to tell.
+                Err(_) => tracing::debug!("presence changed outside a Tokio runtime"),
+            }
+        });
+    }
+
+    /// This process's users in every room whose presence is tracked.
+    fn presence_snapshot(&self) -> Vec<(RoomName, Vec<Member>)> {
         let registry = self.inner.registry.read();
         registry
             .room_names()
@@ -83,11 +123,104 @@ impl Hub {
             .filter(|(_, members)| !members.is_empty())
             .collect()
     }
+}
 
-    /// Runs `work` holding the presence lock: presence computed and
-    /// published inside it is in order with every other list.
-    pub(crate) fn in_presence_order<T>(&self, work: impl FnOnce() -> T) -> T {
-        let _in_order = self.inner.presence_order.lock();
-        work()
+/// What the task last sent and published, to send only what changed.
+#[derive(Default)]
+struct Sent {
+    /// The last list sent to this process's members of each room.
+    lists: HashMap<RoomName, Vec<Member>>,
+    /// The last members of each room this process published.
+    published: HashMap<RoomName, Vec<Member>>,
+}
+
+/// The presence task: waits for changes, lets a window's worth gather,
+/// then sends. Ends when the hub is gone.
+async fn run(hub: Weak<HubInner>) {
+    let mut sent = Sent::default();
+    loop {
+        let (wake, window) = match hub.upgrade() {
+            Some(inner) => (Arc::clone(&inner), inner.config.presence_window),
+            None => return,
+        };
+        wake.presence.wake.notified().await;
+        drop(wake);
+        tokio::time::sleep(window).await;
+        let Some(inner) = hub.upgrade() else {
+            return;
+        };
+        flush(&Hub { inner }, &mut sent);
+    }
+}
+
+/// Sends and publishes what the pending changes call for.
+fn flush(hub: &Hub, sent: &mut Sent) {
+    let pending = std::mem::take(&mut *hub.inner.presence.pending.lock());
+    if let Some(link) = hub.link()
+        && (pending.hello || pending.snapshot)
+    {
+        let rooms = hub.presence_snapshot();
+        // The others replace all they knew of this process with it.
+        sent.published = rooms.iter().cloned().collect();
+        let message = if pending.hello {
+            Message::Hello { rooms }
+        } else {
+            Message::Snapshot { rooms }
+        };
+        link.publish_state(&message);
+    }
+    let mut told_everyone = HashSet::new();
+    for room in &pending.rooms {
+        let local = hub.inner.registry.read().room_members_by_user(room);
+        if let Some(link) = hub.link()
+            && sent
+                .published
+                .get(room)
+                .map_or(!local.is_empty(), |last| *last != local)
+        {
+            link.publish_state(&Message::Presence {
+                room: room.clone(),
+                members: local.clone(),
+            });
+            if local.is_empty() {
+                sent.published.remove(room);
+            } else {
+                sent.published.insert(room.clone(), local.clone());
+            }
+        }
+        if !hub.inner.registry.read().has_room(room) {
+            // Nobody here to tell; start afresh when someone joins.
+            sent.lists.remove(room);
+            continue;
+        }
+        let members = hub.inner.remote.lock().merged_with(room, local);
+        if sent.lists.get(room) != Some(&members) {
+            send(hub, room, &members, &Target::room_name(room.clone()));
+            sent.lists.insert(room.clone(), members);
+            told_everyone.insert(room.clone());
+        }
+    }
+    for (room, connection) in pending.joiners {
+        if told_everyone.contains(&room) {
+            continue;
+        }
+        let local = hub.inner.registry.read().room_members_by_user(&room);
+        let members = hub.inner.remote.lock().merged_with(&room, local);
+        send(hub, &room, &members, &Target::connection(connection));
+    }
+}
+
+/// Queues a room's list for `target`'s connections on this process.
+fn send(hub: &Hub, room: &RoomName, members: &[Member], target: &Target) {
+    let presence = Presence {
+        room: room.clone(),
+        members: members.to_vec(),
+    };
+    match serde_json::to_string(&presence) {
+        Ok(data) => {
+            let frame = protocol::event_frame(<Presence as Event>::NAME, &data);
+            hub.deliver_local(target, &frame.into());
+        }
+        Err(error) => tracing::error!(%error, "presence could not be sent"),
     }
 }

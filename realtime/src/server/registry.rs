@@ -8,7 +8,10 @@
 //! the caller ([`Delivery::overflowed`]), which closes it once the lock is
 //! released (`close.rs`).
 
-use std::collections::{HashMap, HashSet, hash_map::Entry};
+use std::{
+    collections::{HashMap, HashSet, hash_map::Entry},
+    net::IpAddr,
+};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -48,30 +51,109 @@ pub(crate) enum JoinError {
     Gone,
 }
 
+/// How many connections the registry takes, in all and per actor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectionLimits {
+    pub total: usize,
+    pub per_user: usize,
+    pub anonymous_per_address: usize,
+}
+
+/// Why a connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The server holds as many connections as it takes.
+    Full,
+    /// The user has as many connections as one user may.
+    TooManyForUser,
+    /// The address has as many anonymous connections as one address may.
+    TooManyForAddress,
+    /// The connection's session has ended (a log-out raced the upgrade).
+    SessionEnded,
+}
+
+impl Refused {
+    /// Why, in words for the person at the keyboard (the body of the
+    /// refused upgrade, or the close frame's reason).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Full => "The server is full right now. Please try again later.",
+            Self::TooManyForUser => "You have too many tabs open. Close some and try again.",
+            Self::TooManyForAddress => "Too many connections from your address.",
+            Self::SessionEnded => "session ended",
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Registry {
     connections: HashMap<ConnectionId, Connection>,
     users: HashMap<UserId, Vec<ConnectionId>>,
     sessions: HashMap<SessionKey, Vec<ConnectionId>>,
     rooms: HashMap<RoomName, HashSet<ConnectionId>>,
+    /// Visitors' connections per address.
+    anonymous: HashMap<IpAddr, usize>,
 }
 
 impl Registry {
-    pub fn insert(&mut self, id: ConnectionId, connection: Connection) {
-        if let Some(user) = connection.identity.user {
-            self.users.entry(user).or_default().push(id);
+    /// Whether a connection of `identity` would be past a limit.
+    pub fn check(&self, identity: &Identity, limits: ConnectionLimits) -> Result<(), Refused> {
+        if self.connections.len() >= limits.total {
+            return Err(Refused::Full);
         }
-        if let Some(session) = &connection.identity.session {
+        match (identity.user, identity.address) {
+            (Some(user), _) => {
+                let held = self.users.get(&user).map_or(0, Vec::len);
+                if held >= limits.per_user {
+                    return Err(Refused::TooManyForUser);
+                }
+            }
+            (None, Some(address)) => {
+                let held = self.anonymous.get(&address).copied().unwrap_or(0);
+                if held >= limits.anonymous_per_address {
+                    return Err(Refused::TooManyForAddress);
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Registers a connection, unless a limit says no.
+    pub fn insert(
+        &mut self,
+        id: ConnectionId,
+        connection: Connection,
+        limits: ConnectionLimits,
+    ) -> Result<(), Refused> {
+        self.check(&connection.identity, limits)?;
+        let identity = &connection.identity;
+        match (identity.user, identity.address) {
+            (Some(user), _) => self.users.entry(user).or_default().push(id),
+            (None, Some(address)) => *self.anonymous.entry(address).or_default() += 1,
+            (None, None) => {}
+        }
+        if let Some(session) = &identity.session {
             self.sessions.entry(session.clone()).or_default().push(id);
         }
         self.connections.insert(id, connection);
+        Ok(())
     }
 
     /// Forgets a connection everywhere. Returns it, if it was still here.
     pub fn remove(&mut self, id: ConnectionId) -> Option<Connection> {
         let connection = self.connections.remove(&id)?;
-        if let Some(user) = connection.identity.user {
-            remove_from_group(&mut self.users, user, id);
+        match (connection.identity.user, connection.identity.address) {
+            (Some(user), _) => remove_from_group(&mut self.users, user, id),
+            (None, Some(address)) => {
+                if let Entry::Occupied(mut held) = self.anonymous.entry(address) {
+                    *held.get_mut() -= 1;
+                    if *held.get() == 0 {
+                        held.remove();
+                    }
+                }
+            }
+            (None, None) => {}
         }
         if let Some(session) = &connection.identity.session {
             remove_from_group(&mut self.sessions, session.clone(), id);
@@ -153,6 +235,11 @@ impl Registry {
     /// The rooms with members here.
     pub fn room_names(&self) -> impl Iterator<Item = &RoomName> {
         self.rooms.keys()
+    }
+
+    /// The sessions with at least one connection.
+    pub fn session_keys(&self) -> Vec<SessionKey> {
+        self.sessions.keys().cloned().collect()
     }
 
     /// The connections of a session.
@@ -298,6 +385,12 @@ mod tests {
 
     use super::*;
 
+    const UNLIMITED: ConnectionLimits = ConnectionLimits {
+        total: usize::MAX,
+        per_user: usize::MAX,
+        anonymous_per_address: usize::MAX,
+    };
+
     struct Fixture {
         registry: Registry,
         queues: HashMap<ConnectionId, mpsc::Receiver<Utf8Bytes>>,
@@ -324,19 +417,23 @@ mod tests {
         ) -> ConnectionId {
             let id = ConnectionId(id);
             let (queue, receiver) = mpsc::channel(capacity);
-            self.registry.insert(
-                id,
-                Connection {
-                    queue,
-                    signal: Arc::new(CloseSignal::default()),
-                    identity: Identity {
-                        user: user.map(UserId),
-                        session: session.map(SessionKey::from),
-                        name: user.map(|user| format!("user {user}")),
+            self.registry
+                .insert(
+                    id,
+                    Connection {
+                        queue,
+                        signal: Arc::new(CloseSignal::default()),
+                        identity: Identity {
+                            user: user.map(UserId),
+                            session: session.map(SessionKey::from),
+                            name: user.map(|user| format!("user {user}")),
+                            address: None,
+                        },
+                        rooms: Vec::new(),
                     },
-                    rooms: Vec::new(),
-                },
-            );
+                    UNLIMITED,
+                )
+                .unwrap();
             self.queues.insert(id, receiver);
             id
         }

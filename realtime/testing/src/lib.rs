@@ -24,14 +24,17 @@
 //! - **Where the wire format is**: `realtime::protocol`, described in
 //!   `docs/protocol.md`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use realtime::{
     ConnectionId, Event, UserId,
     protocol::{self, ClientFrame, ServerFrame},
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 /// The WebSocket library under [`TestClient::ws`], for tests that send
 /// raw frames.
 pub use tokio_tungstenite::tungstenite;
@@ -78,24 +81,46 @@ impl TestClient {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Self, StatusCode> {
-        let mut request = format!("ws://{address}{path}")
-            .into_client_request()
-            .expect("a valid WebSocket URL");
-        for (name, value) in headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
-            let value = HeaderValue::from_str(value).expect("a valid header value");
-            request.headers_mut().insert(name, value);
-        }
         let stream = TcpStream::connect(address)
             .await
             .expect("the server is listening");
-        let (ws, _) = match tokio_tungstenite::client_async(request, stream).await {
-            Ok(connected) => connected,
-            Err(tungstenite::Error::Http(response)) => return Err(response.status()),
-            Err(error) => panic!("the WebSocket handshake failed: {error}"),
-        };
+        Self::handshake(stream, address, path, headers).await
+    }
+
+    /// Like [`TestClient::connect_to`], from the local address `from` (any
+    /// of 127.0.0.0/8 on loopback): tests send hostile traffic from
+    /// addresses of its own, so limits per address leave the others alone.
+    pub async fn connect_from(
+        from: IpAddr,
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, StatusCode> {
+        let socket = TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("a loopback address to connect from");
+        let stream = socket
+            .connect(address)
+            .await
+            .expect("the server is listening");
+        Self::handshake(stream, address, path, headers).await
+    }
+
+    /// Opens the WebSocket on `stream`, and reads the welcome frame.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer as a WebSocket server, or closes
+    /// before its welcome: that is a broken test set-up.
+    async fn handshake(
+        stream: TcpStream,
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Self, StatusCode> {
         let mut client = Self {
-            ws,
+            ws: upgrade(stream, address, path, headers).await?,
             connection: ConnectionId(0),
             user: None,
         };
@@ -106,6 +131,34 @@ impl TestClient {
                 Ok(client)
             }
             other => panic!("expected a welcome frame, got {other:?}"),
+        }
+    }
+
+    /// Opens a WebSocket that the server accepts, then closes before its
+    /// welcome (the connection was refused after the upgrade): the close
+    /// code, if any.
+    ///
+    /// # Panics
+    ///
+    /// When the upgrade is refused, or a frame arrives instead of the close.
+    pub async fn closed_on_arrival(
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<u16> {
+        let stream = TcpStream::connect(address)
+            .await
+            .expect("the server is listening");
+        let mut ws = upgrade(stream, address, path, headers)
+            .await
+            .unwrap_or_else(|status| panic!("the upgrade was refused with {status}"));
+        let message = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("the server answers in time");
+        match message {
+            Some(Ok(Message::Close(frame))) => frame.map(|frame| frame.code.into()),
+            Some(Err(_)) | None => None,
+            Some(Ok(other)) => panic!("expected a close, got {other:?}"),
         }
     }
 
@@ -171,5 +224,27 @@ impl TestClient {
                 Some(Err(_)) | None => return None,
             }
         }
+    }
+}
+
+/// The WebSocket handshake on `stream`; a refused upgrade gives its status.
+async fn upgrade(
+    stream: TcpStream,
+    address: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<WebSocketStream<TcpStream>, StatusCode> {
+    let mut request = format!("ws://{address}{path}")
+        .into_client_request()
+        .expect("a valid WebSocket URL");
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+        let value = HeaderValue::from_str(value).expect("a valid header value");
+        request.headers_mut().insert(name, value);
+    }
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::Error::Http(response)) => Err(response.status()),
+        Err(error) => panic!("the WebSocket handshake failed: {error}"),
     }
 }

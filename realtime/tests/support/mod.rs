@@ -12,7 +12,7 @@ use std::{collections::HashMap, net::SocketAddr, time::Duration};
 use axum::http::StatusCode;
 use axum::{
     Router,
-    extract::{Query, State, WebSocketUpgrade},
+    extract::{ConnectInfo, Query, State, WebSocketUpgrade},
     http::HeaderMap,
     response::Response,
     routing::get,
@@ -76,6 +76,7 @@ impl TestServer {
             .with_state(hub.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move { axum::serve(listener, router).await });
         Self { hub, address }
     }
@@ -104,6 +105,14 @@ impl TestServer {
         headers: &[(&str, &str)],
     ) -> Result<TestClient, StatusCode> {
         TestClient::connect_to(self.address, &format!("/ws?{query}"), headers).await
+    }
+
+    /// Connects from the loopback address `from` (127.0.0.2 and up for
+    /// hostile clients, so that limits per address leave the others
+    /// alone); on a refused upgrade, its status.
+    pub async fn connect_from(&self, from: &str, query: &str) -> Result<TestClient, StatusCode> {
+        let from = from.parse().expect("an IP address");
+        TestClient::connect_from(from, self.address, &format!("/ws?{query}"), &[]).await
     }
 
     /// Sends a marker to each client, then checks that each one's next
@@ -140,6 +149,7 @@ impl TestServer {
 
 async fn socket(
     upgrade: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     State(hub): State<Hub>,
@@ -153,6 +163,7 @@ async fn socket(
             .get("session")
             .map(|session| SessionKey::from(session.as_str())),
         name: query.get("name").cloned(),
+        address: Some(peer.ip()),
     };
     hub.accept(upgrade, &headers, identity)
 }

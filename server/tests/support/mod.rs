@@ -103,7 +103,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
             .build(),
         database_url: fresh_database_url().await,
         session,
-        realtime_origins: Default::default(),
+        realtime: Default::default(),
         redis_url: None,
         redis_channel: realtime::server::backplane::redis::DEFAULT_CHANNEL.to_owned(),
         trusted_proxies: Default::default(),

@@ -7,18 +7,21 @@
 //!   connected; while Redis is away it is not published, because the
 //!   `hello` sent on reconnection carries all of it.
 //! - The end of a session (`close_session`) is never dropped: it waits for
-//!   Redis to come back, and is replayed to every process that says
-//!   `hello` within 10 minutes.
+//!   Redis to come back, and is replayed (the last 10 minutes' worth, at
+//!   most 1,000, a few times a minute at most) when a process says
+//!   `hello`.
 //!
 //! The transport (`redis.rs`) takes what the link queues and publishes it.
 
 use std::{
     collections::VecDeque,
+    num::NonZeroU32,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use tokio::sync::{
     Notify,
@@ -28,9 +31,9 @@ use tokio::sync::{
 use super::{Envelope, Message, NodeId};
 use crate::server::SessionKey;
 
-/// How long the ends of sessions are remembered, to tell them again to a
-/// process that (re)connects: it may have missed them while cut off.
-const ENDED_SESSIONS_KEPT: Duration = Duration::from_secs(10 * 60);
+/// The pace and burst of replays of ended sessions.
+const REPLAY_EVERY: Duration = Duration::from_secs(10);
+const REPLAY_BURST: NonZeroU32 = NonZeroU32::new(6).unwrap();
 
 /// Messages that must not be lost (ends of sessions; presence while the
 /// queue is full) wait here, at most this many. Past it the oldest go, with
@@ -57,9 +60,8 @@ pub(crate) struct Link {
     /// When this node last heard its own echo: a subscription that stops
     /// delivering is noticed even if publishing still works.
     last_echo: Mutex<Instant>,
-    /// Sessions ended here lately, oldest first, replayed to processes
-    /// that (re)connect.
-    ended_sessions: Mutex<VecDeque<(Instant, SessionKey)>>,
+    /// How often ended sessions may be replayed.
+    replays: DefaultDirectRateLimiter,
 }
 
 impl Link {
@@ -72,7 +74,11 @@ impl Link {
             up: AtomicBool::new(false),
             missed: AtomicU64::new(0),
             last_echo: Mutex::new(Instant::now()),
-            ended_sessions: Mutex::new(VecDeque::new()),
+            replays: RateLimiter::direct(
+                Quota::with_period(REPLAY_EVERY)
+                    .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+                    .allow_burst(REPLAY_BURST),
+            ),
         }
     }
 
@@ -117,37 +123,22 @@ impl Link {
     }
 
     /// Tells every process that a session ended, now or when Redis is
-    /// back, and again to any process that (re)connects within
-    /// [`ENDED_SESSIONS_KEPT`] (it may have been cut off meanwhile).
+    /// back.
     pub fn end_session(&self, session: &SessionKey) {
-        let now = Instant::now();
-        {
-            let mut ended = self.ended_sessions.lock();
-            while ended
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > ENDED_SESSIONS_KEPT)
-                || ended.len() >= MAX_PENDING
-            {
-                ended.pop_front();
-            }
-            ended.push_back((now, session.clone()));
-        }
         self.publish_control(&Message::CloseSession {
             session: session.clone(),
         });
     }
 
-    /// Tells the sessions ended lately again (a process said hello).
-    pub fn replay_ended_sessions(&self) {
-        let now = Instant::now();
-        let recent: Vec<SessionKey> = self
-            .ended_sessions
-            .lock()
-            .iter()
-            .filter(|(at, _)| now.duration_since(*at) <= ENDED_SESSIONS_KEPT)
-            .map(|(_, session)| session.clone())
-            .collect();
-        for session in recent {
+    /// Tells the ends of these sessions again (a process said hello: it may
+    /// have missed them while it was cut off). At most a few replays a
+    /// minute, whoever asks: a flood of `hello`s costs one.
+    pub fn replay_ended_sessions(&self, sessions: Vec<SessionKey>) {
+        if self.replays.check().is_err() {
+            tracing::debug!("a replay of ended sessions was skipped: too many hellos lately");
+            return;
+        }
+        for session in sessions {
             self.publish_control(&Message::CloseSession { session });
         }
     }
@@ -281,13 +272,30 @@ mod tests {
         let link = Link::new(NodeId(1), outbound);
         let session = SessionKey::from("s1");
         link.end_session(&session);
-        let close = Message::CloseSession { session };
+        let close = Message::CloseSession {
+            session: session.clone(),
+        };
         assert_eq!(
             decode_all(link.take_pending()),
             std::slice::from_ref(&close)
         );
 
-        link.replay_ended_sessions();
+        link.replay_ended_sessions(vec![session.clone()]);
         assert_eq!(decode_all(link.take_pending()), [close]);
+    }
+
+    #[test]
+    fn a_flood_of_hellos_gets_a_few_replays_only() {
+        let (outbound, _queue) = mpsc::channel(8);
+        let link = Link::new(NodeId(1), outbound);
+        let session = SessionKey::from("s1");
+        for _ in 0..100 {
+            link.replay_ended_sessions(vec![session.clone()]);
+        }
+        assert_eq!(
+            link.take_pending().len(),
+            REPLAY_BURST.get() as usize,
+            "one replay per hello until the burst is spent"
+        );
     }
 }

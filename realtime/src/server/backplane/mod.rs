@@ -78,17 +78,6 @@ impl Hub {
         Some(link)
     }
 
-    /// Publishes this node's presence everywhere and asks the other nodes
-    /// for theirs: on every (re)connection to the transport, and when a
-    /// node this one did not know speaks.
-    pub(crate) fn say_hello(&self, link: &Link) {
-        self.in_presence_order(|| {
-            link.publish_state(&Message::Hello {
-                rooms: self.presence_snapshot(),
-            });
-        });
-    }
-
     /// Forgets the presence of nodes not heard from since `deadline`.
     pub(crate) fn forget_silent_nodes(&self, deadline: Instant) {
         self.remote_presence_changed(|remote| remote.forget_silent(deadline));

@@ -10,8 +10,12 @@ use bytes::Bytes;
 use super::{Envelope, Link, Message, NodeId};
 use crate::{
     Member, RoomName,
+    protocol::ServerFrame,
     server::{Hub, SessionKey, Target},
 };
+
+/// The most ended sessions told again to a process that says `hello`.
+const MAX_REPLAYED: usize = 1000;
 
 impl Hub {
     /// Acts on a message from the backplane.
@@ -52,7 +56,7 @@ impl Hub {
         if !known && !carries_state {
             // A node this one had presumed gone (it was silent too long) or
             // never met: ask everyone for their state, this one's included.
-            self.say_hello(link);
+            self.say_hello();
         }
     }
 }
@@ -65,14 +69,23 @@ struct Receive<'a> {
 }
 
 impl Receive<'_> {
-    /// `deliver`: the event frame goes to the target's connections here.
+    /// `deliver`: the event frame goes to the target's connections here,
+    /// if it is one: an event frame, no larger than this node would send.
+    /// Anything else written to the channel never reaches a browser.
     fn deliver(&self, target: &Target, payload: Bytes) {
-        match Utf8Bytes::try_from(payload) {
-            Ok(frame) => {
-                self.hub.deliver_local(target, &frame);
-            }
-            Err(_) => tracing::warn!(node = %self.from, "dropped an event that is not UTF-8"),
+        if payload.len() > self.hub.config().max_event_bytes {
+            tracing::warn!(node = %self.from, bytes = payload.len(), "dropped an event over the size limit");
+            return;
         }
+        let Ok(frame) = Utf8Bytes::try_from(payload) else {
+            tracing::warn!(node = %self.from, "dropped an event that is not UTF-8");
+            return;
+        };
+        if !matches!(ServerFrame::parse(&frame), Ok(ServerFrame::Event { .. })) {
+            tracing::warn!(node = %self.from, "dropped a deliver whose payload is not an event frame");
+            return;
+        }
+        self.hub.deliver_local(target, &frame);
     }
 
     /// `close_session`: the session ended on the sender; its connections
@@ -96,14 +109,11 @@ impl Receive<'_> {
     /// known of it; it gets this node's presence in answer, and the ends of
     /// sessions it may have missed while it was cut off.
     fn hello(&self, rooms: Vec<(RoomName, Vec<Member>)>) {
-        self.hub.in_presence_order(|| {
-            self.hub
-                .remote_presence_changed(|remote| remote.replace_node(self.from, rooms));
-            self.link.publish_state(&Message::Snapshot {
-                rooms: self.hub.presence_snapshot(),
-            });
-            self.link.replay_ended_sessions();
-        });
+        self.hub
+            .remote_presence_changed(|remote| remote.replace_node(self.from, rooms));
+        self.hub.answer_hello();
+        self.link
+            .replay_ended_sessions(self.hub.recently_ended_sessions(MAX_REPLAYED));
     }
 
     /// `snapshot`: the sender's presence in every room, in answer to a

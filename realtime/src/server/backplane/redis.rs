@@ -250,7 +250,7 @@ impl Transport {
         if let Err(error) = self.publish_pending(&mut publisher).await {
             return Ended::Lost(error.to_string());
         }
-        self.hub.say_hello(&self.link);
+        self.hub.say_hello();
 
         let liveness = self.settings.liveness;
         let mut heartbeat = tokio::time::interval(liveness.heartbeat);

@@ -1,0 +1,321 @@
+//! The hub against hostile and broken clients: oversized events, frame
+//! floods, too many sockets, join/leave floods, slow room rules, browsers
+//! that stop reading, and sessions that end or expire. Each limit is set
+//! low here, so the tests run fast; hostile clients connect from 127.0.0.2
+//! and up.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::http::StatusCode;
+use realtime::{
+    Event, Presence,
+    protocol::{ClientFrame, ErrorCode, ServerFrame, close},
+    server::{EmitError, Hub, HubBuilder, HubConfig, SessionKey},
+};
+use support::{Note, PATIENCE, Team, TestServer, note};
+use tokio::sync::Notify;
+
+/// Teams anyone logged in may join, with presence.
+fn builder() -> HubBuilder {
+    Hub::builder()
+        .room::<Team, _, _>(|_| async { Ok(()) })
+        .presence::<Team>()
+}
+
+async fn server_with(config: HubConfig) -> TestServer {
+    TestServer::start(builder().config(config)).await
+}
+
+/// Waits until `done` holds, or fails after [`PATIENCE`].
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// --- What the server sends ------------------------------------------------
+
+#[tokio::test]
+async fn an_event_over_the_size_limit_is_an_error_and_reaches_nobody() {
+    let server = server_with(HubConfig {
+        max_event_bytes: 1024,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut tab = server.user(1, "s1").await;
+    let refused = server.hub.emit(&note(&"x".repeat(2000)));
+    assert!(
+        matches!(refused, Err(EmitError::TooLarge { max: 1024, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(server.hub.emit(&note("small")).unwrap(), 1);
+    assert_eq!(tab.event::<Note>().await, note("small"));
+}
+
+// --- What the browser sends -----------------------------------------------
+
+#[tokio::test]
+async fn frames_past_the_budget_get_an_error_then_a_close() {
+    let server = server_with(HubConfig {
+        frames_per_second: 1,
+        frame_burst: 3,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut tab = server.user(1, "s1").await;
+    let leave = ClientFrame::Leave {
+        room: "team:red".into(),
+    };
+    for _ in 0..3 {
+        tab.send(&leave).await;
+        assert!(matches!(tab.frame().await, ServerFrame::Left { .. }));
+    }
+    tab.send(&leave).await;
+    match tab.frame().await {
+        ServerFrame::Error { code, .. } => assert_eq!(code, ErrorCode::RateLimited),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    // Told, and still sending: closed.
+    for _ in 0..20 {
+        tab.send(&leave).await;
+    }
+    assert_eq!(tab.closed().await, Some(close::RATE_LIMITED));
+}
+
+#[tokio::test]
+async fn a_reconnecting_tab_may_rejoin_all_its_rooms_at_once() {
+    let server = server_with(HubConfig::default()).await;
+    let mut tab = server.user(1, "s1").await;
+    let rooms = HubConfig::default().max_rooms_per_connection;
+    for room in 0..rooms {
+        tab.send(&ClientFrame::Join {
+            room: format!("team:{room}").as_str().into(),
+        })
+        .await;
+    }
+    let mut joined = 0;
+    while joined < rooms {
+        match tab.frame().await {
+            ServerFrame::Joined { .. } => joined += 1,
+            ServerFrame::Event { .. } => {} // presence lists
+            other => panic!("expected joined, got {other:?}"),
+        }
+    }
+}
+
+// --- Connections ------------------------------------------------------------
+
+#[tokio::test]
+async fn connections_are_limited_per_user_per_address_and_in_all() {
+    let server = server_with(HubConfig {
+        max_connections: 6,
+        max_connections_per_user: 2,
+        max_anonymous_per_address: 2,
+        ..HubConfig::default()
+    })
+    .await;
+    // A user's third tab.
+    let _tabs = [server.user(1, "a").await, server.user(1, "b").await];
+    let third = server.try_connect("user=1&session=c", &[]).await.err();
+    assert_eq!(third, Some(StatusCode::TOO_MANY_REQUESTS));
+
+    // A third visitor from one address; another address is not affected.
+    let _visitors = [
+        server.connect_from("127.0.0.2", "").await.unwrap(),
+        server.connect_from("127.0.0.2", "").await.unwrap(),
+    ];
+    let refused = server.connect_from("127.0.0.2", "").await.err();
+    assert_eq!(refused, Some(StatusCode::TOO_MANY_REQUESTS));
+    let _neighbour = server.connect_from("127.0.0.3", "").await.unwrap();
+
+    // Six in all: the seventh is told the server is full.
+    let _last = server.user(2, "d").await;
+    assert_eq!(server.hub.stats().connections, 6);
+    let full = server.connect_from("127.0.0.4", "").await.err();
+    assert_eq!(full, Some(StatusCode::SERVICE_UNAVAILABLE));
+}
+
+#[tokio::test]
+async fn a_join_leave_flood_costs_the_others_a_few_frames_and_closes_none() {
+    let server = server_with(HubConfig {
+        queue_capacity: 16,
+        presence_window: Duration::from_millis(100),
+        frames_per_second: 1000,
+        frame_burst: 1000,
+        ..HubConfig::default()
+    })
+    .await;
+    let mut member = server.connect("user=1&session=m&name=Ada").await;
+    assert!(matches!(
+        member.join("team:red").await,
+        ServerFrame::Joined { .. }
+    ));
+    let mut flooder = server.connect("user=2&session=f&name=Mallory").await;
+
+    // 200 joins and leaves as fast as the socket takes them, answers
+    // unread.
+    for _ in 0..200 {
+        for frame in [
+            ClientFrame::Join {
+                room: "team:red".into(),
+            },
+            ClientFrame::Leave {
+                room: "team:red".into(),
+            },
+        ] {
+            flooder.send(&frame).await;
+        }
+    }
+    // Ada's tab gets presence lists, at most one per window, then nothing.
+    let mut lists = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(500), member.frame()).await {
+            Ok(ServerFrame::Event { name, .. }) if name == Presence::NAME => lists += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => break,
+        }
+    }
+    assert!(lists <= 30, "{lists} presence lists for one flood");
+    assert_eq!(server.hub.stats().connections, 2, "nobody was closed");
+    server.assert_nothing_more(&mut [&mut member]).await;
+}
+
+#[tokio::test]
+async fn room_rules_run_beside_the_socket_so_events_keep_flowing() {
+    let released = Arc::new(Notify::new());
+    let rule = Arc::clone(&released);
+    let builder = Hub::builder()
+        .room::<Team, _, _>(move |_| {
+            let rule = Arc::clone(&rule);
+            // A slow database: the rule answers when the test says so.
+            async move {
+                rule.notified().await;
+                Ok(())
+            }
+        })
+        .config(HubConfig {
+            queue_capacity: 4,
+            ..HubConfig::default()
+        });
+    let server = TestServer::start(builder).await;
+    let mut tab = server.user(1, "s1").await;
+    tab.send(&ClientFrame::Join {
+        room: "team:red".into(),
+    })
+    .await;
+
+    // While the rule decides, twenty events go out, more than the queue
+    // holds: the socket is written all along.
+    for n in 0..20 {
+        let event = note(&n.to_string());
+        server
+            .hub
+            .to_connection(tab.connection)
+            .emit(&event)
+            .unwrap();
+        assert_eq!(tab.event::<Note>().await, event);
+    }
+    released.notify_one();
+    assert!(matches!(tab.frame().await, ServerFrame::Joined { .. }));
+}
+
+#[tokio::test]
+async fn a_browser_that_stops_reading_is_dropped_after_the_write_timeout() {
+    let server = server_with(HubConfig {
+        write_timeout: Duration::from_millis(300),
+        // Large enough never to overflow: only the write timeout can act.
+        queue_capacity: 100_000,
+        max_event_bytes: 128 * 1024,
+        ..HubConfig::default()
+    })
+    .await;
+    let _stalled = server.user(1, "s1").await;
+    let big = note(&"x".repeat(64 * 1024));
+    // Enough to fill the kernel's buffers both ways, and then some.
+    for _ in 0..400 {
+        server.hub.emit(&big).unwrap();
+    }
+    eventually("the stalled connection is dropped", || {
+        server.hub.stats().connections == 0
+    })
+    .await;
+    eventually("its socket is released", || server.hub.open_sockets() == 0).await;
+}
+
+#[tokio::test]
+async fn a_disconnected_browser_releases_its_socket_even_if_it_never_reads() {
+    let server = server_with(HubConfig {
+        queue_capacity: 100_000,
+        max_event_bytes: 128 * 1024,
+        ..HubConfig::default()
+    })
+    .await;
+    let _stalled = server.user(1, "s1").await;
+    let big = note(&"x".repeat(64 * 1024));
+    for _ in 0..400 {
+        server.hub.emit(&big).unwrap();
+    }
+    assert_eq!(server.hub.disconnect_session(&SessionKey::from("s1")), 1);
+    assert_eq!(server.hub.stats().connections, 0);
+    eventually("its socket is released", || server.hub.open_sockets() == 0).await;
+}
+
+// --- Sessions ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_connection_whose_session_just_ended_is_refused() {
+    let server = server_with(HubConfig::default()).await;
+    // The log-out happened while this tab's upgrade was on its way.
+    server.hub.disconnect_session(&SessionKey::from("gone"));
+    let code = realtime_testing::TestClient::closed_on_arrival(
+        server.address,
+        "/ws?user=1&session=gone",
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(close::SESSION_ENDED));
+    assert_eq!(server.hub.stats().connections, 0);
+    // Another session of the same user is welcome.
+    server.user(1, "fresh").await;
+}
+
+#[tokio::test]
+async fn connections_close_when_their_session_expires() {
+    let expired: Arc<Mutex<HashSet<SessionKey>>> = Arc::default();
+    let known = Arc::clone(&expired);
+    let builder = builder()
+        .config(HubConfig {
+            session_check_interval: Duration::from_millis(50),
+            ..HubConfig::default()
+        })
+        .session_check(move |sessions: Vec<SessionKey>| {
+            let expired = Arc::clone(&known);
+            async move {
+                let expired = expired.lock().unwrap();
+                Ok(sessions
+                    .into_iter()
+                    .filter(|session| expired.contains(session))
+                    .collect())
+            }
+        });
+    let server = TestServer::start(builder).await;
+    tokio::spawn(server.hub.clone().watch_sessions());
+    let mut ending = server.user(1, "ending").await;
+    let mut lasting = server.user(2, "lasting").await;
+
+    expired.lock().unwrap().insert(SessionKey::from("ending"));
+    assert_eq!(ending.closed().await, Some(close::SESSION_ENDED));
+    server.assert_nothing_more(&mut [&mut lasting]).await;
+    assert_eq!(server.hub.stats().connections, 1);
+}
