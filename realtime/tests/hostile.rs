@@ -266,6 +266,9 @@ async fn a_disconnected_browser_releases_its_socket_even_if_it_never_reads() {
     for _ in 0..400 {
         server.hub.emit(&big).unwrap();
     }
+    // By now its task is stuck in the middle of a write, the kernel's
+    // buffers full (the write timeout, 10 s, is far off).
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(server.hub.disconnect_session(&SessionKey::from("s1")), 1);
     assert_eq!(server.hub.stats().connections, 0);
     eventually("its socket is released", || server.hub.open_sockets() == 0).await;

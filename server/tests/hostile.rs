@@ -377,3 +377,30 @@ async fn server_functions_refuse_other_sites_and_sibling_subdomains() {
     let mut script = app.browser_at("127.0.0.3");
     assert!(script.sign_up("grace", PASSWORD).await.is_ok());
 }
+
+// --- Sockets and sessions ---------------------------------------------------
+
+#[tokio::test]
+async fn a_socket_closes_when_its_session_expires() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut socket = ada.open_socket(address).await;
+    let mut visitor = app.browser().open_socket(address).await;
+
+    // Nothing has expired yet: the check closes nothing.
+    assert_eq!(app.hub.check_sessions().await, 0);
+    app.expire_all_sessions().await;
+    assert_eq!(app.hub.check_sessions().await, 1);
+    assert_eq!(
+        socket.closed().await,
+        Some(realtime::protocol::close::SESSION_ENDED)
+    );
+    // The visitor's socket had no session to expire.
+    app.hub.emit(&SomethingHappened::new("still here")).unwrap();
+    assert_eq!(
+        visitor.event::<SomethingHappened>().await,
+        SomethingHappened::new("still here")
+    );
+}
