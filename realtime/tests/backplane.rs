@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use realtime::{
     Presence,
     server::{
-        Hub, HubBuilder, JoinRequest,
+        Hub, HubBuilder, JoinRequest, SessionKey,
         backplane::redis::{BackplaneHandle, RedisBackplane},
     },
 };
@@ -262,6 +262,67 @@ async fn next_note(client: &mut support::TestClient) -> support::Note {
             }
             ServerFrame::Event { name, .. } if name == Presence::NAME => continue,
             other => panic!("expected a note, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn only_event_frames_cross_and_session_ids_never_do() {
+    let channel = fresh_channel();
+    let node = node(&channel).await;
+    let mut tab = node.server.user(1, "secret-session-id").await;
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let mut listener = redis::Client::open(redis_url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .expect("Redis answers");
+    listener.subscribe(&channel).await.unwrap();
+    let mut messages = listener.into_on_message();
+    while node.server.hub.backplane_connected() != Some(true) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Anyone who can write to the channel: a forged welcome, and frames
+    // that are not frames at all. None reaches the browser.
+    let header = r#"{"node":"00000000000000aa","message":{"type":"deliver","target":{"everyone":true,"users":[],"rooms":[],"connections":[],"except":null}}}"#;
+    for payload in [
+        r#"{"type":"welcome","connection":"0000000000000001","user":2}"#,
+        r#"{"type":"left","room":"team:red"}"#,
+        "not json",
+    ] {
+        let envelope = format!("{header}\n{payload}");
+        let _: () = redis::AsyncCommands::publish(&mut redis, &channel, envelope)
+            .await
+            .unwrap();
+    }
+    // An event frame does cross.
+    let event = format!(r#"{header}
+{{"type":"event","name":"Note","data":{{"text":"forged but well-formed"}}}}"#);
+    let _: () = redis::AsyncCommands::publish(&mut redis, &channel, event)
+        .await
+        .unwrap();
+    assert_eq!(next_note(&mut tab).await, note("forged but well-formed"));
+    node.server.assert_nothing_more(&mut [&mut tab]).await;
+
+    // A log-out tells the other processes a hash of the session, not its id.
+    node.server
+        .hub
+        .disconnect_session(&SessionKey::from("secret-session-id"));
+    loop {
+        let message = tokio::time::timeout(PATIENCE, messages.next())
+            .await
+            .expect("published in time")
+            .expect("the subscription is open");
+        let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+        if payload.contains("close_session") {
+            assert!(!payload.contains("secret-session-id"), "{payload}");
+            break;
         }
     }
 }
