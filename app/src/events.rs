@@ -8,7 +8,10 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{error::AppError, input::TextRule};
+use crate::{
+    error::AppError,
+    input::{Characters, TextRule},
+};
 
 /// The longest announcement, in characters.
 pub const MAX_MESSAGE_LEN: usize = 500;
@@ -47,6 +50,7 @@ pub const ANNOUNCEMENT: TextRule = TextRule {
     what: "Announcements",
     max_chars: MAX_MESSAGE_LEN,
     when_empty: "Write a message first.",
+    characters: Characters::Prose,
 };
 
 /// Emits `event` to every open tab, with its message trimmed. The calling
@@ -82,6 +86,7 @@ pub const NOTIFICATION: TextRule = TextRule {
     what: "Notifications",
     max_chars: MAX_NOTIFICATION_LEN,
     when_empty: "Write a message first.",
+    characters: Characters::Prose,
 };
 
 /// Sends a notification to every tab of the user called `to` (logged in

@@ -1,8 +1,10 @@
-//! Text people type: trimmed, not empty, and at most so many characters.
+//! Text people type: trimmed, not empty, at most so many characters, and
+//! free of characters that hide or disguise what it says.
 //!
-//! [`bounded`] is the one place those three things are decided. Each kind
-//! of text a form sends has a [`TextRule`] that words its errors; user
-//! names, whose errors are account errors, call [`bounded`] directly. What
+//! [`bounded`] is the one place the first three are decided, and
+//! [`Characters`] the last. Each kind of text a form sends has a
+//! [`TextRule`] that words its errors; user names, whose errors are account
+//! errors, call [`bounded`] directly (they are plain ASCII besides). What
 //! comes back is what the server stores and sends on.
 
 use crate::error::AppError;
@@ -29,6 +31,31 @@ pub fn bounded(text: &str, max_chars: usize) -> Result<&str, TextProblem> {
     }
 }
 
+/// Which characters a kind of text refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Characters {
+    /// Prose (a message): no control characters (NUL, escapes, line
+    /// breaks in a one-line field) and nothing that reverses or isolates
+    /// the direction of the text around it. Joiners stay: emoji need them.
+    Prose,
+    /// A name others see and pick from a list: prose's rules, and no
+    /// invisible characters either (zero-width spaces and joiners, word
+    /// joiners, byte-order marks), so two names that look alike are alike.
+    Name,
+}
+
+impl Characters {
+    /// Whether `c` is refused.
+    pub fn refuses(self, c: char) -> bool {
+        let direction = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        let invisible = matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}'
+        );
+        c.is_control() || direction || (self == Self::Name && invisible)
+    }
+}
+
 /// The rule for one kind of text (a room name, a message, …).
 #[derive(Clone, Copy, Debug)]
 pub struct TextRule {
@@ -39,20 +66,31 @@ pub struct TextRule {
     pub max_chars: usize,
     /// What to tell someone who sent nothing (or only spaces).
     pub when_empty: &'static str,
+    /// The characters it refuses.
+    pub characters: Characters,
 }
 
 impl TextRule {
     /// The text, trimmed, if it follows the rule; otherwise
     /// [`AppError::Invalid`] with a message for the person at the keyboard.
     pub fn check(&self, text: &str) -> Result<String, AppError> {
-        match bounded(text, self.max_chars) {
-            Ok(text) => Ok(text.to_owned()),
-            Err(TextProblem::Empty) => Err(AppError::Invalid(self.when_empty.to_owned())),
-            Err(TextProblem::TooLong) => Err(AppError::Invalid(format!(
-                "{} can be at most {} characters long.",
-                self.what, self.max_chars
-            ))),
+        let text = match bounded(text, self.max_chars) {
+            Ok(text) => text,
+            Err(TextProblem::Empty) => return Err(AppError::Invalid(self.when_empty.to_owned())),
+            Err(TextProblem::TooLong) => {
+                return Err(AppError::Invalid(format!(
+                    "{} can be at most {} characters long.",
+                    self.what, self.max_chars
+                )));
+            }
+        };
+        if text.chars().any(|c| self.characters.refuses(c)) {
+            return Err(AppError::Invalid(format!(
+                "{} cannot contain control characters or characters that hide or turn the text.",
+                self.what
+            )));
         }
+        Ok(text.to_owned())
     }
 }
 
@@ -64,7 +102,58 @@ mod tests {
         what: "Notes",
         max_chars: 3,
         when_empty: "Write a note.",
+        characters: Characters::Prose,
     };
+
+    const NAME: TextRule = TextRule {
+        what: "Names",
+        max_chars: 40,
+        when_empty: "Give it a name.",
+        characters: Characters::Name,
+    };
+
+    #[test]
+    fn control_and_direction_characters_are_refused_everywhere() {
+        for bad in [
+            "a\0b",
+            "a\u{1b}[31mb",
+            "a\nb",
+            "a\u{202E}b",
+            "a\u{2067}b",
+            "a\u{85}b",
+        ] {
+            for rule in [
+                NAME,
+                TextRule {
+                    max_chars: 40,
+                    ..NOTE
+                },
+            ] {
+                let refused = rule.check(bad);
+                assert!(
+                    matches!(&refused, Err(AppError::Invalid(message)) if message.contains("control characters")),
+                    "{bad:?}: {refused:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_in_names_but_joiners_stay_in_prose() {
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+        assert_eq!(
+            TextRule {
+                max_chars: 40,
+                ..NOTE
+            }
+            .check(family),
+            Ok(family.to_owned())
+        );
+        for hidden in ["ad\u{200B}a", family, "\u{FEFF}ada", "ad\u{2060}a"] {
+            assert!(NAME.check(hidden).is_err(), "{hidden:?}");
+        }
+        assert_eq!(NAME.check("Café Élan"), Ok("Café Élan".to_owned()));
+    }
 
     #[test]
     fn text_is_trimmed() {

@@ -33,6 +33,10 @@ pub trait Room: Clone + Send + Sync + 'static {
     fn key(&self) -> String;
 
     /// The room a key names, or `None` if the key is not valid for this kind.
+    ///
+    /// A browser's join is refused unless `from_key(key)` gives a room whose
+    /// [`Room::key`] is `key` again: `chat:007` and `chat:7` cannot be two
+    /// rooms (with two presence lists) for the same chat.
     fn from_key(key: &str) -> Option<Self>;
 
     /// The room's name on the wire: `KIND:key`.

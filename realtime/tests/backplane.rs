@@ -302,8 +302,10 @@ async fn only_event_frames_cross_and_session_ids_never_do() {
             .unwrap();
     }
     // An event frame does cross.
-    let event = format!(r#"{header}
-{{"type":"event","name":"Note","data":{{"text":"forged but well-formed"}}}}"#);
+    let event = format!(
+        r#"{header}
+{{"type":"event","name":"Note","data":{{"text":"forged but well-formed"}}}}"#
+    );
     let _: () = redis::AsyncCommands::publish(&mut redis, &channel, event)
         .await
         .unwrap();

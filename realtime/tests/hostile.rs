@@ -322,3 +322,35 @@ async fn connections_close_when_their_session_expires() {
     server.assert_nothing_more(&mut [&mut lasting]).await;
     assert_eq!(server.hub.stats().connections, 1);
 }
+
+/// Rooms named by a number.
+#[derive(Clone, Debug, PartialEq)]
+struct Numbered(u32);
+
+impl realtime::Room for Numbered {
+    const KIND: &'static str = "number";
+    fn key(&self) -> String {
+        self.0.to_string()
+    }
+    fn from_key(key: &str) -> Option<Self> {
+        // Lenient on purpose: `007` and `+7` parse as 7.
+        key.parse().ok().map(Self)
+    }
+}
+
+#[tokio::test]
+async fn only_a_rooms_own_key_names_it() {
+    let builder = Hub::builder().room::<Numbered, _, _>(|_| async { Ok(()) });
+    let server = TestServer::start(builder).await;
+    let mut tab = server.user(1, "s1").await;
+    for shadow in ["number:007", "number:+7", "number: 7"] {
+        match tab.join(shadow).await {
+            ServerFrame::Refused { reason, .. } => assert_eq!(reason, "There is no such room."),
+            other => panic!("{shadow}: expected a refusal, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        tab.join("number:7").await,
+        ServerFrame::Joined { .. }
+    ));
+}

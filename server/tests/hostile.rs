@@ -404,3 +404,88 @@ async fn a_socket_closes_when_its_session_expires() {
         SomethingHappened::new("still here")
     );
 }
+
+// --- Inputs -----------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_text_is_refused_with_a_reason_on_every_database() {
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let room = ada
+        .post("/api/chat/create_room", &[("name", "Lobby")])
+        .await;
+    let room = room.json::<app::chat::RoomSummary>().id.to_string();
+
+    for (path, form) in [
+        // NUL, which PostgreSQL cannot store.
+        (
+            "/api/chat/post",
+            vec![("room_id", room.as_str()), ("body", "a\0b")],
+        ),
+        (
+            "/api/chat/post",
+            vec![("room_id", &room), ("body", "\u{1b}[2J")],
+        ),
+        // A right-to-left override, which turns what follows around.
+        (
+            "/api/chat/create_room",
+            vec![("name", "evil\u{202E}gnp.exe")],
+        ),
+        // A zero-width space: "Lobby" again, to the eye.
+        ("/api/chat/create_room", vec![("name", "Lob\u{200B}by")]),
+        ("/api/events/broadcast", vec![("event[message]", "hi\0")]),
+    ] {
+        let response = ada.post(path, &form).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path} {form:?}");
+        assert!(
+            matches!(response.json::<AppError>(), AppError::Invalid(message) if message.contains("control characters")),
+            "{}",
+            response.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn room_names_are_taken_whatever_their_case_on_every_database() {
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let first = ada.post("/api/chat/create_room", &[("name", "Élan")]).await;
+    assert!(first.status.is_success(), "{}", first.body);
+    let again = ada.post("/api/chat/create_room", &[("name", "ÉLAN")]).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        again.json::<AppError>(),
+        AppError::Invalid("A room called “ÉLAN” already exists.".into())
+    );
+}
+
+#[tokio::test]
+async fn room_lists_come_in_pages() {
+    let app = TestApp::with_config(config_with(&[(Action::CreateRoom, "1000/s")]).await).await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let total = app::chat::ROOM_PAGE_LEN + 5;
+    for n in 0..total {
+        let response = ada
+            .post("/api/chat/create_room", &[("name", &format!("room {n}"))])
+            .await;
+        assert!(response.status.is_success(), "{}", response.body);
+    }
+    let first = ada
+        .post("/api/chat/rooms", &[])
+        .await
+        .json::<app::chat::RoomPage>();
+    assert_eq!(first.rooms.len(), app::chat::ROOM_PAGE_LEN);
+    assert!(first.more);
+    assert_eq!(first.rooms[0].name, format!("room {}", total - 1));
+    let oldest_shown = first.rooms.last().unwrap().id.to_string();
+    let second = ada
+        .post("/api/chat/rooms", &[("before", &oldest_shown)])
+        .await
+        .json::<app::chat::RoomPage>();
+    assert_eq!(second.rooms.len(), 5);
+    assert!(!second.more);
+    assert_eq!(second.rooms.last().unwrap().name, "room 0");
+}

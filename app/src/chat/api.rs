@@ -3,15 +3,16 @@
 
 use leptos::prelude::*;
 
-use super::{Message, RoomHistory, RoomSummary};
+use super::{Message, RoomHistory, RoomPage, RoomSummary};
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use crate::limits::Action;
 
-/// Every room, newest first.
+/// A page of rooms, newest first: the newest, or those older than the room
+/// `before`.
 #[server(prefix = "/api", endpoint = "chat/rooms")]
-pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
-    server::chat()?.rooms().await
+pub async fn list_rooms(before: Option<i64>) -> Result<RoomPage, AppError> {
+    server::chat()?.rooms(before, super::ROOM_PAGE_LEN).await
 }
 
 /// Creates a room (logged in only), tells every open room list, and sends

@@ -25,7 +25,7 @@ pub mod store;
 use realtime::{Event, Room, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::input::TextRule;
+use crate::input::{Characters, TextRule};
 
 /// The longest room name, in characters.
 pub const MAX_ROOM_NAME_LEN: usize = 40;
@@ -37,6 +37,7 @@ pub const ROOM_NAME: TextRule = TextRule {
     what: "Room names",
     max_chars: MAX_ROOM_NAME_LEN,
     when_empty: "Give the room a name.",
+    characters: Characters::Name,
 };
 
 /// What a message must be.
@@ -44,6 +45,7 @@ pub const MESSAGE: TextRule = TextRule {
     what: "Messages",
     max_chars: MAX_MESSAGE_LEN,
     when_empty: "Write something first.",
+    characters: Characters::Prose,
 };
 /// How many of the latest messages a room page shows.
 pub const HISTORY_LEN: i64 = 100;
@@ -59,8 +61,11 @@ impl Room for ChatRoom {
         self.0.to_string()
     }
 
+    /// Room ids as the database gives them: positive, written plainly
+    /// (`7`, never `+7` or `007`, which would be other rooms to the hub).
     fn from_key(key: &str) -> Option<Self> {
-        key.parse().ok().map(Self)
+        let id: i64 = key.parse().ok()?;
+        (id > 0 && id.to_string() == key).then_some(Self(id))
     }
 }
 
@@ -71,6 +76,17 @@ pub struct RoomSummary {
     pub name: String,
     pub created_by: UserId,
     pub created_at: i64,
+}
+
+/// How many rooms a page of the room list shows.
+pub const ROOM_PAGE_LEN: usize = 50;
+
+/// A page of the room list, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomPage {
+    pub rooms: Vec<RoomSummary>,
+    /// Whether older rooms follow.
+    pub more: bool,
 }
 
 /// A message, with its author's name.
@@ -182,6 +198,9 @@ mod tests {
         assert_eq!(ChatRoom(7).name().as_str(), "chat:7");
         assert_eq!(ChatRoom::from_key("7"), Some(ChatRoom(7)));
         assert_eq!(ChatRoom::from_key("seven"), None);
+        for shadow in ["+7", "007", "-7", "0", " 7"] {
+            assert_eq!(ChatRoom::from_key(shadow), None, "{shadow:?}");
+        }
     }
 
     #[cfg(feature = "ssr")]

@@ -3,7 +3,7 @@
 use realtime::UserId;
 use sqlx::{AnyPool, FromRow};
 
-use super::{Message, RoomSummary};
+use super::{Message, RoomPage, RoomSummary};
 use crate::{
     auth::User,
     error::{AppError, log_database_error},
@@ -62,15 +62,25 @@ impl Chat {
         Self { db }
     }
 
-    /// Every room, newest first.
-    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, AppError> {
-        sqlx::query_as::<_, RoomRow>(
-            "SELECT id, name, created_by, created_at FROM rooms ORDER BY id DESC",
+    /// A page of rooms, newest first: those older than the room `before`
+    /// (from the newest, without it), at most `len`.
+    pub async fn rooms(&self, before: Option<i64>, len: usize) -> Result<RoomPage, AppError> {
+        let mut rooms: Vec<RoomSummary> = sqlx::query_as::<_, RoomRow>(
+            "SELECT id, name, created_by, created_at FROM rooms \
+             WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
+        .bind(before.unwrap_or(i64::MAX))
+        // One more than asked: whether there is a next page.
+        .bind(i64::try_from(len).unwrap_or(i64::MAX).saturating_add(1))
         .fetch_all(&self.db)
         .await
-        .map(|rows| rows.into_iter().map(RoomSummary::from).collect())
-        .map_err(internal)
+        .map_err(internal)?
+        .into_iter()
+        .map(RoomSummary::from)
+        .collect();
+        let more = rooms.len() > len;
+        rooms.truncate(len);
+        Ok(RoomPage { rooms, more })
     }
 
     pub async fn room(&self, id: i64) -> Result<Option<RoomSummary>, AppError> {
@@ -87,10 +97,11 @@ impl Chat {
     /// Creates a room; its name must be free (whatever its case).
     pub async fn create_room(&self, name: &str, by: UserId) -> Result<RoomSummary, AppError> {
         let created = sqlx::query_as::<_, RoomRow>(
-            "INSERT INTO rooms (name, created_by) VALUES ($1, $2) \
+            "INSERT INTO rooms (name, name_key, created_by) VALUES ($1, $2, $3) \
              RETURNING id, name, created_by, created_at",
         )
         .bind(name)
+        .bind(name_key(name))
         .bind(by.0)
         .fetch_one(&self.db)
         .await;
@@ -119,8 +130,9 @@ impl Chat {
         if room.name == name {
             return Ok((room.clone(), room.name));
         }
-        sqlx::query("UPDATE rooms SET name = $1 WHERE id = $2")
+        sqlx::query("UPDATE rooms SET name = $1, name_key = $2 WHERE id = $3")
             .bind(name)
+            .bind(name_key(name))
             .bind(id)
             .execute(&self.db)
             .await
@@ -175,6 +187,12 @@ impl Chat {
             created_at,
         })
     }
+}
+
+/// What makes two room names the same name: their Unicode lower case,
+/// computed here so that every database compares the same way.
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 fn taken_or_internal(error: sqlx::Error, name: &str) -> AppError {

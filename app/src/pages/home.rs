@@ -1,12 +1,15 @@
 //! The landing page: the rooms, and the two ways to reach other people
 //! outside a room (an announcement to every tab, a notification to a user).
 
+use std::collections::HashSet;
+
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 use crate::{
     auth::{Auth, User, use_auth},
     chat::{
-        RoomCreated, RoomSummary,
+        ROOM_PAGE_LEN, RoomCreated, RoomSummary,
         api::{CreateRoom, list_rooms},
     },
     components::FormError,
@@ -58,15 +61,32 @@ async fn logged_in_user(auth: Auth) -> Option<User> {
     auth.user.await.ok().flatten()
 }
 
-/// Every room, with rooms created elsewhere appearing live.
+/// The rooms, a page at a time, newest first; on the first page, rooms
+/// created elsewhere appear live.
 #[component]
 fn RoomList() -> impl IntoView {
     let auth = use_auth();
     let create = ServerAction::<CreateRoom>::new();
-    let rooms = Resource::new(move || create.version().get(), |_| list_rooms());
+    // `/?before=<id>`: the page of rooms older than that one.
+    let query = use_query_map();
+    let before = Memo::new(move |_| {
+        query
+            .read()
+            .get("before")
+            .and_then(|id| id.parse::<i64>().ok())
+    });
+    let rooms = Resource::new(
+        move || (create.version().get(), before.get()),
+        |(_, before)| list_rooms(before),
+    );
     // Rooms created since the list was loaded, newest first.
     let created = RwSignal::new(Vec::<RoomSummary>::new());
-    realtime::use_event(move |RoomCreated(room)| created.update(|rooms| rooms.insert(0, room)));
+    realtime::use_event(move |RoomCreated(room)| {
+        created.update(|rooms| {
+            rooms.insert(0, room);
+            rooms.truncate(ROOM_PAGE_LEN);
+        })
+    });
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
 
     view! {
@@ -74,33 +94,50 @@ fn RoomList() -> impl IntoView {
             <h2 id="rooms-heading">"Rooms"</h2>
             <Transition fallback=|| view! { <p class="muted">"Loading rooms…"</p> }>
                 {move || Suspend::new(async move {
-                    match rooms.await {
-                        Ok(loaded) => {
-                            let all = Memo::new(move |_| merge_rooms(&created.get(), &loaded));
-                            view! {
-                                <Show
-                                    when=move || !all.read().is_empty()
-                                    fallback=|| {
-                                        view! {
-                                            <p class="empty" data-testid="no-rooms">
-                                                "No rooms yet. Create the first one."
-                                            </p>
-                                        }
-                                    }
-                                >
-                                    <ul class="room-list" data-testid="room-list">
-                                        <For each=move || all.get() key=|room| room.id let:room>
-                                            <li>
-                                                <a href=format!("/rooms/{}", room.id)>{room.name}</a>
-                                            </li>
-                                        </For>
-                                    </ul>
-                                </Show>
-                            }
-                                .into_any()
+                    let page = match rooms.await {
+                        Ok(page) => page,
+                        Err(error) => {
+                            return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
-                        Err(error) => view! { <p class="form-error">{error.to_string()}</p> }.into_any(),
+                    };
+                    let first_page = before.get_untracked().is_none();
+                    let older = page.more.then(|| page.rooms.last().map(|room| room.id)).flatten();
+                    let loaded = page.rooms;
+                    let all = Memo::new(move |_| {
+                        if first_page {
+                            merge_rooms(&created.get(), &loaded)
+                        } else {
+                            loaded.clone()
+                        }
+                    });
+                    view! {
+                        <Show
+                            when=move || !all.read().is_empty()
+                            fallback=|| {
+                                view! {
+                                    <p class="empty" data-testid="no-rooms">
+                                        "No rooms yet. Create the first one."
+                                    </p>
+                                }
+                            }
+                        >
+                            <ul class="room-list" data-testid="room-list">
+                                <For each=move || all.get() key=|room| room.id let:room>
+                                    <li>
+                                        <a href=format!("/rooms/{}", room.id)>{room.name}</a>
+                                    </li>
+                                </For>
+                            </ul>
+                        </Show>
+                        <nav class="pages" aria-label="More rooms">
+                            {(!first_page).then(|| view! { <a href="/">"← Newest rooms"</a> })}
+                            {older
+                                .map(|id| {
+                                    view! { <a href=format!("/?before={id}")>"Older rooms →"</a> }
+                                })}
+                        </nav>
                     }
+                        .into_any()
                 })}
             </Transition>
             <Transition fallback=|| ()>
@@ -135,13 +172,13 @@ fn RoomList() -> impl IntoView {
 
 /// Rooms created live first (newest first), then the loaded ones, each once.
 fn merge_rooms(created: &[RoomSummary], loaded: &[RoomSummary]) -> Vec<RoomSummary> {
-    let mut all: Vec<RoomSummary> = created.to_vec();
-    for room in loaded {
-        if !all.iter().any(|known| known.id == room.id) {
-            all.push(room.clone());
-        }
-    }
-    all
+    let mut seen = HashSet::with_capacity(created.len() + loaded.len());
+    created
+        .iter()
+        .chain(loaded)
+        .filter(|room| seen.insert(room.id))
+        .cloned()
+        .collect()
 }
 
 /// What a visitor sees where the announcement form would be.
@@ -243,4 +280,29 @@ where
             input.set_value("");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(id: i64) -> RoomSummary {
+        RoomSummary {
+            id,
+            name: format!("room {id}"),
+            created_by: realtime::UserId(1),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn live_rooms_come_first_and_each_room_once() {
+        let created = [room(9), room(8)];
+        let loaded = [room(8), room(5), room(3)];
+        let ids: Vec<i64> = merge_rooms(&created, &loaded)
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [9, 8, 5, 3]);
+    }
 }

@@ -1,6 +1,6 @@
 //! A chat room: its history and live messages, who is here, who is typing.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
@@ -19,6 +19,11 @@ use crate::{
 const TYPING_SHOWN_FOR: Duration = Duration::from_secs(4);
 /// At most one "I am typing" report per this long.
 const TYPING_REPORT_EVERY: Duration = Duration::from_secs(2);
+/// The most messages the page shows (and keeps): the latest ones. A room
+/// left open all day does not grow without end.
+const MESSAGES_SHOWN: usize = 200;
+/// The most people named as typing at once.
+const TYPISTS_KEPT: usize = 20;
 
 /// `/rooms/:id`: the room, for a logged-in user.
 ///
@@ -89,7 +94,7 @@ fn Room(history: RoomHistory) -> impl IntoView {
     let live = RwSignal::new(Vec::<Message>::new());
     realtime::use_event(move |MessagePosted(message)| {
         if message.room_id == id {
-            live.update(|live| live.push(message));
+            live.update(|live| keep_latest(live, message));
         }
     });
     let renamed = RwSignal::new(None::<RoomView>);
@@ -232,7 +237,7 @@ fn MessageForm(room_id: i64, live: RwSignal<Vec<Message>>) -> impl IntoView {
             {
                 input.set_value("");
             }
-            live.update(|live| live.push(message));
+            live.update(|live| keep_latest(live, message));
         }
     });
     let on_input = move |_| {
@@ -300,15 +305,26 @@ fn RenameForm(room_id: i64, renamed: RwSignal<Option<RoomView>>) -> impl IntoVie
     }
 }
 
-/// The history, then the live messages not in it, each once, in order.
+/// Adds a live message, keeping only the latest [`MESSAGES_SHOWN`].
+fn keep_latest(live: &mut Vec<Message>, message: Message) {
+    live.push(message);
+    let excess = live.len().saturating_sub(MESSAGES_SHOWN);
+    live.drain(..excess);
+}
+
+/// The history, then the live messages not in it, each once, in order: the
+/// latest [`MESSAGES_SHOWN`] of them.
 fn merge_messages(history: &[Message], live: &[Message], room_id: i64) -> Vec<Message> {
-    let mut all: Vec<Message> = history.to_vec();
-    for message in live.iter().filter(|message| message.room_id == room_id) {
-        if !all.iter().any(|known| known.id == message.id) {
-            all.push(message.clone());
-        }
-    }
+    let mut seen = HashSet::with_capacity(history.len() + live.len());
+    let mut all: Vec<Message> = history
+        .iter()
+        .chain(live.iter().filter(|message| message.room_id == room_id))
+        .filter(|message| seen.insert(message.id))
+        .cloned()
+        .collect();
     all.sort_by_key(|message| message.id);
+    let excess = all.len().saturating_sub(MESSAGES_SHOWN);
+    all.drain(..excess);
     all
 }
 
@@ -338,6 +354,8 @@ fn use_typists(room_id: i64, me: UserId) -> Signal<Vec<String>> {
         typists.update(|typists| {
             typists.retain(|(other, _, _)| *other != user);
             typists.push((user, typing.name, report));
+            let excess = typists.len().saturating_sub(TYPISTS_KEPT);
+            typists.drain(..excess);
         });
         set_timeout(
             move || {
@@ -379,6 +397,20 @@ mod tests {
             .map(|m| m.id)
             .collect();
         assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_long_day_keeps_only_the_latest_messages() {
+        let history: Vec<Message> = (1..=100).map(|id| message(id, 7)).collect();
+        let mut live = Vec::new();
+        for id in 101..=1000 {
+            keep_latest(&mut live, message(id, 7));
+        }
+        assert_eq!(live.len(), MESSAGES_SHOWN);
+        let shown = merge_messages(&history, &live, 7);
+        assert_eq!(shown.len(), MESSAGES_SHOWN);
+        assert_eq!(shown.first().map(|m| m.id), Some(801));
+        assert_eq!(shown.last().map(|m| m.id), Some(1000));
     }
 
     #[test]

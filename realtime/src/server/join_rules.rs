@@ -56,12 +56,14 @@ impl JoinRules {
         Fut: Future<Output = Result<(), Refusal>> + Send + 'static,
     {
         let rule: Rule = Arc::new(move |key, user, connection| match R::from_key(key) {
-            Some(room) => Box::pin(authorize(JoinRequest {
+            // Only a room's own key names it: `chat:007` is not `chat:7`,
+            // and would otherwise be a shadow room of its own.
+            Some(room) if room.key() == key => Box::pin(authorize(JoinRequest {
                 room,
                 user,
                 connection,
             })),
-            None => Box::pin(async { Err(no_such_room()) }),
+            _ => Box::pin(async { Err(no_such_room()) }),
         });
         self.by_kind.insert(R::KIND, rule);
     }
