@@ -142,6 +142,22 @@ impl Action {
         Self::Notify,
     ];
 
+    /// The limit, as metrics label it: the variable's name, in lower case,
+    /// without `LIMIT_`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::LogInPerAddress => "log_in_per_address",
+            Self::LogInPerAccount => "log_in_per_account",
+            Self::SignUpPerAddress => "sign_up_per_address",
+            Self::Announce => "announce",
+            Self::Post => "post",
+            Self::Typing => "typing",
+            Self::CreateRoom => "create_room",
+            Self::Rename => "rename",
+            Self::Notify => "notify",
+        }
+    }
+
     /// The environment variable that sets this limit.
     pub fn variable(self) -> &'static str {
         match self {
@@ -259,7 +275,7 @@ impl Limits {
     pub fn by_address(&self, action: Action, address: IpAddr) -> Result<(), AppError> {
         self.sweep_now_and_then();
         match self.inner.per_address.get(&action) {
-            Some(limiter) => verdict(limiter.check_key(&address)),
+            Some(limiter) => verdict(action, limiter.check_key(&address)),
             None => Ok(()),
         }
     }
@@ -268,14 +284,17 @@ impl Limits {
     /// with valid account names only: every name is a key kept in memory.
     pub fn by_account(&self, name: &str) -> Result<(), AppError> {
         self.sweep_now_and_then();
-        verdict(self.inner.per_account.check_key(&name.to_lowercase()))
+        verdict(
+            Action::LogInPerAccount,
+            self.inner.per_account.check_key(&name.to_lowercase()),
+        )
     }
 
     /// Counts one `action` by `user`.
     pub fn by_user(&self, action: Action, user: UserId) -> Result<(), AppError> {
         self.sweep_now_and_then();
         match self.inner.per_user.get(&action) {
-            Some(limiter) => verdict(limiter.check_key(&user)),
+            Some(limiter) => verdict(action, limiter.check_key(&user)),
             None => Ok(()),
         }
     }
@@ -328,9 +347,11 @@ fn keyed<K: Clone + Eq + std::hash::Hash>(
 
 /// A limiter's answer as the caller sees it.
 fn verdict(
+    action: Action,
     checked: Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
 ) -> Result<(), AppError> {
     checked.map_err(|not_until| {
+        metrics::counter!("app_rate_limited_total", "limit" => action.label()).increment(1);
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         AppError::TooManyRequests {
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),

@@ -53,6 +53,9 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// `MAX_REQUEST_BODY_BYTES`: larger request bodies get 413.
     pub max_request_body_bytes: usize,
+    /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`),
+    /// apart from the application. Unset (the default): not served.
+    pub metrics_addr: Option<SocketAddr>,
     /// The application's rate limits (`LIMIT_*`) and password hashing
     /// (`PASSWORD_HASHING_*`).
     pub app: AppSettings,
@@ -107,6 +110,7 @@ impl Config {
             trusted_proxies: parse_var("TRUSTED_PROXIES", parse_from_str)?.unwrap_or_default(),
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
                 .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
+            metrics_addr: parse_var("METRICS_ADDR", parse_from_str)?,
             app: app_settings()?,
         })
     }

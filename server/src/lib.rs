@@ -15,6 +15,7 @@
 //! - `cross_site`: refusing server-function calls from other sites.
 //! - `body_limit`: refusing request bodies over the limit.
 //! - `error_status`: the HTTP status of a failed server function.
+//! - [`metrics`]: Prometheus metrics, on a listener of their own.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
 //! ## Where things live
@@ -37,12 +38,14 @@ pub mod config;
 mod cross_site;
 pub mod database;
 mod error_status;
+pub mod metrics;
 mod routes;
 pub mod session_store;
 pub mod shutdown;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
+use app::AppContext;
 use axum::serve::ListenerExt;
 use realtime::server::{
     Hub,
@@ -55,7 +58,8 @@ use tower_sessions::ExpiredDeletion;
 pub use crate::{
     config::Config,
     database::{Database, DatabaseError},
-    routes::app,
+    metrics::Metrics,
+    routes::{app, router},
 };
 
 /// How often expired sessions are deleted from the session table.
@@ -77,6 +81,12 @@ pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
             }
         });
     app::join_rules(builder, database.pool.clone()).build()
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind { address, source })
 }
 
 /// Why the server could not start, or stopped with an error.
@@ -101,6 +111,8 @@ pub enum ServerError {
 pub struct Server {
     listener: TcpListener,
     router: axum::Router,
+    /// The metrics listener and what it serves, when `METRICS_ADDR` is set.
+    metrics: Option<(TcpListener, axum::Router)>,
     database: Database,
     hub: Hub,
     backplane: Option<BackplaneHandle>,
@@ -122,18 +134,29 @@ impl Server {
         let database = Database::open(&config.database_url).await?;
         let hub = realtime_hub(&config, &database);
         let backplane = backplane.map(|redis| redis.start(&hub)).transpose()?;
-        let router = app(&config, &database, &hub);
-        let address = config.address();
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| ServerError::Bind { address, source })?;
+        let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
+        let router = routes::router(&config, &database, &hub, &context);
+        let listener = bind(config.address()).await?;
+        let metrics = match config.metrics_addr {
+            Some(address) => Some((bind(address).await?, Metrics::new(&hub, &context).router())),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
+            metrics,
             database,
             hub,
             backplane,
         })
+    }
+
+    /// The address metrics are served on, if they are.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ServerError> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().map_err(ServerError::Serve))
+            .transpose()
     }
 
     /// The real-time hub, to emit from outside a request (a background
@@ -161,6 +184,13 @@ impl Server {
         );
         // Sockets close when their session expires.
         let session_watch = tokio::spawn(self.hub.clone().watch_sessions());
+        let metrics = self.metrics.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            })
+        });
         let hub = self.hub.clone();
         let shutdown = async move {
             shutdown.await;
@@ -186,6 +216,9 @@ impl Server {
             .map_err(ServerError::Serve);
         sweeper.abort();
         session_watch.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(backplane) = self.backplane {
             // After the connections closed: their departures go out first.
             backplane.shutdown().await;

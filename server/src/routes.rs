@@ -36,9 +36,16 @@ struct ServerState {
     context: AppContext,
 }
 
-/// Builds the whole application as an axum router.
+/// Builds the whole application as an axum router, with a context of its
+/// own (see [`router`] to share one).
 pub fn app(config: &Config, database: &Database, hub: &Hub) -> Router {
     let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
+    router(config, database, hub, &context)
+}
+
+/// Builds the whole application as an axum router around `context`.
+pub fn router(config: &Config, database: &Database, hub: &Hub, context: &AppContext) -> Router {
+    let context = context.clone();
     let state = ServerState {
         leptos_options: config.leptos.clone(),
         database: database.clone(),

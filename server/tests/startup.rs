@@ -98,3 +98,47 @@ async fn an_invalid_redis_url_is_a_clear_error_that_keeps_the_password_out() {
     assert!(message.contains("REDIS_URL"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 }
+
+/// The response to a plain `GET`, whole.
+async fn get(address: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let mut config = test_config(default_session()).await;
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    let server = Server::bind(config).await.unwrap();
+    let address = server.local_addr().unwrap();
+    let metrics = server.metrics_addr().unwrap().expect("a metrics listener");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+
+    // A refusal, counted: a page from another origin.
+    let refused = TestClient::connect(address, &[("origin", "http://evil.example")]).await;
+    assert!(refused.is_err());
+    let _visitor = TestClient::connect(address, &[]).await.unwrap();
+
+    let scraped = get(metrics, "/metrics").await;
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    for line in [
+        r#"realtime_connections{kind="anonymous"} 1"#,
+        r#"realtime_refusals_total{limit="origin"}"#,
+        "realtime_open_sockets 1",
+        "app_password_hashing_waiting 0",
+    ] {
+        assert!(scraped.contains(line), "{line} missing from:\n{scraped}");
+    }
+    // Not on the application's own listener.
+    assert!(get(address, "/metrics").await.starts_with("HTTP/1.1 404"));
+
+    stop.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}

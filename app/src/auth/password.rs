@@ -118,6 +118,7 @@ impl Hasher {
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(Ok(turn)) = turn else {
             tracing::warn!("password hashing is saturated: a log-in or sign-up was turned away");
+            metrics::counter!("app_password_hashing_turned_away_total").increment(1);
             return Err(AppError::Busy);
         };
         tokio::task::spawn_blocking(move || {

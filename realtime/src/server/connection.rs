@@ -108,16 +108,16 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
     let mut joins = Joins::new(hub, id, user);
     let mut frames = FrameBudget::new(config.frames_per_second, config.frame_burst);
 
-    let reason = loop {
+    let end = loop {
         tokio::select! {
             biased;
-            reason = close_signal.closed() => break Some(reason),
+            reason = close_signal.closed() => break End::Closed(reason),
             received = outgoing.recv_many(&mut batch, MAX_BATCH) => {
                 if received == 0 {
-                    break None;
+                    break End::Closed(CloseReason::GoingAway);
                 }
-                if let Err(stop) = writes.batch(&mut socket, &mut batch).await {
-                    break stop;
+                if let Err(end) = writes.batch(&mut socket, &mut batch).await {
+                    break end;
                 }
             }
             Some(()) = joins.running.next() => joins.start_waiting(),
@@ -126,40 +126,76 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
                 match message {
                     Some(Ok(Message::Text(text))) => match frames.take() {
                         Budget::Granted => handle_text(hub, id, &mut joins, &text),
-                        Budget::Warned => send_error(hub, id, ErrorCode::RateLimited, "Too many frames: slow down."),
+                        Budget::Warned => {
+                            metrics::counter!("realtime_refusals_total", "limit" => "frames").increment(1);
+                            send_error(hub, id, ErrorCode::RateLimited, "Too many frames: slow down.");
+                        }
                         Budget::Spent => {
                             tracing::debug!(connection = %id, "frames keep coming past the limit; closing");
-                            break Some(CloseReason::RateLimited);
+                            break End::Closed(CloseReason::RateLimited);
                         }
                     },
                     Some(Ok(Message::Binary(_))) => send_error(hub, id, ErrorCode::BinaryFrame, "This protocol uses text frames only."),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) | None => break End::Browser,
                     Some(Err(error)) => {
+                        tracing::debug!(connection = %id, %error, "read failed");
                         if is_too_big(&error) {
                             let _ = close_with(&mut socket, close::TOO_BIG, "frame too big").await;
+                            break End::TooBig;
                         }
-                        tracing::debug!(connection = %id, %error, "read failed");
-                        break None;
+                        break End::Browser;
                     }
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > ping_interval * 2 {
                     tracing::debug!(connection = %id, "no answer to pings; closing");
-                    break None;
+                    break End::Silent;
                 }
-                if let Err(stop) = writes.send(&mut socket, Message::Ping(Default::default())).await {
-                    break stop;
+                if let Err(end) = writes.send(&mut socket, Message::Ping(Default::default())).await {
+                    break end;
                 }
             }
         }
     };
-    if let Some(reason) = reason {
+    if let End::Closed(reason) = end {
         let (code, text) = reason.code_and_text();
         let _ = close_with(&mut socket, code, text).await;
     }
-    tracing::debug!(connection = %id, ?reason, "disconnected");
+    metrics::counter!("realtime_closes_total", "reason" => end.label()).increment(1);
+    tracing::debug!(connection = %id, reason = end.label(), "disconnected");
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    /// The hub closed it (the close frame says why).
+    Closed(CloseReason),
+    /// The browser closed it, or went away.
+    Browser,
+    /// The browser sent a frame over the size limit (close 1009).
+    TooBig,
+    /// A write failed, or took longer than the write timeout.
+    WriteFailed,
+    /// The browser answered no pings.
+    Silent,
+}
+
+impl End {
+    /// As metrics label it.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Closed(CloseReason::GoingAway) => "going_away",
+            Self::Closed(CloseReason::SessionEnded) => "session_ended",
+            Self::Closed(CloseReason::TooSlow) => "too_slow",
+            Self::Closed(CloseReason::RateLimited) => "rate_limited",
+            Self::Browser => "browser",
+            Self::TooBig => "too_big",
+            Self::WriteFailed => "write_failed",
+            Self::Silent => "silent",
+        }
+    }
 }
 
 /// Removes the connection from the registry when the task ends, however it
@@ -183,11 +219,7 @@ struct Writes<'a> {
 
 impl Writes<'_> {
     /// Writes a batch of frames, with one flush.
-    async fn batch(
-        &self,
-        socket: &mut WebSocket,
-        batch: &mut Vec<Utf8Bytes>,
-    ) -> Result<(), Option<CloseReason>> {
+    async fn batch(&self, socket: &mut WebSocket, batch: &mut Vec<Utf8Bytes>) -> Result<(), End> {
         self.bounded(async {
             for frame in batch.drain(..) {
                 socket.feed(Message::Text(frame)).await?;
@@ -197,31 +229,27 @@ impl Writes<'_> {
         .await
     }
 
-    async fn send(
-        &self,
-        socket: &mut WebSocket,
-        message: Message,
-    ) -> Result<(), Option<CloseReason>> {
+    async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), End> {
         self.bounded(socket.send(message)).await
     }
 
-    /// `Err(Some(reason))`: the hub closed the connection meanwhile (the
+    /// `Err(End::Closed(_))`: the hub closed the connection meanwhile (the
     /// close frame goes out after what is already buffered);
-    /// `Err(None)`: the write failed or took too long, and the socket is
-    /// dropped.
+    /// `Err(End::WriteFailed)`: the write failed or took too long, and the
+    /// socket is dropped.
     async fn bounded(
         &self,
         write: impl Future<Output = Result<(), axum::Error>>,
-    ) -> Result<(), Option<CloseReason>> {
+    ) -> Result<(), End> {
         tokio::select! {
             biased;
-            reason = self.close_signal.closed() => Err(Some(reason)),
+            reason = self.close_signal.closed() => Err(End::Closed(reason)),
             written = timeout(self.limit, write) => match written {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(None),
+                Ok(Err(_)) => Err(End::WriteFailed),
                 Err(_) => {
                     tracing::debug!("a write took too long; dropping the connection");
-                    Err(None)
+                    Err(End::WriteFailed)
                 }
             },
         }

@@ -25,6 +25,7 @@ impl Hub {
         if !outcome.overflowed.is_empty() {
             self.close_too_slow(&outcome.overflowed);
         }
+        metrics::counter!("realtime_deliveries_total").increment(outcome.queued as u64);
         outcome.queued
     }
 

@@ -151,6 +151,7 @@ impl Emit<'_> {
             // A bug in the event's type, whoever handles the error: logged
             // here, with the detail the caller's error message may not keep.
             tracing::error!(event = E::NAME, %source, "an event could not be encoded");
+            metrics::counter!("realtime_emit_errors_total", "reason" => "encode").increment(1);
             EmitError::Encode {
                 event: E::NAME,
                 source,
@@ -165,6 +166,7 @@ impl Emit<'_> {
                 max,
                 "an event over the size limit was not sent"
             );
+            metrics::counter!("realtime_emit_errors_total", "reason" => "too_large").increment(1);
             return Err(EmitError::TooLarge {
                 event: E::NAME,
                 bytes: frame.len(),

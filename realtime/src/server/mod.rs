@@ -295,6 +295,7 @@ impl Hub {
     ) -> Response {
         if let Err(refused) = self.inner.config.origins.check(headers) {
             tracing::warn!(origin = %refused, "WebSocket upgrade refused: origin not allowed");
+            metrics::counter!("realtime_refusals_total", "limit" => "origin").increment(1);
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
         let checked = self
@@ -303,6 +304,7 @@ impl Hub {
             .read()
             .check(&identity, self.connection_limits());
         if let Err(refused) = checked {
+            metrics::counter!("realtime_refusals_total", "limit" => refused.label()).increment(1);
             tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");
             let status = match refused {
                 Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
@@ -339,6 +341,7 @@ impl Hub {
         if let Some(session) = &identity.session
             && self.inner.ended_sessions.contains(session)
         {
+            metrics::counter!("realtime_refusals_total", "limit" => "session_ended").increment(1);
             return Err(Refused::SessionEnded);
         }
         let id = ConnectionId(rand::random());
@@ -351,7 +354,14 @@ impl Hub {
             rooms: Vec::new(),
         };
         let limits = self.connection_limits();
-        self.inner.registry.write().insert(id, connection, limits)?;
+        self.inner
+            .registry
+            .write()
+            .insert(id, connection, limits)
+            .inspect_err(|refused| {
+                metrics::counter!("realtime_refusals_total", "limit" => refused.label())
+                    .increment(1);
+            })?;
         Ok(Registration {
             id,
             outgoing,

@@ -34,6 +34,8 @@ pub(crate) struct Connection {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RegistryStats {
     pub connections: usize,
+    /// Connections of visitors (not logged in).
+    pub anonymous: usize,
     /// Users with at least one connection.
     pub users: usize,
     /// Sessions with at least one connection.
@@ -73,6 +75,16 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// The limit, as metrics label it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::TooManyForUser => "per_user",
+            Self::TooManyForAddress => "per_address",
+            Self::SessionEnded => "session_ended",
+        }
+    }
+
     /// Why, in words for the person at the keyboard (the body of the
     /// refused upgrade, or the close frame's reason).
     pub fn reason(self) -> &'static str {
@@ -297,6 +309,7 @@ impl Registry {
     pub fn stats(&self) -> RegistryStats {
         RegistryStats {
             connections: self.connections.len(),
+            anonymous: self.connections.len() - self.users.values().map(Vec::len).sum::<usize>(),
             users: self.users.len(),
             sessions: self.sessions.len(),
             rooms: self.rooms.len(),
@@ -555,6 +568,7 @@ mod tests {
             f.registry.stats(),
             RegistryStats {
                 connections: 2,
+                anonymous: 0,
                 users: 1,
                 sessions: 1,
                 rooms: 1

@@ -108,6 +108,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         redis_channel: realtime::server::backplane::redis::DEFAULT_CHANNEL.to_owned(),
         trusted_proxies: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
+        metrics_addr: None,
         app: Default::default(),
     }
 }

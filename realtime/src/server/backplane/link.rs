@@ -90,13 +90,14 @@ impl Link {
             return;
         }
         let envelope = Envelope::encode_with_payload(self.node, message, payload);
-        if self.outbound.try_send(envelope).is_err()
-            && self.missed.fetch_add(1, Ordering::Relaxed) == 0
-        {
-            // Redis cannot keep up; waiting would stall the emitter.
-            tracing::warn!(
-                "the backplane's queue is full: events reach this process's connections only until it drains"
-            );
+        if self.outbound.try_send(envelope).is_err() {
+            metrics::counter!("realtime_backplane_missed_events_total").increment(1);
+            if self.missed.fetch_add(1, Ordering::Relaxed) == 0 {
+                // Redis cannot keep up; waiting would stall the emitter.
+                tracing::warn!(
+                    "the backplane's queue is full: events reach this process's connections only until it drains"
+                );
+            }
         }
     }
 
@@ -193,6 +194,7 @@ impl Link {
     /// Counts an event that was not published.
     pub fn count_missed(&self) {
         self.missed.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("realtime_backplane_missed_events_total").increment(1);
     }
 
     /// How many events were not published since the last call.
