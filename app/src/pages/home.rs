@@ -129,13 +129,21 @@ fn RoomList() -> impl IntoView {
                                 </For>
                             </ul>
                         </Show>
-                        <nav class="pages" aria-label="More rooms">
-                            {(!first_page).then(|| view! { <a href="/">"← Newest rooms"</a> })}
-                            {older
-                                .map(|id| {
-                                    view! { <a href=format!("/?before={id}")>"Older rooms →"</a> }
-                                })}
-                        </nav>
+                        {(older.is_some() || !first_page)
+                            .then(|| {
+                                view! {
+                                    <nav class="pages" aria-label="More rooms">
+                                        {(!first_page)
+                                            .then(|| view! { <a href="/">"← Newest rooms"</a> })}
+                                        {older
+                                            .map(|id| {
+                                                view! {
+                                                    <a href=format!("/?before={id}")>"Older rooms →"</a>
+                                                }
+                                            })}
+                                    </nav>
+                                }
+                            })}
                     }
                         .into_any()
                 })}

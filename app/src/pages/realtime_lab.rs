@@ -51,8 +51,8 @@ pub fn RealtimeLab() -> impl IntoView {
         }
     });
     realtime::use_event(move |_: SomethingHappened| after.update(|count| *count += 1));
-    // Room ids start at 1: this one never exists.
-    let refused = realtime::use_room(ChatRoom(0));
+    // Room ids count up from 1: this one never exists.
+    let refused = realtime::use_room(ChatRoom(i64::MAX));
     let refusal = move || match refused.get() {
         RoomStatus::Refused(reason) => reason,
         other => format!("{other:?}"),
