@@ -2,13 +2,23 @@
 //! connection, with a cookie. (A full HTTP client would be a large build for
 //! three kinds of request.) The server's multi-process tests use it too.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use thiserror::Error;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
 };
+
+/// A TCP connection to `address` from the local address `from`.
+pub async fn connect_from(from: IpAddr, address: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(address).await
+}
 
 #[derive(Debug, Error)]
 pub enum HttpError {
@@ -34,7 +44,17 @@ pub struct Connection {
 
 impl Connection {
     pub async fn open(address: SocketAddr) -> Result<Self, HttpError> {
-        let stream = TcpStream::connect(address).await?;
+        Self::on(TcpStream::connect(address).await?, address)
+    }
+
+    /// Opens a connection from the local address `from` (any of
+    /// 127.0.0.0/8 reaches a server on loopback): hostile traffic comes from
+    /// addresses of its own.
+    pub async fn open_from(from: IpAddr, address: SocketAddr) -> Result<Self, HttpError> {
+        Self::on(connect_from(from, address).await?, address)
+    }
+
+    fn on(stream: TcpStream, address: SocketAddr) -> Result<Self, HttpError> {
         stream.set_nodelay(true)?;
         Ok(Self {
             address,

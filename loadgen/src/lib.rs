@@ -1,4 +1,5 @@
-//! The load generator's parts: a minimal HTTP client and the statistics.
+//! The load generator's parts: a minimal HTTP client, the statistics, and
+//! the attacks of the hostile mode.
 //! The binary (`main.rs`) drives them; the server's multi-process tests
 //! reuse the HTTP client.
 //!
@@ -14,5 +15,6 @@
 //! - **Where the wire format is**: `docs/protocol.md`; results are in
 //!   `docs/benchmarks.md`.
 
+pub mod hostile;
 pub mod http;
 pub mod stats;

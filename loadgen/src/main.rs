@@ -3,7 +3,16 @@
 //! It starts the server (a release build) on a fresh database, signs users
 //! up for real, opens thousands of WebSockets with their session cookies,
 //! then calls the real `broadcast_event` server function at a fixed rate
-//! and measures, on every connection, what arrives and how late.
+//! (logged in: announcing takes a user) and measures, on every connection,
+//! what arrives and how late.
+//!
+//! With `--hostile`, the clients are in a chat room as well, while
+//! attackers, each from a loopback address of
+//! its own, flood the room with joins and leaves from 20 sockets, post
+//! oversized announcements, fire 200 wrong-password log-ins at once, and
+//! open 2,000 idle anonymous sockets (`hostile.rs`). It reports what the
+//! ordinary clients got, the server's peak memory, and every answer the
+//! attackers got.
 //!
 //! ```sh
 //! cargo build --release -p server -p loadgen
@@ -24,6 +33,15 @@
 //!                    several processes, a PostgreSQL database)
 //!   --redis-url U    the Redis server the processes share (needed for
 //!                    several processes)
+//!   --hostile        attack while the clients receive (one process only)
+//!   --attacks LIST   which attacks, comma-separated (all: flood,announce,
+//!                    passwords,anonymous)
+//!
+//! Under attack, as in `docs/benchmarks.md`:
+//!
+//! ```sh
+//! target/release/loadgen --hostile --clients 1000 --rate 50 --seconds 20
+//! ```
 //!
 //! Several processes, as in `docs/benchmarks.md`:
 //!
@@ -35,12 +53,12 @@
 //! `docs/benchmarks.md` has the figures and how to read them.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -50,8 +68,8 @@ use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 use loadgen::{
-    http,
-    stats::{Latencies, millis, resident_bytes},
+    hostile, http,
+    stats::{Latencies, cpu_time, millis, resident_bytes},
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -67,6 +85,9 @@ struct Options {
     processes: usize,
     database_url: Option<String>,
     redis_url: Option<String>,
+    hostile: bool,
+    /// Which attacks `--hostile` runs (all by default).
+    attacks: Vec<String>,
 }
 
 impl Options {
@@ -81,6 +102,8 @@ impl Options {
             processes: 1,
             database_url: None,
             redis_url: None,
+            hostile: false,
+            attacks: ATTACKS.map(str::to_owned).to_vec(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -95,6 +118,19 @@ impl Options {
                 "--processes" => options.processes = value()?.parse()?,
                 "--database-url" => options.database_url = Some(value()?),
                 "--redis-url" => options.redis_url = Some(value()?),
+                "--hostile" => options.hostile = true,
+                "--attacks" => {
+                    options.attacks = value()?.split(',').map(str::to_owned).collect();
+                    if let Some(unknown) = options
+                        .attacks
+                        .iter()
+                        .find(|a| !ATTACKS.contains(&a.as_str()))
+                    {
+                        return Err(
+                            format!("unknown attack {unknown}: choose among {ATTACKS:?}").into(),
+                        );
+                    }
+                }
                 "--help" | "-h" => {
                     println!("see the top of loadgen/src/main.rs for the options");
                     std::process::exit(0);
@@ -112,6 +148,15 @@ impl Options {
         }
         if options.processes > 1 && options.address.is_some() {
             return Err("--address and --processes cannot be combined".into());
+        }
+        if options.hostile && (options.processes > 1 || options.address.is_some()) {
+            return Err("--hostile starts one server of its own".into());
+        }
+        if options.hostile && options.clients.div_ceil(options.users) > 64 {
+            return Err(
+                "--hostile keeps every limit but its own: at most 64 clients per user (--users)"
+                    .into(),
+            );
         }
         Ok(options)
     }
@@ -133,6 +178,7 @@ fn start_server(
     binary: &PathBuf,
     database_url: &str,
     redis_url: Option<&str>,
+    hostile: bool,
 ) -> Result<(ServerProcess, SocketAddr), Error> {
     // A free port: bind, read it, release it.
     let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -149,6 +195,11 @@ fn start_server(
     for (variable, value) in BENCHMARK_LIMITS {
         command.env(variable, value);
     }
+    if !hostile {
+        for (variable, value) in UNLESS_HOSTILE {
+            command.env(variable, value);
+        }
+    }
     if let Some(redis_url) = redis_url {
         command.env("REDIS_URL", redis_url);
     }
@@ -162,13 +213,23 @@ fn start_server(
 }
 
 /// What the load generator needs lifted on the servers it starts (with
-/// `--address`, the server's operator sets them).
-const BENCHMARK_LIMITS: [(&str, &str); 2] = [
+/// `--address`, the server's operator sets them): it is one client at
+/// 127.0.0.1 doing the work of many. The attackers of `--hostile` meet
+/// every other limit at its default.
+const BENCHMARK_LIMITS: [(&str, &str); 4] = [
     // Every user is signed up from this one address.
     ("LIMIT_SIGN_UP_PER_ADDRESS", "100000/s"),
     // `--rate` announcements per second from a handful of users.
     ("LIMIT_ANNOUNCE", "100000/s"),
+    // Thousands of connections from 50 users, up to 10,000 and more.
+    ("REALTIME_MAX_CONNECTIONS_PER_USER", "100000"),
+    ("REALTIME_MAX_CONNECTIONS", "1000000"),
 ];
+
+/// Lifted too, but for `--hostile`: thousands of new connections at once
+/// from 50 users. Under `--hostile` a user's clients stay within its burst,
+/// and the flooding attacker meets the pace at its default.
+const UNLESS_HOSTILE: [(&str, &str); 1] = [("REALTIME_NEW_CONNECTION_BURST", "1000000")];
 
 /// Waits until the server answers `/health` and, with several processes,
 /// hears from all the others through Redis.
@@ -190,14 +251,19 @@ async fn wait_until_healthy(address: SocketAddr, peers: usize) -> Result<(), Err
     }
 }
 
+/// The name of the `index`-th user this run signs up.
+fn user_name(index: usize) -> String {
+    format!("bench-{}-{index}", std::process::id())
+}
+
 /// Signs up `count` users; returns their session cookies.
 async fn sign_up(address: SocketAddr, count: usize) -> Result<Vec<String>, Error> {
-    let run = std::process::id();
     let mut cookies = Vec::with_capacity(count);
     let mut connection = http::Connection::open(address).await?;
     for index in 0..count {
         let body = format!(
-            "name=bench-{run}-{index}&password={}",
+            "name={}&password={}",
+            user_name(index),
             http::form_encode("benchmark password")
         );
         let response = connection
@@ -230,6 +296,13 @@ struct Received {
     /// When the last benchmark event arrived, in Unix microseconds.
     last_micros: AtomicU64,
     connected: AtomicUsize,
+    /// Connections in the benchmark room (`--hostile`).
+    joined: AtomicUsize,
+    /// Set once the run is over and the load generator closes its
+    /// connections itself.
+    finished: AtomicBool,
+    /// Connections the server closed before then.
+    closed_early: AtomicUsize,
 }
 
 /// Reads one connection until it closes; returns its latencies (µs).
@@ -240,13 +313,20 @@ async fn read_events(
 ) -> Vec<u32> {
     let mut latencies = Vec::new();
     while let Some(Ok(message)) = socket.next().await {
-        let Message::Text(text) = message else {
-            continue;
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) if !received.finished.load(Ordering::Relaxed) => {
+                received.closed_early.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            _ => continue,
         };
-        // "bench <seq> <sent micros>" inside a SomethingHappened event.
+        // "bench <seq> <sent micros>" inside an announcement or a message.
         let Some(start) = text.find("bench ") else {
             if text.contains("\"welcome\"") {
                 received.connected.fetch_add(1, Ordering::Relaxed);
+            } else if text.contains("\"joined\"") {
+                received.joined.fetch_add(1, Ordering::Relaxed);
             }
             continue;
         };
@@ -302,8 +382,12 @@ async fn run() -> Result<(), Error> {
         None => {
             let mut addresses = Vec::new();
             for _ in 0..options.processes {
-                let (process, address) =
-                    start_server(&options.server, &database_url, options.redis_url.as_deref())?;
+                let (process, address) = start_server(
+                    &options.server,
+                    &database_url,
+                    options.redis_url.as_deref(),
+                    options.hostile,
+                )?;
                 processes.push(process);
                 addresses.push(address);
             }
@@ -332,8 +416,17 @@ async fn run() -> Result<(), Error> {
 
     print!("signing up {} users… ", options.users);
     let started = Instant::now();
-    let cookies = sign_up(addresses[0], options.users).await?;
+    // The attackers of `--hostile` have accounts too, past the others.
+    let attackers = if options.hostile { 2 } else { 0 };
+    let mut cookies = sign_up(addresses[0], options.users + attackers).await?;
+    let attacker_cookies = cookies.split_off(options.users);
     println!("{:.1} s", started.elapsed().as_secs_f64());
+    // Under attack, the clients are in a room: where the flood is.
+    let room = if options.hostile {
+        Some(create_room(addresses[0], &cookies[0]).await?)
+    } else {
+        None
+    };
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let memory_before = memory();
@@ -360,11 +453,20 @@ async fn run() -> Result<(), Error> {
         if closers.len() == options.clients / 2 {
             memory_half = memory();
         }
-        let (sink, stream) = socket.split();
+        let (mut sink, stream) = socket.split();
+        if let Some(room) = room {
+            use futures_util::SinkExt;
+            let join = format!(r#"{{"type":"join","room":"chat:{room}"}}"#);
+            sink.send(Message::text(join)).await?;
+        }
         closers.push(sink);
         readers.spawn(read_events(stream, Arc::clone(&received)));
     }
-    while received.connected.load(Ordering::Relaxed) < options.clients {
+    let ready = |received: &Received| match room {
+        None => received.connected.load(Ordering::Relaxed),
+        Some(_) => received.joined.load(Ordering::Relaxed),
+    };
+    while ready(&received) < options.clients {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     println!("{:.1} s", started.elapsed().as_secs_f64());
@@ -374,12 +476,50 @@ async fn run() -> Result<(), Error> {
 
     let total = options.rate * options.seconds;
     println!(
-        "broadcasting {total} events ({} per second for {} s)…",
-        options.rate, options.seconds
+        "sending {total} events ({} per second for {} s){}…",
+        options.rate,
+        options.seconds,
+        if options.hostile {
+            ", under attack"
+        } else {
+            ""
+        }
     );
+    let attack = match room {
+        Some(room) => Some(Attack::start(
+            &options.attacks,
+            addresses[0],
+            room,
+            &attacker_cookies,
+            Instant::now() + Duration::from_secs(options.seconds.into()),
+        )),
+        _ => None,
+    };
+    // The server's largest size while the events go out.
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (peak, pids) = (Arc::clone(&peak), pids.clone());
+        tokio::spawn(async move {
+            loop {
+                let now: Option<u64> = pids.iter().map(|pid| resident_bytes(*pid)).sum();
+                peak.fetch_max(now.unwrap_or(0), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let server_cpu = || -> Option<Duration> { pids.iter().map(|pid| cpu_time(*pid)).sum() };
+    let cpu_before = server_cpu();
     let broadcast_started = unix_micros();
     let failures = broadcast(&addresses, &cookies, options.rate, total).await?;
+    let cpu_used = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let memory_busy = memory();
+    let attacks = match attack {
+        Some(attack) => Some(attack.finish().await),
+        None => None,
+    };
+    sampler.abort();
 
     let expected = u64::from(total - failures) * options.clients as u64;
     let drain_deadline = Instant::now() + Duration::from_secs(10);
@@ -388,6 +528,7 @@ async fn run() -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
+    received.finished.store(true, Ordering::Relaxed);
     for mut closer in closers {
         use futures_util::SinkExt;
         let _ = closer.close().await;
@@ -443,7 +584,155 @@ async fn run() -> Result<(), Error> {
             memory_busy.map_or("?".into(), |busy| format!("{:.1} MiB", mib(busy))),
         );
     }
+    if let Some(attacks) = attacks {
+        println!();
+        println!(
+            "ordinary clients closed by the server: {}; server memory at its largest: {:.1} MiB; \
+             server CPU while sending: {}",
+            received.closed_early.load(Ordering::Relaxed),
+            peak.load(Ordering::Relaxed) as f64 / 1048576.0,
+            cpu_used.map_or("?".into(), |cpu| format!("{:.1} s", cpu.as_secs_f64())),
+        );
+        println!();
+        println!("| attack | answers |");
+        println!("|---|---|");
+        for (attack, tally) in attacks {
+            println!("| {attack} | {tally} |");
+        }
+    }
     Ok(())
+}
+
+/// Creates the benchmark room as the user of `cookie`; returns its id.
+async fn create_room(address: SocketAddr, cookie: &str) -> Result<i64, Error> {
+    let mut connection = http::Connection::open(address).await?;
+    let name = format!("bench room {}", std::process::id());
+    let body = format!("name={}", http::form_encode(&name));
+    let response = connection
+        .post_form("/api/chat/create_room", &body, Some(cookie))
+        .await?;
+    if response.status != 200 {
+        return Err(format!(
+            "creating the room answered {}: {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        )
+        .into());
+    }
+    let room: serde_json::Value = serde_json::from_slice(&response.body)?;
+    room["id"]
+        .as_i64()
+        .ok_or_else(|| "the new room has no id".into())
+}
+
+/// The attacks `--hostile` can run.
+const ATTACKS: [&str; 4] = ["flood", "announce", "passwords", "anonymous"];
+
+/// The attacks of `--hostile`, running while the events go out.
+///
+/// They run on threads of their own, at a lower priority (nice 10): on the
+/// two cores the server shares with the load generator, the attackers' own
+/// work would otherwise delay the ordinary clients' reads, and count as
+/// the server's latency. Real attackers use their own machines. The server
+/// gets no priority either way.
+struct Attack {
+    running: JoinSet<(&'static str, hostile::Tally)>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Attack {
+    /// Starts every attack, each from an address of its own, until `until`.
+    fn start(
+        attacks: &[String],
+        address: SocketAddr,
+        room: i64,
+        cookies: &[String],
+        until: Instant,
+    ) -> Self {
+        let on = |attack: &str| attacks.iter().any(|chosen| chosen == attack);
+        let runtime = attackers_runtime();
+        let at = runtime.handle().clone();
+        let from = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+        let victim = user_name(0);
+        let (flooder, announcer) = (cookies[0].clone(), cookies[1].clone());
+        let mut running = JoinSet::new();
+        if on("flood") {
+            running.spawn_on(
+                async move {
+                    let tally =
+                        hostile::flood_joins(from(2), address, flooder, room, 20, until).await;
+                    ("20 sockets flooding the room with joins and leaves", tally)
+                },
+                &at,
+            );
+        }
+        if on("announce") {
+            running.spawn_on(
+                async move {
+                    let tally =
+                        hostile::oversized_announcements(from(3), address, announcer, until).await;
+                    (
+                        "oversized announcements: 64 KiB and 600 characters, over and over",
+                        tally,
+                    )
+                },
+                &at,
+            );
+        }
+        if on("passwords") {
+            running.spawn_on(
+                async move {
+                    let tally = hostile::wrong_passwords(from(4), address, &victim, 200).await;
+                    ("200 wrong-password log-ins at once", tally)
+                },
+                &at,
+            );
+        }
+        if on("anonymous") {
+            running.spawn_on(
+                async move {
+                    let (tally, sockets) = hostile::idle_anonymous(from(5), address, 2000).await;
+                    // Held open, idle, for the whole attack.
+                    tokio::time::sleep_until(until.into()).await;
+                    drop(sockets);
+                    ("2,000 idle anonymous sockets from one address", tally)
+                },
+                &at,
+            );
+        }
+        Self { running, runtime }
+    }
+
+    async fn finish(mut self) -> Vec<(&'static str, hostile::Tally)> {
+        let mut done = Vec::new();
+        while let Some(attack) = self.running.join_next().await {
+            if let Ok(attack) = attack {
+                done.push(attack);
+            }
+        }
+        done.sort_by_key(|(name, _)| *name);
+        self.runtime.shutdown_background();
+        done
+    }
+}
+
+/// The attackers' runtime: two threads at nice 10 (see [`Attack`]).
+fn attackers_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("attacker")
+        .enable_all()
+        .on_thread_start(|| {
+            #[cfg(target_os = "linux")]
+            // SAFETY: setpriority changes this thread's niceness only; a
+            // failure leaves it as it was.
+            unsafe {
+                let thread = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
+            }
+        })
+        .build()
+        .expect("a runtime for the attackers")
 }
 
 /// Calls the broadcast server function `total` times at `rate` per second,

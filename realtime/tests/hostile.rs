@@ -147,6 +147,30 @@ async fn connections_are_limited_per_user_per_address_and_in_all() {
 }
 
 #[tokio::test]
+async fn new_connections_are_paced_per_user_and_per_address() {
+    let server = server_with(HubConfig {
+        new_connections_per_minute: 1,
+        new_connection_burst: 3,
+        ..HubConfig::default()
+    })
+    .await;
+    // Closed at once, or kept: every new connection counts.
+    for _ in 0..3 {
+        let tab = server.user(1, "s1").await;
+        drop(tab);
+        let visitor = server.connect_from("127.0.0.2", "").await.unwrap();
+        drop(visitor);
+    }
+    let too_fast = server.try_connect("user=1&session=s1", &[]).await.err();
+    assert_eq!(too_fast, Some(StatusCode::TOO_MANY_REQUESTS));
+    let too_fast = server.connect_from("127.0.0.2", "").await.err();
+    assert_eq!(too_fast, Some(StatusCode::TOO_MANY_REQUESTS));
+    // Others are not held back.
+    server.user(2, "s2").await;
+    server.connect_from("127.0.0.3", "").await.unwrap();
+}
+
+#[tokio::test]
 async fn a_join_leave_flood_costs_the_others_a_few_frames_and_closes_none() {
     let server = server_with(HubConfig {
         queue_capacity: 16,

@@ -167,9 +167,17 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
             *field = count;
         }
     }
-    let rates: [(&'static str, &mut u32); 2] = [
+    let rates: [(&'static str, &mut u32); 4] = [
         ("REALTIME_FRAMES_PER_SECOND", &mut hub.frames_per_second),
         ("REALTIME_FRAME_BURST", &mut hub.frame_burst),
+        (
+            "REALTIME_NEW_CONNECTIONS_PER_MINUTE",
+            &mut hub.new_connections_per_minute,
+        ),
+        (
+            "REALTIME_NEW_CONNECTION_BURST",
+            &mut hub.new_connection_burst,
+        ),
     ];
     for (name, field) in rates {
         if let Some(count) = parse_var(name, parse_positive)? {

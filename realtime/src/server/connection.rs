@@ -23,7 +23,7 @@
 
 use std::{
     collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin, sync::atomic::Ordering,
-    time::Duration,
+    task::Poll, time::Duration,
 };
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -31,7 +31,7 @@ use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::{CloseReason, Hub, Identity, Refused, Registration, close::CloseSignal};
+use super::{CloseReason, Hub, Identity, Refused, Registration};
 use crate::{
     ConnectionId, RoomName, UserId,
     protocol::{ClientFrame, ControlFrame, ErrorCode, close},
@@ -74,7 +74,9 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
             let code = match refused {
                 Refused::SessionEnded => close::SESSION_ENDED,
                 Refused::Full => close::TRY_AGAIN_LATER,
-                Refused::TooManyForUser | Refused::TooManyForAddress => close::RATE_LIMITED,
+                Refused::TooManyForUser | Refused::TooManyForAddress | Refused::TooFast => {
+                    close::RATE_LIMITED
+                }
             };
             let _ = close_with(&mut socket, code, refused.reason()).await;
             return;
@@ -84,16 +86,19 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
     tracing::debug!(connection = %id, user = ?user, "connected");
     let config = hub.config();
     let writes = Writes {
-        close_signal: &close_signal,
         limit: config.write_timeout,
     };
+    // One wait for the close, for the task's whole life: the loop and every
+    // write watch it.
+    let closed = close_signal.closed();
+    tokio::pin!(closed);
 
     let welcome = ControlFrame::Welcome {
         connection: id,
         user,
     };
     if writes
-        .send(&mut socket, json_message(&welcome))
+        .send(&mut socket, json_message(&welcome), closed.as_mut())
         .await
         .is_err()
     {
@@ -111,16 +116,16 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
     let end = loop {
         tokio::select! {
             biased;
-            reason = close_signal.closed() => break End::Closed(reason),
+            reason = closed.as_mut() => break End::Closed(reason),
             received = outgoing.recv_many(&mut batch, MAX_BATCH) => {
                 if received == 0 {
                     break End::Closed(CloseReason::GoingAway);
                 }
-                if let Err(end) = writes.batch(&mut socket, &mut batch).await {
+                if let Err(end) = writes.batch(&mut socket, &mut batch, closed.as_mut()).await {
                     break end;
                 }
             }
-            Some(()) = joins.running.next() => joins.start_waiting(),
+            Some(()) = joins.running.next(), if !joins.running.is_empty() => joins.start_waiting(),
             message = socket.recv() => {
                 last_heard = Instant::now();
                 match message {
@@ -153,7 +158,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
                     tracing::debug!(connection = %id, "no answer to pings; closing");
                     break End::Silent;
                 }
-                if let Err(end) = writes.send(&mut socket, Message::Ping(Default::default())).await {
+                if let Err(end) = writes.send(&mut socket, Message::Ping(Default::default()), closed.as_mut()).await {
                     break end;
                 }
             }
@@ -212,25 +217,37 @@ impl Drop for Registered<'_> {
 }
 
 /// Writes to the socket, each bounded in time and cut short by a close.
-struct Writes<'a> {
-    close_signal: &'a CloseSignal,
+struct Writes {
     limit: Duration,
 }
 
-impl Writes<'_> {
+/// The connection's wait for its close signal.
+type Closed<'a> = Pin<&'a mut (dyn Future<Output = CloseReason> + Send)>;
+
+impl Writes {
     /// Writes a batch of frames, with one flush.
-    async fn batch(&self, socket: &mut WebSocket, batch: &mut Vec<Utf8Bytes>) -> Result<(), End> {
-        self.bounded(async {
+    async fn batch(
+        &self,
+        socket: &mut WebSocket,
+        batch: &mut Vec<Utf8Bytes>,
+        closed: Closed<'_>,
+    ) -> Result<(), End> {
+        let write = async {
             for frame in batch.drain(..) {
                 socket.feed(Message::Text(frame)).await?;
             }
             socket.flush().await
-        })
-        .await
+        };
+        self.bounded(write, closed).await
     }
 
-    async fn send(&self, socket: &mut WebSocket, message: Message) -> Result<(), End> {
-        self.bounded(socket.send(message)).await
+    async fn send(
+        &self,
+        socket: &mut WebSocket,
+        message: Message,
+        closed: Closed<'_>,
+    ) -> Result<(), End> {
+        self.bounded(socket.send(message), closed).await
     }
 
     /// `Err(End::Closed(_))`: the hub closed the connection meanwhile (the
@@ -240,10 +257,17 @@ impl Writes<'_> {
     async fn bounded(
         &self,
         write: impl Future<Output = Result<(), axum::Error>>,
+        closed: Closed<'_>,
     ) -> Result<(), End> {
+        let mut write = std::pin::pin!(write);
+        // Most writes finish at once, the socket having room: no timer for
+        // those.
+        if let Poll::Ready(written) = futures_util::poll!(write.as_mut()) {
+            return written.map_err(|_| End::WriteFailed);
+        }
         tokio::select! {
             biased;
-            reason = self.close_signal.closed() => Err(End::Closed(reason)),
+            reason = closed => Err(End::Closed(reason)),
             written = timeout(self.limit, write) => match written {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(End::WriteFailed),

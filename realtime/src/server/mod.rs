@@ -21,6 +21,7 @@
 //! | `close.rs` | close reasons and disconnecting, including the slow-client chain |
 //! | `sessions.rs` | connections live no longer than their session |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
+//! | `pace.rs` | how fast a user or address may open connections |
 //! | [`backplane`] | several processes acting as one hub (Redis with the `redis` feature) |
 //!
 //! An emit runs one way through them: `emit.rs` → `delivery.rs` →
@@ -44,6 +45,7 @@ mod identity;
 mod join_rules;
 mod membership;
 mod origin;
+mod pace;
 mod presence;
 mod registry;
 mod sessions;
@@ -72,6 +74,7 @@ use self::{
     backplane::{Link, RemotePresence},
     close::CloseSignal,
     join_rules::JoinRules,
+    pace::Pace,
     presence::PresenceQueue,
     registry::{Connection, ConnectionLimits, Registry},
     sessions::{EndedSessions, SessionCheck},
@@ -125,6 +128,10 @@ pub struct HubConfig {
     pub max_connections: usize,
     pub max_connections_per_user: usize,
     pub max_anonymous_per_address: usize,
+    /// How many new connections a user (or a visitor's address) may open
+    /// per minute, and at once. Past it: 429.
+    pub new_connections_per_minute: u32,
+    pub new_connection_burst: u32,
     /// How often the sessions of open connections are checked; a
     /// connection whose session expired is closed with code 4001.
     pub session_check_interval: Duration,
@@ -150,8 +157,10 @@ impl Default for HubConfig {
             max_connections: 10_000,
             max_connections_per_user: 32,
             max_anonymous_per_address: 64,
+            new_connections_per_minute: 60,
+            new_connection_burst: 64,
             session_check_interval: Duration::from_secs(60),
-            presence_window: Duration::from_millis(150),
+            presence_window: Duration::from_millis(250),
             origins: Origins::SameOrigin,
         }
     }
@@ -183,6 +192,8 @@ struct HubInner {
     session_check: Option<SessionCheck>,
     /// Sockets whose task still holds them (open file descriptors).
     open_sockets: AtomicUsize,
+    /// How fast each user or visitor's address may open connections.
+    pace: Pace,
 }
 
 impl fmt::Debug for Hub {
@@ -245,7 +256,6 @@ impl HubBuilder {
     pub fn build(self) -> Hub {
         Hub {
             inner: Arc::new(HubInner {
-                config: self.config,
                 registry: RwLock::new(Registry::default()),
                 join_rules: self.join_rules,
                 presence_kinds: self.presence_kinds,
@@ -255,6 +265,11 @@ impl HubBuilder {
                 ended_sessions: EndedSessions::default(),
                 session_check: self.session_check,
                 open_sockets: AtomicUsize::new(0),
+                pace: Pace::new(
+                    self.config.new_connections_per_minute,
+                    self.config.new_connection_burst,
+                ),
+                config: self.config,
             }),
         }
     }
@@ -302,7 +317,8 @@ impl Hub {
             .inner
             .registry
             .read()
-            .check(&identity, self.connection_limits());
+            .check(&identity, self.connection_limits())
+            .and_then(|()| self.inner.pace.allow(&identity));
         if let Err(refused) = checked {
             metrics::counter!("realtime_refusals_total", "limit" => refused.label()).increment(1);
             tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");

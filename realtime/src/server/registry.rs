@@ -72,6 +72,9 @@ pub enum Refused {
     TooManyForAddress,
     /// The connection's session has ended (a log-out raced the upgrade).
     SessionEnded,
+    /// The user (or the visitor's address) opened connections faster than
+    /// its pace.
+    TooFast,
 }
 
 impl Refused {
@@ -82,6 +85,7 @@ impl Refused {
             Self::TooManyForUser => "per_user",
             Self::TooManyForAddress => "per_address",
             Self::SessionEnded => "session_ended",
+            Self::TooFast => "new_connections",
         }
     }
 
@@ -93,6 +97,7 @@ impl Refused {
             Self::TooManyForUser => "You have too many tabs open. Close some and try again.",
             Self::TooManyForAddress => "Too many connections from your address.",
             Self::SessionEnded => "session ended",
+            Self::TooFast => "Too many new connections. Wait a moment and try again.",
         }
     }
 }
