@@ -303,6 +303,9 @@ struct Received {
     finished: AtomicBool,
     /// Connections the server closed before then.
     closed_early: AtomicUsize,
+    /// Presence frames received, and their bytes, all clients together.
+    presence_frames: AtomicU64,
+    presence_bytes: AtomicU64,
 }
 
 /// Reads one connection until it closes; returns its latencies (µs).
@@ -327,6 +330,11 @@ async fn read_events(
                 received.connected.fetch_add(1, Ordering::Relaxed);
             } else if text.contains("\"joined\"") {
                 received.joined.fetch_add(1, Ordering::Relaxed);
+            } else if text.starts_with("{\"type\":\"event\",\"name\":\"realtime.presence\"") {
+                received.presence_frames.fetch_add(1, Ordering::Relaxed);
+                received
+                    .presence_bytes
+                    .fetch_add(text.len() as u64, Ordering::Relaxed);
             }
             continue;
         };
@@ -587,9 +595,11 @@ async fn run() -> Result<(), Error> {
     if let Some(attacks) = attacks {
         println!();
         println!(
-            "ordinary clients closed by the server: {}; server memory at its largest: {:.1} MiB; \
-             server CPU while sending: {}",
+            "ordinary clients closed by the server: {}; presence frames they got: {} ({:.1} MiB); \
+             server memory at its largest: {:.1} MiB; server CPU while sending: {}",
             received.closed_early.load(Ordering::Relaxed),
+            received.presence_frames.load(Ordering::Relaxed),
+            received.presence_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
             peak.load(Ordering::Relaxed) as f64 / 1048576.0,
             cpu_used.map_or("?".into(), |cpu| format!("{:.1} s", cpu.as_secs_f64())),
         );

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use app::{
     App, AppContext,
-    auth::session::{SESSION_COOKIE_NAME, websocket_identity},
+    auth::session::{SESSION_COOKIE_NAME, realtime_key, websocket_identity},
     client_addr::ClientAddr,
     shell,
 };
@@ -134,6 +134,11 @@ async fn socket(
     Extension(ClientAddr(address)): Extension<ClientAddr>,
     State(state): State<ServerState>,
 ) -> Response {
+    // A session refused a moment ago for reconnecting too fast is turned
+    // away before it is read from the database.
+    if let Some(refused) = state.hub.refuse_early(realtime_key(&session).as_ref()) {
+        return refused;
+    }
     match websocket_identity(&session, &state.context.users, address).await {
         Ok(identity) => state.hub.accept(upgrade, &headers, identity),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),

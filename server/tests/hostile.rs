@@ -405,6 +405,33 @@ async fn a_socket_closes_when_its_session_expires() {
     );
 }
 
+#[tokio::test]
+async fn a_session_refused_for_reconnecting_too_fast_is_turned_away_before_it_is_read() {
+    let mut config = test_config(default_session()).await;
+    config.realtime.new_connections_per_minute = 1;
+    config.realtime.new_connection_burst = 1;
+    let app = TestApp::with_config(config).await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut grace = app.browser();
+    grace.sign_up("grace", PASSWORD).await.unwrap();
+    let cookie = format!("session={}", ada.cookie.clone().unwrap());
+    let headers = [("cookie", cookie.as_str())];
+    let tab = realtime_testing::TestClient::connect(address, &headers).await;
+    assert!(tab.is_ok(), "the first connection is within the pace");
+    let again = realtime_testing::TestClient::connect(address, &headers).await;
+    assert_eq!(again.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+
+    // Read from the database, the session would now be a visitor's, with a
+    // budget of its own: the refusal shows that it was not read.
+    app.delete_user("ada").await;
+    let again = realtime_testing::TestClient::connect(address, &headers).await;
+    assert_eq!(again.err(), Some(StatusCode::TOO_MANY_REQUESTS));
+    // Other sessions are read as usual.
+    grace.open_socket(address).await;
+}
+
 // --- Inputs -----------------------------------------------------------------
 
 #[tokio::test]

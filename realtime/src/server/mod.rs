@@ -320,13 +320,8 @@ impl Hub {
             .check(&identity, self.connection_limits())
             .and_then(|()| self.inner.pace.allow(&identity));
         if let Err(refused) = checked {
-            metrics::counter!("realtime_refusals_total", "limit" => refused.label()).increment(1);
             tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");
-            let status = match refused {
-                Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::TOO_MANY_REQUESTS,
-            };
-            return (status, refused.reason()).into_response();
+            return refusal(refused);
         }
         let config = &self.inner.config;
         let hub = self.clone();
@@ -339,6 +334,17 @@ impl Hub {
             .max_message_size(config.max_frame_bytes)
             .max_frame_size(config.max_frame_bytes)
             .on_upgrade(move |socket| connection::serve(hub, socket, identity))
+    }
+
+    /// Refuses a WebSocket upgrade before the application reads its
+    /// session, when the session's user was refused for opening connections
+    /// too fast and may not open one yet (429, as [`Hub::accept`] would
+    /// answer). A script reopening its socket in a loop then costs no
+    /// database read per attempt. `None`: read the session, then
+    /// [`Hub::accept`].
+    pub fn refuse_early(&self, session: Option<&SessionKey>) -> Option<Response> {
+        let refused = self.inner.pace.still_refused(session?);
+        refused.then(|| refusal(Refused::TooFast))
     }
 
     fn connection_limits(&self) -> ConnectionLimits {
@@ -411,4 +417,15 @@ impl Hub {
     fn link(&self) -> Option<&Arc<Link>> {
         self.inner.link.get()
     }
+}
+
+/// The answer to a refused upgrade: 503 when the server is full, 429 past
+/// a limit of a user or an address, with the reason in words.
+fn refusal(refused: Refused) -> Response {
+    metrics::counter!("realtime_refusals_total", "limit" => refused.label()).increment(1);
+    let status = match refused {
+        Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::TOO_MANY_REQUESTS,
+    };
+    (status, refused.reason()).into_response()
 }

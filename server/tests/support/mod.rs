@@ -210,6 +210,16 @@ impl TestApp {
             .expect("sessions can be expired");
     }
 
+    /// Deletes the account `name`, as an administrator would: its
+    /// sessions stay, and name nobody.
+    pub async fn delete_user(&self, name: &str) {
+        sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&self.database.pool)
+            .await
+            .expect("a user can be deleted");
+    }
+
     /// How many rows `users` has.
     pub async fn user_count(&self) -> i64 {
         sqlx::query_scalar("SELECT COUNT(*) FROM users")
