@@ -21,6 +21,9 @@ pub struct Ping {
 
 impl realtime::Event for Ping {
     const NAME: &'static str = "dev.Ping";
+    // The playground measures live delivery: a ping replayed after a
+    // reconnect would count twice.
+    const DURABLE: bool = false;
 }
 
 /// Who a [`Ping`] goes to: one of the hub's targets.

@@ -13,6 +13,8 @@
 //! }
 //! ```
 //!
+//! Events are durable unless the type says otherwise ([`Event::DURABLE`]).
+//!
 //! The name is what travels on the wire, so renaming the Rust type does not
 //! break clients that are still running the old bundle. It is written once,
 //! here; emitting and subscribing name the type, never the string, so a typo
@@ -35,4 +37,13 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event's name on the wire: stable, and unique among the
     /// application's events.
     const NAME: &'static str;
+
+    /// Whether the event is durable (the default): recorded in the streams
+    /// of its target ([`crate::stream`]), so that a tab that missed it
+    /// (offline for a moment, reconnecting after a restart) gets it
+    /// afterwards, or is told that it cannot. A volatile event (`false`)
+    /// reaches only the tabs connected when it is sent, at the cost of
+    /// nothing: right for what is stale a second later, such as "is
+    /// typing" or presence.
+    const DURABLE: bool = true;
 }

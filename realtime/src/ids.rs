@@ -75,8 +75,7 @@ macro_rules! hex_id {
         }
     };
 }
-// For the backplane's node ids (server side only).
-#[cfg(feature = "ssr")]
+// For epochs, event and tab ids, and the backplane's node ids.
 pub(crate) use hex_id;
 
 hex_id!(ConnectionId);

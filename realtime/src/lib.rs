@@ -7,7 +7,8 @@
 //! Nobody writes an event's name as a string, so a typo does not compile.
 //!
 //! - Shared by both sides: [`Event`], [`Room`], the ids, [`Presence`],
-//!   [`Backoff`] and the wire [`protocol`].
+//!   [`Backoff`], the wire [`protocol`] and the [`stream`]s that durable
+//!   events are recorded in.
 //! - [`server`] (feature `ssr`): the [`server::Hub`] that accepts
 //!   connections and delivers events, and the [`server::backplane`] that
 //!   joins several processes (feature `redis`).
@@ -31,6 +32,9 @@
 //!   `server/backplane/link.rs` → `server/backplane/redis.rs` →
 //!   `server/backplane/receive.rs` on the other process → its registry →
 //!   its connections; `server/backplane/mod.rs` walks through it.
+//! - **What a tab that was away gets**: durable events are recorded per
+//!   stream (`server/history.rs`) and replayed on request
+//!   (`server/recovery.rs`), which says what is replayed to whom.
 //! - **The wire format**: [`protocol`] in code; `docs/protocol.md` in the
 //!   repository describes every frame, close code and limit, and the
 //!   messages between processes (`server/backplane/envelope.rs`).
@@ -44,6 +48,7 @@ pub mod protocol;
 mod room;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod stream;
 
 pub use backoff::Backoff;
 pub use client::{
@@ -55,3 +60,4 @@ pub use event::Event;
 pub use ids::{ConnectionId, UserId};
 pub use presence::{Member, Presence};
 pub use room::{Room, RoomName};
+pub use stream::{Position, Stream};

@@ -36,6 +36,8 @@ impl Member {
 
 impl Event for Presence {
     const NAME: &'static str = "realtime.presence";
+    // A tab gets the whole list when it joins: nothing to recover.
+    const DURABLE: bool = false;
 }
 
 /// The members as a [`Presence`] lists them: each user once (two tabs may

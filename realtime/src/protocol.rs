@@ -7,7 +7,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::{ConnectionId, RoomName, UserId};
+use crate::{
+    ConnectionId, RoomName, UserId,
+    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream, TabId},
+};
 
 /// Path of the WebSocket endpoint.
 pub const PATH: &str = "/ws";
@@ -16,12 +19,84 @@ pub const PATH: &str = "/ws";
 /// connection, set by [`crate::RealtimeClient`].
 pub const CONNECTION_HEADER: &str = "x-realtime-connection";
 
+/// What a tab asks for when it (re)connects, in the query of its upgrade
+/// request: its [`TabId`], and how far it has read the streams that every
+/// connection of it reads, everyone's and its user's (a room's position
+/// goes with its `join`):
+/// `/ws?tab=<hex>&since=everyone@<epoch>.<offset>&since=user:7@<epoch>.<offset>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    pub tab: Option<TabId>,
+    pub since: Vec<(Stream, Position)>,
+}
+
+impl Resume {
+    /// Most positions read from one query: everyone's and the user's.
+    pub const MAX_POSITIONS: usize = 2;
+
+    /// The query string, without its `?`.
+    pub fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(tab) = self.tab {
+            parts.push(format!("tab={tab}"));
+        }
+        for (stream, position) in &self.since {
+            parts.push(format!(
+                "since={stream}@{}.{}",
+                position.epoch, position.offset
+            ));
+        }
+        parts.join("&")
+    }
+
+    /// Reads a query string. What cannot be read is left out: a tab that
+    /// sends nonsense recovers nothing, and is served all the same. Room
+    /// streams are left out too (they are recovered on `join`).
+    pub fn from_query(query: &str) -> Self {
+        let mut resume = Self::default();
+        for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+            match key {
+                "tab" => resume.tab = value.parse().ok(),
+                "since" if resume.since.len() < Self::MAX_POSITIONS => {
+                    if let Some(since) = parse_since(value) {
+                        resume.since.push(since);
+                    }
+                }
+                _ => {}
+            }
+        }
+        resume
+    }
+}
+
+/// `everyone@<epoch>.<offset>` or `user:7@<epoch>.<offset>`.
+fn parse_since(text: &str) -> Option<(Stream, Position)> {
+    let (stream, position) = text.rsplit_once('@')?;
+    let stream: Stream = stream.parse().ok()?;
+    if matches!(stream, Stream::Room(_)) {
+        return None;
+    }
+    let (epoch, offset) = position.split_once('.')?;
+    let position = Position {
+        epoch: epoch.parse().ok()?,
+        offset: offset.parse().ok()?,
+    };
+    Some((stream, position))
+}
+
 /// What the browser sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    /// Asks to join a room. Answered by `joined` or `refused`.
-    Join { room: RoomName },
+    /// Asks to join a room. Answered by `joined` or `refused`. With
+    /// `since`, the room's stream position the tab has seen up to: the
+    /// durable events that followed come first (or a `discontinuity`),
+    /// then `joined`.
+    Join {
+        room: RoomName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
+    },
     /// Leaves a room. Answered by `left`.
     Leave { room: RoomName },
 }
@@ -38,8 +113,12 @@ pub enum ServerFrame {
         /// The logged-in user, or `null` for a visitor.
         user: Option<UserId>,
     },
-    /// An event.
-    Event { name: String, data: Box<RawValue> },
+    /// An event; a durable one says where it was recorded.
+    Event {
+        name: String,
+        data: Box<RawValue>,
+        recorded: Option<Recorded>,
+    },
     /// The connection is now in the room.
     Joined { room: RoomName },
     /// The connection may not join the room.
@@ -49,6 +128,14 @@ pub enum ServerFrame {
     Left { room: RoomName },
     /// A frame from the browser could not be used.
     Error { code: ErrorCode, message: String },
+    /// The events of a stream after the position the tab asked from cannot
+    /// be replayed: what depends on the stream must be fetched again. The
+    /// stream goes on from `position`.
+    Discontinuity {
+        stream: Stream,
+        reason: Discontinuity,
+        position: Position,
+    },
 }
 
 impl ServerFrame {
@@ -62,7 +149,8 @@ impl ServerFrame {
         struct Fields<'a> {
             #[serde(rename = "type")]
             kind: String,
-            #[serde(borrow)]
+            // `null` is data too (a unit struct's): present, it is kept.
+            #[serde(borrow, default, deserialize_with = "present")]
             data: Option<&'a RawValue>,
             name: Option<String>,
             connection: Option<ConnectionId>,
@@ -72,6 +160,17 @@ impl ServerFrame {
             reason: Option<String>,
             code: Option<ErrorCode>,
             message: Option<String>,
+            id: Option<EventId>,
+            stream: Option<Stream>,
+            epoch: Option<Epoch>,
+            offset: Option<u64>,
+            position: Option<Position>,
+        }
+
+        fn present<'de, D: serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<&'de RawValue>, D::Error> {
+            <&RawValue>::deserialize(deserializer).map(Some)
         }
 
         fn required<T>(field: Option<T>, name: &'static str) -> Result<T, serde_json::Error> {
@@ -87,6 +186,19 @@ impl ServerFrame {
             "event" => Self::Event {
                 name: required(fields.name, "name")?,
                 data: required(fields.data, "data")?.to_owned(),
+                recorded: match (fields.id, fields.stream, fields.epoch, fields.offset) {
+                    (Some(id), Some(stream), Some(epoch), Some(offset)) => Some(Recorded {
+                        id,
+                        stream,
+                        position: Position { epoch, offset },
+                    }),
+                    (None, None, None, None) => None,
+                    _ => {
+                        return Err(serde_json::Error::missing_field(
+                            "id, stream, epoch, offset",
+                        ));
+                    }
+                },
             },
             "joined" => Self::Joined {
                 room: required(fields.room, "room")?,
@@ -102,10 +214,26 @@ impl ServerFrame {
                 code: required(fields.code, "code")?,
                 message: required(fields.message, "message")?,
             },
+            "discontinuity" => Self::Discontinuity {
+                stream: required(fields.stream, "stream")?,
+                reason: serde_json::from_value(serde_json::Value::String(required(
+                    fields.reason,
+                    "reason",
+                )?))?,
+                position: required(fields.position, "position")?,
+            },
             other => {
                 return Err(serde_json::Error::unknown_variant(
                     other,
-                    &["welcome", "event", "joined", "refused", "left", "error"],
+                    &[
+                        "welcome",
+                        "event",
+                        "joined",
+                        "refused",
+                        "left",
+                        "error",
+                        "discontinuity",
+                    ],
                 ));
             }
         })
@@ -134,6 +262,11 @@ pub enum ControlFrame<'a> {
         code: ErrorCode,
         message: &'a str,
     },
+    Discontinuity {
+        stream: &'a Stream,
+        reason: Discontinuity,
+        position: Position,
+    },
 }
 
 /// Why a browser frame was not used.
@@ -160,6 +293,19 @@ pub fn event_frame(name: &str, data_json: &str) -> String {
     frame.push_str(r#","data":"#);
     frame.push_str(data_json);
     frame.push('}');
+    frame
+}
+
+/// Encodes the frame of a durable event: [`event_frame`] with where the
+/// event was recorded, `"id"`, `"stream"`, `"epoch"` and `"offset"`.
+pub fn recorded_event_frame(name: &str, data_json: &str, recorded: &Recorded) -> String {
+    let mut frame = event_frame(name, data_json);
+    frame.pop(); // the closing brace
+    let stream = serde_json::to_string(&recorded.stream).unwrap_or_else(|_| "\"\"".to_owned());
+    frame.push_str(&format!(
+        r#","id":"{}","stream":{stream},"epoch":"{}","offset":{}}}"#,
+        recorded.id, recorded.position.epoch, recorded.position.offset
+    ));
     frame
 }
 
@@ -192,10 +338,104 @@ mod tests {
         let frame = event_frame("Said\"Hi", r#"{"text":"hello"}"#);
         let parsed = ServerFrame::parse(&frame).unwrap();
         match parsed {
-            ServerFrame::Event { name, data } => {
+            ServerFrame::Event {
+                name,
+                data,
+                recorded: None,
+            } => {
                 assert_eq!(name, "Said\"Hi");
                 assert_eq!(data.get(), r#"{"text":"hello"}"#);
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_event_whose_data_is_null_reads_back() {
+        match ServerFrame::parse(&event_frame("Tick", "null")).unwrap() {
+            ServerFrame::Event { data, .. } => assert_eq!(data.get(), "null"),
+            other => panic!("{other:?}"),
+        }
+        assert!(ServerFrame::parse(r#"{"type":"event","name":"Tick"}"#).is_err());
+    }
+
+    #[test]
+    fn a_recorded_event_frame_says_where_it_was_recorded() {
+        let recorded = Recorded {
+            id: EventId(1),
+            stream: Stream::Room("chat:\"7".into()),
+            position: Position {
+                epoch: Epoch(0xfeed),
+                offset: 12,
+            },
+        };
+        let frame = recorded_event_frame("Said", r#"{"text":"hello"}"#, &recorded);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&frame).is_ok(),
+            "{frame}"
+        );
+        match ServerFrame::parse(&frame).unwrap() {
+            ServerFrame::Event {
+                name,
+                data,
+                recorded: Some(back),
+            } => {
+                assert_eq!(name, "Said");
+                assert_eq!(data.get(), r#"{"text":"hello"}"#);
+                assert_eq!(back, recorded);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Half a record is not one.
+        let torn = frame.replace(r#","offset":12"#, "");
+        assert!(ServerFrame::parse(&torn).is_err());
+    }
+
+    #[test]
+    fn a_resume_query_reads_back_and_nonsense_is_left_out() {
+        let position = Position {
+            epoch: Epoch(0xab),
+            offset: 7,
+        };
+        let resume = Resume {
+            tab: Some(TabId(5)),
+            since: vec![
+                (Stream::Everyone, position),
+                (Stream::User(UserId(3)), position),
+            ],
+        };
+        let query = resume.to_query();
+        assert_eq!(
+            query,
+            "tab=0000000000000005&since=everyone@00000000000000ab.7&since=user:3@00000000000000ab.7"
+        );
+        assert_eq!(Resume::from_query(&query), resume);
+        assert_eq!(Resume::from_query(""), Resume::default());
+        let nonsense = "tab=zz&since=room:chat:1@ab.1&since=everyone@ab&since=user:x@ab.1&other=1";
+        assert_eq!(Resume::from_query(nonsense), Resume::default());
+        let many = format!("{query}&since=everyone@ab.9");
+        assert_eq!(Resume::from_query(&many).since.len(), Resume::MAX_POSITIONS);
+    }
+
+    #[test]
+    fn a_discontinuity_reads_back() {
+        let stream = Stream::User(UserId(3));
+        let position = Position {
+            epoch: Epoch(9),
+            offset: 0,
+        };
+        let json = serde_json::to_string(&ControlFrame::Discontinuity {
+            stream: &stream,
+            reason: Discontinuity::TooOld,
+            position,
+        })
+        .unwrap();
+        match ServerFrame::parse(&json).unwrap() {
+            ServerFrame::Discontinuity {
+                stream: s,
+                reason,
+                position: p,
+            } => assert_eq!((s, reason, p), (stream, Discontinuity::TooOld, position)),
             other => panic!("{other:?}"),
         }
     }
@@ -232,10 +472,24 @@ mod tests {
     fn client_frames_have_a_type_tag() {
         let join = ClientFrame::Join {
             room: "chat:1".into(),
+            since: None,
         };
         let json = serde_json::to_string(&join).unwrap();
         assert_eq!(json, r#"{"type":"join","room":"chat:1"}"#);
         assert_eq!(serde_json::from_str::<ClientFrame>(&json).unwrap(), join);
+        let from = ClientFrame::Join {
+            room: "chat:1".into(),
+            since: Some(Position {
+                epoch: Epoch(1),
+                offset: 5,
+            }),
+        };
+        let json = serde_json::to_string(&from).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"join","room":"chat:1","since":{"epoch":"0000000000000001","offset":5}}"#
+        );
+        assert_eq!(serde_json::from_str::<ClientFrame>(&json).unwrap(), from);
     }
 
     #[test]

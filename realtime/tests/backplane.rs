@@ -257,7 +257,7 @@ async fn next_note(client: &mut support::TestClient) -> support::Note {
     use realtime::{Event, protocol::ServerFrame};
     loop {
         match client.frame().await {
-            ServerFrame::Event { name, data } if name == support::Note::NAME => {
+            ServerFrame::Event { name, data, .. } if name == support::Note::NAME => {
                 return serde_json::from_str(data.get()).expect("a note");
             }
             ServerFrame::Event { name, .. } if name == Presence::NAME => continue,

@@ -101,6 +101,7 @@ async fn a_reconnecting_tab_may_rejoin_all_its_rooms_at_once() {
     for room in 0..rooms {
         tab.send(&ClientFrame::Join {
             room: format!("team:{room}").as_str().into(),
+            since: None,
         })
         .await;
     }
@@ -193,6 +194,7 @@ async fn a_join_leave_flood_costs_the_others_a_few_frames_and_closes_none() {
         for frame in [
             ClientFrame::Join {
                 room: "team:red".into(),
+                since: None,
             },
             ClientFrame::Leave {
                 room: "team:red".into(),
@@ -236,6 +238,7 @@ async fn room_rules_run_beside_the_socket_so_events_keep_flowing() {
     let mut tab = server.user(1, "s1").await;
     tab.send(&ClientFrame::Join {
         room: "team:red".into(),
+        since: None,
     })
     .await;
 

@@ -150,7 +150,7 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
     if let Some(origins) = parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)? {
         hub.origins = origins;
     }
-    let counts: [(&'static str, &mut usize); 4] = [
+    let counts: [(&'static str, &mut usize); 8] = [
         ("REALTIME_MAX_CONNECTIONS", &mut hub.max_connections),
         (
             "REALTIME_MAX_CONNECTIONS_PER_USER",
@@ -161,6 +161,10 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
             &mut hub.max_anonymous_per_address,
         ),
         ("REALTIME_MAX_EVENT_BYTES", &mut hub.max_event_bytes),
+        ("REALTIME_HISTORY_PER_STREAM", &mut hub.history_per_stream),
+        ("REALTIME_HISTORY_MAX_BYTES", &mut hub.history_max_bytes),
+        ("REALTIME_HISTORY_MAX_STREAMS", &mut hub.history_max_streams),
+        ("REALTIME_RECOVERY_MAX_EVENTS", &mut hub.recovery_max_events),
     ];
     for (name, field) in counts {
         if let Some(count) = parse_var(name, parse_positive)? {
@@ -184,12 +188,13 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
             *field = u32::try_from(count).unwrap_or(u32::MAX);
         }
     }
-    let durations: [(&'static str, &mut Duration); 2] = [
+    let durations: [(&'static str, &mut Duration); 3] = [
         (
             "REALTIME_SESSION_CHECK_SECS",
             &mut hub.session_check_interval,
         ),
         ("REALTIME_WRITE_TIMEOUT_SECS", &mut hub.write_timeout),
+        ("REALTIME_HISTORY_MAX_AGE_SECS", &mut hub.history_max_age),
     ];
     for (name, field) in durations {
         if let Some(seconds) = parse_var(name, parse_seconds)? {

@@ -19,7 +19,7 @@ use axum::{
 };
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
-use realtime::server::Hub;
+use realtime::{protocol::Resume, server::Hub};
 use serde_json::json;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite, cookie::time};
@@ -132,6 +132,7 @@ async fn socket(
     session: Session,
     headers: HeaderMap,
     Extension(ClientAddr(address)): Extension<ClientAddr>,
+    resume: Resume,
     State(state): State<ServerState>,
 ) -> Response {
     // A session refused a moment ago for reconnecting too fast is turned
@@ -140,7 +141,7 @@ async fn socket(
         return refused;
     }
     match websocket_identity(&session, &state.context.users, address).await {
-        Ok(identity) => state.hub.accept(upgrade, &headers, identity),
+        Ok(identity) => state.hub.accept(upgrade, &headers, identity, resume),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }

@@ -318,7 +318,7 @@ impl Browser {
 async fn next_event<E: Event + DeserializeOwned>(socket: &mut TestClient) -> E {
     loop {
         match socket.frame().await {
-            ServerFrame::Event { name, data } if name == E::NAME => {
+            ServerFrame::Event { name, data, .. } if name == E::NAME => {
                 return serde_json::from_str(data.get()).expect("the event's data");
             }
             ServerFrame::Event { .. } => continue,
@@ -349,7 +349,12 @@ async fn presence_becomes(socket: &mut TestClient, names: &[&str]) {
 /// Joins a chat room (events arriving meanwhile are skipped).
 async fn join(socket: &mut TestClient, room: i64) {
     let name = ChatRoom(room).name();
-    socket.send(&ClientFrame::Join { room: name.clone() }).await;
+    socket
+        .send(&ClientFrame::Join {
+            room: name.clone(),
+            since: None,
+        })
+        .await;
     loop {
         match socket.frame().await {
             ServerFrame::Joined { .. } => return,
@@ -512,7 +517,7 @@ async fn presence_counts_users_across_processes() {
         .await;
     loop {
         match bob_b.frame().await {
-            ServerFrame::Event { name, data } if name == Presence::NAME => {
+            ServerFrame::Event { name, data, .. } if name == Presence::NAME => {
                 let presence: Presence = serde_json::from_str(data.get()).expect("presence");
                 let names: Vec<String> = presence.members.into_iter().map(|m| m.name).collect();
                 assert_eq!(names, ["ada", "bob"], "Ada still has a tab in the room");

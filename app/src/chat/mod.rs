@@ -127,6 +127,8 @@ pub struct Typing {
 
 impl Event for Typing {
     const NAME: &'static str = "chat.typing";
+    // Stale a few seconds later: never replayed.
+    const DURABLE: bool = false;
 }
 
 /// A room was created (sent to everyone).

@@ -193,7 +193,7 @@ impl Runtime {
         };
         match frame {
             ServerFrame::Welcome { connection, .. } => self.on_welcome(connection),
-            ServerFrame::Event { name, data } => self.on_event(&name, data.get()),
+            ServerFrame::Event { name, data, .. } => self.on_event(&name, data.get()),
             ServerFrame::Joined { room } => self.on_joined(&room),
             ServerFrame::Refused { room, reason } => {
                 self.set_room_status(&room, RoomStatus::Refused(reason));
@@ -204,6 +204,9 @@ impl Runtime {
                     "realtime: the server could not use a frame ({code:?}): {message}"
                 );
             }
+            // This client asks for no recovery yet, so it is never told
+            // that one failed.
+            ServerFrame::Discontinuity { .. } => {}
         }
     }
 
@@ -227,7 +230,7 @@ impl Runtime {
         // old connection.
         for room in rooms {
             self.set_room_status(&room, RoomStatus::Joining);
-            self.send(&ClientFrame::Join { room });
+            self.send(&ClientFrame::Join { room, since: None });
         }
     }
 
@@ -376,7 +379,10 @@ impl Runtime {
         self.recount();
         if first {
             status.set(RoomStatus::Joining);
-            self.send(&ClientFrame::Join { room: room.clone() });
+            self.send(&ClientFrame::Join {
+                room: room.clone(),
+                since: None,
+            });
         }
         status
     }

@@ -31,10 +31,10 @@ use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::{CloseReason, Hub, Identity, Refused, Registration};
+use super::{CloseReason, Hub, Identity, Outgoing, Refused, Registration};
 use crate::{
-    ConnectionId, RoomName, UserId,
-    protocol::{ClientFrame, ControlFrame, ErrorCode, close},
+    ConnectionId, Position, RoomName, UserId,
+    protocol::{ClientFrame, ControlFrame, ErrorCode, Resume, close},
 };
 
 /// Most frames written per flush.
@@ -54,20 +54,20 @@ const DROPPED_FRAMES_TOLERATED: u32 = 10;
 
 /// Serves `socket` until it closes, and counts it as open until it is
 /// dropped.
-pub(super) async fn serve(hub: Hub, socket: WebSocket, identity: Identity) {
+pub(super) async fn serve(hub: Hub, socket: WebSocket, identity: Identity, resume: Resume) {
     hub.inner.open_sockets.fetch_add(1, Ordering::Relaxed);
-    serve_socket(&hub, socket, identity).await;
+    serve_socket(&hub, socket, identity, &resume).await;
     // The socket is dropped, its file descriptor released.
     hub.inner.open_sockets.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity) {
+async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resume: &Resume) {
     let user = identity.user;
     let Registration {
         id,
         mut outgoing,
         close_signal,
-    } = match hub.register(identity) {
+    } = match hub.register(identity, resume) {
         Ok(registration) => registration,
         Err(refused) => {
             tracing::debug!(?refused, user = ?user, "connection refused");
@@ -225,16 +225,23 @@ struct Writes {
 type Closed<'a> = Pin<&'a mut (dyn Future<Output = CloseReason> + Send)>;
 
 impl Writes {
-    /// Writes a batch of frames, with one flush.
+    /// Writes a batch of frames (a replay is many), with one flush.
     async fn batch(
         &self,
         socket: &mut WebSocket,
-        batch: &mut Vec<Utf8Bytes>,
+        batch: &mut Vec<Outgoing>,
         closed: Closed<'_>,
     ) -> Result<(), End> {
         let write = async {
-            for frame in batch.drain(..) {
-                socket.feed(Message::Text(frame)).await?;
+            for item in batch.drain(..) {
+                match item {
+                    Outgoing::Frame(frame) => socket.feed(Message::Text(frame)).await?,
+                    Outgoing::Replay(frames) => {
+                        for frame in frames {
+                            socket.feed(Message::Text(frame)).await?;
+                        }
+                    }
+                }
             }
             socket.flush().await
         };
@@ -287,7 +294,8 @@ struct Joins<'h> {
     id: ConnectionId,
     user: Option<UserId>,
     running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
-    waiting: VecDeque<RoomName>,
+    /// Rooms to join, each with the position to recover from, if any.
+    waiting: VecDeque<(RoomName, Option<Position>)>,
 }
 
 impl<'h> Joins<'h> {
@@ -303,22 +311,22 @@ impl<'h> Joins<'h> {
 
     /// Asks to join `room`: its rule runs now, or once a turn is free. A
     /// connection may not queue more joins than it may be in rooms.
-    fn ask(&mut self, room: RoomName) {
+    fn ask(&mut self, room: RoomName, since: Option<Position>) {
         if self.waiting.len() >= self.hub.config().max_rooms_per_connection {
             self.hub
                 .refuse_join(self.id, &room, "Too many joins at once.");
             return;
         }
-        self.waiting.push_back(room);
+        self.waiting.push_back((room, since));
         self.start_waiting();
     }
 
     fn start_waiting(&mut self) {
         while self.running.len() < RULES_AT_ONCE
-            && let Some(room) = self.waiting.pop_front()
+            && let Some((room, since)) = self.waiting.pop_front()
         {
-            self.running
-                .push(Box::pin(self.hub.request_join(self.id, self.user, room)));
+            let join = self.hub.request_join(self.id, self.user, room, since);
+            self.running.push(Box::pin(join));
         }
     }
 }
@@ -389,7 +397,7 @@ fn handle_text(hub: &Hub, id: ConnectionId, joins: &mut Joins<'_>, text: &str) {
         }
     };
     match frame {
-        ClientFrame::Join { room } => joins.ask(room),
+        ClientFrame::Join { room, since } => joins.ask(room, since),
         ClientFrame::Leave { room } => hub.request_leave(id, &room),
     }
 }

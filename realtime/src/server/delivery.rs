@@ -2,8 +2,9 @@
 //!
 //! Every frame a connection receives after its `welcome` goes through
 //! [`Hub::deliver_local`]: events emitted here or on another process,
-//! presence lists, and the replies to a browser's frames. Each connection's
-//! task writes what its queue holds (`connection.rs`).
+//! presence lists, and the replies to a browser's frames; durable events
+//! and replays go through `recovery.rs`, which adds their positions. Each
+//! connection's task writes what its queue holds (`connection.rs`).
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -20,8 +21,13 @@ impl Hub {
             .registry
             .read()
             .deliver(target, frame, &mut outcome);
-        // Closing takes the registry's write lock: only now that the read
-        // lock is released.
+        self.finish_delivery(outcome)
+    }
+
+    /// Closes the connections whose queue was full, counts the deliveries,
+    /// and returns how many there were. Closing takes the registry's write
+    /// lock: call it once the read lock is released.
+    pub(super) fn finish_delivery(&self, outcome: Delivery) -> usize {
         if !outcome.overflowed.is_empty() {
             self.close_too_slow(&outcome.overflowed);
         }

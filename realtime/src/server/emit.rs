@@ -2,7 +2,8 @@
 //!
 //! `hub.to(7).except_caller().emit(&event)` starts from the [`Hub`], picks a
 //! [`Target`] and builds an [`Emit`]; `emit` encodes the event once and
-//! hands the same bytes to every recipient. The frame reaches this
+//! hands the same bytes to every recipient (a durable event, once per
+//! stream it is recorded in: `recovery.rs`). The frame reaches this
 //! process's connections through `delivery.rs` and, when other processes
 //! may have recipients too, is published once on the backplane
 //! (`backplane/link.rs`), whose receiving side delivers it to theirs
@@ -172,6 +173,9 @@ impl Emit<'_> {
                 bytes: frame.len(),
                 max,
             });
+        }
+        if E::DURABLE && self.hub.records() && !self.target.is_connections_only() {
+            return Ok(self.hub.deliver_recorded(&self.target, E::NAME, &data));
         }
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
     }

@@ -9,13 +9,13 @@
 use tokio::time::timeout;
 
 use super::{Hub, Refusal, registry::JoinError};
-use crate::{ConnectionId, Room, RoomName, UserId, protocol::ControlFrame};
+use crate::{ConnectionId, Position, Room, RoomName, UserId, protocol::ControlFrame};
 
 impl Hub {
     /// Puts a connection in a room, without asking the room's rule (server
     /// code is trusted). The browser is told with a `joined` frame.
     pub fn join<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
-        self.add_to_room(connection, &room.name()).is_ok()
+        self.add_to_room(connection, &room.name(), None).is_ok()
     }
 
     /// Takes a connection out of a room. The browser is told with a `left`
@@ -36,12 +36,14 @@ impl Hub {
 
     /// A browser asks to join `room`: the rule of the room's kind decides,
     /// within [`super::HubConfig::authorize_timeout`]. Answered with
-    /// `joined` or `refused`.
+    /// `joined` (after what followed `since` in the room, see
+    /// `recovery.rs`) or `refused` (and nothing replayed).
     pub(super) async fn request_join(
         &self,
         connection: ConnectionId,
         user: Option<UserId>,
         room: RoomName,
+        since: Option<Position>,
     ) {
         let config = self.config();
         let rule = self.inner.join_rules.authorize(&room, user, connection);
@@ -49,7 +51,7 @@ impl Hub {
             .await
             .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
         let refusal = match decision {
-            Ok(()) => match self.add_to_room(connection, &room) {
+            Ok(()) => match self.add_to_room(connection, &room, since) {
                 Ok(()) => return,
                 Err(JoinError::TooManyRooms) => format!(
                     "You can be in at most {} rooms at once.",
@@ -76,11 +78,15 @@ impl Hub {
         }
     }
 
-    /// Adds a connection to a room, tells it (`joined`), and updates the
-    /// room's presence.
-    fn add_to_room(&self, connection: ConnectionId, room: &RoomName) -> Result<(), JoinError> {
-        let max = self.inner.config.max_rooms_per_connection;
-        let arrived = self.inner.registry.write().join(connection, room, max)?;
+    /// Adds a connection to a room (after replaying what followed `since`),
+    /// tells it (`joined`), and updates the room's presence.
+    fn add_to_room(
+        &self,
+        connection: ConnectionId,
+        room: &RoomName,
+        since: Option<Position>,
+    ) -> Result<(), JoinError> {
+        let arrived = self.join_resuming(connection, room, since)?;
         self.send_control(connection, &ControlFrame::Joined { room });
         if self.tracks_presence(room) {
             // A new user: everyone in the room hears. The joining tab needs

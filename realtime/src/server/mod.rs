@@ -8,6 +8,7 @@
 //!
 //! | File | Job |
 //! |---|---|
+//! | `config.rs` | the limits and settings: [`HubConfig`] |
 //! | `identity.rs` | who a connection belongs to: [`Identity`], [`SessionKey`] |
 //! | `target.rs` | who an event goes to: [`Target`] |
 //! | `emit.rs` | the public emit API: [`Emit`], [`IntoUserIds`], [`caller`] |
@@ -18,6 +19,8 @@
 //! | `membership.rs` | joining and leaving rooms, on a browser's request or from server code |
 //! | `join_rules.rs` | the join-rule registry: who may join which kind of room |
 //! | `presence.rs` | who is in a room, sent to its members, coalesced |
+//! | `history.rs` | the durable events each stream keeps, in memory |
+//! | `recovery.rs` | recording durable emits, and replaying what a tab missed |
 //! | `close.rs` | close reasons and disconnecting, including the slow-client chain |
 //! | `sessions.rs` | connections live no longer than their session |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
@@ -38,15 +41,18 @@
 pub mod backplane;
 mod broadcast;
 mod close;
+mod config;
 mod connection;
 mod delivery;
 mod emit;
+mod history;
 mod identity;
 mod join_rules;
 mod membership;
 mod origin;
 mod pace;
 mod presence;
+mod recovery;
 mod registry;
 mod sessions;
 mod target;
@@ -59,11 +65,10 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use axum::{
-    extract::ws::{Utf8Bytes, WebSocketUpgrade},
+    extract::ws::WebSocketUpgrade,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -73,15 +78,17 @@ use tokio::sync::mpsc;
 use self::{
     backplane::{Link, RemotePresence},
     close::CloseSignal,
+    history::History,
     join_rules::JoinRules,
     pace::Pace,
     presence::PresenceQueue,
-    registry::{Connection, ConnectionLimits, Registry},
+    registry::{Connection, ConnectionLimits, Outgoing, Registry},
     sessions::{EndedSessions, SessionCheck},
 };
 pub use self::{
     broadcast::Broadcast,
     close::CloseReason,
+    config::HubConfig,
     emit::{Emit, EmitError, IntoUserIds, caller, caller_from_headers},
     identity::{Identity, SessionKey},
     join_rules::{JoinRequest, Refusal},
@@ -89,82 +96,7 @@ pub use self::{
     registry::{Refused, RegistryStats},
     target::Target,
 };
-use crate::{ConnectionId, Room};
-
-/// Limits and settings of a hub. The defaults suit a typical application;
-/// `docs/protocol.md` explains each limit and what exceeding it does.
-#[derive(Clone, Debug)]
-pub struct HubConfig {
-    /// Largest frame (and message) a browser may send, in bytes. Larger
-    /// ones close the connection with code 1009.
-    pub max_frame_bytes: usize,
-    /// Largest event frame the server sends, in bytes. An emit over it is
-    /// an [`EmitError::TooLarge`], sent to nobody.
-    pub max_event_bytes: usize,
-    /// How many rooms one connection may be in at once.
-    pub max_rooms_per_connection: usize,
-    /// How many frames may wait in one connection's outgoing queue. A
-    /// connection whose queue is full is closed with code 4008.
-    pub queue_capacity: usize,
-    /// Size of each connection's read buffer (tungstenite's default is
-    /// 128 KiB, which is most of the memory of an idle connection).
-    pub read_buffer_bytes: usize,
-    /// How often the server pings an idle connection, so dead ones are
-    /// noticed and proxies keep live ones open.
-    pub ping_interval: Duration,
-    /// How long any write to a socket (a batch of frames, a ping, a close)
-    /// may take. A browser that reads slower than that is dropped.
-    pub write_timeout: Duration,
-    /// How long a room's authorisation rule may take before the join is
-    /// refused.
-    pub authorize_timeout: Duration,
-    /// The steady rate of frames a browser may send, per second, and the
-    /// burst it may send at once (a reconnecting tab re-joins every room
-    /// it was in). Past it: an `error` frame, then close code 4029.
-    pub frames_per_second: u32,
-    pub frame_burst: u32,
-    /// Connections in all, per logged-in user, and per address for
-    /// visitors. An upgrade past one gets 503 (all) or 429 (the others).
-    pub max_connections: usize,
-    pub max_connections_per_user: usize,
-    pub max_anonymous_per_address: usize,
-    /// How many new connections a user (or a visitor's address) may open
-    /// per minute, and at once. Past it: 429.
-    pub new_connections_per_minute: u32,
-    pub new_connection_burst: u32,
-    /// How often the sessions of open connections are checked; a
-    /// connection whose session expired is closed with code 4001.
-    pub session_check_interval: Duration,
-    /// Presence changes to a room within this window go out as one list.
-    pub presence_window: Duration,
-    /// Which pages may open a connection.
-    pub origins: Origins,
-}
-
-impl Default for HubConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 16 * 1024,
-            max_event_bytes: 64 * 1024,
-            max_rooms_per_connection: 64,
-            queue_capacity: 256,
-            read_buffer_bytes: 1024,
-            ping_interval: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(10),
-            authorize_timeout: Duration::from_secs(10),
-            frames_per_second: 10,
-            frame_burst: 100,
-            max_connections: 10_000,
-            max_connections_per_user: 32,
-            max_anonymous_per_address: 64,
-            new_connections_per_minute: 60,
-            new_connection_burst: 64,
-            session_check_interval: Duration::from_secs(60),
-            presence_window: Duration::from_millis(250),
-            origins: Origins::SameOrigin,
-        }
-    }
-}
+use crate::{ConnectionId, Room, protocol::Resume};
 
 /// The real-time hub of one process. Clone it freely: clones share one
 /// registry.
@@ -194,6 +126,9 @@ struct HubInner {
     open_sockets: AtomicUsize,
     /// How fast each user or visitor's address may open connections.
     pace: Pace,
+    /// Durable events, for recovery. Taken before the registry when both
+    /// are (`recovery.rs`).
+    history: Mutex<History>,
 }
 
 impl fmt::Debug for Hub {
@@ -265,6 +200,7 @@ impl HubBuilder {
                 ended_sessions: EndedSessions::default(),
                 session_check: self.session_check,
                 open_sockets: AtomicUsize::new(0),
+                history: Mutex::new(History::new(self.config.history_limits())),
                 pace: Pace::new(
                     self.config.new_connections_per_minute,
                     self.config.new_connection_burst,
@@ -279,7 +215,7 @@ impl HubBuilder {
 pub(crate) struct Registration {
     pub id: ConnectionId,
     /// Frames to write, in order.
-    pub outgoing: mpsc::Receiver<Utf8Bytes>,
+    pub outgoing: mpsc::Receiver<Outgoing>,
     /// Tells the task to close, and why.
     pub close_signal: Arc<CloseSignal>,
 }
@@ -302,11 +238,16 @@ impl Hub {
     /// refused) and the connection limits (503 when the server is full, 429
     /// past the limit of a user or an address), then serves the connection
     /// as `identity` until it closes.
+    ///
+    /// `resume` (read from the request's query) says how far the tab had
+    /// read before: what it missed since is replayed first
+    /// (`recovery.rs`).
     pub fn accept(
         &self,
         upgrade: WebSocketUpgrade,
         headers: &HeaderMap,
         identity: Identity,
+        resume: Resume,
     ) -> Response {
         if let Err(refused) = self.inner.config.origins.check(headers) {
             tracing::warn!(origin = %refused, "WebSocket upgrade refused: origin not allowed");
@@ -333,7 +274,7 @@ impl Hub {
             .max_write_buffer_size(connection::WRITE_BUFFER_BYTES + config.max_event_bytes + 1024)
             .max_message_size(config.max_frame_bytes)
             .max_frame_size(config.max_frame_bytes)
-            .on_upgrade(move |socket| connection::serve(hub, socket, identity))
+            .on_upgrade(move |socket| connection::serve(hub, socket, identity, resume))
     }
 
     /// Refuses a WebSocket upgrade before the application reads its
@@ -356,10 +297,15 @@ impl Hub {
         }
     }
 
-    /// Adds a connection to the registry, with a fresh id and an empty
-    /// queue, unless a limit says no or its session has ended meanwhile. It
-    /// stays there until [`Hub::forget`] (its task ends) or a disconnect.
-    pub(crate) fn register(&self, identity: Identity) -> Result<Registration, Refused> {
+    /// Adds a connection to the registry, with a fresh id and a queue that
+    /// holds only what its tab missed (`resume`), unless a limit says no or
+    /// its session has ended meanwhile. It stays there until
+    /// [`Hub::forget`] (its task ends) or a disconnect.
+    pub(crate) fn register(
+        &self,
+        identity: Identity,
+        resume: &Resume,
+    ) -> Result<Registration, Refused> {
         if let Some(session) = &identity.session
             && self.inner.ended_sessions.contains(session)
         {
@@ -373,13 +319,10 @@ impl Hub {
             queue,
             signal: Arc::clone(&close_signal),
             identity,
+            tab: resume.tab,
             rooms: Vec::new(),
         };
-        let limits = self.connection_limits();
-        self.inner
-            .registry
-            .write()
-            .insert(id, connection, limits)
+        self.insert_resuming(id, connection, resume)
             .inspect_err(|refused| {
                 metrics::counter!("realtime_refusals_total", "limit" => refused.label())
                     .increment(1);

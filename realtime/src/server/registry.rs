@@ -17,17 +17,31 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::{CloseReason, Identity, SessionKey, Target, close::CloseSignal};
-use crate::{ConnectionId, RoomName, UserId};
+use crate::{
+    ConnectionId, RoomName, UserId,
+    stream::{Stream, TabId},
+};
 
 /// What the registry keeps for one connection.
 pub(crate) struct Connection {
     /// The connection's outgoing queue (bounded).
-    pub queue: mpsc::Sender<Utf8Bytes>,
+    pub queue: mpsc::Sender<Outgoing>,
     /// How to stop the connection's task.
     pub signal: std::sync::Arc<CloseSignal>,
     pub identity: Identity,
+    /// The browser tab, when it said which (see [`TabId`]).
+    pub tab: Option<TabId>,
     /// Rooms this connection is in, to remove it from them when it closes.
     pub rooms: Vec<RoomName>,
+}
+
+/// What waits in a connection's queue.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Frame(Utf8Bytes),
+    /// The events a tab missed, in one place of the queue: a replay may be
+    /// longer than the queue, and is not cut short by the slow-client rule.
+    Replay(Vec<Utf8Bytes>),
 }
 
 /// Sizes of the registry's maps, for tests and monitoring.
@@ -334,12 +348,7 @@ impl Registry {
             let Some(connection) = self.connections.get(&id) else {
                 return;
             };
-            match connection.queue.try_send(frame.clone()) {
-                Ok(()) => outcome.queued += 1,
-                Err(TrySendError::Full(_)) => outcome.overflowed.push(id),
-                // The connection is closing; its task removes it.
-                Err(TrySendError::Closed(_)) => {}
-            }
+            connection.push(id, Outgoing::Frame(frame.clone()), outcome);
         };
 
         if target.everyone {
@@ -365,6 +374,75 @@ impl Registry {
             let mut seen = HashSet::new();
             all.filter(|id| seen.insert(*id)).for_each(push);
         }
+    }
+}
+
+impl Registry {
+    /// The tab a connection belongs to, if it said.
+    pub fn tab_of(&self, id: ConnectionId) -> Option<TabId> {
+        self.connections.get(&id)?.tab
+    }
+
+    /// Whether a connection reads `stream` (would get its events live).
+    pub fn reads(&self, id: ConnectionId, stream: &Stream) -> bool {
+        let Some(connection) = self.connections.get(&id) else {
+            return false;
+        };
+        match stream {
+            Stream::Everyone => true,
+            Stream::User(user) => connection.identity.user == Some(*user),
+            Stream::Room(room) => connection.rooms.contains(room),
+        }
+    }
+
+    /// Queues `frame` for the connections that read `stream`, except
+    /// `except` and, when `seen` is given, those already in it (which it
+    /// then records).
+    pub fn deliver_to_stream(
+        &self,
+        stream: &Stream,
+        except: Option<ConnectionId>,
+        frame: &Utf8Bytes,
+        seen: Option<&mut HashSet<ConnectionId>>,
+        outcome: &mut Delivery,
+    ) {
+        let readers: Box<dyn Iterator<Item = ConnectionId> + '_> = match stream {
+            Stream::Everyone => Box::new(self.connections.keys().copied()),
+            Stream::User(user) => Box::new(self.users.get(user).into_iter().flatten().copied()),
+            Stream::Room(room) => Box::new(self.rooms.get(room).into_iter().flatten().copied()),
+        };
+        self.deliver_to_each(readers, except, frame, seen, outcome);
+    }
+
+    /// Queues `frame` for each of `ids` still registered, except `except`
+    /// and those already `seen`.
+    pub fn deliver_to_each(
+        &self,
+        ids: impl Iterator<Item = ConnectionId>,
+        except: Option<ConnectionId>,
+        frame: &Utf8Bytes,
+        mut seen: Option<&mut HashSet<ConnectionId>>,
+        outcome: &mut Delivery,
+    ) {
+        for id in ids {
+            if except == Some(id) || seen.as_mut().is_some_and(|seen| !seen.insert(id)) {
+                continue;
+            }
+            if let Some(connection) = self.connections.get(&id) {
+                connection.push(id, Outgoing::Frame(frame.clone()), outcome);
+            }
+        }
+    }
+
+    /// Queues a replay for one connection. `false` if its queue is full (or
+    /// it is gone).
+    pub fn queue_replay(&self, id: ConnectionId, frames: Vec<Utf8Bytes>) -> bool {
+        if frames.is_empty() {
+            return true;
+        }
+        self.connections
+            .get(&id)
+            .is_some_and(|connection| connection.queue.try_send(Outgoing::Replay(frames)).is_ok())
     }
 }
 
@@ -395,6 +473,16 @@ impl Connection {
     pub fn close(&self, reason: CloseReason) {
         self.signal.close(reason);
     }
+
+    /// Queues one item, never waiting.
+    fn push(&self, id: ConnectionId, item: Outgoing, outcome: &mut Delivery) {
+        match self.queue.try_send(item) {
+            Ok(()) => outcome.queued += 1,
+            Err(TrySendError::Full(_)) => outcome.overflowed.push(id),
+            // The connection is closing; its task removes it.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -411,7 +499,7 @@ mod tests {
 
     struct Fixture {
         registry: Registry,
-        queues: HashMap<ConnectionId, mpsc::Receiver<Utf8Bytes>>,
+        queues: HashMap<ConnectionId, mpsc::Receiver<Outgoing>>,
     }
 
     impl Fixture {
@@ -447,6 +535,7 @@ mod tests {
                             name: user.map(|user| format!("user {user}")),
                             address: None,
                         },
+                        tab: None,
                         rooms: Vec::new(),
                     },
                     UNLIMITED,

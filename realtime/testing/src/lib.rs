@@ -31,8 +31,9 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use realtime::{
-    ConnectionId, Event, UserId,
+    ConnectionId, Event, Position, UserId,
     protocol::{self, ClientFrame, ServerFrame},
+    stream::Recorded,
 };
 use tokio::net::{TcpSocket, TcpStream};
 /// The WebSocket library under [`TestClient::ws`], for tests that send
@@ -184,10 +185,22 @@ impl TestClient {
 
     /// The next frame, which must be an event of type `E`.
     pub async fn event<E: Event>(&mut self) -> E {
+        self.recorded_event().await.0
+    }
+
+    /// The next frame, which must be an event of type `E`, and where it
+    /// was recorded (`None` for a volatile event).
+    pub async fn recorded_event<E: Event>(&mut self) -> (E, Option<Recorded>) {
         match self.frame().await {
-            ServerFrame::Event { name, data } => {
+            ServerFrame::Event {
+                name,
+                data,
+                recorded,
+            } => {
                 assert_eq!(name, E::NAME, "another event arrived first: {}", data.get());
-                serde_json::from_str(data.get()).expect("the data fits the event's type")
+                let event =
+                    serde_json::from_str(data.get()).expect("the data fits the event's type");
+                (event, recorded)
             }
             other => panic!("expected event {}, got {other:?}", E::NAME),
         }
@@ -207,8 +220,34 @@ impl TestClient {
 
     /// Asks to join a room and returns the answer (`joined` or `refused`).
     pub async fn join(&mut self, room: &str) -> ServerFrame {
-        self.send(&ClientFrame::Join { room: room.into() }).await;
+        self.send(&ClientFrame::Join {
+            room: room.into(),
+            since: None,
+        })
+        .await;
         self.frame().await
+    }
+
+    /// Asks to join a room, recovering what followed `since` in it; returns
+    /// every frame up to and including the answer (`joined` or `refused`).
+    pub async fn join_since(&mut self, room: &str, since: Position) -> Vec<ServerFrame> {
+        self.send(&ClientFrame::Join {
+            room: room.into(),
+            since: Some(since),
+        })
+        .await;
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.frame().await;
+            let answer = matches!(
+                frame,
+                ServerFrame::Joined { .. } | ServerFrame::Refused { .. }
+            );
+            frames.push(frame);
+            if answer {
+                return frames;
+            }
+        }
     }
 
     /// Waits for the server to close the connection; its close code, if it

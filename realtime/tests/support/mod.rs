@@ -19,6 +19,7 @@ use axum::{
 };
 use realtime::{
     Event, UserId,
+    protocol::Resume,
     server::{Hub, HubBuilder, Identity, SessionKey, Target},
 };
 pub use realtime_testing::{PATIENCE, TestClient};
@@ -151,6 +152,7 @@ async fn socket(
     upgrade: WebSocketUpgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
+    resume: Resume,
     headers: HeaderMap,
     State(hub): State<Hub>,
 ) -> Response {
@@ -165,5 +167,5 @@ async fn socket(
         name: query.get("name").cloned(),
         address: Some(peer.ip()),
     };
-    hub.accept(upgrade, &headers, identity)
+    hub.accept(upgrade, &headers, identity, resume)
 }

@@ -1,0 +1,457 @@
+//! The history of durable events, in this process's memory: what a tab
+//! that missed some events gets when it comes back (`recovery.rs`).
+//!
+//! Each stream keeps its epoch, the offset of its last event and its latest
+//! events. Bounded four ways ([`HistoryLimits`]): events per stream, age,
+//! bytes of all streams together, and number of streams. What falls out is
+//! gone: a tab asking from before it is told so (a discontinuity), never
+//! given a history with a hole in it. A stream forgotten entirely starts a
+//! new epoch when it is written again.
+//!
+//! Every event is in two queues: its stream's (for replays), and one of all
+//! streams in the order they were written (for dropping the oldest by age
+//! or size in constant time). An event dropped from its stream's queue for
+//! the per-stream bound leaves a stale record in the second, skipped when
+//! it comes to the front, and swept when stale records outnumber the rest.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::stream::{Discontinuity, Epoch, Position, Stream, TabId};
+
+/// How much history is kept. See [`super::HubConfig`] for the defaults.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HistoryLimits {
+    pub per_stream: usize,
+    pub max_age: Duration,
+    pub max_bytes: usize,
+    pub max_streams: usize,
+    /// Most events one recovery replays.
+    pub max_replay: usize,
+}
+
+/// One recorded event, as it is replayed: its frame (with its position in
+/// this stream) and the tab that caused it, if the emit left that tab out.
+#[derive(Clone, Debug)]
+pub(crate) struct Recorded {
+    pub offset: u64,
+    pub frame: Utf8Bytes,
+    pub except: Option<TabId>,
+}
+
+/// What a recovery from a position gets.
+#[derive(Debug)]
+pub(crate) enum Recovery {
+    /// The events after the position, oldest first (none if the tab was up
+    /// to date).
+    Replay(Vec<Recorded>),
+    /// They cannot be replayed; the stream is now at `position`.
+    Discontinuity {
+        reason: Discontinuity,
+        position: Position,
+    },
+}
+
+struct Log {
+    epoch: Epoch,
+    /// The offset of the last event appended (0: none yet).
+    last: u64,
+    events: VecDeque<Recorded>,
+}
+
+impl Log {
+    fn position(&self) -> Position {
+        Position {
+            epoch: self.epoch,
+            offset: self.last,
+        }
+    }
+}
+
+/// An event in the order all streams were written.
+struct Written {
+    stream: Stream,
+    /// The epoch tells this event from one of a later history of the same
+    /// stream, numbered from 1 again.
+    position: Position,
+    at: Instant,
+    bytes: usize,
+}
+
+impl Written {
+    /// Whether this event is still in `log`.
+    fn is_kept_in(&self, log: &Log) -> bool {
+        log.epoch == self.position.epoch
+            && log
+                .events
+                .front()
+                .is_some_and(|front| front.offset <= self.position.offset)
+    }
+}
+
+pub(crate) struct History {
+    limits: HistoryLimits,
+    streams: HashMap<Stream, Log>,
+    written: VecDeque<Written>,
+    /// Events in the streams' queues, and their frames' bytes.
+    events: usize,
+    bytes: usize,
+}
+
+impl History {
+    pub fn new(limits: HistoryLimits) -> Self {
+        Self {
+            limits,
+            streams: HashMap::new(),
+            written: VecDeque::new(),
+            events: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Where `stream` is now: the position a page rendered now should ask
+    /// to recover from. A stream not yet written starts here, with a new
+    /// epoch.
+    pub fn position(&mut self, stream: &Stream) -> Position {
+        self.log(stream).position()
+    }
+
+    /// Appends an event to `stream`: `frame` makes its frame from its
+    /// position. Returns the frame.
+    pub fn append(
+        &mut self,
+        stream: &Stream,
+        except: Option<TabId>,
+        frame: impl FnOnce(Position) -> Utf8Bytes,
+        now: Instant,
+    ) -> Utf8Bytes {
+        let per_stream = self.limits.per_stream;
+        let log = self.log(stream);
+        log.last += 1;
+        let position = log.position();
+        let frame = frame(position);
+        log.events.push_back(Recorded {
+            offset: position.offset,
+            frame: frame.clone(),
+            except,
+        });
+        let (mut dropped_events, mut dropped_bytes) = (0, 0);
+        while log.events.len() > per_stream {
+            if let Some(old) = log.events.pop_front() {
+                dropped_events += 1;
+                dropped_bytes += old.frame.len();
+            }
+        }
+        let bytes = frame.len();
+        self.events = self.events + 1 - dropped_events;
+        self.bytes = self.bytes + bytes - dropped_bytes;
+        self.written.push_back(Written {
+            stream: stream.clone(),
+            position,
+            at: now,
+            bytes,
+        });
+        self.trim(now);
+        frame
+    }
+
+    /// The events of `stream` after `since`, or why they cannot be had.
+    pub fn since(&mut self, stream: &Stream, since: Position, now: Instant) -> Recovery {
+        self.trim(now);
+        let max_replay = self.limits.max_replay;
+        let log = self.log(stream);
+        let position = log.position();
+        let gap = |reason| Recovery::Discontinuity { reason, position };
+        if since.epoch != log.epoch || since.offset > log.last {
+            return gap(Discontinuity::EpochChanged);
+        }
+        let missed = log.last - since.offset;
+        if missed == 0 {
+            return Recovery::Replay(Vec::new());
+        }
+        if missed > max_replay as u64 {
+            return gap(Discontinuity::TooMany);
+        }
+        match log.events.front() {
+            Some(oldest) if oldest.offset <= since.offset + 1 => {}
+            _ => return gap(Discontinuity::TooOld),
+        }
+        let skip = log.events.len() - missed as usize;
+        Recovery::Replay(log.events.iter().skip(skip).cloned().collect())
+    }
+
+    /// How many events are kept, in how many bytes of frames.
+    #[cfg(test)]
+    fn size(&self) -> (usize, usize) {
+        (self.events, self.bytes)
+    }
+
+    fn log(&mut self, stream: &Stream) -> &mut Log {
+        if !self.streams.contains_key(stream) {
+            self.make_room_for_a_stream();
+        }
+        self.streams.entry(stream.clone()).or_insert_with(|| Log {
+            epoch: Epoch(rand::random()),
+            last: 0,
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Drops the oldest events while they are too old or too many bytes.
+    fn trim(&mut self, now: Instant) {
+        while let Some(oldest) = self.written.front() {
+            let too_old = now.duration_since(oldest.at) > self.limits.max_age;
+            if !too_old && self.bytes <= self.limits.max_bytes {
+                break;
+            }
+            if let Some(oldest) = self.written.pop_front() {
+                self.drop_if_kept(&oldest);
+            }
+        }
+        // Stale records (events already dropped for the per-stream bound)
+        // outnumber the kept ones: sweep them.
+        if self.written.len() > 2 * self.events + 64 {
+            let streams = &self.streams;
+            self.written.retain(|record| {
+                streams
+                    .get(&record.stream)
+                    .is_some_and(|log| record.is_kept_in(log))
+            });
+        }
+    }
+
+    /// Drops the event `record` names from its stream, unless it is gone
+    /// already.
+    fn drop_if_kept(&mut self, record: &Written) {
+        if let Some(log) = self.streams.get_mut(&record.stream)
+            && log.epoch == record.position.epoch
+            && log
+                .events
+                .front()
+                .is_some_and(|front| front.offset == record.position.offset)
+        {
+            log.events.pop_front();
+            self.events -= 1;
+            self.bytes -= record.bytes;
+        }
+    }
+
+    /// Before a new stream is added at the limit: forgets the streams that
+    /// hold no events, or else the one that holds the oldest event.
+    fn make_room_for_a_stream(&mut self) {
+        if self.streams.len() < self.limits.max_streams {
+            return;
+        }
+        self.streams.retain(|_, log| !log.events.is_empty());
+        while self.streams.len() >= self.limits.max_streams {
+            let Some(oldest) = self.written.pop_front() else {
+                break;
+            };
+            if let Some(log) = self.streams.remove(&oldest.stream) {
+                self.events -= log.events.len();
+                self.bytes -= log
+                    .events
+                    .iter()
+                    .map(|event| event.frame.len())
+                    .sum::<usize>();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::UserId;
+
+    fn limits() -> HistoryLimits {
+        HistoryLimits {
+            per_stream: 3,
+            max_age: Duration::from_secs(60),
+            max_bytes: 1000,
+            max_streams: 10,
+            max_replay: 10,
+        }
+    }
+
+    fn room(name: &str) -> Stream {
+        Stream::Room(name.into())
+    }
+
+    /// Appends `text` as the frame; returns its position.
+    fn append(history: &mut History, stream: &Stream, text: &str, now: Instant) -> Position {
+        let mut at = None;
+        history.append(
+            stream,
+            None,
+            |position| {
+                at = Some(position);
+                Utf8Bytes::from(text.to_owned())
+            },
+            now,
+        );
+        at.unwrap()
+    }
+
+    fn replayed(recovery: Recovery) -> Vec<String> {
+        match recovery {
+            Recovery::Replay(events) => events
+                .into_iter()
+                .map(|event| event.frame.as_str().to_owned())
+                .collect(),
+            Recovery::Discontinuity { reason, .. } => panic!("{reason:?}"),
+        }
+    }
+
+    fn gap(recovery: Recovery) -> (Discontinuity, Position) {
+        match recovery {
+            Recovery::Discontinuity { reason, position } => (reason, position),
+            Recovery::Replay(events) => panic!("replayed {} events", events.len()),
+        }
+    }
+
+    #[test]
+    fn offsets_grow_by_one_per_stream_and_a_recovery_gets_what_followed() {
+        let mut history = History::new(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let start = history.position(&red);
+        assert_eq!(start.offset, 0);
+        let first = append(&mut history, &red, "a", now);
+        append(&mut history, &Stream::Everyone, "x", now);
+        let second = append(&mut history, &red, "b", now);
+        assert_eq!((first.offset, second.offset), (1, 2));
+        assert_eq!(first.epoch, start.epoch);
+        assert_eq!(history.position(&Stream::Everyone).offset, 1);
+
+        assert_eq!(replayed(history.since(&red, start, now)), ["a", "b"]);
+        assert_eq!(replayed(history.since(&red, first, now)), ["b"]);
+        assert!(replayed(history.since(&red, second, now)).is_empty());
+    }
+
+    #[test]
+    fn each_stream_has_an_epoch_of_its_own_and_a_foreign_one_is_a_discontinuity() {
+        let mut history = History::new(limits());
+        let now = Instant::now();
+        let red = history.position(&room("team:red"));
+        let blue = history.position(&room("team:blue"));
+        assert_ne!(red.epoch, blue.epoch);
+        let (reason, position) = gap(history.since(&room("team:red"), blue, now));
+        assert_eq!((reason, position), (Discontinuity::EpochChanged, red));
+        // A position from the future is no better.
+        let ahead = Position {
+            epoch: red.epoch,
+            offset: 5,
+        };
+        assert_eq!(
+            gap(history.since(&room("team:red"), ahead, now)).0,
+            Discontinuity::EpochChanged
+        );
+    }
+
+    #[test]
+    fn a_recovery_from_before_what_is_kept_is_a_discontinuity() {
+        let mut history = History::new(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let start = history.position(&red);
+        let positions: Vec<Position> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|text| append(&mut history, &red, text, now))
+            .collect();
+        // Three kept: b, c, d.
+        assert_eq!(
+            gap(history.since(&red, start, now)),
+            (Discontinuity::TooOld, positions[3])
+        );
+        assert_eq!(
+            replayed(history.since(&red, positions[0], now)),
+            ["b", "c", "d"]
+        );
+        assert_eq!(history.size(), (3, 3));
+    }
+
+    #[test]
+    fn a_recovery_of_more_than_a_replay_holds_is_a_discontinuity() {
+        let mut history = History::new(HistoryLimits {
+            per_stream: 10,
+            max_replay: 2,
+            ..limits()
+        });
+        let now = Instant::now();
+        let start = history.position(&Stream::Everyone);
+        for text in ["a", "b", "c"] {
+            append(&mut history, &Stream::Everyone, text, now);
+        }
+        assert_eq!(
+            gap(history.since(&Stream::Everyone, start, now)).0,
+            Discontinuity::TooMany
+        );
+    }
+
+    #[test]
+    fn old_events_and_bytes_over_the_limit_are_dropped_oldest_first() {
+        let mut history = History::new(HistoryLimits {
+            max_bytes: 10,
+            ..limits()
+        });
+        let now = Instant::now();
+        let red = room("team:red");
+        let start = history.position(&red);
+        let first = append(&mut history, &red, "12345", now);
+        append(&mut history, &Stream::Everyone, "12345", now);
+        append(&mut history, &Stream::Everyone, "1", now);
+        // 11 bytes: red's event, the oldest, is dropped.
+        assert_eq!(history.size(), (2, 6));
+        assert_eq!(
+            gap(history.since(&red, start, now)).0,
+            Discontinuity::TooOld
+        );
+        // Its stream keeps its place.
+        assert!(replayed(history.since(&red, first, now)).is_empty());
+
+        let later = now + Duration::from_secs(61);
+        let everyone = history.position(&Stream::Everyone);
+        append(&mut history, &red, "b", later);
+        assert_eq!(history.size(), (1, 1), "the minute-old events are gone");
+        assert!(replayed(history.since(&Stream::Everyone, everyone, later)).is_empty());
+    }
+
+    #[test]
+    fn past_the_number_of_streams_empty_ones_are_forgotten_first() {
+        let mut history = History::new(HistoryLimits {
+            max_streams: 2,
+            ..limits()
+        });
+        let now = Instant::now();
+        let ada = Stream::User(UserId(1));
+        let first = append(&mut history, &ada, "a", now);
+        let idle = history.position(&Stream::User(UserId(2)));
+        history.position(&Stream::User(UserId(3)));
+        // User 2's stream, empty, made room; Ada's is intact.
+        assert!(replayed(history.since(&ada, first, now)).is_empty());
+        assert_eq!(
+            gap(history.since(&Stream::User(UserId(2)), idle, now)).0,
+            Discontinuity::EpochChanged
+        );
+    }
+
+    #[test]
+    fn dropping_many_events_for_the_per_stream_bound_keeps_the_order_queue_small() {
+        let mut history = History::new(HistoryLimits {
+            per_stream: 1,
+            max_bytes: usize::MAX,
+            ..limits()
+        });
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            append(&mut history, &Stream::Everyone, "x", now);
+        }
+        assert_eq!(history.size(), (1, 1));
+        assert!(history.written.len() <= 2 + 64, "{}", history.written.len());
+    }
+}

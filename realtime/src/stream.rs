@@ -1,0 +1,179 @@
+//! Streams and positions: where a durable event sits, so that a tab that
+//! missed some events can ask for what followed the last one it saw.
+//!
+//! Every durable emit ([`crate::Event::DURABLE`]) is appended to each
+//! stream its target names: the stream of everyone, of a user, or of a
+//! room. Appending gives it a [`Position`] in that stream, `(epoch,
+//! offset)`: offsets grow by one with every event, and the epoch changes
+//! whenever the history behind a stream is lost (a restart of a process
+//! that kept it in memory), so a position from an old history is never
+//! taken for one in the new.
+//!
+//! Emits to single connections are not recorded: a connection does not
+//! outlive its tab.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{RoomName, UserId, ids::hex_id};
+
+/// A stream of durable events: who may read it is who would have got its
+/// events live.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// Events to every connection. Written `everyone`.
+    Everyone,
+    /// Events to every connection of one user. Written `user:7`.
+    User(UserId),
+    /// Events to the members of a room. Written `room:chat:42`.
+    Room(RoomName),
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Everyone => f.write_str("everyone"),
+            Self::User(user) => write!(f, "user:{user}"),
+            Self::Room(room) => write!(f, "room:{room}"),
+        }
+    }
+}
+
+/// A stream's written name could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a stream: {0:?}")]
+pub struct NotAStream(pub String);
+
+impl FromStr for Stream {
+    type Err = NotAStream;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let not_a_stream = || NotAStream(text.to_owned());
+        if text == "everyone" {
+            return Ok(Self::Everyone);
+        }
+        if let Some(user) = text.strip_prefix("user:") {
+            return user
+                .parse()
+                .map(|id| Self::User(UserId(id)))
+                .map_err(|_| not_a_stream());
+        }
+        match text.strip_prefix("room:").map(|room| room.split_once(':')) {
+            Some(Some((kind, key))) => Ok(Self::Room(RoomName::new(kind, key))),
+            _ => Err(not_a_stream()),
+        }
+    }
+}
+
+impl Serialize for Stream {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stream {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One history of a stream: a new epoch starts when the history behind the
+/// stream is lost. Random, written as 16 hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Epoch(pub u64);
+
+hex_id!(Epoch);
+
+/// Where an event sits in a stream: the events of one epoch are numbered
+/// 1, 2, 3…; a position with offset 0 is a stream's start, before its first
+/// event. A tab that has seen up to a position asks for what followed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    pub epoch: Epoch,
+    pub offset: u64,
+}
+
+/// One durable emit, whatever the streams it was appended to: a tab that
+/// gets an event twice (live through one stream, then replayed through
+/// another) knows it by its id. Random, written as 16 hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EventId(pub u64);
+
+hex_id!(EventId);
+
+/// A browser tab, for as long as the page lives: it keeps its id across
+/// reconnections (each gets a new [`crate::ConnectionId`]), so an event
+/// emitted "to everyone but the caller" is not replayed to the tab that
+/// caused it. Chosen by the tab, written as 16 hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TabId(pub u64);
+
+hex_id!(TabId);
+
+/// What an event frame says of a durable event: its id, and its place in
+/// the stream through which it reached this connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: EventId,
+    pub stream: Stream,
+    pub position: Position,
+}
+
+/// Why a stream cannot be recovered from a position: the page must fetch
+/// again what depends on the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discontinuity {
+    /// The history behind the position is gone (a restart, say): the
+    /// stream's epoch is not the position's.
+    EpochChanged,
+    /// The events after the position are older than the history keeps.
+    TooOld,
+    /// More events followed the position than one recovery replays.
+    TooMany,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_written_and_read_back() {
+        for (stream, text) in [
+            (Stream::Everyone, "everyone"),
+            (Stream::User(UserId(7)), "user:7"),
+            (Stream::Room(RoomName::new("chat", "42")), "room:chat:42"),
+            (Stream::Room(RoomName::new("doc", "a:b")), "room:doc:a:b"),
+        ] {
+            assert_eq!(stream.to_string(), text);
+            assert_eq!(text.parse::<Stream>(), Ok(stream.clone()));
+            let json = serde_json::to_string(&stream).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<Stream>(&json).unwrap(), stream);
+        }
+        for bad in [
+            "",
+            "all",
+            "user:",
+            "user:x",
+            "room:",
+            "room:chat",
+            "Everyone",
+        ] {
+            assert!(bad.parse::<Stream>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_position_is_an_epoch_in_hex_and_an_offset() {
+        let position = Position {
+            epoch: Epoch(0xabc),
+            offset: 42,
+        };
+        let json = serde_json::to_string(&position).unwrap();
+        assert_eq!(json, r#"{"epoch":"0000000000000abc","offset":42}"#);
+        assert_eq!(serde_json::from_str::<Position>(&json).unwrap(), position);
+    }
+}
