@@ -68,3 +68,54 @@ test("a notification to a name that does not exist says so", async ({ people }) 
   await ada.page.getByRole("button", { name: "Send notification" }).click();
   await expect(ada.page.getByRole("alert")).toHaveText(`There is no user called “${nobody}”.`);
 });
+
+test("a tab whose connection was cut gets what it missed meanwhile, each once", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  // A tab of Grace's whose connection the test can cut and hold back.
+  const tab = await people.newTab(grace);
+  let open: import("@playwright/test").WebSocketRoute | undefined;
+  let holdBack = false;
+  await tab.routeWebSocket(/\/ws(\?|$)/, (socket) => {
+    if (holdBack) {
+      socket.close();
+    } else {
+      socket.connectToServer();
+      open = socket;
+    }
+  });
+  await gotoHydrated(tab, "/");
+  await expectLive(tab);
+  const announce = async (text: string) => {
+    await ada.page.getByLabel("Announcement").fill(text);
+    await ada.page.getByRole("button", { name: "Announce" }).click();
+    await expect(ada.page.getByLabel("Announcement")).toHaveValue("");
+  };
+  const before = uniqueName("before");
+  await announce(before);
+  await expect(notices(tab).filter({ hasText: before })).toHaveCount(1);
+
+  holdBack = true;
+  await open!.close();
+  await expect(tab.getByTestId("connection-state")).toHaveAttribute("data-state", "reconnecting");
+  // Few enough that the page's five notices hold them, and one from a
+  // test running beside this one.
+  const missed = [uniqueName("missed"), uniqueName("missed")];
+  for (const text of missed) {
+    await announce(text);
+  }
+  await ada.page.getByLabel("To (user name)").fill(grace.name);
+  await ada.page.getByLabel("Message").fill("Still there?");
+  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await expect(ada.page.getByText("Sent.")).toBeVisible();
+  holdBack = false;
+
+  await expect(tab.getByTestId("connection-state")).toHaveAttribute("data-state", "live", { timeout: 20_000 });
+  for (const text of missed) {
+    await expect(notices(tab).filter({ hasText: text })).toHaveCount(1);
+  }
+  await expect(notices(tab).filter({ hasText: "Still there?" })).toHaveText([`${ada.name}: Still there?`]);
+  // What it had already was not replayed to it (a second copy would have
+  // come before the missed ones).
+  expect(await notices(tab).filter({ hasText: before }).count()).toBeLessThan(2);
+});

@@ -37,7 +37,7 @@ test("after a restart, pages reconnect, re-join their rooms and load what they m
     let adaMayConnect = true;
     const adaContext = await browser.newContext();
     const ada = await adaContext.newPage();
-    await ada.routeWebSocket(/\/ws$/, (socket) => {
+    await ada.routeWebSocket(/\/ws(\?|$)/, (socket) => {
       if (adaMayConnect) {
         socket.connectToServer();
       } else {

@@ -4,6 +4,8 @@
 //! keep the two in step. Unknown fields are ignored by both sides, so a
 //! field can be added without breaking older peers.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -112,6 +114,10 @@ pub enum ServerFrame {
         connection: ConnectionId,
         /// The logged-in user, or `null` for a visitor.
         user: Option<UserId>,
+        /// Where everyone's stream and the user's stand, after what was
+        /// replayed: what to recover from next time (empty when the server
+        /// records nothing).
+        positions: BTreeMap<Stream, Position>,
     },
     /// An event; a durable one says where it was recorded.
     Event {
@@ -119,8 +125,12 @@ pub enum ServerFrame {
         data: Box<RawValue>,
         recorded: Option<Recorded>,
     },
-    /// The connection is now in the room.
-    Joined { room: RoomName },
+    /// The connection is now in the room, whose stream stands at
+    /// `position` (when the server records).
+    Joined {
+        room: RoomName,
+        position: Option<Position>,
+    },
     /// The connection may not join the room.
     Refused { room: RoomName, reason: String },
     /// The connection is no longer in the room (it asked, or the server
@@ -165,6 +175,8 @@ impl ServerFrame {
             epoch: Option<Epoch>,
             offset: Option<u64>,
             position: Option<Position>,
+            #[serde(default)]
+            positions: BTreeMap<Stream, Position>,
         }
 
         fn present<'de, D: serde::Deserializer<'de>>(
@@ -182,6 +194,7 @@ impl ServerFrame {
             "welcome" => Self::Welcome {
                 connection: required(fields.connection, "connection")?,
                 user: fields.user,
+                positions: fields.positions,
             },
             "event" => Self::Event {
                 name: required(fields.name, "name")?,
@@ -202,6 +215,7 @@ impl ServerFrame {
             },
             "joined" => Self::Joined {
                 room: required(fields.room, "room")?,
+                position: fields.position,
             },
             "refused" => Self::Refused {
                 room: required(fields.room, "room")?,
@@ -247,9 +261,13 @@ pub enum ControlFrame<'a> {
     Welcome {
         connection: ConnectionId,
         user: Option<UserId>,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        positions: BTreeMap<Stream, Position>,
     },
     Joined {
         room: &'a RoomName,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        position: Option<Position>,
     },
     Refused {
         room: &'a RoomName,
@@ -443,18 +461,30 @@ mod tests {
     #[test]
     fn a_welcome_reads_back_with_or_without_a_user() {
         let id = ConnectionId(42);
-        for user in [Some(UserId(7)), None] {
+        let position = Position {
+            epoch: Epoch(1),
+            offset: 2,
+        };
+        for (user, positions) in [
+            (
+                Some(UserId(7)),
+                BTreeMap::from([(Stream::Everyone, position)]),
+            ),
+            (None, BTreeMap::new()),
+        ] {
             let json = serde_json::to_string(&ControlFrame::Welcome {
                 connection: id,
                 user,
+                positions: positions.clone(),
             })
             .unwrap();
             match ServerFrame::parse(&json).unwrap() {
                 ServerFrame::Welcome {
                     connection,
                     user: u,
+                    positions: p,
                 } => {
-                    assert_eq!((connection, u), (id, user));
+                    assert_eq!((connection, u, p), (id, user, positions));
                 }
                 other => panic!("{other:?}"),
             }

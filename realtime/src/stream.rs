@@ -30,6 +30,13 @@ pub enum Stream {
     Room(RoomName),
 }
 
+impl Stream {
+    /// The stream of a room.
+    pub fn room<R: crate::Room>(room: &R) -> Self {
+        Self::Room(room.name())
+    }
+}
+
 impl fmt::Display for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

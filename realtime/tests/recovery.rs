@@ -437,3 +437,52 @@ async fn nothing_falls_between_the_replay_and_the_live_events() {
     let expected: Vec<u64> = (1..=EVENTS).collect();
     assert_eq!(offsets, expected);
 }
+
+#[tokio::test]
+async fn the_welcome_and_joined_frames_say_where_the_streams_stand() {
+    let server = server().await;
+    server.hub.emit(&note("before")).unwrap();
+    server.hub.to(1).emit(&note("before, for user 1")).unwrap();
+    let mut tab = server.user(1, "s1").await;
+    let everyone = server.hub.position(&Stream::Everyone).unwrap();
+    let mine = server.hub.position(&Stream::User(UserId(1))).unwrap();
+    assert_eq!(everyone.offset, 1);
+    assert_eq!(
+        tab.positions.clone().into_iter().collect::<Vec<_>>(),
+        [
+            (Stream::Everyone, everyone),
+            (Stream::User(UserId(1)), mine)
+        ]
+    );
+    let visitor = server.anonymous().await;
+    assert_eq!(
+        visitor.positions.keys().collect::<Vec<_>>(),
+        [&Stream::Everyone]
+    );
+
+    server
+        .hub
+        .to_room(&red())
+        .emit(&note("before joining"))
+        .unwrap();
+    let joined_at = match tab.join("team:red").await {
+        ServerFrame::Joined {
+            position: Some(position),
+            ..
+        } => position,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(joined_at, server.hub.position(&room_stream("red")).unwrap());
+    assert_eq!(joined_at.offset, 1);
+
+    // From there, a tab that lost its connection recovers the room.
+    drop(tab);
+    server
+        .hub
+        .to_room(&red())
+        .emit(&note("while away"))
+        .unwrap();
+    let mut back = server.user(1, "s1").await;
+    let frames = back.join_since("team:red", joined_at).await;
+    assert_eq!(notes(&frames), ["while away"]);
+}

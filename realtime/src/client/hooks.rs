@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{ConnectionState, HandlerOutcome, Membership, RoomStatus, Subscription, use_realtime};
-use crate::{Event, Member, Presence, Room, RoomName};
+use crate::{Event, Member, Presence, Room, RoomName, Stream};
 
 /// Calls `handler` with every event of type `E` while the calling component
 /// is mounted. A handler that panics or returns an error does not stop the
@@ -57,6 +57,18 @@ pub fn use_connection_state() -> Signal<ConnectionState> {
 /// [`super::Realtime::resumed`]).
 pub fn use_resumed() -> Signal<u32> {
     use_realtime().resumed()
+}
+
+/// How many times the tab learnt it missed events of `stream` that cannot
+/// be recovered (see [`super::Realtime::missed`]): read it in a resource's
+/// source to fetch again what depends on the stream.
+///
+/// ```ignore
+/// let missed = use_missed(Stream::room(&ChatRoom(7)));
+/// let history = Resource::new(move || missed.get(), |_| load_history(7));
+/// ```
+pub fn use_missed(stream: Stream) -> Signal<u32> {
+    use_realtime().missed(stream)
 }
 
 /// The members of whichever room `room` names, kept up to date by the

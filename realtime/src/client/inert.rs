@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use super::{ConnectionState, Counts, HandlerId, HandlerOutcome, RoomStatus};
+use super::{HandlerId, HandlerOutcome, RoomStatus, Signals};
 use crate::{ConnectionId, Event, RoomName};
 
 /// A runtime that holds nothing.
@@ -13,11 +13,7 @@ use crate::{ConnectionId, Event, RoomName};
 pub(super) struct Handle;
 
 impl Handle {
-    pub fn new(
-        _state: RwSignal<ConnectionState>,
-        _resumed: RwSignal<u32>,
-        _counts: RwSignal<Counts>,
-    ) -> Self {
+    pub fn new(_signals: Signals) -> Self {
         Self
     }
 

@@ -13,7 +13,8 @@
 //! | [`use_connection_state`] | [`ConnectionState`], as a signal |
 //! | [`use_room`] / [`use_room_signal`] | membership of a room while mounted, as a [`RoomStatus`] signal |
 //! | [`use_presence`] | the users in a room, as a signal |
-//! | [`use_resumed`] | how many times the connection came back, to reload missed data |
+//! | [`use_resumed`] | how many times the connection came back |
+//! | [`use_missed`] | how many times the tab learnt it missed events of a stream it cannot recover, to load its data again |
 //!
 //! Everything a hook registers is removed by `on_cleanup` when its
 //! component unmounts.
@@ -28,6 +29,8 @@
 
 mod dispatch;
 mod hooks;
+#[cfg(any(feature = "hydrate", test))]
+mod progress;
 mod room_book;
 mod server_fn_client;
 
@@ -41,18 +44,20 @@ use inert as runtime;
 #[cfg(feature = "hydrate")]
 use socket as runtime;
 
+use std::collections::HashMap;
+
 use leptos::prelude::*;
 
 pub use self::{
     dispatch::{Call, DecodeError, Dispatcher, HandlerId, HandlerOutcome, run_each_catching},
     hooks::{
-        use_connection_state, use_event, use_event_once, use_latest, use_presence, use_resumed,
-        use_room, use_room_signal,
+        use_connection_state, use_event, use_event_once, use_latest, use_missed, use_presence,
+        use_resumed, use_room, use_room_signal,
     },
     room_book::RoomBook,
     server_fn_client::RealtimeClient,
 };
-use crate::{ConnectionId, Event, Room, RoomName};
+use crate::{ConnectionId, Event, Room, RoomName, Stream};
 
 /// The state of the tab's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,29 +118,38 @@ pub enum RoomStatus {
 /// handle: pass it into closures freely.
 #[derive(Clone, Copy)]
 pub struct Realtime {
+    signals: Signals,
+    runtime: runtime::Handle,
+}
+
+/// What the runtime tells the page, as signals.
+#[derive(Clone, Copy)]
+struct Signals {
     state: RwSignal<ConnectionState>,
     resumed: RwSignal<u32>,
     /// Live subscriptions and wanted rooms, kept by the runtime.
     counts: RwSignal<Counts>,
-    runtime: runtime::Handle,
+    /// Discontinuities received, per stream.
+    missed: RwSignal<HashMap<Stream, u32>>,
 }
 
 impl Realtime {
     fn new() -> Self {
-        let state = RwSignal::new(ConnectionState::Connecting);
-        let resumed = RwSignal::new(0);
-        let counts = RwSignal::new(Counts::default());
+        let signals = Signals {
+            state: RwSignal::new(ConnectionState::Connecting),
+            resumed: RwSignal::new(0),
+            counts: RwSignal::new(Counts::default()),
+            missed: RwSignal::new(HashMap::new()),
+        };
         Self {
-            state,
-            resumed,
-            counts,
-            runtime: runtime::Handle::new(state, resumed, counts),
+            signals,
+            runtime: runtime::Handle::new(signals),
         }
     }
 
     /// The connection state, as a signal.
     pub fn state(&self) -> Signal<ConnectionState> {
-        self.state.into()
+        self.signals.state.into()
     }
 
     /// How many subscriptions and room memberships the tab holds, as a
@@ -143,14 +157,23 @@ impl Realtime {
     /// counts when a component unmounts. Always zero during server-side
     /// rendering, where nothing subscribes.
     pub fn counts(&self) -> Signal<Counts> {
-        self.counts.into()
+        self.signals.counts.into()
     }
 
     /// How many times the connection came back after it was lost, as a
-    /// signal. Events sent meanwhile were missed: a resource that reads
-    /// this signal loads its data again after each reconnect.
+    /// signal.
     pub fn resumed(&self) -> Signal<u32> {
-        self.resumed.into()
+        self.signals.resumed.into()
+    }
+
+    /// How many times the tab learnt that it missed durable events of
+    /// `stream` that cannot be recovered (a `discontinuity`: too long
+    /// away, or the server lost its history), as a signal. A resource that
+    /// reads it loads its data again then; events that can be recovered
+    /// are replayed to the handlers instead.
+    pub fn missed(&self, stream: Stream) -> Signal<u32> {
+        let missed = self.signals.missed;
+        Signal::derive(move || missed.with(|missed| missed.get(&stream).copied().unwrap_or(0)))
     }
 
     /// The id of the open connection, if any.

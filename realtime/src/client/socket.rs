@@ -5,6 +5,12 @@
 //! The runtime lives as long as the page. Its four event callbacks are made
 //! once and attached to every socket it opens; a callback ignores events
 //! from a socket that has already been replaced.
+//!
+//! It keeps the tab's progress in each stream (`progress.rs`): every
+//! reconnect asks for what followed (everyone's stream and the user's in
+//! the upgrade's query, each room in its `join`), an event that comes twice
+//! is handed to no handler the second time, and a `discontinuity` raises
+//! [`super::Realtime::missed`] for its stream.
 
 use std::{
     cell::{Cell, RefCell},
@@ -17,10 +23,14 @@ use leptos::prelude::*;
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-use super::{ConnectionState, Counts, Dispatcher, HandlerId, HandlerOutcome, RoomBook, RoomStatus};
+use super::{
+    ConnectionState, Counts, Dispatcher, HandlerId, HandlerOutcome, RoomBook, RoomStatus, Signals,
+    progress::Progress,
+};
 use crate::{
-    Backoff, ConnectionId, Event as RealtimeEvent, RoomName,
+    Backoff, ConnectionId, Event as RealtimeEvent, RoomName, Stream,
     protocol::{self, ClientFrame, ServerFrame},
+    stream::TabId,
 };
 
 thread_local! {
@@ -39,12 +49,8 @@ pub(super) fn current_connection() -> Option<ConnectionId> {
 pub(super) struct Handle(StoredValue<Rc<Runtime>, LocalStorage>);
 
 impl Handle {
-    pub fn new(
-        state: RwSignal<ConnectionState>,
-        resumed: RwSignal<u32>,
-        counts: RwSignal<Counts>,
-    ) -> Self {
-        Self(StoredValue::new_local(Runtime::new(state, resumed, counts)))
+    pub fn new(signals: Signals) -> Self {
+        Self(StoredValue::new_local(Runtime::new(signals)))
     }
 
     pub fn start(&self) {
@@ -86,6 +92,7 @@ struct Runtime {
     resumed: RwSignal<u32>,
     /// What the tab holds, recounted after every change.
     counts: RwSignal<Counts>,
+    missed: RwSignal<HashMap<Stream, u32>>,
     /// Separate from `inner`: handlers may subscribe while events arrive.
     dispatcher: RefCell<Dispatcher>,
     inner: RefCell<Inner>,
@@ -103,6 +110,7 @@ struct Inner {
     retry: Option<TimeoutHandle>,
     rooms: RoomBook,
     room_status: HashMap<RoomName, ArcRwSignal<RoomStatus>>,
+    progress: Progress,
 }
 
 struct Callbacks {
@@ -112,15 +120,18 @@ struct Callbacks {
 }
 
 impl Runtime {
-    fn new(
-        state: RwSignal<ConnectionState>,
-        resumed: RwSignal<u32>,
-        counts: RwSignal<Counts>,
-    ) -> Rc<Self> {
+    fn new(signals: Signals) -> Rc<Self> {
+        let Signals {
+            state,
+            resumed,
+            counts,
+            missed,
+        } = signals;
         let runtime = Rc::new(Self {
             state,
             resumed,
             counts,
+            missed,
             dispatcher: RefCell::new(Dispatcher::default()),
             inner: RefCell::new(Inner {
                 started: false,
@@ -131,6 +142,7 @@ impl Runtime {
                 retry: None,
                 rooms: RoomBook::default(),
                 room_status: HashMap::new(),
+                progress: Progress::new(new_tab_id()),
             }),
             callbacks: RefCell::new(None),
         });
@@ -147,7 +159,8 @@ impl Runtime {
     }
 
     fn connect(self: &Rc<Self>) {
-        let url = socket_url();
+        let resume = self.inner.borrow().progress.resume();
+        let url = format!("{}?{}", socket_url(), resume.to_query());
         let socket = match WebSocket::new(&url) {
             Ok(socket) => socket,
             Err(error) => {
@@ -192,9 +205,33 @@ impl Runtime {
             }
         };
         match frame {
-            ServerFrame::Welcome { connection, .. } => self.on_welcome(connection),
-            ServerFrame::Event { name, data, .. } => self.on_event(&name, data.get()),
-            ServerFrame::Joined { room } => self.on_joined(&room),
+            ServerFrame::Welcome {
+                connection,
+                user,
+                positions,
+            } => {
+                self.inner.borrow_mut().progress.welcomed(user, positions);
+                self.on_welcome(connection);
+            }
+            ServerFrame::Event {
+                name,
+                data,
+                recorded,
+            } => {
+                let new = recorded
+                    .is_none_or(|recorded| self.inner.borrow_mut().progress.arrived(&recorded));
+                // Brought again by a replay through another stream.
+                if new {
+                    self.on_event(&name, data.get());
+                }
+            }
+            ServerFrame::Joined { room, position } => {
+                if let Some(position) = position {
+                    let stream = Stream::Room(room.clone());
+                    self.inner.borrow_mut().progress.at(stream, position);
+                }
+                self.on_joined(&room);
+            }
             ServerFrame::Refused { room, reason } => {
                 self.set_room_status(&room, RoomStatus::Refused(reason));
             }
@@ -204,9 +241,19 @@ impl Runtime {
                     "realtime: the server could not use a frame ({code:?}): {message}"
                 );
             }
-            // This client asks for no recovery yet, so it is never told
-            // that one failed.
-            ServerFrame::Discontinuity { .. } => {}
+            ServerFrame::Discontinuity {
+                stream,
+                reason,
+                position,
+            } => {
+                leptos::logging::log!("realtime: missed events of {stream} ({reason:?})");
+                self.inner
+                    .borrow_mut()
+                    .progress
+                    .at(stream.clone(), position);
+                self.missed
+                    .update(|missed| *missed.entry(stream).or_default() += 1);
+            }
         }
     }
 
@@ -217,20 +264,22 @@ impl Runtime {
             inner.welcomed = true;
             let resumed = std::mem::replace(&mut inner.ever_welcomed, true);
             inner.backoff.reset();
-            (
-                inner.rooms.wanted().cloned().collect::<Vec<RoomName>>(),
-                resumed,
-            )
+            let rooms: Vec<_> = inner
+                .rooms
+                .wanted()
+                .map(|room| (room.clone(), inner.progress.room(room)))
+                .collect();
+            (rooms, resumed)
         };
         self.state.set(ConnectionState::Open);
         if resumed {
             self.resumed.update(|count| *count += 1);
         }
-        // Re-join every room still wanted: the server forgot them with the
-        // old connection.
-        for room in rooms {
+        // Re-join every room still wanted (the server forgot them with the
+        // old connection), with what was missed meanwhile.
+        for (room, since) in rooms {
             self.set_room_status(&room, RoomStatus::Joining);
-            self.send(&ClientFrame::Join { room, since: None });
+            self.send(&ClientFrame::Join { room, since });
         }
     }
 
@@ -393,6 +442,7 @@ impl Runtime {
             let mut inner = self.inner.borrow_mut();
             let last = inner.rooms.release(room);
             if last {
+                inner.progress.left(room);
                 // Not set to `Left`: nobody is watching any more, and the
                 // components that were are being torn down. Waking their
                 // views now would read signals already gone.
@@ -448,4 +498,11 @@ fn socket_url() -> String {
         if secure { "wss" } else { "ws" },
         protocol::PATH
     )
+}
+
+/// A random id for this page's tab. Not a secret: a tab that claims
+/// another's id only misses events itself.
+fn new_tab_id() -> TabId {
+    let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
+    TabId((half() << 32) | half())
 }

@@ -67,6 +67,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resu
         id,
         mut outgoing,
         close_signal,
+        positions,
     } = match hub.register(identity, resume) {
         Ok(registration) => registration,
         Err(refused) => {
@@ -96,6 +97,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resu
     let welcome = ControlFrame::Welcome {
         connection: id,
         user,
+        positions,
     };
     if writes
         .send(&mut socket, json_message(&welcome), closed.as_mut())

@@ -79,7 +79,8 @@ impl Hub {
     }
 
     /// Adds a connection to a room (after replaying what followed `since`),
-    /// tells it (`joined`), and updates the room's presence.
+    /// tells it (`joined`, from `recovery.rs`), and updates the room's
+    /// presence.
     fn add_to_room(
         &self,
         connection: ConnectionId,
@@ -87,7 +88,6 @@ impl Hub {
         since: Option<Position>,
     ) -> Result<(), JoinError> {
         let arrived = self.join_resuming(connection, room, since)?;
-        self.send_control(connection, &ControlFrame::Joined { room });
         if self.tracks_presence(room) {
             // A new user: everyone in the room hears. The joining tab needs
             // the list either way.

@@ -58,7 +58,7 @@ mod sessions;
 mod target;
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet},
     fmt,
     future::Future,
     sync::{
@@ -96,7 +96,7 @@ pub use self::{
     registry::{Refused, RegistryStats},
     target::Target,
 };
-use crate::{ConnectionId, Room, protocol::Resume};
+use crate::{ConnectionId, Position, Room, Stream, protocol::Resume};
 
 /// The real-time hub of one process. Clone it freely: clones share one
 /// registry.
@@ -218,6 +218,8 @@ pub(crate) struct Registration {
     pub outgoing: mpsc::Receiver<Outgoing>,
     /// Tells the task to close, and why.
     pub close_signal: Arc<CloseSignal>,
+    /// For the `welcome` frame: where the connection's streams stand.
+    pub positions: BTreeMap<Stream, Position>,
 }
 
 impl Hub {
@@ -322,7 +324,8 @@ impl Hub {
             tab: resume.tab,
             rooms: Vec::new(),
         };
-        self.insert_resuming(id, connection, resume)
+        let positions = self
+            .insert_resuming(id, connection, resume)
             .inspect_err(|refused| {
                 metrics::counter!("realtime_refusals_total", "limit" => refused.label())
                     .increment(1);
@@ -331,6 +334,7 @@ impl Hub {
             id,
             outgoing,
             close_signal,
+            positions,
         })
     }
 

@@ -29,7 +29,10 @@
 //! backplane attached, durable events are delivered as volatile ones and
 //! positions are ignored.
 
-use std::{collections::HashSet, time::Instant};
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::Instant,
+};
 
 use axum::{extract::FromRequestParts, extract::ws::Utf8Bytes, http::request::Parts};
 
@@ -110,18 +113,22 @@ impl Hub {
     }
 
     /// Registers a connection and replays what its tab missed of the
-    /// streams `resume` names, as one step.
+    /// streams `resume` names, as one step. Returns where everyone's stream
+    /// and the user's stand then, for the `welcome` frame (none when this
+    /// hub does not record).
     pub(super) fn insert_resuming(
         &self,
         id: ConnectionId,
         connection: Connection,
         resume: &Resume,
-    ) -> Result<(), super::Refused> {
+    ) -> Result<BTreeMap<Stream, Position>, super::Refused> {
         let limits = self.connection_limits();
-        if !self.records() || resume.since.is_empty() {
-            return self.inner.registry.write().insert(id, connection, limits);
+        if !self.records() {
+            self.inner.registry.write().insert(id, connection, limits)?;
+            return Ok(BTreeMap::new());
         }
         let tab = connection.tab;
+        let user = connection.identity.user;
         let mut history = self.inner.history.lock();
         let mut registry = self.inner.registry.write();
         registry.insert(id, connection, limits)?;
@@ -133,12 +140,19 @@ impl Hub {
                 replay(&mut history, &registry, id, tab, stream, *since);
             }
         }
-        Ok(())
+        let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
+        Ok(streams
+            .map(|stream| {
+                let position = history.position(&stream);
+                (stream, position)
+            })
+            .collect())
     }
 
     /// Adds a connection to a room whose rule agreed, after replaying what
-    /// followed `since` in the room's stream, as one step. Returns whether
-    /// its user arrived in the room with it.
+    /// followed `since` in the room's stream, and tells it (`joined`, with
+    /// the stream's position), as one step. Returns whether its user
+    /// arrived in the room with it.
     pub(super) fn join_resuming(
         &self,
         id: ConnectionId,
@@ -146,19 +160,28 @@ impl Hub {
         since: Option<Position>,
     ) -> Result<bool, super::registry::JoinError> {
         let max = self.inner.config.max_rooms_per_connection;
-        let Some(since) = since.filter(|_| self.records()) else {
-            return self.inner.registry.write().join(id, room, max);
-        };
+        if !self.records() {
+            let arrived = self.inner.registry.write().join(id, room, max)?;
+            let joined = ControlFrame::Joined {
+                room,
+                position: None,
+            };
+            self.send_control(id, &joined);
+            return Ok(arrived);
+        }
         let fitted = {
             let mut history = self.inner.history.lock();
             let mut registry = self.inner.registry.write();
             let arrived = registry.join(id, room, max)?;
-            let tab = registry.tab_of(id);
             let stream = Stream::Room(room.clone());
-            (
-                arrived,
-                replay(&mut history, &registry, id, tab, &stream, since),
-            )
+            let tab = registry.tab_of(id);
+            let replayed =
+                since.is_none_or(|since| replay(&mut history, &registry, id, tab, &stream, since));
+            let joined = ControlFrame::Joined {
+                room,
+                position: Some(history.position(&stream)),
+            };
+            (arrived, replayed && queue_control(&registry, id, &joined))
         };
         match fitted {
             (arrived, true) => Ok(arrived),
@@ -198,14 +221,20 @@ fn replay(
                 reason,
                 position,
             };
-            let Ok(json) = serde_json::to_string(&frame) else {
-                return true;
-            };
-            let mut outcome = Delivery::default();
-            registry.deliver_to_each(std::iter::once(id), None, &json.into(), None, &mut outcome);
-            outcome.overflowed.is_empty()
+            queue_control(registry, id, &frame)
         }
     }
+}
+
+/// Queues a control frame for one connection, under the locks its caller
+/// holds. `false` if its queue had no room.
+fn queue_control(registry: &Registry, id: ConnectionId, frame: &ControlFrame<'_>) -> bool {
+    let Ok(json) = serde_json::to_string(frame) else {
+        return true;
+    };
+    let mut outcome = Delivery::default();
+    registry.deliver_to_each(std::iter::once(id), None, &json.into(), None, &mut outcome);
+    outcome.overflowed.is_empty()
 }
 
 /// The streams a durable emit to `target` is appended to: everyone's, or

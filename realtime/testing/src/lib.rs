@@ -25,13 +25,14 @@
 //!   `docs/protocol.md`.
 
 use std::{
+    collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
 use futures_util::{SinkExt, StreamExt};
 use realtime::{
-    ConnectionId, Event, Position, UserId,
+    ConnectionId, Event, Position, Stream, UserId,
     protocol::{self, ClientFrame, ServerFrame},
     stream::Recorded,
 };
@@ -58,6 +59,9 @@ pub struct TestClient {
     pub connection: ConnectionId,
     /// From the `welcome` frame.
     pub user: Option<UserId>,
+    /// From the `welcome` frame: where everyone's stream and the user's
+    /// stood after the replay (empty when the server records nothing).
+    pub positions: BTreeMap<Stream, Position>,
 }
 
 impl TestClient {
@@ -124,11 +128,17 @@ impl TestClient {
             ws: upgrade(stream, address, path, headers).await?,
             connection: ConnectionId(0),
             user: None,
+            positions: BTreeMap::new(),
         };
         match client.frame().await {
-            ServerFrame::Welcome { connection, user } => {
+            ServerFrame::Welcome {
+                connection,
+                user,
+                positions,
+            } => {
                 client.connection = connection;
                 client.user = user;
+                client.positions = positions;
                 Ok(client)
             }
             other => panic!("expected a welcome frame, got {other:?}"),

@@ -1,0 +1,188 @@
+//! How far the tab has read each stream, and which durable events it
+//! already has: what it asks to recover after a reconnect, and how it
+//! drops an event that a replay brings a second time.
+//!
+//! Positions come from the server: the `welcome` frame (everyone's stream
+//! and the user's), `joined` (a room's), every durable event, and a
+//! `discontinuity` (where a stream goes on after a gap). A position never
+//! moves back within an epoch; a new epoch replaces the old one.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use crate::{
+    RoomName, UserId,
+    protocol::Resume,
+    stream::{EventId, Position, Recorded, Stream, TabId},
+};
+
+/// How many event ids are remembered to drop duplicates: more than one
+/// replay can bring back at once through a second stream.
+const IDS_REMEMBERED: usize = 2048;
+
+pub(super) struct Progress {
+    tab: TabId,
+    positions: BTreeMap<Stream, Position>,
+    /// The user of the last `welcome`: only their stream is asked for.
+    user: Option<UserId>,
+    ids: HashSet<EventId>,
+    ids_in_order: VecDeque<EventId>,
+}
+
+impl Progress {
+    pub fn new(tab: TabId) -> Self {
+        Self {
+            tab,
+            positions: BTreeMap::new(),
+            user: None,
+            ids: HashSet::new(),
+            ids_in_order: VecDeque::new(),
+        }
+    }
+
+    /// What to ask for when (re)connecting: the tab, and how far it read
+    /// everyone's stream and its user's.
+    pub fn resume(&self) -> Resume {
+        let streams = std::iter::once(Stream::Everyone).chain(self.user.map(Stream::User));
+        Resume {
+            tab: Some(self.tab),
+            since: streams
+                .filter_map(|stream| Some((stream.clone(), *self.positions.get(&stream)?)))
+                .collect(),
+        }
+    }
+
+    /// The `welcome` frame: who the tab is now, and where its streams
+    /// stand after what was replayed.
+    pub fn welcomed(&mut self, user: Option<UserId>, positions: BTreeMap<Stream, Position>) {
+        if user != self.user {
+            // Another user's stream is nothing to this tab any more.
+            self.positions
+                .retain(|stream, _| !matches!(stream, Stream::User(_)));
+            self.user = user;
+        }
+        for (stream, position) in positions {
+            self.advance(stream, position);
+        }
+    }
+
+    /// Where to recover a room from when joining it again.
+    pub fn room(&self, room: &RoomName) -> Option<Position> {
+        self.positions.get(&Stream::Room(room.clone())).copied()
+    }
+
+    /// The tab no longer wants the room: what it missed from now on is not
+    /// missed.
+    pub fn left(&mut self, room: &RoomName) {
+        self.positions.remove(&Stream::Room(room.clone()));
+    }
+
+    /// A durable event arrived: `true` if it is new to the tab (hand it to
+    /// the handlers), `false` if the tab had it already.
+    pub fn arrived(&mut self, recorded: &Recorded) -> bool {
+        self.advance(recorded.stream.clone(), recorded.position);
+        if !self.ids.insert(recorded.id) {
+            return false;
+        }
+        self.ids_in_order.push_back(recorded.id);
+        if self.ids_in_order.len() > IDS_REMEMBERED
+            && let Some(oldest) = self.ids_in_order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        true
+    }
+
+    /// Where a stream stands now (from `joined`, or a `discontinuity`).
+    pub fn at(&mut self, stream: Stream, position: Position) {
+        self.advance(stream, position);
+    }
+
+    fn advance(&mut self, stream: Stream, position: Position) {
+        let current = self.positions.entry(stream).or_insert(position);
+        if current.epoch != position.epoch || current.offset < position.offset {
+            *current = position;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Epoch;
+
+    fn at(epoch: u64, offset: u64) -> Position {
+        Position {
+            epoch: Epoch(epoch),
+            offset,
+        }
+    }
+
+    fn event(id: u64, stream: Stream, position: Position) -> Recorded {
+        Recorded {
+            id: EventId(id),
+            stream,
+            position,
+        }
+    }
+
+    #[test]
+    fn it_asks_for_everyone_and_its_user_from_where_it_stands() {
+        let mut progress = Progress::new(TabId(9));
+        assert_eq!(
+            progress.resume(),
+            Resume {
+                tab: Some(TabId(9)),
+                since: vec![]
+            }
+        );
+        progress.welcomed(
+            Some(UserId(1)),
+            BTreeMap::from([
+                (Stream::Everyone, at(1, 4)),
+                (Stream::User(UserId(1)), at(2, 0)),
+            ]),
+        );
+        assert!(progress.arrived(&event(10, Stream::Everyone, at(1, 5))));
+        assert!(progress.arrived(&event(11, Stream::User(UserId(1)), at(2, 1))));
+        assert_eq!(
+            progress.resume().since,
+            [
+                (Stream::Everyone, at(1, 5)),
+                (Stream::User(UserId(1)), at(2, 1))
+            ]
+        );
+
+        // Logged in as someone else: the old user's stream is forgotten.
+        progress.welcomed(Some(UserId(2)), BTreeMap::new());
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(1, 5))]);
+    }
+
+    #[test]
+    fn positions_never_move_back_in_an_epoch_and_a_new_epoch_replaces_them() {
+        let mut progress = Progress::new(TabId(1));
+        let red: RoomName = "team:red".into();
+        progress.at(Stream::Room(red.clone()), at(1, 7));
+        progress.at(Stream::Room(red.clone()), at(1, 3));
+        assert_eq!(progress.room(&red), Some(at(1, 7)));
+        progress.at(Stream::Room(red.clone()), at(2, 1));
+        assert_eq!(progress.room(&red), Some(at(2, 1)));
+        progress.left(&red);
+        assert_eq!(progress.room(&red), None);
+    }
+
+    #[test]
+    fn an_event_that_comes_again_through_another_stream_is_dropped() {
+        let mut progress = Progress::new(TabId(1));
+        let red = Stream::Room("team:red".into());
+        assert!(progress.arrived(&event(5, Stream::User(UserId(1)), at(1, 1))));
+        assert!(!progress.arrived(&event(5, red.clone(), at(2, 9))));
+        // Its position counts all the same.
+        assert_eq!(progress.room(&"team:red".into()), Some(at(2, 9)));
+
+        // Ids are remembered up to a bound.
+        for id in 100..100 + IDS_REMEMBERED as u64 {
+            assert!(progress.arrived(&event(id, Stream::Everyone, at(3, id))));
+        }
+        assert!(progress.arrived(&event(5, Stream::Everyone, at(3, 1))));
+    }
+}
