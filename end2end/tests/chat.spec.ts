@@ -209,3 +209,34 @@ test("leaving a room leaves nothing behind, and coming back shows no duplicates"
   await expect(badge).toHaveAttribute("data-memberships", "1");
   expect(urlA).not.toEqual(urlB);
 });
+
+test("messages posted between the room page's render and its socket's join show once, in order", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  const url = await createRoom(ada.page, uniqueName("room"));
+  await post(ada.page, "before the page");
+
+  // Grace opens the room in a tab whose socket reaches the server only
+  // when the test lets it.
+  const tab = await people.newTab(grace);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await tab.routeWebSocket(/\/ws(\?|$)/, async (socket) => {
+    await released;
+    socket.connectToServer();
+  });
+  await gotoHydrated(tab, url);
+  await expect(messages(tab)).toHaveText(["before the page"]);
+
+  const texts = ["before the page"];
+  for (let n = 1; n <= 20; n++) {
+    const text = `message ${n}`;
+    await post(ada.page, text);
+    texts.push(text);
+    if (n === 10) {
+      release();
+    }
+  }
+  await expectInRoom(tab);
+  await expect(messages(tab)).toHaveText(texts);
+});

@@ -12,7 +12,11 @@ use crate::limits::Action;
 /// `before`.
 #[server(prefix = "/api", endpoint = "chat/rooms")]
 pub async fn list_rooms(before: Option<i64>) -> Result<RoomPage, AppError> {
-    server::chat()?.rooms(before, super::ROOM_PAGE_LEN).await
+    // Read before the rooms: a room created in between is then both listed
+    // and replayed (the list shows it once), never neither.
+    let position = server::events()?.position(&realtime::Stream::Everyone);
+    let page = server::chat()?.rooms(before, super::ROOM_PAGE_LEN).await?;
+    Ok(RoomPage { position, ..page })
 }
 
 /// Creates a room (logged in only), tells every open room list, and sends
@@ -35,11 +39,15 @@ pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
     let viewer = server::logged_in_user().await?.id;
     let chat = server::chat()?;
     let room = server::existing_room(&chat, id).await?;
+    // Read before the messages: see `RoomHistory::position`.
+    let stream = realtime::Stream::room(&super::ChatRoom(id));
+    let position = server::events()?.position(&stream);
     let messages = chat.messages(id, super::HISTORY_LEN).await?;
     Ok(RoomHistory {
         room,
         messages,
         viewer,
+        position,
     })
 }
 

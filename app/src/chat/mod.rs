@@ -22,7 +22,7 @@ pub mod join_rule;
 #[cfg(feature = "ssr")]
 pub mod store;
 
-use realtime::{Event, Room, UserId};
+use realtime::{Event, Position, Room, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::input::{Characters, TextRule};
@@ -87,6 +87,9 @@ pub struct RoomPage {
     pub rooms: Vec<RoomSummary>,
     /// Whether older rooms follow.
     pub more: bool,
+    /// Where everyone's event stream (new rooms, announcements) stood just
+    /// before the rooms were read: the page recovers from there.
+    pub position: Option<Position>,
 }
 
 /// A message, with its author's name.
@@ -107,6 +110,10 @@ pub struct RoomHistory {
     pub messages: Vec<Message>,
     /// The logged-in user who asked.
     pub viewer: UserId,
+    /// Where the room's event stream stood just before the messages were
+    /// read: the page joins the room from there, so a message posted in
+    /// between arrives (and is shown once: messages have ids).
+    pub position: Option<Position>,
 }
 
 /// Someone posted a message (sent to the room, except the sender's tab).

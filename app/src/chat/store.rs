@@ -80,7 +80,11 @@ impl Chat {
         .collect();
         let more = rooms.len() > len;
         rooms.truncate(len);
-        Ok(RoomPage { rooms, more })
+        Ok(RoomPage {
+            rooms,
+            more,
+            position: None,
+        })
     }
 
     pub async fn room(&self, id: i64) -> Result<Option<RoomSummary>, AppError> {

@@ -66,6 +66,7 @@ async fn logged_in_user(auth: Auth) -> Option<User> {
 #[component]
 fn RoomList() -> impl IntoView {
     let auth = use_auth();
+    let realtime = realtime::use_realtime();
     let create = ServerAction::<CreateRoom>::new();
     // `/?before=<id>`: the page of rooms older than that one.
     let query = use_query_map();
@@ -100,6 +101,11 @@ fn RoomList() -> impl IntoView {
                             return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
                     };
+                    // Rooms created after the list was read, even before the
+                    // socket opens, arrive as events.
+                    if let Some(position) = page.position {
+                        realtime.recover_from(realtime::Stream::Everyone, position);
+                    }
                     let first_page = before.get_untracked().is_none();
                     let older = page.more.then(|| page.rooms.last().map(|room| room.id)).flatten();
                     let loaded = page.rooms;

@@ -39,11 +39,22 @@ pub fn RoomPage() -> impl IntoView {
             .get("id")
             .and_then(|id| id.parse::<i64>().ok())
     });
-    // After a reconnect the history is loaded again: messages sent while
-    // the connection was down arrive that way.
-    let resumed = realtime::use_resumed();
+    // Messages sent while the connection was down are replayed when it
+    // comes back; only when they cannot be (too long away, or the server
+    // lost its history) is the history loaded again.
+    let missed = Memo::new(move |_| {
+        room_id
+            .get()
+            .map(|id| realtime::Stream::room(&ChatRoom(id)))
+    });
+    let realtime = realtime::use_realtime();
+    let gaps = Signal::derive(move || {
+        missed
+            .get()
+            .map_or(0, |stream| realtime.missed(stream).get())
+    });
     let history = Resource::new(
-        move || (room_id.get(), resumed.get()),
+        move || (room_id.get(), gaps.get()),
         |(id, _)| async move {
             match id {
                 Some(id) => open_room(id).await,
@@ -86,7 +97,8 @@ fn LogInToJoin() -> impl IntoView {
 #[component]
 fn Room(history: RoomHistory) -> impl IntoView {
     let id = history.room.id;
-    let membership = realtime::use_room(ChatRoom(id));
+    // From where the history was read: what followed is replayed first.
+    let membership = realtime::use_room_from(ChatRoom(id), history.position);
     let members = realtime::use_presence(move || Some(ChatRoom(id)));
     let typists = use_typists(id, history.viewer);
 

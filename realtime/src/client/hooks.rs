@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{ConnectionState, HandlerOutcome, Membership, RoomStatus, Subscription, use_realtime};
-use crate::{Event, Member, Presence, Room, RoomName, Stream};
+use crate::{Event, Member, Position, Presence, Room, RoomName, Stream};
 
 /// Calls `handler` with every event of type `E` while the calling component
 /// is mounted. A handler that panics or returns an error does not stop the
@@ -95,6 +95,17 @@ where
         }
     });
     members.into()
+}
+
+/// Keeps the tab in `room` while the calling component is mounted, having
+/// shown the room's events up to `position` (from the data the page was
+/// rendered with): what followed is delivered first. See
+/// [`super::Realtime::recover_from`].
+pub fn use_room_from<R: Room>(room: R, position: Option<Position>) -> Signal<RoomStatus> {
+    if let Some(position) = position {
+        use_realtime().recover_from(Stream::room(&room), position);
+    }
+    use_room(room)
 }
 
 /// Keeps the tab in `room` while the calling component is mounted.

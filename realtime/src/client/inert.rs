@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{HandlerId, HandlerOutcome, RoomStatus, Signals};
-use crate::{ConnectionId, Event, RoomName};
+use crate::{ConnectionId, Event, Position, RoomName, Stream};
 
 /// A runtime that holds nothing.
 #[derive(Clone, Copy)]
@@ -42,6 +42,8 @@ impl Handle {
     pub fn release_room(&self, _room: &RoomName) {}
 
     pub fn reconnect(&self) {}
+
+    pub fn recover_from(&self, _stream: Stream, _position: Position) {}
 }
 
 /// There is never an open connection.

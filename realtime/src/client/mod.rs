@@ -12,6 +12,7 @@
 //! | [`use_latest`] | the last event of a type, as a signal |
 //! | [`use_connection_state`] | [`ConnectionState`], as a signal |
 //! | [`use_room`] / [`use_room_signal`] | membership of a room while mounted, as a [`RoomStatus`] signal |
+//! | [`use_room_from`] | the same, recovering what followed the position a page was rendered from |
 //! | [`use_presence`] | the users in a room, as a signal |
 //! | [`use_resumed`] | how many times the connection came back |
 //! | [`use_missed`] | how many times the tab learnt it missed events of a stream it cannot recover, to load its data again |
@@ -52,12 +53,12 @@ pub use self::{
     dispatch::{Call, DecodeError, Dispatcher, HandlerId, HandlerOutcome, run_each_catching},
     hooks::{
         use_connection_state, use_event, use_event_once, use_latest, use_missed, use_presence,
-        use_resumed, use_room, use_room_signal,
+        use_resumed, use_room, use_room_from, use_room_signal,
     },
     room_book::RoomBook,
     server_fn_client::RealtimeClient,
 };
-use crate::{ConnectionId, Event, Room, RoomName, Stream};
+use crate::{ConnectionId, Event, Position, Room, RoomName, Stream};
 
 /// The state of the tab's connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,6 +240,16 @@ impl Realtime {
             room,
             status,
         }
+    }
+
+    /// The page shows what `stream` held up to `position`: its data was read
+    /// after that position (a server function returns both). The tab asks
+    /// for what followed when it joins the stream (a room's `join`, or its
+    /// first connection for everyone's and the user's), so an event sent
+    /// between the render and the join is delivered, not lost. No effect
+    /// if the tab already reads the stream: it knows better.
+    pub fn recover_from(&self, stream: Stream, position: Position) {
+        self.runtime.recover_from(stream, position);
     }
 
     /// Closes the connection and opens a new one at once: after logging in

@@ -92,6 +92,13 @@ impl Progress {
         true
     }
 
+    /// The page shows what `stream` held up to `position` (it was rendered
+    /// from data read after it): recover from there, unless the tab
+    /// already reads the stream.
+    pub fn recover_from(&mut self, stream: Stream, position: Position) {
+        self.positions.entry(stream).or_insert(position);
+    }
+
     /// Where a stream stands now (from `joined`, or a `discontinuity`).
     pub fn at(&mut self, stream: Stream, position: Position) {
         self.advance(stream, position);
@@ -168,6 +175,20 @@ mod tests {
         assert_eq!(progress.room(&red), Some(at(2, 1)));
         progress.left(&red);
         assert_eq!(progress.room(&red), None);
+    }
+
+    #[test]
+    fn a_rendered_page_sets_where_to_recover_from_unless_the_tab_reads_the_stream() {
+        let mut progress = Progress::new(TabId(1));
+        let red: RoomName = "team:red".into();
+        progress.recover_from(Stream::Room(red.clone()), at(1, 3));
+        assert_eq!(progress.room(&red), Some(at(1, 3)));
+        progress.at(Stream::Room(red.clone()), at(1, 9));
+        progress.recover_from(Stream::Room(red.clone()), at(1, 5));
+        assert_eq!(progress.room(&red), Some(at(1, 9)));
+
+        progress.recover_from(Stream::Everyone, at(4, 2));
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
     }
 
     #[test]

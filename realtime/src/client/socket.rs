@@ -28,7 +28,7 @@ use super::{
     progress::Progress,
 };
 use crate::{
-    Backoff, ConnectionId, Event as RealtimeEvent, RoomName, Stream,
+    Backoff, ConnectionId, Event as RealtimeEvent, Position, RoomName, Stream,
     protocol::{self, ClientFrame, ServerFrame},
     stream::TabId,
 };
@@ -84,6 +84,16 @@ impl Handle {
 
     pub fn reconnect(&self) {
         self.0.try_with_value(|runtime| runtime.reconnect());
+    }
+
+    pub fn recover_from(&self, stream: Stream, position: Position) {
+        self.0.try_with_value(|runtime| {
+            runtime
+                .inner
+                .borrow_mut()
+                .progress
+                .recover_from(stream, position)
+        });
     }
 }
 
@@ -428,9 +438,10 @@ impl Runtime {
         self.recount();
         if first {
             status.set(RoomStatus::Joining);
+            let since = self.inner.borrow().progress.room(room);
             self.send(&ClientFrame::Join {
                 room: room.clone(),
-                since: None,
+                since,
             });
         }
         status
