@@ -29,9 +29,9 @@
 //!   exist). The session becomes the socket's user in
 //!   [`auth::session::websocket_identity`].
 //! - **What happens to a slow tab**: the `realtime` hub closes it (code
-//!   4008; `realtime/src/server/close.rs` has the chain); it reconnects,
-//!   and the pages reload what they show when `realtime::use_resumed`
-//!   changes.
+//!   4008; `realtime/src/server/close.rs` has the chain); it reconnects
+//!   and is replayed what it missed, or, when that cannot be, the room
+//!   page loads its history again (`realtime::use_missed`).
 //! - **How an emit reaches another process**: server functions emit through
 //!   [`AppContext::events`], the hub; with `REDIS_URL` set, the server
 //!   attaches the hub to Redis and `realtime`'s backplane carries it.
