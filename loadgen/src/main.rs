@@ -37,6 +37,10 @@
 //!   --attacks LIST   which attacks, comma-separated (all: flood,announce,
 //!                    passwords,anonymous)
 //!
+//! The servers it starts inherit its environment: for example
+//! `REALTIME_HISTORY_PER_STREAM=0` measures durable events delivered as
+//! volatile ones, without a history.
+//!
 //! Under attack, as in `docs/benchmarks.md`:
 //!
 //! ```sh
@@ -535,6 +539,10 @@ async fn run() -> Result<(), Error> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // From the first broadcast to the last delivery.
+    let cpu_to_deliver = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
 
     received.finished.store(true, Ordering::Relaxed);
     for mut closer in closers {
@@ -576,6 +584,14 @@ async fn run() -> Result<(), Error> {
         millis(latencies.percentile(99.0)),
         millis(latencies.max()),
     );
+    if let Some(cpu) = cpu_to_deliver {
+        println!();
+        println!(
+            "server CPU from the first broadcast to the last delivery: {:.2} s, {:.2} µs per delivery",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64,
+        );
+    }
     if let (Some(before), Some(half), Some(idle)) = (memory_before, memory_half, memory_idle) {
         let mib = |bytes: u64| bytes as f64 / 1048576.0;
         let second_half = options.clients - options.clients / 2;

@@ -486,3 +486,21 @@ async fn the_welcome_and_joined_frames_say_where_the_streams_stand() {
     let frames = back.join_since("team:red", joined_at).await;
     assert_eq!(notes(&frames), ["while away"]);
 }
+
+#[tokio::test]
+async fn with_no_history_durable_events_go_out_as_volatile_ones() {
+    let server = server_with(HubConfig {
+        history_per_stream: 0,
+        ..HubConfig::default()
+    })
+    .await;
+    assert_eq!(server.hub.position(&Stream::Everyone), None);
+    let mut tab = server.user(1, "s1").await;
+    assert!(tab.positions.is_empty());
+    server.hub.emit(&note("one")).unwrap();
+    assert_eq!(tab.recorded_event::<Note>().await.1, None);
+    assert!(matches!(
+        tab.join("team:red").await,
+        ServerFrame::Joined { position: None, .. }
+    ));
+}

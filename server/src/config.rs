@@ -150,7 +150,7 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
     if let Some(origins) = parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)? {
         hub.origins = origins;
     }
-    let counts: [(&'static str, &mut usize); 8] = [
+    let counts: [(&'static str, &mut usize); 7] = [
         ("REALTIME_MAX_CONNECTIONS", &mut hub.max_connections),
         (
             "REALTIME_MAX_CONNECTIONS_PER_USER",
@@ -161,7 +161,6 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
             &mut hub.max_anonymous_per_address,
         ),
         ("REALTIME_MAX_EVENT_BYTES", &mut hub.max_event_bytes),
-        ("REALTIME_HISTORY_PER_STREAM", &mut hub.history_per_stream),
         ("REALTIME_HISTORY_MAX_BYTES", &mut hub.history_max_bytes),
         ("REALTIME_HISTORY_MAX_STREAMS", &mut hub.history_max_streams),
         ("REALTIME_RECOVERY_MAX_EVENTS", &mut hub.recovery_max_events),
@@ -170,6 +169,10 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
         if let Some(count) = parse_var(name, parse_positive)? {
             *field = count;
         }
+    }
+    // 0 turns the history off.
+    if let Some(count) = parse_var("REALTIME_HISTORY_PER_STREAM", parse_from_str)? {
+        hub.history_per_stream = count;
     }
     let rates: [(&'static str, &mut u32); 4] = [
         ("REALTIME_FRAMES_PER_SECOND", &mut hub.frames_per_second),

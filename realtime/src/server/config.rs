@@ -53,7 +53,8 @@ pub struct HubConfig {
     /// The history of durable events (`history.rs`): how many events each
     /// stream keeps, for how long, and in how many bytes and streams in
     /// all. A tab asking for events that are no longer kept is told it
-    /// missed some (a discontinuity).
+    /// missed some (a discontinuity). `history_per_stream: 0` keeps no
+    /// history at all: durable events are then delivered as volatile ones.
     pub history_per_stream: usize,
     pub history_max_age: Duration,
     pub history_max_bytes: usize,

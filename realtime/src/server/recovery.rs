@@ -48,9 +48,10 @@ use crate::{
 };
 
 impl Hub {
-    /// Whether durable events are recorded and recovered here.
+    /// Whether durable events are recorded and recovered here: alone, and
+    /// unless the history is turned off (`history_per_stream: 0`).
     pub(super) fn records(&self) -> bool {
-        self.link().is_none()
+        self.link().is_none() && self.inner.config.history_per_stream > 0
     }
 
     /// Where `stream` is now, to recover from later: what a page rendered
