@@ -88,8 +88,8 @@ impl Default for HubConfig {
             presence_window: Duration::from_millis(250),
             history_per_stream: 1000,
             history_max_age: Duration::from_secs(5 * 60),
-            history_max_bytes: 64 * 1024 * 1024,
-            history_max_streams: 100_000,
+            history_max_bytes: 32 * 1024 * 1024,
+            history_max_streams: 50_000,
             recovery_max_events: 1000,
             origins: Origins::SameOrigin,
         }

@@ -23,6 +23,13 @@ use axum::extract::ws::Utf8Bytes;
 
 use crate::stream::{Discontinuity, Epoch, Position, Stream, TabId};
 
+/// What each kept event costs besides its frame's bytes (its records in
+/// both queues, the frame's shared buffer, the allocator's share),
+/// counted against [`HistoryLimits::max_bytes`] so that the limit bounds
+/// the memory rather than the frames alone. Measured with the
+/// `history_memory` example (docs/benchmarks.md).
+const OVERHEAD_PER_EVENT: usize = 256;
+
 /// How much history is kept. See [`super::HubConfig`] for the defaults.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct HistoryLimits {
@@ -143,10 +150,10 @@ impl History {
         while log.events.len() > per_stream {
             if let Some(old) = log.events.pop_front() {
                 dropped_events += 1;
-                dropped_bytes += old.frame.len();
+                dropped_bytes += old.frame.len() + OVERHEAD_PER_EVENT;
             }
         }
-        let bytes = frame.len();
+        let bytes = frame.len() + OVERHEAD_PER_EVENT;
         self.events = self.events + 1 - dropped_events;
         self.bytes = self.bytes + bytes - dropped_bytes;
         self.written.push_back(Written {
@@ -187,7 +194,7 @@ impl History {
     /// How many events are kept, in how many bytes of frames.
     #[cfg(test)]
     fn size(&self) -> (usize, usize) {
-        (self.events, self.bytes)
+        (self.events, self.bytes - self.events * OVERHEAD_PER_EVENT)
     }
 
     fn log(&mut self, stream: &Stream) -> &mut Log {
@@ -256,7 +263,7 @@ impl History {
                 self.bytes -= log
                     .events
                     .iter()
-                    .map(|event| event.frame.len())
+                    .map(|event| event.frame.len() + OVERHEAD_PER_EVENT)
                     .sum::<usize>();
             }
         }
@@ -272,7 +279,7 @@ mod tests {
         HistoryLimits {
             per_stream: 3,
             max_age: Duration::from_secs(60),
-            max_bytes: 1000,
+            max_bytes: 100 * OVERHEAD_PER_EVENT,
             max_streams: 10,
             max_replay: 10,
         }
@@ -396,7 +403,7 @@ mod tests {
     #[test]
     fn old_events_and_bytes_over_the_limit_are_dropped_oldest_first() {
         let mut history = History::new(HistoryLimits {
-            max_bytes: 10,
+            max_bytes: 10 + 2 * OVERHEAD_PER_EVENT,
             ..limits()
         });
         let now = Instant::now();
