@@ -60,7 +60,9 @@ impl Resume {
             match key {
                 "tab" => resume.tab = value.parse().ok(),
                 "since" if resume.since.len() < Self::MAX_POSITIONS => {
-                    if let Some(since) = parse_since(value) {
+                    if let Some(since) = parse_since(value)
+                        && !resume.since.iter().any(|(stream, _)| *stream == since.0)
+                    {
                         resume.since.push(since);
                     }
                 }
@@ -433,6 +435,18 @@ mod tests {
         assert_eq!(Resume::from_query(nonsense), Resume::default());
         let many = format!("{query}&since=everyone@ab.9");
         assert_eq!(Resume::from_query(&many).since.len(), Resume::MAX_POSITIONS);
+        // A stream named twice counts once, the first time.
+        let twice = "since=everyone@ab.1&since=everyone@ab.2";
+        assert_eq!(
+            Resume::from_query(twice).since,
+            [(
+                Stream::Everyone,
+                Position {
+                    epoch: Epoch(0xab),
+                    offset: 1
+                }
+            )]
+        );
     }
 
     #[test]

@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{RoomName, UserId, ids::hex_id};
 
-/// A stream of durable events: who may read it is who would have got its
-/// events live.
+/// A stream of durable events. Its events are replayed to whoever may
+/// read it now: the stream of everyone to any connection, a user's to that
+/// user's connections, a room's to a connection its rule lets in.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stream {
     /// Events to every connection. Written `everyone`.
@@ -113,7 +114,8 @@ hex_id!(EventId);
 /// A browser tab, for as long as the page lives: it keeps its id across
 /// reconnections (each gets a new [`crate::ConnectionId`]), so an event
 /// emitted "to everyone but the caller" is not replayed to the tab that
-/// caused it. Chosen by the tab, written as 16 hexadecimal digits.
+/// caused it. Chosen by the tab (at random), written as 16 hexadecimal
+/// digits; not a secret, and not guessable either.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TabId(pub u64);
 

@@ -504,3 +504,24 @@ async fn with_no_history_durable_events_go_out_as_volatile_ones() {
         ServerFrame::Joined { position: None, .. }
     ));
 }
+
+#[tokio::test]
+async fn joining_a_room_again_replays_nothing() {
+    let server = server().await;
+    let mut tab = server.user(1, "s1").await;
+    let since = match tab.join("team:red").await {
+        ServerFrame::Joined {
+            position: Some(position),
+            ..
+        } => position,
+        other => panic!("{other:?}"),
+    };
+    server.hub.to_room(&red()).emit(&note("live")).unwrap();
+    assert_eq!(tab.event::<Note>().await, note("live"));
+    // Asking again from before it: the tab had it live.
+    let frames = tab.join_since("team:red", since).await;
+    assert!(
+        matches!(frames.as_slice(), [ServerFrame::Joined { .. }]),
+        "{frames:?}"
+    );
+}

@@ -76,9 +76,12 @@ fn RoomList() -> impl IntoView {
             .get("before")
             .and_then(|id| id.parse::<i64>().ok())
     });
+    // Loaded again when new rooms may have been missed for good (the
+    // server lost its history, or the tab was away too long).
+    let gaps = realtime.missed(realtime::Stream::Everyone);
     let rooms = Resource::new(
-        move || (create.version().get(), before.get()),
-        |(_, before)| list_rooms(before),
+        move || (create.version().get(), before.get(), gaps.get()),
+        |(_, before, _)| list_rooms(before),
     );
     // Rooms created since the list was loaded, newest first.
     let created = RwSignal::new(Vec::<RoomSummary>::new());

@@ -130,8 +130,9 @@ struct Signals {
     resumed: RwSignal<u32>,
     /// Live subscriptions and wanted rooms, kept by the runtime.
     counts: RwSignal<Counts>,
-    /// Discontinuities received, per stream.
-    missed: RwSignal<HashMap<Stream, u32>>,
+    /// Discontinuities received, per stream; under `None`, reconnects to a
+    /// server that keeps no history (every stream missed what it missed).
+    missed: RwSignal<HashMap<Option<Stream>, u32>>,
 }
 
 impl Realtime {
@@ -169,12 +170,19 @@ impl Realtime {
 
     /// How many times the tab learnt that it missed durable events of
     /// `stream` that cannot be recovered (a `discontinuity`: too long
-    /// away, or the server lost its history), as a signal. A resource that
-    /// reads it loads its data again then; events that can be recovered
-    /// are replayed to the handlers instead.
+    /// away, or the server lost its history; or a reconnect to a server
+    /// that keeps no history), as a signal. A resource that reads it loads
+    /// its data again then; events that can be recovered are replayed to
+    /// the handlers instead.
     pub fn missed(&self, stream: Stream) -> Signal<u32> {
         let missed = self.signals.missed;
-        Signal::derive(move || missed.with(|missed| missed.get(&stream).copied().unwrap_or(0)))
+        let stream = Some(stream);
+        Signal::derive(move || {
+            missed.with(|missed| {
+                let count = |key| missed.get(key).copied().unwrap_or(0);
+                count(&stream) + count(&None)
+            })
+        })
     }
 
     /// The id of the open connection, if any.

@@ -15,9 +15,12 @@ use crate::{
     stream::{EventId, Position, Recorded, Stream, TabId},
 };
 
-/// How many event ids are remembered to drop duplicates: more than one
-/// replay can bring back at once through a second stream.
-const IDS_REMEMBERED: usize = 2048;
+/// How many event ids are remembered to drop duplicates. A duplicate comes
+/// from one emit to several streams of this tab (a room and its user, say),
+/// replayed through one after it arrived through another: the ids of the
+/// latest events are enough for all but very long replays, and past them
+/// a duplicate reaches the handlers (the chat also keeps messages by id).
+const IDS_REMEMBERED: usize = 4096;
 
 pub(super) struct Progress {
     tab: TabId,
@@ -52,7 +55,10 @@ impl Progress {
     }
 
     /// The `welcome` frame: who the tab is now, and where its streams
-    /// stand after what was replayed.
+    /// stand after what is being replayed. A stream the tab asked about
+    /// keeps the tab's own position, which the replayed events (or a
+    /// `discontinuity`) advance: should the connection drop halfway
+    /// through the replay, the next one asks from what did arrive.
     pub fn welcomed(&mut self, user: Option<UserId>, positions: BTreeMap<Stream, Position>) {
         if user != self.user {
             // Another user's stream is nothing to this tab any more.
@@ -61,7 +67,7 @@ impl Progress {
             self.user = user;
         }
         for (stream, position) in positions {
-            self.advance(stream, position);
+            self.positions.entry(stream).or_insert(position);
         }
     }
 
@@ -77,9 +83,13 @@ impl Progress {
     }
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to
-    /// the handlers), `false` if the tab had it already.
-    pub fn arrived(&mut self, recorded: &Recorded) -> bool {
-        self.advance(recorded.stream.clone(), recorded.position);
+    /// the handlers), `false` if the tab had it already. Its position is
+    /// kept if `follows` (the tab still follows its stream: not a room it
+    /// has let go of while the event was on its way).
+    pub fn arrived(&mut self, recorded: &Recorded, follows: bool) -> bool {
+        if follows {
+            self.advance(recorded.stream.clone(), recorded.position);
+        }
         if !self.ids.insert(recorded.id) {
             return false;
         }
@@ -94,9 +104,13 @@ impl Progress {
 
     /// The page shows what `stream` held up to `position` (it was rendered
     /// from data read after it): recover from there, unless the tab
-    /// already reads the stream.
-    pub fn recover_from(&mut self, stream: Stream, position: Position) {
-        self.positions.entry(stream).or_insert(position);
+    /// already `follows` the stream (it knows better then).
+    pub fn recover_from(&mut self, stream: Stream, position: Position, follows: bool) {
+        if follows {
+            self.positions.entry(stream).or_insert(position);
+        } else {
+            self.positions.insert(stream, position);
+        }
     }
 
     /// Where a stream stands now (from `joined`, or a `discontinuity`).
@@ -115,6 +129,12 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Progress {
+        fn arrived_following(&mut self, recorded: &Recorded) -> bool {
+            self.arrived(recorded, true)
+        }
+    }
     use crate::stream::Epoch;
 
     fn at(epoch: u64, offset: u64) -> Position {
@@ -149,8 +169,8 @@ mod tests {
                 (Stream::User(UserId(1)), at(2, 0)),
             ]),
         );
-        assert!(progress.arrived(&event(10, Stream::Everyone, at(1, 5))));
-        assert!(progress.arrived(&event(11, Stream::User(UserId(1)), at(2, 1))));
+        assert!(progress.arrived_following(&event(10, Stream::Everyone, at(1, 5))));
+        assert!(progress.arrived_following(&event(11, Stream::User(UserId(1)), at(2, 1))));
         assert_eq!(
             progress.resume().since,
             [
@@ -162,6 +182,27 @@ mod tests {
         // Logged in as someone else: the old user's stream is forgotten.
         progress.welcomed(Some(UserId(2)), BTreeMap::new());
         assert_eq!(progress.resume().since, [(Stream::Everyone, at(1, 5))]);
+    }
+
+    #[test]
+    fn a_welcome_does_not_move_a_stream_the_tab_asked_about() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(1, 2))]));
+        progress.arrived_following(&event(1, Stream::Everyone, at(1, 3)));
+        // Reconnected: the server will replay 4 to 9; the connection may
+        // drop before they all arrive.
+        progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(1, 9))]));
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(1, 3))]);
+        progress.arrived_following(&event(2, Stream::Everyone, at(1, 4)));
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(1, 4))]);
+    }
+
+    #[test]
+    fn an_event_of_a_room_let_go_leaves_no_position() {
+        let mut progress = Progress::new(TabId(1));
+        let red: RoomName = "team:red".into();
+        assert!(progress.arrived(&event(1, Stream::Room(red.clone()), at(1, 4)), false));
+        assert_eq!(progress.room(&red), None);
     }
 
     #[test]
@@ -181,13 +222,20 @@ mod tests {
     fn a_rendered_page_sets_where_to_recover_from_unless_the_tab_reads_the_stream() {
         let mut progress = Progress::new(TabId(1));
         let red: RoomName = "team:red".into();
-        progress.recover_from(Stream::Room(red.clone()), at(1, 3));
+        progress.recover_from(Stream::Room(red.clone()), at(1, 3), false);
         assert_eq!(progress.room(&red), Some(at(1, 3)));
         progress.at(Stream::Room(red.clone()), at(1, 9));
-        progress.recover_from(Stream::Room(red.clone()), at(1, 5));
-        assert_eq!(progress.room(&red), Some(at(1, 9)));
+        progress.recover_from(Stream::Room(red.clone()), at(1, 5), true);
+        assert_eq!(
+            progress.room(&red),
+            Some(at(1, 9)),
+            "in the room: it knows better"
+        );
+        // Out of the room, an old position gives way to the page's.
+        progress.recover_from(Stream::Room(red.clone()), at(1, 5), false);
+        assert_eq!(progress.room(&red), Some(at(1, 5)));
 
-        progress.recover_from(Stream::Everyone, at(4, 2));
+        progress.recover_from(Stream::Everyone, at(4, 2), false);
         assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
     }
 
@@ -195,15 +243,15 @@ mod tests {
     fn an_event_that_comes_again_through_another_stream_is_dropped() {
         let mut progress = Progress::new(TabId(1));
         let red = Stream::Room("team:red".into());
-        assert!(progress.arrived(&event(5, Stream::User(UserId(1)), at(1, 1))));
-        assert!(!progress.arrived(&event(5, red.clone(), at(2, 9))));
+        assert!(progress.arrived_following(&event(5, Stream::User(UserId(1)), at(1, 1))));
+        assert!(!progress.arrived_following(&event(5, red.clone(), at(2, 9))));
         // Its position counts all the same.
         assert_eq!(progress.room(&"team:red".into()), Some(at(2, 9)));
 
         // Ids are remembered up to a bound.
         for id in 100..100 + IDS_REMEMBERED as u64 {
-            assert!(progress.arrived(&event(id, Stream::Everyone, at(3, id))));
+            assert!(progress.arrived_following(&event(id, Stream::Everyone, at(3, id))));
         }
-        assert!(progress.arrived(&event(5, Stream::Everyone, at(3, 1))));
+        assert!(progress.arrived_following(&event(5, Stream::Everyone, at(3, 1))));
     }
 }

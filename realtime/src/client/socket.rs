@@ -88,11 +88,9 @@ impl Handle {
 
     pub fn recover_from(&self, stream: Stream, position: Position) {
         self.0.try_with_value(|runtime| {
-            runtime
-                .inner
-                .borrow_mut()
-                .progress
-                .recover_from(stream, position)
+            let mut inner = runtime.inner.borrow_mut();
+            let follows = inner.follows(&stream);
+            inner.progress.recover_from(stream, position, follows);
         });
     }
 }
@@ -102,7 +100,7 @@ struct Runtime {
     resumed: RwSignal<u32>,
     /// What the tab holds, recounted after every change.
     counts: RwSignal<Counts>,
-    missed: RwSignal<HashMap<Stream, u32>>,
+    missed: RwSignal<HashMap<Option<Stream>, u32>>,
     /// Separate from `inner`: handlers may subscribe while events arrive.
     dispatcher: RefCell<Dispatcher>,
     inner: RefCell<Inner>,
@@ -220,26 +218,36 @@ impl Runtime {
                 user,
                 positions,
             } => {
+                // A server that keeps no history sends no positions: after
+                // a reconnect, whatever was sent meanwhile is lost.
+                let recovers = !positions.is_empty();
                 self.inner.borrow_mut().progress.welcomed(user, positions);
-                self.on_welcome(connection);
+                self.on_welcome(connection, recovers);
             }
             ServerFrame::Event {
                 name,
                 data,
                 recorded,
             } => {
-                let new = recorded
-                    .is_none_or(|recorded| self.inner.borrow_mut().progress.arrived(&recorded));
+                let new = recorded.is_none_or(|recorded| {
+                    let mut inner = self.inner.borrow_mut();
+                    let follows = inner.follows(&recorded.stream);
+                    inner.progress.arrived(&recorded, follows)
+                });
                 // Brought again by a replay through another stream.
                 if new {
                     self.on_event(&name, data.get());
                 }
             }
             ServerFrame::Joined { room, position } => {
-                if let Some(position) = position {
-                    let stream = Stream::Room(room.clone());
-                    self.inner.borrow_mut().progress.at(stream, position);
+                let stream = Stream::Room(room.clone());
+                let mut inner = self.inner.borrow_mut();
+                if let Some(position) = position
+                    && inner.follows(&stream)
+                {
+                    inner.progress.at(stream, position);
                 }
+                drop(inner);
                 self.on_joined(&room);
             }
             ServerFrame::Refused { room, reason } => {
@@ -257,17 +265,18 @@ impl Runtime {
                 position,
             } => {
                 leptos::logging::log!("realtime: missed events of {stream} ({reason:?})");
-                self.inner
-                    .borrow_mut()
-                    .progress
-                    .at(stream.clone(), position);
+                let mut inner = self.inner.borrow_mut();
+                if inner.follows(&stream) {
+                    inner.progress.at(stream.clone(), position);
+                }
+                drop(inner);
                 self.missed
-                    .update(|missed| *missed.entry(stream).or_default() += 1);
+                    .update(|missed| *missed.entry(Some(stream)).or_default() += 1);
             }
         }
     }
 
-    fn on_welcome(self: &Rc<Self>, connection: ConnectionId) {
+    fn on_welcome(self: &Rc<Self>, connection: ConnectionId, recovers: bool) {
         CURRENT_CONNECTION.with(|current| current.set(Some(connection)));
         let (rooms, resumed) = {
             let mut inner = self.inner.borrow_mut();
@@ -284,6 +293,11 @@ impl Runtime {
         self.state.set(ConnectionState::Open);
         if resumed {
             self.resumed.update(|count| *count += 1);
+            if !recovers {
+                // Every stream missed what it missed.
+                self.missed
+                    .update(|missed| *missed.entry(None).or_default() += 1);
+            }
         }
         // Re-join every room still wanted (the server forgot them with the
         // old connection), with what was missed meanwhile.
@@ -475,6 +489,17 @@ impl Runtime {
     }
 }
 
+impl Inner {
+    /// Whether the tab follows `stream`: every stream but the rooms it let
+    /// go of.
+    fn follows(&self, stream: &Stream) -> bool {
+        match stream {
+            Stream::Room(room) => self.rooms.is_wanted(room),
+            Stream::Everyone | Stream::User(_) => true,
+        }
+    }
+}
+
 impl Callbacks {
     fn new(runtime: Weak<Runtime>) -> Self {
         let on_message = runtime.clone();
@@ -511,8 +536,9 @@ fn socket_url() -> String {
     )
 }
 
-/// A random id for this page's tab. Not a secret: a tab that claims
-/// another's id only misses events itself.
+/// A random id for this page's tab. A tab that claimed another's id would
+/// only change which events "everyone but the caller" leaves out of its
+/// own replays and the other's; ids are random, so it cannot.
 fn new_tab_id() -> TabId {
     let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
     TabId((half() << 32) | half())

@@ -227,27 +227,27 @@ struct Writes {
 type Closed<'a> = Pin<&'a mut (dyn Future<Output = CloseReason> + Send)>;
 
 impl Writes {
-    /// Writes a batch of frames (a replay is many), with one flush.
+    /// Writes what the queue held, [`MAX_BATCH`] frames at a time, each
+    /// time with one flush and within the write timeout: a long replay is
+    /// written in many such steps, not cut short by one timeout.
     async fn batch(
         &self,
         socket: &mut WebSocket,
         batch: &mut Vec<Outgoing>,
-        closed: Closed<'_>,
+        mut closed: Closed<'_>,
     ) -> Result<(), End> {
-        let write = async {
-            for item in batch.drain(..) {
-                match item {
-                    Outgoing::Frame(frame) => socket.feed(Message::Text(frame)).await?,
-                    Outgoing::Replay(frames) => {
-                        for frame in frames {
-                            socket.feed(Message::Text(frame)).await?;
-                        }
-                    }
+        let mut frames = batch.drain(..).flat_map(Outgoing::into_frames).peekable();
+        while frames.peek().is_some() {
+            let chunk = frames.by_ref().take(MAX_BATCH);
+            let write = async {
+                for frame in chunk {
+                    socket.feed(Message::Text(frame)).await?;
                 }
-            }
-            socket.flush().await
-        };
-        self.bounded(write, closed).await
+                socket.flush().await
+            };
+            self.bounded(write, closed.as_mut()).await?;
+        }
+        Ok(())
     }
 
     async fn send(

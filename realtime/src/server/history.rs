@@ -248,17 +248,32 @@ impl History {
     }
 
     /// Before a new stream is added at the limit: forgets the streams that
-    /// hold no events, or else the one that holds the oldest event.
+    /// hold no events, then, while still over, those whose kept events are
+    /// the oldest; never everyone's, which every tab reads. Room is made for
+    /// a tenth of the limit at once, so this runs once per that many new
+    /// streams, not for each.
     fn make_room_for_a_stream(&mut self) {
-        if self.streams.len() < self.limits.max_streams {
+        let max = self.limits.max_streams;
+        if self.streams.len() < max {
             return;
         }
-        self.streams.retain(|_, log| !log.events.is_empty());
-        while self.streams.len() >= self.limits.max_streams {
-            let Some(oldest) = self.written.pop_front() else {
-                break;
-            };
-            if let Some(log) = self.streams.remove(&oldest.stream) {
+        let keep = max.saturating_sub(max / 10 + 1);
+        self.streams
+            .retain(|stream, log| !log.events.is_empty() || *stream == Stream::Everyone);
+        let mut index = 0;
+        while self.streams.len() > keep && index < self.written.len() {
+            let record = &self.written[index];
+            index += 1;
+            let oldest_kept = record.stream != Stream::Everyone
+                && self
+                    .streams
+                    .get(&record.stream)
+                    .is_some_and(|log| record.is_kept_in(log));
+            if !oldest_kept {
+                continue;
+            }
+            // Its other records go stale, skipped and swept by `trim`.
+            if let Some(log) = self.streams.remove(&record.stream) {
                 self.events -= log.events.len();
                 self.bytes -= log
                     .events
@@ -445,6 +460,27 @@ mod tests {
             gap(history.since(&Stream::User(UserId(2)), idle, now)).0,
             Discontinuity::EpochChanged
         );
+    }
+
+    #[test]
+    fn past_the_number_of_streams_the_oldest_go_but_never_everyones() {
+        let mut history = History::new(HistoryLimits {
+            max_streams: 3,
+            ..limits()
+        });
+        let now = Instant::now();
+        let everyone = append(&mut history, &Stream::Everyone, "e", now);
+        let (ada, bob) = (Stream::User(UserId(1)), Stream::User(UserId(2)));
+        let first = append(&mut history, &ada, "a", now);
+        append(&mut history, &bob, "b", now);
+        history.position(&Stream::User(UserId(3)));
+        // Everyone's event is the oldest, but Ada's stream went.
+        assert!(replayed(history.since(&Stream::Everyone, everyone, now)).is_empty());
+        assert_eq!(
+            gap(history.since(&ada, first, now)).0,
+            Discontinuity::EpochChanged
+        );
+        assert_eq!(history.size().0, 2, "everyone's and Bob's events");
     }
 
     #[test]

@@ -130,24 +130,32 @@ impl Hub {
         }
         let tab = connection.tab;
         let user = connection.identity.user;
-        let mut history = self.inner.history.lock();
-        let mut registry = self.inner.registry.write();
-        registry.insert(id, connection, limits)?;
-        for (stream, since) in &resume.since {
-            // The same rule as live delivery: a user's stream reaches only
-            // that user's connections.
-            if registry.reads(id, stream) {
-                // A new connection's queue is empty: a replay always fits.
-                replay(&mut history, &registry, id, tab, stream, *since);
+        let (positions, fitted) = {
+            let mut history = self.inner.history.lock();
+            let mut registry = self.inner.registry.write();
+            registry.insert(id, connection, limits)?;
+            let mut fitted = true;
+            for (stream, since) in &resume.since {
+                // The same rule as live delivery: a user's stream reaches
+                // only that user's connections.
+                if registry.reads(id, stream) {
+                    fitted &= replay(&mut history, &registry, id, tab, stream, *since);
+                }
             }
+            let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
+            let positions = streams
+                .map(|stream| {
+                    let position = history.position(&stream);
+                    (stream, position)
+                })
+                .collect();
+            (positions, fitted)
+        };
+        // Two answers, a queue of one (`queue_capacity: 1`): too small.
+        if !fitted {
+            self.close_too_slow(&[id]);
         }
-        let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
-        Ok(streams
-            .map(|stream| {
-                let position = history.position(&stream);
-                (stream, position)
-            })
-            .collect())
+        Ok(positions)
     }
 
     /// Adds a connection to a room whose rule agreed, after replaying what
@@ -173,11 +181,14 @@ impl Hub {
         let fitted = {
             let mut history = self.inner.history.lock();
             let mut registry = self.inner.registry.write();
-            let arrived = registry.join(id, room, max)?;
             let stream = Stream::Room(room.clone());
+            // Joining again: it had everything live, nothing to replay.
+            let member = registry.reads(id, &stream);
+            let arrived = registry.join(id, room, max)?;
             let tab = registry.tab_of(id);
-            let replayed =
-                since.is_none_or(|since| replay(&mut history, &registry, id, tab, &stream, since));
+            let replayed = member
+                || since
+                    .is_none_or(|since| replay(&mut history, &registry, id, tab, &stream, since));
             let joined = ControlFrame::Joined {
                 room,
                 position: Some(history.position(&stream)),

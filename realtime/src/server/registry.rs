@@ -44,6 +44,17 @@ pub(crate) enum Outgoing {
     Replay(Vec<Utf8Bytes>),
 }
 
+impl Outgoing {
+    /// The frames to write, in order.
+    pub fn into_frames(self) -> impl Iterator<Item = Utf8Bytes> {
+        let (one, many) = match self {
+            Self::Frame(frame) => (Some(frame), Vec::new()),
+            Self::Replay(frames) => (None, frames),
+        };
+        one.into_iter().chain(many)
+    }
+}
+
 /// Sizes of the registry's maps, for tests and monitoring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RegistryStats {
