@@ -6,6 +6,7 @@
 //!   user by name; it appears in every tab of that user, and nobody else's.
 
 use leptos::prelude::*;
+use realtime::{Position, Stream};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -105,6 +106,20 @@ pub async fn notify(to: String, text: String) -> Result<(), AppError> {
         text,
     })?;
     Ok(())
+}
+
+/// Where the streams behind the notices stand (everyone's, and the
+/// caller's own when logged in): a page rendered now shows the notices
+/// from there on, so one sent before its socket opens still arrives.
+#[server(prefix = "/api", endpoint = "events/positions")]
+pub async fn notice_positions() -> Result<Vec<(Stream, Position)>, AppError> {
+    let events = crate::AppContext::expect()?.events;
+    // A session that has just expired counts as a visitor's here.
+    let user = crate::auth::guard::request_user().await.ok().flatten();
+    let streams = std::iter::once(Stream::Everyone).chain(user.map(|user| Stream::User(user.id)));
+    Ok(streams
+        .filter_map(|stream| Some((stream.clone(), events.position(&stream)?)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use crate::{
     auth::{User, provide_auth, use_auth},
     error::AppError,
-    events::{Notification, SomethingHappened},
+    events::{Notification, SomethingHappened, notice_positions},
 };
 
 /// How many notices stay on screen; older ones make room.
@@ -127,6 +127,10 @@ struct Notice {
 /// arrive, until dismissed.
 #[component]
 fn Notices() -> impl IntoView {
+    let realtime = realtime::use_realtime();
+    // Read while the page is rendered, applied while it hydrates, before
+    // the socket's first connection asks from there.
+    let positions = Resource::new(|| (), |_| notice_positions());
     let notices = RwSignal::new(Vec::<Notice>::new());
     let next_id = StoredValue::new(0u64);
     let show = move |kind: &'static str, text: String| {
@@ -153,6 +157,13 @@ fn Notices() -> impl IntoView {
         );
     });
     view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                for (stream, position) in positions.await.unwrap_or_default() {
+                    realtime.recover_from(stream, position);
+                }
+            })}
+        </Suspense>
         <section class="notices" aria-label="Notices" aria-live="polite">
             <For each=move || notices.get() key=|notice| notice.id let:notice>
                 <article class="notice-item" data-testid="notice" data-kind=notice.kind>

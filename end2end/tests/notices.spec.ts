@@ -119,3 +119,28 @@ test("a tab whose connection was cut gets what it missed meanwhile, each once", 
   // come before the missed ones).
   expect(await notices(tab).filter({ hasText: before }).count()).toBeLessThan(2);
 });
+
+test("a notification sent between a page's render and its socket's first connection arrives", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  // A new tab of Grace's whose socket reaches the server only when the
+  // test lets it: the page is rendered and hydrated first.
+  const tab = await people.newTab(grace);
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await tab.routeWebSocket(/\/ws(\?|$)/, async (socket) => {
+    await released;
+    socket.connectToServer();
+  });
+  await gotoHydrated(tab, "/login");
+
+  const text = uniqueName("meanwhile");
+  await ada.page.getByLabel("To (user name)").fill(grace.name);
+  await ada.page.getByLabel("Message").fill(text);
+  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await expect(ada.page.getByText("Sent.")).toBeVisible();
+  release();
+
+  await expectLive(tab);
+  await expect(notices(tab).filter({ hasText: text })).toHaveText([`${ada.name}: ${text}`]);
+});

@@ -27,6 +27,9 @@ pub(super) struct Progress {
     positions: BTreeMap<Stream, Position>,
     /// The user of the last `welcome`: only their stream is asked for.
     user: Option<UserId>,
+    /// Whether a `welcome` came: from then on the tab's positions are the
+    /// server's word, newer than any page's.
+    welcomed: bool,
     ids: HashSet<EventId>,
     ids_in_order: VecDeque<EventId>,
 }
@@ -37,6 +40,7 @@ impl Progress {
             tab,
             positions: BTreeMap::new(),
             user: None,
+            welcomed: false,
             ids: HashSet::new(),
             ids_in_order: VecDeque::new(),
         }
@@ -45,7 +49,15 @@ impl Progress {
     /// What to ask for when (re)connecting: the tab, and how far it read
     /// everyone's stream and its user's.
     pub fn resume(&self) -> Resume {
-        let streams = std::iter::once(Stream::Everyone).chain(self.user.map(Stream::User));
+        // Before the first welcome the user is not known yet: a page may
+        // have given its own stream's position (no other user's).
+        let user = self.user.or_else(|| {
+            self.positions.keys().find_map(|stream| match stream {
+                Stream::User(user) => Some(*user),
+                _ => None,
+            })
+        });
+        let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
         Resume {
             tab: Some(self.tab),
             since: streams
@@ -62,13 +74,16 @@ impl Progress {
     pub fn welcomed(&mut self, user: Option<UserId>, positions: BTreeMap<Stream, Position>) {
         if user != self.user {
             // Another user's stream is nothing to this tab any more.
-            self.positions
-                .retain(|stream, _| !matches!(stream, Stream::User(_)));
+            self.positions.retain(|stream, _| match stream {
+                Stream::User(other) => Some(*other) == user,
+                _ => true,
+            });
             self.user = user;
         }
         for (stream, position) in positions {
             self.positions.entry(stream).or_insert(position);
         }
+        self.welcomed = true;
     }
 
     /// Where to recover a room from when joining it again.
@@ -104,12 +119,23 @@ impl Progress {
 
     /// The page shows what `stream` held up to `position` (it was rendered
     /// from data read after it): recover from there, unless the tab
-    /// already `follows` the stream (it knows better then).
+    /// already `follows` the stream and knows better. Before the first
+    /// `welcome`, parts of one page may give several positions of a
+    /// stream: the oldest wins, so that nothing after any of them is lost.
     pub fn recover_from(&mut self, stream: Stream, position: Position, follows: bool) {
-        if follows {
-            self.positions.entry(stream).or_insert(position);
-        } else {
-            self.positions.insert(stream, position);
+        match self.positions.get_mut(&stream) {
+            None => {
+                self.positions.insert(stream, position);
+            }
+            Some(current) if !follows => *current = position,
+            Some(current)
+                if !self.welcomed
+                    && current.epoch == position.epoch
+                    && position.offset < current.offset =>
+            {
+                *current = position;
+            }
+            Some(_) => {}
         }
     }
 
@@ -198,6 +224,26 @@ mod tests {
     }
 
     #[test]
+    fn a_page_may_give_its_users_stream_before_the_first_welcome() {
+        let mut progress = Progress::new(TabId(1));
+        progress.recover_from(Stream::User(UserId(7)), at(1, 4), true);
+        assert_eq!(
+            progress.resume().since,
+            [(Stream::User(UserId(7)), at(1, 4))]
+        );
+        // Welcomed as that user: the page's position stands (the replay
+        // from it is on its way).
+        progress.welcomed(
+            Some(UserId(7)),
+            BTreeMap::from([(Stream::User(UserId(7)), at(1, 9))]),
+        );
+        assert_eq!(
+            progress.resume().since,
+            [(Stream::User(UserId(7)), at(1, 4))]
+        );
+    }
+
+    #[test]
     fn an_event_of_a_room_let_go_leaves_no_position() {
         let mut progress = Progress::new(TabId(1));
         let red: RoomName = "team:red".into();
@@ -221,6 +267,7 @@ mod tests {
     #[test]
     fn a_rendered_page_sets_where_to_recover_from_unless_the_tab_reads_the_stream() {
         let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
         let red: RoomName = "team:red".into();
         progress.recover_from(Stream::Room(red.clone()), at(1, 3), false);
         assert_eq!(progress.room(&red), Some(at(1, 3)));
@@ -235,7 +282,15 @@ mod tests {
         progress.recover_from(Stream::Room(red.clone()), at(1, 5), false);
         assert_eq!(progress.room(&red), Some(at(1, 5)));
 
-        progress.recover_from(Stream::Everyone, at(4, 2), false);
+        // Two parts of one page, before the first welcome: the older wins.
+        let mut progress = Progress::new(TabId(1));
+        progress.recover_from(Stream::Everyone, at(4, 5), true);
+        progress.recover_from(Stream::Everyone, at(4, 2), true);
+        progress.recover_from(Stream::Everyone, at(4, 3), true);
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
+        // Once welcomed, the server's word stands.
+        progress.welcomed(None, BTreeMap::new());
+        progress.recover_from(Stream::Everyone, at(4, 1), true);
         assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
     }
 
