@@ -88,7 +88,7 @@ test("a tab whose connection was cut gets what it missed meanwhile, each once", 
   await expectLive(tab);
   const announce = async (text: string) => {
     await ada.page.getByLabel("Announcement").fill(text);
-    await ada.page.getByRole("button", { name: "Announce" }).click();
+    await ada.page.getByLabel("Announcement").press("Enter");
     await expect(ada.page.getByLabel("Announcement")).toHaveValue("");
   };
   const before = uniqueName("before");
@@ -106,7 +106,7 @@ test("a tab whose connection was cut gets what it missed meanwhile, each once", 
   }
   await ada.page.getByLabel("To (user name)").fill(grace.name);
   await ada.page.getByLabel("Message").fill("Still there?");
-  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await ada.page.getByLabel("Message").press("Enter");
   await expect(ada.page.getByText("Sent.")).toBeVisible();
   holdBack = false;
 
@@ -137,7 +137,7 @@ test("a notification sent between a page's render and its socket's first connect
   const text = uniqueName("meanwhile");
   await ada.page.getByLabel("To (user name)").fill(grace.name);
   await ada.page.getByLabel("Message").fill(text);
-  await ada.page.getByRole("button", { name: "Send notification" }).click();
+  await ada.page.getByLabel("Message").press("Enter");
   await expect(ada.page.getByText("Sent.")).toBeVisible();
   release();
 
