@@ -12,6 +12,7 @@ import {
   messages,
   post,
   presence,
+  holdBackSockets,
 } from "./fixtures";
 
 test("a new room appears live in everyone's room list", async ({ people }) => {
@@ -219,12 +220,7 @@ test("messages posted between the room page's render and its socket's join show 
   // Grace opens the room in a tab whose socket reaches the server only
   // when the test lets it.
   const tab = await people.newTab(grace);
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  await tab.routeWebSocket(/\/ws(\?|$)/, async (socket) => {
-    await released;
-    socket.connectToServer();
-  });
+  const release = await holdBackSockets(tab);
   await gotoHydrated(tab, url);
   await expect(messages(tab)).toHaveText(["before the page"]);
 

@@ -166,3 +166,18 @@ export function messages(page: Page) {
 export function presence(page: Page) {
   return page.getByTestId("presence").getByRole("listitem");
 }
+
+/**
+ * Holds back every WebSocket the page opens until the returned function is
+ * called: the page renders and hydrates, and its socket reaches the server
+ * only then. Call it before the page loads.
+ */
+export async function holdBackSockets(page: Page): Promise<() => void> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await page.routeWebSocket(/\/ws(\?|$)/, async (socket) => {
+    await released;
+    socket.connectToServer();
+  });
+  return release;
+}

@@ -1,5 +1,5 @@
 // Announcements reach every tab; notifications reach one user's tabs.
-import { test, expect, uniqueName, gotoHydrated, expectLive } from "./fixtures";
+import { test, expect, uniqueName, gotoHydrated, expectLive, holdBackSockets } from "./fixtures";
 
 function notices(page: import("@playwright/test").Page) {
   return page.getByTestId("notice").locator("p");
@@ -126,12 +126,7 @@ test("a notification sent between a page's render and its socket's first connect
   // A new tab of Grace's whose socket reaches the server only when the
   // test lets it: the page is rendered and hydrated first.
   const tab = await people.newTab(grace);
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  await tab.routeWebSocket(/\/ws(\?|$)/, async (socket) => {
-    await released;
-    socket.connectToServer();
-  });
+  const release = await holdBackSockets(tab);
   await gotoHydrated(tab, "/login");
 
   const text = uniqueName("meanwhile");
