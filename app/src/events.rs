@@ -117,9 +117,13 @@ pub async fn notice_positions() -> Result<Vec<(Stream, Position)>, AppError> {
     // A session that has just expired counts as a visitor's here.
     let user = crate::auth::guard::request_user().await.ok().flatten();
     let streams = std::iter::once(Stream::Everyone).chain(user.map(|user| Stream::User(user.id)));
-    Ok(streams
-        .filter_map(|stream| Some((stream.clone(), events.position(&stream)?)))
-        .collect())
+    let mut positions = Vec::new();
+    for stream in streams {
+        if let Some(position) = events.position(&stream).await {
+            positions.push((stream, position));
+        }
+    }
+    Ok(positions)
 }
 
 #[cfg(test)]

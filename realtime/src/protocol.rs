@@ -319,7 +319,11 @@ pub fn event_frame(name: &str, data_json: &str) -> String {
 /// Encodes the frame of a durable event: [`event_frame`] with where the
 /// event was recorded, `"id"`, `"stream"`, `"epoch"` and `"offset"`.
 pub fn recorded_event_frame(name: &str, data_json: &str, recorded: &Recorded) -> String {
-    let mut frame = event_frame(name, data_json);
+    with_position(event_frame(name, data_json), recorded)
+}
+
+/// Adds where a durable event was recorded to its [`event_frame`].
+pub fn with_position(mut frame: String, recorded: &Recorded) -> String {
     frame.pop(); // the closing brace
     let stream = serde_json::to_string(&recorded.stream).unwrap_or_else(|_| "\"\"".to_owned());
     frame.push_str(&format!(

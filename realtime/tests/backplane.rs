@@ -47,9 +47,19 @@ struct Node {
     _backplane: BackplaneHandle,
 }
 
+/// A hub on the backplane, once connected to Redis: a tab that connects
+/// before gets positions of the hub's own, reset once Redis is there.
 async fn node(channel: &str) -> Node {
     let server = TestServer::start(builder()).await;
     let backplane = join_backplane(&server.hub, channel);
+    let deadline = Instant::now() + PATIENCE;
+    while server.hub.backplane_connected() != Some(true) {
+        assert!(
+            Instant::now() < deadline,
+            "the hub did not connect to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     Node {
         server,
         _backplane: backplane,
@@ -139,7 +149,9 @@ async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
             .expect("published in time")
             .expect("the subscription is open");
         let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
-        if payload.contains(r#""type":"deliver""#) {
+        // Durable events (notes) are published by Redis as it places
+        // them: `recorded`.
+        if payload.contains(r#""type":"recorded""#) {
             deliveries.push(payload);
         }
     }
@@ -284,9 +296,6 @@ async fn only_event_frames_cross_and_session_ids_never_do() {
         .expect("Redis answers");
     listener.subscribe(&channel).await.unwrap();
     let mut messages = listener.into_on_message();
-    while node.server.hub.backplane_connected() != Some(true) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 
     // Anyone who can write to the channel: a forged welcome, and frames
     // that are not frames at all. None reaches the browser.

@@ -88,7 +88,7 @@ async fn next_notes(tab: &mut TestClient, count: usize) -> Vec<String> {
 async fn durable_events_carry_positions_that_grow_by_one_in_each_stream() {
     let server = server().await;
     let mut tab = server.user(1, "s1").await;
-    let start = server.hub.position(&Stream::Everyone).unwrap();
+    let start = server.hub.position(&Stream::Everyone).await.unwrap();
     assert_eq!(start.offset, 0);
 
     server.hub.emit(&note("one")).unwrap();
@@ -112,14 +112,17 @@ async fn durable_events_carry_positions_that_grow_by_one_in_each_stream() {
     );
     let (_, recorded) = tab.recorded_event::<Blip>().await;
     assert_eq!(recorded, None, "a volatile event is not recorded");
-    assert_eq!(server.hub.position(&Stream::Everyone).unwrap().offset, 2);
+    assert_eq!(
+        server.hub.position(&Stream::Everyone).await.unwrap().offset,
+        2
+    );
 }
 
 #[tokio::test]
 async fn a_tab_that_comes_back_gets_what_it_missed_in_order_then_what_is_live() {
     let server = server().await;
-    let everyone = server.hub.position(&Stream::Everyone).unwrap();
-    let mine = server.hub.position(&Stream::User(UserId(1))).unwrap();
+    let everyone = server.hub.position(&Stream::Everyone).await.unwrap();
+    let mine = server.hub.position(&Stream::User(UserId(1))).await.unwrap();
     let tab = server
         .connect(&format!(
             "user=1&session=s1&{}",
@@ -155,7 +158,7 @@ async fn a_tab_that_comes_back_gets_what_it_missed_in_order_then_what_is_live() 
     server.assert_nothing_more(&mut [&mut back]).await;
 
     // Up to date: nothing to replay.
-    let now = server.hub.position(&Stream::Everyone).unwrap();
+    let now = server.hub.position(&Stream::Everyone).await.unwrap();
     let mut fresh = server
         .connect(&format!(
             "user=1&session=s2&{}",
@@ -168,7 +171,7 @@ async fn a_tab_that_comes_back_gets_what_it_missed_in_order_then_what_is_live() 
 #[tokio::test]
 async fn a_room_replays_what_followed_before_joined_then_goes_live() {
     let server = server().await;
-    let since = server.hub.position(&room_stream("red")).unwrap();
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
     server.hub.to_room(&red()).emit(&note("one")).unwrap();
     server.hub.to_room(&red()).emit(&note("two")).unwrap();
     server
@@ -197,7 +200,7 @@ async fn a_room_replays_what_followed_before_joined_then_goes_live() {
 #[tokio::test]
 async fn a_join_rule_that_now_refuses_replays_nothing() {
     let server = server().await;
-    let since = server.hub.position(&room_stream("red")).unwrap();
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
     server.hub.to_room(&red()).emit(&note("secret")).unwrap();
 
     let mut outsider = server.user(66, "s66").await;
@@ -212,7 +215,7 @@ async fn a_join_rule_that_now_refuses_replays_nothing() {
 #[tokio::test]
 async fn a_users_stream_is_replayed_to_that_user_only() {
     let server = server().await;
-    let theirs = server.hub.position(&Stream::User(UserId(1))).unwrap();
+    let theirs = server.hub.position(&Stream::User(UserId(1))).await.unwrap();
     server.hub.to(1).emit(&note("for user 1")).unwrap();
 
     let since = resume(9, &[(Stream::User(UserId(1)), theirs)]);
@@ -226,7 +229,7 @@ async fn a_users_stream_is_replayed_to_that_user_only() {
 #[tokio::test]
 async fn the_tab_that_caused_an_event_is_not_replayed_it_on_a_new_connection() {
     let server = server().await;
-    let since = server.hub.position(&Stream::Everyone).unwrap();
+    let since = server.hub.position(&Stream::Everyone).await.unwrap();
     let caller = server
         .connect(&format!("user=1&session=s1&{}", resume(1, &[])))
         .await;
@@ -283,11 +286,11 @@ async fn events_no_longer_kept_or_of_another_epoch_are_a_discontinuity() {
         ..HubConfig::default()
     })
     .await;
-    let since = server.hub.position(&room_stream("red")).unwrap();
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
     for text in ["1", "2", "3"] {
         server.hub.to_room(&red()).emit(&note(text)).unwrap();
     }
-    let now = server.hub.position(&room_stream("red")).unwrap();
+    let now = server.hub.position(&room_stream("red")).await.unwrap();
 
     let mut tab = server.user(1, "s1").await;
     let frames = tab.join_since("team:red", since).await;
@@ -329,7 +332,7 @@ async fn more_events_than_one_recovery_replays_are_a_discontinuity() {
         ..HubConfig::default()
     })
     .await;
-    let since = server.hub.position(&room_stream("red")).unwrap();
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
     for text in ["1", "2", "3"] {
         server.hub.to_room(&red()).emit(&note(text)).unwrap();
     }
@@ -345,7 +348,7 @@ async fn a_replay_longer_than_the_queue_is_not_cut_short() {
         ..HubConfig::default()
     })
     .await;
-    let since = server.hub.position(&Stream::Everyone).unwrap();
+    let since = server.hub.position(&Stream::Everyone).await.unwrap();
     let texts: Vec<String> = (0..50).map(|n| n.to_string()).collect();
     for text in &texts {
         server.hub.emit(&note(text)).unwrap();
@@ -376,7 +379,7 @@ async fn a_tab_reached_through_several_streams_gets_an_event_once_and_knows_it_b
     // Replayed through another of its streams, it has the same id.
     let blue = Position {
         offset: 0,
-        ..server.hub.position(&room_stream("blue")).unwrap()
+        ..server.hub.position(&room_stream("blue")).await.unwrap()
     };
     let mut again = server.user(1, "s2").await;
     let frames = again.join_since("team:blue", blue).await;
@@ -406,7 +409,7 @@ async fn nothing_falls_between_the_replay_and_the_live_events() {
         ..HubConfig::default()
     })
     .await;
-    let since = server.hub.position(&room_stream("red")).unwrap();
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
     let hub = server.hub.clone();
     const EVENTS: u64 = 2_000;
     let emitter = tokio::spawn(async move {
@@ -444,8 +447,8 @@ async fn the_welcome_and_joined_frames_say_where_the_streams_stand() {
     server.hub.emit(&note("before")).unwrap();
     server.hub.to(1).emit(&note("before, for user 1")).unwrap();
     let mut tab = server.user(1, "s1").await;
-    let everyone = server.hub.position(&Stream::Everyone).unwrap();
-    let mine = server.hub.position(&Stream::User(UserId(1))).unwrap();
+    let everyone = server.hub.position(&Stream::Everyone).await.unwrap();
+    let mine = server.hub.position(&Stream::User(UserId(1))).await.unwrap();
     assert_eq!(everyone.offset, 1);
     assert_eq!(
         tab.positions.clone().into_iter().collect::<Vec<_>>(),
@@ -472,7 +475,10 @@ async fn the_welcome_and_joined_frames_say_where_the_streams_stand() {
         } => position,
         other => panic!("{other:?}"),
     };
-    assert_eq!(joined_at, server.hub.position(&room_stream("red")).unwrap());
+    assert_eq!(
+        joined_at,
+        server.hub.position(&room_stream("red")).await.unwrap()
+    );
     assert_eq!(joined_at.offset, 1);
 
     // From there, a tab that lost its connection recovers the room.
@@ -494,7 +500,7 @@ async fn with_no_history_durable_events_go_out_as_volatile_ones() {
         ..HubConfig::default()
     })
     .await;
-    assert_eq!(server.hub.position(&Stream::Everyone), None);
+    assert_eq!(server.hub.position(&Stream::Everyone).await, None);
     let mut tab = server.user(1, "s1").await;
     assert!(tab.positions.is_empty());
     server.hub.emit(&note("one")).unwrap();

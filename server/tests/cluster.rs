@@ -38,7 +38,10 @@ use realtime::{
     ConnectionId, Event, Presence, Room, UserId,
     protocol::{ClientFrame, ServerFrame, close},
 };
-use realtime_testing::TestClient;
+use realtime_testing::{
+    TestClient,
+    faults::{CuttableProxy, PrivateRedis, free_port},
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -74,13 +77,6 @@ fn fresh_channel() -> String {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(Instant::now())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
 }
 
 /// One `server` process, killed when dropped.
@@ -532,58 +528,6 @@ async fn presence_counts_users_across_processes() {
 
 // --- Faults -----------------------------------------------------------------
 
-/// A `redis-server` of the test's own, on a free port, that the test can
-/// stop and start again; the machine's Redis is never touched.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let mut redis = Self {
-            port: free_port(),
-            child: None,
-        };
-        redis.restart();
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it (again, on the same port), and waits until it listens.
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test says so when it is not)");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn without_redis_a_process_starts_serves_its_own_and_connects_later() {
@@ -687,59 +631,6 @@ async fn an_unreachable_database_at_start_is_a_clear_error_and_a_failed_exit() {
         !log.contains("secret"),
         "the password stays out of the log:\n{log}"
     );
-}
-
-/// A TCP proxy to PostgreSQL that the test can cut and restore, to lose
-/// the database without stopping the machine's server.
-struct CuttableProxy {
-    port: u16,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port");
-        let port = listener.local_addr().expect("an address").port();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let (accepting, forwarded) = (Arc::clone(&up), Arc::clone(&connections));
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accepting.load(Ordering::SeqCst) {
-                    continue; // Dropped: the connection closes at once.
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                if let Ok(mut forwarded) = forwarded.lock() {
-                    forwarded.push(task.abort_handle());
-                }
-            }
-        });
-        Self {
-            port,
-            up,
-            connections,
-        }
-    }
-
-    /// Closes every connection through the proxy, and refuses new ones.
-    fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut connections) = self.connections.lock() {
-            connections.drain(..).for_each(|task| task.abort());
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 #[tokio::test]

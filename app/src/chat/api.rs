@@ -14,7 +14,9 @@ use crate::limits::Action;
 pub async fn list_rooms(before: Option<i64>) -> Result<RoomPage, AppError> {
     // Read before the rooms: a room created in between is then both listed
     // and replayed (the list shows it once), never neither.
-    let position = server::events()?.position(&realtime::Stream::Everyone);
+    let position = server::events()?
+        .position(&realtime::Stream::Everyone)
+        .await;
     let page = server::chat()?.rooms(before, super::ROOM_PAGE_LEN).await?;
     Ok(RoomPage { position, ..page })
 }
@@ -41,7 +43,7 @@ pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
     let room = server::existing_room(&chat, id).await?;
     // Read before the messages: see `RoomHistory::position`.
     let stream = realtime::Stream::room(&super::ChatRoom(id));
-    let position = server::events()?.position(&stream);
+    let position = server::events()?.position(&stream).await;
     let messages = chat.messages(id, super::HISTORY_LEN).await?;
     Ok(RoomHistory {
         room,

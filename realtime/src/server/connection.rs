@@ -31,7 +31,7 @@ use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::{CloseReason, Hub, Identity, Outgoing, Refused, Registration};
+use super::{CloseReason, Hub, Identity, Outgoing, Refused, Registration, registry::Reached};
 use crate::{
     ConnectionId, Position, RoomName, UserId,
     protocol::{ClientFrame, ControlFrame, ErrorCode, Resume, close},
@@ -68,7 +68,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resu
         mut outgoing,
         close_signal,
         positions,
-    } = match hub.register(identity, resume) {
+    } = match hub.register(identity, resume).await {
         Ok(registration) => registration,
         Err(refused) => {
             tracing::debug!(?refused, user = ?user, "connection refused");
@@ -114,6 +114,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resu
     let mut batch = Vec::new();
     let mut joins = Joins::new(hub, id, user);
     let mut frames = FrameBudget::new(config.frames_per_second, config.frame_burst);
+    let mut reached = Reached::default();
 
     let end = loop {
         tokio::select! {
@@ -123,7 +124,7 @@ async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resu
                 if received == 0 {
                     break End::Closed(CloseReason::GoingAway);
                 }
-                if let Err(end) = writes.batch(&mut socket, &mut batch, closed.as_mut()).await {
+                if let Err(end) = writes.batch(&mut socket, &mut batch, &mut reached, closed.as_mut()).await {
                     break end;
                 }
             }
@@ -234,9 +235,14 @@ impl Writes {
         &self,
         socket: &mut WebSocket,
         batch: &mut Vec<Outgoing>,
+        reached: &mut Reached,
         mut closed: Closed<'_>,
     ) -> Result<(), End> {
-        let mut frames = batch.drain(..).flat_map(Outgoing::into_frames).peekable();
+        let mut frames = Vec::with_capacity(batch.len());
+        for item in batch.drain(..) {
+            item.write_into(reached, &mut frames);
+        }
+        let mut frames = frames.into_iter().peekable();
         while frames.peek().is_some() {
             let chunk = frames.by_ref().take(MAX_BATCH);
             let write = async {

@@ -3,7 +3,7 @@
 //! `hub.to(7).except_caller().emit(&event)` starts from the [`Hub`], picks a
 //! [`Target`] and builds an [`Emit`]; `emit` encodes the event once and
 //! hands the same bytes to every recipient (a durable event, once per
-//! stream it is recorded in: `recovery.rs`). The frame reaches this
+//! stream it is recorded in: `durable.rs`). The frame reaches this
 //! process's connections through `delivery.rs` and, when other processes
 //! may have recipients too, is published once on the backplane
 //! (`backplane/link.rs`), whose receiving side delivers it to theirs
@@ -143,7 +143,9 @@ impl Emit<'_> {
     }
 
     /// Encodes `event` once and queues it for every recipient. Returns how
-    /// many connections of this process it was queued for.
+    /// many connections of this process it was queued for: with a Redis
+    /// backplane, a durable event reaches this process's connections too
+    /// once Redis has placed it, and 0 is returned.
     pub fn emit<E: Event>(self, event: &E) -> Result<usize, EmitError> {
         if self.target.is_nobody() {
             return Ok(0);
@@ -175,7 +177,7 @@ impl Emit<'_> {
             });
         }
         if E::DURABLE && self.hub.records() && !self.target.is_connections_only() {
-            return Ok(self.hub.deliver_recorded(&self.target, E::NAME, &data));
+            return Ok(self.hub.emit_durable(&self.target, frame));
         }
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
     }

@@ -1,6 +1,16 @@
 //! The history of durable events, in this process's memory: what a tab
 //! that missed some events gets when it comes back (`recovery.rs`).
 //!
+//! Alone, this history is the only one: positions are given here, and what
+//! it no longer holds is lost. With a Redis backplane it is a *mirror* of
+//! the history kept in Redis (`backplane/redis_history.rs`): positions are
+//! given by Redis, the mirror keeps the latest events it received, in
+//! order, and a recovery it cannot serve is asked of Redis
+//! ([`Recovery::Elsewhere`]). While Redis is unreachable, a stream written
+//! here gets an epoch of this process's own (a *local* log): its readers
+//! here recover from it, and when Redis is back the stream is reset
+//! everywhere, so that no tab mistakes it for Redis's.
+//!
 //! Each stream keeps its epoch, the offset of its last event and its latest
 //! events. Bounded four ways ([`HistoryLimits`]): events per stream, age,
 //! bytes of all streams together, and number of streams. What falls out is
@@ -61,6 +71,8 @@ pub(crate) enum Recovery {
         reason: Discontinuity,
         position: Position,
     },
+    /// A mirror does not hold them: ask Redis.
+    Elsewhere,
 }
 
 struct Log {
@@ -68,6 +80,9 @@ struct Log {
     /// The offset of the last event appended (0: none yet).
     last: u64,
     events: VecDeque<Recorded>,
+    /// Whether this process gave the epoch (always, alone; in a mirror,
+    /// only for streams written while Redis was unreachable).
+    local: bool,
 }
 
 impl Log {
@@ -102,6 +117,8 @@ impl Written {
 
 pub(crate) struct History {
     limits: HistoryLimits,
+    /// Whether this is a mirror of Redis's history (see the module).
+    mirror: bool,
     streams: HashMap<Stream, Log>,
     written: VecDeque<Written>,
     /// Events in the streams' queues, and their frames' bytes.
@@ -110,9 +127,11 @@ pub(crate) struct History {
 }
 
 impl History {
+    /// The history of a process alone.
     pub fn new(limits: HistoryLimits) -> Self {
         Self {
             limits,
+            mirror: false,
             streams: HashMap::new(),
             written: VecDeque::new(),
             events: 0,
@@ -120,11 +139,46 @@ impl History {
         }
     }
 
+    /// A mirror of the history kept in Redis.
+    pub fn mirror(limits: HistoryLimits) -> Self {
+        Self {
+            mirror: true,
+            ..Self::new(limits)
+        }
+    }
+
+    pub fn is_mirror(&self) -> bool {
+        self.mirror
+    }
+
     /// Where `stream` is now: the position a page rendered now should ask
     /// to recover from. A stream not yet written starts here, with a new
-    /// epoch.
+    /// epoch (in a mirror, a local one).
     pub fn position(&mut self, stream: &Stream) -> Position {
         self.log(stream).position()
+    }
+
+    /// Where `stream` is now, if this history knows it.
+    pub fn known(&self, stream: &Stream) -> Option<Position> {
+        self.streams.get(stream).map(Log::position)
+    }
+
+    /// A mirror learns where a stream stands in Redis (read there for a
+    /// page or a tab), unless it knows the stream already: it then follows
+    /// the stream from there (`followed`).
+    pub fn learn(&mut self, stream: &Stream, position: Position) {
+        if !self.streams.contains_key(stream) {
+            self.make_room_for_a_stream();
+            self.streams.insert(
+                stream.clone(),
+                Log {
+                    epoch: position.epoch,
+                    last: position.offset,
+                    events: VecDeque::new(),
+                    local: false,
+                },
+            );
+        }
     }
 
     /// Appends an event to `stream`: `frame` makes its frame from its
@@ -137,6 +191,11 @@ impl History {
         now: Instant,
     ) -> Utf8Bytes {
         let per_stream = self.limits.per_stream;
+        if self.mirror && self.streams.get(stream).is_some_and(|log| !log.local) {
+            // Redis is unreachable: positions of this process's own, in an
+            // epoch of its own, never taken for Redis's.
+            self.replace(stream, Self::new_log());
+        }
         let log = self.log(stream);
         log.last += 1;
         let position = log.position();
@@ -166,10 +225,155 @@ impl History {
         frame
     }
 
+    /// A mirror keeps an event Redis placed at `position`, received in
+    /// order. One it has already is ignored; after a gap (or in a new
+    /// epoch) the mirror holds the stream from this event on.
+    pub fn apply(&mut self, stream: &Stream, position: Position, event: Recorded, now: Instant) {
+        let fresh = match self.streams.get(stream) {
+            Some(log) if !log.local && log.epoch == position.epoch => {
+                if position.offset <= log.last {
+                    return;
+                }
+                position.offset > log.last + 1
+            }
+            _ => true,
+        };
+        if fresh {
+            self.replace(
+                stream,
+                Log {
+                    epoch: position.epoch,
+                    last: position.offset - 1,
+                    events: VecDeque::new(),
+                    local: false,
+                },
+            );
+        }
+        let per_stream = self.limits.per_stream;
+        let log = self.log(stream);
+        log.last = position.offset;
+        let bytes = event.frame.len() + OVERHEAD_PER_EVENT;
+        log.events.push_back(event);
+        let mut dropped = Vec::new();
+        while log.events.len() > per_stream {
+            dropped.extend(log.events.pop_front());
+        }
+        self.events = self.events + 1 - dropped.len();
+        self.bytes = self.bytes + bytes
+            - dropped
+                .iter()
+                .map(|old| old.frame.len() + OVERHEAD_PER_EVENT)
+                .sum::<usize>();
+        self.written.push_back(Written {
+            stream: stream.clone(),
+            position,
+            at: now,
+            bytes,
+        });
+        self.trim(now);
+    }
+
+    /// The stream starts again at `position` (Redis reset it): what was
+    /// kept of it is forgotten.
+    pub fn reset(&mut self, stream: &Stream, position: Position) {
+        self.replace(
+            stream,
+            Log {
+                epoch: position.epoch,
+                last: position.offset,
+                events: VecDeque::new(),
+                local: false,
+            },
+        );
+    }
+
+    /// The streams written with positions of this process's own while
+    /// Redis was unreachable: Redis must reset them.
+    pub fn diverged(&self) -> Vec<Stream> {
+        self.streams
+            .iter()
+            .filter(|(_, log)| log.local)
+            .map(|(stream, _)| stream.clone())
+            .collect()
+    }
+
+    /// The streams a mirror follows in Redis's epochs, and how far.
+    pub fn followed(&self) -> Vec<(Stream, Position)> {
+        self.streams
+            .iter()
+            .filter(|(_, log)| !log.local)
+            .map(|(stream, log)| (stream.clone(), log.position()))
+            .collect()
+    }
+
+    /// Forgets a stream (a mirror that may have missed some of it).
+    pub fn forget(&mut self, stream: &Stream) {
+        if let Some(log) = self.streams.remove(stream) {
+            self.uncount(&log);
+        }
+    }
+
+    /// Whether a recovery of `stream` from `since` (or its position, for
+    /// `None`) can be answered here; a mirror that cannot asks Redis.
+    pub fn covers(&self, stream: &Stream, since: Option<Position>) -> bool {
+        if !self.mirror {
+            return true;
+        }
+        let Some(log) = self.streams.get(stream) else {
+            return false;
+        };
+        let Some(since) = since else {
+            return true;
+        };
+        log.local
+            || (log.epoch == since.epoch
+                && (since.offset >= log.last
+                    || log
+                        .events
+                        .front()
+                        .is_some_and(|oldest| oldest.offset <= since.offset + 1)))
+    }
+
+    /// The events kept after `position`, if the history holds all of them
+    /// in that epoch (none, if `position` is at or after the last).
+    pub fn kept_after(&self, stream: &Stream, position: Position) -> Option<Vec<Recorded>> {
+        let log = self.streams.get(stream)?;
+        if log.epoch != position.epoch {
+            return None;
+        }
+        if position.offset >= log.last {
+            return Some(Vec::new());
+        }
+        let oldest = log.events.front()?;
+        (oldest.offset <= position.offset + 1).then(|| {
+            log.events
+                .iter()
+                .filter(|event| event.offset > position.offset)
+                .cloned()
+                .collect()
+        })
+    }
+
     /// The events of `stream` after `since`, or why they cannot be had.
     pub fn since(&mut self, stream: &Stream, since: Position, now: Instant) -> Recovery {
         self.trim(now);
         let max_replay = self.limits.max_replay;
+        // A mirror answers only from what it holds of Redis's epochs (a
+        // local log is its own, and the only one).
+        let ask_redis = self.mirror && self.streams.get(stream).is_none_or(|log| !log.local);
+        if ask_redis {
+            return match self.kept_after(stream, since) {
+                Some(events) if events.len() > max_replay => {
+                    let position = self.known(stream).unwrap_or(since);
+                    Recovery::Discontinuity {
+                        reason: Discontinuity::TooMany,
+                        position,
+                    }
+                }
+                Some(events) => Recovery::Replay(events),
+                None => Recovery::Elsewhere,
+            };
+        }
         let log = self.log(stream);
         let position = log.position();
         let gap = |reason| Recovery::Discontinuity { reason, position };
@@ -201,11 +405,40 @@ impl History {
         if !self.streams.contains_key(stream) {
             self.make_room_for_a_stream();
         }
-        self.streams.entry(stream.clone()).or_insert_with(|| Log {
+        self.streams
+            .entry(stream.clone())
+            .or_insert_with(Self::new_log)
+    }
+
+    /// A log in a new epoch of this process's own.
+    fn new_log() -> Log {
+        Log {
             epoch: Epoch(rand::random()),
             last: 0,
             events: VecDeque::new(),
-        })
+            local: true,
+        }
+    }
+
+    /// Puts `log` in place of the stream's, uncounting what it held.
+    fn replace(&mut self, stream: &Stream, log: Log) {
+        if !self.streams.contains_key(stream) {
+            self.make_room_for_a_stream();
+        }
+        if let Some(old) = self.streams.insert(stream.clone(), log) {
+            self.uncount(&old);
+        }
+    }
+
+    /// Takes a removed log's events off the counts (their records in
+    /// `written` go stale, swept by `trim`).
+    fn uncount(&mut self, log: &Log) {
+        self.events -= log.events.len();
+        self.bytes -= log
+            .events
+            .iter()
+            .map(|event| event.frame.len() + OVERHEAD_PER_EVENT)
+            .sum::<usize>();
     }
 
     /// Drops the oldest events while they are too old or too many bytes.
@@ -273,14 +506,8 @@ impl History {
                 continue;
             }
             // Its other records go stale, skipped and swept by `trim`.
-            if let Some(log) = self.streams.remove(&record.stream) {
-                self.events -= log.events.len();
-                self.bytes -= log
-                    .events
-                    .iter()
-                    .map(|event| event.frame.len() + OVERHEAD_PER_EVENT)
-                    .sum::<usize>();
-            }
+            let stream = record.stream.clone();
+            self.forget(&stream);
         }
     }
 }
@@ -326,6 +553,7 @@ mod tests {
                 .map(|event| event.frame.as_str().to_owned())
                 .collect(),
             Recovery::Discontinuity { reason, .. } => panic!("{reason:?}"),
+            Recovery::Elsewhere => panic!("elsewhere"),
         }
     }
 
@@ -333,6 +561,7 @@ mod tests {
         match recovery {
             Recovery::Discontinuity { reason, position } => (reason, position),
             Recovery::Replay(events) => panic!("replayed {} events", events.len()),
+            Recovery::Elsewhere => panic!("elsewhere"),
         }
     }
 

@@ -8,14 +8,15 @@
 
 use tokio::time::timeout;
 
-use super::{Hub, Refusal, registry::JoinError};
-use crate::{ConnectionId, Position, Room, RoomName, UserId, protocol::ControlFrame};
+use super::{Hub, Refusal, backplane::Fetched, registry::JoinError};
+use crate::{ConnectionId, Position, Room, RoomName, Stream, UserId, protocol::ControlFrame};
 
 impl Hub {
     /// Puts a connection in a room, without asking the room's rule (server
     /// code is trusted). The browser is told with a `joined` frame.
     pub fn join<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
-        self.add_to_room(connection, &room.name(), None).is_ok()
+        self.add_to_room(connection, &room.name(), None, None)
+            .is_ok()
     }
 
     /// Takes a connection out of a room. The browser is told with a `left`
@@ -51,7 +52,7 @@ impl Hub {
             .await
             .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
         let refusal = match decision {
-            Ok(()) => match self.add_to_room(connection, &room, since) {
+            Ok(()) => match self.add_to_room_resuming(connection, &room, since).await {
                 Ok(()) => return,
                 Err(JoinError::TooManyRooms) => format!(
                     "You can be in at most {} rooms at once.",
@@ -78,6 +79,22 @@ impl Hub {
         }
     }
 
+    /// Adds a connection to a room after replaying what followed `since`
+    /// (read from Redis first, if this process does not hold it).
+    async fn add_to_room_resuming(
+        &self,
+        connection: ConnectionId,
+        room: &RoomName,
+        since: Option<Position>,
+    ) -> Result<(), JoinError> {
+        let stream = Stream::Room(room.clone());
+        let fetched = self
+            .fetch_for([(stream.clone(), since)])
+            .await
+            .remove(&stream);
+        self.add_to_room(connection, room, since, fetched)
+    }
+
     /// Adds a connection to a room (after replaying what followed `since`),
     /// tells it (`joined`, from `recovery.rs`), and updates the room's
     /// presence.
@@ -86,8 +103,9 @@ impl Hub {
         connection: ConnectionId,
         room: &RoomName,
         since: Option<Position>,
+        fetched: Option<Fetched>,
     ) -> Result<(), JoinError> {
-        let arrived = self.join_resuming(connection, room, since)?;
+        let arrived = self.join_resuming(connection, room, since, fetched)?;
         if self.tracks_presence(room) {
             // A new user: everyone in the room hears. The joining tab needs
             // the list either way.

@@ -19,8 +19,9 @@
 //! | `membership.rs` | joining and leaving rooms, on a browser's request or from server code |
 //! | `join_rules.rs` | the join-rule registry: who may join which kind of room |
 //! | `presence.rs` | who is in a room, sent to its members, coalesced |
-//! | `history.rs` | the durable events each stream keeps, in memory |
-//! | `recovery.rs` | recording durable emits, and replaying what a tab missed |
+//! | `durable.rs` | durable events: recorded in their streams (here, or placed by Redis), delivered with their positions |
+//! | `history.rs` | the durable events each stream keeps, in memory (alone), or a mirror of Redis's |
+//! | `recovery.rs` | replaying what a tab missed |
 //! | `close.rs` | close reasons and disconnecting, including the slow-client chain |
 //! | `sessions.rs` | connections live no longer than their session |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
@@ -44,6 +45,7 @@ mod close;
 mod config;
 mod connection;
 mod delivery;
+mod durable;
 mod emit;
 mod history;
 mod identity;
@@ -303,11 +305,22 @@ impl Hub {
     /// holds only what its tab missed (`resume`), unless a limit says no or
     /// its session has ended meanwhile. It stays there until
     /// [`Hub::forget`] (its task ends) or a disconnect.
-    pub(crate) fn register(
+    pub(crate) async fn register(
         &self,
         identity: Identity,
         resume: &Resume,
     ) -> Result<Registration, Refused> {
+        // What Redis must tell first, if this process does not hold it: the
+        // tab's streams from where it stopped, or where they stand.
+        let streams = std::iter::once(Stream::Everyone).chain(identity.user.map(Stream::User));
+        let wanted = streams.map(|stream| {
+            let since = resume
+                .since
+                .iter()
+                .find_map(|(asked, since)| (*asked == stream).then_some(*since));
+            (stream, since)
+        });
+        let fetched = self.fetch_for(wanted.collect::<Vec<_>>()).await;
         if let Some(session) = &identity.session
             && self.inner.ended_sessions.contains(session)
         {
@@ -325,7 +338,7 @@ impl Hub {
             rooms: Vec::new(),
         };
         let positions = self
-            .insert_resuming(id, connection, resume)
+            .insert_resuming(id, connection, resume, fetched)
             .inspect_err(|refused| {
                 metrics::counter!("realtime_refusals_total", "limit" => refused.label())
                     .increment(1);

@@ -1,12 +1,8 @@
-//! Recording durable events, and replaying them to a tab that missed them.
+//! Replaying durable events to a tab that missed them.
 //!
-//! A durable emit ([`crate::Event::DURABLE`]) is appended to each stream
-//! its target names (`history.rs`), and each of the stream's readers gets
-//! the frame that says where it sits: its event id, stream, epoch and
-//! offset. A connection reached through several of the streams gets the
-//! event once, through the first; the browser knows the event by its id if
-//! a replay through another brings it again. Connections named one by one
-//! get it without a position.
+//! Durable events are recorded in each stream they are for (`durable.rs`),
+//! and each of the stream's readers gets the frame that says where it
+//! sits: its event id, stream, epoch and offset.
 //!
 //! A tab that comes back says how far it had read: for everyone's stream
 //! and its user's in the query of its upgrade ([`Resume`]), for a room in
@@ -23,105 +19,115 @@
 //! No gap between replay and live: appending-and-delivering, and
 //! registering-or-joining-and-replaying, each happen under the history's
 //! lock (taken before the registry's), so an event is either in the replay
-//! or delivered live, never neither and never both.
+//! or delivered live, never neither.
 //!
-//! Until the history is kept in Redis, only a hub alone records: with a
-//! backplane attached, durable events are delivered as volatile ones and
-//! positions are ignored.
-
+//! With Redis, most recoveries are served from this process's mirror of
+//! the history. One that it cannot serve (the tab comes from a process
+//! that died, or was away longer than the mirror reaches) is read from
+//! Redis first (`fetch_for`), then joined, under the locks, with what the
+//! mirror received since. Events that the read brought and that are still
+//! on their way here live are skipped by the connection
+//! (`registry::Reached`), never written twice.
+//!
 use std::{
-    collections::{BTreeMap, HashSet},
-    time::Instant,
+    collections::BTreeMap,
+    time::{Duration, Instant},
 };
 
 use axum::{extract::FromRequestParts, extract::ws::Utf8Bytes, http::request::Parts};
+use futures_util::future::join_all;
 
 use super::{
-    Hub, Target,
-    history::{History, Recovery},
-    registry::{Connection, Delivery, Registry},
+    Hub,
+    backplane::Fetched,
+    history::{History, Recorded as Kept, Recovery},
+    registry::{Connection, Registry},
 };
 use crate::{
     ConnectionId, RoomName,
-    protocol::{self, ControlFrame, Resume},
-    stream::{EventId, Position, Recorded, Stream, TabId},
+    protocol::{ControlFrame, Resume},
+    stream::{Discontinuity, Position, Stream, TabId},
 };
 
+/// How long a read of Redis's history may take before the tab is told it
+/// may have missed events (and fetches again) instead.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl Hub {
-    /// Whether durable events are recorded and recovered here: alone, and
-    /// unless the history is turned off (`history_per_stream: 0`).
+    /// Whether durable events are recorded and recovered: unless the
+    /// history is turned off (`history_per_stream: 0`).
     pub(super) fn records(&self) -> bool {
-        self.link().is_none() && self.inner.config.history_per_stream > 0
+        self.inner.config.history_per_stream > 0
     }
 
     /// Where `stream` is now, to recover from later: what a page rendered
     /// now embeds, so that its socket gets every durable event emitted
-    /// after the render. `None` when this hub does not record (it has a
-    /// backplane; see the module's documentation).
-    pub fn position(&self, stream: &Stream) -> Option<Position> {
-        self.records()
-            .then(|| self.inner.history.lock().position(stream))
+    /// after the render. `None` when the history is turned off.
+    ///
+    /// With Redis this may read it (once per stream this process has not
+    /// followed yet); while Redis is unreachable, the position is this
+    /// process's own, and the page will be told to fetch again once Redis
+    /// is back.
+    pub async fn position(&self, stream: &Stream) -> Option<Position> {
+        if !self.records() {
+            return None;
+        }
+        let mut fetched = self.fetch_for([(stream.clone(), None)]).await;
+        let mut history = self.inner.history.lock();
+        Some(position_here(&mut history, stream, fetched.remove(stream)))
     }
 
-    /// Appends a durable event to the streams of `target` and queues it for
-    /// their readers on this process. Returns how many connections it was
-    /// queued for.
-    pub(super) fn deliver_recorded(&self, target: &Target, name: &str, data: &str) -> usize {
-        let id = EventId(rand::random());
-        let streams = streams_of(target);
-        let now = Instant::now();
-        let mut outcome = Delivery::default();
-        {
-            let mut history = self.inner.history.lock();
-            let registry = self.inner.registry.read();
-            let except_tab = target.except.and_then(|except| registry.tab_of(except));
-            let mut seen =
-                (streams.len() + target.connections.len() > 1).then(HashSet::<ConnectionId>::new);
-            for stream in &streams {
-                let frame = history.append(
-                    stream,
-                    except_tab,
-                    |position| {
-                        let recorded = Recorded {
-                            id,
-                            stream: stream.clone(),
-                            position,
-                        };
-                        protocol::recorded_event_frame(name, data, &recorded).into()
-                    },
-                    now,
-                );
-                registry.deliver_to_stream(
-                    stream,
-                    target.except,
-                    &frame,
-                    seen.as_mut(),
-                    &mut outcome,
-                );
-            }
-            if !target.connections.is_empty() {
-                let frame = protocol::event_frame(name, data).into();
-                registry.deliver_to_each(
-                    target.connections.iter().copied(),
-                    target.except,
-                    &frame,
-                    seen.as_mut(),
-                    &mut outcome,
-                );
-            }
+    /// Reads from Redis what recovering each stream from its position (or
+    /// learning where it stands, for `None`) needs and this process's
+    /// mirror does not hold. Streams Redis could not be asked about are
+    /// left out: recovering them gives a discontinuity.
+    pub(super) async fn fetch_for(
+        &self,
+        wanted: impl IntoIterator<Item = (Stream, Option<Position>)>,
+    ) -> BTreeMap<Stream, Fetched> {
+        let Some(store) = self.link().and_then(|link| link.store()) else {
+            return BTreeMap::new();
+        };
+        if !self.records() {
+            return BTreeMap::new();
         }
-        self.finish_delivery(outcome)
+        let needed: Vec<(Stream, Option<Position>)> = {
+            let history = self.inner.history.lock();
+            wanted
+                .into_iter()
+                .filter(|(stream, since)| !history.covers(stream, *since))
+                .collect()
+        };
+        let reads = needed.into_iter().map(|(stream, since)| {
+            let store = &store;
+            async move {
+                let read = tokio::time::timeout(READ_TIMEOUT, store.read(&stream, since)).await;
+                match read {
+                    Ok(Ok(fetched)) => Some((stream, fetched)),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%stream, %error, "could not read the history in Redis");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(%stream, "Redis took too long to answer a history read");
+                        None
+                    }
+                }
+            }
+        });
+        join_all(reads).await.into_iter().flatten().collect()
     }
 
     /// Registers a connection and replays what its tab missed of the
-    /// streams `resume` names, as one step. Returns where everyone's stream
-    /// and the user's stand then, for the `welcome` frame (none when this
-    /// hub does not record).
+    /// streams `resume` names (with what `fetched` read from Redis), as one
+    /// step. Returns where everyone's stream and the user's stand then, for
+    /// the `welcome` frame (none when the history is off).
     pub(super) fn insert_resuming(
         &self,
         id: ConnectionId,
         connection: Connection,
         resume: &Resume,
+        mut fetched: BTreeMap<Stream, Fetched>,
     ) -> Result<BTreeMap<Stream, Position>, super::Refused> {
         let limits = self.connection_limits();
         if !self.records() {
@@ -130,6 +136,7 @@ impl Hub {
         }
         let tab = connection.tab;
         let user = connection.identity.user;
+        let now = Instant::now();
         let (positions, fitted) = {
             let mut history = self.inner.history.lock();
             let mut registry = self.inner.registry.write();
@@ -139,13 +146,14 @@ impl Hub {
                 // The same rule as live delivery: a user's stream reaches
                 // only that user's connections.
                 if registry.reads(id, stream) {
-                    fitted &= replay(&mut history, &registry, id, tab, stream, *since);
+                    let answer = recover(&mut history, stream, *since, fetched.get(stream), now);
+                    fitted &= queue_answer(&history, &registry, (id, tab), stream, answer);
                 }
             }
             let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
             let positions = streams
                 .map(|stream| {
-                    let position = history.position(&stream);
+                    let position = position_here(&mut history, &stream, fetched.remove(&stream));
                     (stream, position)
                 })
                 .collect();
@@ -159,14 +167,15 @@ impl Hub {
     }
 
     /// Adds a connection to a room whose rule agreed, after replaying what
-    /// followed `since` in the room's stream, and tells it (`joined`, with
-    /// the stream's position), as one step. Returns whether its user
-    /// arrived in the room with it.
+    /// followed `since` in the room's stream (with what `fetched` read from
+    /// Redis), and tells it (`joined`, with the stream's position), as one
+    /// step. Returns whether its user arrived in the room with it.
     pub(super) fn join_resuming(
         &self,
         id: ConnectionId,
         room: &RoomName,
         since: Option<Position>,
+        fetched: Option<Fetched>,
     ) -> Result<bool, super::registry::JoinError> {
         let max = self.inner.config.max_rooms_per_connection;
         if !self.records() {
@@ -178,6 +187,7 @@ impl Hub {
             self.send_control(id, &joined);
             return Ok(arrived);
         }
+        let now = Instant::now();
         let fitted = {
             let mut history = self.inner.history.lock();
             let mut registry = self.inner.registry.write();
@@ -187,11 +197,13 @@ impl Hub {
             let arrived = registry.join(id, room, max)?;
             let tab = registry.tab_of(id);
             let replayed = member
-                || since
-                    .is_none_or(|since| replay(&mut history, &registry, id, tab, &stream, since));
+                || since.is_none_or(|since| {
+                    let answer = recover(&mut history, &stream, since, fetched.as_ref(), now);
+                    queue_answer(&history, &registry, (id, tab), &stream, answer)
+                });
             let joined = ControlFrame::Joined {
                 room,
-                position: Some(history.position(&stream)),
+                position: Some(position_here(&mut history, &stream, fetched)),
             };
             (arrived, replayed && queue_control(&registry, id, &joined))
         };
@@ -206,34 +218,132 @@ impl Hub {
     }
 }
 
-/// Queues for connection `id` what followed `since` in `stream`, or a
-/// `discontinuity`. `false` if its queue had no room.
-fn replay(
+/// What a connection gets of a stream it asked to recover.
+enum Answer {
+    /// These events, oldest first; then the stream stands at `to`.
+    Replay { events: Vec<Kept>, to: Position },
+    /// It cannot have them: it fetches again, and goes on from `position`.
+    Gap {
+        reason: Discontinuity,
+        position: Position,
+    },
+}
+
+/// What follows `since` in `stream`: from this process's history, or,
+/// where a mirror does not hold it, from what was read in Redis followed by
+/// what the mirror received since.
+fn recover(
     history: &mut History,
-    registry: &Registry,
-    id: ConnectionId,
-    tab: Option<TabId>,
     stream: &Stream,
     since: Position,
+    fetched: Option<&Fetched>,
+    now: Instant,
+) -> Answer {
+    let replay = |events: Vec<Kept>, to: Position| {
+        let to = events.last().map_or(to, |last| Position {
+            epoch: to.epoch,
+            offset: last.offset,
+        });
+        Answer::Replay { events, to }
+    };
+    match history.since(stream, since, now) {
+        Recovery::Replay(events) => replay(events, since),
+        Recovery::Discontinuity { reason, position } => Answer::Gap { reason, position },
+        Recovery::Elsewhere => {
+            let Some(fetched) = fetched else {
+                // Redis could not be asked.
+                let position = history
+                    .known(stream)
+                    .unwrap_or_else(|| history.position(stream));
+                let reason = if position.epoch == since.epoch {
+                    Discontinuity::TooOld
+                } else {
+                    Discontinuity::EpochChanged
+                };
+                return Answer::Gap { reason, position };
+            };
+            let events = match &fetched.events {
+                Ok(events) => events.clone(),
+                Err(reason) => {
+                    history.learn(stream, fetched.position);
+                    return Answer::Gap {
+                        reason: *reason,
+                        position: fetched.position,
+                    };
+                }
+            };
+            history.learn(stream, fetched.position);
+            match history.kept_after(stream, fetched.position) {
+                Some(received) => {
+                    let mut events = events;
+                    events.extend(received);
+                    replay(events, fetched.position)
+                }
+                // The mirror moved on (Redis reset the stream, say) or
+                // has a hole: nothing to stitch the read to.
+                None => {
+                    let position = history.known(stream).unwrap_or(fetched.position);
+                    let reason = if position.epoch == fetched.position.epoch {
+                        Discontinuity::TooOld
+                    } else {
+                        Discontinuity::EpochChanged
+                    };
+                    Answer::Gap { reason, position }
+                }
+            }
+        }
+    }
+}
+
+/// Where `stream` stands for a tab that starts following it now: known
+/// here, or read in Redis (the mirror then follows it), or, with neither,
+/// a position of this process's own.
+fn position_here(history: &mut History, stream: &Stream, fetched: Option<Fetched>) -> Position {
+    if let Some(position) = history.known(stream) {
+        return position;
+    }
+    if let Some(fetched) = fetched {
+        history.learn(stream, fetched.position);
+        return fetched.position;
+    }
+    history.position(stream)
+}
+
+/// Queues an answer for connection `id` of tab `tab`. `false` if its queue
+/// had no room.
+fn queue_answer(
+    history: &History,
+    registry: &Registry,
+    (id, tab): (ConnectionId, Option<TabId>),
+    stream: &Stream,
+    answer: Answer,
 ) -> bool {
-    match history.since(stream, since, Instant::now()) {
-        Recovery::Replay(events) => {
+    match answer {
+        Answer::Replay { events, to } => {
             let frames: Vec<Utf8Bytes> = events
                 .into_iter()
                 // Left out live, left out again.
                 .filter(|event| tab.is_none() || event.except != tab)
                 .map(|event| event.frame)
                 .collect();
-            registry.queue_replay(id, frames)
+            // Alone, nothing can arrive twice: an empty replay need not
+            // be queued.
+            if frames.is_empty() && !history.is_mirror() {
+                return true;
+            }
+            registry.queue_replay(id, stream, frames, to)
         }
-        Recovery::Discontinuity { reason, position } => {
+        Answer::Gap { reason, position } => {
             tracing::debug!(connection = %id, %stream, ?reason, "cannot recover");
             let frame = ControlFrame::Discontinuity {
                 stream,
                 reason,
                 position,
             };
-            queue_control(registry, id, &frame)
+            match serde_json::to_string(&frame) {
+                Ok(json) => registry.queue_replay(id, stream, vec![json.into()], position),
+                Err(_) => true,
+            }
         }
     }
 }
@@ -244,25 +354,15 @@ fn queue_control(registry: &Registry, id: ConnectionId, frame: &ControlFrame<'_>
     let Ok(json) = serde_json::to_string(frame) else {
         return true;
     };
-    let mut outcome = Delivery::default();
-    registry.deliver_to_each(std::iter::once(id), None, &json.into(), None, &mut outcome);
+    let mut outcome = super::registry::Delivery::default();
+    registry.deliver_to_each(
+        std::iter::once(id),
+        super::registry::Except::default(),
+        &json.into(),
+        None,
+        &mut outcome,
+    );
     outcome.overflowed.is_empty()
-}
-
-/// The streams a durable emit to `target` is appended to: everyone's, or
-/// each user's and each room's.
-fn streams_of(target: &Target) -> Vec<Stream> {
-    if target.everyone {
-        return vec![Stream::Everyone];
-    }
-    let mut named = HashSet::new();
-    target
-        .users
-        .iter()
-        .map(|user| Stream::User(*user))
-        .chain(target.rooms.iter().cloned().map(Stream::Room))
-        .filter(|stream| named.insert(stream.clone()))
-        .collect()
 }
 
 /// The tab's [`Resume`], from the upgrade request's query.

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use super::{CloseReason, Identity, SessionKey, Target, close::CloseSignal};
 use crate::{
     ConnectionId, RoomName, UserId,
-    stream::{Stream, TabId},
+    stream::{Position, Stream, TabId},
 };
 
 /// What the registry keeps for one connection.
@@ -39,19 +39,77 @@ pub(crate) struct Connection {
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Frame(Utf8Bytes),
-    /// The events a tab missed, in one place of the queue: a replay may be
-    /// longer than the queue, and is not cut short by the slow-client rule.
-    Replay(Vec<Utf8Bytes>),
+    /// A durable event, live: not written if the connection has it
+    /// already (a replay that reached further brought it).
+    Event {
+        frame: Utf8Bytes,
+        stream: Stream,
+        position: Position,
+    },
+    /// What a tab missed of one stream, in one place of the queue: a replay
+    /// may be longer than the queue, and is not cut short by the
+    /// slow-client rule. The stream then stands at `to`.
+    Replay {
+        stream: Stream,
+        frames: Vec<Utf8Bytes>,
+        to: Position,
+    },
 }
 
 impl Outgoing {
-    /// The frames to write, in order.
-    pub fn into_frames(self) -> impl Iterator<Item = Utf8Bytes> {
-        let (one, many) = match self {
-            Self::Frame(frame) => (Some(frame), Vec::new()),
-            Self::Replay(frames) => (None, frames),
-        };
-        one.into_iter().chain(many)
+    /// Adds the frames to write to `frames`, in order, leaving out the
+    /// events the connection had already.
+    pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {
+        match self {
+            Self::Frame(frame) => frames.push(frame),
+            Self::Event {
+                frame,
+                stream,
+                position,
+            } => {
+                if reached.advance(&stream, position) {
+                    frames.push(frame);
+                }
+            }
+            Self::Replay {
+                stream,
+                frames: replayed,
+                to,
+            } => {
+                reached.advance(&stream, to);
+                frames.extend(replayed);
+            }
+        }
+    }
+}
+
+/// How far the frames written to one connection reached in each stream.
+/// With a history in Redis, a tab's replay is read there before it is
+/// queued, while this process may still be receiving some of the same
+/// events live: those are skipped here.
+#[derive(Debug, Default)]
+pub(crate) struct Reached(HashMap<Stream, Position>);
+
+impl Reached {
+    /// More streams than a connection reads at once (everyone's, its
+    /// user's and its rooms'): past it, rooms left long ago are forgotten.
+    const MAX_STREAMS: usize = 256;
+
+    /// Notes that the connection reached `position`; `false` if it had
+    /// reached it (or further) already.
+    pub fn advance(&mut self, stream: &Stream, position: Position) -> bool {
+        if let Some(at) = self.0.get_mut(stream) {
+            if at.epoch == position.epoch && at.offset >= position.offset {
+                return false;
+            }
+            *at = position;
+            return true;
+        }
+        if self.0.len() >= Self::MAX_STREAMS {
+            self.0.clear();
+        }
+        self.0.insert(stream.clone(), position);
+        true
     }
 }
 
@@ -394,6 +452,15 @@ impl Registry {
         self.connections.get(&id)?.tab
     }
 
+    /// Whether any connection here reads `stream`.
+    pub fn has_readers(&self, stream: &Stream) -> bool {
+        match stream {
+            Stream::Everyone => !self.connections.is_empty(),
+            Stream::User(user) => self.users.contains_key(user),
+            Stream::Room(room) => self.rooms.contains_key(room),
+        }
+    }
+
     /// Whether a connection reads `stream` (would get its events live).
     pub fn reads(&self, id: ConnectionId, stream: &Stream) -> bool {
         let Some(connection) = self.connections.get(&id) else {
@@ -406,13 +473,13 @@ impl Registry {
         }
     }
 
-    /// Queues `frame` for the connections that read `stream`, except
-    /// `except` and, when `seen` is given, those already in it (which it
-    /// then records).
-    pub fn deliver_to_stream(
+    /// Queues a durable event for the connections that read `stream`,
+    /// except those `except` names and, when `seen` is given, those
+    /// already in it (which it then records).
+    pub fn deliver_event(
         &self,
-        stream: &Stream,
-        except: Option<ConnectionId>,
+        (stream, position): (&Stream, Position),
+        except: Except,
         frame: &Utf8Bytes,
         seen: Option<&mut HashSet<ConnectionId>>,
         outcome: &mut Delivery,
@@ -422,39 +489,77 @@ impl Registry {
             Stream::User(user) => Box::new(self.users.get(user).into_iter().flatten().copied()),
             Stream::Room(room) => Box::new(self.rooms.get(room).into_iter().flatten().copied()),
         };
-        self.deliver_to_each(readers, except, frame, seen, outcome);
+        self.for_each_once(readers, except, seen, |id, connection| {
+            let item = Outgoing::Event {
+                frame: frame.clone(),
+                stream: stream.clone(),
+                position,
+            };
+            connection.push(id, item, outcome);
+        });
     }
 
-    /// Queues `frame` for each of `ids` still registered, except `except`
-    /// and those already `seen`.
+    /// Queues `frame` for each of `ids` still registered, except those
+    /// `except` names and those already `seen`.
     pub fn deliver_to_each(
         &self,
         ids: impl Iterator<Item = ConnectionId>,
-        except: Option<ConnectionId>,
+        except: Except,
         frame: &Utf8Bytes,
-        mut seen: Option<&mut HashSet<ConnectionId>>,
+        seen: Option<&mut HashSet<ConnectionId>>,
         outcome: &mut Delivery,
     ) {
+        self.for_each_once(ids, except, seen, |id, connection| {
+            connection.push(id, Outgoing::Frame(frame.clone()), outcome);
+        });
+    }
+
+    fn for_each_once(
+        &self,
+        ids: impl Iterator<Item = ConnectionId>,
+        except: Except,
+        mut seen: Option<&mut HashSet<ConnectionId>>,
+        mut each: impl FnMut(ConnectionId, &Connection),
+    ) {
         for id in ids {
-            if except == Some(id) || seen.as_mut().is_some_and(|seen| !seen.insert(id)) {
+            if except.connection == Some(id) || seen.as_mut().is_some_and(|seen| !seen.insert(id)) {
                 continue;
             }
-            if let Some(connection) = self.connections.get(&id) {
-                connection.push(id, Outgoing::Frame(frame.clone()), outcome);
+            if let Some(connection) = self.connections.get(&id)
+                && (except.tab.is_none() || connection.tab != except.tab)
+            {
+                each(id, connection);
             }
         }
     }
 
-    /// Queues a replay for one connection. `false` if its queue is full (or
-    /// it is gone).
-    pub fn queue_replay(&self, id: ConnectionId, frames: Vec<Utf8Bytes>) -> bool {
-        if frames.is_empty() {
-            return true;
-        }
-        self.connections
-            .get(&id)
-            .is_some_and(|connection| connection.queue.try_send(Outgoing::Replay(frames)).is_ok())
+    /// Queues a replay of `stream` for one connection. `false` if its queue
+    /// is full (or it is gone).
+    pub fn queue_replay(
+        &self,
+        id: ConnectionId,
+        stream: &Stream,
+        frames: Vec<Utf8Bytes>,
+        to: Position,
+    ) -> bool {
+        self.connections.get(&id).is_some_and(|connection| {
+            let replay = Outgoing::Replay {
+                stream: stream.clone(),
+                frames,
+                to,
+            };
+            connection.queue.try_send(replay).is_ok()
+        })
     }
+}
+
+/// Who an event leaves out: the connection that caused it, and (for
+/// durable events, whose emit names it) that connection's tab, whatever
+/// its connection now.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Except {
+    pub connection: Option<ConnectionId>,
+    pub tab: Option<TabId>,
 }
 
 /// What one delivery did.

@@ -24,6 +24,8 @@
 //! - **Where the wire format is**: `realtime::protocol`, described in
 //!   `docs/protocol.md`.
 
+pub mod faults;
+
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Member, RoomName,
     server::{SessionKey, Target},
+    stream::{EventId, Position, Stream, TabId},
 };
 
 /// One server process among those sharing a backplane. Random, new at each
@@ -37,6 +38,22 @@ impl NodeId {
 pub(crate) enum Message {
     /// Deliver the payload (an event frame) to `target`'s connections.
     Deliver { target: Target },
+    /// A durable event Redis placed in each of `streams`, at the position
+    /// of the same index: deliver the payload (its event frame, without
+    /// positions) to `target`'s connections, through those streams. Redis
+    /// itself writes `positions`, last in the header (`redis_history.rs`);
+    /// every node acts on it, the sender included.
+    Recorded {
+        target: Target,
+        id: EventId,
+        except_tab: Option<TabId>,
+        streams: Vec<Stream>,
+        positions: Vec<Position>,
+    },
+    /// Redis started `stream` again at `position` (its history was lost,
+    /// or written apart while Redis was away): its readers may have missed
+    /// events. Every node acts on it, the sender included.
+    Reset { stream: Stream, position: Position },
     /// Close the connections of this session (it ended: log-out).
     CloseSession { session: SessionKey },
     /// The users the sender has in `room` now (replacing what it said

@@ -1,6 +1,10 @@
-//! The link: how a hub publishes to the other processes, and the three
+//! The link: how a hub publishes to the other processes, and the four
 //! rules for what may be lost.
 //!
+//! - Durable events (`record`) are never lost silently: they go to Redis,
+//!   which places and publishes them; when Redis is away or cannot keep
+//!   up, they are handed back and placed on this process
+//!   (`server/durable.rs`), whose streams are reset when Redis is back.
 //! - Events (`deliver`) may be dropped: while Redis is away, or when it
 //!   cannot keep up. They are counted, and the gap is logged.
 //! - Presence (`presence`, `hello`, `snapshot`) is kept, in order, while
@@ -20,16 +24,42 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use tokio::sync::{
     Notify,
-    mpsc::{self, error::TrySendError},
+    mpsc::{self},
 };
 
-use super::{Envelope, Message, NodeId};
-use crate::server::SessionKey;
+use super::{Envelope, HistoryStore, Message, NodeId};
+use crate::{
+    server::{SessionKey, Target},
+    stream::{EventId, Stream, TabId},
+};
+
+/// What the transport takes from the link's queue.
+pub(crate) enum Outbound {
+    /// An envelope to publish as it is.
+    Publish(Bytes),
+    /// A durable event for Redis to place and publish.
+    Record(Box<Record>),
+}
+
+/// A durable event on its way to Redis's history.
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub target: Target,
+    pub id: EventId,
+    /// The tab the emit leaves out, if any: its recovery leaves it out too.
+    pub except_tab: Option<TabId>,
+    /// The streams it is appended to.
+    pub streams: Vec<Stream>,
+    /// Its event frame, without positions.
+    pub frame: String,
+}
 
 /// The pace and burst of replays of ended sessions.
 const REPLAY_EVERY: Duration = Duration::from_secs(10);
@@ -45,7 +75,9 @@ const MAX_PENDING: usize = 64 * 1024;
 /// of a session, each with its rule (see the module documentation).
 pub(crate) struct Link {
     pub node: NodeId,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: mpsc::Sender<Outbound>,
+    /// Where the history of durable events is read.
+    store: Arc<dyn HistoryStore>,
     /// Messages that could not be queued and must not be lost, oldest
     /// first. The transport publishes them before anything queued.
     pending: Mutex<VecDeque<Bytes>>,
@@ -65,10 +97,15 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub fn new(node: NodeId, outbound: mpsc::Sender<Bytes>) -> Self {
+    pub fn new(
+        node: NodeId,
+        outbound: mpsc::Sender<Outbound>,
+        store: Arc<dyn HistoryStore>,
+    ) -> Self {
         Self {
             node,
             outbound,
+            store,
             pending: Mutex::new(VecDeque::new()),
             pending_ready: Notify::new(),
             up: AtomicBool::new(false),
@@ -90,7 +127,7 @@ impl Link {
             return;
         }
         let envelope = Envelope::encode_with_payload(self.node, message, payload);
-        if self.outbound.try_send(envelope).is_err() {
+        if self.outbound.try_send(Outbound::Publish(envelope)).is_err() {
             metrics::counter!("realtime_backplane_missed_events_total").increment(1);
             if self.missed.fetch_add(1, Ordering::Relaxed) == 0 {
                 // Redis cannot keep up; waiting would stall the emitter.
@@ -99,6 +136,28 @@ impl Link {
                 );
             }
         }
+    }
+
+    /// Queues a durable event for Redis, or hands it back when Redis is
+    /// away or its queue is full: the caller then places it here.
+    pub fn record(&self, record: Record) -> Result<(), Box<Record>> {
+        if !self.is_up() {
+            return Err(Box::new(record));
+        }
+        let Ok(permit) = self.outbound.try_reserve() else {
+            // Redis cannot keep up (or the transport stopped).
+            metrics::counter!("realtime_backplane_unplaced_events_total").increment(1);
+            tracing::debug!("the backplane's queue is full: a durable event is placed here");
+            return Err(Box::new(record));
+        };
+        permit.send(Outbound::Record(Box::new(record)));
+        Ok(())
+    }
+
+    /// Where the history of durable events is read, while Redis is
+    /// connected.
+    pub fn store(&self) -> Option<Arc<dyn HistoryStore>> {
+        self.is_up().then(|| Arc::clone(&self.store))
     }
 
     /// Queues a change of presence: never dropped while connected; skipped
@@ -110,14 +169,12 @@ impl Link {
         let envelope = Envelope::encode(self.node, message);
         let mut pending = self.pending.lock();
         // Once something waits, everything after it waits too: order kept.
-        let envelope = if pending.is_empty() {
-            match self.outbound.try_send(envelope) {
-                Ok(()) => return,
-                Err(TrySendError::Full(envelope) | TrySendError::Closed(envelope)) => envelope,
-            }
-        } else {
-            envelope
-        };
+        if pending.is_empty()
+            && let Ok(permit) = self.outbound.try_reserve()
+        {
+            permit.send(Outbound::Publish(envelope));
+            return;
+        }
         Self::wait(&mut pending, envelope);
         drop(pending);
         self.pending_ready.notify_one();
@@ -218,6 +275,30 @@ mod tests {
     use super::*;
     use crate::{Member, server::Target};
 
+    /// A store that is never reachable: these tests do not read it.
+    struct NoStore;
+
+    impl HistoryStore for NoStore {
+        fn read<'a>(
+            &'a self,
+            _: &'a Stream,
+            _: Option<crate::Position>,
+        ) -> futures_util::future::BoxFuture<'a, Result<super::super::Fetched, String>> {
+            Box::pin(async { Err("no store".to_owned()) })
+        }
+    }
+
+    fn no_store() -> Arc<dyn HistoryStore> {
+        Arc::new(NoStore)
+    }
+
+    fn published(item: Outbound) -> Bytes {
+        match item {
+            Outbound::Publish(envelope) => envelope,
+            Outbound::Record(record) => panic!("a record: {record:?}"),
+        }
+    }
+
     fn decode_all(envelopes: Vec<Bytes>) -> Vec<Message> {
         envelopes
             .into_iter()
@@ -235,7 +316,7 @@ mod tests {
     #[test]
     fn events_are_dropped_and_counted_while_down() {
         let (outbound, mut queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound);
+        let link = Link::new(NodeId(1), outbound, no_store());
         let deliver = Message::Deliver {
             target: Target::everyone(),
         };
@@ -247,18 +328,24 @@ mod tests {
 
         link.set_up(true);
         link.publish(&deliver, b"frame");
-        assert_eq!(decode_all(vec![queue.try_recv().unwrap()]), [deliver]);
+        assert_eq!(
+            decode_all(vec![published(queue.try_recv().unwrap())]),
+            [deliver]
+        );
     }
 
     #[test]
     fn presence_waits_in_order_when_the_queue_is_full() {
         let (outbound, mut queue) = mpsc::channel(1);
-        let link = Link::new(NodeId(1), outbound);
+        let link = Link::new(NodeId(1), outbound, no_store());
         link.set_up(true);
         for user in 1..=3 {
             link.publish_state(&presence(user));
         }
-        assert_eq!(decode_all(vec![queue.try_recv().unwrap()]), [presence(1)]);
+        assert_eq!(
+            decode_all(vec![published(queue.try_recv().unwrap())]),
+            [presence(1)]
+        );
         // The queue has room again, but the waiting ones go first.
         link.publish_state(&presence(4));
         assert!(queue.try_recv().is_err());
@@ -271,7 +358,7 @@ mod tests {
     #[test]
     fn ends_of_sessions_wait_for_redis_and_are_told_again() {
         let (outbound, _queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound);
+        let link = Link::new(NodeId(1), outbound, no_store());
         let session = SessionKey::from("s1");
         link.end_session(&session);
         let close = Message::CloseSession {
@@ -289,7 +376,7 @@ mod tests {
     #[test]
     fn a_flood_of_hellos_gets_a_few_replays_only() {
         let (outbound, _queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound);
+        let link = Link::new(NodeId(1), outbound, no_store());
         let session = SessionKey::from("s1");
         for _ in 0..100 {
             link.replay_ended_sessions(vec![session.clone()]);

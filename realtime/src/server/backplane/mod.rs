@@ -24,6 +24,13 @@
 //! 6. `server/connection.rs`: each connection's task writes it to its
 //!    browser.
 //!
+//! Durable events take another way: `server/durable.rs` hands them to the
+//! link as a [`Record`]; the transport has Redis append them to the
+//! history (`redis_history.rs`), which publishes them; `receive.rs` on
+//! every node, the emitting one included, delivers them in the order Redis
+//! placed them. Recoveries this node's mirror cannot serve read Redis's
+//! history through the link's [`HistoryStore`].
+//!
 //! `remote_presence.rs` keeps what the other nodes said of their presence.
 //!
 //! Without a transport (the `redis` feature) a hub never has a backplane:
@@ -36,6 +43,8 @@ mod link;
 mod receive;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+mod redis_history;
 mod remote_presence;
 
 use std::{
@@ -43,16 +52,38 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
 pub use self::envelope::NodeId;
 pub(crate) use self::{
     envelope::{Envelope, Message},
-    link::Link,
+    link::{Link, Outbound, Record},
     remote_presence::RemotePresence,
 };
-use super::Hub;
+use super::{Hub, history::History, history::Recorded as Kept};
+use crate::stream::{Discontinuity, Position, Stream};
+
+/// Where the history of durable events is kept for every node (Redis).
+pub(crate) trait HistoryStore: Send + Sync {
+    /// What `stream` holds after `since` (or only where it stands, for
+    /// `None`). Fails when the store cannot be reached.
+    fn read<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<Position>,
+    ) -> BoxFuture<'a, Result<Fetched, String>>;
+}
+
+/// A stream, as read from the shared history.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetched {
+    /// Where the stream stood when it was read.
+    pub position: Position,
+    /// The events after the position asked for, oldest first, or why they
+    /// cannot be had (none when only the position was asked for).
+    pub events: Result<Vec<Kept>, Discontinuity>,
+}
 
 /// How often a node says it is alive, and how long the others wait before
 /// presuming it gone.
@@ -77,9 +108,16 @@ impl Hub {
     /// Connects this hub to a backplane transport: envelopes to publish
     /// come out of the returned link's queue. A hub has one backplane, for
     /// its whole life; `None` if it already has one.
-    pub(crate) fn attach(&self, outbound: mpsc::Sender<Bytes>) -> Option<Arc<Link>> {
-        let link = Arc::new(Link::new(NodeId::random(), outbound));
+    /// The history of durable events is kept in `store`, and this hub's
+    /// history becomes a mirror of it.
+    pub(crate) fn attach(
+        &self,
+        outbound: mpsc::Sender<Outbound>,
+        store: Arc<dyn HistoryStore>,
+    ) -> Option<Arc<Link>> {
+        let link = Arc::new(Link::new(NodeId::random(), outbound, store));
         self.inner.link.set(Arc::clone(&link)).ok()?;
+        *self.inner.history.lock() = History::mirror(self.config().history_limits());
         Some(link)
     }
 

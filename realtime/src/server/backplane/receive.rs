@@ -11,7 +11,8 @@ use super::{Envelope, Link, Message, NodeId};
 use crate::{
     Member, RoomName,
     protocol::ServerFrame,
-    server::{Hub, SessionKey, Target},
+    server::{Hub, SessionKey, Target, durable::Placed},
+    stream::{EventId, Position, Stream, TabId},
 };
 
 /// The most ended sessions told again to a process that says `hello`.
@@ -27,23 +28,51 @@ impl Hub {
                 return;
             }
         };
-        if envelope.node == link.node {
-            link.echo_received();
-            return;
-        }
         let from = envelope.node;
-        let known = self.knows_node(from);
         let receive = Receive {
             hub: self,
             link,
             from,
         };
-        let carries_state = matches!(
-            envelope.message,
-            Message::Hello { .. } | Message::Snapshot { .. }
-        );
+        // Durable events and resets reach every node through Redis, the
+        // sender's included: in the order Redis placed them.
         match envelope.message {
-            Message::Deliver { target } => receive.deliver(&target, envelope.payload),
+            Message::Recorded {
+                target,
+                id,
+                except_tab,
+                streams,
+                positions,
+            } => receive.recorded(
+                &target,
+                id,
+                except_tab,
+                streams,
+                positions,
+                envelope.payload,
+            ),
+            Message::Reset { stream, position } => self.reset_stream(&stream, position),
+            message if from != link.node => {
+                return self.receive_from_another(&receive, message, envelope.payload);
+            }
+            _ => {}
+        }
+        if from == link.node {
+            link.echo_received();
+        } else {
+            self.heard_from_another(from, false);
+        }
+    }
+
+    /// Acts on a message another node sent (not a durable event).
+    fn receive_from_another(&self, receive: &Receive<'_>, message: Message, payload: Bytes) {
+        let from = receive.from;
+        let known = self.knows_node(from);
+        let carries_state = matches!(message, Message::Hello { .. } | Message::Snapshot { .. });
+        match message {
+            Message::Deliver { target } => receive.deliver(&target, payload),
+            // Handled by `receive`.
+            Message::Recorded { .. } | Message::Reset { .. } => {}
             Message::CloseSession { session } => receive.close_session(&session),
             Message::Presence { room, members } => receive.presence(room, members),
             Message::Hello { rooms } => receive.hello(rooms),
@@ -52,10 +81,16 @@ impl Hub {
             Message::Goodbye => return receive.goodbye(),
         }
         // After the message: a snapshot replaces what was known of the node.
+        self.heard_from_another(from, known || carries_state);
+    }
+
+    /// Notes that another node is alive. One this node had presumed gone
+    /// (it was silent too long) or never met, unless its message carried
+    /// its state: everyone is asked for their state, this one's included.
+    fn heard_from_another(&self, from: NodeId, known: bool) {
+        let known = known || self.knows_node(from);
         self.heard_from(from);
-        if !known && !carries_state {
-            // A node this one had presumed gone (it was silent too long) or
-            // never met: ask everyone for their state, this one's included.
+        if !known {
             self.say_hello();
         }
     }
@@ -70,22 +105,60 @@ struct Receive<'a> {
 
 impl Receive<'_> {
     /// `deliver`: the event frame goes to the target's connections here,
-    /// if it is one: an event frame, no larger than this node would send.
-    /// Anything else written to the channel never reaches a browser.
+    /// if it is one (`event_frame`).
     fn deliver(&self, target: &Target, payload: Bytes) {
+        if let Some(frame) = self.event_frame(payload) {
+            self.hub.deliver_local(target, &frame);
+        }
+    }
+
+    /// `recorded`: a durable event, placed by Redis. Delivered, and kept in
+    /// the mirror, if it is an event frame no larger than this node would
+    /// send; and if Redis placed it in each stream.
+    fn recorded(
+        &self,
+        target: &Target,
+        id: EventId,
+        except_tab: Option<TabId>,
+        streams: Vec<Stream>,
+        positions: Vec<Position>,
+        payload: Bytes,
+    ) {
+        if streams.len() != positions.len() {
+            tracing::warn!(node = %self.from, "dropped a durable event without a position in each stream");
+            return;
+        }
+        let Some(frame) = self.event_frame(payload) else {
+            return;
+        };
+        let streams = streams.into_iter().zip(positions).collect();
+        let placed = Placed {
+            target,
+            id,
+            except_tab,
+            streams,
+            frame: frame.as_str(),
+        };
+        self.hub.deliver_placed(&placed);
+    }
+
+    /// The payload as an event frame, if it is one no larger than this
+    /// node would send (anything else written to the channel never reaches
+    /// a browser).
+    fn event_frame(&self, payload: Bytes) -> Option<Utf8Bytes> {
         if payload.len() > self.hub.config().max_event_bytes {
             tracing::warn!(node = %self.from, bytes = payload.len(), "dropped an event over the size limit");
-            return;
+            return None;
         }
         let Ok(frame) = Utf8Bytes::try_from(payload) else {
             tracing::warn!(node = %self.from, "dropped an event that is not UTF-8");
-            return;
+            return None;
         };
         if !matches!(ServerFrame::parse(&frame), Ok(ServerFrame::Event { .. })) {
-            tracing::warn!(node = %self.from, "dropped a deliver whose payload is not an event frame");
-            return;
+            tracing::warn!(node = %self.from, "dropped a payload that is not an event frame");
+            return None;
         }
-        self.hub.deliver_local(target, &frame);
+        Some(frame)
     }
 
     /// `close_session`: the session ended on the sender; its connections

@@ -4,11 +4,16 @@
 //! it: one `PUBLISH` per emit, however many recipients it has, batched
 //! into pipelines when emits come faster than Redis answers.
 //!
+//! Durable events go through the history in Redis instead
+//! (`redis_history.rs`): one script call appends each and publishes it.
+//!
 //! Redis is a help, never a requirement: a process that cannot reach it
 //! starts anyway and serves its own connections, and a process that loses
 //! it keeps doing so. A background task reconnects with capped exponential
 //! backoff, and logs how long cross-process delivery was interrupted and
-//! how many emits it missed.
+//! how many emits it missed. Once reconnected, it resets in Redis the
+//! streams this process wrote meanwhile and catches up on the streams it
+//! follows (`server/durable.rs`), before it delivers anything newer.
 
 use std::{
     sync::Arc,
@@ -17,7 +22,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, Value, aio::MultiplexedConnection};
 use thiserror::Error;
 use tokio::{
     sync::{mpsc, watch},
@@ -25,7 +30,10 @@ use tokio::{
     time::{MissedTickBehavior, timeout},
 };
 
-use super::{Link, Liveness, Message};
+use super::{
+    Link, Liveness, Message, Outbound,
+    redis_history::{RedisHistory, Scripts},
+};
 use crate::{backoff::Backoff, server::Hub};
 
 /// The channel used unless [`RedisBackplane::channel`] says otherwise.
@@ -97,14 +105,22 @@ impl RedisBackplane {
     /// Redis answers, emits reach this process's connections only.
     pub fn start(self, hub: &Hub) -> Result<BackplaneHandle, BackplaneError> {
         let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
+        let history = Arc::new(RedisHistory::new(
+            self.channel.clone(),
+            hub.config().history_limits(),
+        ));
         let link = hub
-            .attach(outbound)
+            .attach(
+                outbound,
+                Arc::clone(&history) as Arc<dyn super::HistoryStore>,
+            )
             .ok_or(BackplaneError::AlreadyAttached)?;
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(
             Transport {
                 hub: hub.clone(),
                 link: Arc::clone(&link),
+                history,
                 settings: self,
                 queue,
                 stopped,
@@ -145,8 +161,9 @@ enum Ended {
 struct Transport {
     hub: Hub,
     link: Arc<Link>,
+    history: Arc<RedisHistory>,
     settings: RedisBackplane,
-    queue: mpsc::Receiver<Bytes>,
+    queue: mpsc::Receiver<Outbound>,
     stopped: watch::Receiver<bool>,
 }
 
@@ -167,8 +184,10 @@ impl Transport {
                 _ = self.stopped.changed() => return,
             };
             match connected {
-                Ok((publisher, subscription)) => {
+                Ok((publisher, subscription, scripts)) => {
                     self.settings.backoff.reset();
+                    self.history
+                        .set_connected(Some((publisher.clone(), scripts.clone())));
                     self.link.set_up(true);
                     let missed = self.link.take_missed();
                     match (ever_connected, lost_at.take()) {
@@ -195,8 +214,9 @@ impl Transport {
                         (true, None) => {}
                     }
                     ever_connected = true;
-                    let ended = self.serve(publisher, subscription).await;
+                    let ended = self.serve(publisher, subscription, &scripts).await;
                     self.link.set_up(false);
+                    self.history.set_connected(None);
                     match ended {
                         Ended::Stopped => return,
                         Ended::Lost(reason) => {
@@ -243,11 +263,17 @@ impl Transport {
         &mut self,
         mut publisher: MultiplexedConnection,
         subscription: redis::aio::PubSub,
+        scripts: &Scripts,
     ) -> Ended {
         let mut messages = subscription.into_on_message();
-        // What waited for Redis (ends of sessions) goes first, then this
-        // node's whole presence, which asks the others for theirs.
+        // What waited for Redis (ends of sessions) goes first, then the
+        // durable streams are set right, then this node's whole presence,
+        // which asks the others for theirs. Publications received
+        // meanwhile wait in the subscription.
         if let Err(error) = self.publish_pending(&mut publisher).await {
+            return Ended::Lost(error.to_string());
+        }
+        if let Err(error) = self.reconcile_history(&mut publisher, scripts).await {
             return Ended::Lost(error.to_string());
         }
         self.hub.say_hello();
@@ -278,10 +304,9 @@ impl Transport {
                     if let Err(error) = self.publish_pending(&mut publisher).await {
                         return Ended::Lost(error.to_string());
                     }
-                    if let Err(error) = self.publish(&mut publisher, &batch).await {
-                        // These reached this process's connections only.
-                        for _ in batch.drain(..) {
-                            self.link.count_missed();
+                    if let Err(error) = self.publish(&mut publisher, scripts, &batch).await {
+                        for item in batch.drain(..) {
+                            self.not_published(item);
                         }
                         return Ended::Lost(error.to_string());
                     }
@@ -293,8 +318,8 @@ impl Transport {
                     if self.link.since_last_echo() > liveness.timeout {
                         return Ended::Lost("this process no longer hears its own messages".to_owned());
                     }
-                    let beat = self.envelope(&Message::Heartbeat);
-                    if let Err(error) = self.publish(&mut publisher, &[beat]).await {
+                    let beat = Outbound::Publish(self.envelope(&Message::Heartbeat));
+                    if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
                         return Ended::Lost(error.to_string());
                     }
                     let deadline = Instant::now().checked_sub(liveness.timeout);
@@ -305,12 +330,12 @@ impl Transport {
                 _ = self.stopped.changed() => {
                     // Publish what waits and what is queued (the departures
                     // of the closed connections), then say goodbye.
-                    batch.extend(self.link.take_pending());
-                    while let Ok(envelope) = self.queue.try_recv() {
-                        batch.push(envelope);
+                    batch.extend(self.link.take_pending().into_iter().map(Outbound::Publish));
+                    while let Ok(item) = self.queue.try_recv() {
+                        batch.push(item);
                     }
-                    batch.push(self.envelope(&Message::Goodbye));
-                    if let Err(error) = self.publish(&mut publisher, &batch).await {
+                    batch.push(Outbound::Publish(self.envelope(&Message::Goodbye)));
+                    if let Err(error) = self.publish(&mut publisher, scripts, &batch).await {
                         tracing::debug!(%error, "could not say goodbye on the backplane");
                     }
                     return Ended::Stopped;
@@ -328,7 +353,13 @@ impl Transport {
         if pending.is_empty() {
             return Ok(());
         }
-        let published = self.publish(publisher, &pending).await;
+        let mut pipeline = redis::pipe();
+        for envelope in &pending {
+            pipeline
+                .publish(&self.settings.channel, envelope.as_ref())
+                .ignore();
+        }
+        let published = pipeline.exec_async(publisher).await;
         if published.is_err() {
             self.link.put_back(pending);
         }
@@ -339,23 +370,87 @@ impl Transport {
         super::Envelope::encode(self.link.node, message)
     }
 
-    /// Publishes envelopes in one round trip.
+    /// Publishes envelopes, and has Redis place durable events, in one
+    /// round trip.
     async fn publish(
         &self,
         publisher: &mut MultiplexedConnection,
-        envelopes: &[Bytes],
+        scripts: &Scripts,
+        items: &[Outbound],
     ) -> redis::RedisResult<()> {
         let channel = self.settings.channel.as_str();
         let mut pipeline = redis::pipe();
-        for envelope in envelopes {
-            pipeline.publish(channel, envelope.as_ref()).ignore();
+        for item in items {
+            match item {
+                Outbound::Publish(envelope) => {
+                    pipeline.publish(channel, envelope.as_ref()).ignore();
+                }
+                Outbound::Record(record) => {
+                    let append = self.history.append(scripts, self.link.node, record);
+                    pipeline.add_command(append).ignore();
+                }
+            }
         }
         pipeline.exec_async(publisher).await
     }
 
-    /// Sleeps before the next attempt, throwing away what is queued (those
-    /// emits already reached this process's connections). Returns whether
-    /// the task was told to stop meanwhile.
+    /// What could not be sent: an event reached this process's
+    /// connections only (counted); a durable event is placed here.
+    fn not_published(&self, item: Outbound) {
+        match item {
+            Outbound::Publish(_) => self.link.count_missed(),
+            Outbound::Record(record) => {
+                self.hub
+                    .record_here(&record.target, record.id, &record.frame);
+            }
+        }
+    }
+
+    /// Sets the durable streams right after (re)connecting: the streams
+    /// written here while Redis was away start again everywhere, and the
+    /// streams followed here get what the other processes placed
+    /// meanwhile (or a discontinuity, if Redis no longer has it).
+    async fn reconcile_history(
+        &self,
+        publisher: &mut MultiplexedConnection,
+        scripts: &Scripts,
+    ) -> redis::RedisResult<()> {
+        let diverged = self.hub.diverged_streams();
+        for streams in diverged.chunks(MAX_PIPELINE) {
+            let mut pipeline = redis::pipe();
+            for stream in streams {
+                let reset = self.history.reset(scripts, self.link.node, stream);
+                pipeline.add_command(reset).ignore();
+            }
+            pipeline.exec_async(&mut *publisher).await?;
+        }
+        if !diverged.is_empty() {
+            tracing::info!(
+                streams = diverged.len(),
+                "streams written while Redis was unreachable start again: their readers fetch again"
+            );
+        }
+        let followed = self.hub.followed_streams();
+        for streams in followed.chunks(MAX_PIPELINE) {
+            let mut pipeline = redis::pipe();
+            for (stream, position) in streams {
+                pipeline.add_command(self.history.read_command(scripts, stream, Some(*position)));
+            }
+            let replies: Vec<Value> = pipeline.query_async(&mut *publisher).await?;
+            for ((stream, position), reply) in streams.iter().zip(replies) {
+                match self.history.parse_read(stream, Some(*position), reply) {
+                    Ok(fetched) => self.hub.catch_up(stream, *position, fetched),
+                    Err(error) => tracing::warn!(%stream, %error, "could not catch up on a stream"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps before the next attempt, taking what is queued meanwhile:
+    /// events already reached this process's connections; durable events
+    /// are placed here. Returns whether the task was told to stop
+    /// meanwhile.
     async fn wait_or_stop(&mut self, delay: Duration) -> bool {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -363,8 +458,8 @@ impl Transport {
             tokio::select! {
                 _ = &mut sleep => return false,
                 _ = self.stopped.changed() => return true,
-                envelope = self.queue.recv() => match envelope {
-                    Some(_) => self.link.count_missed(),
+                item = self.queue.recv() => match item {
+                    Some(item) => self.not_published(item),
                     None => return true,
                 },
             }
@@ -372,17 +467,19 @@ impl Transport {
     }
 }
 
-/// Opens the publishing connection and the subscription to `channel`.
+/// Opens the publishing connection (with the history's scripts loaded)
+/// and the subscription to `channel`.
 async fn connect(
     client: &Client,
     channel: &str,
-) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub)> {
+) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub, Scripts)> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT));
-    let publisher = client
+    let mut publisher = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
+    let scripts = Scripts::load(&mut publisher).await?;
     let mut subscription = timeout(REDIS_TIMEOUT, client.get_async_pubsub())
         .await
         .map_err(|_| timed_out("connecting"))??;
@@ -390,7 +487,7 @@ async fn connect(
     timeout(REDIS_TIMEOUT, subscription.subscribe(channel))
         .await
         .map_err(|_| timed_out("subscribing"))??;
-    Ok((publisher, subscription))
+    Ok((publisher, subscription, scripts))
 }
 
 fn timed_out(what: &'static str) -> redis::RedisError {

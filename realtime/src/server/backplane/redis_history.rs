@@ -1,0 +1,426 @@
+//! The history of durable events in Redis, shared by every process.
+//!
+//! Each stream has two keys, named after the backplane's channel and the
+//! stream (`realtime.v1:everyone:meta`, `realtime.v1:room:chat:7:log`):
+//! a hash with its epoch and last offset, and a Redis Stream of its events
+//! whose entry ids are their offsets (`7-0`). Never one stream for all:
+//! a recovery reads one stream's events only.
+//!
+//! Three Lua scripts do all the writing and reading, each in one atomic
+//! step:
+//! - `APPEND` gives the event the next offset in each of its streams,
+//!   appends it (trimmed to the history's length, the keys expiring after
+//!   its age), and publishes it on the channel with its positions. Scripts
+//!   run one at a time, so the channel carries every stream's events in
+//!   offset order, and every process delivers them in that order.
+//! - `READ` gives where a stream stands and the events after a position
+//!   (at most one recovery's worth).
+//! - `RESET` starts a stream again in a new epoch, and says so on the
+//!   channel.
+//!
+//! A stream without a hash (never written, or expired) starts a new epoch
+//! when it is next read or written: a tab with a position from before is
+//! told its epoch changed. Keys of several streams appear in one `APPEND`:
+//! Redis Cluster would need them in one slot, which these names do not
+//! ask for; one Redis server (or a primary with replicas) is assumed.
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use redis::{Value, aio::MultiplexedConnection};
+
+use super::{Envelope, Fetched, HistoryStore, Message, NodeId, Record};
+use crate::{
+    protocol,
+    server::history::{HistoryLimits, Recorded as Kept},
+    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream, TabId},
+};
+
+/// KEYS: the hash and the log of each stream, in pairs. ARGV: the channel,
+/// the most entries a log keeps, how long keys live unwritten (ms), the
+/// envelope's header up to its positions, the rest of it with its
+/// newline, the event frame, the event id, the tab left out (or ""), then
+/// one new epoch per stream, for a stream without a history.
+const APPEND: &str = r#"
+local count = #KEYS / 2
+local time = redis.call('TIME')
+local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
+local positions = {}
+for i = 1, count do
+  local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if not epoch then
+    epoch = ARGV[8 + i]
+    redis.call('DEL', log)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+  end
+  local offset = redis.call('HINCRBY', meta, 'offset', 1)
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], offset .. '-0',
+    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now)
+  redis.call('PEXPIRE', meta, ARGV[3])
+  redis.call('PEXPIRE', log, ARGV[3])
+  positions[i] = '{"epoch":"' .. epoch .. '","offset":' .. offset .. '}'
+end
+redis.call('PUBLISH', ARGV[1], ARGV[4] .. table.concat(positions, ',') .. ARGV[5] .. ARGV[6])
+return count
+"#;
+
+/// KEYS: a stream's hash and log. ARGV: the epoch and offset to read after
+/// ("" and -1 for the position only), the most events to read, a new epoch
+/// (for a stream without a history), how long keys live unwritten (ms).
+/// Returns the epoch, the last offset, the events, and Redis's clock (ms).
+const READ: &str = r#"
+local time = redis.call('TIME')
+local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return {epoch, 0, {}, now}
+end
+local last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
+local since = tonumber(ARGV[2])
+local entries = {}
+if ARGV[1] == epoch and since >= 0 and since < last and last - since <= tonumber(ARGV[3]) then
+  entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[3])
+end
+return {epoch, last, entries, now}
+"#;
+
+/// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
+/// unwritten (ms), the channel, the envelope that says so.
+const RESET: &str = r#"
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"#;
+
+/// The scripts, as Redis knows them once loaded (their SHA1s).
+#[derive(Clone, Debug)]
+pub(super) struct Scripts {
+    append: String,
+    read: String,
+    reset: String,
+}
+
+impl Scripts {
+    /// Loads the scripts (again after each reconnection: a restarted Redis
+    /// has forgotten them).
+    pub async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Self> {
+        let load = |script: &'static str| {
+            let mut connection = connection.clone();
+            async move {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(script)
+                    .query_async::<String>(&mut connection)
+                    .await
+            }
+        };
+        Ok(Self {
+            append: load(APPEND).await?,
+            read: load(READ).await?,
+            reset: load(RESET).await?,
+        })
+    }
+}
+
+/// The history in Redis, as one process uses it.
+pub(super) struct RedisHistory {
+    channel: String,
+    limits: HistoryLimits,
+    /// The connection and loaded scripts, while Redis is connected.
+    connected: Mutex<Option<(MultiplexedConnection, Scripts)>>,
+}
+
+impl RedisHistory {
+    pub fn new(channel: String, limits: HistoryLimits) -> Self {
+        Self {
+            channel,
+            limits,
+            connected: Mutex::new(None),
+        }
+    }
+
+    /// Redis is connected (`Some`) or lost (`None`).
+    pub fn set_connected(&self, connected: Option<(MultiplexedConnection, Scripts)>) {
+        *self.connected.lock() = connected;
+    }
+
+    fn keys(&self, stream: &Stream) -> [String; 2] {
+        [
+            format!("{}:{stream}:meta", self.channel),
+            format!("{}:{stream}:log", self.channel),
+        ]
+    }
+
+    fn ttl_millis(&self) -> u64 {
+        u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The command that places `record` and publishes it, sent by `node`.
+    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Record) -> redis::Cmd {
+        let (header_start, header_end) = header_around_positions(node, record);
+        let mut command = redis::cmd("EVALSHA");
+        command.arg(&scripts.append).arg(record.streams.len() * 2);
+        for stream in &record.streams {
+            command.arg(self.keys(stream).as_slice());
+        }
+        command
+            .arg(&self.channel)
+            .arg(self.limits.per_stream.max(1))
+            .arg(self.ttl_millis())
+            .arg(header_start)
+            .arg(header_end)
+            .arg(&record.frame)
+            .arg(record.id.to_string())
+            .arg(
+                record
+                    .except_tab
+                    .map(|tab| tab.to_string())
+                    .unwrap_or_default(),
+            );
+        for _ in &record.streams {
+            command.arg(Epoch(rand::random()).to_string());
+        }
+        command
+    }
+
+    /// The command that resets `stream` in a new epoch and says so.
+    pub fn reset(&self, scripts: &Scripts, node: NodeId, stream: &Stream) -> redis::Cmd {
+        let position = Position {
+            epoch: Epoch(rand::random()),
+            offset: 0,
+        };
+        let message = Message::Reset {
+            stream: stream.clone(),
+            position,
+        };
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(&scripts.reset)
+            .arg(2)
+            .arg(self.keys(stream).as_slice())
+            .arg(position.epoch.to_string())
+            .arg(self.ttl_millis())
+            .arg(&self.channel)
+            .arg(Envelope::encode(node, &message).as_ref());
+        command
+    }
+
+    /// The command that reads `stream` after `since`.
+    pub fn read_command(
+        &self,
+        scripts: &Scripts,
+        stream: &Stream,
+        since: Option<Position>,
+    ) -> redis::Cmd {
+        let (epoch, offset) = since.map_or((String::new(), -1), |since| {
+            (
+                since.epoch.to_string(),
+                i64::try_from(since.offset).unwrap_or(i64::MAX),
+            )
+        });
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(&scripts.read)
+            .arg(2)
+            .arg(self.keys(stream).as_slice())
+            .arg(epoch)
+            .arg(offset)
+            .arg(self.limits.max_replay)
+            .arg(Epoch(rand::random()).to_string())
+            .arg(self.ttl_millis());
+        command
+    }
+
+    /// Makes sense of what `READ` answered for `stream` after `since`.
+    pub fn parse_read(
+        &self,
+        stream: &Stream,
+        since: Option<Position>,
+        reply: Value,
+    ) -> Result<Fetched, String> {
+        let reply = ReadReply::parse(reply).ok_or("Redis answered a history read unexpectedly")?;
+        let position = Position {
+            epoch: reply.epoch,
+            offset: reply.last,
+        };
+        let Some(since) = since else {
+            return Ok(Fetched {
+                position,
+                events: Ok(Vec::new()),
+            });
+        };
+        let events = self.events_after(stream, since, position, &reply);
+        Ok(Fetched { position, events })
+    }
+
+    fn events_after(
+        &self,
+        stream: &Stream,
+        since: Position,
+        position: Position,
+        reply: &ReadReply,
+    ) -> Result<Vec<Kept>, Discontinuity> {
+        if since.epoch != position.epoch || since.offset > position.offset {
+            return Err(Discontinuity::EpochChanged);
+        }
+        let missed = position.offset - since.offset;
+        if missed == 0 {
+            return Ok(Vec::new());
+        }
+        if missed > self.limits.max_replay as u64 {
+            return Err(Discontinuity::TooMany);
+        }
+        let oldest_kept = reply.now_millis.saturating_sub(self.ttl_millis());
+        let complete = reply.entries.len() as u64 == missed
+            && reply.entries.first().is_some_and(|first| {
+                first.offset == since.offset + 1 && first.at_millis >= oldest_kept
+            });
+        if !complete {
+            return Err(Discontinuity::TooOld);
+        }
+        Ok(reply
+            .entries
+            .iter()
+            .map(|entry| {
+                let recorded = Recorded {
+                    id: entry.id,
+                    stream: stream.clone(),
+                    position: Position {
+                        epoch: position.epoch,
+                        offset: entry.offset,
+                    },
+                };
+                Kept {
+                    offset: entry.offset,
+                    frame: Utf8Bytes::from(protocol::with_position(entry.frame.clone(), &recorded)),
+                    except: entry.except,
+                }
+            })
+            .collect())
+    }
+}
+
+impl HistoryStore for RedisHistory {
+    fn read<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<Position>,
+    ) -> BoxFuture<'a, Result<Fetched, String>> {
+        Box::pin(async move {
+            let connected = self.connected.lock().clone();
+            let (mut connection, scripts) = connected.ok_or("Redis is not connected")?;
+            let reply: Value = self
+                .read_command(&scripts, stream, since)
+                .query_async(&mut connection)
+                .await
+                .map_err(|error| error.to_string())?;
+            self.parse_read(stream, since, reply)
+        })
+    }
+}
+
+/// The envelope's header of `record`, split where Redis writes the
+/// positions: `…"positions":[` and `]}}` with the newline that ends it.
+fn header_around_positions(node: NodeId, record: &Record) -> (String, String) {
+    let message = Message::Recorded {
+        target: record.target.clone(),
+        id: record.id,
+        except_tab: record.except_tab,
+        streams: record.streams.clone(),
+        positions: Vec::new(),
+    };
+    let header = Envelope::encode(node, &message);
+    let header = String::from_utf8_lossy(&header);
+    // `positions` is the message's last field: the header ends `[]}}\n`.
+    let split = header.rfind("[]").map_or(header.len(), |at| at + 1);
+    (header[..split].to_owned(), header[split..].to_owned())
+}
+
+/// One event of a stream's log.
+struct Entry {
+    offset: u64,
+    id: EventId,
+    except: Option<TabId>,
+    at_millis: u64,
+    frame: String,
+}
+
+/// What `READ` answers.
+struct ReadReply {
+    epoch: Epoch,
+    last: u64,
+    entries: Vec<Entry>,
+    now_millis: u64,
+}
+
+impl ReadReply {
+    fn parse(reply: Value) -> Option<Self> {
+        let Value::Array(parts) = reply else {
+            return None;
+        };
+        let [epoch, last, entries, now] = <[Value; 4]>::try_from(parts).ok()?;
+        let Value::Array(entries) = entries else {
+            return None;
+        };
+        Some(Self {
+            epoch: text(&epoch)?.parse().ok()?,
+            last: integer(&last)?,
+            entries: entries.iter().map(Entry::parse).collect::<Option<_>>()?,
+            now_millis: integer(&now)?,
+        })
+    }
+}
+
+impl Entry {
+    /// `[id, [field, value, …]]`, as `XRANGE` gives it.
+    fn parse(entry: &Value) -> Option<Self> {
+        let Value::Array(parts) = entry else {
+            return None;
+        };
+        let [id, Value::Array(fields)] = parts.as_slice() else {
+            return None;
+        };
+        let offset = text(id)?.strip_suffix("-0")?.parse().ok()?;
+        let field = |name: &str| {
+            fields
+                .chunks_exact(2)
+                .find(|pair| text(&pair[0]).is_some_and(|key| key == name))
+                .and_then(|pair| text(&pair[1]))
+        };
+        let except = field("except")?;
+        Some(Self {
+            offset,
+            id: field("id")?.parse().ok()?,
+            except: if except.is_empty() {
+                None
+            } else {
+                Some(except.parse().ok()?)
+            },
+            at_millis: field("at")?.parse().ok()?,
+            frame: field("frame")?,
+        })
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) => Some(text.clone()),
+        Value::Int(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn integer(value: &Value) -> Option<u64> {
+    match value {
+        Value::Int(number) => u64::try_from(*number).ok(),
+        other => text(other)?.parse().ok(),
+    }
+}

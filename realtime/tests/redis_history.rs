@@ -1,0 +1,350 @@
+//! Durable events with the history in Redis, across hubs: every hub
+//! delivers them in the order Redis placed them; a tab recovers on any hub
+//! (from that hub's mirror, or from Redis when the hub did not see the
+//! events); and after a Redis outage or a hub cut off from Redis, tabs get
+//! what they missed or a discontinuity.
+//!
+//! Needs a Redis server, so ignored by a plain `cargo test`; `scripts/test`
+//! runs it with `TEST_REDIS_URL` set. Each test has a channel of its own;
+//! the fault tests start a Redis server of their own.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use realtime::{
+    Position, Stream,
+    protocol::{Resume, ServerFrame},
+    server::{
+        Hub, HubBuilder, HubConfig, JoinRequest,
+        backplane::redis::{BackplaneHandle, RedisBackplane},
+    },
+    stream::{Discontinuity, TabId},
+};
+use realtime_testing::faults::{CuttableProxy, PrivateRedis};
+use support::{Note, PATIENCE, Team, TestClient, TestServer, note};
+
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| panic!("TEST_REDIS_URL is not set (needs Redis: scripts/test runs it)"))
+}
+
+fn fresh_channel() -> String {
+    format!("realtime.test.{:016x}", rand::random::<u64>())
+}
+
+fn builder(config: HubConfig) -> HubBuilder {
+    Hub::builder()
+        .room::<Team, _, _>(|_: JoinRequest<Team>| async { Ok(()) })
+        .config(config)
+}
+
+struct Node {
+    server: TestServer,
+    _backplane: BackplaneHandle,
+}
+
+/// A hub on `channel` of the Redis at `url`, once connected.
+async fn node_on(url: &str, channel: &str, config: HubConfig) -> Node {
+    let server = TestServer::start(builder(config)).await;
+    let backplane = RedisBackplane::new(url)
+        .expect("a valid URL")
+        .channel(channel)
+        .start(&server.hub)
+        .expect("a first backplane");
+    connected(&server.hub, true).await;
+    Node {
+        server,
+        _backplane: backplane,
+    }
+}
+
+async fn node(channel: &str) -> Node {
+    node_on(&redis_url(), channel, HubConfig::default()).await
+}
+
+/// Waits until the hub's backplane is connected (or not).
+async fn connected(hub: &Hub, up: bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while hub.backplane_connected() != Some(up) {
+        assert!(
+            Instant::now() < deadline,
+            "the backplane did not become {up}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn red() -> Team {
+    Team("red".into())
+}
+
+fn red_stream() -> Stream {
+    Stream::Room("team:red".into())
+}
+
+/// The query of tab `tab`'s upgrade as user 1, resuming from `since`.
+fn tab_query(tab: u64, since: &[(Stream, Position)]) -> String {
+    let resume = Resume {
+        tab: Some(TabId(tab)),
+        since: since.to_vec(),
+    };
+    format!("user=1&session=s{tab}&{}", resume.to_query())
+}
+
+/// The next note and where it sits in the room's stream.
+async fn placed_note(tab: &mut TestClient) -> (String, Position) {
+    let (note, recorded) = tab.recorded_event::<Note>().await;
+    let recorded = recorded.expect("a durable event carries its position");
+    assert_eq!(recorded.stream, red_stream());
+    (note.text, recorded.position)
+}
+
+/// The texts of the notes among `frames`.
+fn notes(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Event { name, data, .. } if name == "Note" => {
+                serde_json::from_str::<Note>(data.get())
+                    .ok()
+                    .map(|n| n.text)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads frames until a discontinuity of `stream`; fails on a note first.
+async fn discontinuity_of(tab: &mut TestClient, stream: &Stream) -> (Discontinuity, Position) {
+    loop {
+        match tab.frame().await {
+            ServerFrame::Discontinuity {
+                stream: gap,
+                reason,
+                position,
+            } if &gap == stream => return (reason, position),
+            ServerFrame::Event { name, .. } if name == "Note" => {
+                panic!("a note arrived before the discontinuity")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn every_hub_delivers_a_stream_in_the_order_redis_placed_it() {
+    let channel = fresh_channel();
+    let (a, b) = (node(&channel).await, node(&channel).await);
+    let mut on_a = a.server.user(1, "s1").await;
+    let mut on_b = b.server.user(2, "s2").await;
+    let _ = on_a.join("team:red").await;
+    let _ = on_b.join("team:red").await;
+
+    // Both hubs emit at once, interleaved however the tasks run.
+    let emits = |hub: Hub, prefix: &'static str| async move {
+        for n in 0..50 {
+            hub.to_room(&red())
+                .emit(&note(&format!("{prefix}{n}")))
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+    };
+    let (hub_a, hub_b) = (a.server.hub.clone(), b.server.hub.clone());
+    tokio::join!(emits(hub_a, "a"), emits(hub_b, "b"));
+
+    let mut seen_on_a = Vec::new();
+    let mut seen_on_b = Vec::new();
+    for _ in 0..100 {
+        seen_on_a.push(placed_note(&mut on_a).await);
+        seen_on_b.push(placed_note(&mut on_b).await);
+    }
+    // The same order on both hubs, and that order is the offsets'.
+    assert_eq!(seen_on_a, seen_on_b);
+    let offsets: Vec<u64> = seen_on_a.iter().map(|(_, at)| at.offset).collect();
+    assert_eq!(offsets, (1..=100).collect::<Vec<_>>());
+    // Each hub's own events too (no shortcut past Redis).
+    let mine: Vec<&str> = seen_on_a
+        .iter()
+        .map(|(text, _)| text.as_str())
+        .filter(|text| text.starts_with('a'))
+        .collect();
+    assert_eq!(mine.len(), 50);
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_tab_recovers_on_another_hub_from_its_mirror_or_from_redis() {
+    let channel = fresh_channel();
+    let (a, b) = (node(&channel).await, node(&channel).await);
+    let mut tab = a.server.connect(&tab_query(7, &[])).await;
+    let _ = tab.join("team:red").await;
+    a.server.hub.to_room(&red()).emit(&note("one")).unwrap();
+    let (_, seen) = placed_note(&mut tab).await;
+    // Hub A goes away with the tab's connection.
+    drop(tab);
+    drop(a);
+
+    b.server.hub.to_room(&red()).emit(&note("two")).unwrap();
+    b.server.hub.to_room(&red()).emit(&note("three")).unwrap();
+
+    // On B, which received them all: from its mirror.
+    let mut on_b = b.server.connect(&tab_query(7, &[])).await;
+    let frames = on_b.join_since("team:red", seen).await;
+    assert_eq!(notes(&frames), ["two", "three"]);
+
+    // On C, started after them: its mirror knows nothing; Redis does.
+    let c = node(&channel).await;
+    let mut on_c = c.server.connect(&tab_query(7, &[])).await;
+    let frames = on_c.join_since("team:red", seen).await;
+    assert_eq!(notes(&frames), ["two", "three"]);
+    let Some(ServerFrame::Joined { position, .. }) = frames.last() else {
+        panic!("no joined: {frames:?}");
+    };
+    assert_eq!(position.map(|at| at.offset), Some(3));
+
+    // Then live, once each, whichever hub emits.
+    b.server.hub.to_room(&red()).emit(&note("four")).unwrap();
+    assert_eq!(placed_note(&mut on_c).await.0, "four");
+    assert_eq!(placed_note(&mut on_b).await.0, "four");
+    c.server.assert_nothing_more(&mut [&mut on_c]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_recovery_redis_cannot_serve_is_a_discontinuity() {
+    let channel = fresh_channel();
+    let config = HubConfig {
+        recovery_max_events: 2,
+        ..HubConfig::default()
+    };
+    let a = node_on(&redis_url(), &channel, config.clone()).await;
+    let since = a.server.hub.position(&red_stream()).await.unwrap();
+    for text in ["one", "two", "three"] {
+        a.server.hub.to_room(&red()).emit(&note(text)).unwrap();
+    }
+    // A hub that did not see them reads Redis.
+    let b = node_on(&redis_url(), &channel, config).await;
+    let mut tab = b.server.connect(&tab_query(7, &[])).await;
+    let frames = tab.join_since("team:red", since).await;
+    assert!(
+        frames.iter().any(|frame| matches!(
+            frame,
+            ServerFrame::Discontinuity {
+                reason: Discontinuity::TooMany,
+                ..
+            }
+        )),
+        "{frames:?}"
+    );
+    assert!(notes(&frames).is_empty());
+
+    let mut other = b.server.connect(&tab_query(8, &[])).await;
+    let foreign = Position {
+        epoch: realtime::stream::Epoch(1),
+        offset: 1,
+    };
+    let frames = other.join_since("team:red", foreign).await;
+    assert!(
+        frames.iter().any(|frame| matches!(
+            frame,
+            ServerFrame::Discontinuity {
+                reason: Discontinuity::EpochChanged,
+                ..
+            }
+        )),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let upstream = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("TEST_REDIS_URL is redis://host:port");
+    let proxy = CuttableProxy::start(upstream).await;
+    let b = node_on(
+        &format!("redis://127.0.0.1:{}", proxy.port),
+        &channel,
+        HubConfig::default(),
+    )
+    .await;
+    let mut on_b = b.server.user(2, "s2").await;
+    let _ = on_b.join("team:red").await;
+    a.server.hub.to_room(&red()).emit(&note("before")).unwrap();
+    assert_eq!(placed_note(&mut on_b).await.0, "before");
+
+    proxy.cut();
+    connected(&b.server.hub, false).await;
+    a.server
+        .hub
+        .to_room(&red())
+        .emit(&note("while cut off"))
+        .unwrap();
+    a.server.hub.to_room(&red()).emit(&note("still")).unwrap();
+    proxy.restore();
+    connected(&b.server.hub, true).await;
+
+    // Caught up from Redis, in order, before anything newer.
+    a.server.hub.to_room(&red()).emit(&note("after")).unwrap();
+    let mut texts = Vec::new();
+    for _ in 0..3 {
+        texts.push(placed_note(&mut on_b).await.0);
+    }
+    assert_eq!(texts, ["while cut off", "still", "after"]);
+    b.server.assert_nothing_more(&mut [&mut on_b]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_is_back() {
+    let mut redis = PrivateRedis::start();
+    let channel = fresh_channel();
+    let a = node_on(&redis.url(), &channel, HubConfig::default()).await;
+    let b = node_on(&redis.url(), &channel, HubConfig::default()).await;
+    let mut on_a = a.server.user(1, "s1").await;
+    let mut on_b = b.server.user(2, "s2").await;
+    let _ = on_a.join("team:red").await;
+    let _ = on_b.join("team:red").await;
+
+    redis.stop();
+    connected(&a.server.hub, false).await;
+    connected(&b.server.hub, false).await;
+    // Placed on A, in an epoch of A's own: A's tab has it at once.
+    a.server.hub.to_room(&red()).emit(&note("during")).unwrap();
+    let (_, during) = placed_note(&mut on_a).await;
+
+    redis.restart();
+    connected(&a.server.hub, true).await;
+    connected(&b.server.hub, true).await;
+    // B's tab never got it: it is told to fetch again; so is A's (the
+    // stream starts again everywhere).
+    let (reason, _) = discontinuity_of(&mut on_b, &red_stream()).await;
+    assert_eq!(reason, Discontinuity::EpochChanged);
+    discontinuity_of(&mut on_a, &red_stream()).await;
+
+    // Then it goes on, on every hub, in Redis's epoch.
+    b.server.hub.to_room(&red()).emit(&note("after")).unwrap();
+    for tab in [&mut on_a, &mut on_b] {
+        let after = loop {
+            if let ServerFrame::Event {
+                name,
+                recorded: Some(recorded),
+                ..
+            } = tab.frame().await
+                && name == "Note"
+            {
+                break recorded.position;
+            }
+        };
+        assert_ne!(after.epoch, during.epoch);
+    }
+}
