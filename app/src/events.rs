@@ -56,7 +56,9 @@ pub const ANNOUNCEMENT: TextRule = TextRule {
 
 /// Emits `event` to every open tab, with its message trimmed. The calling
 /// tab gets it too: an announcement is for everyone. Logged-in users only,
-/// at a limited rate.
+/// at a limited rate. Answers once the announcement is kept where tabs
+/// recover from (Redis, with several processes): a tab that reconnects
+/// to any process gets it, even if this one stops right after.
 #[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
     crate::auth::guard::acting_user(crate::limits::Action::Announce).await?;
@@ -64,7 +66,11 @@ pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
         message: ANNOUNCEMENT.check(&event.message)?,
         ..event
     };
-    crate::AppContext::expect()?.events.emit(&event)?;
+    crate::AppContext::expect()?
+        .events
+        .target(realtime::server::Target::everyone())
+        .emit_placed(&event)
+        .await?;
     Ok(())
 }
 

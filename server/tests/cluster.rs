@@ -30,12 +30,12 @@ use std::{
 
 use app::{
     auth::User,
-    chat::{ChatRoom, RoomSummary},
+    chat::{ChatRoom, MessagePosted, RoomSummary},
     dev::{Ping, PingTarget},
 };
 use loadgen::http;
 use realtime::{
-    ConnectionId, Event, Presence, Room, UserId,
+    ConnectionId, Event, Position, Presence, Room, Stream, UserId,
     protocol::{ClientFrame, ServerFrame, close},
 };
 use realtime_testing::{
@@ -310,14 +310,15 @@ impl Browser {
 
 /// The next event of type `E` on a socket; other events (presence updates,
 /// which arrive whenever someone on any process comes or goes, and the
-/// chat's "room created") are skipped.
+/// chat's "room created") are skipped, and so are discontinuities (after
+/// Redis comes back, streams written or read without it start again).
 async fn next_event<E: Event + DeserializeOwned>(socket: &mut TestClient) -> E {
     loop {
         match socket.frame().await {
             ServerFrame::Event { name, data, .. } if name == E::NAME => {
                 return serde_json::from_str(data.get()).expect("the event's data");
             }
-            ServerFrame::Event { .. } => continue,
+            ServerFrame::Event { .. } | ServerFrame::Discontinuity { .. } => continue,
             other => panic!("expected event {}, got {other:?}", E::NAME),
         }
     }
@@ -358,6 +359,57 @@ async fn join(socket: &mut TestClient, room: i64) {
             other => panic!("expected to join {name}, got {other:?}"),
         }
     }
+}
+
+/// Posts a chat message as `browser` through `node`.
+async fn post(browser: &mut Browser, node: &Node, room: i64, body: &str) {
+    let form = format!("room_id={room}&body={}", http::form_encode(body));
+    let _: app::chat::Message = browser
+        .post(
+            node,
+            "/api/chat/post",
+            "application/x-www-form-urlencoded",
+            &form,
+            &[],
+        )
+        .await;
+}
+
+/// The next chat message and where it sits in its room's stream (other
+/// events are skipped).
+async fn next_message(socket: &mut TestClient) -> (String, Position) {
+    loop {
+        let frame = socket.frame().await;
+        if let ServerFrame::Event {
+            name,
+            data,
+            recorded,
+        } = &frame
+            && name == MessagePosted::NAME
+        {
+            let posted: MessagePosted = serde_json::from_str(data.get()).expect("a message");
+            let recorded = recorded.as_ref().expect("a message carries its position");
+            return (posted.0.body, recorded.position);
+        }
+        if let ServerFrame::Discontinuity { .. } = frame {
+            panic!("a discontinuity where a message was expected");
+        }
+    }
+}
+
+/// The bodies of the chat messages among `frames`.
+fn messages_in(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Event { name, data, .. } if name == MessagePosted::NAME => {
+                serde_json::from_str::<MessagePosted>(data.get())
+                    .ok()
+                    .map(|posted| posted.0.body)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 // --- Every target, across processes -----------------------------------------
@@ -559,6 +611,103 @@ async fn without_redis_a_process_starts_serves_its_own_and_connects_later() {
     let (mut bob, _) = Browser::sign_up(&b, "bob").await;
     bob.ping(&b, PingTarget::Everyone, "from B", None).await;
     assert_eq!(next_ping(&mut tab).await, "from B");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
+    let (a, b) = two_nodes().await;
+    let (mut ada, _) = Browser::sign_up(&b, "ada").await;
+    let (bob, _) = Browser::sign_up(&a, "bob").await;
+    let room = ada.create_room(&b, "General").await;
+    let mut bob_a = bob.open_socket(&a).await;
+    join(&mut bob_a, room).await;
+    post(&mut ada, &b, room, "one").await;
+    let (_, seen) = next_message(&mut bob_a).await;
+
+    // A dies at once: no goodbye, no close frame.
+    drop(a);
+    post(&mut ada, &b, room, "two").await;
+    post(&mut ada, &b, room, "three").await;
+
+    // Bob's tab comes back on B and asks for what followed "one".
+    let mut bob_b = bob.open_socket(&b).await;
+    let frames = bob_b
+        .join_since(&ChatRoom(room).name().to_string(), seen)
+        .await;
+    assert_eq!(messages_in(&frames), ["two", "three"]);
+    post(&mut ada, &b, room, "four").await;
+    assert_eq!(next_message(&mut bob_b).await.0, "four");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
+async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away_recovers() {
+    let database = postgres_database().await;
+    let mut redis = PrivateRedis::start();
+    let channel = fresh_channel();
+    let a = Node::start(&database, &redis.url(), &channel).await;
+    let b = Node::start(&database, &redis.url(), &channel).await;
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let (bob, _) = Browser::sign_up(&b, "bob").await;
+    let room = ada.create_room(&a, "General").await;
+    let mut bob_b = bob.open_socket(&b).await;
+    join(&mut bob_b, room).await;
+    post(&mut ada, &a, room, "before").await;
+    assert_eq!(next_message(&mut bob_b).await.0, "before");
+
+    redis.stop();
+    a.wait_for_health(|health| health["events"]["backplane"] == "disconnected")
+        .await;
+    // Stored, and kept by A alone: B's tab cannot have it.
+    post(&mut ada, &a, room, "during").await;
+
+    redis.restart();
+    a.wait_for_peers(1).await;
+    b.wait_for_peers(1).await;
+    // B's tab is told that it may have missed messages (the page then
+    // fetches them again) ...
+    let stream = Stream::room(&ChatRoom(room));
+    loop {
+        match bob_b.frame().await {
+            ServerFrame::Discontinuity { stream: gap, .. } if gap == stream => break,
+            ServerFrame::Event { name, .. } if name == MessagePosted::NAME => {
+                panic!("a message arrived before the discontinuity")
+            }
+            _ => continue,
+        }
+    }
+    // ... and from there on gets every message, wherever it is posted
+    // (another discontinuity may come first: each process that set the
+    // stream right says so) ...
+    post(&mut ada, &a, room, "after").await;
+    let after = loop {
+        match bob_b.frame().await {
+            ServerFrame::Event {
+                name,
+                data,
+                recorded: Some(recorded),
+            } if name == MessagePosted::NAME => {
+                let posted: MessagePosted = serde_json::from_str(data.get()).expect("a message");
+                assert_eq!(posted.0.body, "after");
+                break recorded.position;
+            }
+            _ => continue,
+        }
+    };
+    // ... and a tab that was away since just before it recovers it from
+    // Redis, on either process.
+    let before_after = Position {
+        offset: after.offset - 1,
+        ..after
+    };
+    let mut away = bob.open_socket(&a).await;
+    let frames = away
+        .join_since(&ChatRoom(room).name().to_string(), before_after)
+        .await;
+    assert_eq!(messages_in(&frames), ["after"]);
 }
 
 #[tokio::test]

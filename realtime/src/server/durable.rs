@@ -25,9 +25,10 @@
 use std::{collections::HashSet, time::Instant};
 
 use axum::extract::ws::Utf8Bytes;
+use tokio::sync::oneshot;
 
 use super::{
-    Hub, Target,
+    Hub, Placement, Target,
     backplane::{Fetched, Record},
     history::Recorded as Kept,
     registry::{Delivery, Except},
@@ -54,10 +55,15 @@ impl Hub {
     /// connected (this process's readers get it when Redis publishes it:
     /// 0 is returned), otherwise here at once. Returns how many of this
     /// process's connections it was queued for.
-    pub(super) fn emit_durable(&self, target: &Target, frame: String) -> usize {
+    pub(super) fn emit_durable(
+        &self,
+        target: &Target,
+        frame: String,
+        placed: Option<oneshot::Sender<Placement>>,
+    ) -> usize {
         let id = EventId(rand::random());
         let Some(link) = self.link() else {
-            return self.record_here(target, id, &frame);
+            return self.record_locally(target, id, &frame, placed);
         };
         let except_tab = target
             .except
@@ -68,17 +74,38 @@ impl Hub {
             except_tab,
             streams: streams_of(target),
             frame,
+            placed,
         };
         match link.record(record) {
             Ok(()) => 0,
-            Err(record) => self.record_here(&record.target, record.id, &record.frame),
+            Err(record) => self.record_instead(*record),
         }
+    }
+
+    /// Places here a durable event Redis did not take (it was unreachable,
+    /// or could not keep up).
+    pub(crate) fn record_instead(&self, record: Record) -> usize {
+        self.record_locally(&record.target, record.id, &record.frame, record.placed)
+    }
+
+    fn record_locally(
+        &self,
+        target: &Target,
+        id: EventId,
+        frame: &str,
+        placed: Option<oneshot::Sender<Placement>>,
+    ) -> usize {
+        let queued = self.record_here(target, id, frame);
+        if let Some(placed) = placed {
+            let _ = placed.send(Placement::Local);
+        }
+        queued
     }
 
     /// Appends a durable event to the streams of `target` in this process's
     /// history and queues it for their readers here, as one step. Returns
     /// how many connections it was queued for.
-    pub(crate) fn record_here(&self, target: &Target, id: EventId, frame: &str) -> usize {
+    fn record_here(&self, target: &Target, id: EventId, frame: &str) -> usize {
         let streams = streams_of(target);
         let now = Instant::now();
         let mut outcome = Delivery::default();

@@ -11,6 +11,7 @@
 
 use axum::{extract::ws::Utf8Bytes, http::HeaderMap};
 use thiserror::Error;
+use tokio::sync::oneshot;
 
 use super::{Broadcast, Hub, Target, backplane::Message};
 use crate::{ConnectionId, Event, Room, UserId, protocol};
@@ -147,7 +148,34 @@ impl Emit<'_> {
     /// backplane, a durable event reaches this process's connections too
     /// once Redis has placed it, and 0 is returned.
     pub fn emit<E: Event>(self, event: &E) -> Result<usize, EmitError> {
+        self.send(event, None)
+    }
+
+    /// Emits `event`, and waits until it is kept where recoveries read it:
+    /// with Redis, until Redis placed it (a tab that reconnects to any
+    /// process gets it, even if this one dies now). Answers where it was
+    /// kept. For a server function that must not answer "done" before its
+    /// event is safe; [`Emit::emit`] does not wait.
+    pub async fn emit_placed<E: Event>(self, event: &E) -> Result<Placement, EmitError> {
+        let (placed, placement) = oneshot::channel();
+        self.send(event, Some(placed))?;
+        // Dropped unanswered: the process is stopping with the event still
+        // queued for Redis, which never placed it.
+        Ok(placement.await.unwrap_or(Placement::NotKept))
+    }
+
+    fn send<E: Event>(
+        self,
+        event: &E,
+        placed: Option<oneshot::Sender<Placement>>,
+    ) -> Result<usize, EmitError> {
+        let not_kept = |placed: Option<oneshot::Sender<Placement>>| {
+            if let Some(placed) = placed {
+                let _ = placed.send(Placement::NotKept);
+            }
+        };
         if self.target.is_nobody() {
+            not_kept(placed);
             return Ok(0);
         }
         let data = serde_json::to_string(event).map_err(|source| {
@@ -177,8 +205,9 @@ impl Emit<'_> {
             });
         }
         if E::DURABLE && self.hub.records() && !self.target.is_connections_only() {
-            return Ok(self.hub.emit_durable(&self.target, frame));
+            return Ok(self.hub.emit_durable(&self.target, frame, placed));
         }
+        not_kept(placed);
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
     }
 
@@ -191,6 +220,19 @@ impl Emit<'_> {
         let target = event.broadcast_on().except_maybe(self.target.except);
         self.hub.target(target).emit(&event.broadcast_as())
     }
+}
+
+/// Where a durable event was kept, as [`Emit::emit_placed`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// In Redis: any process can replay it.
+    Shared,
+    /// In this process's history only: the process is alone, or Redis was
+    /// unreachable (its streams are reset when Redis is back).
+    Local,
+    /// Nowhere: a volatile event, the history is off, the target names
+    /// single connections or nobody, or the process stopped first.
+    NotKept,
 }
 
 /// Values that name one or more users for [`Hub::to`]: a user id (or an

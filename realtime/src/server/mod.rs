@@ -91,7 +91,7 @@ pub use self::{
     broadcast::Broadcast,
     close::CloseReason,
     config::HubConfig,
-    emit::{Emit, EmitError, IntoUserIds, caller, caller_from_headers},
+    emit::{Emit, EmitError, IntoUserIds, Placement, caller, caller_from_headers},
     identity::{Identity, SessionKey},
     join_rules::{JoinRequest, Refusal},
     origin::Origins,

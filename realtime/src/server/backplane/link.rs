@@ -59,6 +59,8 @@ pub(crate) struct Record {
     pub streams: Vec<Stream>,
     /// Its event frame, without positions.
     pub frame: String,
+    /// Told where it was kept, when the emitter waits for it.
+    pub placed: Option<tokio::sync::oneshot::Sender<crate::server::Placement>>,
 }
 
 /// The pace and burst of replays of ended sessions.

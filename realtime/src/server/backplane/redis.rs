@@ -310,7 +310,13 @@ impl Transport {
                         }
                         return Ended::Lost(error.to_string());
                     }
-                    batch.clear();
+                    for item in batch.drain(..) {
+                        if let Outbound::Record(record) = item
+                            && let Some(placed) = record.placed
+                        {
+                            let _ = placed.send(crate::server::Placement::Shared);
+                        }
+                    }
                 }
                 _ = heartbeat.tick() => {
                     // Own messages come back through the subscription; when
@@ -400,8 +406,7 @@ impl Transport {
         match item {
             Outbound::Publish(_) => self.link.count_missed(),
             Outbound::Record(record) => {
-                self.hub
-                    .record_here(&record.target, record.id, &record.frame);
+                self.hub.record_instead(*record);
             }
         }
     }
