@@ -1,16 +1,23 @@
 // A server of a test's own, on its own port and database, for tests that
-// must stop and start it (a restart) or need it empty (the screenshots).
-// The suite's shared server is left alone.
+// must stop and start it (a restart), need it empty (the screenshots) or
+// need several processes on Redis. The suite's shared server is left alone.
+// Also: a Redis server of a test's own, to stop and start again.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
+import { connect } from "node:net";
 
 export class PrivateServer {
   private process: ChildProcess | undefined;
 
+  /**
+   * `database` is an SQLite file; `env` adds to (or replaces) the server's
+   * environment: a `DATABASE_URL` there wins over `database`.
+   */
   constructor(
     readonly port: number,
     readonly database: string,
+    readonly env: Record<string, string> = {},
   ) {}
 
   get baseURL() {
@@ -38,6 +45,7 @@ export class PrivateServer {
         // per-address defaults allow a real client.
         LIMIT_SIGN_UP_PER_ADDRESS: "1000/min",
         LIMIT_LOG_IN_PER_ADDRESS: "1000/min",
+        ...this.env,
       },
       stdio: ["ignore", "inherit", "inherit"],
     });
@@ -63,4 +71,51 @@ export class PrivateServer {
       await once(server, "exit");
     }
   }
+}
+
+/** A `redis-server` of a test's own (it keeps nothing on disk). */
+export class PrivateRedis {
+  private process: ChildProcess | undefined;
+
+  constructor(readonly port: number) {}
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts it, and waits until it listens. */
+  async start() {
+    this.process = spawn(
+      "redis-server",
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: "ignore" },
+    );
+    for (let attempt = 0; attempt < 100; attempt++) {
+      if (await listening(this.port)) {
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`redis-server on port ${this.port} did not start (is it installed?)`);
+  }
+
+  /** Stops it at once (SIGKILL), and waits. */
+  async stop() {
+    const redis = this.process;
+    if (redis && redis.exitCode === null && redis.signalCode === null) {
+      redis.kill("SIGKILL");
+      await once(redis, "exit");
+    }
+  }
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

@@ -36,6 +36,10 @@
 //!   --hostile        attack while the clients receive (one process only)
 //!   --attacks LIST   which attacks, comma-separated (all: flood,announce,
 //!                    passwords,anonymous)
+//!   --kill-after S   with --processes 2: kill the first process S seconds
+//!                    into the broadcasting; its clients come back on the
+//!                    other and must recover every acknowledged event
+//!                    (`failover.rs`)
 //!
 //! The servers it starts inherit its environment: for example
 //! `REALTIME_HISTORY_PER_STREAM=0` measures durable events delivered as
@@ -54,7 +58,16 @@
 //!     --database-url postgres://postgres@127.0.0.1/test --redis-url redis://127.0.0.1:6379
 //! ```
 //!
+//! One of two processes killed under load, as in `docs/benchmarks.md`:
+//!
+//! ```sh
+//! target/release/loadgen --processes 2 --clients 2000 --rate 50 --seconds 20 --kill-after 5 \
+//!     --database-url postgres://postgres@127.0.0.1/test --redis-url redis://127.0.0.1:6379
+//! ```
+//!
 //! `docs/benchmarks.md` has the figures and how to read them.
+
+mod failover;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -92,6 +105,8 @@ struct Options {
     hostile: bool,
     /// Which attacks `--hostile` runs (all by default).
     attacks: Vec<String>,
+    /// Kill the first process this many seconds into the broadcasting.
+    kill_after: Option<u32>,
 }
 
 impl Options {
@@ -108,6 +123,7 @@ impl Options {
             redis_url: None,
             hostile: false,
             attacks: ATTACKS.map(str::to_owned).to_vec(),
+            kill_after: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -123,6 +139,7 @@ impl Options {
                 "--database-url" => options.database_url = Some(value()?),
                 "--redis-url" => options.redis_url = Some(value()?),
                 "--hostile" => options.hostile = true,
+                "--kill-after" => options.kill_after = Some(value()?.parse()?),
                 "--attacks" => {
                     options.attacks = value()?.split(',').map(str::to_owned).collect();
                     if let Some(unknown) = options
@@ -152,6 +169,9 @@ impl Options {
         }
         if options.processes > 1 && options.address.is_some() {
             return Err("--address and --processes cannot be combined".into());
+        }
+        if options.kill_after.is_some() && (options.processes != 2 || options.hostile) {
+            return Err("--kill-after needs --processes 2 (and no --hostile)".into());
         }
         if options.hostile && (options.processes > 1 || options.address.is_some()) {
             return Err("--hostile starts one server of its own".into());
@@ -441,6 +461,20 @@ async fn run() -> Result<(), Error> {
     };
 
     tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(kill_after) = options.kill_after {
+        let run = failover::run(
+            &addresses,
+            processes,
+            &cookies,
+            options.clients,
+            options.rate,
+            options.seconds,
+            kill_after,
+        );
+        let ran = run.await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        return ran;
+    }
     let memory_before = memory();
 
     print!("opening {} WebSockets… ", options.clients);

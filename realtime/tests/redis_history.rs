@@ -348,3 +348,39 @@ async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_
         assert_ne!(after.epoch, during.epoch);
     }
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuities() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut since = Vec::new();
+    for n in 0..20 {
+        let team = Team(format!("t{n}"));
+        since.push(a.server.hub.position(&Stream::room(&team)).await.unwrap());
+        a.server.hub.to_room(&team).emit(&note("missed")).unwrap();
+    }
+    // A hub started after them: every recovery is a read of Redis.
+    let b = node(&channel).await;
+    let mut tab = b.server.connect(&tab_query(7, &[])).await;
+    let mut replayed = 0;
+    let mut refused = 0;
+    for (n, since) in since.into_iter().enumerate() {
+        let frames = tab.join_since(&format!("team:t{n}"), since).await;
+        match notes(&frames).as_slice() {
+            [one] if one == "missed" => replayed += 1,
+            [] if frames
+                .iter()
+                .any(|frame| matches!(frame, ServerFrame::Discontinuity { .. })) =>
+            {
+                refused += 1
+            }
+            _ => panic!("{frames:?}"),
+        }
+    }
+    // Sixteen at once, then one a second (a slow machine may see one more).
+    assert!(
+        (16..=17).contains(&replayed) && replayed + refused == 20,
+        "{replayed} replayed, {refused} refused"
+    );
+}

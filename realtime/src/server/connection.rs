@@ -48,6 +48,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Room rules running at once for one connection; more joins wait their
 /// turn, in order.
 const RULES_AT_ONCE: usize = 4;
+/// Joins that may read Redis's history at once (then one a second).
+const REDIS_RECOVERIES_BURST: NonZeroU32 = NonZeroU32::new(16).unwrap();
 /// Frames over the rate limit a browser may send, after being told, before
 /// it is closed.
 const DROPPED_FRAMES_TOLERATED: u32 = 10;
@@ -304,6 +306,11 @@ struct Joins<'h> {
     running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
     /// Rooms to join, each with the position to recover from, if any.
     waiting: VecDeque<(RoomName, Option<Position>)>,
+    /// Recoveries this connection may have read from Redis, when this
+    /// process does not hold them: a tab re-joins its few rooms after a
+    /// reconnect; a script asking for old positions in room after room
+    /// gets discontinuities instead (`ask` turns its reads off).
+    reads: DefaultDirectRateLimiter,
 }
 
 impl<'h> Joins<'h> {
@@ -314,6 +321,9 @@ impl<'h> Joins<'h> {
             user,
             running: FuturesUnordered::new(),
             waiting: VecDeque::new(),
+            reads: RateLimiter::direct(
+                Quota::per_second(NonZeroU32::MIN).allow_burst(REDIS_RECOVERIES_BURST),
+            ),
         }
     }
 
@@ -333,7 +343,10 @@ impl<'h> Joins<'h> {
         while self.running.len() < RULES_AT_ONCE
             && let Some((room, since)) = self.waiting.pop_front()
         {
-            let join = self.hub.request_join(self.id, self.user, room, since);
+            let may_read = since.is_some() && self.reads.check().is_ok();
+            let join = self
+                .hub
+                .request_join(self.id, self.user, room, since, may_read);
             self.running.push(Box::pin(join));
         }
     }

@@ -45,6 +45,7 @@ impl Hub {
         user: Option<UserId>,
         room: RoomName,
         since: Option<Position>,
+        may_read: bool,
     ) {
         let config = self.config();
         let rule = self.inner.join_rules.authorize(&room, user, connection);
@@ -52,7 +53,10 @@ impl Hub {
             .await
             .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
         let refusal = match decision {
-            Ok(()) => match self.add_to_room_resuming(connection, &room, since).await {
+            Ok(()) => match self
+                .add_to_room_resuming(connection, &room, since, may_read)
+                .await
+            {
                 Ok(()) => return,
                 Err(JoinError::TooManyRooms) => format!(
                     "You can be in at most {} rooms at once.",
@@ -80,18 +84,23 @@ impl Hub {
     }
 
     /// Adds a connection to a room after replaying what followed `since`
-    /// (read from Redis first, if this process does not hold it).
+    /// (read from Redis first, if this process does not hold it and the
+    /// connection `may_read`: otherwise it gets a discontinuity).
     async fn add_to_room_resuming(
         &self,
         connection: ConnectionId,
         room: &RoomName,
         since: Option<Position>,
+        may_read: bool,
     ) -> Result<(), JoinError> {
         let stream = Stream::Room(room.clone());
-        let fetched = self
-            .fetch_for([(stream.clone(), since)])
-            .await
-            .remove(&stream);
+        let fetched = if may_read || since.is_none() {
+            self.fetch_for([(stream.clone(), since)])
+                .await
+                .remove(&stream)
+        } else {
+            None
+        };
         self.add_to_room(connection, room, since, fetched)
     }
 

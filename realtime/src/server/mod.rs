@@ -131,6 +131,9 @@ struct HubInner {
     /// Durable events, for recovery. Taken before the registry when both
     /// are (`recovery.rs`).
     history: Mutex<History>,
+    /// Reads of Redis's history under way, at most this many at once
+    /// (`recovery.rs`).
+    history_reads: tokio::sync::Semaphore,
 }
 
 impl fmt::Debug for Hub {
@@ -203,6 +206,7 @@ impl HubBuilder {
                 session_check: self.session_check,
                 open_sockets: AtomicUsize::new(0),
                 history: Mutex::new(History::new(self.config.history_limits())),
+                history_reads: tokio::sync::Semaphore::new(recovery::READS_AT_ONCE),
                 pace: Pace::new(
                     self.config.new_connections_per_minute,
                     self.config.new_connection_burst,

@@ -49,9 +49,13 @@ use crate::{
     stream::{Discontinuity, Position, Stream, TabId},
 };
 
-/// How long a read of Redis's history may take before the tab is told it
-/// may have missed events (and fetches again) instead.
+/// How long a read of Redis's history may take, waiting for its turn
+/// included, before the tab is told it may have missed events (and fetches
+/// again) instead.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reads of Redis's history one process makes at once: a crowd of tabs
+/// reconnecting together waits its turn rather than flood Redis.
+pub(super) const READS_AT_ONCE: usize = 64;
 
 impl Hub {
     /// Whether durable events are recorded and recovered: unless the
@@ -101,7 +105,11 @@ impl Hub {
         let reads = needed.into_iter().map(|(stream, since)| {
             let store = &store;
             async move {
-                let read = tokio::time::timeout(READ_TIMEOUT, store.read(&stream, since)).await;
+                let read = tokio::time::timeout(READ_TIMEOUT, async {
+                    let _turn = self.inner.history_reads.acquire().await;
+                    store.read(&stream, since).await
+                })
+                .await;
                 match read {
                     Ok(Ok(fetched)) => Some((stream, fetched)),
                     Ok(Err(error)) => {
