@@ -271,10 +271,15 @@ async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
         .parse()
         .expect("TEST_REDIS_URL is redis://host:port");
     let proxy = CuttableProxy::start(upstream).await;
+    // A queue shorter than what it catches up on: the catch-up is one
+    // replay, not cut short by the slow-client rule.
     let b = node_on(
         &format!("redis://127.0.0.1:{}", proxy.port),
         &channel,
-        HubConfig::default(),
+        HubConfig {
+            queue_capacity: 4,
+            ..HubConfig::default()
+        },
     )
     .await;
     let mut on_b = b.server.user(2, "s2").await;
@@ -284,22 +289,22 @@ async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
 
     proxy.cut();
     connected(&b.server.hub, false).await;
-    a.server
-        .hub
-        .to_room(&red())
-        .emit(&note("while cut off"))
-        .unwrap();
-    a.server.hub.to_room(&red()).emit(&note("still")).unwrap();
+    let missed: Vec<String> = (1..=10).map(|n| format!("while cut off {n}")).collect();
+    for text in &missed {
+        a.server.hub.to_room(&red()).emit(&note(text)).unwrap();
+    }
     proxy.restore();
     connected(&b.server.hub, true).await;
 
     // Caught up from Redis, in order, before anything newer.
     a.server.hub.to_room(&red()).emit(&note("after")).unwrap();
     let mut texts = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..11 {
         texts.push(placed_note(&mut on_b).await.0);
     }
-    assert_eq!(texts, ["while cut off", "still", "after"]);
+    let mut expected = missed;
+    expected.push("after".to_owned());
+    assert_eq!(texts, expected);
     b.server.assert_nothing_more(&mut [&mut on_b]).await;
 }
 
@@ -383,4 +388,55 @@ async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuiti
         (16..=17).contains(&replayed) && replayed + refused == 20,
         "{replayed} replayed, {refused} refused"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut tab = a.server.user(1, "s1").await;
+    let ServerFrame::Joined {
+        position: Some(start),
+        ..
+    } = tab.join("team:red").await
+    else {
+        panic!("no position for the room");
+    };
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    // What the channel would carry had publications 1 to 4 been lost on
+    // their way here; and messages no script sends, dropped.
+    let publish = |offset: u64, text: &str| {
+        format!(
+            r#"{{"node":"00000000000000aa","message":{{"type":"recorded","target":{{"everyone":false,"users":[],"rooms":["team:red"],"connections":[],"except":null}},"id":"00000000000000{offset:02x}","except_tab":null,"streams":["room:team:red"],"positions":[{{"epoch":"{}","offset":{offset}}}]}}}}
+{{"type":"event","name":"Note","data":{{"text":"{text}"}}}}"#,
+            start.epoch
+        )
+    };
+    let reset_mid_epoch = format!(
+        r#"{{"node":"00000000000000aa","message":{{"type":"reset","stream":"room:team:red","position":{{"epoch":"{}","offset":9}}}}}}
+"#,
+        start.epoch
+    );
+    for envelope in [
+        publish(0, "at offset zero"),
+        reset_mid_epoch,
+        publish(5, "after a gap"),
+    ] {
+        let _: () = redis::AsyncCommands::publish(&mut redis, &channel, envelope)
+            .await
+            .unwrap();
+    }
+    let (reason, position) = discontinuity_of(&mut tab, &red_stream()).await;
+    assert_eq!(reason, Discontinuity::TooOld);
+    assert_eq!(position.offset, 4);
+    assert_eq!(
+        placed_note(&mut tab).await,
+        ("after a gap".to_owned(), Position { offset: 5, ..start })
+    );
+    a.server.assert_nothing_more(&mut [&mut tab]).await;
 }

@@ -55,6 +55,9 @@ pub struct HubConfig {
     /// all. A tab asking for events that are no longer kept is told it
     /// missed some (a discontinuity). `history_per_stream: 0` keeps no
     /// history at all: durable events are then delivered as volatile ones.
+    /// With Redis, its history keeps `history_per_stream` events per
+    /// stream for `history_max_age`; the bytes and streams limits bound
+    /// each process's mirror of it.
     pub history_per_stream: usize,
     pub history_max_age: Duration,
     pub history_max_bytes: usize,

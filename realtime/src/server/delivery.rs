@@ -3,7 +3,8 @@
 //! Every frame a connection receives after its `welcome` goes through
 //! [`Hub::deliver_local`]: events emitted here or on another process,
 //! presence lists, and the replies to a browser's frames; durable events
-//! and replays go through `recovery.rs`, which adds their positions. Each
+//! go through `durable.rs`, which adds their positions, and replays
+//! through `recovery.rs`. Each
 //! connection's task writes what its queue holds (`connection.rs`).
 
 use axum::extract::ws::Utf8Bytes;

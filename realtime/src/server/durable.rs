@@ -14,13 +14,16 @@
 //! emitted them. Each process keeps what it received in its history, a
 //! mirror of Redis's, to serve most recoveries without asking Redis.
 //!
-//! While Redis is unreachable, durable emits are placed here, in epochs of
-//! this process's own, and reach this process's connections only. When
-//! Redis is back, each stream written meanwhile is reset in Redis
-//! ([`Hub::reset_stream`] on every process): its readers everywhere get a
-//! discontinuity and fetch again. A stream this process follows but did
-//! not write is caught up from Redis ([`Hub::catch_up`]): the events the
-//! others placed meanwhile, or a discontinuity if Redis lost them.
+//! While Redis is unreachable (or cannot keep up), durable emits are placed
+//! here, in epochs of this process's own, and reach this process's
+//! connections only. As soon as Redis can, each stream written so is reset
+//! in Redis ([`Hub::reset_stream`] on every process): its readers
+//! everywhere get a discontinuity and fetch again. After an outage, a
+//! stream this process follows but did not write is caught up from Redis
+//! ([`Hub::catch_up`]): the events the others placed meanwhile, or a
+//! discontinuity if Redis lost them. A publication that shows a gap in a
+//! stream followed here (after an outage, for a stream the mirror had
+//! forgotten) tells its readers here the same way.
 
 use std::{collections::HashSet, time::Instant};
 
@@ -30,7 +33,7 @@ use tokio::sync::oneshot;
 use super::{
     Hub, Placement, Target,
     backplane::{Fetched, Record},
-    history::Recorded as Kept,
+    history::{Applied, Recorded as Kept},
     registry::{Delivery, Except},
 };
 use crate::{
@@ -169,7 +172,18 @@ impl Hub {
                     frame: frame.clone(),
                     except: placed.except_tab,
                 };
-                history.apply(stream, *position, kept, now);
+                match history.apply(stream, *position, kept, now) {
+                    // Its readers here had it (a catch-up brought it).
+                    Applied::Duplicate => continue,
+                    Applied::Missed(reason) => {
+                        let before = Position {
+                            offset: position.offset - 1,
+                            ..*position
+                        };
+                        tell_readers(&registry, stream, reason, before, &mut outcome);
+                    }
+                    Applied::InOrder | Applied::New => {}
+                }
                 registry.deliver_event(
                     (stream, *position),
                     except,
@@ -199,7 +213,14 @@ impl Hub {
         let mut history = self.inner.history.lock();
         history.reset(stream, position);
         let registry = self.inner.registry.read();
-        let outcome = tell_readers(&registry, stream, Discontinuity::EpochChanged, position);
+        let mut outcome = Delivery::default();
+        tell_readers(
+            &registry,
+            stream,
+            Discontinuity::EpochChanged,
+            position,
+            &mut outcome,
+        );
         drop(registry);
         drop(history);
         self.finish_delivery(outcome);
@@ -219,42 +240,49 @@ impl Hub {
             return;
         }
         let registry = self.inner.registry.read();
-        let outcome = match fetched.events {
-            Ok(events) => {
-                let mut outcome = Delivery::default();
+        let mut outcome = Delivery::default();
+        match fetched.events {
+            // One replay per reader: a long one is not cut short by the
+            // slow-client rule.
+            Ok(events) if !events.is_empty() => {
+                let to = Position {
+                    epoch: fetched.position.epoch,
+                    offset: events.last().map_or(from.offset, |last| last.offset),
+                };
+                registry.replay_to_readers(stream, &events, to, &mut outcome);
                 for event in events {
                     let position = Position {
-                        epoch: fetched.position.epoch,
+                        epoch: to.epoch,
                         offset: event.offset,
                     };
-                    let except = Except {
-                        connection: None,
-                        tab: event.except,
-                    };
-                    registry.deliver_event(
-                        (stream, position),
-                        except,
-                        &event.frame,
-                        None,
-                        &mut outcome,
-                    );
                     history.apply(stream, position, event, now);
                 }
-                outcome
             }
+            Ok(_) => {}
             Err(reason) => {
                 history.reset(stream, fetched.position);
-                tell_readers(&registry, stream, reason, fetched.position)
+                tell_readers(&registry, stream, reason, fetched.position, &mut outcome);
             }
-        };
+        }
         drop(registry);
         drop(history);
         self.finish_delivery(outcome);
     }
 
-    /// The streams this process wrote while Redis was unreachable.
-    pub(crate) fn diverged_streams(&self) -> Vec<Stream> {
-        self.inner.history.lock().diverged()
+    /// Takes the streams this process wrote with positions of its own
+    /// (Redis was unreachable, or could not keep up), for Redis to reset.
+    pub(crate) fn take_diverged_streams(&self) -> Vec<Stream> {
+        self.inner.history.lock().take_diverged()
+    }
+
+    /// Streams taken for a reset that did not happen: asked again later.
+    pub(crate) fn diverged_again(&self, streams: &[Stream]) {
+        self.inner.history.lock().diverged_again(streams);
+    }
+
+    /// Whether some streams wait for Redis to reset them.
+    pub(crate) fn has_diverged_streams(&self) -> bool {
+        self.inner.history.lock().has_diverged()
     }
 
     /// The streams this process follows in Redis and has readers of, with
@@ -291,8 +319,8 @@ fn tell_readers(
     stream: &Stream,
     reason: Discontinuity,
     position: Position,
-) -> Delivery {
-    let mut outcome = Delivery::default();
+    outcome: &mut Delivery,
+) {
     let frame = ControlFrame::Discontinuity {
         stream,
         reason,
@@ -304,10 +332,9 @@ fn tell_readers(
             Except::default(),
             &json.into(),
             None,
-            &mut outcome,
+            outcome,
         );
     }
-    outcome
 }
 
 /// A set to deliver each connection an event once, when it may be named

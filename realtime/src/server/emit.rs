@@ -228,7 +228,8 @@ pub enum Placement {
     /// In Redis: any process can replay it.
     Shared,
     /// In this process's history only: the process is alone, or Redis was
-    /// unreachable (its streams are reset when Redis is back).
+    /// unreachable or could not keep up (its streams are reset in Redis as
+    /// soon as it can: their readers everywhere fetch again).
     Local,
     /// Nowhere: a volatile event, the history is off, the target names
     /// single connections or nobody, or the process stopped first.

@@ -6,17 +6,18 @@
 //! the history kept in Redis (`backplane/redis_history.rs`): positions are
 //! given by Redis, the mirror keeps the latest events it received, in
 //! order, and a recovery it cannot serve is asked of Redis
-//! ([`Recovery::Elsewhere`]). While Redis is unreachable, a stream written
-//! here gets an epoch of this process's own (a *local* log): its readers
-//! here recover from it, and when Redis is back the stream is reset
-//! everywhere, so that no tab mistakes it for Redis's.
+//! ([`Recovery::Elsewhere`]). A stream written here because Redis did not
+//! take the event (it was unreachable, or could not keep up) gets an epoch
+//! of this process's own (a *local* log): its readers here recover from it,
+//! and Redis resets the stream everywhere as soon as it can
+//! ([`History::take_diverged`]), so that no tab mistakes it for Redis's.
 //!
 //! Each stream keeps its epoch, the offset of its last event and its latest
 //! events. Bounded four ways ([`HistoryLimits`]): events per stream, age,
 //! bytes of all streams together, and number of streams. What falls out is
 //! gone: a tab asking from before it is told so (a discontinuity), never
 //! given a history with a hole in it. A stream forgotten entirely starts a
-//! new epoch when it is written again.
+//! new epoch when it is written again (in a mirror: takes Redis's epoch).
 //!
 //! Every event is in two queues: its stream's (for replays), and one of all
 //! streams in the order they were written (for dropping the oldest by age
@@ -25,7 +26,7 @@
 //! it comes to the front, and swept when stale records outnumber the rest.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -73,6 +74,22 @@ pub(crate) enum Recovery {
     },
     /// A mirror does not hold them: ask Redis.
     Elsewhere,
+}
+
+/// What a mirror made of an event Redis placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The next one.
+    InOrder,
+    /// Already kept: not to be delivered again.
+    Duplicate,
+    /// The first of a stream the mirror did not follow (or of a new epoch,
+    /// from its start).
+    New,
+    /// Events before it never arrived here (a gap, or another epoch
+    /// begun before this process heard of it): its readers here may have
+    /// missed them.
+    Missed(Discontinuity),
 }
 
 struct Log {
@@ -124,6 +141,10 @@ pub(crate) struct History {
     /// Events in the streams' queues, and their frames' bytes.
     events: usize,
     bytes: usize,
+    /// A mirror's streams written here, with positions of this process's
+    /// own (Redis was unreachable or could not keep up), since Redis last
+    /// reset them: Redis must reset them again.
+    diverged: HashSet<Stream>,
 }
 
 impl History {
@@ -136,6 +157,7 @@ impl History {
             written: VecDeque::new(),
             events: 0,
             bytes: 0,
+            diverged: HashSet::new(),
         }
     }
 
@@ -153,7 +175,7 @@ impl History {
 
     /// Where `stream` is now: the position a page rendered now should ask
     /// to recover from. A stream not yet written starts here, with a new
-    /// epoch (in a mirror, a local one).
+    /// epoch. (Alone only: a mirror learns positions from Redis.)
     pub fn position(&mut self, stream: &Stream) -> Position {
         self.log(stream).position()
     }
@@ -191,10 +213,13 @@ impl History {
         now: Instant,
     ) -> Utf8Bytes {
         let per_stream = self.limits.per_stream;
-        if self.mirror && self.streams.get(stream).is_some_and(|log| !log.local) {
-            // Redis is unreachable: positions of this process's own, in an
-            // epoch of its own, never taken for Redis's.
-            self.replace(stream, Self::new_log());
+        if self.mirror {
+            // Redis did not take it: positions of this process's own, in
+            // an epoch of its own, never taken for Redis's.
+            if self.streams.get(stream).is_none_or(|log| !log.local) {
+                self.replace(stream, Self::new_log());
+            }
+            self.diverged.insert(stream.clone());
         }
         let log = self.log(stream);
         log.last += 1;
@@ -227,18 +252,33 @@ impl History {
 
     /// A mirror keeps an event Redis placed at `position`, received in
     /// order. One it has already is ignored; after a gap (or in a new
-    /// epoch) the mirror holds the stream from this event on.
-    pub fn apply(&mut self, stream: &Stream, position: Position, event: Recorded, now: Instant) {
-        let fresh = match self.streams.get(stream) {
+    /// epoch) the mirror holds the stream from this event on, and says
+    /// what its readers may have missed.
+    pub fn apply(
+        &mut self,
+        stream: &Stream,
+        position: Position,
+        event: Recorded,
+        now: Instant,
+    ) -> Applied {
+        let applied = match self.streams.get(stream) {
             Some(log) if !log.local && log.epoch == position.epoch => {
                 if position.offset <= log.last {
-                    return;
+                    return Applied::Duplicate;
                 }
-                position.offset > log.last + 1
+                if position.offset > log.last + 1 {
+                    Applied::Missed(Discontinuity::TooOld)
+                } else {
+                    Applied::InOrder
+                }
             }
-            _ => true,
+            // A new epoch from its start: nothing of it was missed (the old
+            // one expired unwritten, say).
+            Some(_) if position.offset == 1 => Applied::New,
+            Some(_) => Applied::Missed(Discontinuity::EpochChanged),
+            None => Applied::New,
         };
-        if fresh {
+        if !matches!(applied, Applied::InOrder) {
             self.replace(
                 stream,
                 Log {
@@ -271,6 +311,7 @@ impl History {
             bytes,
         });
         self.trim(now);
+        applied
     }
 
     /// The stream starts again at `position` (Redis reset it): what was
@@ -287,14 +328,21 @@ impl History {
         );
     }
 
-    /// The streams written with positions of this process's own while
-    /// Redis was unreachable: Redis must reset them.
-    pub fn diverged(&self) -> Vec<Stream> {
-        self.streams
-            .iter()
-            .filter(|(_, log)| log.local)
-            .map(|(stream, _)| stream.clone())
-            .collect()
+    /// Takes the streams written with positions of this process's own
+    /// (Redis was unreachable, or could not keep up): Redis must reset
+    /// them.
+    pub fn take_diverged(&mut self) -> Vec<Stream> {
+        self.diverged.drain().collect()
+    }
+
+    /// Streams whose reset did not happen: they wait for the next.
+    pub fn diverged_again(&mut self, streams: &[Stream]) {
+        self.diverged.extend(streams.iter().cloned());
+    }
+
+    /// Whether some streams wait to be reset in Redis.
+    pub fn has_diverged(&self) -> bool {
+        !self.diverged.is_empty()
     }
 
     /// The streams a mirror follows in Redis's epochs, and how far.
@@ -710,6 +758,68 @@ mod tests {
             Discontinuity::EpochChanged
         );
         assert_eq!(history.size().0, 2, "everyone's and Bob's events");
+    }
+
+    fn kept(offset: u64) -> Recorded {
+        Recorded {
+            offset,
+            frame: Utf8Bytes::from(format!("e{offset}")),
+            except: None,
+        }
+    }
+
+    #[test]
+    fn a_mirror_says_what_its_readers_may_have_missed() {
+        let mut mirror = History::mirror(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let at = |epoch, offset| Position {
+            epoch: Epoch(epoch),
+            offset,
+        };
+        assert_eq!(mirror.apply(&red, at(1, 3), kept(3), now), Applied::New);
+        assert_eq!(mirror.apply(&red, at(1, 4), kept(4), now), Applied::InOrder);
+        assert_eq!(
+            mirror.apply(&red, at(1, 4), kept(4), now),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            mirror.apply(&red, at(1, 6), kept(6), now),
+            Applied::Missed(Discontinuity::TooOld)
+        );
+        // Another epoch: from its start nothing was missed; later, some was.
+        assert_eq!(mirror.apply(&red, at(2, 1), kept(1), now), Applied::New);
+        assert_eq!(
+            mirror.apply(&red, at(3, 7), kept(7), now),
+            Applied::Missed(Discontinuity::EpochChanged)
+        );
+        // The mirror holds from 7 on: a recovery from before asks Redis.
+        assert!(matches!(
+            mirror.since(&red, at(3, 5), now),
+            Recovery::Elsewhere
+        ));
+        assert!(replayed(mirror.since(&red, at(3, 7), now)).is_empty());
+    }
+
+    #[test]
+    fn a_stream_written_apart_in_a_mirror_waits_for_its_reset_whatever_arrives() {
+        let mut mirror = History::mirror(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let redis = Position {
+            epoch: Epoch(1),
+            offset: 1,
+        };
+        mirror.apply(&red, redis, kept(1), now);
+        let local = append(&mut mirror, &red, "here", now);
+        assert_ne!(local.epoch, redis.epoch, "an epoch of its own");
+        // Redis's next event replaces the local log, not the need to reset.
+        mirror.apply(&red, Position { offset: 2, ..redis }, kept(2), now);
+        assert_eq!(mirror.take_diverged(), std::slice::from_ref(&red));
+        assert!(mirror.take_diverged().is_empty());
+        // Learning a position is no writing.
+        mirror.learn(&room("team:blue"), redis);
+        assert!(!mirror.has_diverged());
     }
 
     #[test]

@@ -69,16 +69,14 @@ impl Hub {
     /// after the render. `None` when the history is turned off.
     ///
     /// With Redis this may read it (once per stream this process has not
-    /// followed yet); while Redis is unreachable, the position is this
-    /// process's own, and the page will be told to fetch again once Redis
-    /// is back.
+    /// followed yet); `None` if it must and cannot (Redis is unreachable).
     pub async fn position(&self, stream: &Stream) -> Option<Position> {
         if !self.records() {
             return None;
         }
         let mut fetched = self.fetch_for([(stream.clone(), None)]).await;
         let mut history = self.inner.history.lock();
-        Some(position_here(&mut history, stream, fetched.remove(stream)))
+        position_here(&mut history, stream, fetched.remove(stream))
     }
 
     /// Reads from Redis what recovering each stream from its position (or
@@ -160,9 +158,9 @@ impl Hub {
             }
             let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
             let positions = streams
-                .map(|stream| {
-                    let position = position_here(&mut history, &stream, fetched.remove(&stream));
-                    (stream, position)
+                .filter_map(|stream| {
+                    let position = position_here(&mut history, &stream, fetched.remove(&stream))?;
+                    Some((stream, position))
                 })
                 .collect();
             (positions, fitted)
@@ -211,7 +209,7 @@ impl Hub {
                 });
             let joined = ControlFrame::Joined {
                 room,
-                position: Some(position_here(&mut history, &stream, fetched)),
+                position: position_here(&mut history, &stream, fetched),
             };
             (arrived, replayed && queue_control(&registry, id, &joined))
         };
@@ -259,10 +257,9 @@ fn recover(
         Recovery::Discontinuity { reason, position } => Answer::Gap { reason, position },
         Recovery::Elsewhere => {
             let Some(fetched) = fetched else {
-                // Redis could not be asked.
-                let position = history
-                    .known(stream)
-                    .unwrap_or_else(|| history.position(stream));
+                // Redis could not be asked: the tab fetches again, and goes
+                // on from where this process is (or from where it was).
+                let position = history.known(stream).unwrap_or(since);
                 let reason = if position.epoch == since.epoch {
                     Discontinuity::TooOld
                 } else {
@@ -304,17 +301,22 @@ fn recover(
 }
 
 /// Where `stream` stands for a tab that starts following it now: known
-/// here, or read in Redis (the mirror then follows it), or, with neither,
-/// a position of this process's own.
-fn position_here(history: &mut History, stream: &Stream, fetched: Option<Fetched>) -> Position {
+/// here, or read in Redis (the mirror then follows it). Alone, a stream not
+/// written yet starts here; a mirror that could not ask Redis has none to
+/// give (the tab then counts what it may miss as missed).
+fn position_here(
+    history: &mut History,
+    stream: &Stream,
+    fetched: Option<Fetched>,
+) -> Option<Position> {
     if let Some(position) = history.known(stream) {
-        return position;
+        return Some(position);
     }
     if let Some(fetched) = fetched {
         history.learn(stream, fetched.position);
-        return fetched.position;
+        return Some(fetched.position);
     }
-    history.position(stream)
+    (!history.is_mirror()).then(|| history.position(stream))
 }
 
 /// Queues an answer for connection `id` of tab `tab`. `false` if its queue

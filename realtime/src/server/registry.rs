@@ -1,8 +1,9 @@
 //! Who is connected, and which queues a frame for a target goes into.
 //!
-//! One registry per process, behind one lock that is only ever held for a
-//! few map operations, never across an `.await`: emits take it for reading,
-//! connects, disconnects, joins and leaves for writing.
+//! One registry per process, behind one lock that is held for the map
+//! operations and queue pushes of one delivery, never across an `.await`:
+//! emits take it for reading, connects, disconnects, joins and leaves for
+//! writing.
 //!
 //! Queueing never waits: a connection whose queue is full is reported to
 //! the caller ([`Delivery::overflowed`]), which closes it once the lock is
@@ -530,6 +531,38 @@ impl Registry {
             {
                 each(id, connection);
             }
+        }
+    }
+
+    /// Queues for every reader of `stream` here the same replay (less
+    /// the events its tab was left out of), after which it stands at `to`.
+    pub fn replay_to_readers(
+        &self,
+        stream: &Stream,
+        events: &[super::history::Recorded],
+        to: Position,
+        outcome: &mut Delivery,
+    ) {
+        let readers: Vec<ConnectionId> = match stream {
+            Stream::Everyone => self.connections.keys().copied().collect(),
+            Stream::User(user) => self.users.get(user).cloned().unwrap_or_default(),
+            Stream::Room(room) => self.room_members(room),
+        };
+        for id in readers {
+            let Some(connection) = self.connections.get(&id) else {
+                continue;
+            };
+            let frames = events
+                .iter()
+                .filter(|event| connection.tab.is_none() || event.except != connection.tab)
+                .map(|event| event.frame.clone())
+                .collect();
+            let replay = Outgoing::Replay {
+                stream: stream.clone(),
+                frames,
+                to,
+            };
+            connection.push(id, replay, outcome);
         }
     }
 

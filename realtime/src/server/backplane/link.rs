@@ -4,7 +4,8 @@
 //! - Durable events (`record`) are never lost silently: they go to Redis,
 //!   which places and publishes them; when Redis is away or cannot keep
 //!   up, they are handed back and placed on this process
-//!   (`server/durable.rs`), whose streams are reset when Redis is back.
+//!   (`server/durable.rs`), and their streams are reset in Redis as soon
+//!   as it can (their readers everywhere fetch again).
 //! - Events (`deliver`) may be dropped: while Redis is away, or when it
 //!   cannot keep up. They are counted, and the gap is logged.
 //! - Presence (`presence`, `hello`, `snapshot`) is kept, in order, while

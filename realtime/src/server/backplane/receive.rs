@@ -51,7 +51,15 @@ impl Hub {
                 positions,
                 envelope.payload,
             ),
-            Message::Reset { stream, position } => self.reset_stream(&stream, position),
+            Message::Reset { stream, position } => {
+                // A new epoch begins at its start; anything else is not a
+                // reset this code sends.
+                if position.offset == 0 {
+                    self.reset_stream(&stream, position);
+                } else {
+                    tracing::warn!(node = %from, "dropped a reset that does not start at offset 0");
+                }
+            }
             message if from != link.node => {
                 return self.receive_from_another(&receive, message, envelope.payload);
             }
@@ -124,7 +132,7 @@ impl Receive<'_> {
         positions: Vec<Position>,
         payload: Bytes,
     ) {
-        if streams.len() != positions.len() {
+        if streams.len() != positions.len() || positions.iter().any(|at| at.offset == 0) {
             tracing::warn!(node = %self.from, "dropped a durable event without a position in each stream");
             return;
         }

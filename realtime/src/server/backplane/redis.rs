@@ -45,6 +45,8 @@ pub const DEFAULT_CHANNEL: &str = "realtime.v1";
 const OUTBOUND_CAPACITY: usize = 16 * 1024;
 /// Most envelopes sent in one pipeline.
 const MAX_PIPELINE: usize = 512;
+/// Most streams read in one pipeline when catching up after a reconnection.
+const CATCH_UP_READS: usize = 16;
 /// How long connecting, and each command, may take.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -301,10 +303,11 @@ impl Transport {
                         return Ended::Stopped;
                     }
                     // Anything that waited was meant to go before these.
-                    if let Err(error) = self.publish_pending(&mut publisher).await {
-                        return Ended::Lost(error.to_string());
-                    }
-                    if let Err(error) = self.publish(&mut publisher, scripts, &batch).await {
+                    let published = match self.publish_pending(&mut publisher).await {
+                        Ok(()) => self.publish(&mut publisher, scripts, &batch).await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = published {
                         for item in batch.drain(..) {
                             self.not_published(item);
                         }
@@ -317,6 +320,13 @@ impl Transport {
                             let _ = placed.send(crate::server::Placement::Shared);
                         }
                     }
+                    // Durable events Redis could not take (its queue was
+                    // full): their streams start again now.
+                    if self.hub.has_diverged_streams()
+                        && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
+                    {
+                        return Ended::Lost(error.to_string());
+                    }
                 }
                 _ = heartbeat.tick() => {
                     // Own messages come back through the subscription; when
@@ -326,6 +336,12 @@ impl Transport {
                     }
                     let beat = Outbound::Publish(self.envelope(&Message::Heartbeat));
                     if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
+                        return Ended::Lost(error.to_string());
+                    }
+                    // Streams written here in a race with the reconnection.
+                    if self.hub.has_diverged_streams()
+                        && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
+                    {
                         return Ended::Lost(error.to_string());
                     }
                     let deadline = Instant::now().checked_sub(liveness.timeout);
@@ -420,23 +436,11 @@ impl Transport {
         publisher: &mut MultiplexedConnection,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
-        let diverged = self.hub.diverged_streams();
-        for streams in diverged.chunks(MAX_PIPELINE) {
-            let mut pipeline = redis::pipe();
-            for stream in streams {
-                let reset = self.history.reset(scripts, self.link.node, stream);
-                pipeline.add_command(reset).ignore();
-            }
-            pipeline.exec_async(&mut *publisher).await?;
-        }
-        if !diverged.is_empty() {
-            tracing::info!(
-                streams = diverged.len(),
-                "streams written while Redis was unreachable start again: their readers fetch again"
-            );
-        }
+        self.reset_diverged(publisher, scripts).await?;
         let followed = self.hub.followed_streams();
-        for streams in followed.chunks(MAX_PIPELINE) {
+        // A few reads per round trip: each may bring a recovery's worth of
+        // events, and the connection's timeout covers the whole pipeline.
+        for streams in followed.chunks(CATCH_UP_READS) {
             let mut pipeline = redis::pipe();
             for (stream, position) in streams {
                 pipeline.add_command(self.history.read_command(scripts, stream, Some(*position)));
@@ -445,9 +449,43 @@ impl Transport {
             for ((stream, position), reply) in streams.iter().zip(replies) {
                 match self.history.parse_read(stream, Some(*position), reply) {
                     Ok(fetched) => self.hub.catch_up(stream, *position, fetched),
-                    Err(error) => tracing::warn!(%stream, %error, "could not catch up on a stream"),
+                    Err(error) => {
+                        // Its readers cannot be told what they missed: they
+                        // are told they may have.
+                        tracing::warn!(%stream, %error, "could not catch up on a stream");
+                        self.hub.reset_stream(stream, *position);
+                    }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Has Redis start again, in a new epoch, the streams this process
+    /// wrote with positions of its own; every process tells their readers.
+    async fn reset_diverged(
+        &self,
+        publisher: &mut MultiplexedConnection,
+        scripts: &Scripts,
+    ) -> redis::RedisResult<()> {
+        let diverged = self.hub.take_diverged_streams();
+        for (index, streams) in diverged.chunks(MAX_PIPELINE).enumerate() {
+            let mut pipeline = redis::pipe();
+            for stream in streams {
+                let reset = self.history.reset(scripts, self.link.node, stream);
+                pipeline.add_command(reset).ignore();
+            }
+            if let Err(error) = pipeline.exec_async(&mut *publisher).await {
+                // Asked again at the next reconnection.
+                self.hub.diverged_again(&diverged[index * MAX_PIPELINE..]);
+                return Err(error);
+            }
+        }
+        if !diverged.is_empty() {
+            tracing::info!(
+                streams = diverged.len(),
+                "streams written without Redis start again: their readers fetch again"
+            );
         }
         Ok(())
     }

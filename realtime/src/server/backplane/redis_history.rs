@@ -22,7 +22,11 @@
 //! when it is next read or written: a tab with a position from before is
 //! told its epoch changed. Keys of several streams appear in one `APPEND`:
 //! Redis Cluster would need them in one slot, which these names do not
-//! ask for; one Redis server (or a primary with replicas) is assumed.
+//! ask for. One Redis server is assumed: a replica promoted after a
+//! failover may lack the last appends and give their offsets to other
+//! events in the same epoch (tabs would skip those); after a failover,
+//! delete the `<channel>:*:meta` keys so that every stream starts a new
+//! epoch.
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
@@ -158,8 +162,13 @@ impl RedisHistory {
         ]
     }
 
+    /// How long a stream's keys live unwritten: the history's age (at most
+    /// a year: Redis refuses larger expiries, and a script that fails
+    /// halfway has appended without publishing).
     fn ttl_millis(&self) -> u64 {
-        u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX)
+        const YEAR_MILLIS: u64 = 365 * 24 * 3600 * 1000;
+        u64::try_from(self.limits.max_age.as_millis())
+            .map_or(YEAR_MILLIS, |ttl| ttl.clamp(1, YEAR_MILLIS))
     }
 
     /// The command that places `record` and publishes it, sent by `node`.
