@@ -5,7 +5,7 @@
 //
 // Runs in the PostgreSQL pass of scripts/test (two processes cannot share
 // the SQLite file of the first pass), with a Redis server of its own on
-// port 3190 and its own processes on ports 3102 and 3103.
+// port 3190 and its own processes on ports 3104 and 3105.
 import {
   test,
   expect,
@@ -27,8 +27,8 @@ const processEnv = {
   REDIS_URL: redis.url,
   REDIS_CHANNEL: channel,
 };
-const a = new PrivateServer(3102, "unused", processEnv);
-const b = new PrivateServer(3103, "unused", processEnv);
+const a = new PrivateServer(Number(process.env.E2E_REDIS_A_PORT ?? 3104), "unused", processEnv);
+const b = new PrivateServer(Number(process.env.E2E_REDIS_B_PORT ?? 3105), "unused", processEnv);
 
 test.describe.configure({ mode: "serial" });
 

@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Hub, Placement, Target,
-    backplane::{Fetched, Record},
+    backplane::Record,
     history::{Applied, Recorded as Kept},
     registry::{Delivery, Except},
 };
@@ -225,13 +225,22 @@ impl Hub {
         drop(history);
         self.finish_delivery(outcome);
     }
+}
 
+/// What the Redis transport calls after a reconnection (`backplane/redis.rs`).
+#[cfg(feature = "redis")]
+impl Hub {
     /// Brings `stream` up to date after this process was cut off from
     /// Redis: `fetched` holds what Redis has after `from`, where this
     /// process's mirror stopped. The events are delivered to the readers
     /// here as if live (those that already have one skip it); when Redis
     /// no longer has them, the readers get a discontinuity.
-    pub(crate) fn catch_up(&self, stream: &Stream, from: Position, fetched: Fetched) {
+    pub(crate) fn catch_up(
+        &self,
+        stream: &Stream,
+        from: Position,
+        fetched: super::backplane::Fetched,
+    ) {
         let now = Instant::now();
         let mut history = self.inner.history.lock();
         if history.known(stream) != Some(from) {

@@ -331,21 +331,25 @@ impl History {
     /// Takes the streams written with positions of this process's own
     /// (Redis was unreachable, or could not keep up): Redis must reset
     /// them.
+    #[cfg(feature = "redis")]
     pub fn take_diverged(&mut self) -> Vec<Stream> {
         self.diverged.drain().collect()
     }
 
     /// Streams whose reset did not happen: they wait for the next.
+    #[cfg(feature = "redis")]
     pub fn diverged_again(&mut self, streams: &[Stream]) {
         self.diverged.extend(streams.iter().cloned());
     }
 
     /// Whether some streams wait to be reset in Redis.
+    #[cfg(feature = "redis")]
     pub fn has_diverged(&self) -> bool {
         !self.diverged.is_empty()
     }
 
     /// The streams a mirror follows in Redis's epochs, and how far.
+    #[cfg(feature = "redis")]
     pub fn followed(&self) -> Vec<(Stream, Position)> {
         self.streams
             .iter()
@@ -802,6 +806,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "redis")]
     fn a_stream_written_apart_in_a_mirror_waits_for_its_reset_whatever_arrives() {
         let mut mirror = History::mirror(limits());
         let now = Instant::now();

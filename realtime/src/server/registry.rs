@@ -454,6 +454,7 @@ impl Registry {
     }
 
     /// Whether any connection here reads `stream`.
+    #[cfg(feature = "redis")]
     pub fn has_readers(&self, stream: &Stream) -> bool {
         match stream {
             Stream::Everyone => !self.connections.is_empty(),
@@ -536,6 +537,7 @@ impl Registry {
 
     /// Queues for every reader of `stream` here the same replay (less
     /// the events its tab was left out of), after which it stands at `to`.
+    #[cfg(feature = "redis")]
     pub fn replay_to_readers(
         &self,
         stream: &Stream,
