@@ -11,6 +11,9 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 export default defineConfig({
   testDir: "./tests",
+  // The README's screenshots (tests/screenshots.spec.ts) are compared with
+  // the pictures in docs/; `scripts/screenshots` takes them again.
+  snapshotPathTemplate: "../docs/screenshots/{arg}{ext}",
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: true,

@@ -14,6 +14,7 @@ import {
   presence,
   holdBackSockets,
 } from "./fixtures";
+import type { WebSocketRoute } from "@playwright/test";
 
 test("a new room appears live in everyone's room list", async ({ people }) => {
   const ada = await people.signedUp("ada");
@@ -235,4 +236,35 @@ test("messages posted between the room page's render and its socket's join show 
   }
   await expectInRoom(tab);
   await expect(messages(tab)).toHaveText(texts);
+});
+
+test("a call names the tab's connection, or says it has none while its socket is down", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  // Ada's sockets from now on go through a route the test can close.
+  let mayConnect = true;
+  const sockets: WebSocketRoute[] = [];
+  await ada.page.routeWebSocket(/\/ws(\?|$)/, (socket) => {
+    if (mayConnect) {
+      socket.connectToServer();
+      sockets.push(socket);
+    } else {
+      socket.close();
+    }
+  });
+  await createRoom(ada.page, uniqueName("room"));
+  const markOfPost = async (text: string) => {
+    const call = ada.page.waitForRequest((request) => request.url().endsWith("/api/chat/post"));
+    await post(ada.page, text);
+    return (await call).headers()["x-realtime-connection"];
+  };
+  expect(await markOfPost("while connected")).toMatch(/^[0-9a-f]{16}$/);
+
+  // Without a connection the call still says it came from the realtime
+  // client: the server can tell it from a call that forgot the client.
+  mayConnect = false;
+  for (const socket of sockets) {
+    await socket.close();
+  }
+  await expect(ada.page.getByTestId("connection-state")).toHaveAttribute("data-state", "reconnecting");
+  expect(await markOfPost("while away")).toBe("none");
 });

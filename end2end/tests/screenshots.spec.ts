@@ -1,6 +1,12 @@
 // The README's screenshots, made from the real app: two people in a room.
 // A server of its own, empty at each run, and fixed names keep the pictures
 // the same from run to run: they change only when the pages do.
+//
+// Each page is compared with its picture in docs/screenshots (where
+// `snapshotPathTemplate` in playwright.config.ts points); a page that
+// looks different fails the test, with the new picture and the
+// difference in end2end/test-results/. `scripts/screenshots` takes the
+// pictures again, on purpose.
 import { test, expect, signUp, createRoom, enterRoom, post, messages, presence, currentUser } from "./fixtures";
 import { PrivateServer } from "./private-server";
 
@@ -18,7 +24,8 @@ test.afterAll(async () => {
 });
 
 const viewport = { width: 1100, height: 700 };
-const folder = "../docs/screenshots";
+// A few pixels may differ (font smoothing); a changed page differs by many.
+const compare = { maxDiffPixelRatio: 0.002, animations: "disabled" } as const;
 
 test("screenshots of the main pages", async ({ browser, errors }) => {
   const adaContext = await browser.newContext({ viewport });
@@ -43,7 +50,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await expect(presence(ada)).toHaveText(["ada", "grace"]);
   await grace.getByPlaceholder("Write a message").pressSequentially("Thanks");
   await expect(ada.getByTestId("typing")).toHaveText("grace is typing…");
-  await ada.screenshot({ path: `${folder}/room.png` });
+  await expect(ada).toHaveScreenshot("room.png", compare);
 
   await ada.goto("/");
   await expect(ada.getByRole("link", { name: "Design review" })).toBeVisible();
@@ -51,7 +58,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await grace.getByLabel("Announcement").fill("Release 1.2 goes out at noon.");
   await grace.getByRole("button", { name: "Announce" }).click();
   await expect(ada.getByTestId("notice")).toHaveCount(1);
-  await ada.screenshot({ path: `${folder}/home.png` });
+  await expect(ada).toHaveScreenshot("home.png", compare);
 
   const visitor = await browser.newPage({ viewport });
   await visitor.goto("/login");
@@ -59,7 +66,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await visitor.getByLabel("Password").fill("not her password");
   await visitor.getByRole("button", { name: "Log in" }).click();
   await expect(visitor.getByRole("alert")).toHaveText("Wrong user name or password.");
-  await visitor.screenshot({ path: `${folder}/log-in.png` });
+  await expect(visitor).toHaveScreenshot("log-in.png", compare);
 
   await adaContext.close();
   await graceContext.close();

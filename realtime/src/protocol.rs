@@ -18,8 +18,15 @@ use crate::{
 pub const PATH: &str = "/ws";
 
 /// Request header on server-function calls naming the calling tab's
-/// connection, set by [`crate::RealtimeClient`].
+/// connection, set by [`crate::RealtimeClient`] on every call: the
+/// connection's id, or [`NO_CONNECTION`] while the tab has none open. A call
+/// without it did not come through `RealtimeClient`, and the server cannot
+/// tell which tab made it.
 pub const CONNECTION_HEADER: &str = "x-realtime-connection";
+
+/// The [`CONNECTION_HEADER`] of a call from a tab without an open
+/// connection.
+pub const NO_CONNECTION: &str = "none";
 
 /// What a tab asks for when it (re)connects, in the query of its upgrade
 /// request: its [`TabId`], and how far it has read the streams that every

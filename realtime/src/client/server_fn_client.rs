@@ -1,7 +1,7 @@
 //! A server-function client that tells the server which tab is calling.
 //!
 //! It is Leptos's own browser client, plus one header: the id of the tab's
-//! open connection. The server reads it with [`crate::server::caller`], so
+//! open connection (or `none`, while it has none). The server reads it with [`crate::server::caller`], so
 //! a server function can emit "to everyone except the caller" or "to the
 //! caller only" without the page passing ids around. Use it with
 //! `#[server(client = realtime::RealtimeClient)]`.
@@ -31,11 +31,15 @@ where
     type Response = BrowserResponse;
 
     fn send(request: Self::Request) -> impl Future<Output = Result<Self::Response, Error>> + Send {
-        if let Some(connection) = super::runtime::current_connection() {
-            request
-                .headers()
-                .set(crate::protocol::CONNECTION_HEADER, &connection.to_string());
-        }
+        // Always set: the server tells a call whose tab has no connection
+        // open from one that did not come through this client.
+        let connection = super::runtime::current_connection().map_or_else(
+            || crate::protocol::NO_CONNECTION.to_owned(),
+            |id| id.to_string(),
+        );
+        request
+            .headers()
+            .set(crate::protocol::CONNECTION_HEADER, &connection);
         <BrowserClient as Client<Error, InputStreamError, OutputStreamError>>::send(request)
     }
 

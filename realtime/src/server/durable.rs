@@ -172,9 +172,11 @@ impl Hub {
                     frame: frame.clone(),
                     except: placed.except_tab,
                 };
+                // Delivered even if the mirror had it (a catch-up, or a read
+                // of Redis that ran ahead of the subscription, brought it):
+                // a reader that got it already skips it (`Reached`), one
+                // that did not must not lose it.
                 match history.apply(stream, *position, kept, now) {
-                    // Its readers here had it (a catch-up brought it).
-                    Applied::Duplicate => continue,
                     Applied::Missed(reason) => {
                         let before = Position {
                             offset: position.offset - 1,
@@ -182,7 +184,7 @@ impl Hub {
                         };
                         tell_readers(&registry, stream, reason, before, &mut outcome);
                     }
-                    Applied::InOrder | Applied::New => {}
+                    Applied::InOrder | Applied::New | Applied::Duplicate => {}
                 }
                 registry.deliver_event(
                     (stream, *position),

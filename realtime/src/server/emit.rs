@@ -72,6 +72,7 @@ impl Hub {
     /// current server function (nobody, if the call did not come from a tab
     /// with an open connection).
     pub fn to_caller(&self) -> Emit<'_> {
+        warn_if_caller_unknowable("to_caller()");
         match caller() {
             Some(connection) => self.to_connection(connection),
             None => self.target(Target::nobody()),
@@ -139,6 +140,7 @@ impl Emit<'_> {
     /// Leaves out the connection of the tab that called the current server
     /// function: that tab already knows (it made the change).
     pub fn except_caller(mut self) -> Self {
+        warn_if_caller_unknowable("except_caller()");
         self.target = self.target.except_maybe(caller());
         self
     }
@@ -286,7 +288,39 @@ pub fn caller() -> Option<ConnectionId> {
         .and_then(|parts| caller_from_headers(&parts.headers))
 }
 
-/// The calling connection named in a request's headers.
+/// In debug builds, warns (once per server function) when `to_caller()`
+/// or `except_caller()` runs in a request that did not come through
+/// [`crate::RealtimeClient`]: the server cannot tell which tab called, so
+/// the caller gets its own event (or `to_caller` reaches nobody), silently.
+fn warn_if_caller_unknowable(what: &'static str) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
+        return; // Not in a request: no caller to speak of.
+    };
+    if parts.headers.contains_key(protocol::CONNECTION_HEADER) {
+        return;
+    }
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let server_fn = parts.uri.path().to_owned();
+    let first = WARNED
+        .lock()
+        .map(|mut warned| warned.insert(server_fn.clone()))
+        .unwrap_or(false);
+    if first {
+        tracing::warn!(
+            server_fn,
+            "{what} in a call that did not come through realtime::RealtimeClient: \
+             the server cannot tell which tab called, so the calling tab gets its own event. \
+             Add `client = realtime::RealtimeClient` to the server function's #[server(...)]"
+        );
+    }
+}
+
+/// The calling connection named in a request's headers (none for
+/// [`protocol::NO_CONNECTION`]).
 pub fn caller_from_headers(headers: &HeaderMap) -> Option<ConnectionId> {
     headers
         .get(protocol::CONNECTION_HEADER)?
@@ -294,4 +328,83 @@ pub fn caller_from_headers(headers: &HeaderMap) -> Option<ConnectionId> {
         .ok()?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use leptos::prelude::{Owner, provide_context};
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    struct Blip;
+
+    impl Event for Blip {
+        const NAME: &'static str = "test.Blip";
+        const DURABLE: bool = false;
+    }
+
+    /// What the logs say.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `except_caller()` and `to_caller()` log in a server-function
+    /// call to `path` with these headers.
+    fn logged(path: &str, headers: &[(&str, &str)]) -> String {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            Owner::new().with(|| {
+                let mut request = http::Request::builder().uri(path);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let (parts, ()) = request.body(()).unwrap().into_parts();
+                provide_context(parts);
+                let hub = Hub::builder().build();
+                hub.except_caller().emit(&Blip).unwrap();
+                hub.to_caller().emit(&Blip).unwrap();
+            });
+        });
+        String::from_utf8(log.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_caller_the_server_cannot_know_is_a_warning_naming_the_server_function_once() {
+        let warned = logged("/api/test/unmarked", &[]);
+        assert!(
+            warned.contains("/api/test/unmarked")
+                && warned.contains("client = realtime::RealtimeClient"),
+            "{warned}"
+        );
+        assert_eq!(warned.matches("WARN").count(), 1, "once: {warned}");
+        assert!(
+            logged("/api/test/unmarked", &[]).is_empty(),
+            "once per server function"
+        );
+
+        // Calls through RealtimeClient, with or without an open connection.
+        for mark in [protocol::NO_CONNECTION, "00000000000000ab"] {
+            let path = format!("/api/test/marked/{mark}");
+            assert!(logged(&path, &[(protocol::CONNECTION_HEADER, mark)]).is_empty());
+        }
+    }
 }

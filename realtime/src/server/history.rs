@@ -81,7 +81,7 @@ pub(crate) enum Recovery {
 pub(crate) enum Applied {
     /// The next one.
     InOrder,
-    /// Already kept: not to be delivered again.
+    /// Already kept (a catch-up or a read of Redis brought it first).
     Duplicate,
     /// The first of a stream the mirror did not follow (or of a new epoch,
     /// from its start).
