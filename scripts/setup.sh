@@ -6,6 +6,7 @@
 #   - the wasm32-unknown-unknown target        rustup target add
 #   - wasm-bindgen-cli (the version in Cargo.lock)  cargo install
 #   - cargo-leptos 0.3.10                       cargo install (about 15 minutes, once)
+#   - wasm-opt (release builds only)            npm's binaryen, into target/tools/
 #   - Chromium (tests only)                     apt-get install chromium
 #   - Playwright (tests only)                   npm ci in end2end/
 # Nothing is downloaded from anywhere but crates.io, npm and Debian.
@@ -18,6 +19,8 @@ cd "$ROOT"
 
 # cargo-leptos 0.3.11 and later need a newer compiler than rust-version.
 CARGO_LEPTOS_VERSION=0.3.10
+# wasm-opt for release bundles: npm's binaryen package (it runs on Node).
+BINARYEN_VERSION=132.0.0
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
@@ -84,6 +87,20 @@ ensure_cargo_leptos() {
     step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (cargo install; about 15 minutes on 2 cores, once)${have:+; found $have}"
     # no_downloads: a missing tool is a clear error, never a download from GitHub.
     cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads --force
+}
+
+ensure_wasm_opt() {
+    local tools="$ROOT/target/tools/node_modules/.bin"
+    export PATH="$tools:$PATH"
+    if command -v wasm-opt >/dev/null; then
+        info "wasm-opt: $(wasm-opt --version)"
+        return
+    fi
+    ensure_node
+    step "Installing wasm-opt (npm's binaryen $BINARYEN_VERSION, into target/tools/)"
+    npm install --no-audit --no-fund --prefix "$ROOT/target/tools" "binaryen@$BINARYEN_VERSION"
+    command -v wasm-opt >/dev/null || die "binaryen was installed, but wasm-opt is not in $tools."
+    info "wasm-opt: $(wasm-opt --version)"
 }
 
 ensure_build_tools() {
