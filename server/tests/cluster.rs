@@ -188,10 +188,16 @@ impl Drop for Node {
 /// Two processes on one database and one Redis channel, each knowing the
 /// other.
 async fn two_nodes() -> (Node, Node) {
+    two_nodes_on(&redis_url()).await
+}
+
+/// Two processes on one database and a channel of their own on the Redis
+/// at `redis`, each knowing the other.
+async fn two_nodes_on(redis: &str) -> (Node, Node) {
     let database = postgres_database().await;
-    let (redis, channel) = (redis_url(), fresh_channel());
-    let a = Node::start(&database, &redis, &channel).await;
-    let b = Node::start(&database, &redis, &channel).await;
+    let channel = fresh_channel();
+    let a = Node::start(&database, redis, &channel).await;
+    let b = Node::start(&database, redis, &channel).await;
     a.wait_for_peers(1).await;
     b.wait_for_peers(1).await;
     (a, b)
@@ -643,13 +649,8 @@ async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away_recovers() {
-    let database = postgres_database().await;
     let mut redis = PrivateRedis::start();
-    let channel = fresh_channel();
-    let a = Node::start(&database, &redis.url(), &channel).await;
-    let b = Node::start(&database, &redis.url(), &channel).await;
-    a.wait_for_peers(1).await;
-    b.wait_for_peers(1).await;
+    let (a, b) = two_nodes_on(&redis.url()).await;
     let (mut ada, _) = Browser::sign_up(&a, "ada").await;
     let (bob, _) = Browser::sign_up(&b, "bob").await;
     let room = ada.create_room(&a, "General").await;
@@ -713,13 +714,8 @@ async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn losing_redis_keeps_local_delivery_and_resumes_when_it_returns() {
-    let database = postgres_database().await;
     let mut redis = PrivateRedis::start();
-    let channel = fresh_channel();
-    let a = Node::start(&database, &redis.url(), &channel).await;
-    let b = Node::start(&database, &redis.url(), &channel).await;
-    a.wait_for_peers(1).await;
-    b.wait_for_peers(1).await;
+    let (a, b) = two_nodes_on(&redis.url()).await;
     let (mut ada, _) = Browser::sign_up(&a, "ada").await;
     let (mut bob, _) = Browser::sign_up(&b, "bob").await;
     let mut ada_a = ada.open_socket(&a).await;

@@ -212,7 +212,6 @@ impl History {
         frame: impl FnOnce(Position) -> Utf8Bytes,
         now: Instant,
     ) -> Utf8Bytes {
-        let per_stream = self.limits.per_stream;
         if self.mirror {
             // Redis did not take it: positions of this process's own, in
             // an epoch of its own, never taken for Redis's.
@@ -222,31 +221,17 @@ impl History {
             self.diverged.insert(stream.clone());
         }
         let log = self.log(stream);
-        log.last += 1;
-        let position = log.position();
+        let position = Position {
+            epoch: log.epoch,
+            offset: log.last + 1,
+        };
         let frame = frame(position);
-        log.events.push_back(Recorded {
+        let event = Recorded {
             offset: position.offset,
             frame: frame.clone(),
             except,
-        });
-        let (mut dropped_events, mut dropped_bytes) = (0, 0);
-        while log.events.len() > per_stream {
-            if let Some(old) = log.events.pop_front() {
-                dropped_events += 1;
-                dropped_bytes += old.frame.len() + OVERHEAD_PER_EVENT;
-            }
-        }
-        let bytes = frame.len() + OVERHEAD_PER_EVENT;
-        self.events = self.events + 1 - dropped_events;
-        self.bytes = self.bytes + bytes - dropped_bytes;
-        self.written.push_back(Written {
-            stream: stream.clone(),
-            position,
-            at: now,
-            bytes,
-        });
-        self.trim(now);
+        };
+        self.keep(stream, position, event, now);
         frame
     }
 
@@ -289,21 +274,27 @@ impl History {
                 },
             );
         }
+        self.keep(stream, position, event, now);
+        applied
+    }
+
+    /// Keeps `event`, the stream's newest (at `position`), within the
+    /// bounds: per stream, then age and bytes.
+    fn keep(&mut self, stream: &Stream, position: Position, event: Recorded, now: Instant) {
         let per_stream = self.limits.per_stream;
         let log = self.log(stream);
         log.last = position.offset;
         let bytes = event.frame.len() + OVERHEAD_PER_EVENT;
         log.events.push_back(event);
-        let mut dropped = Vec::new();
+        let (mut dropped_events, mut dropped_bytes) = (0, 0);
         while log.events.len() > per_stream {
-            dropped.extend(log.events.pop_front());
+            if let Some(old) = log.events.pop_front() {
+                dropped_events += 1;
+                dropped_bytes += old.frame.len() + OVERHEAD_PER_EVENT;
+            }
         }
-        self.events = self.events + 1 - dropped.len();
-        self.bytes = self.bytes + bytes
-            - dropped
-                .iter()
-                .map(|old| old.frame.len() + OVERHEAD_PER_EVENT)
-                .sum::<usize>();
+        self.events = self.events + 1 - dropped_events;
+        self.bytes = self.bytes + bytes - dropped_bytes;
         self.written.push_back(Written {
             stream: stream.clone(),
             position,
@@ -311,7 +302,6 @@ impl History {
             bytes,
         });
         self.trim(now);
-        applied
     }
 
     /// The stream starts again at `position` (Redis reset it): what was
