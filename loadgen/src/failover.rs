@@ -27,9 +27,9 @@ use std::{
 
 use futures_util::StreamExt;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Error, ServerProcess, unix_micros};
+use crate::{Error, ServerProcess, open_socket, unix_micros};
 use loadgen::http;
 
 /// What the clients share.
@@ -254,7 +254,7 @@ async fn tab(run: Arc<Run>, start: usize, cookie: String, seen: Arc<Mutex<Seen>>
         if let Some((epoch, offset)) = &position {
             query.push_str(&format!("&since=everyone@{epoch}.{offset}"));
         }
-        let Ok(mut socket) = open(address, &cookie, &query).await else {
+        let Ok(mut socket) = open_socket(address, &cookie, &query).await else {
             if run.finished.load(Ordering::SeqCst) {
                 return;
             }
@@ -334,21 +334,6 @@ fn bench_numbers(frame: &serde_json::Value) -> Option<(u32, u64)> {
     let seq = numbers.next()?.parse().ok()?;
     let sent = numbers.next()?.parse().ok()?;
     Some((seq, sent))
-}
-
-async fn open(
-    address: SocketAddr,
-    cookie: &str,
-    query: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, Error> {
-    let mut request = format!("ws://{address}/ws?{query}").into_client_request()?;
-    request
-        .headers_mut()
-        .insert("cookie", HeaderValue::from_str(cookie)?);
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
-    Ok(socket)
 }
 
 fn rand_u64() -> u64 {

@@ -379,11 +379,14 @@ async fn read_events(
     latencies
 }
 
+/// Opens a WebSocket as the user of `cookie`, with `query` in the upgrade
+/// (what a tab resumes from, say; empty for none).
 async fn open_socket(
     address: SocketAddr,
     cookie: &str,
+    query: &str,
 ) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, Error> {
-    let mut request = format!("ws://{address}/ws").into_client_request()?;
+    let mut request = format!("ws://{address}/ws?{query}").into_client_request()?;
     request
         .headers_mut()
         .insert("cookie", HeaderValue::from_str(cookie)?);
@@ -490,7 +493,7 @@ async fn run() -> Result<(), Error> {
         let limit = Arc::clone(&limit);
         opening.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            open_socket(address, &cookie).await
+            open_socket(address, &cookie, "").await
         });
     }
     let mut memory_half = None;

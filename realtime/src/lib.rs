@@ -33,7 +33,8 @@
 //!   `server/backplane/receive.rs` on the other process → its registry →
 //!   its connections; `server/backplane/mod.rs` walks through it.
 //! - **What a tab that was away gets**: durable events are recorded per
-//!   stream (`server/history.rs`) and replayed on request
+//!   stream (`server/durable.rs`; in memory, `server/history.rs`, or in
+//!   Redis, `server/backplane/redis_history.rs`) and replayed on request
 //!   (`server/recovery.rs`), which says what is replayed to whom.
 //! - **The wire format**: [`protocol`] in code; `docs/protocol.md` in the
 //!   repository describes every frame, close code and limit, and the

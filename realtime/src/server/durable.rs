@@ -66,7 +66,7 @@ impl Hub {
     ) -> usize {
         let id = EventId(rand::random());
         let Some(link) = self.link() else {
-            return self.record_locally(target, id, &frame, placed);
+            return self.record_here(target, id, &frame, placed);
         };
         let except_tab = target
             .except
@@ -88,27 +88,20 @@ impl Hub {
     /// Places here a durable event Redis did not take (it was unreachable,
     /// or could not keep up).
     pub(crate) fn record_instead(&self, record: Record) -> usize {
-        self.record_locally(&record.target, record.id, &record.frame, record.placed)
+        self.record_here(&record.target, record.id, &record.frame, record.placed)
     }
 
-    fn record_locally(
+    /// Appends a durable event to the streams of `target` in this process's
+    /// history and queues it for their readers here, as one step, then tells
+    /// a waiting emitter (`Placement::Local`). Returns how many connections
+    /// it was queued for.
+    fn record_here(
         &self,
         target: &Target,
         id: EventId,
         frame: &str,
         placed: Option<oneshot::Sender<Placement>>,
     ) -> usize {
-        let queued = self.record_here(target, id, frame);
-        if let Some(placed) = placed {
-            let _ = placed.send(Placement::Local);
-        }
-        queued
-    }
-
-    /// Appends a durable event to the streams of `target` in this process's
-    /// history and queues it for their readers here, as one step. Returns
-    /// how many connections it was queued for.
-    fn record_here(&self, target: &Target, id: EventId, frame: &str) -> usize {
         let streams = streams_of(target);
         let now = Instant::now();
         let mut outcome = Delivery::default();
@@ -121,17 +114,17 @@ impl Hub {
             };
             let mut seen = seen_set(streams.len() + target.connections.len());
             for stream in &streams {
-                let mut placed = None;
+                let mut at = None;
                 let frame = history.append(
                     stream,
                     except.tab,
                     |position| {
-                        placed = Some(position);
+                        at = Some(position);
                         positioned(frame, id, stream, position)
                     },
                     now,
                 );
-                if let Some(position) = placed {
+                if let Some(position) = at {
                     registry.deliver_event(
                         (stream, position),
                         except,
@@ -149,6 +142,9 @@ impl Hub {
                 seen.as_mut(),
                 &mut outcome,
             );
+        }
+        if let Some(placed) = placed {
+            let _ = placed.send(Placement::Local);
         }
         self.finish_delivery(outcome)
     }

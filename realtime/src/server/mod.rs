@@ -31,7 +31,10 @@
 //! An emit runs one way through them: `emit.rs` → `delivery.rs` →
 //! `registry.rs` → each connection's queue → `connection.rs`; for the other
 //! processes, `emit.rs` → `backplane/link.rs` → the transport →
-//! `backplane/receive.rs` on each → its `delivery.rs`, and on. Closing and
+//! `backplane/receive.rs` on each → its `delivery.rs`, and on. A durable
+//! emit goes `emit.rs` → `durable.rs` → (with Redis: `backplane/link.rs` →
+//! Redis → `backplane/receive.rs` on every process →) `durable.rs` →
+//! `registry.rs`. Closing and
 //! presence call each other, by nature: closing a connection changes the
 //! presence of its rooms, and sending a presence list may close a
 //! connection too slow to take it (see `close.rs`).

@@ -28,7 +28,7 @@
 //! mirror received since. Events that the read brought and that are still
 //! on their way here live are skipped by the connection
 //! (`registry::Reached`), never written twice.
-//!
+
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
