@@ -35,8 +35,8 @@ pub enum PingTarget {
     EveryoneButMe,
     /// Every connection of each of these users.
     Users(Vec<UserId>),
-    /// The members of these chat rooms.
-    Rooms(Vec<i64>),
+    /// The members of these topics ([`crate::topics::Topic`]).
+    Topics(Vec<String>),
     Connection(ConnectionId),
 }
 
@@ -44,7 +44,7 @@ pub enum PingTarget {
 /// handled the call it was queued for (other processes deliver theirs).
 #[server(prefix = "/api", endpoint = "dev/ping", input = Json, client = realtime::RealtimeClient)]
 pub async fn send_ping(to: PingTarget, text: String) -> Result<usize, AppError> {
-    use crate::chat::ChatRoom;
+    use crate::topics::Topic;
 
     if !cfg!(debug_assertions) {
         return Err(AppError::NotFound(
@@ -57,9 +57,15 @@ pub async fn send_ping(to: PingTarget, text: String) -> Result<usize, AppError> 
         PingTarget::Everyone => events.emit(&ping)?,
         PingTarget::EveryoneButMe => events.except_caller().emit(&ping)?,
         PingTarget::Users(users) => events.to(users).emit(&ping)?,
-        PingTarget::Rooms(rooms) => {
-            let rooms: Vec<ChatRoom> = rooms.into_iter().map(ChatRoom).collect();
-            events.to_rooms(&rooms).emit(&ping)?
+        PingTarget::Topics(topics) => {
+            let topics: Vec<Topic> = topics
+                .iter()
+                .map(|slug| {
+                    Topic::new(slug)
+                        .ok_or_else(|| AppError::Invalid(format!("“{slug}” is not a topic name.")))
+                })
+                .collect::<Result<_, _>>()?;
+            events.to_rooms(&topics).emit(&ping)?
         }
         PingTarget::Connection(connection) => events.to_connection(connection).emit(&ping)?,
     };

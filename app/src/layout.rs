@@ -81,6 +81,7 @@ fn AccountStatus() -> impl IntoView {
 fn LoggedIn(user: User) -> impl IntoView {
     let log_out = use_auth().log_out;
     view! {
+        <a href="/people">"People"</a>
         <span class="who" data-testid="current-user">
             "Logged in as "
             <strong>{user.name}</strong>

@@ -8,9 +8,13 @@
 //!
 //! Layout:
 //! - [`auth`]: who the visitor is (accounts, sessions, the forms' actions).
+// @chat-begin
 //! - [`chat`]: rooms, messages, presence, typing: the real-time tour.
+// @chat-end
 //! - [`events`]: announcements to every tab, notifications to one user.
+//! - [`topics`]: the smallest kind of room (logged-in users, presence).
 //! - [`dev`]: a ping to any target, for tests (debug builds only).
+//! - [`jobs`]: background jobs, such as a periodic digest (server only).
 //! - [`error`]: the one error type of server functions, and its HTTP status.
 //! - [`input`]: the rule for each kind of text people type.
 //! - [`layout`]: the frame around every page (header, connection to the user).
@@ -25,23 +29,24 @@
 //! ## Where things live
 //!
 //! - **Who may join a room**: [`join_rules`] registers each kind of room's
-//!   rule; the chat's is [`chat::join_rule`] (logged-in users, rooms that
-//!   exist). The session becomes the socket's user in
-//!   [`auth::session::websocket_identity`].
+//!   rule ([`topics::register`] is the smallest). The session becomes the
+//!   socket's user in [`auth::session::websocket_identity`].
 //! - **What happens to a slow tab**: the `realtime` hub closes it (code
 //!   4008; `realtime/src/server/close.rs` has the chain); it reconnects
-//!   and is replayed what it missed, or, when that cannot be, the room
-//!   page loads its history again (`realtime::use_missed`).
+//!   and is replayed what it missed, or, when that cannot be, the page
+//!   loads its data again (`realtime::use_missed`).
 //! - **How an emit reaches another process**: server functions emit through
 //!   [`AppContext::events`], the hub; with `REDIS_URL` set, the server
 //!   attaches the hub to Redis and `realtime`'s backplane carries it.
 //! - **Where the wire format is**: the events are the [`realtime::Event`]
-//!   types in [`chat`], [`events`] and [`dev`]; the frames around them are
-//!   in `docs/protocol.md`. Server functions answer with JSON, their errors
+//!   types of each feature's module ([`events`], [`dev`]); the frames
+//!   around them are in `docs/protocol.md`. Server functions answer with JSON, their errors
 //!   as [`error::AppError`].
 
 pub mod auth;
+// @chat-begin
 pub mod chat;
+// @chat-end
 #[cfg(feature = "ssr")]
 pub mod client_addr;
 pub mod components;
@@ -49,21 +54,24 @@ pub mod dev;
 pub mod error;
 pub mod events;
 pub mod input;
+#[cfg(feature = "ssr")]
+pub mod jobs;
 pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod limits;
 pub mod pages;
+pub mod topics;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    ParamSegment, SsrMode, StaticSegment,
+    SsrMode, StaticSegment,
     components::{Outlet, ParentRoute, Route, Router, Routes},
 };
 
 use crate::{
     layout::Layout,
-    pages::{HomePage, LogInPage, NotFoundPage, RealtimeLab, RoomPage, SignUpPage},
+    pages::{HomePage, LogInPage, NotFoundPage, PeoplePage, RealtimeLab, SignUpPage},
 };
 
 /// The application's own settings, which the server reads from the
@@ -75,6 +83,8 @@ pub struct AppSettings {
     pub limits: limits::LimitsConfig,
     /// How many password hashes run at once (`PASSWORD_HASHING_*`).
     pub hashing: auth::password::HashingConfig,
+    /// Which background jobs run, and how often (`SIGN_UP_DIGEST_SECS`).
+    pub jobs: jobs::JobsConfig,
 }
 
 /// What the server hands to server functions and to server-side rendering,
@@ -82,8 +92,12 @@ pub struct AppSettings {
 #[cfg(feature = "ssr")]
 #[derive(Clone, Debug)]
 pub struct AppContext {
+    /// The database, for jobs and for stores made per call.
+    pub db: sqlx::AnyPool,
     pub users: auth::store::Users,
+    // @chat-begin
     pub chat: chat::store::Chat,
+    // @chat-end
     /// The real-time hub: emit events from any server function.
     pub events: realtime::server::Hub,
     /// Rate limits per address, account and user.
@@ -95,8 +109,11 @@ impl AppContext {
     pub fn new(db: sqlx::AnyPool, events: realtime::server::Hub, settings: &AppSettings) -> Self {
         let hasher = auth::password::Hasher::new(settings.hashing);
         Self {
+            // @chat-begin
+            chat: chat::store::Chat::new(db.clone()),
+            // @chat-end
             users: auth::store::Users::new(db.clone(), hasher),
-            chat: chat::store::Chat::new(db),
+            db,
             events,
             limits: limits::Limits::new(&settings.limits),
         }
@@ -124,13 +141,19 @@ impl AppContext {
 }
 
 /// Adds the application's kinds of room to the hub being built, each with
-/// its join rule (and presence, where tracked).
+/// its join rule (and presence, where tracked). `db` is there for rules
+/// that read the database.
 #[cfg(feature = "ssr")]
 pub fn join_rules(
     builder: realtime::server::HubBuilder,
     db: sqlx::AnyPool,
 ) -> realtime::server::HubBuilder {
-    chat::join_rule::register(builder, db)
+    let builder = topics::register(builder);
+    // @chat-begin
+    let builder = chat::join_rule::register(builder, db);
+    // @chat-end
+    // @no-chat: let _ = db;
+    builder
 }
 
 /// The HTML document around the application, rendered on the server only.
@@ -182,11 +205,14 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage ssr=RENDERING />
                     <Route path=StaticSegment("signup") view=SignUpPage ssr=RENDERING />
                     <Route path=StaticSegment("login") view=LogInPage ssr=RENDERING />
+                    <Route path=StaticSegment("people") view=PeoplePage ssr=RENDERING />
+                    // @chat-begin
                     <Route
-                        path=(StaticSegment("rooms"), ParamSegment("id"))
-                        view=RoomPage
+                        path=(StaticSegment("rooms"), leptos_router::ParamSegment("id"))
+                        view=crate::pages::RoomPage
                         ssr=RENDERING
                     />
+                    // @chat-end
                     <Route
                         path=(StaticSegment("dev"), StaticSegment("realtime"))
                         view=RealtimeLab

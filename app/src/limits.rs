@@ -122,23 +122,27 @@ pub enum Action {
     SignUpPerAddress,
     /// Each of these per user.
     Announce,
+    // @chat-begin
     Post,
     Typing,
     CreateRoom,
     Rename,
+    // @chat-end
     Notify,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: &'static [Action] = &[
         Self::LogInPerAddress,
         Self::LogInPerAccount,
         Self::SignUpPerAddress,
         Self::Announce,
+        // @chat-begin
         Self::Post,
         Self::Typing,
         Self::CreateRoom,
         Self::Rename,
+        // @chat-end
         Self::Notify,
     ];
 
@@ -150,10 +154,12 @@ impl Action {
             Self::LogInPerAccount => "log_in_per_account",
             Self::SignUpPerAddress => "sign_up_per_address",
             Self::Announce => "announce",
+            // @chat-begin
             Self::Post => "post",
             Self::Typing => "typing",
             Self::CreateRoom => "create_room",
             Self::Rename => "rename",
+            // @chat-end
             Self::Notify => "notify",
         }
     }
@@ -165,10 +171,12 @@ impl Action {
             Self::LogInPerAccount => "LIMIT_LOG_IN_PER_ACCOUNT",
             Self::SignUpPerAddress => "LIMIT_SIGN_UP_PER_ADDRESS",
             Self::Announce => "LIMIT_ANNOUNCE",
+            // @chat-begin
             Self::Post => "LIMIT_POST",
             Self::Typing => "LIMIT_TYPING",
             Self::CreateRoom => "LIMIT_CREATE_ROOM",
             Self::Rename => "LIMIT_RENAME",
+            // @chat-end
             Self::Notify => "LIMIT_NOTIFY",
         }
     }
@@ -180,11 +188,13 @@ impl Action {
             Self::LogInPerAccount => Rate::per(10, MINUTE),
             Self::SignUpPerAddress => Rate::per(10, HOUR),
             Self::Announce => Rate::per(1, SECOND).burst(10),
+            // @chat-begin
             // Ten messages a second for three seconds is fine.
             Self::Post => Rate::per(5, SECOND).burst(30),
             Self::Typing => Rate::per(5, SECOND).burst(20),
             Self::CreateRoom => Rate::per(10, MINUTE),
             Self::Rename => Rate::per(10, MINUTE),
+            // @chat-end
             Self::Notify => Rate::per(2, SECOND).burst(20),
         }
     }
@@ -200,7 +210,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             rates: Action::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .map(|action| (action, action.default_rate()))
                 .collect(),
         }
@@ -252,10 +263,12 @@ impl Limits {
             .collect();
         let per_user = [
             Action::Announce,
+            // @chat-begin
             Action::Post,
             Action::Typing,
             Action::CreateRoom,
             Action::Rename,
+            // @chat-end
             Action::Notify,
         ]
         .into_iter()
@@ -390,21 +403,21 @@ mod tests {
     #[test]
     fn a_burst_passes_and_the_next_one_is_told_when_to_retry() {
         let mut config = LimitsConfig::default();
-        config.set(Action::Post, Rate::per(1, MINUTE).burst(3));
+        config.set(Action::Announce, Rate::per(1, MINUTE).burst(3));
         let limits = Limits::new(&config);
         let ada = UserId(1);
         for _ in 0..3 {
-            assert_eq!(limits.by_user(Action::Post, ada), Ok(()));
+            assert_eq!(limits.by_user(Action::Announce, ada), Ok(()));
         }
-        match limits.by_user(Action::Post, ada) {
+        match limits.by_user(Action::Announce, ada) {
             Err(AppError::TooManyRequests { retry_after_secs }) => {
                 assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}")
             }
             other => panic!("{other:?}"),
         }
         // Another user, and another action, have buckets of their own.
-        assert_eq!(limits.by_user(Action::Post, UserId(2)), Ok(()));
-        assert_eq!(limits.by_user(Action::Rename, ada), Ok(()));
+        assert_eq!(limits.by_user(Action::Announce, UserId(2)), Ok(()));
+        assert_eq!(limits.by_user(Action::Notify, ada), Ok(()));
     }
 
     #[test]

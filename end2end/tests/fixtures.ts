@@ -125,6 +125,7 @@ export async function expectLive(page: Page) {
   await expect(page.getByTestId("connection-state")).toHaveAttribute("data-state", "live");
 }
 
+// @chat-begin
 /** Creates a room from the home page; the creator ends up in it. */
 export async function createRoom(page: Page, name: string) {
   await gotoHydrated(page, "/");
@@ -166,6 +167,7 @@ export function messages(page: Page) {
 export function presence(page: Page) {
   return page.getByTestId("presence").getByRole("listitem");
 }
+// @chat-end
 
 /**
  * Holds back every WebSocket the page opens until the returned function is

@@ -1,4 +1,4 @@
-// The hooks the chat does not use, on the debug-only /dev/realtime page:
+// The hooks no other page uses, on the debug-only /dev/realtime page:
 // use_event_once, use_latest, and handlers that fail or panic without
 // stopping the others. A server of its own: announcements from other tests
 // would change the counts.
@@ -58,15 +58,15 @@ test("once, latest, and handlers that fail without stopping the others", async (
   errors.splice(0, errors.length, ...unexpected);
 });
 
-test("a refused join reaches the page with its reason", async ({ page, people }) => {
-  // A visitor may not join chat rooms at all.
+test("a refused join reaches the page with its reason, and an allowed one joins", async ({ page, people }) => {
+  // A visitor may not follow topics.
   await gotoHydrated(page, "/dev/realtime");
   await expectLive(page);
-  await expect(page.getByTestId("refusal")).toHaveText("Log in to join the conversation.");
+  await expect(page.getByTestId("room-status")).toHaveText("Refused: Log in to follow a topic.");
 
-  // A logged-in user may, but this room does not exist.
+  // A logged-in user may.
   const ada = await people.signedUp("ada");
   await gotoHydrated(ada.page, "/dev/realtime");
   await expectLive(ada.page);
-  await expect(ada.page.getByTestId("refusal")).toHaveText("There is no such room.");
+  await expect(ada.page.getByTestId("room-status")).toHaveText("Joined");
 });

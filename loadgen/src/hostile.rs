@@ -52,25 +52,26 @@ impl fmt::Display for Tally {
 }
 
 /// `sockets` connections of one user (its `cookie`), each sending `join`
-/// and `leave` for `room` as fast as it can until the server closes it,
+/// and `leave` for `room` (its wire name) as fast as it can until the server closes it,
 /// then opening again, until `until`. Counts what the server answered:
 /// the frames of the ordinary protocol, `error` frames, and close codes.
 pub async fn flood_joins(
     from: IpAddr,
     address: SocketAddr,
     cookie: String,
-    room: i64,
+    room: Arc<str>,
     sockets: usize,
     until: Instant,
 ) -> Tally {
     let mut floods = JoinSet::new();
     for _ in 0..sockets {
         let cookie = cookie.clone();
+        let room = Arc::clone(&room);
         floods.spawn(async move {
             let mut tally = Tally::default();
             while Instant::now() < until {
                 match open_socket(from, address, Some(&cookie)).await {
-                    Ok(socket) => tally.merge(flood_one(socket, room, until).await),
+                    Ok(socket) => tally.merge(flood_one(socket, &room, until).await),
                     Err(refused) => tally.add(format!("upgrade {refused}")),
                 }
             }
@@ -86,12 +87,12 @@ pub async fn flood_joins(
 
 async fn flood_one(
     socket: WebSocketStream<tokio::net::TcpStream>,
-    room: i64,
+    room: &str,
     until: Instant,
 ) -> Tally {
     let (mut sink, mut stream) = socket.split();
-    let join = format!(r#"{{"type":"join","room":"chat:{room}"}}"#);
-    let leave = format!(r#"{{"type":"leave","room":"chat:{room}"}}"#);
+    let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
+    let leave = format!(r#"{{"type":"leave","room":"{room}"}}"#);
     let writer = tokio::spawn(async move {
         while Instant::now() < until {
             for frame in [&join, &leave] {

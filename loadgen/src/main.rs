@@ -6,7 +6,7 @@
 //! (logged in: announcing takes a user) and measures, on every connection,
 //! what arrives and how late.
 //!
-//! With `--hostile`, the clients are in a chat room as well, while
+//! With `--hostile`, the clients are in a topic (a room) as well, while
 //! attackers, each from a loopback address of
 //! its own, flood the room with joins and leaves from 20 sockets, post
 //! oversized announcements, fire 200 wrong-password log-ins at once, and
@@ -457,11 +457,9 @@ async fn run() -> Result<(), Error> {
     let attacker_cookies = cookies.split_off(options.users);
     println!("{:.1} s", started.elapsed().as_secs_f64());
     // Under attack, the clients are in a room: where the flood is.
-    let room = if options.hostile {
-        Some(create_room(addresses[0], &cookies[0]).await?)
-    } else {
-        None
-    };
+    let room: Option<Arc<str>> = options
+        .hostile
+        .then(|| format!("topic:bench-{}", std::process::id()).into());
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     if let Some(kill_after) = options.kill_after {
@@ -503,15 +501,15 @@ async fn run() -> Result<(), Error> {
             memory_half = memory();
         }
         let (mut sink, stream) = socket.split();
-        if let Some(room) = room {
+        if let Some(room) = &room {
             use futures_util::SinkExt;
-            let join = format!(r#"{{"type":"join","room":"chat:{room}"}}"#);
+            let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
             sink.send(Message::text(join)).await?;
         }
         closers.push(sink);
         readers.spawn(read_events(stream, Arc::clone(&received)));
     }
-    let ready = |received: &Received| match room {
+    let ready = |received: &Received| match &room {
         None => received.connected.load(Ordering::Relaxed),
         Some(_) => received.joined.load(Ordering::Relaxed),
     };
@@ -666,28 +664,6 @@ async fn run() -> Result<(), Error> {
     Ok(())
 }
 
-/// Creates the benchmark room as the user of `cookie`; returns its id.
-async fn create_room(address: SocketAddr, cookie: &str) -> Result<i64, Error> {
-    let mut connection = http::Connection::open(address).await?;
-    let name = format!("bench room {}", std::process::id());
-    let body = format!("name={}", http::form_encode(&name));
-    let response = connection
-        .post_form("/api/chat/create_room", &body, Some(cookie))
-        .await?;
-    if response.status != 200 {
-        return Err(format!(
-            "creating the room answered {}: {}",
-            response.status,
-            String::from_utf8_lossy(&response.body)
-        )
-        .into());
-    }
-    let room: serde_json::Value = serde_json::from_slice(&response.body)?;
-    room["id"]
-        .as_i64()
-        .ok_or_else(|| "the new room has no id".into())
-}
-
 /// The attacks `--hostile` can run.
 const ATTACKS: [&str; 4] = ["flood", "announce", "passwords", "anonymous"];
 
@@ -708,7 +684,7 @@ impl Attack {
     fn start(
         attacks: &[String],
         address: SocketAddr,
-        room: i64,
+        room: Arc<str>,
         cookies: &[String],
         until: Instant,
     ) -> Self {

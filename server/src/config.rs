@@ -8,7 +8,7 @@ use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
 use app::{AppSettings, limits::Action};
 use leptos::config::LeptosOptions;
-use realtime::server::{HubConfig, Origins, backplane::redis::DEFAULT_CHANNEL};
+use realtime::server::{HubConfig, Origins};
 use thiserror::Error;
 
 use crate::client_addr::TrustedProxies;
@@ -16,6 +16,10 @@ use crate::client_addr::TrustedProxies;
 /// The database used when `DATABASE_URL` is not set: a SQLite file under
 /// `data/` (which git ignores), created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
+/// The Redis channel when `REDIS_CHANNEL` is not set: the application's
+/// name, then the version of the backplane's format (`realtime.v1`), so
+/// two applications on one Redis server do not share events.
+pub const DEFAULT_REDIS_CHANNEL: &str = "app.realtime.v1";
 /// How long a login lasts when `SESSION_EXPIRY_SECS` is not set: 14 days.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// The log filter used when `RUST_LOG` is not set.
@@ -106,7 +110,7 @@ impl Config {
             redis_url: var("REDIS_URL")?.filter(|url| !url.trim().is_empty()),
             redis_channel: var("REDIS_CHANNEL")?
                 .filter(|channel| !channel.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_CHANNEL.to_owned()),
+                .unwrap_or_else(|| DEFAULT_REDIS_CHANNEL.to_owned()),
             trusted_proxies: parse_var("TRUSTED_PROXIES", parse_from_str)?.unwrap_or_default(),
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
                 .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
@@ -211,7 +215,7 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
 /// hashing bounds, where set.
 fn app_settings() -> Result<AppSettings, ConfigError> {
     let mut settings = AppSettings::default();
-    for action in Action::ALL {
+    for &action in Action::ALL {
         if let Some(rate) = parse_var(action.variable(), parse_from_str)? {
             settings.limits.set(action, rate);
         }
@@ -222,6 +226,12 @@ fn app_settings() -> Result<AppSettings, ConfigError> {
     if let Some(seconds) = parse_var("PASSWORD_HASHING_MAX_WAIT_SECS", parse_from_str)? {
         settings.hashing.max_wait = Duration::from_secs(seconds);
     }
+    // 0 turns the digest off.
+    settings.jobs.sign_up_digest = match parse_var("SIGN_UP_DIGEST_SECS", parse_from_str)? {
+        None => Some(app::jobs::DEFAULT_SIGN_UP_DIGEST),
+        Some(0) => None,
+        Some(seconds) => Some(Duration::from_secs(seconds)),
+    };
     Ok(settings)
 }
 

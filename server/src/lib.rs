@@ -116,6 +116,9 @@ pub struct Server {
     database: Database,
     hub: Hub,
     backplane: Option<BackplaneHandle>,
+    /// What the background jobs run with, and which run.
+    context: AppContext,
+    jobs: app::jobs::JobsConfig,
 }
 
 impl Server {
@@ -148,6 +151,8 @@ impl Server {
             database,
             hub,
             backplane,
+            context,
+            jobs: config.app.jobs,
         })
     }
 
@@ -184,6 +189,7 @@ impl Server {
         );
         // Sockets close when their session expires.
         let session_watch = tokio::spawn(self.hub.clone().watch_sessions());
+        let jobs = app::jobs::start(&self.context, &self.jobs);
         let metrics = self.metrics.map(|(listener, router)| {
             tokio::spawn(async move {
                 if let Err(error) = axum::serve(listener, router).await {
@@ -216,6 +222,9 @@ impl Server {
             .map_err(ServerError::Serve);
         sweeper.abort();
         session_watch.abort();
+        for job in jobs {
+            job.abort();
+        }
         if let Some(metrics) = metrics {
             metrics.abort();
         }

@@ -28,14 +28,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+// @chat-begin
+use app::chat::{ChatRoom, MessagePosted, RoomSummary};
+use realtime::{Position, Stream};
+// @chat-end
 use app::{
     auth::User,
-    chat::{ChatRoom, MessagePosted, RoomSummary},
     dev::{Ping, PingTarget},
+    topics::Topic,
 };
 use loadgen::http;
 use realtime::{
-    ConnectionId, Event, Position, Presence, Room, Stream, UserId,
+    ConnectionId, Event, Presence, Room, UserId,
     protocol::{ClientFrame, ServerFrame, close},
 };
 use realtime_testing::{
@@ -271,12 +275,14 @@ impl Browser {
         (browser, user.id)
     }
 
+    // @chat-begin
     async fn create_room(&mut self, node: &Node, name: &str) -> i64 {
         let room: RoomSummary = self
             .form(node, "/api/chat/create_room", &[("name", name)])
             .await;
         room.id
     }
+    // @chat-end
 
     async fn log_out(&mut self, node: &Node) {
         let () = self.form(node, "/api/auth/log_out", &[]).await;
@@ -315,8 +321,8 @@ impl Browser {
 }
 
 /// The next event of type `E` on a socket; other events (presence updates,
-/// which arrive whenever someone on any process comes or goes, and the
-/// chat's "room created") are skipped, and so are discontinuities (after
+/// which arrive whenever someone on any process comes or goes, or a new
+/// room) are skipped, and so are discontinuities (after
 /// Redis comes back, streams written or read without it start again).
 async fn next_event<E: Event + DeserializeOwned>(socket: &mut TestClient) -> E {
     loop {
@@ -349,9 +355,9 @@ async fn presence_becomes(socket: &mut TestClient, names: &[&str]) {
     }
 }
 
-/// Joins a chat room (events arriving meanwhile are skipped).
-async fn join(socket: &mut TestClient, room: i64) {
-    let name = ChatRoom(room).name();
+/// Joins a room (events arriving meanwhile are skipped).
+async fn join(socket: &mut TestClient, room: &impl Room) {
+    let name = room.name();
     socket
         .send(&ClientFrame::Join {
             room: name.clone(),
@@ -367,6 +373,7 @@ async fn join(socket: &mut TestClient, room: i64) {
     }
 }
 
+// @chat-begin
 /// Posts a chat message as `browser` through `node`.
 async fn post(browser: &mut Browser, node: &Node, room: i64, body: &str) {
     let form = format!("room_id={room}&body={}", http::form_encode(body));
@@ -417,6 +424,7 @@ fn messages_in(frames: &[ServerFrame]) -> Vec<String> {
         })
         .collect()
 }
+// @chat-end
 
 // --- Every target, across processes -----------------------------------------
 
@@ -431,9 +439,9 @@ async fn every_target_reaches_its_connections_on_every_process() {
     let mut ada_b = ada.open_socket(&b).await;
     let mut bob_b = bob.open_socket(&b).await;
     let mut visitor_a = Browser::default().open_socket(&a).await;
-    let room = ada.create_room(&a, "Ops").await;
-    join(&mut ada_a, room).await;
-    join(&mut bob_b, room).await;
+    let ops = Topic("ops".into());
+    join(&mut ada_a, &ops).await;
+    join(&mut bob_b, &ops).await;
 
     // Each ping goes out, then a "marker" to everyone: a socket's next ping
     // is the first if it was a recipient, the marker if it was not.
@@ -458,7 +466,7 @@ async fn every_target_reaches_its_connections_on_every_process() {
         ),
         (
             "a room",
-            PingTarget::Rooms(vec![room]),
+            PingTarget::Topics(vec![ops.0.clone()]),
             None,
             [true, false, true, false],
         ),
@@ -499,6 +507,7 @@ async fn every_target_reaches_its_connections_on_every_process() {
     }
 }
 
+// @chat-begin
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn a_chat_message_reaches_the_room_on_the_other_process_once() {
@@ -508,8 +517,8 @@ async fn a_chat_message_reaches_the_room_on_the_other_process_once() {
     let room = ada.create_room(&a, "General").await;
     let mut ada_a = ada.open_socket(&a).await;
     let mut bob_b = bob.open_socket(&b).await;
-    join(&mut ada_a, room).await;
-    join(&mut bob_b, room).await;
+    join(&mut ada_a, &ChatRoom(room)).await;
+    join(&mut bob_b, &ChatRoom(room)).await;
 
     let caller = ada_a.connection.to_string();
     let body = format!("room_id={room}&body=hello+from+A");
@@ -529,6 +538,8 @@ async fn a_chat_message_reaches_the_room_on_the_other_process_once() {
     assert_eq!(next_ping(&mut ada_a).await, "marker");
 }
 
+// @chat-end
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn logging_out_closes_the_sessions_sockets_on_every_process() {
@@ -547,28 +558,33 @@ async fn logging_out_closes_the_sessions_sockets_on_every_process() {
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn presence_counts_users_across_processes() {
     let (a, b) = two_nodes().await;
-    let (mut ada, _) = Browser::sign_up(&a, "ada").await;
+    let (ada, _) = Browser::sign_up(&a, "ada").await;
     let (mut bob, _) = Browser::sign_up(&b, "bob").await;
-    let room = ada.create_room(&a, "Lobby").await;
+    let lobby = Topic("lobby".into());
 
     let mut ada_a = ada.open_socket(&a).await;
-    join(&mut ada_a, room).await;
+    join(&mut ada_a, &lobby).await;
     presence_becomes(&mut ada_a, &["ada"]).await;
 
     let mut bob_b = bob.open_socket(&b).await;
-    join(&mut bob_b, room).await;
+    join(&mut bob_b, &lobby).await;
     presence_becomes(&mut bob_b, &["ada", "bob"]).await;
     presence_becomes(&mut ada_a, &["ada", "bob"]).await;
 
     // A second tab of Ada's, on the other process, changes nothing; Ada
     // leaves when her last tab does.
     let mut ada_b = ada.open_socket(&b).await;
-    join(&mut ada_b, room).await;
+    join(&mut ada_b, &lobby).await;
     presence_becomes(&mut ada_b, &["ada", "bob"]).await;
     drop(ada_a);
     // Whatever updates Bob gets until the ping, Ada is in every one of them.
-    bob.ping(&b, PingTarget::Rooms(vec![room]), "still here", None)
-        .await;
+    bob.ping(
+        &b,
+        PingTarget::Topics(vec![lobby.0.clone()]),
+        "still here",
+        None,
+    )
+    .await;
     loop {
         match bob_b.frame().await {
             ServerFrame::Event { name, data, .. } if name == Presence::NAME => {
@@ -619,6 +635,7 @@ async fn without_redis_a_process_starts_serves_its_own_and_connects_later() {
     assert_eq!(next_ping(&mut tab).await, "from B");
 }
 
+// @chat-begin
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
@@ -627,7 +644,7 @@ async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
     let (bob, _) = Browser::sign_up(&a, "bob").await;
     let room = ada.create_room(&b, "General").await;
     let mut bob_a = bob.open_socket(&a).await;
-    join(&mut bob_a, room).await;
+    join(&mut bob_a, &ChatRoom(room)).await;
     post(&mut ada, &b, room, "one").await;
     let (_, seen) = next_message(&mut bob_a).await;
 
@@ -645,7 +662,9 @@ async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
     post(&mut ada, &b, room, "four").await;
     assert_eq!(next_message(&mut bob_b).await.0, "four");
 }
+// @chat-end
 
+// @chat-begin
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away_recovers() {
@@ -655,7 +674,7 @@ async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away
     let (bob, _) = Browser::sign_up(&b, "bob").await;
     let room = ada.create_room(&a, "General").await;
     let mut bob_b = bob.open_socket(&b).await;
-    join(&mut bob_b, room).await;
+    join(&mut bob_b, &ChatRoom(room)).await;
     post(&mut ada, &a, room, "before").await;
     assert_eq!(next_message(&mut bob_b).await.0, "before");
 
@@ -710,6 +729,7 @@ async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away
         .await;
     assert_eq!(messages_in(&frames), ["after"]);
 }
+// @chat-end
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]

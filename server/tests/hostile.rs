@@ -102,11 +102,13 @@ async fn announcements_are_limited_per_user() {
 async fn every_repeatable_action_is_limited_per_user() {
     let app = TestApp::with_config(
         config_with(&[
+            (Action::Notify, "1/min burst 1"),
+            // @chat-begin
             (Action::Post, "1/min burst 1"),
             (Action::Typing, "1/min burst 1"),
             (Action::CreateRoom, "1/min burst 1"),
             (Action::Rename, "1/min burst 1"),
-            (Action::Notify, "1/min burst 1"),
+            // @chat-end
         ])
         .await,
     )
@@ -115,25 +117,42 @@ async fn every_repeatable_action_is_limited_per_user() {
     ada.sign_up("ada", PASSWORD).await.unwrap();
     app.browser().sign_up("grace", PASSWORD).await.unwrap();
 
+    let calls: Vec<(&str, Vec<(&str, &str)>)> =
+        vec![("/api/events/notify", vec![("to", "grace"), ("text", "hi")])];
+    // @chat-begin
+    // Creating the room uses up the one room creation.
     let created = ada
         .post("/api/chat/create_room", &[("name", "Lobby")])
         .await;
     assert!(created.status.is_success(), "{}", created.body);
     let room = created.json::<app::chat::RoomSummary>().id.to_string();
-    let calls: [(&str, Vec<(&str, &str)>); 5] = [
-        ("/api/chat/create_room", vec![("name", "Hall")]),
-        ("/api/chat/post", vec![("room_id", &room), ("body", "hi")]),
-        ("/api/chat/typing", vec![("room_id", &room)]),
-        (
-            "/api/chat/rename",
-            vec![("room_id", &room), ("name", "Hall")],
-        ),
-        ("/api/events/notify", vec![("to", "grace"), ("text", "hi")]),
-    ];
-    for (path, form) in &calls[1..] {
+    let calls = [
+        calls,
+        vec![
+            (
+                "/api/chat/post",
+                vec![("room_id", room.as_str()), ("body", "hi")],
+            ),
+            ("/api/chat/typing", vec![("room_id", &room)]),
+            (
+                "/api/chat/rename",
+                vec![("room_id", &room), ("name", "Hall")],
+            ),
+        ],
+    ]
+    .concat();
+    // @chat-end
+    for (path, form) in &calls {
         let first = ada.post(path, form).await;
         assert!(first.status.is_success(), "{path}: {}", first.body);
     }
+    // @chat-begin
+    let calls = [
+        calls,
+        vec![("/api/chat/create_room", vec![("name", "Hall")])],
+    ]
+    .concat();
+    // @chat-end
     for (path, form) in &calls {
         let again = ada.post(path, form).await;
         assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
@@ -157,6 +176,7 @@ async fn request_bodies_are_bounded() {
         "{}",
         response.body
     );
+    // @chat-begin
     // A message of the largest size, in 4-byte characters, still fits.
     let room = ada
         .post("/api/chat/create_room", &[("name", "Lobby")])
@@ -167,6 +187,7 @@ async fn request_bodies_are_bounded() {
         .post("/api/chat/post", &[("room_id", &room), ("body", &longest)])
         .await;
     assert_eq!(response.status, StatusCode::OK);
+    // @chat-end
 }
 
 // --- Log-ins and sign-ups ---------------------------------------------------
@@ -416,7 +437,11 @@ async fn a_session_refused_for_reconnecting_too_fast_is_turned_away_before_it_is
     ada.sign_up("ada", PASSWORD).await.unwrap();
     let mut grace = app.browser();
     grace.sign_up("grace", PASSWORD).await.unwrap();
-    let cookie = format!("session={}", ada.cookie.clone().unwrap());
+    let cookie = format!(
+        "{}={}",
+        app::auth::session::SESSION_COOKIE_NAME,
+        ada.cookie.clone().unwrap()
+    );
     let headers = [("cookie", cookie.as_str())];
     let tab = realtime_testing::TestClient::connect(address, &headers).await;
     assert!(tab.is_ok(), "the first connection is within the pace");
@@ -439,12 +464,20 @@ async fn bad_text_is_refused_with_a_reason_on_every_database() {
     let app = TestApp::new().await;
     let mut ada = app.browser();
     ada.sign_up("ada", PASSWORD).await.unwrap();
+    // @chat-begin
     let room = ada
         .post("/api/chat/create_room", &[("name", "Lobby")])
         .await;
     let room = room.json::<app::chat::RoomSummary>().id.to_string();
+    // @chat-end
 
     for (path, form) in [
+        ("/api/events/broadcast", vec![("event[message]", "hi\0")]),
+        (
+            "/api/events/notify",
+            vec![("to", "ada"), ("text", "\u{1b}[2J")],
+        ),
+        // @chat-begin
         // NUL, which PostgreSQL cannot store.
         (
             "/api/chat/post",
@@ -461,7 +494,7 @@ async fn bad_text_is_refused_with_a_reason_on_every_database() {
         ),
         // A zero-width space: "Lobby" again, to the eye.
         ("/api/chat/create_room", vec![("name", "Lob\u{200B}by")]),
-        ("/api/events/broadcast", vec![("event[message]", "hi\0")]),
+        // @chat-end
     ] {
         let response = ada.post(path, &form).await;
         assert_eq!(response.status, StatusCode::BAD_REQUEST, "{path} {form:?}");
@@ -473,6 +506,7 @@ async fn bad_text_is_refused_with_a_reason_on_every_database() {
     }
 }
 
+// @chat-begin
 #[tokio::test]
 async fn room_names_are_taken_whatever_their_case_on_every_database() {
     let app = TestApp::new().await;
@@ -516,3 +550,4 @@ async fn room_lists_come_in_pages() {
     assert!(!second.more);
     assert_eq!(second.rooms.last().unwrap().name, "room 0");
 }
+// @chat-end

@@ -411,3 +411,23 @@ async fn health_reports_the_database() {
     let response = app.browser().get("/health").await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn the_people_page_lists_the_newest_accounts_to_logged_in_users_only() {
+    let app = TestApp::new().await;
+    let visitor = app.browser().post("/api/people/newest", &[]).await;
+    assert_eq!(visitor.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(visitor.json::<AppError>(), AppError::NotLoggedIn);
+
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    let people = ada.post("/api/people/newest", &[]).await;
+    assert_eq!(people.status, StatusCode::OK, "{}", people.body);
+    let names: Vec<String> = people
+        .json::<Vec<app::auth::User>>()
+        .into_iter()
+        .map(|user| user.name)
+        .collect();
+    assert_eq!(names, ["grace", "ada"], "newest first");
+}

@@ -117,6 +117,38 @@ impl Users {
         }
     }
 
+    /// The `count` newest accounts, newest first.
+    pub async fn newest(&self, count: i64) -> Result<Vec<User>, AppError> {
+        let rows = sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT id, name, created_at FROM users ORDER BY id DESC LIMIT $1",
+        )
+        .bind(count)
+        .fetch_all(&self.db)
+        .await
+        .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at)| User {
+                id: UserId(id),
+                name,
+                created_at,
+            })
+            .collect())
+    }
+
+    /// How many accounts were created in `[start, end)` (seconds since the
+    /// epoch).
+    pub async fn count_created(&self, start: i64, end: i64) -> Result<i64, AppError> {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM users WHERE created_at >= $1 AND created_at < $2",
+        )
+        .bind(start)
+        .bind(end)
+        .fetch_one(&self.db)
+        .await
+        .map_err(internal)
+    }
+
     async fn find_row_by_name(&self, name: &UserName) -> Result<Option<UserRow>, AppError> {
         sqlx::query_as::<_, UserRow>(
             "SELECT id, name, password_hash, created_at FROM users WHERE lower(name) = lower($1)",

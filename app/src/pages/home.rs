@@ -1,17 +1,26 @@
-//! The landing page: the rooms, and the two ways to reach other people
-//! outside a room (an announcement to every tab, a notification to a user).
+//! The landing page: a greeting, and the two ways to reach other people
+//! (an announcement to every tab, a notification to a user).
+// @chat-begin
+//! It also lists the chat's rooms.
+// @chat-end
 
+// @chat-begin
 use std::collections::HashSet;
+// @chat-end
 
 use leptos::prelude::*;
+// @chat-begin
 use leptos_router::hooks::use_query_map;
+// @chat-end
 
+// @chat-begin
+use crate::chat::{
+    ROOM_PAGE_LEN, RoomCreated, RoomSummary,
+    api::{CreateRoom, list_rooms},
+};
+// @chat-end
 use crate::{
     auth::{Auth, User, use_auth},
-    chat::{
-        ROOM_PAGE_LEN, RoomCreated, RoomSummary,
-        api::{CreateRoom, list_rooms},
-    },
     components::FormError,
     events::{BroadcastEvent, Notify},
 };
@@ -37,11 +46,13 @@ pub fn HomePage() -> impl IntoView {
             </Transition>
             <p>
                 "A full-stack Rust template with typed real-time events. Open this page in two "
-                "browsers side by side: rooms, messages, presence and notices arrive live."
+                "browsers side by side: what one does, the other sees at once."
             </p>
         </section>
         <div class="columns">
+            // @chat-begin
             <RoomList />
+            // @chat-end
             <div class="stack">
                 <Transition fallback=|| ()>
                     {move || Suspend::new(async move {
@@ -61,6 +72,7 @@ async fn logged_in_user(auth: Auth) -> Option<User> {
     auth.user.await.ok().flatten()
 }
 
+// @chat-begin
 /// The rooms, a page at a time, newest first; on the first page, rooms
 /// created elsewhere appear live.
 #[component]
@@ -197,6 +209,7 @@ fn merge_rooms(created: &[RoomSummary], loaded: &[RoomSummary]) -> Vec<RoomSumma
         .cloned()
         .collect()
 }
+// @chat-end
 
 /// What a visitor sees where the announcement form would be.
 #[component]
@@ -299,6 +312,7 @@ where
     });
 }
 
+// @chat-begin
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,3 +337,4 @@ mod tests {
         assert_eq!(ids, [9, 8, 5, 3]);
     }
 }
+// @chat-end

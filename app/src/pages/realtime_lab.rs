@@ -10,15 +10,19 @@
 //!   "panic"; the first and the last count what they receive, and keep
 //!   counting: one handler's failure does not stop the others.
 //!
-//! The page also asks to join a chat room that does not exist, to show how
-//! a refused join reaches the page (`use_room`'s status).
+//! The page also joins the topic `lab` (`use_room`), which visitors may
+//! not: its status shows how a refused join reaches the page, and that a
+//! logged-in user is in.
 
 use leptos::prelude::*;
 
 use realtime::RoomStatus;
 
 use super::{NotFoundPage, home::AnnouncementForm};
-use crate::{chat::ChatRoom, events::SomethingHappened};
+use crate::{events::SomethingHappened, topics::Topic};
+
+/// The topic the page joins.
+pub const LAB_TOPIC: &str = "lab";
 
 /// The message that makes the third handler panic.
 pub const PANIC_MESSAGE: &str = "panic";
@@ -51,10 +55,9 @@ pub fn RealtimeLab() -> impl IntoView {
         }
     });
     realtime::use_event(move |_: SomethingHappened| after.update(|count| *count += 1));
-    // Room ids count up from 1: this one never exists.
-    let refused = realtime::use_room(ChatRoom(i64::MAX));
-    let refusal = move || match refused.get() {
-        RoomStatus::Refused(reason) => reason,
+    let lab = realtime::use_room(Topic(LAB_TOPIC.into()));
+    let status = move || match lab.get() {
+        RoomStatus::Refused(reason) => format!("Refused: {reason}"),
         other => format!("{other:?}"),
     };
 
@@ -72,8 +75,8 @@ pub fn RealtimeLab() -> impl IntoView {
                 <dd data-testid="before">{before}</dd>
                 <dt>"Received by the handler after them"</dt>
                 <dd data-testid="after">{after}</dd>
-                <dt>"Joining a room that does not exist (use_room)"</dt>
-                <dd data-testid="refusal">{refusal}</dd>
+                <dt>"Joining the topic “lab” (use_room)"</dt>
+                <dd data-testid="room-status">{status}</dd>
             </dl>
         </section>
         <AnnouncementForm error_flag=true />

@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use app::{auth::User, error::AppError};
+use app::{
+    auth::{User, session::SESSION_COOKIE_NAME},
+    error::AppError,
+};
 use axum::{
     Router,
     body::Body,
@@ -105,7 +108,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         session,
         realtime: Default::default(),
         redis_url: None,
-        redis_channel: realtime::server::backplane::redis::DEFAULT_CHANNEL.to_owned(),
+        redis_channel: server::config::DEFAULT_REDIS_CHANNEL.to_owned(),
         trusted_proxies: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
         metrics_addr: None,
@@ -250,7 +253,7 @@ impl TestResponse {
             .iter()
             .filter_map(|value| value.to_str().ok())
             .map(SetCookie::parse)
-            .find(|cookie| cookie.name == "session")
+            .find(|cookie| cookie.name == SESSION_COOKIE_NAME)
     }
 }
 
@@ -366,7 +369,7 @@ impl Browser<'_> {
         let cookie = self
             .cookie
             .as_ref()
-            .map(|cookie| format!("session={cookie}"));
+            .map(|cookie| format!("{SESSION_COOKIE_NAME}={cookie}"));
         let headers: Vec<(&str, &str)> = cookie
             .iter()
             .map(|cookie| ("cookie", cookie.as_str()))
@@ -383,7 +386,7 @@ impl Browser<'_> {
             .uri(path)
             .extension(axum::extract::ConnectInfo(peer));
         if let Some(cookie) = &self.cookie {
-            request = request.header(header::COOKIE, format!("session={cookie}"));
+            request = request.header(header::COOKIE, format!("{SESSION_COOKIE_NAME}={cookie}"));
         }
         request
     }
