@@ -66,13 +66,9 @@ mod tests {
 
     #[test]
     fn a_topic_has_one_spelling() {
-        assert_eq!(
-            Topic::new("release-2")
-                .map(|t| t.name())
-                .as_ref()
-                .map(|n| n.as_str()),
-            Some("topic:release-2")
-        );
+        let topic = Topic::new("release-2").expect("a valid topic name");
+        assert_eq!(topic.name().as_str(), "topic:release-2");
+        assert_eq!(Topic::from_key(&topic.key()), Some(topic));
         let too_long = "x".repeat(MAX_TOPIC_LEN + 1);
         for invalid in ["", "Release", "a b", "a:b", "café", too_long.as_str()] {
             assert_eq!(Topic::new(invalid), None, "{invalid:?}");
