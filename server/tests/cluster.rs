@@ -30,17 +30,17 @@ use std::{
 
 // @chat-begin
 use app::chat::{ChatRoom, MessagePosted, RoomSummary};
-use realtime::{Position, Stream};
 // @chat-end
 use app::{
     auth::User,
     dev::{Ping, PingTarget},
+    events::Notification,
     topics::Topic,
 };
 use loadgen::http;
 use realtime::{
-    ConnectionId, Event, Presence, Room, UserId,
-    protocol::{ClientFrame, ServerFrame, close},
+    ConnectionId, Event, Position, Presence, Room, Stream, UserId,
+    protocol::{ClientFrame, Resume, ServerFrame, close},
 };
 use realtime_testing::{
     TestClient,
@@ -318,6 +318,53 @@ impl Browser {
             .await
             .expect("the upgrade succeeds")
     }
+
+    /// Opens a socket that resumes the user's stream from `since`, as a
+    /// tab that comes back does.
+    async fn open_socket_since(&self, node: &Node, stream: Stream, since: Position) -> TestClient {
+        let cookie = self.cookie.clone().unwrap_or_default();
+        let query = Resume {
+            tab: None,
+            since: vec![(stream, since)],
+        }
+        .to_query();
+        let path = format!("{}?{query}", realtime::protocol::PATH);
+        TestClient::connect_to(node.address, &path, &[("cookie", cookie.as_str())])
+            .await
+            .expect("the upgrade succeeds")
+    }
+
+    /// Notifies the user called `to`, through `node`.
+    async fn notify(&mut self, node: &Node, to: &str, text: &str) {
+        let () = self
+            .form(node, "/api/events/notify", &[("to", to), ("text", text)])
+            .await;
+    }
+}
+
+/// The next notification and where it sits in its user's stream (other
+/// events are skipped; a discontinuity fails the test).
+async fn next_notification(socket: &mut TestClient) -> (String, Position) {
+    loop {
+        let frame = socket.frame().await;
+        if let ServerFrame::Event {
+            name,
+            data,
+            recorded,
+        } = &frame
+            && name == Notification::NAME
+        {
+            let notification: Notification =
+                serde_json::from_str(data.get()).expect("a notification");
+            let recorded = recorded
+                .as_ref()
+                .expect("a notification carries its position");
+            return (notification.text, recorded.position);
+        }
+        if let ServerFrame::Discontinuity { .. } = frame {
+            panic!("a discontinuity where a notification was expected");
+        }
+    }
 }
 
 /// The next event of type `E` on a socket; other events (presence updates,
@@ -372,59 +419,6 @@ async fn join(socket: &mut TestClient, room: &impl Room) {
         }
     }
 }
-
-// @chat-begin
-/// Posts a chat message as `browser` through `node`.
-async fn post(browser: &mut Browser, node: &Node, room: i64, body: &str) {
-    let form = format!("room_id={room}&body={}", http::form_encode(body));
-    let _: app::chat::Message = browser
-        .post(
-            node,
-            "/api/chat/post",
-            "application/x-www-form-urlencoded",
-            &form,
-            &[],
-        )
-        .await;
-}
-
-/// The next chat message and where it sits in its room's stream (other
-/// events are skipped).
-async fn next_message(socket: &mut TestClient) -> (String, Position) {
-    loop {
-        let frame = socket.frame().await;
-        if let ServerFrame::Event {
-            name,
-            data,
-            recorded,
-        } = &frame
-            && name == MessagePosted::NAME
-        {
-            let posted: MessagePosted = serde_json::from_str(data.get()).expect("a message");
-            let recorded = recorded.as_ref().expect("a message carries its position");
-            return (posted.0.body, recorded.position);
-        }
-        if let ServerFrame::Discontinuity { .. } = frame {
-            panic!("a discontinuity where a message was expected");
-        }
-    }
-}
-
-/// The bodies of the chat messages among `frames`.
-fn messages_in(frames: &[ServerFrame]) -> Vec<String> {
-    frames
-        .iter()
-        .filter_map(|frame| match frame {
-            ServerFrame::Event { name, data, .. } if name == MessagePosted::NAME => {
-                serde_json::from_str::<MessagePosted>(data.get())
-                    .ok()
-                    .map(|posted| posted.0.body)
-            }
-            _ => None,
-        })
-        .collect()
-}
-// @chat-end
 
 // --- Every target, across processes -----------------------------------------
 
@@ -531,7 +525,7 @@ async fn a_chat_message_reaches_the_room_on_the_other_process_once() {
             &[(realtime::protocol::CONNECTION_HEADER, caller.as_str())],
         )
         .await;
-    let posted: app::chat::MessagePosted = next_event(&mut bob_b).await;
+    let posted: MessagePosted = next_event(&mut bob_b).await;
     assert_eq!(posted.0.body, "hello from A");
     // The sender's tab got nothing (it shows its own message itself).
     ada.ping(&a, PingTarget::Everyone, "marker", None).await;
@@ -635,83 +629,75 @@ async fn without_redis_a_process_starts_serves_its_own_and_connects_later() {
     assert_eq!(next_ping(&mut tab).await, "from B");
 }
 
-// @chat-begin
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
 async fn a_tab_of_a_killed_process_recovers_everything_on_the_other() {
     let (a, b) = two_nodes().await;
     let (mut ada, _) = Browser::sign_up(&b, "ada").await;
-    let (bob, _) = Browser::sign_up(&a, "bob").await;
-    let room = ada.create_room(&b, "General").await;
+    let (bob, bob_id) = Browser::sign_up(&a, "bob").await;
     let mut bob_a = bob.open_socket(&a).await;
-    join(&mut bob_a, &ChatRoom(room)).await;
-    post(&mut ada, &b, room, "one").await;
-    let (_, seen) = next_message(&mut bob_a).await;
+    ada.notify(&b, "bob", "one").await;
+    let (_, seen) = next_notification(&mut bob_a).await;
 
     // A dies at once: no goodbye, no close frame.
     drop(a);
-    post(&mut ada, &b, room, "two").await;
-    post(&mut ada, &b, room, "three").await;
+    ada.notify(&b, "bob", "two").await;
+    ada.notify(&b, "bob", "three").await;
 
     // Bob's tab comes back on B and asks for what followed "one".
-    let mut bob_b = bob.open_socket(&b).await;
-    let frames = bob_b
-        .join_since(&ChatRoom(room).name().to_string(), seen)
-        .await;
-    assert_eq!(messages_in(&frames), ["two", "three"]);
-    post(&mut ada, &b, room, "four").await;
-    assert_eq!(next_message(&mut bob_b).await.0, "four");
+    let mut bob_b = bob.open_socket_since(&b, Stream::User(bob_id), seen).await;
+    assert_eq!(next_notification(&mut bob_b).await.0, "two");
+    assert_eq!(next_notification(&mut bob_b).await.0, "three");
+    ada.notify(&b, "bob", "four").await;
+    assert_eq!(next_notification(&mut bob_b).await.0, "four");
 }
-// @chat-end
 
-// @chat-begin
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]
-async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away_recovers() {
+async fn after_a_redis_restart_tabs_that_missed_events_are_told_and_a_tab_away_recovers() {
     let mut redis = PrivateRedis::start();
     let (a, b) = two_nodes_on(&redis.url()).await;
     let (mut ada, _) = Browser::sign_up(&a, "ada").await;
-    let (bob, _) = Browser::sign_up(&b, "bob").await;
-    let room = ada.create_room(&a, "General").await;
+    let (bob, bob_id) = Browser::sign_up(&b, "bob").await;
     let mut bob_b = bob.open_socket(&b).await;
-    join(&mut bob_b, &ChatRoom(room)).await;
-    post(&mut ada, &a, room, "before").await;
-    assert_eq!(next_message(&mut bob_b).await.0, "before");
+    ada.notify(&a, "bob", "before").await;
+    assert_eq!(next_notification(&mut bob_b).await.0, "before");
 
     redis.stop();
     a.wait_for_health(|health| health["events"]["backplane"] == "disconnected")
         .await;
-    // Stored, and kept by A alone: B's tab cannot have it.
-    post(&mut ada, &a, room, "during").await;
+    // Kept by A alone: B's tab cannot have it.
+    ada.notify(&a, "bob", "during").await;
 
     redis.restart();
     a.wait_for_peers(1).await;
     b.wait_for_peers(1).await;
-    // B's tab is told that it may have missed messages (the page then
-    // fetches them again) ...
-    let stream = Stream::room(&ChatRoom(room));
+    // B's tab is told that it may have missed notifications (the page
+    // then fetches what it shows again) ...
+    let stream = Stream::User(bob_id);
     loop {
         match bob_b.frame().await {
             ServerFrame::Discontinuity { stream: gap, .. } if gap == stream => break,
-            ServerFrame::Event { name, .. } if name == MessagePosted::NAME => {
-                panic!("a message arrived before the discontinuity")
+            ServerFrame::Event { name, .. } if name == Notification::NAME => {
+                panic!("a notification arrived before the discontinuity")
             }
             _ => continue,
         }
     }
-    // ... and from there on gets every message, wherever it is posted
-    // (another discontinuity may come first: each process that set the
-    // stream right says so) ...
-    post(&mut ada, &a, room, "after").await;
+    // ... and from there on gets every notification, whichever process
+    // sends it (another discontinuity may come first: each process that
+    // set the stream right says so) ...
+    ada.notify(&a, "bob", "after").await;
     let after = loop {
         match bob_b.frame().await {
             ServerFrame::Event {
                 name,
                 data,
                 recorded: Some(recorded),
-            } if name == MessagePosted::NAME => {
-                let posted: MessagePosted = serde_json::from_str(data.get()).expect("a message");
-                assert_eq!(posted.0.body, "after");
+            } if name == Notification::NAME => {
+                let notification: Notification =
+                    serde_json::from_str(data.get()).expect("a notification");
+                assert_eq!(notification.text, "after");
                 break recorded.position;
             }
             _ => continue,
@@ -723,13 +709,9 @@ async fn after_a_redis_restart_tabs_that_missed_messages_are_told_and_a_tab_away
         offset: after.offset - 1,
         ..after
     };
-    let mut away = bob.open_socket(&a).await;
-    let frames = away
-        .join_since(&ChatRoom(room).name().to_string(), before_after)
-        .await;
-    assert_eq!(messages_in(&frames), ["after"]);
+    let mut away = bob.open_socket_since(&a, stream, before_after).await;
+    assert_eq!(next_notification(&mut away).await.0, "after");
 }
-// @chat-end
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: scripts/test runs it"]

@@ -52,16 +52,6 @@ impl Period {
             end: self.end + length,
         }
     }
-
-    /// The period before this one.
-    pub fn previous(self) -> Self {
-        let length = self.end - self.start;
-        Self {
-            index: self.index - 1,
-            start: self.start - length,
-            end: self.start,
-        }
-    }
 }
 
 /// Runs `work` for each period of length `every` that ends while this
@@ -73,10 +63,12 @@ where
     Fut: Future<Output = Result<(), AppError>>,
 {
     loop {
-        let now = now_secs();
-        let current = Period::containing(now, every);
-        tokio::time::sleep(Duration::from_secs((current.end - now).max(0) as u64)).await;
-        let ended = Period::containing(now_secs(), every).previous();
+        let now = now_millis();
+        let ended = Period::containing(now.div_euclid(1000), every);
+        // Until the period is over; the period is the one slept through,
+        // even if the clock moved meanwhile.
+        let left = (ended.end * 1000 - now).max(0) as u64;
+        tokio::time::sleep(Duration::from_millis(left)).await;
         match claim(&db, job, ended).await {
             Ok(true) => {
                 if let Err(error) = work(ended).await {
@@ -110,10 +102,11 @@ pub async fn claim(db: &AnyPool, job: &str, period: Period) -> Result<bool, AppE
     Ok(inserted.rows_affected() == 1)
 }
 
-fn now_secs() -> i64 {
+/// Milliseconds since the epoch.
+fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 #[cfg(test)]
@@ -125,7 +118,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let period = Period::containing(7_200 + 59, hour);
         assert_eq!((period.index, period.start, period.end), (2, 7_200, 10_800));
-        assert_eq!(period.previous(), Period::containing(3_600, hour));
+        assert_eq!(Period::containing(3_600, hour).next(), period);
         assert_eq!(Period::containing(10_800, hour).index, 3);
     }
 }
