@@ -23,6 +23,7 @@ use std::{
     sync::{Arc, OnceLock, Weak},
 };
 
+use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -200,27 +201,42 @@ fn flush(hub: &Hub, sent: &mut Sent) {
             told_everyone.insert(room.clone());
         }
     }
+    // Each room's list is made once, however many tabs joined it in the
+    // window: a room of a thousand tabs costs a pass over them per list.
+    let mut lists: HashMap<RoomName, Option<Utf8Bytes>> = HashMap::new();
     for (room, connection) in pending.joiners {
         if told_everyone.contains(&room) {
             continue;
         }
-        let local = hub.inner.registry.read().room_members_by_user(&room);
-        let members = hub.inner.remote.lock().merged_with(&room, local);
-        send(hub, &room, &members, &Target::connection(connection));
+        let frame = lists.entry(room).or_insert_with_key(|room| {
+            let local = hub.inner.registry.read().room_members_by_user(room);
+            let members = hub.inner.remote.lock().merged_with(room, local);
+            presence_frame(room, &members)
+        });
+        if let Some(frame) = frame {
+            hub.deliver_local(&Target::connection(connection), frame);
+        }
     }
 }
 
 /// Queues a room's list for `target`'s connections on this process.
 fn send(hub: &Hub, room: &RoomName, members: &[Member], target: &Target) {
+    if let Some(frame) = presence_frame(room, members) {
+        hub.deliver_local(target, &frame);
+    }
+}
+
+/// A room's list as an event frame.
+fn presence_frame(room: &RoomName, members: &[Member]) -> Option<Utf8Bytes> {
     let presence = Presence {
         room: room.clone(),
         members: members.to_vec(),
     };
     match serde_json::to_string(&presence) {
-        Ok(data) => {
-            let frame = protocol::event_frame(<Presence as Event>::NAME, &data);
-            hub.deliver_local(target, &frame.into());
+        Ok(data) => Some(protocol::event_frame(<Presence as Event>::NAME, &data).into()),
+        Err(error) => {
+            tracing::error!(%error, "presence could not be sent");
+            None
         }
-        Err(error) => tracing::error!(%error, "presence could not be sent"),
     }
 }
