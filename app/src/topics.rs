@@ -8,7 +8,7 @@
 //! A kind of room is two things: a [`realtime::Room`] type, which names
 //! the room on the wire and rejects keys that are not valid for the kind,
 //! and a join rule on the server ([`register`]), which decides who may
-//! join. `docs/guide.md` ("Add a room kind") walks through both.
+//! join. `docs/guide.md` ("Add a room kind with its rule") walks through both.
 
 use realtime::Room;
 
