@@ -117,17 +117,18 @@ pub async fn notify(to: String, text: String) -> Result<(), AppError> {
 /// Where the streams behind the notices stand (everyone's, and the
 /// caller's own when logged in): a page rendered now shows the notices
 /// from there on, so one sent before its socket opens still arrives.
+/// `None` where the server could not say (its history out of reach): the
+/// tab then counts what it may have missed as missed.
 #[server(prefix = "/api", endpoint = "events/positions")]
-pub async fn notice_positions() -> Result<Vec<(Stream, Position)>, AppError> {
+pub async fn notice_positions() -> Result<Vec<(Stream, Option<Position>)>, AppError> {
     let events = crate::AppContext::expect()?.events;
     // A session that has just expired counts as a visitor's here.
     let user = crate::auth::guard::request_user().await.ok().flatten();
     let streams = std::iter::once(Stream::Everyone).chain(user.map(|user| Stream::User(user.id)));
     let mut positions = Vec::new();
     for stream in streams {
-        if let Some(position) = events.position(&stream).await {
-            positions.push((stream, position));
-        }
+        let position = events.position(&stream).await;
+        positions.push((stream, position));
     }
     Ok(positions)
 }

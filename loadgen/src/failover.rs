@@ -29,8 +29,16 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Error, ServerProcess, open_socket, unix_micros};
-use loadgen::http;
+use crate::{Error, ServerProcess};
+use loadgen::{
+    bench_message::{BenchMessage, unix_micros},
+    http,
+    pacing::PacedWorkers,
+    report::{Step, Table, print_sending},
+    server_functions::announce,
+    socket::open_socket,
+    waiting::{wait_for_all, wait_for_deliveries},
+};
 
 /// What the clients share.
 struct Run {
@@ -58,6 +66,8 @@ struct Seen {
     recovered_after: Option<Duration>,
 }
 
+/// The run of `--kill-after`: opens the tabs, announces while the first
+/// process is killed, waits for the deliveries, and reports.
 pub async fn run(
     addresses: &[SocketAddr],
     mut processes: Vec<ServerProcess>,
@@ -77,47 +87,19 @@ pub async fn run(
         connected: AtomicUsize::new(0),
         deliveries: AtomicU64::new(0),
     });
-
-    print!("opening {clients} WebSockets… ");
-    let started = Instant::now();
-    let mut tabs = JoinSet::new();
-    let mut seen = Vec::with_capacity(clients);
-    for index in 0..clients {
-        let cookie = cookies[index % cookies.len()].clone();
-        let tab_seen = Arc::new(Mutex::new(Seen {
-            on_dead: index % 2 == 0,
-            ..Seen::default()
-        }));
-        seen.push(Arc::clone(&tab_seen));
-        tabs.spawn(tab(Arc::clone(&run), index % 2, cookie, tab_seen));
-    }
-    while run.connected.load(Ordering::Relaxed) < clients {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!("{:.1} s", started.elapsed().as_secs_f64());
+    let (mut tabs, seen) = open_tabs(&run, cookies, clients).await;
 
     let total = rate * seconds;
-    println!(
-        "sending {total} events ({rate} per second for {seconds} s); killing {first} after {kill_after} s…"
+    print_sending(
+        total,
+        rate,
+        seconds,
+        &format!("; killing {first} after {kill_after} s"),
     );
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let killer = {
-        let run = Arc::clone(&run);
-        let dead = processes.remove(0);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(kill_after.into())).await;
-            let _ = run.killed_at.set(Instant::now());
-            drop(dead); // SIGKILL
-        })
-    };
-    broadcast(&run, cookies, rate, total, &acked).await;
+    let killer = kill_later(&run, processes.remove(0), kill_after);
+    let acked = broadcast(&run, cookies, rate, total).await;
     killer.await?;
-    let acked = acked.lock().map(|acked| acked.clone()).unwrap_or_default();
-    let expected = acked.len() as u64 * clients as u64;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while run.deliveries.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_deliveries(&run.deliveries, acked.len() as u64 * clients as u64).await;
     run.finished.store(true, Ordering::SeqCst);
     tabs.abort_all();
     while tabs.join_next().await.is_some() {}
@@ -130,6 +112,43 @@ pub async fn run(
     Ok(())
 }
 
+/// Opens `clients` tabs, every other one on the process to be killed;
+/// returns once all are welcomed, with what each will see.
+async fn open_tabs(
+    run: &Arc<Run>,
+    cookies: &[String],
+    clients: usize,
+) -> (JoinSet<()>, Vec<Arc<Mutex<Seen>>>) {
+    let step = Step::start(format_args!("opening {clients} WebSockets"));
+    let mut tabs = JoinSet::new();
+    let mut seen = Vec::with_capacity(clients);
+    for index in 0..clients {
+        let cookie = cookies[index % cookies.len()].clone();
+        let tab_seen = Arc::new(Mutex::new(Seen {
+            on_dead: index % 2 == 0,
+            ..Seen::default()
+        }));
+        seen.push(Arc::clone(&tab_seen));
+        tabs.spawn(tab(Arc::clone(run), index % 2, cookie, tab_seen));
+    }
+    wait_for_all(&run.connected, clients).await;
+    step.done();
+    (tabs, seen)
+}
+
+/// Kills `dead` (SIGKILL, as it is dropped: no goodbye, no close frame)
+/// `after` seconds from now, and notes when.
+fn kill_later(run: &Arc<Run>, dead: ServerProcess, after: u32) -> tokio::task::JoinHandle<()> {
+    let run = Arc::clone(run);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(after.into())).await;
+        let _ = run.killed_at.set(Instant::now());
+        drop(dead);
+    })
+}
+
+/// Prints what the clients saw: how soon those of the dead process were
+/// back and had what they missed, and what any client lacks or got twice.
 fn report(seen_all: &[Seen], acked: &[u32], total: u32) {
     let lacking: u64 = seen_all
         .iter()
@@ -152,66 +171,65 @@ fn report(seen_all: &[Seen], acked: &[u32], total: u32) {
         let index = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
         format!("{:.2} s", times[index].as_secs_f64())
     };
-    println!();
-    println!(
-        "| clients | of the dead process | back | back, p50 / p99 / max | recovered, p50 / p99 / max | sent | acknowledged | lacking | twice | discontinuities |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} / {} / {} | {} / {} / {} | {} | {} | {} | {} | {} |",
-        seen_all.len(),
-        dead.len(),
-        back_times.len(),
-        quantile(&back_times, 0.5),
-        quantile(&back_times, 0.99),
-        quantile(&back_times, 1.0),
-        quantile(&recovered_times, 0.5),
-        quantile(&recovered_times, 0.99),
-        quantile(&recovered_times, 1.0),
-        total,
-        acked.len(),
-        lacking,
-        duplicates,
-        discontinuities,
-    );
+    let p50_p99_max = |times: &[Duration]| {
+        format!(
+            "{} / {} / {}",
+            quantile(times, 0.5),
+            quantile(times, 0.99),
+            quantile(times, 1.0)
+        )
+    };
+    let mut table = Table::new(&[
+        "clients",
+        "of the dead process",
+        "back",
+        "back, p50 / p99 / max",
+        "recovered, p50 / p99 / max",
+        "sent",
+        "acknowledged",
+        "lacking",
+        "twice",
+        "discontinuities",
+    ]);
+    table.row(vec![
+        seen_all.len().to_string(),
+        dead.len().to_string(),
+        back_times.len().to_string(),
+        p50_p99_max(&back_times),
+        p50_p99_max(&recovered_times),
+        total.to_string(),
+        acked.len().to_string(),
+        lacking.to_string(),
+        duplicates.to_string(),
+        discontinuities.to_string(),
+    ]);
+    table.print();
 }
 
 /// Announces `total` times at `rate`, through both processes in turn
-/// until the first is killed, then through the second only. Records which
-/// were acknowledged.
-async fn broadcast(
-    run: &Arc<Run>,
-    cookies: &[String],
-    rate: u32,
-    total: u32,
-    acked: &Arc<Mutex<Vec<u32>>>,
-) {
+/// until the first is killed, then through the second only. Returns the
+/// sequence numbers the server acknowledged.
+async fn broadcast(run: &Arc<Run>, cookies: &[String], rate: u32, total: u32) -> Vec<u32> {
     // A few keep-alive connections to each process.
     const PER_PROCESS: usize = 2;
-    let mut queues = Vec::new();
-    let mut workers = JoinSet::new();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = PacedWorkers::default();
     for (index, address) in run
         .addresses
         .iter()
         .flat_map(|address| std::iter::repeat_n(*address, PER_PROCESS))
         .enumerate()
     {
-        let (queue, mut calls) = tokio::sync::mpsc::channel::<u32>(64);
-        queues.push(queue);
         let cookie = cookies[index % cookies.len()].clone();
-        let acked = Arc::clone(acked);
-        workers.spawn(async move {
+        let acked = Arc::clone(&acked);
+        workers.spawn(|mut calls| async move {
             let mut connection = http::Connection::open(address).await.ok();
             while let Some(seq) = calls.recv().await {
                 let Some(open) = connection.as_mut() else {
                     continue; // Its process is gone: not acknowledged.
                 };
-                let message = format!("bench {seq} {}", unix_micros());
-                let body = format!("event%5Bmessage%5D={}", http::form_encode(&message));
-                match open
-                    .post_form("/api/events/broadcast", &body, Some(&cookie))
-                    .await
-                {
+                let message = BenchMessage::now(seq).to_string();
+                match announce(open, &cookie, &message).await {
                     Ok(response) if response.status == 200 => {
                         if let Ok(mut acked) = acked.lock() {
                             acked.push(seq);
@@ -223,23 +241,19 @@ async fn broadcast(
             }
         });
     }
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for seq in 0..total {
-        ticker.tick().await;
-        let worker = seq as usize % queues.len();
+    let choose = |seq: u32| {
+        let worker = seq as usize % (2 * PER_PROCESS);
         // After the kill, only the survivor's workers (the second half).
-        let worker = if run.killed_at.get().is_some() {
+        if run.killed_at.get().is_some() {
             PER_PROCESS + worker % PER_PROCESS
         } else {
             worker
-        };
-        if queues[worker].send(seq).await.is_err() {
-            break;
         }
-    }
-    drop(queues);
-    while workers.join_next().await.is_some() {}
+    };
+    // A worker stops only by panicking: the announcements it was to make
+    // then show as not acknowledged.
+    let _ = workers.send_paced(rate, total, choose).await;
+    acked.lock().map(|acked| acked.clone()).unwrap_or_default()
 }
 
 /// One tab: connects to process `start`, reads, and when its socket dies,
@@ -254,7 +268,7 @@ async fn tab(run: Arc<Run>, start: usize, cookie: String, seen: Arc<Mutex<Seen>>
         if let Some((epoch, offset)) = &position {
             query.push_str(&format!("&since=everyone@{epoch}.{offset}"));
         }
-        let Ok(mut socket) = open_socket(address, &cookie, &query).await else {
+        let Ok(mut socket) = open_socket(address, Some(&cookie), &query).await else {
             if run.finished.load(Ordering::SeqCst) {
                 return;
             }
@@ -300,7 +314,13 @@ async fn tab(run: Arc<Run>, start: usize, cookie: String, seen: Arc<Mutex<Seen>>
                     {
                         position = Some((epoch.to_owned(), offset));
                     }
-                    let Some((seq, sent)) = bench_numbers(&frame) else {
+                    let Some(BenchMessage {
+                        seq,
+                        sent_micros: sent,
+                    }) = frame["data"]["message"]
+                        .as_str()
+                        .and_then(BenchMessage::parse)
+                    else {
                         continue;
                     };
                     if !seen.seqs.insert(seq) {
@@ -325,15 +345,6 @@ async fn tab(run: Arc<Run>, start: usize, cookie: String, seen: Arc<Mutex<Seen>>
         // Its process died: on to the survivor.
         address = run.addresses[1];
     }
-}
-
-/// The sequence number and sending time of a benchmark announcement.
-fn bench_numbers(frame: &serde_json::Value) -> Option<(u32, u64)> {
-    let message = frame["data"]["message"].as_str()?;
-    let mut numbers = message.strip_prefix("bench ")?.split(' ');
-    let seq = numbers.next()?.parse().ok()?;
-    let sent = numbers.next()?.parse().ok()?;
-    Some((seq, sent))
 }
 
 fn rand_u64() -> u64 {

@@ -13,12 +13,13 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{sync::Mutex, task::JoinSet};
-use tokio_tungstenite::{
-    WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue},
-};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::http::{Connection, HttpError, connect_from, form_encode};
+use crate::{
+    http::{Connection, HttpError},
+    server_functions::{announce, log_in},
+    socket::{SocketError, WebSocket, join_frame, leave_frame, open_socket_from},
+};
 
 /// How many times each answer came back.
 #[derive(Clone, Debug, Default)]
@@ -70,9 +71,9 @@ pub async fn flood_joins(
         floods.spawn(async move {
             let mut tally = Tally::default();
             while Instant::now() < until {
-                match open_socket(from, address, Some(&cookie)).await {
+                match open_socket_from(from, address, Some(&cookie)).await {
                     Ok(socket) => tally.merge(flood_one(socket, &room, until).await),
-                    Err(refused) => tally.add(format!("upgrade {refused}")),
+                    Err(refused) => tally.add(format!("upgrade {}", upgrade_answer(&refused))),
                 }
             }
             tally
@@ -85,14 +86,11 @@ pub async fn flood_joins(
     tally
 }
 
-async fn flood_one(
-    socket: WebSocketStream<tokio::net::TcpStream>,
-    room: &str,
-    until: Instant,
-) -> Tally {
+/// One flooding socket: joins and leaves `room` until `until` or until the
+/// server closes it.
+async fn flood_one(socket: WebSocket, room: &str, until: Instant) -> Tally {
     let (mut sink, mut stream) = socket.split();
-    let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
-    let leave = format!(r#"{{"type":"leave","room":"{room}"}}"#);
+    let (join, leave) = (join_frame(room), leave_frame(room));
     let writer = tokio::spawn(async move {
         while Instant::now() < until {
             for frame in [&join, &leave] {
@@ -151,11 +149,9 @@ pub async fn oversized_announcements(
     let mut tally = Tally::default();
     while Instant::now() < until {
         for (label, message) in &cases {
-            let body = format!("event%5Bmessage%5D={}", form_encode(message));
             // A new connection each time: a refused body closes it.
             let answer = match Connection::open_from(from, address).await {
-                Ok(mut connection) => connection
-                    .post_form("/api/events/broadcast", &body, Some(&cookie))
+                Ok(mut connection) => announce(&mut connection, &cookie, message)
                     .await
                     .map(|response| response.status.to_string()),
                 Err(error) => Err(error),
@@ -171,15 +167,10 @@ pub async fn oversized_announcements(
 pub async fn wrong_passwords(from: IpAddr, address: SocketAddr, name: &str, count: usize) -> Tally {
     let mut guesses = JoinSet::new();
     for guess in 0..count {
-        let body = format!(
-            "name={}&password={}",
-            form_encode(name),
-            form_encode(&format!("guess number {guess}"))
-        );
+        let name = name.to_owned();
         guesses.spawn(async move {
             let mut connection = Connection::open_from(from, address).await?;
-            connection
-                .post_form("/api/auth/log_in", &body, None)
+            log_in(&mut connection, &name, &format!("guess number {guess}"))
                 .await
                 .map(|response| response.status.to_string())
         });
@@ -200,7 +191,7 @@ pub async fn idle_anonymous(
     from: IpAddr,
     address: SocketAddr,
     count: usize,
-) -> (Tally, Vec<WebSocketStream<tokio::net::TcpStream>>) {
+) -> (Tally, Vec<WebSocket>) {
     let opened = Arc::new(Mutex::new((Tally::default(), Vec::new())));
     let limit = Arc::new(tokio::sync::Semaphore::new(64));
     let mut opening = JoinSet::new();
@@ -208,14 +199,14 @@ pub async fn idle_anonymous(
         let (opened, limit) = (Arc::clone(&opened), Arc::clone(&limit));
         opening.spawn(async move {
             let _turn = limit.acquire_owned().await;
-            let socket = open_socket(from, address, None).await;
+            let socket = open_socket_from(from, address, None).await;
             let mut opened = opened.lock().await;
             match socket {
                 Ok(socket) => {
                     opened.0.add("101 (accepted)");
                     opened.1.push(socket);
                 }
-                Err(refused) => opened.0.add(refused),
+                Err(refused) => opened.0.add(upgrade_answer(&refused)),
             }
         });
     }
@@ -224,28 +215,12 @@ pub async fn idle_anonymous(
     (std::mem::take(&mut opened.0), std::mem::take(&mut opened.1))
 }
 
-/// Opens a WebSocket from `from`, with a cookie or without. A refused
-/// upgrade gives its status.
-async fn open_socket(
-    from: IpAddr,
-    address: SocketAddr,
-    cookie: Option<&str>,
-) -> Result<WebSocketStream<tokio::net::TcpStream>, String> {
-    let mut request = format!("ws://{address}/ws")
-        .into_client_request()
-        .map_err(|error| error.to_string())?;
-    if let Some(cookie) = cookie {
-        let cookie = HeaderValue::from_str(cookie).map_err(|error| error.to_string())?;
-        request.headers_mut().insert("cookie", cookie);
-    }
-    let stream = connect_from(from, address)
-        .await
-        .map_err(|error| error.to_string())?;
-    match tokio_tungstenite::client_async(request, stream).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16().to_string()),
-        Err(error) => Err(error.to_string()),
-    }
+/// What a failed upgrade tells an attacker: the status the server refused
+/// it with, or why there was none.
+fn upgrade_answer(error: &SocketError) -> String {
+    error
+        .refused_status()
+        .map_or_else(|| error.to_string(), |status| status.to_string())
 }
 
 fn status_or_error(answer: Result<String, HttpError>) -> String {

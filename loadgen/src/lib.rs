@@ -1,5 +1,7 @@
-//! The load generator's parts: a minimal HTTP client, the statistics, and
-//! the attacks of the hostile mode.
+//! The load generator's parts: a minimal HTTP client and the server
+//! functions it calls, WebSocket clients, the text of the benchmark's
+//! announcements, sending at a fixed rate, the statistics, what a run
+//! prints, and the attacks of the hostile mode.
 //! The binary (`main.rs`) drives them; the server's multi-process tests
 //! reuse the HTTP client.
 //!
@@ -15,6 +17,12 @@
 //! - **Where the wire format is**: `docs/protocol.md`; results are in
 //!   `docs/benchmarks.md`.
 
+pub mod bench_message;
 pub mod hostile;
 pub mod http;
+pub mod pacing;
+pub mod report;
+pub mod server_functions;
+pub mod socket;
 pub mod stats;
+pub mod waiting;

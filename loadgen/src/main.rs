@@ -67,27 +67,33 @@
 //!
 //! `docs/benchmarks.md` has the figures and how to read them.
 
+mod attack;
+mod clients;
 mod failover;
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
-
-use futures_util::StreamExt;
-use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
 use loadgen::{
+    bench_message::{BenchMessage, unix_micros},
     hostile, http,
-    stats::{Latencies, cpu_time, millis, resident_bytes},
+    pacing::PacedWorkers,
+    report::{Step, Table, print_sending},
+    server_functions::{self, announce},
+    stats::{Latencies, MeasuredProcesses, PeakMemory, millis},
+    waiting::wait_for_deliveries,
 };
+
+use attack::{ATTACKS, Attack};
+use clients::Clients;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -285,14 +291,9 @@ async fn sign_up(address: SocketAddr, count: usize) -> Result<Vec<String>, Error
     let mut cookies = Vec::with_capacity(count);
     let mut connection = http::Connection::open(address).await?;
     for index in 0..count {
-        let body = format!(
-            "name={}&password={}",
-            user_name(index),
-            http::form_encode("benchmark password")
-        );
-        let response = connection
-            .post_form("/api/auth/sign_up", &body, None)
-            .await?;
+        let response =
+            server_functions::sign_up(&mut connection, &user_name(index), "benchmark password")
+                .await?;
         match (response.status, response.cookie) {
             (200, Some(cookie)) => cookies.push(cookie),
             (status, _) => {
@@ -307,95 +308,6 @@ async fn sign_up(address: SocketAddr, count: usize) -> Result<Vec<String>, Error
     Ok(cookies)
 }
 
-fn unix_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_micros() as u64)
-}
-
-/// Shared counters of the receiving side.
-#[derive(Default)]
-struct Received {
-    deliveries: AtomicU64,
-    /// When the last benchmark event arrived, in Unix microseconds.
-    last_micros: AtomicU64,
-    connected: AtomicUsize,
-    /// Connections in the benchmark room (`--hostile`).
-    joined: AtomicUsize,
-    /// Set once the run is over and the load generator closes its
-    /// connections itself.
-    finished: AtomicBool,
-    /// Connections the server closed before then.
-    closed_early: AtomicUsize,
-    /// Presence frames received, and their bytes, all clients together.
-    presence_frames: AtomicU64,
-    presence_bytes: AtomicU64,
-}
-
-/// Reads one connection until it closes; returns its latencies (µs).
-async fn read_events(
-    mut socket: impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-    + Unpin,
-    received: Arc<Received>,
-) -> Vec<u32> {
-    let mut latencies = Vec::new();
-    while let Some(Ok(message)) = socket.next().await {
-        let text = match message {
-            Message::Text(text) => text,
-            Message::Close(_) if !received.finished.load(Ordering::Relaxed) => {
-                received.closed_early.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-            _ => continue,
-        };
-        // "bench <seq> <sent micros>" inside an announcement or a message.
-        let Some(start) = text.find("bench ") else {
-            if text.contains("\"welcome\"") {
-                received.connected.fetch_add(1, Ordering::Relaxed);
-            } else if text.contains("\"joined\"") {
-                received.joined.fetch_add(1, Ordering::Relaxed);
-            } else if text.starts_with("{\"type\":\"event\",\"name\":\"realtime.presence\"") {
-                received.presence_frames.fetch_add(1, Ordering::Relaxed);
-                received
-                    .presence_bytes
-                    .fetch_add(text.len() as u64, Ordering::Relaxed);
-            }
-            continue;
-        };
-        let mut numbers = text[start + 6..]
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|part| !part.is_empty());
-        let (Some(_seq), Some(sent)) = (
-            numbers.next(),
-            numbers.next().and_then(|sent| sent.parse::<u64>().ok()),
-        ) else {
-            continue;
-        };
-        let now = unix_micros();
-        latencies.push(u32::try_from(now.saturating_sub(sent)).unwrap_or(u32::MAX));
-        received.deliveries.fetch_add(1, Ordering::Relaxed);
-        received.last_micros.fetch_max(now, Ordering::Relaxed);
-    }
-    latencies
-}
-
-/// Opens a WebSocket as the user of `cookie`, with `query` in the upgrade
-/// (what a tab resumes from, say; empty for none).
-async fn open_socket(
-    address: SocketAddr,
-    cookie: &str,
-    query: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, Error> {
-    let mut request = format!("ws://{address}/ws?{query}").into_client_request()?;
-    request
-        .headers_mut()
-        .insert("cookie", HeaderValue::from_str(cookie)?);
-    let stream = TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (socket, _) = tokio_tungstenite::client_async(request, stream).await?;
-    Ok(socket)
-}
-
 #[tokio::main]
 async fn main() {
     if let Err(error) = run().await {
@@ -404,374 +316,279 @@ async fn main() {
     }
 }
 
+/// A run: starts the servers and signs the users up, then measures the
+/// fan-out (under attack with `--hostile`) or, with `--kill-after`, the
+/// recovery from a process killed under load.
 async fn run() -> Result<(), Error> {
     let options = Options::parse()?;
-    let scratch = std::env::temp_dir().join(format!("loadgen-{}", std::process::id()));
-    let database_url = options
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}/bench.db", scratch.display()));
-    let mut processes = Vec::new();
-    let addresses = match options.address {
-        Some(address) => vec![address],
-        None => {
-            let mut addresses = Vec::new();
-            for _ in 0..options.processes {
-                let (process, address) = start_server(
-                    &options.server,
-                    &database_url,
-                    options.redis_url.as_deref(),
-                    options.hostile,
-                )?;
-                processes.push(process);
-                addresses.push(address);
-            }
-            addresses
+    // Declared before the servers, so removed after they have stopped.
+    let scratch = Scratch::new();
+    let servers = Servers::start(&options, &scratch).await?;
+    let accounts = sign_up_everyone(servers.first(), &options).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    match options.kill_after {
+        Some(kill_after) => {
+            let Servers {
+                processes,
+                addresses,
+                ..
+            } = servers;
+            failover::run(
+                &addresses,
+                processes,
+                &accounts.users,
+                options.clients,
+                options.rate,
+                options.seconds,
+                kill_after,
+            )
+            .await
         }
-    };
-    let pids: Vec<u32> = processes.iter().map(|process| process.child.id()).collect();
-    // The memory of every process together; None without a process of ours.
-    let memory = || -> Option<u64> {
-        if pids.is_empty() {
-            return None;
-        }
-        pids.iter().map(|pid| resident_bytes(*pid)).sum()
-    };
-    for address in &addresses {
-        wait_until_healthy(*address, addresses.len() - 1).await?;
+        None => fan_out(&options, servers, &accounts).await,
     }
-    for (index, address) in addresses.iter().enumerate() {
-        println!(
-            "server: {address}{}",
-            pids.get(index)
-                .map(|pid| format!(" (pid {pid})"))
-                .unwrap_or_default()
-        );
+}
+
+/// The run's own directory, for its SQLite database (unless
+/// `--database-url` names another); removed when dropped.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            path: std::env::temp_dir().join(format!("loadgen-{}", std::process::id())),
+        }
     }
 
-    print!("signing up {} users… ", options.users);
-    let started = Instant::now();
-    // The attackers of `--hostile` have accounts too, past the others.
+    fn database_url(&self) -> String {
+        format!("sqlite://{}/bench.db", self.path.display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The servers a run measures: the processes it started (none with
+/// `--address`), where they listen, and their readings.
+struct Servers {
+    processes: Vec<ServerProcess>,
+    addresses: Vec<SocketAddr>,
+    measured: MeasuredProcesses,
+}
+
+impl Servers {
+    /// Starts `--processes` servers on the run's database, or takes the one
+    /// at `--address`; returns once each is healthy and hears from the
+    /// others, having printed where they are.
+    async fn start(options: &Options, scratch: &Scratch) -> Result<Self, Error> {
+        let database_url = options
+            .database_url
+            .clone()
+            .unwrap_or_else(|| scratch.database_url());
+        let mut processes = Vec::new();
+        let addresses = match options.address {
+            Some(address) => vec![address],
+            None => {
+                let mut addresses = Vec::new();
+                for _ in 0..options.processes {
+                    let (process, address) = start_server(
+                        &options.server,
+                        &database_url,
+                        options.redis_url.as_deref(),
+                        options.hostile,
+                    )?;
+                    processes.push(process);
+                    addresses.push(address);
+                }
+                addresses
+            }
+        };
+        let measured =
+            MeasuredProcesses::new(processes.iter().map(|process| process.child.id()).collect());
+        for address in &addresses {
+            wait_until_healthy(*address, addresses.len() - 1).await?;
+        }
+        let servers = Self {
+            processes,
+            addresses,
+            measured,
+        };
+        servers.print();
+        Ok(servers)
+    }
+
+    /// A line for each: `server: <address> (pid <pid>)`.
+    fn print(&self) {
+        for (index, address) in self.addresses.iter().enumerate() {
+            println!(
+                "server: {address}{}",
+                self.measured
+                    .pids()
+                    .get(index)
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+
+    /// The first server: the users sign up there, and the attackers
+    /// attack it.
+    fn first(&self) -> SocketAddr {
+        self.addresses[0]
+    }
+}
+
+/// The session cookies of the run's users.
+struct Accounts {
+    /// The ordinary clients' users.
+    users: Vec<String>,
+    /// With `--hostile`, the flooder and the announcer.
+    attackers: Vec<String>,
+}
+
+/// Signs up `--users` users, and the attackers' two with `--hostile`.
+async fn sign_up_everyone(address: SocketAddr, options: &Options) -> Result<Accounts, Error> {
+    let step = Step::start(format_args!("signing up {} users", options.users));
+    // The attackers have accounts too, past the others.
     let attackers = if options.hostile { 2 } else { 0 };
-    let mut cookies = sign_up(addresses[0], options.users + attackers).await?;
-    let attacker_cookies = cookies.split_off(options.users);
-    println!("{:.1} s", started.elapsed().as_secs_f64());
+    let mut users = sign_up(address, options.users + attackers).await?;
+    let attackers = users.split_off(options.users);
+    step.done();
+    Ok(Accounts { users, attackers })
+}
+
+/// The fan-out benchmark, under attack with `--hostile`: opens the
+/// clients, sends the events, waits for them to arrive, and reports.
+async fn fan_out(options: &Options, servers: Servers, accounts: &Accounts) -> Result<(), Error> {
     // Under attack, the clients are in a room: where the flood is.
     let room: Option<Arc<str>> = options
         .hostile
         .then(|| format!("topic:bench-{}", std::process::id()).into());
+    let memory_before = servers.measured.resident_bytes();
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some(kill_after) = options.kill_after {
-        let run = failover::run(
-            &addresses,
-            processes,
-            &cookies,
-            options.clients,
-            options.rate,
-            options.seconds,
-            kill_after,
-        );
-        let ran = run.await;
-        let _ = std::fs::remove_dir_all(&scratch);
-        return ran;
-    }
-    let memory_before = memory();
-
-    print!("opening {} WebSockets… ", options.clients);
-    let started = Instant::now();
-    let received = Arc::new(Received::default());
-    let mut readers = JoinSet::new();
-    let mut closers = Vec::with_capacity(options.clients);
-    let limit = Arc::new(Semaphore::new(256));
-    let mut opening = JoinSet::new();
-    for index in 0..options.clients {
-        let cookie = cookies[index % cookies.len()].clone();
-        let address = addresses[index % addresses.len()];
-        let limit = Arc::clone(&limit);
-        opening.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            open_socket(address, &cookie, "").await
-        });
-    }
-    let mut memory_half = None;
-    while let Some(opened) = opening.join_next().await {
-        let socket = opened??;
-        if closers.len() == options.clients / 2 {
-            memory_half = memory();
-        }
-        let (mut sink, stream) = socket.split();
-        if let Some(room) = &room {
-            use futures_util::SinkExt;
-            let join = format!(r#"{{"type":"join","room":"{room}"}}"#);
-            sink.send(Message::text(join)).await?;
-        }
-        closers.push(sink);
-        readers.spawn(read_events(stream, Arc::clone(&received)));
-    }
-    let ready = |received: &Received| match &room {
-        None => received.connected.load(Ordering::Relaxed),
-        Some(_) => received.joined.load(Ordering::Relaxed),
-    };
-    while ready(&received) < options.clients {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    println!("{:.1} s", started.elapsed().as_secs_f64());
-
+    let step = Step::start(format_args!("opening {} WebSockets", options.clients));
+    let (clients, memory_half) = Clients::open(
+        &servers.addresses,
+        &accounts.users,
+        options.clients,
+        room.as_deref(),
+        &servers.measured,
+    )
+    .await?;
+    step.done();
+    // The idle reading is of connections at rest, their first frames done.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let memory_idle = memory();
+    let memory_idle = servers.measured.resident_bytes();
 
+    let sent = send_events(options, &servers, accounts, room).await?;
+    let expected = u64::from(sent.total - sent.failures) * options.clients as u64;
+    wait_for_deliveries(&clients.received.deliveries, expected).await;
+    // From the first broadcast to the last delivery.
+    let cpu_to_deliver = cpu_since(&servers.measured, sent.cpu_before);
+
+    let received = Arc::clone(&clients.received);
+    let samples = clients.close().await?;
+    drop(servers);
+
+    let under_attack = sent.attacks.map(|attacks| UnderAttack {
+        closed_early: received.closed_early.load(Ordering::Relaxed),
+        presence_frames: received.presence_frames.load(Ordering::Relaxed),
+        presence_bytes: received.presence_bytes.load(Ordering::Relaxed),
+        peak_memory: sent.peak_memory,
+        cpu_while_sending: sent.cpu_while_sending,
+        attacks,
+    });
+    print_results(&FanOutResults {
+        clients: options.clients,
+        rate: options.rate,
+        total: sent.total,
+        failures: sent.failures,
+        delivered: received.deliveries.load(Ordering::Relaxed),
+        span: Duration::from_micros(
+            received
+                .last_micros
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent.started_micros),
+        ),
+        latencies: Latencies::new(samples),
+        cpu_to_deliver,
+        memory: MemoryReadings {
+            before: memory_before,
+            half: memory_half,
+            idle: memory_idle,
+            busy: sent.memory_busy,
+        },
+        under_attack,
+    });
+    Ok(())
+}
+
+/// What the sending step leaves for the report.
+struct Sent {
+    total: u32,
+    failures: u32,
+    /// When the first broadcast went out, in Unix microseconds.
+    started_micros: u64,
+    /// The servers' CPU time when the sending started.
+    cpu_before: Option<Duration>,
+    cpu_while_sending: Option<Duration>,
+    memory_busy: Option<u64>,
+    peak_memory: u64,
+    /// What the attackers got, with `--hostile`.
+    attacks: Option<Vec<(&'static str, hostile::Tally)>>,
+}
+
+/// Sends `--rate` events a second for `--seconds` seconds, with the
+/// attacks running when there is a `room` to flood, reading the servers'
+/// CPU and memory around it.
+async fn send_events(
+    options: &Options,
+    servers: &Servers,
+    accounts: &Accounts,
+    room: Option<Arc<str>>,
+) -> Result<Sent, Error> {
     let total = options.rate * options.seconds;
-    println!(
-        "sending {total} events ({} per second for {} s){}…",
-        options.rate,
-        options.seconds,
-        if options.hostile {
-            ", under attack"
-        } else {
-            ""
-        }
-    );
+    let aside = if options.hostile {
+        ", under attack"
+    } else {
+        ""
+    };
+    print_sending(total, options.rate, options.seconds, aside);
     let attack = match room {
         Some(room) => Some(Attack::start(
             &options.attacks,
-            addresses[0],
+            servers.first(),
             room,
-            &attacker_cookies,
+            &accounts.attackers,
             Instant::now() + Duration::from_secs(options.seconds.into()),
-        )),
-        _ => None,
+        )?),
+        None => None,
     };
-    // The server's largest size while the events go out.
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let (peak, pids) = (Arc::clone(&peak), pids.clone());
-        tokio::spawn(async move {
-            loop {
-                let now: Option<u64> = pids.iter().map(|pid| resident_bytes(*pid)).sum();
-                peak.fetch_max(now.unwrap_or(0), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
-    let server_cpu = || -> Option<Duration> { pids.iter().map(|pid| cpu_time(*pid)).sum() };
-    let cpu_before = server_cpu();
-    let broadcast_started = unix_micros();
-    let failures = broadcast(&addresses, &cookies, options.rate, total).await?;
-    let cpu_used = server_cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-    let memory_busy = memory();
+    // The servers' largest size while the events go out.
+    let peak = PeakMemory::sample(servers.measured.clone());
+    let cpu_before = servers.measured.cpu_time();
+    let started_micros = unix_micros();
+    let failures = broadcast(&servers.addresses, &accounts.users, options.rate, total).await?;
+    let cpu_while_sending = cpu_since(&servers.measured, cpu_before);
+    let memory_busy = servers.measured.resident_bytes();
     let attacks = match attack {
         Some(attack) => Some(attack.finish().await),
         None => None,
     };
-    sampler.abort();
-
-    let expected = u64::from(total - failures) * options.clients as u64;
-    let drain_deadline = Instant::now() + Duration::from_secs(10);
-    while received.deliveries.load(Ordering::Relaxed) < expected && Instant::now() < drain_deadline
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // From the first broadcast to the last delivery.
-    let cpu_to_deliver = server_cpu()
-        .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
-
-    received.finished.store(true, Ordering::Relaxed);
-    for mut closer in closers {
-        use futures_util::SinkExt;
-        let _ = closer.close().await;
-    }
-    let mut samples = Vec::new();
-    while let Some(latencies) = readers.join_next().await {
-        samples.extend(latencies?);
-    }
-    drop(processes);
-    let _ = std::fs::remove_dir_all(&scratch);
-
-    let delivered = received.deliveries.load(Ordering::Relaxed);
-    let span = Duration::from_micros(
-        received
-            .last_micros
-            .load(Ordering::Relaxed)
-            .saturating_sub(broadcast_started),
-    );
-    let latencies = Latencies::new(samples);
-    let lost = u64::from(total) * options.clients as u64 - delivered;
-    println!();
-    println!(
-        "| clients | broadcasts/s | sent | failed | deliveries | lost | deliveries/s | p50 | p99 | max |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {} | {} | {} | {} | {} | {} ({:.3} %) | {:.0} | {} | {} | {} |",
-        options.clients,
-        options.rate,
+    Ok(Sent {
         total,
         failures,
-        delivered,
-        lost,
-        100.0 * lost as f64 / (u64::from(total) * options.clients as u64).max(1) as f64,
-        delivered as f64 / span.as_secs_f64().max(1e-9),
-        millis(latencies.percentile(50.0)),
-        millis(latencies.percentile(99.0)),
-        millis(latencies.max()),
-    );
-    if let Some(cpu) = cpu_to_deliver {
-        println!();
-        println!(
-            "server CPU from the first broadcast to the last delivery: {:.2} s, {:.2} µs per delivery",
-            cpu.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64,
-        );
-    }
-    if let (Some(before), Some(half), Some(idle)) = (memory_before, memory_half, memory_idle) {
-        let mib = |bytes: u64| bytes as f64 / 1048576.0;
-        let second_half = options.clients - options.clients / 2;
-        println!();
-        println!(
-            "server memory: {:.1} MiB before connecting, {:.1} MiB with {} idle connections: \
-             {:.1} KiB per connection on average, {:.1} KiB for each of the second half; \
-             {} while broadcasting",
-            mib(before),
-            mib(idle),
-            options.clients,
-            idle.saturating_sub(before) as f64 / 1024.0 / options.clients as f64,
-            idle.saturating_sub(half) as f64 / 1024.0 / second_half.max(1) as f64,
-            memory_busy.map_or("?".into(), |busy| format!("{:.1} MiB", mib(busy))),
-        );
-    }
-    if let Some(attacks) = attacks {
-        println!();
-        println!(
-            "ordinary clients closed by the server: {}; presence frames they got: {} ({:.1} MiB); \
-             server memory at its largest: {:.1} MiB; server CPU while sending: {}",
-            received.closed_early.load(Ordering::Relaxed),
-            received.presence_frames.load(Ordering::Relaxed),
-            received.presence_bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
-            peak.load(Ordering::Relaxed) as f64 / 1048576.0,
-            cpu_used.map_or("?".into(), |cpu| format!("{:.1} s", cpu.as_secs_f64())),
-        );
-        println!();
-        println!("| attack | answers |");
-        println!("|---|---|");
-        for (attack, tally) in attacks {
-            println!("| {attack} | {tally} |");
-        }
-    }
-    Ok(())
-}
-
-/// The attacks `--hostile` can run.
-const ATTACKS: [&str; 4] = ["flood", "announce", "passwords", "anonymous"];
-
-/// The attacks of `--hostile`, running while the events go out.
-///
-/// They run on threads of their own, at a lower priority (nice 10): on the
-/// two cores the server shares with the load generator, the attackers' own
-/// work would otherwise delay the ordinary clients' reads, and count as
-/// the server's latency. Real attackers use their own machines. The server
-/// gets no priority either way.
-struct Attack {
-    running: JoinSet<(&'static str, hostile::Tally)>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Attack {
-    /// Starts every attack, each from an address of its own, until `until`.
-    fn start(
-        attacks: &[String],
-        address: SocketAddr,
-        room: Arc<str>,
-        cookies: &[String],
-        until: Instant,
-    ) -> Self {
-        let on = |attack: &str| attacks.iter().any(|chosen| chosen == attack);
-        let runtime = attackers_runtime();
-        let at = runtime.handle().clone();
-        let from = |last: u8| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
-        let victim = user_name(0);
-        let (flooder, announcer) = (cookies[0].clone(), cookies[1].clone());
-        let mut running = JoinSet::new();
-        if on("flood") {
-            running.spawn_on(
-                async move {
-                    let tally =
-                        hostile::flood_joins(from(2), address, flooder, room, 20, until).await;
-                    ("20 sockets flooding the room with joins and leaves", tally)
-                },
-                &at,
-            );
-        }
-        if on("announce") {
-            running.spawn_on(
-                async move {
-                    let tally =
-                        hostile::oversized_announcements(from(3), address, announcer, until).await;
-                    (
-                        "oversized announcements: 64 KiB and 600 characters, over and over",
-                        tally,
-                    )
-                },
-                &at,
-            );
-        }
-        if on("passwords") {
-            running.spawn_on(
-                async move {
-                    let tally = hostile::wrong_passwords(from(4), address, &victim, 200).await;
-                    ("200 wrong-password log-ins at once", tally)
-                },
-                &at,
-            );
-        }
-        if on("anonymous") {
-            running.spawn_on(
-                async move {
-                    let (tally, sockets) = hostile::idle_anonymous(from(5), address, 2000).await;
-                    // Held open, idle, for the whole attack.
-                    tokio::time::sleep_until(until.into()).await;
-                    drop(sockets);
-                    ("2,000 idle anonymous sockets from one address", tally)
-                },
-                &at,
-            );
-        }
-        Self { running, runtime }
-    }
-
-    async fn finish(mut self) -> Vec<(&'static str, hostile::Tally)> {
-        let mut done = Vec::new();
-        while let Some(attack) = self.running.join_next().await {
-            if let Ok(attack) = attack {
-                done.push(attack);
-            }
-        }
-        done.sort_by_key(|(name, _)| *name);
-        self.runtime.shutdown_background();
-        done
-    }
-}
-
-/// The attackers' runtime: two threads at nice 10 (see [`Attack`]).
-fn attackers_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("attacker")
-        .enable_all()
-        .on_thread_start(|| {
-            #[cfg(target_os = "linux")]
-            // SAFETY: setpriority changes this thread's niceness only; a
-            // failure leaves it as it was.
-            unsafe {
-                let thread = libc::gettid();
-                libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10);
-            }
-        })
-        .build()
-        .expect("a runtime for the attackers")
+        started_micros,
+        cpu_before,
+        cpu_while_sending,
+        memory_busy,
+        peak_memory: peak.stop(),
+        attacks,
+    })
 }
 
 /// Calls the broadcast server function `total` times at `rate` per second,
@@ -784,25 +601,18 @@ async fn broadcast(
     rate: u32,
     total: u32,
 ) -> Result<u32, Error> {
-    const CONNECTIONS: u32 = 4;
+    const CONNECTIONS: usize = 4;
     let failures = Arc::new(AtomicU64::new(0));
-    let mut workers = JoinSet::new();
-    let mut queues = Vec::new();
+    let mut workers = PacedWorkers::default();
     for index in 0..CONNECTIONS {
-        let (queue, mut calls) = tokio::sync::mpsc::channel::<u32>(64);
-        queues.push(queue);
-        let failures = Arc::clone(&failures);
-        let address = addresses[index as usize % addresses.len()];
-        let cookie = cookies[index as usize % cookies.len()].clone();
+        let address = addresses[index % addresses.len()];
+        let cookie = cookies[index % cookies.len()].clone();
         let mut connection = http::Connection::open(address).await?;
-        workers.spawn(async move {
+        let failures = Arc::clone(&failures);
+        workers.spawn(|mut calls| async move {
             while let Some(seq) = calls.recv().await {
-                let message = format!("bench {seq} {}", unix_micros());
-                let body = format!("event%5Bmessage%5D={}", http::form_encode(&message));
-                match connection
-                    .post_form("/api/events/broadcast", &body, Some(&cookie))
-                    .await
-                {
+                let message = BenchMessage::now(seq).to_string();
+                match announce(&mut connection, &cookie, &message).await {
                     Ok(response) if response.status == 200 => {}
                     _ => {
                         failures.fetch_add(1, Ordering::Relaxed);
@@ -811,17 +621,154 @@ async fn broadcast(
             }
         });
     }
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for seq in 0..total {
-        ticker.tick().await;
-        let queue = &queues[(seq % CONNECTIONS) as usize];
-        queue
-            .send(seq)
-            .await
-            .map_err(|_| "a broadcast worker stopped")?;
-    }
-    drop(queues);
-    while workers.join_next().await.is_some() {}
+    // Round-robin over the connections.
+    workers.send_paced(rate, total, |seq| seq as usize).await?;
     Ok(u32::try_from(failures.load(Ordering::Relaxed)).unwrap_or(u32::MAX))
+}
+
+/// The servers' CPU time since `before`.
+fn cpu_since(servers: &MeasuredProcesses, before: Option<Duration>) -> Option<Duration> {
+    servers
+        .cpu_time()
+        .zip(before)
+        .map(|(after, before)| after.saturating_sub(before))
+}
+
+/// What the fan-out measured.
+struct FanOutResults {
+    clients: usize,
+    rate: u32,
+    total: u32,
+    failures: u32,
+    delivered: u64,
+    /// From the first send to the last arrival.
+    span: Duration,
+    latencies: Latencies,
+    cpu_to_deliver: Option<Duration>,
+    memory: MemoryReadings,
+    under_attack: Option<UnderAttack>,
+}
+
+/// The servers' resident memory along the run, in bytes; `None` where it
+/// could not be read (a server at `--address`).
+struct MemoryReadings {
+    before: Option<u64>,
+    half: Option<u64>,
+    idle: Option<u64>,
+    busy: Option<u64>,
+}
+
+/// What `--hostile` adds to the report.
+struct UnderAttack {
+    closed_early: usize,
+    presence_frames: u64,
+    presence_bytes: u64,
+    peak_memory: u64,
+    cpu_while_sending: Option<Duration>,
+    attacks: Vec<(&'static str, hostile::Tally)>,
+}
+
+/// Prints the deliveries' table, the servers' CPU and memory, and what the
+/// attacks met.
+fn print_results(results: &FanOutResults) {
+    print_deliveries(results);
+    if let Some(cpu) = results.cpu_to_deliver {
+        println!();
+        println!(
+            "server CPU from the first broadcast to the last delivery: {:.2} s, {:.2} µs per delivery",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / results.delivered.max(1) as f64,
+        );
+    }
+    print_memory(&results.memory, results.clients);
+    if let Some(under_attack) = &results.under_attack {
+        print_under_attack(under_attack);
+    }
+}
+
+/// The table `docs/benchmarks.md` quotes: deliveries, loss and latency.
+fn print_deliveries(results: &FanOutResults) {
+    let sendable = u64::from(results.total) * results.clients as u64;
+    let lost = sendable - results.delivered;
+    let latencies = &results.latencies;
+    let mut table = Table::new(&[
+        "clients",
+        "broadcasts/s",
+        "sent",
+        "failed",
+        "deliveries",
+        "lost",
+        "deliveries/s",
+        "p50",
+        "p99",
+        "max",
+    ]);
+    table.row(vec![
+        results.clients.to_string(),
+        results.rate.to_string(),
+        results.total.to_string(),
+        results.failures.to_string(),
+        results.delivered.to_string(),
+        format!(
+            "{lost} ({:.3} %)",
+            100.0 * lost as f64 / sendable.max(1) as f64
+        ),
+        format!(
+            "{:.0}",
+            results.delivered as f64 / results.span.as_secs_f64().max(1e-9)
+        ),
+        millis(latencies.percentile(50.0)),
+        millis(latencies.percentile(99.0)),
+        millis(latencies.max()),
+    ]);
+    table.print();
+}
+
+/// The memory of an idle connection: the average, and that of the second
+/// half alone (the first connections pay one-off costs).
+fn print_memory(memory: &MemoryReadings, clients: usize) {
+    let (Some(before), Some(half), Some(idle)) = (memory.before, memory.half, memory.idle) else {
+        return;
+    };
+    let second_half = clients - clients / 2;
+    println!();
+    println!(
+        "server memory: {:.1} MiB before connecting, {:.1} MiB with {} idle connections: \
+         {:.1} KiB per connection on average, {:.1} KiB for each of the second half; \
+         {} while broadcasting",
+        mib(before),
+        mib(idle),
+        clients,
+        idle.saturating_sub(before) as f64 / 1024.0 / clients as f64,
+        idle.saturating_sub(half) as f64 / 1024.0 / second_half.max(1) as f64,
+        memory
+            .busy
+            .map_or("?".into(), |busy| format!("{:.1} MiB", mib(busy))),
+    );
+}
+
+/// What the ordinary clients went through under attack, and what each
+/// attack got.
+fn print_under_attack(under_attack: &UnderAttack) {
+    println!();
+    println!(
+        "ordinary clients closed by the server: {}; presence frames they got: {} ({:.1} MiB); \
+         server memory at its largest: {:.1} MiB; server CPU while sending: {}",
+        under_attack.closed_early,
+        under_attack.presence_frames,
+        mib(under_attack.presence_bytes),
+        mib(under_attack.peak_memory),
+        under_attack
+            .cpu_while_sending
+            .map_or("?".into(), |cpu| format!("{:.1} s", cpu.as_secs_f64())),
+    );
+    let mut table = Table::new(&["attack", "answers"]);
+    for (attack, tally) in &under_attack.attacks {
+        table.row(vec![(*attack).to_owned(), tally.to_string()]);
+    }
+    table.print();
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
 }

@@ -1,6 +1,15 @@
-//! Latency percentiles and memory readings.
+//! Latency percentiles, and the memory and CPU time of the server
+//! processes a run started.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::task::JoinHandle;
 
 /// Latencies in microseconds, summarised.
 pub struct Latencies {
@@ -45,6 +54,67 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // The kernel counts in clock ticks, 100 per second on Linux.
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// The server processes a run started, read together: the figures are
+/// for all of them, whichever process did the work.
+#[derive(Clone, Debug, Default)]
+pub struct MeasuredProcesses {
+    pids: Arc<[u32]>,
+}
+
+impl MeasuredProcesses {
+    pub fn new(pids: Vec<u32>) -> Self {
+        Self { pids: pids.into() }
+    }
+
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
+    }
+
+    /// Their resident memory together; `None` without a process to read
+    /// (a server at `--address` is not ours).
+    pub fn resident_bytes(&self) -> Option<u64> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().map(|pid| resident_bytes(*pid)).sum()
+    }
+
+    /// Their CPU time together.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        self.pids.iter().map(|pid| cpu_time(*pid)).sum()
+    }
+}
+
+/// The largest resident memory of the processes while it samples (every
+/// 100 ms): a peak between two readings is missed.
+pub struct PeakMemory {
+    peak: Arc<AtomicU64>,
+    sampler: JoinHandle<()>,
+}
+
+impl PeakMemory {
+    pub fn sample(processes: MeasuredProcesses) -> Self {
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = tokio::spawn({
+            let peak = Arc::clone(&peak);
+            async move {
+                loop {
+                    let now = processes.resident_bytes().unwrap_or(0);
+                    peak.fetch_max(now, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { peak, sampler }
+    }
+
+    /// Stops sampling; returns the peak in bytes.
+    pub fn stop(self) -> u64 {
+        self.sampler.abort();
+        self.peak.load(Ordering::Relaxed)
+    }
 }
 
 pub fn millis(duration: Duration) -> String {

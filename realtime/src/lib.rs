@@ -10,8 +10,8 @@
 //!   [`Backoff`], the wire [`protocol`] and the [`stream`]s that durable
 //!   events are recorded in.
 //! - [`server`] (feature `ssr`): the [`server::Hub`] that accepts
-//!   connections and delivers events, and the [`server::backplane`] that
-//!   joins several processes (feature `redis`).
+//!   connections and delivers events, and the [`server::broker`] that
+//!   joins several processes (Redis, with the feature `redis`).
 //! - [`client`] (all builds; live with feature `hydrate`): the tab's
 //!   connection and the hooks. During server-side rendering the hooks do
 //!   nothing.
@@ -21,24 +21,32 @@
 //!
 //! ## Where things live
 //!
+//! Each piece of the server's state has one owner (`server/mod.rs` has
+//! the table): the registry of connections and rooms (`server/registry/`),
+//! the streams of durable events (`server/streams/`), presence
+//! (`server/presence/`) and the broker to the other processes
+//! (`server/broker/`).
+//!
 //! - **Who may join a room**: the rule the application gives for each kind
 //!   of room (`HubBuilder::room`), kept in the join-rule registry
 //!   (`server/join_rules.rs`) and run when a browser asks to join
-//!   (`server/membership.rs`).
+//!   (`server/membership.rs`, through `server/connection/joins.rs`).
 //! - **What happens to a slow tab**: its bounded queue fills, the hub
 //!   closes it with code 4008, and the browser reconnects and reloads. The
 //!   whole chain is described in `server/close.rs`.
-//! - **How an emit reaches another process**: `server/emit.rs` →
-//!   `server/backplane/link.rs` → `server/backplane/redis.rs` →
-//!   `server/backplane/receive.rs` on the other process → its registry →
-//!   its connections; `server/backplane/mod.rs` walks through it.
-//! - **What a tab that was away gets**: durable events are recorded per
-//!   stream (`server/durable.rs`; in memory, `server/history.rs`, or in
-//!   Redis, `server/backplane/redis_history.rs`) and replayed on request
-//!   (`server/recovery.rs`), which says what is replayed to whom.
+//! - **How an emit reaches another process**: `server/emit.rs` → the
+//!   broker (`server/broker/redis/link.rs` → `transport.rs` → Redis →
+//!   `receive.rs` on the other process) → that hub's inbox
+//!   (`server/inbox.rs`) → its registry → its connections;
+//!   `server/broker/redis/mod.rs` walks through it.
+//! - **What a tab that was away gets**: durable events are placed in each
+//!   stream they are for (`server/streams/`: in memory,
+//!   `streams/history.rs`, or in Redis, `server/broker/redis/history.rs`)
+//!   and replayed on request (`server/streams/recovery.rs`, which says what
+//!   is replayed to whom).
 //! - **The wire format**: [`protocol`] in code; `docs/protocol.md` in the
 //!   repository describes every frame, close code and limit, and the
-//!   messages between processes (`server/backplane/envelope.rs`).
+//!   messages between processes (`server/broker/redis/envelope.rs`).
 
 pub mod backoff;
 pub mod client;

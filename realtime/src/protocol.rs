@@ -28,6 +28,15 @@ pub const CONNECTION_HEADER: &str = "x-realtime-connection";
 /// connection.
 pub const NO_CONNECTION: &str = "none";
 
+/// Request header on server-function calls naming the calling tab, set by
+/// [`crate::RealtimeClient`]: the tab's id (16 hexadecimal digits), the
+/// same it gives on its upgrade (`tab=` in [`Resume`]). "Everyone but the
+/// caller" leaves out this tab, on every process and in its replays; "to
+/// the caller" reaches it. A tab id is random and told to no other
+/// browser; the server also binds it to the call's session, so a call
+/// naming another session's tab names none.
+pub const TAB_HEADER: &str = "x-realtime-tab";
+
 /// What a tab asks for when it (re)connects, in the query of its upgrade
 /// request: its [`TabId`], and how far it has read the streams that every
 /// connection of it reads, everyone's and its user's (a room's position
@@ -186,6 +195,16 @@ impl ServerFrame {
             position: Option<Position>,
             #[serde(default)]
             positions: BTreeMap<Stream, Position>,
+            #[serde(default)]
+            also: Vec<Also>,
+        }
+
+        /// One of an event's positions in more streams.
+        #[derive(Deserialize)]
+        struct Also {
+            stream: Stream,
+            epoch: Epoch,
+            offset: u64,
         }
 
         fn present<'de, D: serde::Deserializer<'de>>(
@@ -213,6 +232,17 @@ impl ServerFrame {
                         id,
                         stream,
                         position: Position { epoch, offset },
+                        also: fields
+                            .also
+                            .into_iter()
+                            .map(|also| {
+                                let position = Position {
+                                    epoch: also.epoch,
+                                    offset: also.offset,
+                                };
+                                (also.stream, position)
+                            })
+                            .collect(),
                     }),
                     (None, None, None, None) => None,
                     _ => {
@@ -296,6 +326,15 @@ pub enum ControlFrame<'a> {
     },
 }
 
+impl ControlFrame<'_> {
+    /// The frame as JSON, ready to send. Cannot fail: every field is a
+    /// string, a number, or a map whose keys are written as strings.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .expect("control frames hold strings, numbers and string-keyed maps only")
+    }
+}
+
 /// Why a browser frame was not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -329,15 +368,74 @@ pub fn recorded_event_frame(name: &str, data_json: &str, recorded: &Recorded) ->
     with_position(event_frame(name, data_json), recorded)
 }
 
-/// Adds where a durable event was recorded to its [`event_frame`].
+/// Adds where a durable event was recorded to its [`event_frame`]: its id,
+/// its stream, epoch and offset, and (`also`) its positions in more streams.
 pub fn with_position(mut frame: String, recorded: &Recorded) -> String {
     frame.pop(); // the closing brace
-    let stream = serde_json::to_string(&recorded.stream).unwrap_or_else(|_| "\"\"".to_owned());
-    frame.push_str(&format!(
-        r#","id":"{}","stream":{stream},"epoch":"{}","offset":{}}}"#,
-        recorded.id, recorded.position.epoch, recorded.position.offset
-    ));
+    frame.push_str(&format!(r#","id":"{}","#, recorded.id));
+    push_position(&mut frame, &recorded.stream, recorded.position);
+    push_also(&mut frame, &recorded.also);
+    frame.push('}');
     frame
+}
+
+/// Adds a durable event's id and positions to its [`event_frame`]: the
+/// first stream's as `stream`, `epoch` and `offset`, the others' in `also`.
+pub fn with_positions(frame: &str, id: EventId, positions: &[(Stream, Position)]) -> String {
+    let Some(((stream, position), others)) = positions.split_first() else {
+        return frame.to_owned();
+    };
+    let recorded = Recorded {
+        id,
+        stream: stream.clone(),
+        position: *position,
+        also: others.to_vec(),
+    };
+    with_position(frame.to_owned(), &recorded)
+}
+
+/// Adds `also`, a durable event's positions in more streams, to its frame
+/// (which has its first position already). Nothing for none.
+pub fn with_also<'a>(
+    mut frame: String,
+    also: impl IntoIterator<Item = &'a (Stream, Position)>,
+) -> String {
+    let also: Vec<&(Stream, Position)> = also.into_iter().collect();
+    if also.is_empty() {
+        return frame;
+    }
+    frame.pop(); // the closing brace
+    push_also(&mut frame, also);
+    frame.push('}');
+    frame
+}
+
+/// `,"also":[{"stream":…,"epoch":…,"offset":…},…]`, unless there is none.
+fn push_also<'a>(frame: &mut String, also: impl IntoIterator<Item = &'a (Stream, Position)>) {
+    let mut also = also.into_iter().peekable();
+    if also.peek().is_none() {
+        return;
+    }
+    frame.push_str(r#","also":["#);
+    for (index, (stream, position)) in also.enumerate() {
+        if index > 0 {
+            frame.push(',');
+        }
+        frame.push('{');
+        push_position(frame, stream, *position);
+        frame.push('}');
+    }
+    frame.push(']');
+}
+
+/// `"stream":"…","epoch":"…","offset":N`, appended to `frame`.
+fn push_position(frame: &mut String, stream: &Stream, position: Position) {
+    // A stream's written name quoted by serde, which escapes what needs it.
+    let stream = serde_json::to_string(stream).unwrap_or_else(|_| "\"\"".to_owned());
+    frame.push_str(&format!(
+        r#""stream":{stream},"epoch":"{}","offset":{}"#,
+        position.epoch, position.offset
+    ));
 }
 
 /// WebSocket close codes the server uses. Codes 4000 to 4999 are the
@@ -399,6 +497,13 @@ mod tests {
                 epoch: Epoch(0xfeed),
                 offset: 12,
             },
+            also: vec![(
+                Stream::User(UserId(3)),
+                Position {
+                    epoch: Epoch(0xbeef),
+                    offset: 4,
+                },
+            )],
         };
         let frame = recorded_event_frame("Said", r#"{"text":"hello"}"#, &recorded);
         assert!(

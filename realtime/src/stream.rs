@@ -122,12 +122,26 @@ pub struct TabId(pub u64);
 hex_id!(TabId);
 
 /// What an event frame says of a durable event: its id, and its place in
-/// the stream through which it reached this connection.
+/// the streams through which it reached this connection: the first in
+/// `stream` and `position`, any other in `also` (an emit to a room and a
+/// user reaches that user's tab in the room through both).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {
     pub id: EventId,
     pub stream: Stream,
     pub position: Position,
+    pub also: Vec<(Stream, Position)>,
+}
+
+impl Recorded {
+    /// Every stream the event came through, with its position in it.
+    pub fn positions(&self) -> impl Iterator<Item = (&Stream, Position)> {
+        std::iter::once((&self.stream, self.position)).chain(
+            self.also
+                .iter()
+                .map(|(stream, position)| (stream, *position)),
+        )
+    }
 }
 
 /// Why a stream cannot be recovered from a position: the page must fetch

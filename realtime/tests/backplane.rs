@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use realtime::{
     Presence,
-    server::{
-        Hub, HubBuilder, JoinRequest, SessionKey,
-        backplane::redis::{BackplaneHandle, RedisBackplane},
-    },
+    server::{Hub, HubBuilder, JoinRequest, SessionKey, broker::redis::RedisBackplane},
 };
+use realtime_testing::faults::CuttableProxy;
 use support::{PATIENCE, Team, TestServer, note};
 
 const NEEDS_REDIS: &str = "needs Redis: scripts/test runs it";
@@ -44,14 +42,12 @@ fn builder() -> HubBuilder {
 
 struct Node {
     server: TestServer,
-    _backplane: BackplaneHandle,
 }
 
 /// A hub on the backplane, once connected to Redis: a tab that connects
 /// before gets positions of the hub's own, reset once Redis is there.
 async fn node(channel: &str) -> Node {
-    let server = TestServer::start(builder()).await;
-    let backplane = join_backplane(&server.hub, channel);
+    let server = TestServer::start(on_backplane(&redis_url(), channel)).await;
     let deadline = Instant::now() + PATIENCE;
     while server.hub.backplane_connected() != Some(true) {
         assert!(
@@ -60,18 +56,30 @@ async fn node(channel: &str) -> Node {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Node {
-        server,
-        _backplane: backplane,
-    }
+    Node { server }
 }
 
-fn join_backplane(hub: &Hub, channel: &str) -> BackplaneHandle {
-    RedisBackplane::new(&redis_url())
+/// A hub that shares `channel` of the Redis at `url`.
+fn on_backplane(url: &str, channel: &str) -> HubBuilder {
+    let redis = RedisBackplane::new(url)
         .expect("a valid URL")
-        .channel(channel)
-        .start(hub)
-        .expect("a first backplane")
+        .channel(channel);
+    builder().backplane(redis)
+}
+
+/// The Redis server's address, from its URL.
+fn redis_address() -> std::net::SocketAddr {
+    let url = redis_url();
+    let host = url
+        .trim_start_matches("redis://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    std::net::ToSocketAddrs::to_socket_addrs(&host)
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .unwrap_or_else(|| panic!("TEST_REDIS_URL names no address: {url}"))
 }
 
 /// Waits until each hub is connected and hears from the other.
@@ -205,14 +213,17 @@ async fn a_hub_that_connects_late_still_hears_of_a_session_that_ended() {
     let channel = fresh_channel();
     let a = node(&channel).await;
     introduce(&[&a]).await;
-    // B serves a connection of the session, but is not on Redis yet (it
-    // was cut off, say) when A ends the session.
-    let b = TestServer::start(builder()).await;
+    // B serves a connection of the session, but cannot reach Redis yet
+    // (it is cut off, say) when A ends the session.
+    let proxy = CuttableProxy::start(redis_address()).await;
+    proxy.cut();
+    let through_proxy = format!("redis://127.0.0.1:{}", proxy.port);
+    let b = TestServer::start(on_backplane(&through_proxy, &channel)).await;
     let mut on_b = b.user(1, "shared").await;
     assert_eq!(a.server.hub.disconnect_session(&"shared".into()), 0);
 
     // B connects; its hello makes A tell the end of the session again.
-    let _backplane = join_backplane(&b.hub, &channel);
+    proxy.restore();
     assert_eq!(
         on_b.closed().await,
         Some(realtime::protocol::close::SESSION_ENDED)
@@ -228,7 +239,7 @@ async fn a_hub_that_says_goodbye_is_forgotten_at_once() {
     // B shuts down: its connections close (their departures are published)
     // and it says goodbye. A's list is right at once, not after a timeout.
     b.server.hub.disconnect_all();
-    b._backplane.shutdown().await;
+    b.server.hub.shutdown().await;
     presence_becomes(&mut ada, &["ada"]).await;
     let deadline = Instant::now() + PATIENCE;
     while a.server.hub.peers() != 0 {

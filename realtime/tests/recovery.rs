@@ -396,6 +396,62 @@ async fn a_tab_reached_through_several_streams_gets_an_event_once_and_knows_it_b
     }
 }
 
+#[tokio::test]
+async fn an_event_reached_through_several_streams_carries_its_position_in_each_live_and_replayed() {
+    let server = server().await;
+    let mut tab = server.user(1, "s1").await;
+    let user = Stream::User(UserId(1));
+    let user_start = tab.positions[&user];
+    let ServerFrame::Joined {
+        position: Some(red_start),
+        ..
+    } = tab.join("team:red").await
+    else {
+        panic!("no position for the room");
+    };
+    let target = Target::room(&red()).and(Target::user(1));
+    server.hub.target(target).emit(&note("both")).unwrap();
+
+    // Live: once, with its place in the user's stream and in the room's.
+    let (_, live) = tab.recorded_event::<Note>().await;
+    let live = live.expect("a durable event");
+    let mut positions: Vec<(Stream, u64)> = live
+        .positions()
+        .map(|(stream, position)| (stream.clone(), position.offset))
+        .collect();
+    positions.sort_by_key(|(stream, _)| stream.to_string());
+    assert_eq!(positions, [(room_stream("red"), 1), (user.clone(), 1)]);
+    server.assert_nothing_more(&mut [&mut tab]).await;
+
+    // Back from before it: the user's stream replays it, then the room's
+    // replays it again, saying where it sits in the user's stream (which
+    // the tab has reached by then: it knows it has it).
+    let query = format!(
+        "user=1&session=s1&{}",
+        resume(1, &[(user.clone(), user_start)])
+    );
+    let mut again = server.connect(&query).await;
+    let (_, first) = again.recorded_event::<Note>().await;
+    let first = first.expect("a durable event");
+    assert_eq!(
+        (first.stream.clone(), first.position.offset),
+        (user.clone(), 1)
+    );
+    let frames = again.join_since("team:red", red_start).await;
+    let replayed = frames
+        .iter()
+        .find_map(|frame| match frame {
+            ServerFrame::Event {
+                recorded: Some(recorded),
+                ..
+            } => Some(recorded.clone()),
+            _ => None,
+        })
+        .expect("the room's replay");
+    assert_eq!(replayed.stream, room_stream("red"));
+    assert_eq!(replayed.also, [(user, first.position)]);
+}
+
 /// Emits to the room without pause while a tab joins it from a position:
 /// the tab must get every offset after it exactly once, in order, whatever
 /// the moment the join lands.

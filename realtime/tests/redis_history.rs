@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use realtime::{
     Position, Stream,
     protocol::{Resume, ServerFrame},
-    server::{
-        Hub, HubBuilder, HubConfig, JoinRequest,
-        backplane::redis::{BackplaneHandle, RedisBackplane},
-    },
+    server::{Hub, HubBuilder, HubConfig, JoinRequest, broker::redis::RedisBackplane},
     stream::{Discontinuity, TabId},
 };
 use realtime_testing::faults::{CuttableProxy, PrivateRedis};
@@ -43,22 +40,16 @@ fn builder(config: HubConfig) -> HubBuilder {
 
 struct Node {
     server: TestServer,
-    _backplane: BackplaneHandle,
 }
 
 /// A hub on `channel` of the Redis at `url`, once connected.
 async fn node_on(url: &str, channel: &str, config: HubConfig) -> Node {
-    let server = TestServer::start(builder(config)).await;
-    let backplane = RedisBackplane::new(url)
+    let redis = RedisBackplane::new(url)
         .expect("a valid URL")
-        .channel(channel)
-        .start(&server.hub)
-        .expect("a first backplane");
+        .channel(channel);
+    let server = TestServer::start(builder(config).backplane(redis)).await;
     connected(&server.hub, true).await;
-    Node {
-        server,
-        _backplane: backplane,
-    }
+    Node { server }
 }
 
 async fn node(channel: &str) -> Node {
@@ -439,4 +430,72 @@ async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {
         ("after a gap".to_owned(), Position { offset: 5, ..start })
     );
     a.server.assert_nothing_more(&mut [&mut tab]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_redis_back_from_an_older_snapshot_starts_the_stream_again_and_swallows_nothing_after() {
+    let mut redis = PrivateRedis::start_with_snapshots();
+    let channel = fresh_channel();
+    let a = node_on(&redis.url(), &channel, HubConfig::default()).await;
+    let b = node_on(&redis.url(), &channel, HubConfig::default()).await;
+    // A tab on A reads the room; messages are posted through B.
+    let mut tab = a.server.user(1, "s1").await;
+    let _ = tab.join("team:red").await;
+    for n in 1..=3 {
+        b.server
+            .hub
+            .to_room(&red())
+            .emit(&note(&format!("saved {n}")))
+            .unwrap();
+    }
+    for _ in 1..=3 {
+        placed_note(&mut tab).await;
+    }
+    // Redis saves a snapshot, takes five more, crashes, and starts again
+    // from the snapshot: offsets 4 to 8 will be given again.
+    redis.save();
+    for n in 1..=5 {
+        b.server
+            .hub
+            .to_room(&red())
+            .emit(&note(&format!("lost {n}")))
+            .unwrap();
+    }
+    let mut old = None;
+    for _ in 1..=5 {
+        old = Some(placed_note(&mut tab).await.1);
+    }
+    let old = old.expect("five notes");
+    assert_eq!(old.offset, 8);
+    redis.crash();
+    connected(&a.server.hub, false).await;
+    connected(&b.server.hub, false).await;
+    redis.restart();
+    connected(&a.server.hub, true).await;
+    connected(&b.server.hub, true).await;
+
+    // The tab is told, and the stream goes on in a new epoch.
+    let new = loop {
+        if let ServerFrame::Discontinuity {
+            stream, position, ..
+        } = tab.frame().await
+            && stream == red_stream()
+            && position.epoch != old.epoch
+        {
+            break position;
+        }
+    };
+    for n in 1..=8 {
+        b.server
+            .hub
+            .to_room(&red())
+            .emit(&note(&format!("after {n}")))
+            .unwrap();
+    }
+    for n in 1..=8 {
+        let (text, position) = placed_note(&mut tab).await;
+        assert_eq!(text, format!("after {n}"));
+        assert_eq!((position.epoch, position.offset), (new.epoch, n));
+    }
 }

@@ -26,8 +26,8 @@
 //!   `app::auth::session::websocket_identity` says.
 //! - **What happens to a slow tab**: the `realtime` hub closes it with code
 //!   4008 (`realtime/src/server/close.rs`).
-//! - **How an emit reaches another process**: [`Server::bind`] attaches the
-//!   hub to Redis when `REDIS_URL` is set (`realtime::server::backplane`);
+//! - **How an emit reaches another process**: [`realtime_hub`] puts the
+//!   hub on Redis when `REDIS_URL` is set (`realtime::server::broker`);
 //!   without it the process is on its own.
 //! - **Where the wire format is**: `docs/protocol.md`; the WebSocket is
 //!   served at `realtime::protocol::PATH` (`/ws`).
@@ -49,7 +49,7 @@ use app::AppContext;
 use axum::serve::ListenerExt;
 use realtime::server::{
     Hub,
-    backplane::redis::{BackplaneError, BackplaneHandle, RedisBackplane},
+    broker::redis::{BackplaneError, RedisBackplane},
 };
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -65,11 +65,13 @@ pub use crate::{
 /// How often expired sessions are deleted from the session table.
 const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
 
-/// The process's real-time hub, with the application's rooms, and the
-/// session table to check the sessions of its connections against.
-pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
+/// The process's real-time hub, with the application's rooms, the session
+/// table to check the sessions of its connections against, and, when
+/// `REDIS_URL` is set, Redis to share events with the other processes (it
+/// connects in the background: an unreachable Redis is no error).
+pub fn realtime_hub(config: &Config, database: &Database) -> Result<Hub, BackplaneError> {
     let sessions = database.clone();
-    let builder = Hub::builder()
+    let mut builder = Hub::builder()
         .config(config.realtime.clone())
         .session_check(move |keys| {
             let sessions = sessions.clone();
@@ -79,8 +81,16 @@ pub fn realtime_hub(config: &Config, database: &Database) -> Hub {
                     .await
                     .map_err(|error| error.to_string())
             }
+        })
+        // A call names its tab; only a tab of the call's own session counts.
+        .caller_session(|parts| {
+            let session = parts.extensions.get::<tower_sessions::Session>()?;
+            app::auth::session::realtime_key(session)
         });
-    app::join_rules(builder, database.pool.clone()).build()
+    if let Some(url) = &config.redis_url {
+        builder = builder.backplane(RedisBackplane::new(url)?.channel(&config.redis_channel));
+    }
+    Ok(app::join_rules(builder, database.pool.clone()).build())
 }
 
 async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -115,7 +125,6 @@ pub struct Server {
     metrics: Option<(TcpListener, axum::Router)>,
     database: Database,
     hub: Hub,
-    backplane: Option<BackplaneHandle>,
     /// What the background jobs run with, and which run.
     context: AppContext,
     jobs: app::jobs::JobsConfig,
@@ -129,14 +138,12 @@ impl Server {
     /// An unreachable database is an error; an unreachable Redis is not:
     /// the server starts, serves its own connections, and keeps trying.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
-        let backplane = config
-            .redis_url
-            .as_deref()
-            .map(|url| RedisBackplane::new(url).map(|redis| redis.channel(&config.redis_channel)))
-            .transpose()?;
+        if let Some(url) = &config.redis_url {
+            // A bad URL stops the server before it opens the database.
+            RedisBackplane::new(url)?;
+        }
         let database = Database::open(&config.database_url).await?;
-        let hub = realtime_hub(&config, &database);
-        let backplane = backplane.map(|redis| redis.start(&hub)).transpose()?;
+        let hub = realtime_hub(&config, &database)?;
         let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
         let router = routes::router(&config, &database, &hub, &context);
         let listener = bind(config.address()).await?;
@@ -150,7 +157,6 @@ impl Server {
             metrics,
             database,
             hub,
-            backplane,
             context,
             jobs: config.app.jobs,
         })
@@ -228,10 +234,8 @@ impl Server {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        if let Some(backplane) = self.backplane {
-            // After the connections closed: their departures go out first.
-            backplane.shutdown().await;
-        }
+        // After the connections closed: their departures go out first.
+        self.hub.shutdown().await;
         self.database.close().await;
         served
     }

@@ -41,6 +41,7 @@ use loadgen::http;
 use realtime::{
     ConnectionId, Event, Position, Presence, Room, Stream, UserId,
     protocol::{ClientFrame, Resume, ServerFrame, close},
+    stream::TabId,
 };
 use realtime_testing::{
     TestClient,
@@ -289,18 +290,25 @@ impl Browser {
     }
 
     /// Sends a ping through `node`, as the tab whose connection is `caller`.
+    /// Pings `to` through `node`, as a call from `caller`'s tab (its id
+    /// and connection, as the browser runtime names them), if any.
     async fn ping(
         &mut self,
         node: &Node,
         to: PingTarget,
         text: &str,
-        caller: Option<ConnectionId>,
+        caller: Option<(TabId, ConnectionId)>,
     ) {
         let body = json!({ "to": to, "text": text }).to_string();
-        let caller = caller.map(|id| id.to_string());
+        let caller = caller.map(|(tab, connection)| (tab.to_string(), connection.to_string()));
         let headers: Vec<(&str, &str)> = caller
             .iter()
-            .map(|id| (realtime::protocol::CONNECTION_HEADER, id.as_str()))
+            .flat_map(|(tab, connection)| {
+                [
+                    (realtime::protocol::TAB_HEADER, tab.as_str()),
+                    (realtime::protocol::CONNECTION_HEADER, connection.as_str()),
+                ]
+            })
             .collect();
         let _queued: usize = self
             .post(node, "/api/dev/ping", "application/json", &body, &headers)
@@ -308,13 +316,28 @@ impl Browser {
     }
 
     async fn open_socket(&self, node: &Node) -> TestClient {
+        self.open_socket_at(node, realtime::protocol::PATH).await
+    }
+
+    /// Opens a socket as tab `tab`, as the browser runtime does.
+    async fn open_tab(&self, node: &Node, tab: TabId) -> TestClient {
+        let query = Resume {
+            tab: Some(tab),
+            since: Vec::new(),
+        }
+        .to_query();
+        let path = format!("{}?{query}", realtime::protocol::PATH);
+        self.open_socket_at(node, &path).await
+    }
+
+    async fn open_socket_at(&self, node: &Node, path: &str) -> TestClient {
         let cookie = self.cookie.clone().unwrap_or_default();
         let headers: Vec<(&str, &str)> = if cookie.is_empty() {
             Vec::new()
         } else {
             vec![("cookie", cookie.as_str())]
         };
-        TestClient::connect(node.address, &headers)
+        TestClient::connect_to(node.address, path, &headers)
             .await
             .expect("the upgrade succeeds")
     }
@@ -429,9 +452,10 @@ async fn every_target_reaches_its_connections_on_every_process() {
     // Ada has a tab on each process, Bob one on B, and a visitor one on A.
     let (mut ada, ada_id) = Browser::sign_up(&a, "ada").await;
     let (mut bob, bob_id) = Browser::sign_up(&b, "bob").await;
-    let mut ada_a = ada.open_socket(&a).await;
+    let (ada_tab, bob_tab) = (TabId(0x0a), TabId(0x0b));
+    let mut ada_a = ada.open_tab(&a, ada_tab).await;
     let mut ada_b = ada.open_socket(&b).await;
-    let mut bob_b = bob.open_socket(&b).await;
+    let mut bob_b = bob.open_tab(&b, bob_tab).await;
     let mut visitor_a = Browser::default().open_socket(&a).await;
     let ops = Topic("ops".into());
     join(&mut ada_a, &ops).await;
@@ -439,62 +463,91 @@ async fn every_target_reaches_its_connections_on_every_process() {
 
     // Each ping goes out, then a "marker" to everyone: a socket's next ping
     // is the first if it was a recipient, the marker if it was not.
-    let cases: Vec<(&str, PingTarget, Option<ConnectionId>, [bool; 4])> = vec![
-        (
-            "everyone",
-            PingTarget::Everyone,
-            None,
-            [true, true, true, true],
-        ),
-        (
-            "one user",
-            PingTarget::Users(vec![ada_id]),
-            None,
-            [true, true, false, false],
-        ),
-        (
-            "several users",
-            PingTarget::Users(vec![ada_id, bob_id]),
-            None,
-            [true, true, true, false],
-        ),
-        (
-            "a room",
-            PingTarget::Topics(vec![ops.0.clone()]),
-            None,
-            [true, false, true, false],
-        ),
-        (
-            "one connection elsewhere",
-            PingTarget::Connection(bob_b.connection),
-            None,
-            [false, false, true, false],
-        ),
-        (
-            "everyone but the caller",
-            PingTarget::EveryoneButMe,
-            Some(ada_a.connection),
-            [false, true, true, true],
-        ),
+    let (ada_caller, bob_caller) = (
+        Some((ada_tab, ada_a.connection)),
+        Some((bob_tab, bob_b.connection)),
+    );
+    type Case = (
+        &'static str,
+        PingTarget,
+        Option<(TabId, ConnectionId)>,
+        [bool; 4],
+    );
+    let cases = |caller: Option<(TabId, ConnectionId)>, left_out: usize| -> Vec<Case> {
+        let mut everyone_but = [true; 4];
+        everyone_but[left_out] = false;
+        vec![
+            ("everyone", PingTarget::Everyone, None, [true; 4]),
+            (
+                "one user",
+                PingTarget::Users(vec![ada_id]),
+                None,
+                [true, true, false, false],
+            ),
+            (
+                "several users",
+                PingTarget::Users(vec![ada_id, bob_id]),
+                None,
+                [true, true, true, false],
+            ),
+            (
+                "a room",
+                PingTarget::Topics(vec![ops.0.clone()]),
+                None,
+                [true, false, true, false],
+            ),
+            (
+                "one connection elsewhere",
+                PingTarget::Connection(bob_b.connection),
+                None,
+                [false, false, true, false],
+            ),
+            (
+                "everyone but the caller",
+                PingTarget::EveryoneButMe,
+                caller,
+                everyone_but,
+            ),
+        ]
+    };
+    // Ada's calls leave out her tab on A, Bob's his on B, whichever process
+    // a call lands on; Bob naming Ada's tab as his leaves out nobody.
+    let forged = vec![(
+        "everyone but a tab of another session",
+        PingTarget::EveryoneButMe,
+        ada_caller,
+        [true; 4],
+    )];
+    let runs = [
+        (0, cases(ada_caller, 0)),
+        (1, cases(bob_caller, 2)),
+        (1, forged),
     ];
-    for (sender, node) in [(&mut ada, &a), (&mut bob, &b)] {
-        for (what, target, caller, recipients) in &cases {
-            sender.ping(node, target.clone(), what, *caller).await;
-            sender
-                .ping(node, PingTarget::Everyone, "marker", None)
-                .await;
-            let sockets = [&mut ada_a, &mut ada_b, &mut bob_b, &mut visitor_a];
-            for (index, (socket, expected)) in sockets.into_iter().zip(recipients).enumerate() {
-                let first = next_ping(socket).await;
-                if *expected {
-                    assert_eq!(
-                        first, *what,
-                        "socket {index}, sent through {}",
-                        node.address
-                    );
-                    assert_eq!(next_ping(socket).await, "marker");
-                } else {
-                    assert_eq!(first, "marker", "socket {index} got {what:?}");
+    for (sender, cases) in runs {
+        for node in [&a, &b] {
+            for (what, target, caller, recipients) in &cases {
+                let browser = if sender == 0 { &mut ada } else { &mut bob };
+                browser.ping(node, target.clone(), what, *caller).await;
+                browser
+                    .ping(node, PingTarget::Everyone, "marker", None)
+                    .await;
+                let sockets = [&mut ada_a, &mut ada_b, &mut bob_b, &mut visitor_a];
+                for (index, (socket, expected)) in sockets.into_iter().zip(recipients).enumerate() {
+                    let first = next_ping(socket).await;
+                    if *expected {
+                        assert_eq!(
+                            first, *what,
+                            "socket {index}, sent through {}",
+                            node.address
+                        );
+                        assert_eq!(next_ping(socket).await, "marker");
+                    } else {
+                        assert_eq!(
+                            first, "marker",
+                            "socket {index} got {what:?} through {}",
+                            node.address
+                        );
+                    }
                 }
             }
         }

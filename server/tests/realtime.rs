@@ -8,7 +8,11 @@ mod support;
 use app::events::SomethingHappened;
 use axum::http::{StatusCode, header};
 use leptos::prelude::ServerFnError;
-use realtime::{Event, protocol::close};
+use realtime::{
+    Event,
+    protocol::{Resume, close},
+    stream::TabId,
+};
 use realtime_testing::TestClient;
 use serde::{Deserialize, Serialize};
 use support::TestApp;
@@ -121,33 +125,87 @@ async fn logging_in_as_someone_else_closes_the_old_sessions_sockets() {
     assert_ne!(as_grace.user, as_ada.user);
 }
 
-#[tokio::test]
-async fn a_server_function_knows_the_calling_tab() {
-    let app = TestApp::new().await;
-    let address = app.listen().await;
-    let mut browser = app.browser();
-    browser.sign_up("ada", PASSWORD).await.unwrap();
-    let mut caller = browser.open_socket(address).await;
-    let mut other_tab = browser.open_socket(address).await;
-    let mut visitor = app.browser().open_socket(address).await;
-
-    // The browser runtime names its connection in this header.
-    let request = browser
+/// A call to `shout` as the browser runtime makes it: naming the calling
+/// tab (its connection and its id).
+fn shout_from(
+    browser: &support::Browser<'_>,
+    tab: TabId,
+    connection: realtime::ConnectionId,
+    text: &str,
+) -> axum::http::Request<axum::body::Body> {
+    browser
         .request("POST", "/api/test/shout")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(
             realtime::protocol::CONNECTION_HEADER,
-            caller.connection.to_string(),
+            connection.to_string(),
         )
-        .body(axum::body::Body::from("text=hello&others_only=true"))
-        .unwrap();
-    assert_eq!(browser.send(request).await.status, StatusCode::OK);
+        .header(realtime::protocol::TAB_HEADER, tab.to_string())
+        .body(axum::body::Body::from(support::encode_form(&[
+            ("text", text),
+            ("others_only", "true"),
+        ])))
+        .unwrap()
+}
+
+fn as_tab(tab: TabId) -> Resume {
+    Resume {
+        tab: Some(tab),
+        since: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_server_function_knows_the_calling_tab_live_and_in_replays() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut browser = app.browser();
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+    let tab = TabId(0x0a0a);
+    let mut caller = browser.open_tab(address, &as_tab(tab)).await;
+    let before = caller.positions.clone();
+    let mut other_tab = browser.open_tab(address, &as_tab(TabId(0x0b0b))).await;
+    let mut visitor = app.browser().open_socket(address).await;
+
+    let shout = shout_from(&browser, tab, caller.connection, "hello");
+    assert_eq!(browser.send(shout).await.status, StatusCode::OK);
 
     assert_eq!(other_tab.event::<Note>().await, Note("hello".into()));
     assert_eq!(visitor.event::<Note>().await, Note("hello".into()));
     // The caller's next event is the one after: it never got "hello".
     app.hub.emit(&Note("next".into())).unwrap();
     assert_eq!(caller.event::<Note>().await, Note("next".into()));
+
+    // The same tab, back from before "hello": not replayed it either.
+    let resume = Resume {
+        tab: Some(tab),
+        since: before.into_iter().collect(),
+    };
+    let mut again = browser.open_tab(address, &resume).await;
+    assert_eq!(again.event::<Note>().await, Note("next".into()));
+}
+
+#[tokio::test]
+async fn a_call_naming_a_tab_of_another_session_leaves_out_nobody() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let tab = TabId(0x0a0a);
+    let mut victim = ada.open_tab(address, &as_tab(tab)).await;
+
+    // Mallory learnt Ada's tab and connection, and names them as hers.
+    let mut mallory = app.browser();
+    mallory.sign_up("mallory", PASSWORD).await.unwrap();
+    let forged = shout_from(&mallory, tab, victim.connection, "hidden?");
+    assert_eq!(mallory.send(forged).await.status, StatusCode::OK);
+    assert_eq!(victim.event::<Note>().await, Note("hidden?".into()));
+
+    // A visitor naming it, too.
+    let mut stranger = app.browser();
+    let forged = shout_from(&stranger, tab, victim.connection, "still here");
+    assert_eq!(stranger.send(forged).await.status, StatusCode::OK);
+    assert_eq!(victim.event::<Note>().await, Note("still here".into()));
 }
 
 #[tokio::test]

@@ -117,10 +117,10 @@ fn RoomList() -> impl IntoView {
                         }
                     };
                     // Rooms created after the list was read, even before the
-                    // socket opens, arrive as events.
-                    if let Some(position) = page.position {
-                        realtime.recover_from(realtime::Stream::Everyone, position);
-                    }
+                    // socket opens, arrive as events (or, when the server
+                    // could not say where it read from, the list loads
+                    // again once the socket is open).
+                    realtime.recover_from(realtime::Stream::Everyone, page.position);
                     let first_page = before.get_untracked().is_none();
                     let older = page.more.then(|| page.rooms.last().map(|room| room.id)).flatten();
                     let loaded = page.rooms;

@@ -99,12 +99,11 @@ where
 
 /// Keeps the tab in `room` while the calling component is mounted, having
 /// shown the room's events up to `position` (from the data the page was
-/// rendered with): what followed is delivered first. See
+/// rendered with): what followed is delivered first. A page rendered
+/// without a position counts a gap once joined, and loads again. See
 /// [`super::Realtime::recover_from`].
 pub fn use_room_from<R: Room>(room: R, position: Option<Position>) -> Signal<RoomStatus> {
-    if let Some(position) = position {
-        use_realtime().recover_from(Stream::room(&room), position);
-    }
+    use_realtime().recover_from(Stream::room(&room), position);
     use_room(room)
 }
 

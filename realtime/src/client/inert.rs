@@ -43,10 +43,15 @@ impl Handle {
 
     pub fn reconnect(&self) {}
 
-    pub fn recover_from(&self, _stream: Stream, _position: Position) {}
+    pub fn recover_from(&self, _stream: Stream, _position: Option<Position>) {}
 }
 
 /// There is never an open connection.
 pub(super) fn current_connection() -> Option<ConnectionId> {
+    None
+}
+
+/// There is no tab.
+pub(super) fn current_tab() -> Option<crate::stream::TabId> {
     None
 }

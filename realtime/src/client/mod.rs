@@ -256,8 +256,13 @@ impl Realtime {
     /// first connection for everyone's and the user's), so an event sent
     /// between the render and the join is delivered, not lost. No effect
     /// if the tab already reads the stream: it knows better.
-    pub fn recover_from(&self, stream: Stream, position: Position) {
-        self.runtime.recover_from(stream, position);
+    ///
+    /// `None` (the server could not say where the stream stood, its history
+    /// being out of reach): once the tab follows the stream, it counts what
+    /// it may have missed as missed ([`Realtime::missed`] rises), so the
+    /// page loads its data again.
+    pub fn recover_from(&self, stream: Stream, position: impl Into<Option<Position>>) {
+        self.runtime.recover_from(stream, position.into());
     }
 
     /// Closes the connection and opens a new one at once: after logging in

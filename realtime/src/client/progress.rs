@@ -1,37 +1,38 @@
-//! How far the tab has read each stream, and which durable events it
-//! already has: what it asks to recover after a reconnect, and how it
-//! drops an event that a replay brings a second time.
+//! How far the tab has read each stream: what it asks to recover after a
+//! reconnect, and how it knows an event that comes a second time.
 //!
 //! Positions come from the server: the `welcome` frame (everyone's stream
-//! and the user's), `joined` (a room's), every durable event, and a
-//! `discontinuity` (where a stream goes on after a gap). A position never
-//! moves back within an epoch; a new epoch replaces the old one.
+//! and the user's), `joined` (a room's), every durable event (its position
+//! in each of the tab's streams it came through), and a `discontinuity`
+//! (where a stream goes on after a gap, even backwards: the history behind
+//! it was lost). Otherwise a position never moves back within an epoch; a
+//! new epoch replaces the old one.
+//!
+//! An event the tab has already is known by position, not by a window of
+//! ids: an emit to a room and a user reaches the user's tab in the room
+//! with its position in both streams, so when a replay of one brings it
+//! again, the tab's position in the other says it has it.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     RoomName, UserId,
     protocol::Resume,
-    stream::{EventId, Position, Recorded, Stream, TabId},
+    stream::{Position, Recorded, Stream, TabId},
 };
-
-/// How many event ids are remembered to drop duplicates. A duplicate comes
-/// from one emit to several streams of this tab (a room and its user, say),
-/// replayed through one after it arrived through another: the ids of the
-/// latest events are enough for all but very long replays, and past them
-/// a duplicate reaches the handlers (the chat also keeps messages by id).
-const IDS_REMEMBERED: usize = 4096;
 
 pub(super) struct Progress {
     tab: TabId,
     positions: BTreeMap<Stream, Position>,
+    /// Streams a page showed without a position to recover from (the
+    /// server could not give one): once the tab follows them, it counts
+    /// what it may have missed as missed.
+    unanchored: BTreeSet<Stream>,
     /// The user of the last `welcome`: only their stream is asked for.
     user: Option<UserId>,
     /// Whether a `welcome` came: from then on the tab's positions are the
     /// server's word, newer than any page's.
     welcomed: bool,
-    ids: HashSet<EventId>,
-    ids_in_order: VecDeque<EventId>,
 }
 
 impl Progress {
@@ -39,11 +40,15 @@ impl Progress {
         Self {
             tab,
             positions: BTreeMap::new(),
+            unanchored: BTreeSet::new(),
             user: None,
             welcomed: false,
-            ids: HashSet::new(),
-            ids_in_order: VecDeque::new(),
         }
+    }
+
+    /// The tab's id.
+    pub fn tab(&self) -> TabId {
+        self.tab
     }
 
     /// What to ask for when (re)connecting: the tab, and how far it read
@@ -71,7 +76,13 @@ impl Progress {
     /// keeps the tab's own position, which the replayed events (or a
     /// `discontinuity`) advance: should the connection drop halfway
     /// through the replay, the next one asks from what did arrive.
-    pub fn welcomed(&mut self, user: Option<UserId>, positions: BTreeMap<Stream, Position>) {
+    /// Returns the streams the page showed without a position and the tab
+    /// now follows: what they may have missed counts as missed.
+    pub fn welcomed(
+        &mut self,
+        user: Option<UserId>,
+        positions: BTreeMap<Stream, Position>,
+    ) -> Vec<Stream> {
         if user != self.user {
             // Another user's stream is nothing to this tab any more.
             self.positions.retain(|stream, _| match stream {
@@ -80,10 +91,15 @@ impl Progress {
             });
             self.user = user;
         }
+        let mut missed = Vec::new();
         for (stream, position) in positions {
+            if self.unanchored.remove(&stream) {
+                missed.push(stream.clone());
+            }
             self.positions.entry(stream).or_insert(position);
         }
         self.welcomed = true;
+        missed
     }
 
     /// Where to recover a room from when joining it again.
@@ -94,27 +110,28 @@ impl Progress {
     /// The tab no longer wants the room: what it missed from now on is not
     /// missed.
     pub fn left(&mut self, room: &RoomName) {
-        self.positions.remove(&Stream::Room(room.clone()));
+        let stream = Stream::Room(room.clone());
+        self.positions.remove(&stream);
+        self.unanchored.remove(&stream);
     }
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to
-    /// the handlers), `false` if the tab had it already. Its position is
-    /// kept if `follows` (the tab still follows its stream: not a room it
+    /// the handlers), `false` if the tab had it already: its position in
+    /// one of the streams it came through is one the tab has reached. Its
+    /// positions are kept in the streams the tab `follows` (not a room it
     /// has let go of while the event was on its way).
-    pub fn arrived(&mut self, recorded: &Recorded, follows: bool) -> bool {
-        if follows {
-            self.advance(recorded.stream.clone(), recorded.position);
+    pub fn arrived(&mut self, recorded: &Recorded, follows: impl Fn(&Stream) -> bool) -> bool {
+        let had = recorded.positions().any(|(stream, position)| {
+            self.positions
+                .get(stream)
+                .is_some_and(|at| at.epoch == position.epoch && at.offset >= position.offset)
+        });
+        for (stream, position) in recorded.positions() {
+            if follows(stream) {
+                self.advance(stream.clone(), position);
+            }
         }
-        if !self.ids.insert(recorded.id) {
-            return false;
-        }
-        self.ids_in_order.push_back(recorded.id);
-        if self.ids_in_order.len() > IDS_REMEMBERED
-            && let Some(oldest) = self.ids_in_order.pop_front()
-        {
-            self.ids.remove(&oldest);
-        }
-        true
+        !had
     }
 
     /// The page shows what `stream` held up to `position` (it was rendered
@@ -122,7 +139,17 @@ impl Progress {
     /// already `follows` the stream and knows better. Before the first
     /// `welcome`, parts of one page may give several positions of a
     /// stream: the oldest wins, so that nothing after any of them is lost.
-    pub fn recover_from(&mut self, stream: Stream, position: Position, follows: bool) {
+    /// `None`: the server could not say where the stream stood (its
+    /// history was out of reach); once the tab follows the stream, what it
+    /// may have missed counts as missed (see [`Progress::joined`]).
+    pub fn recover_from(&mut self, stream: Stream, position: Option<Position>, follows: bool) {
+        let Some(position) = position else {
+            if !follows {
+                self.unanchored.insert(stream);
+            }
+            return;
+        };
+        self.unanchored.remove(&stream);
         match self.positions.get_mut(&stream) {
             None => {
                 self.positions.insert(stream, position);
@@ -139,9 +166,21 @@ impl Progress {
         }
     }
 
-    /// Where a stream stands now (from `joined`, or a `discontinuity`).
-    pub fn at(&mut self, stream: Stream, position: Position) {
+    /// A room's `joined` frame: where its stream stands now. Returns
+    /// whether the page showed it without a position, so that what it may
+    /// have missed counts as missed.
+    pub fn joined(&mut self, stream: Stream, position: Position) -> bool {
+        let unanchored = self.unanchored.remove(&stream);
         self.advance(stream, position);
+        unanchored
+    }
+
+    /// A `discontinuity`: the stream goes on from `position`, even if that
+    /// is behind where the tab was (the history went back, and gives those
+    /// offsets again).
+    pub fn discontinuity(&mut self, stream: Stream, position: Position) {
+        self.unanchored.remove(&stream);
+        self.positions.insert(stream, position);
     }
 
     fn advance(&mut self, stream: Stream, position: Position) {
@@ -158,10 +197,10 @@ mod tests {
 
     impl Progress {
         fn arrived_following(&mut self, recorded: &Recorded) -> bool {
-            self.arrived(recorded, true)
+            self.arrived(recorded, |_| true)
         }
     }
-    use crate::stream::Epoch;
+    use crate::stream::{Epoch, EventId};
 
     fn at(epoch: u64, offset: u64) -> Position {
         Position {
@@ -175,12 +214,14 @@ mod tests {
             id: EventId(id),
             stream,
             position,
+            also: Vec::new(),
         }
     }
 
     #[test]
     fn it_asks_for_everyone_and_its_user_from_where_it_stands() {
         let mut progress = Progress::new(TabId(9));
+        assert_eq!(progress.tab(), TabId(9));
         assert_eq!(
             progress.resume(),
             Resume {
@@ -226,7 +267,7 @@ mod tests {
     #[test]
     fn a_page_may_give_its_users_stream_before_the_first_welcome() {
         let mut progress = Progress::new(TabId(1));
-        progress.recover_from(Stream::User(UserId(7)), at(1, 4), true);
+        progress.recover_from(Stream::User(UserId(7)), Some(at(1, 4)), true);
         assert_eq!(
             progress.resume().since,
             [(Stream::User(UserId(7)), at(1, 4))]
@@ -247,7 +288,7 @@ mod tests {
     fn an_event_of_a_room_let_go_leaves_no_position() {
         let mut progress = Progress::new(TabId(1));
         let red: RoomName = "team:red".into();
-        assert!(progress.arrived(&event(1, Stream::Room(red.clone()), at(1, 4)), false));
+        assert!(progress.arrived(&event(1, Stream::Room(red.clone()), at(1, 4)), |_| false));
         assert_eq!(progress.room(&red), None);
     }
 
@@ -255,10 +296,10 @@ mod tests {
     fn positions_never_move_back_in_an_epoch_and_a_new_epoch_replaces_them() {
         let mut progress = Progress::new(TabId(1));
         let red: RoomName = "team:red".into();
-        progress.at(Stream::Room(red.clone()), at(1, 7));
-        progress.at(Stream::Room(red.clone()), at(1, 3));
+        progress.joined(Stream::Room(red.clone()), at(1, 7));
+        progress.joined(Stream::Room(red.clone()), at(1, 3));
         assert_eq!(progress.room(&red), Some(at(1, 7)));
-        progress.at(Stream::Room(red.clone()), at(2, 1));
+        progress.joined(Stream::Room(red.clone()), at(2, 1));
         assert_eq!(progress.room(&red), Some(at(2, 1)));
         progress.left(&red);
         assert_eq!(progress.room(&red), None);
@@ -269,44 +310,90 @@ mod tests {
         let mut progress = Progress::new(TabId(1));
         progress.welcomed(None, BTreeMap::new());
         let red: RoomName = "team:red".into();
-        progress.recover_from(Stream::Room(red.clone()), at(1, 3), false);
+        progress.recover_from(Stream::Room(red.clone()), Some(at(1, 3)), false);
         assert_eq!(progress.room(&red), Some(at(1, 3)));
-        progress.at(Stream::Room(red.clone()), at(1, 9));
-        progress.recover_from(Stream::Room(red.clone()), at(1, 5), true);
+        progress.joined(Stream::Room(red.clone()), at(1, 9));
+        progress.recover_from(Stream::Room(red.clone()), Some(at(1, 5)), true);
         assert_eq!(
             progress.room(&red),
             Some(at(1, 9)),
             "in the room: it knows better"
         );
         // Out of the room, an old position gives way to the page's.
-        progress.recover_from(Stream::Room(red.clone()), at(1, 5), false);
+        progress.recover_from(Stream::Room(red.clone()), Some(at(1, 5)), false);
         assert_eq!(progress.room(&red), Some(at(1, 5)));
 
         // Two parts of one page, before the first welcome: the older wins.
         let mut progress = Progress::new(TabId(1));
-        progress.recover_from(Stream::Everyone, at(4, 5), true);
-        progress.recover_from(Stream::Everyone, at(4, 2), true);
-        progress.recover_from(Stream::Everyone, at(4, 3), true);
+        progress.recover_from(Stream::Everyone, Some(at(4, 5)), true);
+        progress.recover_from(Stream::Everyone, Some(at(4, 2)), true);
+        progress.recover_from(Stream::Everyone, Some(at(4, 3)), true);
         assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
         // Once welcomed, the server's word stands.
         progress.welcomed(None, BTreeMap::new());
-        progress.recover_from(Stream::Everyone, at(4, 1), true);
+        progress.recover_from(Stream::Everyone, Some(at(4, 1)), true);
         assert_eq!(progress.resume().since, [(Stream::Everyone, at(4, 2))]);
     }
 
     #[test]
-    fn an_event_that_comes_again_through_another_stream_is_dropped() {
+    fn an_event_that_comes_again_through_another_stream_is_known_by_its_position() {
         let mut progress = Progress::new(TabId(1));
-        let red = Stream::Room("team:red".into());
-        assert!(progress.arrived_following(&event(5, Stream::User(UserId(1)), at(1, 1))));
-        assert!(!progress.arrived_following(&event(5, red.clone(), at(2, 9))));
-        // Its position counts all the same.
+        let (ada, red) = (Stream::User(UserId(1)), Stream::Room("team:red".into()));
+        // Live: once, with its position in both of the tab's streams.
+        let live = Recorded {
+            also: vec![(red.clone(), at(2, 9))],
+            ..event(5, ada.clone(), at(1, 1))
+        };
+        assert!(progress.arrived_following(&live));
         assert_eq!(progress.room(&"team:red".into()), Some(at(2, 9)));
-
-        // Ids are remembered up to a bound.
-        for id in 100..100 + IDS_REMEMBERED as u64 {
-            assert!(progress.arrived_following(&event(id, Stream::Everyone, at(3, id))));
+        // A replay of the room brings it again, saying where it sits in the
+        // user's stream, which the tab has reached.
+        let replayed = Recorded {
+            also: vec![(ada.clone(), at(1, 1))],
+            ..event(5, red.clone(), at(2, 9))
+        };
+        assert!(!progress.arrived_following(&replayed));
+        // However many events came between.
+        for offset in 2..10_000 {
+            assert!(progress.arrived_following(&event(offset, ada.clone(), at(1, offset))));
         }
-        assert!(progress.arrived_following(&event(5, Stream::Everyone, at(3, 1))));
+        assert!(!progress.arrived_following(&replayed));
+        assert!(progress.arrived_following(&event(7, red, at(2, 10))));
+    }
+
+    #[test]
+    fn a_discontinuity_moves_a_stream_even_back() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(1, 9))]));
+        progress.discontinuity(Stream::Everyone, at(1, 3));
+        assert_eq!(progress.resume().since, [(Stream::Everyone, at(1, 3))]);
+        // The offsets given again are new events.
+        assert!(progress.arrived_following(&event(1, Stream::Everyone, at(1, 4))));
+    }
+
+    #[test]
+    fn a_page_shown_without_a_position_counts_a_gap_once_its_stream_is_followed() {
+        let mut progress = Progress::new(TabId(1));
+        let red: RoomName = "team:red".into();
+        let room = Stream::Room(red.clone());
+        progress.recover_from(room.clone(), None, false);
+        assert!(progress.joined(room.clone(), at(1, 4)), "joined: a gap");
+        assert!(!progress.joined(room.clone(), at(1, 4)), "once");
+        // A position given afterwards anchors it again.
+        progress.left(&red);
+        progress.recover_from(room.clone(), None, false);
+        progress.recover_from(room.clone(), Some(at(1, 4)), false);
+        assert!(!progress.joined(room, at(1, 5)));
+        // Everyone's stream, before the first welcome.
+        progress.recover_from(Stream::Everyone, None, false);
+        let missed = progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(3, 1))]));
+        assert_eq!(missed, [Stream::Everyone]);
+        // A stream the tab already follows knows better.
+        progress.recover_from(Stream::Everyone, None, true);
+        assert!(
+            progress
+                .welcomed(None, BTreeMap::from([(Stream::Everyone, at(3, 1))]))
+                .is_empty()
+        );
     }
 }

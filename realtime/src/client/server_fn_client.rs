@@ -1,10 +1,11 @@
 //! A server-function client that tells the server which tab is calling.
 //!
-//! It is Leptos's own browser client, plus one header: the id of the tab's
-//! open connection (or `none`, while it has none). The server reads it with [`crate::server::caller`], so
-//! a server function can emit "to everyone except the caller" or "to the
-//! caller only" without the page passing ids around. Use it with
-//! `#[server(client = realtime::RealtimeClient)]`.
+//! It is Leptos's own browser client, plus two headers: the id of the
+//! tab's open connection (or `none`, while it has none), and the tab's own
+//! id. The server reads them, so a server function can emit "to everyone
+//! except the caller" or "to the caller only" without the page passing ids
+//! around, whichever process the call and the tab's socket are on. Use it
+//! with `#[server(client = realtime::RealtimeClient)]`.
 
 use std::future::Future;
 
@@ -40,6 +41,11 @@ where
         request
             .headers()
             .set(crate::protocol::CONNECTION_HEADER, &connection);
+        if let Some(tab) = super::runtime::current_tab() {
+            request
+                .headers()
+                .set(crate::protocol::TAB_HEADER, &tab.to_string());
+        }
         <BrowserClient as Client<Error, InputStreamError, OutputStreamError>>::send(request)
     }
 

@@ -36,10 +36,16 @@ use crate::{
 thread_local! {
     /// The open connection's id, for [`super::RealtimeClient`].
     static CURRENT_CONNECTION: Cell<Option<ConnectionId>> = const { Cell::new(None) };
+    /// The tab's id, for [`super::RealtimeClient`].
+    static CURRENT_TAB: Cell<Option<TabId>> = const { Cell::new(None) };
 }
 
 pub(super) fn current_connection() -> Option<ConnectionId> {
     CURRENT_CONNECTION.with(Cell::get)
+}
+
+pub(super) fn current_tab() -> Option<TabId> {
+    CURRENT_TAB.with(Cell::get)
 }
 
 /// The [`super::Realtime`] handle's way to its runtime: `Copy`, and owned
@@ -86,7 +92,7 @@ impl Handle {
         self.0.try_with_value(|runtime| runtime.reconnect());
     }
 
-    pub fn recover_from(&self, stream: Stream, position: Position) {
+    pub fn recover_from(&self, stream: Stream, position: Option<Position>) {
         self.0.try_with_value(|runtime| {
             let mut inner = runtime.inner.borrow_mut();
             let follows = inner.follows(&stream);
@@ -154,6 +160,8 @@ impl Runtime {
             }),
             callbacks: RefCell::new(None),
         });
+        let tab = runtime.inner.borrow().progress.tab();
+        CURRENT_TAB.with(|current| current.set(Some(tab)));
         *runtime.callbacks.borrow_mut() = Some(Callbacks::new(Rc::downgrade(&runtime)));
         runtime
     }
@@ -221,7 +229,8 @@ impl Runtime {
                 // A server that keeps no history sends no positions: after
                 // a reconnect, whatever was sent meanwhile is lost.
                 let recovers = !positions.is_empty();
-                self.inner.borrow_mut().progress.welcomed(user, positions);
+                let unanchored = self.inner.borrow_mut().progress.welcomed(user, positions);
+                self.count_missed(unanchored);
                 self.on_welcome(connection, recovers);
             }
             ServerFrame::Event {
@@ -231,10 +240,13 @@ impl Runtime {
             } => {
                 let new = recorded.is_none_or(|recorded| {
                     let mut inner = self.inner.borrow_mut();
-                    let follows = inner.follows(&recorded.stream);
-                    inner.progress.arrived(&recorded, follows)
+                    let Inner {
+                        progress, rooms, ..
+                    } = &mut *inner;
+                    progress.arrived(&recorded, |stream| follows(rooms, stream))
                 });
-                // Brought again by a replay through another stream.
+                // Brought again by a replay (through another stream, or
+                // read ahead of the live events).
                 if new {
                     self.on_event(&name, data.get());
                 }
@@ -242,12 +254,15 @@ impl Runtime {
             ServerFrame::Joined { room, position } => {
                 let stream = Stream::Room(room.clone());
                 let mut inner = self.inner.borrow_mut();
-                if let Some(position) = position
-                    && inner.follows(&stream)
-                {
-                    inner.progress.at(stream, position);
-                }
+                // A page shown without a position: what the room said
+                // before this join may be missing from it.
+                let unanchored = position.is_some_and(|position| {
+                    inner.follows(&stream) && inner.progress.joined(stream.clone(), position)
+                });
                 drop(inner);
+                if unanchored {
+                    self.count_missed([stream]);
+                }
                 self.on_joined(&room);
             }
             ServerFrame::Refused { room, reason } => {
@@ -267,13 +282,26 @@ impl Runtime {
                 leptos::logging::log!("realtime: missed events of {stream} ({reason:?})");
                 let mut inner = self.inner.borrow_mut();
                 if inner.follows(&stream) {
-                    inner.progress.at(stream.clone(), position);
+                    inner.progress.discontinuity(stream.clone(), position);
                 }
                 drop(inner);
-                self.missed
-                    .update(|missed| *missed.entry(Some(stream)).or_default() += 1);
+                self.count_missed([stream]);
             }
         }
+    }
+
+    /// The tab may have missed events of these streams that it cannot
+    /// recover: what depends on them loads again.
+    fn count_missed(&self, streams: impl IntoIterator<Item = Stream>) {
+        let streams: Vec<Stream> = streams.into_iter().collect();
+        if streams.is_empty() {
+            return;
+        }
+        self.missed.update(|missed| {
+            for stream in streams {
+                *missed.entry(Some(stream)).or_default() += 1;
+            }
+        });
     }
 
     fn on_welcome(self: &Rc<Self>, connection: ConnectionId, recovers: bool) {
@@ -490,13 +518,18 @@ impl Runtime {
 }
 
 impl Inner {
-    /// Whether the tab follows `stream`: every stream but the rooms it let
-    /// go of.
+    /// Whether the tab follows `stream`.
     fn follows(&self, stream: &Stream) -> bool {
-        match stream {
-            Stream::Room(room) => self.rooms.is_wanted(room),
-            Stream::Everyone | Stream::User(_) => true,
-        }
+        follows(&self.rooms, stream)
+    }
+}
+
+/// Whether a tab that wants `rooms` follows `stream`: every stream but the
+/// rooms it let go of.
+fn follows(rooms: &RoomBook, stream: &Stream) -> bool {
+    match stream {
+        Stream::Room(room) => rooms.is_wanted(room),
+        Stream::Everyone | Stream::User(_) => true,
     }
 }
 

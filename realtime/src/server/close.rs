@@ -3,13 +3,15 @@
 //! do it.
 //!
 //! A closed connection leaves the registry at once, before its task has
-//! said goodbye to the browser: no event sent afterwards reaches it, and
-//! its user leaves the presence of the rooms where no other tab of theirs
-//! is (`presence.rs`). Four things close a connection:
+//! said goodbye to the browser: no event sent afterwards reaches it. Its
+//! user leaves the presence of the rooms where no other tab of theirs is
+//! within the presence window, not at once: the rooms are marked, and the
+//! presence task sends their lists (`presence/`). Four things close a
+//! connection:
 //!
 //! - **Its session ended** (log-out or expiry): [`Hub::disconnect_session`]
-//!   here and, through the backplane's `close_session`, on every other
-//!   process; expiry is found by [`Hub::check_sessions`] (`sessions.rs`).
+//!   here and, through the broker, on every other process; expiry is found
+//!   by [`Hub::check_sessions`] (`sessions.rs`).
 //!   Close code 4001; the browser reconnects at once as whoever it is now.
 //! - **A shutdown**: [`Hub::disconnect_all`]. Close code 1001; the browser
 //!   reconnects (to this server or another).
@@ -19,17 +21,17 @@
 //! - **A tab too slow to keep up.** The whole chain:
 //!   1. Every frame for a connection, an event, a presence list or a reply,
 //!      is put in its bounded queue ([`super::HubConfig::queue_capacity`])
-//!      by `Registry::deliver` (`registry.rs`), with `try_send`: it never
-//!      waits, so one slow tab cannot hold up an emit to thousands.
-//!   2. A full queue is reported, not waited for: the connection comes back
-//!      in `Delivery::overflowed`.
-//!   3. `Hub::deliver_local` (`delivery.rs`), the one way frames reach the
-//!      queues, hands those connections to [`Hub::close_too_slow`] here,
-//!      once the registry's lock is released.
+//!      by the registry (`registry/`), with `try_send`: it never waits, so
+//!      one slow tab cannot hold up an emit to thousands.
+//!   2. A full queue is reported, not waited for: every delivery, whoever
+//!      makes it (an emit, the streams, presence, the broker's inbox),
+//!      returns a `Delivery` whose `overflowed` lists those connections.
+//!   3. `Hub::finish` hands them to `Hub::close_too_slow` here, once the
+//!      registry's lock is released.
 //!   4. That removes each from the registry and signals its task with
 //!      [`CloseReason::TooSlow`]. Its user's departure from rooms is
 //!      presence too: the rooms are marked for the presence task
-//!      (`presence.rs`), which sends each at most one list per window.
+//!      (`presence/`), which sends each at most one list per window.
 //!   5. The task (`connection.rs`) stops writing at once, even in the middle
 //!      of a write to a browser that stopped reading, sends close code 4008
 //!      after what is already buffered (giving up after 2 s), and drops the
@@ -41,8 +43,8 @@ use std::sync::OnceLock;
 
 use tokio::sync::Notify;
 
-use super::{Hub, SessionKey, registry};
-use crate::{ConnectionId, RoomName, protocol};
+use super::{Hub, SessionKey, registry::Connection};
+use crate::{ConnectionId, protocol};
 
 /// Why the server closes a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,11 +102,7 @@ impl Hub {
     /// upgrade read the session before and registers after is refused too
     /// (`sessions.rs`).
     pub fn disconnect_session(&self, session: &SessionKey) -> usize {
-        if let Some(link) = self.link() {
-            // Never dropped: kept until Redis is back if it is away, and told
-            // again to processes that reconnect.
-            link.end_session(session);
-        }
+        self.inner.broker.end_session(session);
         self.disconnect_local_session(session)
     }
 
@@ -112,7 +110,7 @@ impl Hub {
     /// on another process), and refuses the ones still on their way.
     pub(crate) fn disconnect_local_session(&self, session: &SessionKey) -> usize {
         self.inner.ended_sessions.record(session);
-        let connections = self.inner.registry.read().session_connections(session);
+        let connections = self.inner.registry.session_connections(session);
         connections
             .iter()
             .filter(|connection| self.disconnect(**connection, CloseReason::SessionEnded))
@@ -121,7 +119,7 @@ impl Hub {
 
     /// Closes every connection, for a shutdown: browsers reconnect.
     pub fn disconnect_all(&self) -> usize {
-        let connections = self.inner.registry.read().connection_ids();
+        let connections = self.inner.registry.connection_ids();
         connections
             .iter()
             .filter(|connection| self.disconnect(**connection, CloseReason::GoingAway))
@@ -141,7 +139,7 @@ impl Hub {
     fn disconnect(&self, connection: ConnectionId, reason: CloseReason) -> bool {
         match self.forget(connection) {
             Some(entry) => {
-                entry.close(reason);
+                entry.signal.close(reason);
                 true
             }
             None => false,
@@ -151,24 +149,9 @@ impl Hub {
     /// Removes a connection from the registry, and updates the presence of
     /// the rooms its user has now left. Its task calls this when it ends,
     /// however it ends; a connection already gone is `None`.
-    pub(super) fn forget(&self, connection: ConnectionId) -> Option<registry::Connection> {
-        let (entry, departed_from) = {
-            let mut registry = self.inner.registry.write();
-            let entry = registry.remove(connection)?;
-            let departed_from: Vec<RoomName> = match entry.identity.user {
-                Some(user) => entry
-                    .rooms
-                    .iter()
-                    .filter(|room| self.tracks_presence(room) && !registry.user_in_room(room, user))
-                    .cloned()
-                    .collect(),
-                None => Vec::new(),
-            };
-            (entry, departed_from)
-        };
-        for room in &departed_from {
-            self.presence_changed(room);
-        }
+    pub(super) fn forget(&self, connection: ConnectionId) -> Option<Connection> {
+        let (entry, departed_from) = self.inner.registry.remove(connection)?;
+        self.inner.presence.changed(&departed_from);
         Some(entry)
     }
 }

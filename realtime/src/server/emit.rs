@@ -2,18 +2,16 @@
 //!
 //! `hub.to(7).except_caller().emit(&event)` starts from the [`Hub`], picks a
 //! [`Target`] and builds an [`Emit`]; `emit` encodes the event once and
-//! hands the same bytes to every recipient (a durable event, once per
-//! stream it is recorded in: `durable.rs`). The frame reaches this
-//! process's connections through `delivery.rs` and, when other processes
-//! may have recipients too, is published once on the backplane
-//! (`backplane/link.rs`), whose receiving side delivers it to theirs
-//! (`backplane/receive.rs`).
+//! hands the same bytes to every recipient. A volatile event goes to this
+//! process's connections (the registry) and, when other processes may have
+//! recipients too, is published once through the broker. A durable one
+//! goes to the streams, which have the broker place it (`streams/`).
 
-use axum::{extract::ws::Utf8Bytes, http::HeaderMap};
+use axum::extract::ws::Utf8Bytes;
 use thiserror::Error;
 use tokio::sync::oneshot;
 
-use super::{Broadcast, Hub, Target, backplane::Message};
+use super::{Broadcast, Hub, Placement, Target};
 use crate::{ConnectionId, Event, Room, UserId, protocol};
 
 /// An event could not be emitted.
@@ -69,12 +67,11 @@ impl Hub {
     }
 
     /// Starts an emit to the connection of the browser tab that called the
-    /// current server function (nobody, if the call did not come from a tab
-    /// with an open connection).
+    /// current server function, whichever process it is on (nobody, if the
+    /// call did not come from a tab of its session).
     pub fn to_caller(&self) -> Emit<'_> {
-        warn_if_caller_unknowable("to_caller()");
-        match caller() {
-            Some(connection) => self.to_connection(connection),
+        match self.caller_tab("to_caller()") {
+            Some(tab) => self.target(Target::tab(tab)),
             None => self.target(Target::nobody()),
         }
     }
@@ -96,29 +93,14 @@ impl Hub {
         self.target(Target::nobody()).broadcast(event)
     }
 
-    /// Publishes an encoded frame once for the other processes, when they
-    /// may have recipients, and queues it for every recipient on this one.
+    /// Publishes a volatile event frame once for the other processes, unless
+    /// it names only connections of this one, and queues it for every
+    /// recipient here.
     fn deliver_everywhere(&self, target: &Target, frame: Utf8Bytes) -> usize {
-        if let Some(link) = self.link()
-            && !self.only_local_connections(target)
-        {
-            link.publish(
-                &Message::Deliver {
-                    target: target.clone(),
-                },
-                frame.as_str().as_bytes(),
-            );
+        if !self.inner.registry.holds_all(target) {
+            self.inner.broker.publish(target, &frame);
         }
-        self.deliver_local(target, &frame)
-    }
-
-    /// Whether a target names nothing but connections of this process, so
-    /// other processes need not hear of it.
-    fn only_local_connections(&self, target: &Target) -> bool {
-        target.is_connections_only() && {
-            let registry = self.inner.registry.read();
-            target.connections.iter().all(|id| registry.contains(*id))
-        }
+        self.finish(self.inner.registry.deliver(target, &frame))
     }
 }
 
@@ -137,11 +119,11 @@ impl Emit<'_> {
         self
     }
 
-    /// Leaves out the connection of the tab that called the current server
-    /// function: that tab already knows (it made the change).
+    /// Leaves out the tab that called the current server function (it made
+    /// the change, and knows), on every process and in its replays.
     pub fn except_caller(mut self) -> Self {
-        warn_if_caller_unknowable("except_caller()");
-        self.target = self.target.except_maybe(caller());
+        let tab = self.hub.caller_tab("except_caller()");
+        self.target = self.target.except_tab(tab);
         self
     }
 
@@ -206,8 +188,9 @@ impl Emit<'_> {
                 max,
             });
         }
-        if E::DURABLE && self.hub.records() && !self.target.is_connections_only() {
-            return Ok(self.hub.emit_durable(&self.target, frame, placed));
+        if E::DURABLE && self.hub.inner.streams.records() && !self.target.is_connections_only() {
+            let delivery = self.hub.inner.streams.emit(&self.target, frame, placed);
+            return Ok(self.hub.finish(delivery));
         }
         not_kept(placed);
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))
@@ -219,23 +202,12 @@ impl Emit<'_> {
         if !event.broadcast_when() {
             return Ok(0);
         }
-        let target = event.broadcast_on().except_maybe(self.target.except);
+        let target = event
+            .broadcast_on()
+            .except_maybe(self.target.except)
+            .except_tab(self.target.except_tab);
         self.hub.target(target).emit(&event.broadcast_as())
     }
-}
-
-/// Where a durable event was kept, as [`Emit::emit_placed`] answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Placement {
-    /// In Redis: any process can replay it.
-    Shared,
-    /// In this process's history only: the process is alone, or Redis was
-    /// unreachable or could not keep up (its streams are reset in Redis as
-    /// soon as it can: their readers everywhere fetch again).
-    Local,
-    /// Nowhere: a volatile event, the history is off, the target names
-    /// single connections or nobody, or the process stopped first.
-    NotKept,
 }
 
 /// Values that name one or more users for [`Hub::to`]: a user id (or an
@@ -278,56 +250,6 @@ impl<U: Into<UserId> + Copy> IntoUserIds for &[U] {
     fn into_user_ids(self) -> Vec<UserId> {
         self.iter().copied().map(Into::into).collect()
     }
-}
-
-/// The connection of the browser tab that made the current server-function
-/// call, from the header [`crate::RealtimeClient`] adds. `None` outside a
-/// server function, or when the tab had no open connection.
-pub fn caller() -> Option<ConnectionId> {
-    leptos::prelude::use_context::<http::request::Parts>()
-        .and_then(|parts| caller_from_headers(&parts.headers))
-}
-
-/// In debug builds, warns (once per server function) when `to_caller()`
-/// or `except_caller()` runs in a request that did not come through
-/// [`crate::RealtimeClient`]: the server cannot tell which tab called, so
-/// the caller gets its own event (or `to_caller` reaches nobody), silently.
-fn warn_if_caller_unknowable(what: &'static str) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
-        return; // Not in a request: no caller to speak of.
-    };
-    if parts.headers.contains_key(protocol::CONNECTION_HEADER) {
-        return;
-    }
-    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let server_fn = parts.uri.path().to_owned();
-    let first = WARNED
-        .lock()
-        .map(|mut warned| warned.insert(server_fn.clone()))
-        .unwrap_or(false);
-    if first {
-        tracing::warn!(
-            server_fn,
-            "{what} in a call that did not come through realtime::RealtimeClient: \
-             the server cannot tell which tab called, so the calling tab gets its own event. \
-             Add `client = realtime::RealtimeClient` to the server function's #[server(...)]"
-        );
-    }
-}
-
-/// The calling connection named in a request's headers (none for
-/// [`protocol::NO_CONNECTION`]).
-pub fn caller_from_headers(headers: &HeaderMap) -> Option<ConnectionId> {
-    headers
-        .get(protocol::CONNECTION_HEADER)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::{fmt, net::IpAddr, sync::Arc};
 
 use sha2::{Digest, Sha256};
 
-use crate::UserId;
+use crate::{UserId, stream::TabId};
 
 /// Who a connection belongs to, decided by the application from the
 /// session on the upgrade request.
@@ -115,6 +115,34 @@ impl fmt::Debug for SessionKey {
     }
 }
 
+/// A browser tab bound to its session: what an emit "to everyone but the
+/// caller" leaves out, and "to the caller" reaches, on every process and in
+/// every replay. A hash of the tab's id and its session, so a call that
+/// names a tab of another session (or another session's tab id, learnt
+/// somehow) names a tab that does not exist: it leaves out nobody, and
+/// reaches nobody. Written as 16 hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TabMark(pub u64);
+
+crate::ids::hex_id!(TabMark);
+
+impl TabMark {
+    /// The mark of `tab` in `session` (`None`: a visitor, or a hub that
+    /// does not know the sessions of calls).
+    pub fn of(tab: TabId, session: Option<&SessionKey>) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"realtime tab mark\0");
+        hash.update(tab.0.to_le_bytes());
+        if let Some(session) = session {
+            hash.update(session.hash);
+        }
+        let digest = hash.finalize();
+        let mut first = [0; 8];
+        first.copy_from_slice(&digest[..8]);
+        Self(u64::from_le_bytes(first))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +160,15 @@ mod tests {
         assert_ne!(SessionKey::from("another"), key);
         assert!(serde_json::from_str::<SessionKey>("\"secret-session-id\"").is_err());
         assert_eq!(format!("{key:?}"), "SessionKey(…)");
+    }
+
+    #[test]
+    fn a_tab_mark_binds_the_tab_to_its_session() {
+        let (ada, bob) = (SessionKey::from("ada"), SessionKey::from("bob"));
+        let tab = TabId(7);
+        assert_eq!(TabMark::of(tab, Some(&ada)), TabMark::of(tab, Some(&ada)));
+        assert_ne!(TabMark::of(tab, Some(&ada)), TabMark::of(tab, Some(&bob)));
+        assert_ne!(TabMark::of(tab, Some(&ada)), TabMark::of(tab, None));
+        assert_ne!(TabMark::of(tab, None), TabMark::of(TabId(8), None));
     }
 }

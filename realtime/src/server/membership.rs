@@ -4,11 +4,13 @@
 //!
 //! Joining or leaving is answered to the browser with a `joined`, `left` or
 //! `refused` frame, and changes the room's presence when a user arrives
-//! with their first tab or departs with their last (`presence.rs`).
+//! with their first tab or departs with their last (`presence/`). A join
+//! goes through the streams, which replay what the tab missed of the room
+//! before `joined`, as one step (`streams/`).
 
 use tokio::time::timeout;
 
-use super::{Hub, Refusal, backplane::Fetched, registry::JoinError};
+use super::{Hub, Refusal, broker::Fetched, registry::JoinError};
 use crate::{ConnectionId, Position, Room, RoomName, Stream, UserId, protocol::ControlFrame};
 
 impl Hub {
@@ -27,18 +29,20 @@ impl Hub {
 
     /// The users with at least one connection in the room, each once.
     pub fn room_users<R: Room>(&self, room: &R) -> Vec<UserId> {
-        self.inner.registry.read().room_users(&room.name())
+        self.inner.registry.room_users(&room.name())
     }
 
     /// The connections in the room.
     pub fn room_connections<R: Room>(&self, room: &R) -> Vec<ConnectionId> {
-        self.inner.registry.read().room_members(&room.name())
+        self.inner.registry.room_members(&room.name())
     }
 
     /// A browser asks to join `room`: the rule of the room's kind decides,
     /// within [`super::HubConfig::authorize_timeout`]. Answered with
-    /// `joined` (after what followed `since` in the room, see
-    /// `recovery.rs`) or `refused` (and nothing replayed).
+    /// `joined` (after what followed `since` in the room) or `refused` (and
+    /// nothing replayed). The shared history is read for a recovery this
+    /// process cannot serve only if the connection `may_read`; otherwise
+    /// the tab gets a discontinuity.
     pub(super) async fn request_join(
         &self,
         connection: ConnectionId,
@@ -53,17 +57,22 @@ impl Hub {
             .await
             .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
         let refusal = match decision {
-            Ok(()) => match self
-                .add_to_room_resuming(connection, &room, since, may_read)
-                .await
-            {
-                Ok(()) => return,
-                Err(JoinError::TooManyRooms) => format!(
-                    "You can be in at most {} rooms at once.",
-                    config.max_rooms_per_connection
-                ),
-                Err(JoinError::Gone) => return,
-            },
+            Ok(()) => {
+                let stream = Stream::Room(room.clone());
+                let fetched = if may_read || since.is_none() {
+                    let mut fetched = self.inner.streams.fetch([(stream.clone(), since)]).await;
+                    fetched.remove(&stream)
+                } else {
+                    None
+                };
+                match self.add_to_room(connection, &room, since, fetched) {
+                    Ok(()) | Err(JoinError::Gone) => return,
+                    Err(JoinError::TooManyRooms) => format!(
+                        "You can be in at most {} rooms at once.",
+                        config.max_rooms_per_connection
+                    ),
+                }
+            }
             Err(refusal) => refusal.0,
         };
         self.refuse_join(connection, &room, &refusal);
@@ -83,30 +92,14 @@ impl Hub {
         }
     }
 
-    /// Adds a connection to a room after replaying what followed `since`
-    /// (read from Redis first, if this process does not hold it and the
-    /// connection `may_read`: otherwise it gets a discontinuity).
-    async fn add_to_room_resuming(
-        &self,
-        connection: ConnectionId,
-        room: &RoomName,
-        since: Option<Position>,
-        may_read: bool,
-    ) -> Result<(), JoinError> {
-        let stream = Stream::Room(room.clone());
-        let fetched = if may_read || since.is_none() {
-            self.fetch_for([(stream.clone(), since)])
-                .await
-                .remove(&stream)
-        } else {
-            None
-        };
-        self.add_to_room(connection, room, since, fetched)
+    /// Queues a control frame for one connection.
+    pub(super) fn send_control(&self, connection: ConnectionId, frame: &ControlFrame<'_>) {
+        let delivery = self.inner.registry.send(connection, frame.to_json().into());
+        self.finish(delivery);
     }
 
     /// Adds a connection to a room (after replaying what followed `since`),
-    /// tells it (`joined`, from `recovery.rs`), and updates the room's
-    /// presence.
+    /// tells it (`joined`), and updates the room's presence.
     fn add_to_room(
         &self,
         connection: ConnectionId,
@@ -114,28 +107,25 @@ impl Hub {
         since: Option<Position>,
         fetched: Option<Fetched>,
     ) -> Result<(), JoinError> {
-        let arrived = self.join_resuming(connection, room, since, fetched)?;
-        if self.tracks_presence(room) {
-            // A new user: everyone in the room hears. The joining tab needs
-            // the list either way.
-            if arrived {
-                self.presence_changed(room);
-            }
-            self.presence_for_joiner(room, connection);
+        let joined = self.inner.streams.join(connection, room, since, fetched)?;
+        if !joined.fitted {
+            // Its queue was full: too slow for live events anyway.
+            self.close_too_slow(&[connection]);
+            return Ok(());
         }
+        self.inner.presence.joined(room, connection, joined.arrived);
         Ok(())
     }
 
     /// Takes a connection out of a room, tells it (`left`), and updates the
     /// room's presence. `false` if it was not in the room.
     fn remove_from_room(&self, connection: ConnectionId, room: &RoomName) -> bool {
-        let departure = self.inner.registry.write().leave(connection, room);
-        let Some(user_departed) = departure else {
+        let Some((departed, delivery)) = self.inner.registry.leave(connection, room) else {
             return false;
         };
-        self.send_control(connection, &ControlFrame::Left { room });
-        if user_departed && self.tracks_presence(room) {
-            self.presence_changed(room);
+        self.finish(delivery);
+        if departed {
+            self.inner.presence.changed([room]);
         }
         true
     }

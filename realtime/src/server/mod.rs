@@ -4,107 +4,108 @@
 //! delivers events. It is a cheap, cloneable handle, so emitting works from
 //! anywhere: server functions, handlers, spawned tasks.
 //!
-//! `Hub` is one type whose methods live in the file of their job:
+//! Each piece of state has one owner, which holds it behind its own lock
+//! and says in its methods what it does with it; the hub wires them
+//! together and holds the public API:
+//!
+//! | Owner | What it holds |
+//! |---|---|
+//! | `registry/` | the connections, users, sessions, tabs and rooms, and each connection's queue |
+//! | `streams/` | the history of durable events (or the mirror of a shared one), placing events, recovering what a tab missed; it takes its lock before the registry's, and only it may hold both |
+//! | `presence/` | who is in each room, here and on the other processes, and what was last sent |
+//! | `broker/` | the other processes: one process alone ([`broker`]'s local broker), or Redis |
+//! | `sessions.rs` | the sessions that ended lately, and the application's check of expired ones |
+//! | `pace.rs` | how fast each user or address may open connections |
+//! | `join_rules.rs` | who may join which kind of room |
+//!
+//! The hub's own files, on top of them:
 //!
 //! | File | Job |
 //! |---|---|
 //! | `config.rs` | the limits and settings: [`HubConfig`] |
-//! | `identity.rs` | who a connection belongs to: [`Identity`], [`SessionKey`] |
+//! | `identity.rs` | who a connection belongs to: [`Identity`], [`SessionKey`], [`TabMark`] |
 //! | `target.rs` | who an event goes to: [`Target`] |
-//! | `emit.rs` | the public emit API: [`Emit`], [`IntoUserIds`], [`caller`] |
+//! | `caller.rs` | which tab made the current server-function call |
+//! | `emit.rs` | the public emit API: [`Emit`], [`IntoUserIds`] |
 //! | `broadcast.rs` | events that carry their own targets: [`Broadcast`] |
-//! | `delivery.rs` | putting a frame in the queues of this process's connections |
-//! | `registry.rs` | the maps (connection → queue, user, session, room → connections) and queueing a frame for a target |
-//! | `connection.rs` | the task that serves one WebSocket |
 //! | `membership.rs` | joining and leaving rooms, on a browser's request or from server code |
-//! | `join_rules.rs` | the join-rule registry: who may join which kind of room |
-//! | `presence.rs` | who is in a room, sent to its members, coalesced |
-//! | `durable.rs` | durable events: recorded in their streams (here, or placed by Redis), delivered with their positions |
-//! | `history.rs` | the durable events each stream keeps, in memory (alone), or a mirror of Redis's |
-//! | `recovery.rs` | replaying what a tab missed |
-//! | `close.rs` | close reasons and disconnecting, including the slow-client chain |
-//! | `sessions.rs` | connections live no longer than their session |
+//! | `close.rs` | close reasons, and closing connections (the slow-client chain) |
+//! | `inbox.rs` | what the broker hands to this hub: events and news from the other processes |
+//! | `connection/` | the task that serves one WebSocket |
+//! | `refusals.rs` | why a connection is refused, and how each refusal is told |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
-//! | `pace.rs` | how fast a user or address may open connections |
-//! | [`backplane`] | several processes acting as one hub (Redis with the `redis` feature) |
 //!
-//! An emit runs one way through them: `emit.rs` → `delivery.rs` →
-//! `registry.rs` → each connection's queue → `connection.rs`; for the other
-//! processes, `emit.rs` → `backplane/link.rs` → the transport →
-//! `backplane/receive.rs` on each → its `delivery.rs`, and on. A durable
-//! emit goes `emit.rs` → `durable.rs` → (with Redis: `backplane/link.rs` →
-//! Redis → `backplane/receive.rs` on every process →) `durable.rs` →
-//! `registry.rs`. Closing and
-//! presence call each other, by nature: closing a connection changes the
-//! presence of its rooms, and sending a presence list may close a
-//! connection too slow to take it (see `close.rs`).
-//!
-//! This file holds the hub itself: its configuration, its builder,
-//! accepting a connection, and its statistics.
+//! Data flows one way: emit → streams (durable) → broker → (every process)
+//! → streams → registry → each connection's queue → its task. A volatile
+//! emit goes to the registry here, and through the broker to the others'.
+//! No owner calls up: the registry knows nothing of closing, presence or
+//! recovery; what one delivery overflowed comes back to the hub, which
+//! closes those connections (`close.rs`).
 
-pub mod backplane;
 mod broadcast;
+pub mod broker;
+mod caller;
 mod close;
 mod config;
 mod connection;
-mod delivery;
-mod durable;
 mod emit;
-mod history;
 mod identity;
+mod inbox;
 mod join_rules;
 mod membership;
 mod origin;
 mod pace;
 mod presence;
-mod recovery;
+mod refusals;
 mod registry;
 mod sessions;
+mod streams;
 mod target;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::HashSet,
     fmt,
     future::Future,
     sync::{
-        Arc, OnceLock,
+        Arc, Weak,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
 use axum::{
     extract::ws::WebSocketUpgrade,
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::mpsc;
 
-use self::{
-    backplane::{Link, RemotePresence},
-    close::CloseSignal,
-    history::History,
-    join_rules::JoinRules,
-    pace::Pace,
-    presence::PresenceQueue,
-    registry::{Connection, ConnectionLimits, Outgoing, Registry},
-    sessions::{EndedSessions, SessionCheck},
-};
 pub use self::{
     broadcast::Broadcast,
+    broker::Placement,
+    caller::{caller, caller_from_headers},
     close::CloseReason,
     config::HubConfig,
-    emit::{Emit, EmitError, IntoUserIds, Placement, caller, caller_from_headers},
-    identity::{Identity, SessionKey},
+    emit::{Emit, EmitError, IntoUserIds},
+    identity::{Identity, SessionKey, TabMark},
     join_rules::{JoinRequest, Refusal},
     origin::Origins,
-    registry::{Refused, RegistryStats},
+    refusals::Refused,
+    registry::RegistryStats,
     target::Target,
 };
-use crate::{ConnectionId, Position, Room, Stream, protocol::Resume};
+use self::{
+    broker::{Broker, LocalBroker},
+    inbox::HubInbox,
+    join_rules::JoinRules,
+    pace::Pace,
+    presence::Presence,
+    registry::{Delivery, Limits, Registry},
+    sessions::{EndedSessions, SessionCheck},
+    streams::Streams,
+};
+use crate::{Position, Room, Stream, protocol::Resume};
 
 /// The real-time hub of one process. Clone it freely: clones share one
-/// registry.
+/// hub.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<HubInner>,
@@ -112,32 +113,28 @@ pub struct Hub {
 
 struct HubInner {
     config: HubConfig,
-    registry: RwLock<Registry>,
+    registry: Arc<Registry>,
+    streams: Streams,
+    presence: Presence,
+    broker: Arc<dyn Broker>,
     join_rules: JoinRules,
-    /// Kinds of room whose presence is tracked.
-    presence_kinds: HashSet<&'static str>,
-    /// The other processes, once a backplane is attached.
-    link: OnceLock<Arc<Link>>,
-    /// The users other processes have in each room (empty without a
-    /// backplane).
-    remote: Mutex<RemotePresence>,
-    /// Presence changes waiting for the presence task (`presence.rs`).
-    presence: PresenceQueue,
     /// Sessions that ended lately (see `sessions.rs`).
     ended_sessions: EndedSessions,
     /// The application's check of which sessions have ended.
     session_check: Option<SessionCheck>,
-    /// Sockets whose task still holds them (open file descriptors).
-    open_sockets: AtomicUsize,
+    /// The session of a server-function call, to bind its tab to it.
+    caller_session: Option<CallerSession>,
     /// How fast each user or visitor's address may open connections.
     pace: Pace,
-    /// Durable events, for recovery. Taken before the registry when both
-    /// are (`recovery.rs`).
-    history: Mutex<History>,
-    /// Reads of Redis's history under way, at most this many at once
-    /// (`recovery.rs`).
-    history_reads: tokio::sync::Semaphore,
+    /// Sockets whose task still holds them (open file descriptors).
+    open_sockets: AtomicUsize,
 }
+
+/// The application's answer to "which session made this request?".
+type CallerSession = Box<dyn Fn(&Parts) -> Option<SessionKey> + Send + Sync>;
+
+/// Makes a broker for the hub's settings, when the hub is built.
+type MakeBroker = Box<dyn FnOnce(&HubConfig) -> Arc<dyn Broker> + Send>;
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -147,13 +144,15 @@ impl fmt::Debug for Hub {
     }
 }
 
-/// Builds a [`Hub`]: its limits and the authorisation rule of each kind of
-/// room.
+/// Builds a [`Hub`]: its limits, the authorisation rule of each kind of
+/// room, and how it meets other processes.
 pub struct HubBuilder {
     config: HubConfig,
     join_rules: JoinRules,
     presence_kinds: HashSet<&'static str>,
     session_check: Option<SessionCheck>,
+    caller_session: Option<CallerSession>,
+    broker: MakeBroker,
 }
 
 impl HubBuilder {
@@ -196,39 +195,77 @@ impl HubBuilder {
         self
     }
 
+    /// How the hub learns the session of a server-function call, the same
+    /// one its WebSocket connections were opened with ([`Identity::session`]):
+    /// a call then names only a tab of its own session to leave out
+    /// (`except_caller`) or to reach (`to_caller`); naming another
+    /// session's tab names none. Without it, a call's tab is taken at its
+    /// word (tab ids are random and never told to other browsers).
+    pub fn caller_session(
+        mut self,
+        session: impl Fn(&Parts) -> Option<SessionKey> + Send + Sync + 'static,
+    ) -> Self {
+        self.caller_session = Some(Box::new(session));
+        self
+    }
+
+    /// Shares events with the other processes on the same Redis server and
+    /// channel (feature `redis`): they act as one hub. The history of
+    /// durable events then lives in Redis, and each process keeps a mirror
+    /// of it. The backplane connects when the hub is built, in the
+    /// background, and reconnects by itself; [`Hub::shutdown`] stops it.
+    #[cfg(feature = "redis")]
+    pub fn backplane(mut self, redis: broker::redis::RedisBackplane) -> Self {
+        self.broker = Box::new(move |config| {
+            Arc::new(redis.into_broker(config.history_limits(), config.max_event_bytes))
+        });
+        self
+    }
+
+    /// Shares events with the other hubs of this process on the same
+    /// [`broker::MemoryBackplane`], as if they were processes on one Redis
+    /// server: for tests of what crosses processes, without Redis.
+    pub fn memory_backplane(mut self, node: &broker::MemoryNode) -> Self {
+        let broker = node.broker();
+        self.broker = Box::new(move |_| Arc::new(broker));
+        self
+    }
+
     pub fn build(self) -> Hub {
-        Hub {
+        let config = self.config;
+        let broker = (self.broker)(&config);
+        let registry = Arc::new(Registry::new(Limits {
+            total: config.max_connections,
+            per_user: config.max_connections_per_user,
+            anonymous_per_address: config.max_anonymous_per_address,
+            rooms_per_connection: config.max_rooms_per_connection,
+        }));
+        let hub = Hub {
             inner: Arc::new(HubInner {
-                registry: RwLock::new(Registry::default()),
+                streams: Streams::new(&config, Arc::clone(&registry), Arc::clone(&broker)),
+                presence: Presence::new(self.presence_kinds, config.presence_window),
+                registry,
+                broker,
                 join_rules: self.join_rules,
-                presence_kinds: self.presence_kinds,
-                link: OnceLock::new(),
-                remote: Mutex::new(RemotePresence::default()),
-                presence: PresenceQueue::default(),
                 ended_sessions: EndedSessions::default(),
                 session_check: self.session_check,
-                open_sockets: AtomicUsize::new(0),
-                history: Mutex::new(History::new(self.config.history_limits())),
-                history_reads: tokio::sync::Semaphore::new(recovery::READS_AT_ONCE),
+                caller_session: self.caller_session,
                 pace: Pace::new(
-                    self.config.new_connections_per_minute,
-                    self.config.new_connection_burst,
+                    config.new_connections_per_minute,
+                    config.new_connection_burst,
                 ),
-                config: self.config,
+                open_sockets: AtomicUsize::new(0),
+                config,
             }),
-        }
+        };
+        let weak = Arc::downgrade(&hub.inner);
+        hub.inner
+            .presence
+            .set_starter(move || start_presence_task(weak.clone()));
+        let inbox = HubInbox::new(Arc::downgrade(&hub.inner));
+        hub.inner.broker.start(Arc::new(inbox));
+        hub
     }
-}
-
-/// A connection just registered with the hub: what its task needs.
-pub(crate) struct Registration {
-    pub id: ConnectionId,
-    /// Frames to write, in order.
-    pub outgoing: mpsc::Receiver<Outgoing>,
-    /// Tells the task to close, and why.
-    pub close_signal: Arc<CloseSignal>,
-    /// For the `welcome` frame: where the connection's streams stand.
-    pub positions: BTreeMap<Stream, Position>,
 }
 
 impl Hub {
@@ -238,6 +275,8 @@ impl Hub {
             join_rules: JoinRules::default(),
             presence_kinds: HashSet::new(),
             session_check: None,
+            caller_session: None,
+            broker: Box::new(|_| Arc::new(LocalBroker)),
         }
     }
 
@@ -251,8 +290,7 @@ impl Hub {
     /// as `identity` until it closes.
     ///
     /// `resume` (read from the request's query) says how far the tab had
-    /// read before: what it missed since is replayed first
-    /// (`recovery.rs`).
+    /// read before: what it missed since is replayed first.
     pub fn accept(
         &self,
         upgrade: WebSocketUpgrade,
@@ -268,24 +306,13 @@ impl Hub {
         let checked = self
             .inner
             .registry
-            .read()
-            .check(&identity, self.connection_limits())
+            .check(&identity)
             .and_then(|()| self.inner.pace.allow(&identity));
         if let Err(refused) = checked {
             tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");
-            return refusal(refused);
+            return refused.into_response();
         }
-        let config = &self.inner.config;
-        let hub = self.clone();
-        upgrade
-            .read_buffer_size(config.read_buffer_bytes)
-            .write_buffer_size(connection::WRITE_BUFFER_BYTES)
-            // Room for one batch and the largest frame: never more, however
-            // slowly the browser reads.
-            .max_write_buffer_size(connection::WRITE_BUFFER_BYTES + config.max_event_bytes + 1024)
-            .max_message_size(config.max_frame_bytes)
-            .max_frame_size(config.max_frame_bytes)
-            .on_upgrade(move |socket| connection::serve(hub, socket, identity, resume))
+        connection::upgrade(self.clone(), upgrade, identity, resume)
     }
 
     /// Refuses a WebSocket upgrade before the application reads its
@@ -296,66 +323,17 @@ impl Hub {
     /// [`Hub::accept`].
     pub fn refuse_early(&self, session: Option<&SessionKey>) -> Option<Response> {
         let refused = self.inner.pace.still_refused(session?);
-        refused.then(|| refusal(Refused::TooFast))
+        refused.then(|| Refused::TooFast.into_response())
     }
 
-    fn connection_limits(&self) -> ConnectionLimits {
-        let config = &self.inner.config;
-        ConnectionLimits {
-            total: config.max_connections,
-            per_user: config.max_connections_per_user,
-            anonymous_per_address: config.max_anonymous_per_address,
-        }
-    }
-
-    /// Adds a connection to the registry, with a fresh id and a queue that
-    /// holds only what its tab missed (`resume`), unless a limit says no or
-    /// its session has ended meanwhile. It stays there until
-    /// [`Hub::forget`] (its task ends) or a disconnect.
-    pub(crate) async fn register(
-        &self,
-        identity: Identity,
-        resume: &Resume,
-    ) -> Result<Registration, Refused> {
-        // What Redis must tell first, if this process does not hold it: the
-        // tab's streams from where it stopped, or where they stand.
-        let streams = std::iter::once(Stream::Everyone).chain(identity.user.map(Stream::User));
-        let wanted = streams.map(|stream| {
-            let since = resume
-                .since
-                .iter()
-                .find_map(|(asked, since)| (*asked == stream).then_some(*since));
-            (stream, since)
-        });
-        let fetched = self.fetch_for(wanted.collect::<Vec<_>>()).await;
-        if let Some(session) = &identity.session
-            && self.inner.ended_sessions.contains(session)
-        {
-            metrics::counter!("realtime_refusals_total", "limit" => "session_ended").increment(1);
-            return Err(Refused::SessionEnded);
-        }
-        let id = ConnectionId(rand::random());
-        let (queue, outgoing) = mpsc::channel(self.inner.config.queue_capacity);
-        let close_signal = Arc::new(CloseSignal::default());
-        let connection = Connection {
-            queue,
-            signal: Arc::clone(&close_signal),
-            identity,
-            tab: resume.tab,
-            rooms: Vec::new(),
-        };
-        let positions = self
-            .insert_resuming(id, connection, resume, fetched)
-            .inspect_err(|refused| {
-                metrics::counter!("realtime_refusals_total", "limit" => refused.label())
-                    .increment(1);
-            })?;
-        Ok(Registration {
-            id,
-            outgoing,
-            close_signal,
-            positions,
-        })
+    /// Where `stream` is now, to recover from later: what a page rendered
+    /// now embeds, so that its socket gets every durable event emitted
+    /// after the render. `None` when the history is turned off, or (with
+    /// Redis) when Redis must be read and cannot be; a page given `None`
+    /// counts what it may have missed as missed once its tab follows the
+    /// stream.
+    pub async fn position(&self, stream: &Stream) -> Option<Position> {
+        self.inner.streams.position(stream).await
     }
 
     /// How many sockets are open: a connection's socket stays open a little
@@ -367,32 +345,65 @@ impl Hub {
 
     /// How many connections, users, sessions and rooms the registry holds.
     pub fn stats(&self) -> RegistryStats {
-        self.inner.registry.read().stats()
+        self.inner.registry.stats()
     }
 
     /// Whether the backplane is connected: `None` without a backplane.
     pub fn backplane_connected(&self) -> Option<bool> {
-        self.link().map(|link| link.is_up())
+        self.inner.broker.connected()
     }
 
     /// How many other processes this one has heard from recently.
     pub fn peers(&self) -> usize {
-        self.inner.remote.lock().nodes()
+        self.inner.broker.peers()
     }
 
-    /// The other processes, once a backplane is attached.
-    fn link(&self) -> Option<&Arc<Link>> {
-        self.inner.link.get()
+    /// Says goodbye to the other processes (so they forget this one's
+    /// presence at once) and stops the backplane. Call it after closing the
+    /// connections on shutdown, so their departures go out first.
+    pub async fn shutdown(&self) {
+        self.inner.broker.stop().await;
+    }
+
+    /// Closes the connections whose queue was full, counts the deliveries,
+    /// and returns how many there were.
+    fn finish(&self, outcome: Delivery) -> usize {
+        if !outcome.overflowed.is_empty() {
+            self.close_too_slow(&outcome.overflowed);
+        }
+        metrics::counter!("realtime_deliveries_total").increment(outcome.queued as u64);
+        outcome.queued
     }
 }
 
-/// The answer to a refused upgrade: 503 when the server is full, 429 past
-/// a limit of a user or an address, with the reason in words.
-fn refusal(refused: Refused) -> Response {
-    metrics::counter!("realtime_refusals_total", "limit" => refused.label()).increment(1);
-    let status = match refused {
-        Refused::Full => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::TOO_MANY_REQUESTS,
+/// Starts the task that sends presence: it waits for changes, lets a
+/// window's worth gather, then sends. It holds the hub only while it
+/// sends, and ends when the hub is gone.
+fn start_presence_task(hub: Weak<HubInner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // Without a runtime there are no connections to tell.
+        tracing::debug!("presence changed outside a Tokio runtime");
+        return;
     };
-    (status, refused.reason()).into_response()
+    let Some(inner) = hub.upgrade() else {
+        return;
+    };
+    let wake = inner.presence.waker();
+    let window = inner.presence.window();
+    drop(inner);
+    runtime.spawn(async move {
+        loop {
+            wake.notified().await;
+            tokio::time::sleep(window).await;
+            let Some(inner) = hub.upgrade() else {
+                return;
+            };
+            let hub = Hub { inner };
+            let outcome = hub
+                .inner
+                .presence
+                .flush(&hub.inner.registry, &*hub.inner.broker);
+            hub.finish(outcome);
+        }
+    });
 }

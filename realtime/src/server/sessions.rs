@@ -3,7 +3,7 @@
 //! - A session that ends (log-out, here or on another process) closes its
 //!   connections at once (`close.rs`) and is remembered for a while, so a
 //!   connection whose upgrade raced the log-out, and registers after it, is
-//!   refused with code 4001; the backplane tells processes that reconnect
+//!   refused with code 4001; the broker tells processes that reconnect
 //!   about the sessions that ended meanwhile.
 //! - A session that expires ends nobody's request, so every
 //!   [`super::HubConfig::session_check_interval`] the hub asks the
@@ -92,11 +92,6 @@ pub(crate) type SessionCheck =
     Arc<dyn Fn(Vec<SessionKey>) -> BoxFuture<Result<Vec<SessionKey>, String>> + Send + Sync>;
 
 impl Hub {
-    /// The sessions that ended lately, the most recent `max` of them.
-    pub(crate) fn recently_ended_sessions(&self, max: usize) -> Vec<SessionKey> {
-        self.inner.ended_sessions.recent(max)
-    }
-
     /// Asks the application which sessions of this process's connections
     /// have ended, and closes their connections with code 4001. Returns how
     /// many connections were closed. Without a session check, nothing.
@@ -104,7 +99,7 @@ impl Hub {
         let Some(check) = self.inner.session_check.clone() else {
             return 0;
         };
-        let sessions = self.inner.registry.read().session_keys();
+        let sessions = self.inner.registry.session_keys();
         if sessions.is_empty() {
             return 0;
         }

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::TabMark;
 use crate::{ConnectionId, Room, RoomName, UserId};
 
 /// The recipients of an emit: everyone, or any union of users (every
@@ -22,7 +23,14 @@ pub struct Target {
     pub(crate) users: Vec<UserId>,
     pub(crate) rooms: Vec<RoomName>,
     pub(crate) connections: Vec<ConnectionId>,
+    /// The connections of these tabs (the caller's, for `to_caller`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tabs: Vec<TabMark>,
     pub(crate) except: Option<ConnectionId>,
+    /// The tab left out (the caller's, for `except_caller`): whichever
+    /// process its connection is on, and in replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) except_tab: Option<TabMark>,
 }
 
 impl Target {
@@ -90,7 +98,9 @@ impl Target {
         self.users.extend(other.users);
         self.rooms.extend(other.rooms);
         self.connections.extend(other.connections);
+        self.tabs.extend(other.tabs);
         self.except = self.except.or(other.except);
+        self.except_tab = self.except_tab.or(other.except_tab);
         self
     }
 
@@ -106,16 +116,28 @@ impl Target {
         self
     }
 
-    /// Whether this target names single connections and nothing else.
+    /// The connection of one tab (the caller's).
+    pub(crate) fn tab(tab: TabMark) -> Self {
+        Self {
+            tabs: vec![tab],
+            ..Self::default()
+        }
+    }
+
+    /// Leaves out the connections of a tab (the caller's).
+    pub(crate) fn except_tab(mut self, tab: Option<TabMark>) -> Self {
+        self.except_tab = tab.or(self.except_tab);
+        self
+    }
+
+    /// Whether this target names single connections or tabs and nothing
+    /// else: no stream, so nothing of it is recorded.
     pub(crate) fn is_connections_only(&self) -> bool {
         !self.everyone && self.users.is_empty() && self.rooms.is_empty()
     }
 
     /// Whether this target can reach nobody at all.
     pub fn is_nobody(&self) -> bool {
-        !self.everyone
-            && self.users.is_empty()
-            && self.rooms.is_empty()
-            && self.connections.is_empty()
+        self.is_connections_only() && self.connections.is_empty() && self.tabs.is_empty()
     }
 }

@@ -24,21 +24,71 @@ pub fn free_port() -> u16 {
 }
 
 /// A `redis-server` of the test's own, on a free port, that the test can
-/// stop and start again (empty: it keeps nothing on disk). Stopped when
-/// dropped.
+/// stop and start again: empty each time ([`PrivateRedis::start`]), or from
+/// the last snapshot it was told to save
+/// ([`PrivateRedis::start_with_snapshots`]), as a Redis restarted from an
+/// older snapshot comes back. Stopped when dropped.
 pub struct PrivateRedis {
     port: u16,
     child: Option<Child>,
+    /// Where its snapshot is kept, if it keeps one.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl PrivateRedis {
+    /// One that keeps nothing on disk.
     pub fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
             child: None,
+            dir: None,
         };
         redis.restart();
         redis
+    }
+
+    /// One that saves a snapshot when told ([`PrivateRedis::save`]), and
+    /// starts again from it.
+    pub fn start_with_snapshots() -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("realtime-test-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder for the snapshot");
+        let _ = std::fs::remove_file(dir.join("dump.rdb"));
+        let mut redis = Self {
+            port,
+            child: None,
+            dir: Some(dir),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Saves a snapshot now (`SAVE`).
+    pub fn save(&self) {
+        assert!(self.command(&["SAVE"]), "redis-cli SAVE failed");
+    }
+
+    /// Stops at once without saving (`SHUTDOWN NOSAVE`): what it held since
+    /// its last snapshot is lost.
+    pub fn crash(&mut self) {
+        // The server closes the connection instead of answering.
+        self.command(&["SHUTDOWN", "NOSAVE"]);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs a command with `redis-cli`: whether it succeeded.
+    fn command(&self, args: &[&str]) -> bool {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed beside redis-server")
+            .success()
     }
 
     pub fn url(&self) -> String {
@@ -51,9 +101,17 @@ impl PrivateRedis {
 
     /// Starts it (again, on the same port), and waits until it listens.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some(dir) = &self.dir {
+            command
+                .arg("--dir")
+                .arg(dir)
+                .args(["--dbfilename", "dump.rdb"]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -77,6 +135,9 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -138,7 +138,7 @@ impl TestApp {
         let database = Database::open(&config.database_url)
             .await
             .expect("the test database opens");
-        let hub = server::realtime_hub(&config, &database);
+        let hub = server::realtime_hub(&config, &database).expect("a valid REDIS_URL");
         let router = server::app(&config, &database, &hub);
         Self {
             router,
@@ -366,6 +366,25 @@ impl Browser<'_> {
 
     /// Opens a WebSocket to `address` as this browser (with its cookie).
     pub async fn open_socket(&self, address: std::net::SocketAddr) -> realtime_testing::TestClient {
+        self.open_socket_at(address, realtime::protocol::PATH).await
+    }
+
+    /// Opens a socket as a tab that says who it is and how far it read
+    /// (the upgrade's query, as the browser runtime writes it).
+    pub async fn open_tab(
+        &self,
+        address: std::net::SocketAddr,
+        resume: &realtime::protocol::Resume,
+    ) -> realtime_testing::TestClient {
+        let path = format!("{}?{}", realtime::protocol::PATH, resume.to_query());
+        self.open_socket_at(address, &path).await
+    }
+
+    async fn open_socket_at(
+        &self,
+        address: std::net::SocketAddr,
+        path: &str,
+    ) -> realtime_testing::TestClient {
         let cookie = self
             .cookie
             .as_ref()
@@ -374,7 +393,7 @@ impl Browser<'_> {
             .iter()
             .map(|cookie| ("cookie", cookie.as_str()))
             .collect();
-        realtime_testing::TestClient::connect(address, &headers)
+        realtime_testing::TestClient::connect_to(address, path, &headers)
             .await
             .expect("the upgrade succeeds")
     }

@@ -10,11 +10,15 @@
 //! step:
 //! - `APPEND` gives the event the next offset in each of its streams,
 //!   appends it (trimmed to the history's length, the keys expiring after
-//!   its age), and publishes it on the channel with its positions. Scripts
+//!   its age; an event of several streams keeps its positions in all of
+//!   them), and publishes it on the channel with its positions. Scripts
 //!   run one at a time, so the channel carries every stream's events in
 //!   offset order, and every process delivers them in that order.
 //! - `READ` gives where a stream stands and the events after a position
-//!   (at most one recovery's worth).
+//!   (at most one recovery's worth), and whether the stream went back
+//!   behind that position: its offset is past the stream's last, or the
+//!   event there is not the one the reader saw (Redis restarted from an
+//!   older snapshot, and gave the offsets again).
 //! - `RESET` starts a stream again in a new epoch, and says so on the
 //!   channel.
 //!
@@ -22,34 +26,40 @@
 //! when it is next read or written: a tab with a position from before is
 //! told its epoch changed. Keys of several streams appear in one `APPEND`:
 //! Redis Cluster would need them in one slot, which these names do not
-//! ask for. One Redis server is assumed: a replica promoted after a
-//! failover may lack the last appends and give their offsets to other
-//! events in the same epoch (tabs would skip those); after a failover,
-//! delete the `<channel>:*:meta` keys so that every stream starts a new
-//! epoch.
+//! ask for. A Redis that comes back older than it was (a snapshot, a
+//! replica promoted after a failover) gives offsets again in the same
+//! epoch: each process tells it when it catches up (`READ` above) or when
+//! an offset comes again with another event, and has the stream reset in
+//! a new epoch, so its readers everywhere fetch again.
+
+use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
-use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use redis::{Value, aio::MultiplexedConnection};
+use serde::Deserialize;
 
-use super::{Envelope, Fetched, HistoryStore, Message, NodeId, Record};
+use super::{
+    super::{Durable, Fetched, NodeId, ReadError},
+    envelope::{Envelope, Message},
+};
 use crate::{
     protocol,
-    server::history::{HistoryLimits, Recorded as Kept},
-    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream, TabId},
+    server::{TabMark, config::HistoryLimits, registry::Kept},
+    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream},
 };
 
 /// KEYS: the hash and the log of each stream, in pairs. ARGV: the channel,
 /// the most entries a log keeps, how long keys live unwritten (ms), the
 /// envelope's header up to its positions, the rest of it with its
 /// newline, the event frame, the event id, the tab left out (or ""), then
-/// one new epoch per stream, for a stream without a history.
+/// one new epoch per stream (for a stream without a history), then each
+/// stream's name as a JSON string.
 const APPEND: &str = r#"
 local count = #KEYS / 2
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
-local positions = {}
+local positions, epochs, offsets = {}, {}, {}
 for i = 1, count do
   local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
   local epoch = redis.call('HGET', meta, 'epoch')
@@ -58,12 +68,24 @@ for i = 1, count do
     redis.call('DEL', log)
     redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
   end
-  local offset = redis.call('HINCRBY', meta, 'offset', 1)
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], offset .. '-0',
-    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now)
+  epochs[i] = epoch
+  offsets[i] = redis.call('HINCRBY', meta, 'offset', 1)
+  positions[i] = '{"epoch":"' .. epoch .. '","offset":' .. offsets[i] .. '}'
+end
+local all = ''
+if count > 1 then
+  local parts = {}
+  for i = 1, count do
+    parts[i] = '[' .. ARGV[8 + count + i] .. ',"' .. epochs[i] .. '",' .. offsets[i] .. ']'
+  end
+  all = '[' .. table.concat(parts, ',') .. ']'
+end
+for i = 1, count do
+  local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
+  redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], offsets[i] .. '-0',
+    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now, 'all', all)
   redis.call('PEXPIRE', meta, ARGV[3])
   redis.call('PEXPIRE', log, ARGV[3])
-  positions[i] = '{"epoch":"' .. epoch .. '","offset":' .. offset .. '}'
 end
 redis.call('PUBLISH', ARGV[1], ARGV[4] .. table.concat(positions, ',') .. ARGV[5] .. ARGV[6])
 return count
@@ -71,8 +93,10 @@ return count
 
 /// KEYS: a stream's hash and log. ARGV: the epoch and offset to read after
 /// ("" and -1 for the position only), the most events to read, a new epoch
-/// (for a stream without a history), how long keys live unwritten (ms).
-/// Returns the epoch, the last offset, the events, and Redis's clock (ms).
+/// (for a stream without a history), how long keys live unwritten (ms),
+/// the id of the event the reader saw at that offset (or ""). Returns the
+/// epoch, the last offset, the events, Redis's clock (ms), and 1 if the
+/// stream went back behind the reader's position (0 otherwise).
 const READ: &str = r#"
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
@@ -82,15 +106,30 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {epoch, 0, {}, now}
+  return {epoch, 0, {}, now, 0}
 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local since = tonumber(ARGV[2])
+local went_back = 0
+if ARGV[1] == epoch and since > last then
+  went_back = 1
+elseif ARGV[1] == epoch and ARGV[6] ~= '' and since >= 1 then
+  local seen = redis.call('XRANGE', KEYS[2], since .. '-0', since .. '-0')
+  if #seen == 1 then
+    local fields = seen[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == 'id' and fields[i + 1] ~= ARGV[6] then
+        went_back = 1
+      end
+    end
+  end
+end
 local entries = {}
-if ARGV[1] == epoch and since >= 0 and since < last and last - since <= tonumber(ARGV[3]) then
+if went_back == 0 and ARGV[1] == epoch and since >= 0 and since < last
+  and last - since <= tonumber(ARGV[3]) then
   entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[3])
 end
-return {epoch, last, entries, now}
+return {epoch, last, entries, now, went_back}
 "#;
 
 /// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
@@ -172,7 +211,7 @@ impl RedisHistory {
     }
 
     /// The command that places `record` and publishes it, sent by `node`.
-    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Record) -> redis::Cmd {
+    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Durable) -> redis::Cmd {
         let (header_start, header_end) = header_around_positions(node, record);
         let mut command = redis::cmd("EVALSHA");
         command.arg(&scripts.append).arg(record.streams.len() * 2);
@@ -195,6 +234,9 @@ impl RedisHistory {
             );
         for _ in &record.streams {
             command.arg(Epoch(rand::random()).to_string());
+        }
+        for stream in &record.streams {
+            command.arg(serde_json::to_string(stream).unwrap_or_default());
         }
         command
     }
@@ -221,12 +263,14 @@ impl RedisHistory {
         command
     }
 
-    /// The command that reads `stream` after `since`.
+    /// The command that reads `stream` after `since`, where the reader saw
+    /// the event `since_id` (if it knows).
     pub fn read_command(
         &self,
         scripts: &Scripts,
         stream: &Stream,
         since: Option<Position>,
+        since_id: Option<EventId>,
     ) -> redis::Cmd {
         let (epoch, offset) = since.map_or((String::new(), -1), |since| {
             (
@@ -243,8 +287,27 @@ impl RedisHistory {
             .arg(offset)
             .arg(self.limits.max_replay)
             .arg(Epoch(rand::random()).to_string())
-            .arg(self.ttl_millis());
+            .arg(self.ttl_millis())
+            .arg(since_id.map(|id| id.to_string()).unwrap_or_default());
         command
+    }
+
+    /// Reads `stream` after `since`, while Redis is connected.
+    pub async fn read(
+        &self,
+        stream: &Stream,
+        since: Option<Position>,
+        since_id: Option<EventId>,
+    ) -> Result<Fetched, ReadError> {
+        let connected = self.connected.lock().clone();
+        let (mut connection, scripts) =
+            connected.ok_or_else(|| ReadError("Redis is not connected".to_owned()))?;
+        let reply: Value = self
+            .read_command(&scripts, stream, since, since_id)
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| ReadError(error.to_string()))?;
+        self.parse_read(stream, since, reply)
     }
 
     /// Makes sense of what `READ` answered for `stream` after `since`.
@@ -253,8 +316,9 @@ impl RedisHistory {
         stream: &Stream,
         since: Option<Position>,
         reply: Value,
-    ) -> Result<Fetched, String> {
-        let reply = ReadReply::parse(reply).ok_or("Redis answered a history read unexpectedly")?;
+    ) -> Result<Fetched, ReadError> {
+        let reply = ReadReply::parse(reply)
+            .ok_or_else(|| ReadError("Redis answered a history read unexpectedly".to_owned()))?;
         let position = Position {
             epoch: reply.epoch,
             offset: reply.last,
@@ -263,10 +327,19 @@ impl RedisHistory {
             return Ok(Fetched {
                 position,
                 events: Ok(Vec::new()),
+                went_back: false,
             });
         };
-        let events = self.events_after(stream, since, position, &reply);
-        Ok(Fetched { position, events })
+        let events = if reply.went_back {
+            Err(Discontinuity::EpochChanged)
+        } else {
+            self.events_after(stream, since, position, &reply)
+        };
+        Ok(Fetched {
+            position,
+            events,
+            went_back: reply.went_back,
+        })
     }
 
     fn events_after(
@@ -305,39 +378,29 @@ impl RedisHistory {
                         epoch: position.epoch,
                         offset: entry.offset,
                     },
+                    also: Vec::new(),
                 };
+                let others: Vec<(Stream, Position)> = entry
+                    .all
+                    .iter()
+                    .filter(|(other, _)| other != stream)
+                    .cloned()
+                    .collect();
                 Kept {
                     offset: entry.offset,
+                    id: entry.id,
                     frame: Utf8Bytes::from(protocol::with_position(entry.frame.clone(), &recorded)),
                     except: entry.except,
+                    others: (!others.is_empty()).then(|| Arc::from(others)),
                 }
             })
             .collect())
     }
 }
 
-impl HistoryStore for RedisHistory {
-    fn read<'a>(
-        &'a self,
-        stream: &'a Stream,
-        since: Option<Position>,
-    ) -> BoxFuture<'a, Result<Fetched, String>> {
-        Box::pin(async move {
-            let connected = self.connected.lock().clone();
-            let (mut connection, scripts) = connected.ok_or("Redis is not connected")?;
-            let reply: Value = self
-                .read_command(&scripts, stream, since)
-                .query_async(&mut connection)
-                .await
-                .map_err(|error| error.to_string())?;
-            self.parse_read(stream, since, reply)
-        })
-    }
-}
-
 /// The envelope's header of `record`, split where Redis writes the
 /// positions: `…"positions":[` and `]}}` with the newline that ends it.
-fn header_around_positions(node: NodeId, record: &Record) -> (String, String) {
+fn header_around_positions(node: NodeId, record: &Durable) -> (String, String) {
     let message = Message::Recorded {
         target: record.target.clone(),
         id: record.id,
@@ -356,9 +419,11 @@ fn header_around_positions(node: NodeId, record: &Record) -> (String, String) {
 struct Entry {
     offset: u64,
     id: EventId,
-    except: Option<TabId>,
+    except: Option<TabMark>,
     at_millis: u64,
     frame: String,
+    /// Its positions in every stream it was placed in, if several.
+    all: Vec<(Stream, Position)>,
 }
 
 /// What `READ` answers.
@@ -367,6 +432,7 @@ struct ReadReply {
     last: u64,
     entries: Vec<Entry>,
     now_millis: u64,
+    went_back: bool,
 }
 
 impl ReadReply {
@@ -374,7 +440,7 @@ impl ReadReply {
         let Value::Array(parts) = reply else {
             return None;
         };
-        let [epoch, last, entries, now] = <[Value; 4]>::try_from(parts).ok()?;
+        let [epoch, last, entries, now, went_back] = <[Value; 5]>::try_from(parts).ok()?;
         let Value::Array(entries) = entries else {
             return None;
         };
@@ -383,6 +449,7 @@ impl ReadReply {
             last: integer(&last)?,
             entries: entries.iter().map(Entry::parse).collect::<Option<_>>()?,
             now_millis: integer(&now)?,
+            went_back: integer(&went_back)? == 1,
         })
     }
 }
@@ -404,6 +471,8 @@ impl Entry {
                 .and_then(|pair| text(&pair[1]))
         };
         let except = field("except")?;
+        // Absent in entries written before it was (and when only one stream).
+        let all = field("all").unwrap_or_default();
         Some(Self {
             offset,
             id: field("id")?.parse().ok()?,
@@ -414,8 +483,25 @@ impl Entry {
             },
             at_millis: field("at")?.parse().ok()?,
             frame: field("frame")?,
+            all: if all.is_empty() {
+                Vec::new()
+            } else {
+                parse_all(&all)?
+            },
         })
     }
+}
+
+/// `[["room:chat:7","<epoch>",12],…]`, as `APPEND` writes it.
+fn parse_all(text: &str) -> Option<Vec<(Stream, Position)>> {
+    #[derive(Deserialize)]
+    struct One(Stream, Epoch, u64);
+    let all: Vec<One> = serde_json::from_str(text).ok()?;
+    Some(
+        all.into_iter()
+            .map(|One(stream, epoch, offset)| (stream, Position { epoch, offset }))
+            .collect(),
+    )
 }
 
 fn text(value: &Value) -> Option<String> {

@@ -12,25 +12,12 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::super::{NodeId, PresenceNews};
 use crate::{
     Member, RoomName,
-    server::{SessionKey, Target},
-    stream::{EventId, Position, Stream, TabId},
+    server::{SessionKey, TabMark, Target},
+    stream::{EventId, Position, Stream},
 };
-
-/// One server process among those sharing a backplane. Random, new at each
-/// start, so a restarted process is a new node. Written as 16 hexadecimal
-/// digits, like a [`crate::ConnectionId`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NodeId(pub u64);
-
-crate::ids::hex_id!(NodeId);
-
-impl NodeId {
-    pub fn random() -> Self {
-        Self(rand::random())
-    }
-}
 
 /// What one node tells the others.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,12 +28,12 @@ pub(crate) enum Message {
     /// A durable event Redis placed in each of `streams`, at the position
     /// of the same index: deliver the payload (its event frame, without
     /// positions) to `target`'s connections, through those streams. Redis
-    /// itself writes `positions`, last in the header (`redis_history.rs`);
+    /// itself writes `positions`, last in the header (`history.rs`);
     /// every node acts on it, the sender included.
     Recorded {
         target: Target,
         id: EventId,
-        except_tab: Option<TabId>,
+        except_tab: Option<TabMark>,
         streams: Vec<Stream>,
         positions: Vec<Position>,
     },
@@ -72,6 +59,16 @@ pub(crate) enum Message {
     Heartbeat,
     /// The sender is shutting down.
     Goodbye,
+}
+
+impl From<PresenceNews> for Message {
+    fn from(news: PresenceNews) -> Self {
+        match news {
+            PresenceNews::Room { room, members } => Self::Presence { room, members },
+            PresenceNews::Hello { rooms } => Self::Hello { rooms },
+            PresenceNews::Snapshot { rooms } => Self::Snapshot { rooms },
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,19 +1,20 @@
-//! The backplane over Redis pub/sub.
+//! The transport: the task that keeps a process connected to Redis, relays
+//! envelopes both ways, and sets the history right after an outage.
 //!
 //! Every process subscribes to one channel and publishes its envelopes to
 //! it: one `PUBLISH` per emit, however many recipients it has, batched
-//! into pipelines when emits come faster than Redis answers.
-//!
-//! Durable events go through the history in Redis instead
-//! (`redis_history.rs`): one script call appends each and publishes it.
+//! into pipelines when emits come faster than Redis answers. Durable events
+//! go through the history in Redis instead (`history.rs`): one script call
+//! appends each and publishes it.
 //!
 //! Redis is a help, never a requirement: a process that cannot reach it
 //! starts anyway and serves its own connections, and a process that loses
-//! it keeps doing so. A background task reconnects with capped exponential
-//! backoff, and logs how long cross-process delivery was interrupted and
-//! how many emits it missed. Once reconnected, it resets in Redis the
-//! streams this process wrote meanwhile and catches up on the streams it
-//! follows (`server/durable.rs`), before it delivers anything newer.
+//! it keeps doing so. The task reconnects with capped exponential backoff,
+//! and logs how long cross-process delivery was interrupted and how many
+//! emits it missed. Once reconnected, it resets in Redis the streams this
+//! process wrote meanwhile, catches up on the streams it follows, and
+//! resets those whose history went back (Redis restarted from an older
+//! snapshot), before it delivers anything newer.
 
 use std::{
     sync::Arc,
@@ -22,137 +23,26 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::{AsyncConnectionConfig, Client, Value, aio::MultiplexedConnection};
-use thiserror::Error;
+use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
 use tokio::{
     sync::{mpsc, watch},
-    task::JoinHandle,
     time::{MissedTickBehavior, timeout},
 };
 
 use super::{
-    Link, Liveness, Message, Outbound,
-    redis_history::{RedisHistory, Scripts},
+    super::{
+        Fetched, Inbox, NodeId, Placement, ReadError, SharedHistory, reconcile, reset_diverged,
+    },
+    REDIS_TIMEOUT, RedisBackplane,
+    envelope::{Envelope, Message},
+    history::{RedisHistory, Scripts},
+    link::{Link, Outbound},
+    nodes::Nodes,
+    receive::Receive,
 };
-use crate::{backoff::Backoff, server::Hub};
 
-/// The channel used unless [`RedisBackplane::channel`] says otherwise.
-/// Its name carries the envelope format's version.
-pub const DEFAULT_CHANNEL: &str = "realtime.v1";
-
-/// Envelopes waiting to be published, at most. When Redis cannot keep up,
-/// further emits reach this process's connections only (and are counted).
-const OUTBOUND_CAPACITY: usize = 16 * 1024;
 /// Most envelopes sent in one pipeline.
 const MAX_PIPELINE: usize = 512;
-/// Most streams read in one pipeline when catching up after a reconnection.
-const CATCH_UP_READS: usize = 16;
-/// How long connecting, and each command, may take.
-const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// The backplane could not be set up.
-#[derive(Debug, Error)]
-pub enum BackplaneError {
-    /// (The URL is not repeated: it may hold a password.)
-    #[error("REDIS_URL is not a valid Redis URL (redis://host:port/): {source}")]
-    InvalidUrl { source: redis::RedisError },
-    #[error("this hub already has a backplane")]
-    AlreadyAttached,
-}
-
-/// Settings of a Redis backplane, before it starts.
-#[derive(Debug)]
-pub struct RedisBackplane {
-    client: Client,
-    channel: String,
-    liveness: Liveness,
-    backoff: Backoff,
-}
-
-impl RedisBackplane {
-    /// Checks the URL (`redis://host:port/`, `rediss://…` for TLS is not
-    /// built in). Nothing is connected yet.
-    pub fn new(url: &str) -> Result<Self, BackplaneError> {
-        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl { source })?;
-        Ok(Self {
-            client,
-            channel: DEFAULT_CHANNEL.to_owned(),
-            liveness: Liveness::default(),
-            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
-        })
-    }
-
-    /// The pub/sub channel: processes on the same channel act as one hub.
-    /// Give each application its own when they share a Redis server.
-    pub fn channel(mut self, channel: impl Into<String>) -> Self {
-        self.channel = channel.into();
-        self
-    }
-
-    /// How often processes say they are alive, and how long before a
-    /// silent one's presence is forgotten.
-    pub fn liveness(mut self, liveness: Liveness) -> Self {
-        self.liveness = liveness;
-        self
-    }
-
-    /// How long to wait between reconnection attempts.
-    pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Attaches the backplane to `hub` and starts its background task,
-    /// which connects (and reconnects) by itself. Returns at once: until
-    /// Redis answers, emits reach this process's connections only.
-    pub fn start(self, hub: &Hub) -> Result<BackplaneHandle, BackplaneError> {
-        let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
-        let history = Arc::new(RedisHistory::new(
-            self.channel.clone(),
-            hub.config().history_limits(),
-        ));
-        let link = hub
-            .attach(
-                outbound,
-                Arc::clone(&history) as Arc<dyn super::HistoryStore>,
-            )
-            .ok_or(BackplaneError::AlreadyAttached)?;
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(
-            Transport {
-                hub: hub.clone(),
-                link: Arc::clone(&link),
-                history,
-                settings: self,
-                queue,
-                stopped,
-            }
-            .run(),
-        );
-        Ok(BackplaneHandle { stop, task })
-    }
-}
-
-/// The running backplane of a hub. It runs as long as this handle is kept;
-/// dropping it stops the background task. [`Hub::backplane_connected`]
-/// tells whether Redis is connected.
-pub struct BackplaneHandle {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl BackplaneHandle {
-    /// Says goodbye to the other processes (so they forget this one's
-    /// presence at once) and stops. Call it after closing the connections
-    /// on shutdown, so their departures are published first.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if timeout(REDIS_TIMEOUT, &mut self.task).await.is_err() {
-            tracing::warn!("the Redis backplane did not stop in time: stopped without a goodbye");
-            self.task.abort();
-        }
-    }
-}
 
 /// Why a connected session with Redis ended.
 enum Ended {
@@ -160,17 +50,21 @@ enum Ended {
     Lost(String),
 }
 
-struct Transport {
-    hub: Hub,
-    link: Arc<Link>,
-    history: Arc<RedisHistory>,
-    settings: RedisBackplane,
-    queue: mpsc::Receiver<Outbound>,
-    stopped: watch::Receiver<bool>,
+/// The task's state: see the module documentation.
+pub(super) struct Transport {
+    pub inbox: Arc<dyn Inbox>,
+    pub link: Arc<Link>,
+    pub history: Arc<RedisHistory>,
+    pub nodes: Arc<Nodes>,
+    pub settings: RedisBackplane,
+    pub queue: mpsc::Receiver<Outbound>,
+    pub stopped: watch::Receiver<bool>,
+    /// The largest event frame this process sends (and takes).
+    pub max_event_bytes: usize,
 }
 
 impl Transport {
-    async fn run(mut self) {
+    pub async fn run(mut self) {
         // Host and port only: the URL may hold a password.
         let url = self
             .settings
@@ -249,9 +143,7 @@ impl Transport {
             }
             // Cut off from the others: what they said about their presence
             // grows old as it would if they had gone silent.
-            if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
-                self.hub.forget_silent_nodes(deadline);
-            }
+            self.forget_silent_nodes();
             let delay = self.settings.backoff.next_delay(rand::random());
             if self.wait_or_stop(delay).await {
                 return;
@@ -278,7 +170,7 @@ impl Transport {
         if let Err(error) = self.reconcile_history(&mut publisher, scripts).await {
             return Ended::Lost(error.to_string());
         }
-        self.hub.say_hello();
+        self.inbox.joined();
 
         let liveness = self.settings.liveness;
         let mut heartbeat = tokio::time::interval(liveness.heartbeat);
@@ -289,7 +181,7 @@ impl Transport {
                 message = messages.next() => match message {
                     Some(message) => {
                         let payload = Bytes::copy_from_slice(message.get_payload_bytes());
-                        self.hub.receive(&self.link, payload);
+                        self.receive().message(payload);
                     }
                     None => return Ended::Lost("the subscription closed".to_owned()),
                 },
@@ -314,15 +206,14 @@ impl Transport {
                         return Ended::Lost(error.to_string());
                     }
                     for item in batch.drain(..) {
-                        if let Outbound::Record(record) = item
-                            && let Some(placed) = record.placed
-                        {
-                            let _ = placed.send(crate::server::Placement::Shared);
+                        if let Outbound::Record(mut record) = item {
+                            record.tell(Placement::Shared);
                         }
                     }
                     // Durable events Redis could not take (its queue was
-                    // full): their streams start again now.
-                    if self.hub.has_diverged_streams()
+                    // full), or streams whose history went back: they start
+                    // again now.
+                    if self.inbox.has_diverged()
                         && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
                     {
                         return Ended::Lost(error.to_string());
@@ -339,15 +230,12 @@ impl Transport {
                         return Ended::Lost(error.to_string());
                     }
                     // Streams written here in a race with the reconnection.
-                    if self.hub.has_diverged_streams()
+                    if self.inbox.has_diverged()
                         && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
                     {
                         return Ended::Lost(error.to_string());
                     }
-                    let deadline = Instant::now().checked_sub(liveness.timeout);
-                    if let Some(deadline) = deadline {
-                        self.hub.forget_silent_nodes(deadline);
-                    }
+                    self.forget_silent_nodes();
                 }
                 _ = self.stopped.changed() => {
                     // Publish what waits and what is queued (the departures
@@ -389,7 +277,27 @@ impl Transport {
     }
 
     fn envelope(&self, message: &Message) -> Bytes {
-        super::Envelope::encode(self.link.node, message)
+        Envelope::encode(self.link.node, message)
+    }
+
+    /// The receiving side, for one message.
+    fn receive(&self) -> Receive<'_> {
+        Receive {
+            inbox: &*self.inbox,
+            link: &self.link,
+            nodes: &self.nodes,
+            max_event_bytes: self.max_event_bytes,
+        }
+    }
+
+    /// Forgets the nodes not heard from for the liveness timeout, and their
+    /// presence.
+    fn forget_silent_nodes(&self) {
+        if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
+            for node in self.nodes.forget_silent(deadline) {
+                self.inbox.node_gone(node);
+            }
+        }
     }
 
     /// Publishes envelopes, and has Redis place durable events, in one
@@ -421,73 +329,41 @@ impl Transport {
     fn not_published(&self, item: Outbound) {
         match item {
             Outbound::Publish(_) => self.link.count_missed(),
-            Outbound::Record(record) => {
-                self.hub.record_instead(*record);
-            }
+            Outbound::Record(record) => self.inbox.not_placed(record),
         }
     }
 
-    /// Sets the durable streams right after (re)connecting: the streams
-    /// written here while Redis was away start again everywhere, and the
-    /// streams followed here get what the other processes placed
-    /// meanwhile (or a discontinuity, if Redis no longer has it).
+    /// Sets the durable streams right after (re)connecting (see
+    /// [`reconcile`]).
     async fn reconcile_history(
         &self,
         publisher: &mut MultiplexedConnection,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
-        self.reset_diverged(publisher, scripts).await?;
-        let followed = self.hub.followed_streams();
-        // A few reads per round trip: each may bring a recovery's worth of
-        // events, and the connection's timeout covers the whole pipeline.
-        for streams in followed.chunks(CATCH_UP_READS) {
-            let mut pipeline = redis::pipe();
-            for (stream, position) in streams {
-                pipeline.add_command(self.history.read_command(scripts, stream, Some(*position)));
-            }
-            let replies: Vec<Value> = pipeline.query_async(&mut *publisher).await?;
-            for ((stream, position), reply) in streams.iter().zip(replies) {
-                match self.history.parse_read(stream, Some(*position), reply) {
-                    Ok(fetched) => self.hub.catch_up(stream, *position, fetched),
-                    Err(error) => {
-                        // Its readers cannot be told what they missed: they
-                        // are told they may have.
-                        tracing::warn!(%stream, %error, "could not catch up on a stream");
-                        self.hub.reset_stream(stream, *position);
-                    }
-                }
-            }
-        }
-        Ok(())
+        reconcile(&*self.inbox, &mut self.access(publisher, scripts)).await
     }
 
-    /// Has Redis start again, in a new epoch, the streams this process
-    /// wrote with positions of its own; every process tells their readers.
+    /// Has Redis start again, in new epochs, the streams that wait for it.
     async fn reset_diverged(
         &self,
         publisher: &mut MultiplexedConnection,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
-        let diverged = self.hub.take_diverged_streams();
-        for (index, streams) in diverged.chunks(MAX_PIPELINE).enumerate() {
-            let mut pipeline = redis::pipe();
-            for stream in streams {
-                let reset = self.history.reset(scripts, self.link.node, stream);
-                pipeline.add_command(reset).ignore();
-            }
-            if let Err(error) = pipeline.exec_async(&mut *publisher).await {
-                // Asked again at the next reconnection.
-                self.hub.diverged_again(&diverged[index * MAX_PIPELINE..]);
-                return Err(error);
-            }
+        reset_diverged(&*self.inbox, &mut self.access(publisher, scripts)).await
+    }
+
+    /// The history in Redis, through the publishing connection.
+    fn access<'a>(
+        &'a self,
+        publisher: &'a mut MultiplexedConnection,
+        scripts: &'a Scripts,
+    ) -> Access<'a> {
+        Access {
+            publisher,
+            scripts,
+            history: &self.history,
+            node: self.link.node,
         }
-        if !diverged.is_empty() {
-            tracing::info!(
-                streams = diverged.len(),
-                "streams written without Redis start again: their readers fetch again"
-            );
-        }
-        Ok(())
     }
 
     /// Sleeps before the next attempt, taking what is queued meanwhile:
@@ -538,4 +414,59 @@ fn timed_out(what: &'static str) -> redis::RedisError {
         std::io::ErrorKind::TimedOut,
         format!("Redis did not answer in time ({what})"),
     ))
+}
+
+/// The history in Redis, as setting it right after an outage uses it: one
+/// pipeline per step, on the publishing connection.
+struct Access<'a> {
+    publisher: &'a mut MultiplexedConnection,
+    scripts: &'a Scripts,
+    history: &'a RedisHistory,
+    node: NodeId,
+}
+
+impl SharedHistory for Access<'_> {
+    type Error = redis::RedisError;
+
+    fn reset<'a>(
+        &'a mut self,
+        streams: &'a [crate::Stream],
+    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<()>> {
+        Box::pin(async move {
+            let mut pipeline = redis::pipe();
+            for stream in streams {
+                let reset = self.history.reset(self.scripts, self.node, stream);
+                pipeline.add_command(reset).ignore();
+            }
+            pipeline.exec_async(&mut *self.publisher).await
+        })
+    }
+
+    fn read_many<'a>(
+        &'a mut self,
+        wanted: &'a [(
+            crate::Stream,
+            crate::Position,
+            Option<crate::stream::EventId>,
+        )],
+    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<Vec<Result<Fetched, ReadError>>>>
+    {
+        Box::pin(async move {
+            let mut pipeline = redis::pipe();
+            for (stream, position, id) in wanted {
+                let read = self
+                    .history
+                    .read_command(self.scripts, stream, Some(*position), *id);
+                pipeline.add_command(read);
+            }
+            let replies: Vec<redis::Value> = pipeline.query_async(&mut *self.publisher).await?;
+            Ok(wanted
+                .iter()
+                .zip(replies)
+                .map(|((stream, position, _), reply)| {
+                    self.history.parse_read(stream, Some(*position), reply)
+                })
+                .collect())
+        })
+    }
 }

@@ -1,9 +1,10 @@
 //! The history of durable events, in this process's memory: what a tab
-//! that missed some events gets when it comes back (`recovery.rs`).
+//! that missed some events gets when it comes back (`recovery.rs`). A
+//! plain data structure: [`super::Streams`] owns it, behind its lock.
 //!
 //! Alone, this history is the only one: positions are given here, and what
-//! it no longer holds is lost. With a Redis backplane it is a *mirror* of
-//! the history kept in Redis (`backplane/redis_history.rs`): positions are
+//! it no longer holds is lost. With a broker that shares the history (Redis)
+//! it is a *mirror* of the history kept there: positions are
 //! given by Redis, the mirror keeps the latest events it received, in
 //! order, and a recovery it cannot serve is asked of Redis
 //! ([`Recovery::Elsewhere`]). A stream written here because Redis did not
@@ -18,6 +19,9 @@
 //! gone: a tab asking from before it is told so (a discontinuity), never
 //! given a history with a hole in it. A stream forgotten entirely starts a
 //! new epoch when it is written again (in a mirror: takes Redis's epoch).
+//! Streams with readers in this process are never forgotten
+//! ([`History::make_room`]): a mirror must know where they stand to tell
+//! their readers of a gap.
 //!
 //! Every event is in two queues: its stream's (for replays), and one of all
 //! streams in the order they were written (for dropping the oldest by age
@@ -27,12 +31,12 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use axum::extract::ws::Utf8Bytes;
-
-use crate::stream::{Discontinuity, Epoch, Position, Stream, TabId};
+pub(crate) use super::super::config::HistoryLimits;
+use super::super::registry::Kept;
+use crate::stream::{Discontinuity, Epoch, EventId, Position, Stream};
 
 /// What each kept event costs besides its frame's bytes (its records in
 /// both queues, the frame's shared buffer, the allocator's share),
@@ -41,32 +45,12 @@ use crate::stream::{Discontinuity, Epoch, Position, Stream, TabId};
 /// `history_memory` example (docs/benchmarks.md).
 const OVERHEAD_PER_EVENT: usize = 256;
 
-/// How much history is kept. See [`super::HubConfig`] for the defaults.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HistoryLimits {
-    pub per_stream: usize,
-    pub max_age: Duration,
-    pub max_bytes: usize,
-    pub max_streams: usize,
-    /// Most events one recovery replays.
-    pub max_replay: usize,
-}
-
-/// One recorded event, as it is replayed: its frame (with its position in
-/// this stream) and the tab that caused it, if the emit left that tab out.
-#[derive(Clone, Debug)]
-pub(crate) struct Recorded {
-    pub offset: u64,
-    pub frame: Utf8Bytes,
-    pub except: Option<TabId>,
-}
-
 /// What a recovery from a position gets.
 #[derive(Debug)]
 pub(crate) enum Recovery {
     /// The events after the position, oldest first (none if the tab was up
     /// to date).
-    Replay(Vec<Recorded>),
+    Replay(Vec<Kept>),
     /// They cannot be replayed; the stream is now at `position`.
     Discontinuity {
         reason: Discontinuity,
@@ -90,13 +74,20 @@ pub(crate) enum Applied {
     /// begun before this process heard of it): its readers here may have
     /// missed them.
     Missed(Discontinuity),
+    /// Its offset was given before, to another event: the history it came
+    /// from went back (Redis restarted from an older snapshot). The event
+    /// is not kept; the stream must start again in a new epoch.
+    Rewound,
 }
 
 struct Log {
     epoch: Epoch,
     /// The offset of the last event appended (0: none yet).
     last: u64,
-    events: VecDeque<Recorded>,
+    /// The id of that event, when this history saw it: a history that went
+    /// back and gave its offset to another event is told by it.
+    last_id: Option<EventId>,
+    events: VecDeque<Kept>,
     /// Whether this process gave the epoch (always, alone; in a mirror,
     /// only for streams written while Redis was unreachable).
     local: bool,
@@ -190,12 +181,12 @@ impl History {
     /// the stream from there (`followed`).
     pub fn learn(&mut self, stream: &Stream, position: Position) {
         if !self.streams.contains_key(stream) {
-            self.make_room_for_a_stream();
             self.streams.insert(
                 stream.clone(),
                 Log {
                     epoch: position.epoch,
                     last: position.offset,
+                    last_id: None,
                     events: VecDeque::new(),
                     local: false,
                 },
@@ -203,36 +194,27 @@ impl History {
         }
     }
 
-    /// Appends an event to `stream`: `frame` makes its frame from its
-    /// position. Returns the frame.
-    pub fn append(
-        &mut self,
-        stream: &Stream,
-        except: Option<TabId>,
-        frame: impl FnOnce(Position) -> Utf8Bytes,
-        now: Instant,
-    ) -> Utf8Bytes {
+    /// Where the next event appended to `stream` here goes. In a mirror,
+    /// the stream is written apart from Redis (which did not take the
+    /// event): positions of this process's own, in an epoch of its own,
+    /// never taken for Redis's, and Redis must reset the stream.
+    pub fn next_position(&mut self, stream: &Stream) -> Position {
         if self.mirror {
-            // Redis did not take it: positions of this process's own, in
-            // an epoch of its own, never taken for Redis's.
             if self.streams.get(stream).is_none_or(|log| !log.local) {
                 self.replace(stream, Self::new_log());
             }
             self.diverged.insert(stream.clone());
         }
         let log = self.log(stream);
-        let position = Position {
+        Position {
             epoch: log.epoch,
             offset: log.last + 1,
-        };
-        let frame = frame(position);
-        let event = Recorded {
-            offset: position.offset,
-            frame: frame.clone(),
-            except,
-        };
+        }
+    }
+
+    /// Appends an event at the position [`History::next_position`] gave.
+    pub fn append(&mut self, stream: &Stream, position: Position, event: Kept, now: Instant) {
         self.keep(stream, position, event, now);
-        frame
     }
 
     /// A mirror keeps an event Redis placed at `position`, received in
@@ -243,13 +225,17 @@ impl History {
         &mut self,
         stream: &Stream,
         position: Position,
-        event: Recorded,
+        event: Kept,
         now: Instant,
     ) -> Applied {
         let applied = match self.streams.get(stream) {
             Some(log) if !log.local && log.epoch == position.epoch => {
                 if position.offset <= log.last {
-                    return Applied::Duplicate;
+                    return if log.gave(position.offset, event.id) {
+                        Applied::Duplicate
+                    } else {
+                        Applied::Rewound
+                    };
                 }
                 if position.offset > log.last + 1 {
                     Applied::Missed(Discontinuity::TooOld)
@@ -269,6 +255,7 @@ impl History {
                 Log {
                     epoch: position.epoch,
                     last: position.offset - 1,
+                    last_id: None,
                     events: VecDeque::new(),
                     local: false,
                 },
@@ -280,10 +267,11 @@ impl History {
 
     /// Keeps `event`, the stream's newest (at `position`), within the
     /// bounds: per stream, then age and bytes.
-    fn keep(&mut self, stream: &Stream, position: Position, event: Recorded, now: Instant) {
+    fn keep(&mut self, stream: &Stream, position: Position, event: Kept, now: Instant) {
         let per_stream = self.limits.per_stream;
         let log = self.log(stream);
         log.last = position.offset;
+        log.last_id = Some(event.id);
         let bytes = event.frame.len() + OVERHEAD_PER_EVENT;
         log.events.push_back(event);
         let (mut dropped_events, mut dropped_bytes) = (0, 0);
@@ -312,6 +300,7 @@ impl History {
             Log {
                 epoch: position.epoch,
                 last: position.offset,
+                last_id: None,
                 events: VecDeque::new(),
                 local: false,
             },
@@ -321,30 +310,28 @@ impl History {
     /// Takes the streams written with positions of this process's own
     /// (Redis was unreachable, or could not keep up): Redis must reset
     /// them.
-    #[cfg(feature = "redis")]
     pub fn take_diverged(&mut self) -> Vec<Stream> {
         self.diverged.drain().collect()
     }
 
-    /// Streams whose reset did not happen: they wait for the next.
-    #[cfg(feature = "redis")]
+    /// Streams whose reset did not happen, or that must start again (the
+    /// history they came from went back): they wait for the next reset.
     pub fn diverged_again(&mut self, streams: &[Stream]) {
         self.diverged.extend(streams.iter().cloned());
     }
 
     /// Whether some streams wait to be reset in Redis.
-    #[cfg(feature = "redis")]
     pub fn has_diverged(&self) -> bool {
         !self.diverged.is_empty()
     }
 
-    /// The streams a mirror follows in Redis's epochs, and how far.
-    #[cfg(feature = "redis")]
-    pub fn followed(&self) -> Vec<(Stream, Position)> {
+    /// The streams a mirror follows in the shared history's epochs, how
+    /// far, and the id of the event there when it saw it.
+    pub fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)> {
         self.streams
             .iter()
             .filter(|(_, log)| !log.local)
-            .map(|(stream, log)| (stream.clone(), log.position()))
+            .map(|(stream, log)| (stream.clone(), log.position(), log.last_id))
             .collect()
     }
 
@@ -378,7 +365,7 @@ impl History {
 
     /// The events kept after `position`, if the history holds all of them
     /// in that epoch (none, if `position` is at or after the last).
-    pub fn kept_after(&self, stream: &Stream, position: Position) -> Option<Vec<Recorded>> {
+    pub fn kept_after(&self, stream: &Stream, position: Position) -> Option<Vec<Kept>> {
         let log = self.streams.get(stream)?;
         if log.epoch != position.epoch {
             return None;
@@ -444,9 +431,6 @@ impl History {
     }
 
     fn log(&mut self, stream: &Stream) -> &mut Log {
-        if !self.streams.contains_key(stream) {
-            self.make_room_for_a_stream();
-        }
         self.streams
             .entry(stream.clone())
             .or_insert_with(Self::new_log)
@@ -457,6 +441,7 @@ impl History {
         Log {
             epoch: Epoch(rand::random()),
             last: 0,
+            last_id: None,
             events: VecDeque::new(),
             local: true,
         }
@@ -464,9 +449,6 @@ impl History {
 
     /// Puts `log` in place of the stream's, uncounting what it held.
     fn replace(&mut self, stream: &Stream, log: Log) {
-        if !self.streams.contains_key(stream) {
-            self.make_room_for_a_stream();
-        }
         if let Some(old) = self.streams.insert(stream.clone(), log) {
             self.uncount(&old);
         }
@@ -522,24 +504,28 @@ impl History {
         }
     }
 
-    /// Before a new stream is added at the limit: forgets the streams that
-    /// hold no events, then, while still over, those whose kept events are
-    /// the oldest; never everyone's, which every tab reads. Room is made for
+    /// Before a step that may add streams, at the limit of streams: forgets
+    /// the streams that hold no events,
+    /// then, while still over, those whose kept events are the oldest;
+    /// never everyone's, which every tab reads, nor any stream that
+    /// `has_readers` here (their position is needed to tell their readers
+    /// of a gap; their events still go by age and bytes). Room is made for
     /// a tenth of the limit at once, so this runs once per that many new
     /// streams, not for each.
-    fn make_room_for_a_stream(&mut self) {
+    pub fn make_room(&mut self, has_readers: impl Fn(&Stream) -> bool) {
         let max = self.limits.max_streams;
         if self.streams.len() < max {
             return;
         }
         let keep = max.saturating_sub(max / 10 + 1);
+        let pinned = |stream: &Stream| *stream == Stream::Everyone || has_readers(stream);
         self.streams
-            .retain(|stream, log| !log.events.is_empty() || *stream == Stream::Everyone);
+            .retain(|stream, log| !log.events.is_empty() || pinned(stream));
         let mut index = 0;
         while self.streams.len() > keep && index < self.written.len() {
             let record = &self.written[index];
             index += 1;
-            let oldest_kept = record.stream != Stream::Everyone
+            let oldest_kept = !pinned(&record.stream)
                 && self
                     .streams
                     .get(&record.stream)
@@ -554,8 +540,33 @@ impl History {
     }
 }
 
+impl Log {
+    /// Whether the event at `offset` was `id`, as far as this log can tell
+    /// (it tells only the events it still holds, and its last).
+    fn gave(&self, offset: u64, id: EventId) -> bool {
+        if offset == self.last
+            && let Some(last) = self.last_id
+        {
+            return last == id;
+        }
+        let Some(oldest) = self.events.front() else {
+            return true;
+        };
+        let Some(index) = offset.checked_sub(oldest.offset) else {
+            return true;
+        };
+        self.events
+            .get(usize::try_from(index).unwrap_or(usize::MAX))
+            .is_none_or(|kept| kept.id == id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use axum::extract::ws::Utf8Bytes;
+
     use super::*;
     use crate::UserId;
 
@@ -573,19 +584,26 @@ mod tests {
         Stream::Room(name.into())
     }
 
-    /// Appends `text` as the frame; returns its position.
+    /// Appends `text` as the frame, making room for its stream first;
+    /// returns its position.
     fn append(history: &mut History, stream: &Stream, text: &str, now: Instant) -> Position {
-        let mut at = None;
-        history.append(
-            stream,
-            None,
-            |position| {
-                at = Some(position);
-                Utf8Bytes::from(text.to_owned())
-            },
-            now,
-        );
-        at.unwrap()
+        history.make_room(|_| false);
+        let position = history.next_position(stream);
+        let event = Kept {
+            offset: position.offset,
+            id: EventId(rand::random()),
+            frame: Utf8Bytes::from(text.to_owned()),
+            except: None,
+            others: None,
+        };
+        history.append(stream, position, event, now);
+        position
+    }
+
+    /// Where `stream` starts, making room for it first.
+    fn start(history: &mut History, stream: &Stream) -> Position {
+        history.make_room(|_| false);
+        history.position(stream)
     }
 
     fn replayed(recovery: Recovery) -> Vec<String> {
@@ -723,8 +741,8 @@ mod tests {
         let now = Instant::now();
         let ada = Stream::User(UserId(1));
         let first = append(&mut history, &ada, "a", now);
-        let idle = history.position(&Stream::User(UserId(2)));
-        history.position(&Stream::User(UserId(3)));
+        let idle = start(&mut history, &Stream::User(UserId(2)));
+        start(&mut history, &Stream::User(UserId(3)));
         // User 2's stream, empty, made room; Ada's is intact.
         assert!(replayed(history.since(&ada, first, now)).is_empty());
         assert_eq!(
@@ -744,7 +762,7 @@ mod tests {
         let (ada, bob) = (Stream::User(UserId(1)), Stream::User(UserId(2)));
         let first = append(&mut history, &ada, "a", now);
         append(&mut history, &bob, "b", now);
-        history.position(&Stream::User(UserId(3)));
+        start(&mut history, &Stream::User(UserId(3)));
         // Everyone's event is the oldest, but Ada's stream went.
         assert!(replayed(history.since(&Stream::Everyone, everyone, now)).is_empty());
         assert_eq!(
@@ -754,12 +772,64 @@ mod tests {
         assert_eq!(history.size().0, 2, "everyone's and Bob's events");
     }
 
-    fn kept(offset: u64) -> Recorded {
-        Recorded {
+    fn kept(offset: u64) -> Kept {
+        kept_as(offset, offset)
+    }
+
+    fn kept_as(offset: u64, id: u64) -> Kept {
+        Kept {
             offset,
+            id: EventId(id),
             frame: Utf8Bytes::from(format!("e{offset}")),
             except: None,
+            others: None,
         }
+    }
+
+    #[test]
+    fn past_the_number_of_streams_those_read_here_are_never_forgotten() {
+        let mut history = History::mirror(HistoryLimits {
+            max_streams: 3,
+            ..limits()
+        });
+        let now = Instant::now();
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        let read = room("team:read");
+        history.apply(&read, at(1), kept(1), now);
+        for other in ["a", "b", "c", "d"] {
+            history.make_room(|stream| *stream == read);
+            history.apply(&room(other), at(1), kept(1), now);
+        }
+        assert_eq!(history.known(&read), Some(at(1)), "the stream read here");
+        assert_eq!(history.known(&room("a")), None, "the oldest of the others");
+    }
+
+    #[test]
+    fn an_offset_given_again_to_another_event_is_a_history_that_went_back() {
+        let mut mirror = History::mirror(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        for offset in 1..=3 {
+            mirror.apply(&red, at(offset), kept(offset), now);
+        }
+        assert_eq!(mirror.apply(&red, at(3), kept(3), now), Applied::Duplicate);
+        assert_eq!(mirror.apply(&red, at(2), kept(2), now), Applied::Duplicate);
+        assert_eq!(
+            mirror.apply(&red, at(2), kept_as(2, 99), now),
+            Applied::Rewound
+        );
+        assert_eq!(
+            mirror.apply(&red, at(3), kept_as(3, 98), now),
+            Applied::Rewound
+        );
+        assert_eq!(mirror.known(&red), Some(at(3)), "left as it was");
     }
 
     #[test]
@@ -796,7 +866,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "redis")]
     fn a_stream_written_apart_in_a_mirror_waits_for_its_reset_whatever_arrives() {
         let mut mirror = History::mirror(limits());
         let now = Instant::now();

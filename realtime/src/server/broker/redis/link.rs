@@ -4,7 +4,7 @@
 //! - Durable events (`record`) are never lost silently: they go to Redis,
 //!   which places and publishes them; when Redis is away or cannot keep
 //!   up, they are handed back and placed on this process
-//!   (`server/durable.rs`), and their streams are reset in Redis as soon
+//!   (`server/streams`), and their streams are reset in Redis as soon
 //!   as it can (their readers everywhere fetch again).
 //! - Events (`deliver`) may be dropped: while Redis is away, or when it
 //!   cannot keep up. They are counted, and the gap is logged.
@@ -25,8 +25,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
@@ -35,33 +33,18 @@ use tokio::sync::{
     mpsc::{self},
 };
 
-use super::{Envelope, HistoryStore, Message, NodeId};
-use crate::{
-    server::{SessionKey, Target},
-    stream::{EventId, Stream, TabId},
+use super::{
+    super::{Durable, NodeId},
+    envelope::{Envelope, Message},
 };
+use crate::server::SessionKey;
 
 /// What the transport takes from the link's queue.
 pub(crate) enum Outbound {
     /// An envelope to publish as it is.
     Publish(Bytes),
     /// A durable event for Redis to place and publish.
-    Record(Box<Record>),
-}
-
-/// A durable event on its way to Redis's history.
-#[derive(Debug)]
-pub(crate) struct Record {
-    pub target: Target,
-    pub id: EventId,
-    /// The tab the emit leaves out, if any: its recovery leaves it out too.
-    pub except_tab: Option<TabId>,
-    /// The streams it is appended to.
-    pub streams: Vec<Stream>,
-    /// Its event frame, without positions.
-    pub frame: String,
-    /// Told where it was kept, when the emitter waits for it.
-    pub placed: Option<tokio::sync::oneshot::Sender<crate::server::Placement>>,
+    Record(Box<Durable>),
 }
 
 /// The pace and burst of replays of ended sessions.
@@ -79,8 +62,6 @@ const MAX_PENDING: usize = 64 * 1024;
 pub(crate) struct Link {
     pub node: NodeId,
     outbound: mpsc::Sender<Outbound>,
-    /// Where the history of durable events is read.
-    store: Arc<dyn HistoryStore>,
     /// Messages that could not be queued and must not be lost, oldest
     /// first. The transport publishes them before anything queued.
     pending: Mutex<VecDeque<Bytes>>,
@@ -100,15 +81,10 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    pub fn new(
-        node: NodeId,
-        outbound: mpsc::Sender<Outbound>,
-        store: Arc<dyn HistoryStore>,
-    ) -> Self {
+    pub fn new(outbound: mpsc::Sender<Outbound>) -> Self {
         Self {
-            node,
+            node: NodeId::random(),
             outbound,
-            store,
             pending: Mutex::new(VecDeque::new()),
             pending_ready: Notify::new(),
             up: AtomicBool::new(false),
@@ -143,24 +119,18 @@ impl Link {
 
     /// Queues a durable event for Redis, or hands it back when Redis is
     /// away or its queue is full: the caller then places it here.
-    pub fn record(&self, record: Record) -> Result<(), Box<Record>> {
+    pub fn record(&self, record: Box<Durable>) -> Result<(), Box<Durable>> {
         if !self.is_up() {
-            return Err(Box::new(record));
+            return Err(record);
         }
         let Ok(permit) = self.outbound.try_reserve() else {
             // Redis cannot keep up (or the transport stopped).
             metrics::counter!("realtime_backplane_unplaced_events_total").increment(1);
             tracing::debug!("the backplane's queue is full: a durable event is placed here");
-            return Err(Box::new(record));
+            return Err(record);
         };
-        permit.send(Outbound::Record(Box::new(record)));
+        permit.send(Outbound::Record(record));
         Ok(())
-    }
-
-    /// Where the history of durable events is read, while Redis is
-    /// connected.
-    pub fn store(&self) -> Option<Arc<dyn HistoryStore>> {
-        self.is_up().then(|| Arc::clone(&self.store))
     }
 
     /// Queues a change of presence: never dropped while connected; skipped
@@ -278,23 +248,6 @@ mod tests {
     use super::*;
     use crate::{Member, server::Target};
 
-    /// A store that is never reachable: these tests do not read it.
-    struct NoStore;
-
-    impl HistoryStore for NoStore {
-        fn read<'a>(
-            &'a self,
-            _: &'a Stream,
-            _: Option<crate::Position>,
-        ) -> futures_util::future::BoxFuture<'a, Result<super::super::Fetched, String>> {
-            Box::pin(async { Err("no store".to_owned()) })
-        }
-    }
-
-    fn no_store() -> Arc<dyn HistoryStore> {
-        Arc::new(NoStore)
-    }
-
     fn published(item: Outbound) -> Bytes {
         match item {
             Outbound::Publish(envelope) => envelope,
@@ -319,7 +272,7 @@ mod tests {
     #[test]
     fn events_are_dropped_and_counted_while_down() {
         let (outbound, mut queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound, no_store());
+        let link = Link::new(outbound);
         let deliver = Message::Deliver {
             target: Target::everyone(),
         };
@@ -340,7 +293,7 @@ mod tests {
     #[test]
     fn presence_waits_in_order_when_the_queue_is_full() {
         let (outbound, mut queue) = mpsc::channel(1);
-        let link = Link::new(NodeId(1), outbound, no_store());
+        let link = Link::new(outbound);
         link.set_up(true);
         for user in 1..=3 {
             link.publish_state(&presence(user));
@@ -361,7 +314,7 @@ mod tests {
     #[test]
     fn ends_of_sessions_wait_for_redis_and_are_told_again() {
         let (outbound, _queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound, no_store());
+        let link = Link::new(outbound);
         let session = SessionKey::from("s1");
         link.end_session(&session);
         let close = Message::CloseSession {
@@ -379,7 +332,7 @@ mod tests {
     #[test]
     fn a_flood_of_hellos_gets_a_few_replays_only() {
         let (outbound, _queue) = mpsc::channel(8);
-        let link = Link::new(NodeId(1), outbound, no_store());
+        let link = Link::new(outbound);
         let session = SessionKey::from("s1");
         for _ in 0..100 {
             link.replay_ended_sessions(vec![session.clone()]);

@@ -1,38 +1,23 @@
 //! Presence on the other processes: the users each other node has in each
-//! room, as it last announced, and when each node was last heard from.
+//! room, as it last announced.
 //!
-//! A node announces its own users (`presence`, `hello`, `snapshot`
-//! messages); every node merges the announcements with its own members
-//! ([`RemotePresence::merged_with`], called by `server/presence.rs`). A
-//! node that says `goodbye`, or falls silent for longer than
-//! [`super::Liveness::timeout`], is forgotten.
+//! A node announces its own users (`PresenceNews`); every node merges the
+//! announcements with its own members ([`RemoteRooms::merged_with`]). A
+//! node that leaves (its goodbye, or silence past the broker's liveness
+//! timeout, as the broker tells) is forgotten.
 
-use std::{
-    collections::{HashMap, hash_map::Entry},
-    time::Instant,
-};
+use std::collections::{HashMap, hash_map::Entry};
 
-use super::NodeId;
+use super::super::broker::NodeId;
 use crate::{Member, RoomName};
 
 /// The users other nodes have in each room, as they last announced.
 #[derive(Default)]
-pub(crate) struct RemotePresence {
+pub(crate) struct RemoteRooms {
     rooms: HashMap<RoomName, HashMap<NodeId, Vec<Member>>>,
-    last_heard: HashMap<NodeId, Instant>,
 }
 
-impl RemotePresence {
-    /// Notes that `node` is alive.
-    pub fn heard_from(&mut self, node: NodeId, now: Instant) {
-        self.last_heard.insert(node, now);
-    }
-
-    /// Whether this node has been heard from (and not forgotten since).
-    pub fn is_known(&self, node: NodeId) -> bool {
-        self.last_heard.contains_key(&node)
-    }
-
+impl RemoteRooms {
     /// Records a node's members of one room. Returns whether they changed.
     pub fn set_room(&mut self, node: NodeId, room: &RoomName, members: Vec<Member>) -> bool {
         let nodes = self.rooms.entry(room.clone()).or_default();
@@ -83,7 +68,6 @@ impl RemotePresence {
 
     /// Forgets a node. Returns the rooms it had members in.
     pub fn forget_node(&mut self, node: NodeId) -> Vec<RoomName> {
-        self.last_heard.remove(&node);
         self.take_rooms(node).into_keys().collect()
     }
 
@@ -97,27 +81,6 @@ impl RemotePresence {
             !nodes.is_empty()
         });
         taken
-    }
-
-    /// Forgets the nodes not heard from since `deadline`. Returns the rooms
-    /// they had members in.
-    pub fn forget_silent(&mut self, deadline: Instant) -> Vec<RoomName> {
-        let silent: Vec<NodeId> = self
-            .last_heard
-            .iter()
-            .filter(|(_, heard)| **heard < deadline)
-            .map(|(node, _)| *node)
-            .collect();
-        let mut changed = Vec::new();
-        for node in silent {
-            tracing::info!(%node, "forgetting a server process not heard from");
-            for room in self.forget_node(node) {
-                if !changed.contains(&room) {
-                    changed.push(room);
-                }
-            }
-        }
-        changed
     }
 
     /// The members other nodes have in a room.
@@ -136,23 +99,16 @@ impl RemotePresence {
         members.extend(self.members(room).cloned());
         crate::presence::each_user_once(members)
     }
-
-    /// The nodes heard from, for tests and monitoring.
-    pub fn nodes(&self) -> usize {
-        self.last_heard.len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn merged_members_name_each_user_once_sorted_by_name() {
         let room = RoomName::from("chat:1");
-        let mut presence = RemotePresence::default();
+        let mut presence = RemoteRooms::default();
         presence.set_room(
             NodeId(1),
             &room,
@@ -171,36 +127,24 @@ mod tests {
     }
 
     #[test]
-    fn a_node_is_forgotten_when_it_leaves_or_falls_silent() {
+    fn a_node_forgotten_takes_its_members_with_it() {
         let room = RoomName::from("chat:1");
-        let (a, b) = (NodeId(1), NodeId(2));
-        let start = Instant::now();
-        let mut presence = RemotePresence::default();
-        presence.heard_from(a, start);
-        presence.heard_from(b, start + Duration::from_secs(10));
-        assert!(presence.set_room(a, &room, vec![Member::new(1, "ada")]));
-        assert!(!presence.set_room(a, &room, vec![Member::new(1, "ada")]));
-        assert!(presence.set_room(b, &room, vec![Member::new(2, "bob")]));
-        assert_eq!(presence.members(&room).count(), 2);
-
-        assert_eq!(
-            presence.forget_silent(start + Duration::from_secs(5)),
-            std::slice::from_ref(&room)
-        );
+        let mut presence = RemoteRooms::default();
+        assert!(presence.set_room(NodeId(1), &room, vec![Member::new(1, "ada")]));
+        assert!(!presence.set_room(NodeId(1), &room, vec![Member::new(1, "ada")]));
+        assert!(presence.set_room(NodeId(2), &room, vec![Member::new(2, "bob")]));
+        assert_eq!(presence.forget_node(NodeId(1)), std::slice::from_ref(&room));
         assert_eq!(
             presence.members(&room).collect::<Vec<_>>(),
             [&Member::new(2, "bob")]
         );
-        assert_eq!(presence.forget_node(b), std::slice::from_ref(&room));
-        assert_eq!(presence.members(&room).count(), 0);
-        assert_eq!(presence.nodes(), 0);
     }
 
     #[test]
     fn a_snapshot_replaces_what_a_node_said_before() {
         let (red, blue) = (RoomName::from("chat:red"), RoomName::from("chat:blue"));
         let node = NodeId(1);
-        let mut presence = RemotePresence::default();
+        let mut presence = RemoteRooms::default();
         presence.set_room(node, &red, vec![Member::new(1, "ada")]);
         let changed =
             presence.replace_node(node, vec![(blue.clone(), vec![Member::new(1, "ada")])]);

@@ -1,0 +1,556 @@
+//! Several hubs of one process as if they were processes on one Redis
+//! server: a shared history (placing events, reading it, resetting
+//! streams) and a channel to each hub, in memory, with the faults a test
+//! needs at hand: a hub cut off and back, and a history that goes back to
+//! an older snapshot. For tests: hub tests of everything that crosses
+//! processes run without a Redis server, against the same hub code.
+//!
+//! It keeps Redis's rules: durable events are placed one at a time and
+//! reach every hub (the placing one included) in that order; volatile
+//! events, presence and ends of sessions reach the other hubs; a hub cut
+//! off misses what is said meanwhile, places its durable events itself,
+//! and when it is back sets the history right ([`super::reconcile`]) before
+//! it hears anything newer. Ends of sessions said while cut off wait, and
+//! a hub that comes back hears those said meanwhile again.
+//!
+//! ```
+//! # async fn example() {
+//! use realtime::server::{Hub, broker::MemoryBackplane};
+//!
+//! let backplane = MemoryBackplane::new();
+//! let (a, b) = (backplane.node(), backplane.node());
+//! let hub_a = Hub::builder().memory_backplane(&a).build();
+//! let hub_b = Hub::builder().memory_backplane(&b).build();
+//! a.cut();
+//! // … hub_a places events alone; hub_b does not hear of them …
+//! a.restore().await;
+//! # }
+//! ```
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, ReadError,
+    SharedHistory, reconcile, reset_diverged,
+};
+use crate::{
+    protocol,
+    server::{SessionKey, TabMark, Target, registry::Kept},
+    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream},
+};
+
+/// Events each stream keeps, and the most one recovery reads.
+const PER_STREAM: usize = 1000;
+/// The most ended sessions told again to a hub that comes back.
+const MAX_REPLAYED: usize = 1000;
+
+/// The shared side: create one, and give each hub a [`MemoryNode`] of it.
+#[derive(Clone, Default)]
+pub struct MemoryBackplane {
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// One hub's place on a [`MemoryBackplane`]: what the test cuts and
+/// restores.
+#[derive(Clone)]
+pub struct MemoryNode {
+    shared: Arc<Mutex<Shared>>,
+    node: Arc<Node>,
+}
+
+/// The shared history, as Redis saved it: [`MemoryBackplane::save`].
+#[derive(Clone)]
+pub struct Snapshot(HashMap<Stream, Log>);
+
+#[derive(Default)]
+struct Shared {
+    streams: HashMap<Stream, Log>,
+    nodes: Vec<Arc<Node>>,
+}
+
+#[derive(Clone)]
+struct Log {
+    epoch: Epoch,
+    last: u64,
+    events: VecDeque<Entry>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    offset: u64,
+    id: EventId,
+    except: Option<TabMark>,
+    frame: String,
+    /// Its positions in every stream it was placed in.
+    all: Arc<[(Stream, Position)]>,
+}
+
+/// What one hub hears, in order.
+enum Note {
+    Deliver {
+        target: Target,
+        frame: Utf8Bytes,
+    },
+    Placed {
+        target: Target,
+        id: EventId,
+        except_tab: Option<TabMark>,
+        streams: Vec<(Stream, Position)>,
+        frame: String,
+    },
+    Reset {
+        stream: Stream,
+        position: Position,
+    },
+    SessionEnded(SessionKey),
+    Presence(NodeId, PresenceNews),
+    Gone(NodeId),
+    /// The hub (re)joins: it sets the history right first.
+    Join(oneshot::Sender<()>),
+}
+
+struct Node {
+    id: NodeId,
+    up: AtomicBool,
+    /// What the hub hears, until its task takes it.
+    queue: mpsc::UnboundedSender<Note>,
+    waiting: Mutex<Option<mpsc::UnboundedReceiver<Note>>>,
+    /// Ends of sessions said while cut off, told when back.
+    pending: Mutex<Vec<SessionKey>>,
+}
+
+impl Node {
+    fn hear(&self, note: Note) {
+        if self.up.load(Ordering::Acquire) {
+            let _ = self.queue.send(note);
+        }
+    }
+}
+
+impl MemoryBackplane {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A place for one more hub (give it to
+    /// [`crate::server::HubBuilder::memory_backplane`]).
+    pub fn node(&self) -> MemoryNode {
+        let (queue, waiting) = mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            id: NodeId::random(),
+            up: AtomicBool::new(true),
+            queue,
+            waiting: Mutex::new(Some(waiting)),
+            pending: Mutex::default(),
+        });
+        MemoryNode {
+            shared: Arc::clone(&self.shared),
+            node,
+        }
+    }
+
+    /// The shared history now, as Redis saves a snapshot.
+    pub fn save(&self) -> Snapshot {
+        Snapshot(self.shared.lock().streams.clone())
+    }
+
+    /// The shared history goes back to `snapshot` (Redis restarted from an
+    /// older snapshot): every hub loses it a moment and comes back, setting
+    /// its history right. Returns once they all have.
+    pub async fn restart_from(&self, snapshot: &Snapshot) {
+        let nodes = {
+            let mut shared = self.shared.lock();
+            shared.streams = snapshot.0.clone();
+            shared.nodes.clone()
+        };
+        for node in nodes {
+            if node.up.load(Ordering::Acquire) {
+                join(&node).await;
+            }
+        }
+    }
+}
+
+impl MemoryNode {
+    /// Cuts the hub off: it misses what is said meanwhile, and places its
+    /// durable events itself.
+    pub fn cut(&self) {
+        self.node.up.store(false, Ordering::Release);
+    }
+
+    /// The hub comes back: it tells the ends of sessions it saw meanwhile,
+    /// sets its history right and says hello. Returns once it has.
+    pub async fn restore(&self) {
+        self.node.up.store(true, Ordering::Release);
+        join(&self.node).await;
+    }
+
+    /// The hub's broker.
+    pub(crate) fn broker(&self) -> MemoryBroker {
+        MemoryBroker(self.clone())
+    }
+
+    fn others(&self) -> Vec<Arc<Node>> {
+        let shared = self.shared.lock();
+        shared
+            .nodes
+            .iter()
+            .filter(|node| node.id != self.node.id)
+            .cloned()
+            .collect()
+    }
+
+    fn is_up(&self) -> bool {
+        self.node.up.load(Ordering::Acquire)
+    }
+}
+
+/// Has a hub's task set its history right and say hello, and waits.
+async fn join(node: &Node) {
+    let (done, joined) = oneshot::channel();
+    if node.queue.send(Note::Join(done)).is_ok() {
+        let _ = joined.await;
+    }
+}
+
+/// A hub's broker on a [`MemoryBackplane`].
+pub(crate) struct MemoryBroker(MemoryNode);
+
+impl Broker for MemoryBroker {
+    fn start(&self, inbox: Arc<dyn Inbox>) {
+        let Some(queue) = self.0.node.waiting.lock().take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("a hub on a memory backplane was built outside a Tokio runtime");
+            return;
+        };
+        self.0.shared.lock().nodes.push(Arc::clone(&self.0.node));
+        runtime.spawn(hear(self.0.clone(), queue, inbox));
+        let _ = self.0.node.queue.send(Note::Join(oneshot::channel().0));
+    }
+
+    fn shares_history(&self) -> bool {
+        true
+    }
+
+    fn place(&self, mut event: Box<Durable>) -> Result<(), Box<Durable>> {
+        if !self.0.is_up() {
+            return Err(event);
+        }
+        let mut shared = self.0.shared.lock();
+        let positions: Vec<(Stream, Position)> = event
+            .streams
+            .iter()
+            .map(|stream| {
+                let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
+                log.last += 1;
+                let position = Position {
+                    epoch: log.epoch,
+                    offset: log.last,
+                };
+                (stream.clone(), position)
+            })
+            .collect();
+        let all: Arc<[(Stream, Position)]> = positions.clone().into();
+        for (stream, position) in &positions {
+            let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
+            log.events.push_back(Entry {
+                offset: position.offset,
+                id: event.id,
+                except: event.except_tab,
+                frame: event.frame.clone(),
+                all: Arc::clone(&all),
+            });
+            while log.events.len() > PER_STREAM {
+                log.events.pop_front();
+            }
+        }
+        // Under the lock: every hub hears the events in the order placed.
+        for node in &shared.nodes {
+            node.hear(Note::Placed {
+                target: event.target.clone(),
+                id: event.id,
+                except_tab: event.except_tab,
+                streams: positions.clone(),
+                frame: event.frame.clone(),
+            });
+        }
+        drop(shared);
+        event.tell(Placement::Shared);
+        Ok(())
+    }
+
+    fn publish(&self, target: &Target, frame: &Utf8Bytes) {
+        if self.0.is_up() {
+            for node in self.0.others() {
+                node.hear(Note::Deliver {
+                    target: target.clone(),
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    fn can_read(&self) -> bool {
+        self.0.is_up()
+    }
+
+    fn read<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<Position>,
+        since_id: Option<EventId>,
+    ) -> BoxFuture<'a, Result<Fetched, ReadError>> {
+        let read = if self.0.is_up() {
+            Ok(read(&mut self.0.shared.lock(), stream, since, since_id))
+        } else {
+            Err(ReadError("cut off from the memory backplane".to_owned()))
+        };
+        Box::pin(async move { read })
+    }
+
+    fn announce(&self, news: PresenceNews) {
+        if self.0.is_up() {
+            for node in self.0.others() {
+                node.hear(Note::Presence(self.0.node.id, news.clone()));
+            }
+        }
+    }
+
+    fn end_session(&self, session: &SessionKey) {
+        if !self.0.is_up() {
+            self.0.node.pending.lock().push(session.clone());
+            return;
+        }
+        for node in self.0.others() {
+            node.hear(Note::SessionEnded(session.clone()));
+        }
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.0.is_up())
+    }
+
+    fn peers(&self) -> usize {
+        if !self.0.is_up() {
+            return 0;
+        }
+        self.0
+            .others()
+            .iter()
+            .filter(|node| node.up.load(Ordering::Acquire))
+            .count()
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        let me = self.0.node.id;
+        let others = self.0.others();
+        self.0.shared.lock().nodes.retain(|node| node.id != me);
+        for node in others {
+            node.hear(Note::Gone(me));
+        }
+        Box::pin(async {})
+    }
+}
+
+/// A hub's task: hands what it hears to its inbox, in order.
+async fn hear(node: MemoryNode, mut queue: mpsc::UnboundedReceiver<Note>, inbox: Arc<dyn Inbox>) {
+    while let Some(note) = queue.recv().await {
+        match note {
+            Note::Deliver { target, frame } => inbox.deliver(&target, frame),
+            Note::Placed {
+                target,
+                id,
+                except_tab,
+                streams,
+                frame,
+            } => {
+                inbox.placed(Placed {
+                    target: &target,
+                    id,
+                    except_tab,
+                    streams,
+                    frame: &frame,
+                });
+                // An offset that came again with another event: the stream
+                // starts again now.
+                if inbox.has_diverged()
+                    && let Err(error) = reset_diverged(&*inbox, &mut Access(&node)).await
+                {
+                    tracing::warn!(%error, "could not reset streams");
+                }
+            }
+            Note::Reset { stream, position } => inbox.reset(&stream, position),
+            Note::SessionEnded(session) => inbox.session_ended(&session),
+            Note::Presence(from, news) => {
+                let hello = matches!(news, PresenceNews::Hello { .. });
+                inbox.presence(from, news);
+                if hello {
+                    // The newcomer may have missed ends of sessions.
+                    let sessions = inbox.recently_ended_sessions(MAX_REPLAYED);
+                    let newcomer = node.others().into_iter().find(|other| other.id == from);
+                    for session in sessions {
+                        if let Some(newcomer) = &newcomer {
+                            newcomer.hear(Note::SessionEnded(session));
+                        }
+                    }
+                }
+            }
+            Note::Gone(from) => inbox.node_gone(from),
+            Note::Join(done) => {
+                let pending = std::mem::take(&mut *node.node.pending.lock());
+                for session in pending {
+                    for other in node.others() {
+                        other.hear(Note::SessionEnded(session.clone()));
+                    }
+                }
+                let mut history = Access(&node);
+                if let Err(error) = reconcile(&*inbox, &mut history).await {
+                    tracing::warn!(%error, "could not set the history right");
+                }
+                inbox.joined();
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// The shared history, as one hub's reconciliation reads and resets it.
+struct Access<'a>(&'a MemoryNode);
+
+impl SharedHistory for Access<'_> {
+    type Error = String;
+
+    fn reset<'a>(&'a mut self, streams: &'a [Stream]) -> BoxFuture<'a, Result<(), String>> {
+        let shared = &self.0.shared;
+        let mut shared = shared.lock();
+        for stream in streams {
+            let log = new_log();
+            let position = Position {
+                epoch: log.epoch,
+                offset: 0,
+            };
+            shared.streams.insert(stream.clone(), log);
+            for node in &shared.nodes {
+                node.hear(Note::Reset {
+                    stream: stream.clone(),
+                    position,
+                });
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn read_many<'a>(
+        &'a mut self,
+        wanted: &'a [(Stream, Position, Option<EventId>)],
+    ) -> BoxFuture<'a, Result<Vec<Result<Fetched, ReadError>>, String>> {
+        let mut shared = self.0.shared.lock();
+        let read = wanted
+            .iter()
+            .map(|(stream, since, id)| Ok(read(&mut shared, stream, Some(*since), *id)))
+            .collect();
+        Box::pin(async { Ok(read) })
+    }
+}
+
+fn new_log() -> Log {
+    Log {
+        epoch: Epoch(rand::random()),
+        last: 0,
+        events: VecDeque::new(),
+    }
+}
+
+/// What Redis's `READ` answers: where `stream` stands, the events after
+/// `since`, or why they cannot be had, and whether the stream went back
+/// behind `since` (the event there is not `since_id`).
+fn read(
+    shared: &mut Shared,
+    stream: &Stream,
+    since: Option<Position>,
+    since_id: Option<EventId>,
+) -> Fetched {
+    let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
+    let position = Position {
+        epoch: log.epoch,
+        offset: log.last,
+    };
+    let Some(since) = since else {
+        return Fetched {
+            position,
+            events: Ok(Vec::new()),
+            went_back: false,
+        };
+    };
+    let same_epoch = since.epoch == log.epoch;
+    let seen_differs = since_id.is_some_and(|id| {
+        log.events
+            .iter()
+            .find(|entry| entry.offset == since.offset)
+            .is_some_and(|entry| entry.id != id)
+    });
+    let went_back = same_epoch && (since.offset > log.last || seen_differs);
+    let events = if went_back || !same_epoch || since.offset > log.last {
+        Err(Discontinuity::EpochChanged)
+    } else if log.last - since.offset > PER_STREAM as u64 {
+        Err(Discontinuity::TooMany)
+    } else {
+        let after: Vec<&Entry> = log
+            .events
+            .iter()
+            .filter(|entry| entry.offset > since.offset)
+            .collect();
+        if after.len() as u64 == log.last - since.offset {
+            Ok(after
+                .into_iter()
+                .map(|entry| kept(stream, position.epoch, entry))
+                .collect())
+        } else {
+            Err(Discontinuity::TooOld)
+        }
+    };
+    Fetched {
+        position,
+        events,
+        went_back,
+    }
+}
+
+/// An entry of `stream`'s log as a recovery replays it.
+fn kept(stream: &Stream, epoch: Epoch, entry: &Entry) -> Kept {
+    let recorded = Recorded {
+        id: entry.id,
+        stream: stream.clone(),
+        position: Position {
+            epoch,
+            offset: entry.offset,
+        },
+        also: Vec::new(),
+    };
+    let others: Vec<(Stream, Position)> = entry
+        .all
+        .iter()
+        .filter(|(other, _)| other != stream)
+        .cloned()
+        .collect();
+    Kept {
+        offset: entry.offset,
+        id: entry.id,
+        frame: protocol::with_position(entry.frame.clone(), &recorded).into(),
+        except: entry.except,
+        others: (!others.is_empty()).then(|| others.into()),
+    }
+}

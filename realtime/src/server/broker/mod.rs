@@ -1,0 +1,387 @@
+//! The broker: what stands between a hub and the other processes that
+//! share its events, as socketioxide's `Adapter` does.
+//!
+//! A hub asks its [`Broker`] to place durable events (give them their
+//! positions and hand them to every process, this one included), to publish
+//! volatile ones, to read the shared history for a recovery this process
+//! cannot serve, to tell the others its presence, and to tell them that a
+//! session ended. What the other processes say comes back through the
+//! hub's [`Inbox`]. Two brokers:
+//!
+//! - [`LocalBroker`]: one process alone. It takes nothing: durable events
+//!   are placed in this process's history, and there is nobody to tell.
+//! - `redis` (feature `redis`): the processes sharing a Redis server and a
+//!   channel act as one hub; the history lives in Redis, and each process
+//!   keeps a mirror of it.
+//! - [`MemoryBackplane`]: several hubs of one process, as if on one Redis
+//!   server, with its faults at hand (an outage, a history that goes
+//!   back): for tests.
+//!
+//! After an outage, a broker that shares the history sets it right the
+//! same way whatever it is ([`reconcile`]): the streams written apart
+//! start again, the streams followed here catch up, and those whose
+//! history went back start again too.
+//!
+//! The next ones plug in here: Redis Cluster (streams in shards, each
+//! process hearing only what its tabs read) and an outbox in the database.
+//!
+//! The hub never asks whether it is alone: it asks its broker, and the
+//! local broker answers as one process does.
+
+mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+use std::{fmt::Display, sync::Arc};
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::{SessionKey, TabMark, Target, registry::Kept};
+use crate::{
+    Member, RoomName,
+    stream::{Discontinuity, EventId, Position, Stream},
+};
+
+/// One server process among those sharing a broker. Random, new at each
+/// start, so a restarted process is a new node. Written as 16 hexadecimal
+/// digits, like a [`crate::ConnectionId`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub u64);
+
+crate::ids::hex_id!(NodeId);
+
+impl NodeId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+/// Where a durable event was kept, as [`super::Emit::emit_placed`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// In the shared history (Redis): any process can replay it.
+    Shared,
+    /// In this process's history only: the process is alone, or the broker
+    /// was unreachable or could not keep up (its streams are then reset in
+    /// the shared history as soon as it can: their readers everywhere
+    /// fetch again).
+    Local,
+    /// Nowhere: a volatile event, the history is off, the target names
+    /// single connections or nobody, or the process stopped first.
+    NotKept,
+}
+
+/// A durable event on its way to be placed.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub target: Target,
+    pub id: EventId,
+    /// The tab the emit leaves out, if any: its recovery leaves it out too.
+    pub except_tab: Option<TabMark>,
+    /// The streams it is appended to.
+    pub streams: Vec<Stream>,
+    /// Its event frame, without positions.
+    pub frame: String,
+    /// Told where it was kept, when the emitter waits for it.
+    pub placed: Option<oneshot::Sender<Placement>>,
+}
+
+impl Durable {
+    /// Tells a waiting emitter where the event was kept.
+    pub fn tell(&mut self, placement: Placement) {
+        if let Some(placed) = self.placed.take() {
+            let _ = placed.send(placement);
+        }
+    }
+}
+
+/// A durable event the broker placed, as it hands it to every process.
+pub(crate) struct Placed<'a> {
+    pub target: &'a Target,
+    pub id: EventId,
+    pub except_tab: Option<TabMark>,
+    /// Each stream with the event's position in it.
+    pub streams: Vec<(Stream, Position)>,
+    /// The event frame without positions.
+    pub frame: &'a str,
+}
+
+/// A stream, as read from the shared history.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetched {
+    /// Where the stream stood when it was read.
+    pub position: Position,
+    /// The events after the position asked for, oldest first, or why they
+    /// cannot be had (none when only the position was asked for).
+    pub events: Result<Vec<Kept>, Discontinuity>,
+    /// The shared history is behind the position asked for, in its epoch
+    /// (or gave its offset to another event): it went back, having lost
+    /// events (Redis restarted from an older snapshot).
+    pub went_back: bool,
+}
+
+/// A reading of the shared history failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ReadError(pub String);
+
+/// What a process tells the others of its presence: the users it has in
+/// rooms.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum PresenceNews {
+    /// Its users in one room now (replacing what it said before; empty
+    /// when it has none left).
+    Room {
+        room: RoomName,
+        members: Vec<Member>,
+    },
+    /// It (re)joined the others: its users in every room; everyone
+    /// answers with a snapshot.
+    Hello { rooms: Vec<(RoomName, Vec<Member>)> },
+    /// Its users in every room, in answer to a hello.
+    Snapshot { rooms: Vec<(RoomName, Vec<Member>)> },
+}
+
+/// What a hub asks of the processes it shares its events with. See the
+/// module documentation.
+pub(crate) trait Broker: Send + Sync + 'static {
+    /// Starts the broker for the hub whose inbox this is: what the others
+    /// say goes there. Called once, when the hub is built.
+    fn start(&self, inbox: Arc<dyn Inbox>);
+
+    /// Whether durable events are placed in a history shared by every
+    /// process (this process's history then mirrors it), rather than here.
+    fn shares_history(&self) -> bool;
+
+    /// Takes a durable event to place and hand to every process, this one
+    /// included (through [`Inbox::placed`]); or hands it back, when it
+    /// cannot now: it is then placed in this process's history.
+    fn place(&self, event: Box<Durable>) -> Result<(), Box<Durable>>;
+
+    /// Publishes a volatile event frame for the other processes'
+    /// connections.
+    fn publish(&self, target: &Target, frame: &Utf8Bytes);
+
+    /// Whether the shared history can be read now.
+    fn can_read(&self) -> bool;
+
+    /// Reads `stream` in the shared history: what followed `since` (or
+    /// where it stands, for `None`). `since_id`: the id of the event at
+    /// `since`, if known, to tell a history that went back.
+    fn read<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<Position>,
+        since_id: Option<EventId>,
+    ) -> BoxFuture<'a, Result<Fetched, ReadError>>;
+
+    /// Tells the others this process's presence.
+    fn announce(&self, news: PresenceNews);
+
+    /// Tells every process that a session ended (never dropped).
+    fn end_session(&self, session: &SessionKey);
+
+    /// Whether the broker is connected to the others: `None` alone.
+    fn connected(&self) -> Option<bool>;
+
+    /// How many other processes were heard from recently.
+    fn peers(&self) -> usize;
+
+    /// Says goodbye to the others and stops. After the connections closed,
+    /// so that their departures go out first.
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What a broker hands to the hub it serves: what the other processes
+/// said, and, after the broker lost and found them again, the questions of
+/// setting the histories right.
+pub(crate) trait Inbox: Send + Sync {
+    /// A volatile event for `target`'s connections here.
+    fn deliver(&self, target: &Target, frame: Utf8Bytes);
+
+    /// A durable event the broker placed (emitted here or elsewhere): kept
+    /// and delivered in the order the broker placed it.
+    fn placed(&self, event: Placed<'_>);
+
+    /// A durable event the broker took and could not place after all: it
+    /// is placed here. (A broker that places events as it takes them, as
+    /// the memory one does, never needs it.)
+    #[cfg(feature = "redis")]
+    fn not_placed(&self, event: Box<Durable>);
+
+    /// The shared history started `stream` again at `position`.
+    fn reset(&self, stream: &Stream, position: Position);
+
+    /// A session ended on another process.
+    fn session_ended(&self, session: &SessionKey);
+
+    /// The sessions that ended lately, the most recent `max` of them: told
+    /// again to a process that (re)joins.
+    fn recently_ended_sessions(&self, max: usize) -> Vec<SessionKey>;
+
+    /// What another process said of its presence.
+    fn presence(&self, node: NodeId, news: PresenceNews);
+
+    /// Another process is gone (it said goodbye, or fell silent): its
+    /// presence is forgotten.
+    fn node_gone(&self, node: NodeId);
+
+    /// The broker (re)joined the others: this process's presence goes to
+    /// them, with a hello.
+    fn joined(&self);
+
+    /// The streams written here apart from the shared history (while it
+    /// was unreachable), or found to have gone back there: they must start
+    /// again in a new epoch.
+    fn take_diverged(&self) -> Vec<Stream>;
+
+    /// Streams taken for a reset that did not happen: asked again later.
+    fn diverged_again(&self, streams: &[Stream]);
+
+    /// Whether some streams wait to be reset.
+    fn has_diverged(&self) -> bool;
+
+    /// The streams followed here with readers, how far, and the id of the
+    /// event there: what to catch up on after a reconnection.
+    fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)>;
+
+    /// What the shared history holds of `stream` after `from`, where this
+    /// process stopped following it (or why it could not be read).
+    fn caught_up(&self, stream: &Stream, from: Position, fetched: Result<Fetched, ReadError>);
+}
+
+/// A process alone: durable events are placed in its history, and there
+/// is nobody to tell anything.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LocalBroker;
+
+impl Broker for LocalBroker {
+    fn start(&self, _inbox: Arc<dyn Inbox>) {}
+
+    fn shares_history(&self) -> bool {
+        false
+    }
+
+    fn place(&self, event: Box<Durable>) -> Result<(), Box<Durable>> {
+        Err(event)
+    }
+
+    fn publish(&self, _target: &Target, _frame: &Utf8Bytes) {}
+
+    fn can_read(&self) -> bool {
+        false
+    }
+
+    fn read<'a>(
+        &'a self,
+        _stream: &'a Stream,
+        _since: Option<Position>,
+        _since_id: Option<EventId>,
+    ) -> BoxFuture<'a, Result<Fetched, ReadError>> {
+        Box::pin(async { Err(ReadError("no shared history: one process".to_owned())) })
+    }
+
+    fn announce(&self, _news: PresenceNews) {}
+
+    fn end_session(&self, _session: &SessionKey) {}
+
+    fn connected(&self) -> Option<bool> {
+        None
+    }
+
+    fn peers(&self) -> usize {
+        0
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+pub use self::memory::{MemoryBackplane, MemoryNode, Snapshot};
+
+/// What setting the histories right after an outage needs of a shared
+/// history: starting streams again, and reading several at once.
+pub(crate) trait SharedHistory {
+    type Error: Display;
+
+    /// Starts these streams again in new epochs, and tells every process.
+    fn reset<'a>(&'a mut self, streams: &'a [Stream]) -> BoxFuture<'a, Result<(), Self::Error>>;
+
+    /// Reads each stream after the position (where the reader saw the
+    /// event of that id), in one round trip.
+    #[allow(clippy::type_complexity)]
+    fn read_many<'a>(
+        &'a mut self,
+        wanted: &'a [(Stream, Position, Option<EventId>)],
+    ) -> BoxFuture<'a, Result<Vec<Result<Fetched, ReadError>>, Self::Error>>;
+}
+
+/// Streams read per round trip when catching up: each may bring a
+/// recovery's worth of events, and one timeout covers the round trip.
+const CATCH_UP_READS: usize = 16;
+/// Streams reset per round trip.
+const RESETS_AT_ONCE: usize = 512;
+
+/// Sets the histories right after the broker (re)joined the shared one:
+/// the streams written here apart start again everywhere; the streams
+/// followed here get what the other processes placed meanwhile (or a
+/// discontinuity, if it is gone); and those whose history went back (it
+/// restarted from an older snapshot) start again everywhere too. Before
+/// anything newer is delivered.
+pub(crate) async fn reconcile<H: SharedHistory>(
+    inbox: &dyn Inbox,
+    history: &mut H,
+) -> Result<(), H::Error> {
+    reset_diverged(inbox, history).await?;
+    let followed = inbox.followed();
+    for streams in followed.chunks(CATCH_UP_READS) {
+        let fetched = history.read_many(streams).await?;
+        for ((stream, position, _), fetched) in streams.iter().zip(fetched) {
+            inbox.caught_up(stream, *position, fetched);
+        }
+    }
+    reset_diverged(inbox, history).await
+}
+
+/// Has the shared history start again, in new epochs, the streams written
+/// here apart or found to have gone back; every process tells their
+/// readers. Those not reset are asked again next time.
+pub(crate) async fn reset_diverged<H: SharedHistory>(
+    inbox: &dyn Inbox,
+    history: &mut H,
+) -> Result<(), H::Error> {
+    let diverged = inbox.take_diverged();
+    for (index, streams) in diverged.chunks(RESETS_AT_ONCE).enumerate() {
+        if let Err(error) = history.reset(streams).await {
+            inbox.diverged_again(&diverged[index * RESETS_AT_ONCE..]);
+            return Err(error);
+        }
+    }
+    if !diverged.is_empty() {
+        tracing::info!(
+            streams = diverged.len(),
+            "streams written apart from the shared history, or whose history went back, \
+             start again: their readers fetch again"
+        );
+    }
+    Ok(())
+}
+
+/// The streams a durable emit to `target` is appended to: everyone's, or
+/// each user's and each room's, each once.
+pub(crate) fn streams_of(target: &Target) -> Vec<Stream> {
+    if target.everyone {
+        return vec![Stream::Everyone];
+    }
+    let mut named = std::collections::HashSet::new();
+    target
+        .users
+        .iter()
+        .map(|user| Stream::User(*user))
+        .chain(target.rooms.iter().cloned().map(Stream::Room))
+        .filter(|stream| named.insert(stream.clone()))
+        .collect()
+}

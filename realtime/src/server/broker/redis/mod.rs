@@ -1,0 +1,275 @@
+//! The Redis broker: the server processes sharing a Redis server and a
+//! channel act as one hub.
+//!
+//! Each process (a *node*) delivers events to its own connections. When an
+//! emit may have recipients elsewhere, the node also publishes it once, and
+//! every other node delivers it to *its* connections; the publisher drops
+//! its own echo. The same channel carries the ends of sessions (log-out
+//! closes the session's sockets everywhere) and presence: each node
+//! announces which users it has in each room, and each node merges the
+//! announcements with its own members.
+//!
+//! One emit to a browser on another process runs one way through these
+//! files:
+//!
+//! 1. `link.rs`: wraps it in an envelope (`envelope.rs`) and queues it for
+//!    publishing, or counts it as missed while Redis is away;
+//! 2. `transport.rs`: publishes it on the channel; on every other node,
+//!    receives it and passes it on;
+//! 3. `receive.rs`: decodes it, drops the node's own echo, and hands it to
+//!    the hub's inbox, one function per kind of message.
+//!
+//! Durable events take another way: the link queues them as [`Durable`]
+//! records; the transport has Redis append them to the history
+//! (`history.rs`), whose script publishes them; `receive.rs` on every
+//! node, the emitting one included, hands them to the hub in the order
+//! Redis placed them. Recoveries a node's mirror cannot serve read Redis's
+//! history (`history.rs`).
+//!
+//! `nodes.rs` keeps which other nodes were heard from lately.
+
+mod envelope;
+mod history;
+mod link;
+mod nodes;
+mod receive;
+mod transport;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
+use parking_lot::Mutex;
+use redis::Client;
+use thiserror::Error;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::timeout,
+};
+
+use self::{
+    envelope::Message,
+    history::RedisHistory,
+    link::{Link, Outbound},
+    nodes::Nodes,
+    transport::Transport,
+};
+use super::{Broker, Durable, Fetched, Inbox, PresenceNews, ReadError};
+use crate::{
+    backoff::Backoff,
+    server::{SessionKey, Target, config::HistoryLimits},
+    stream::{EventId, Position, Stream},
+};
+
+/// The channel used unless [`RedisBackplane::channel`] says otherwise.
+/// Its name carries the envelope format's version.
+pub const DEFAULT_CHANNEL: &str = "realtime.v1";
+
+/// Envelopes waiting to be published, at most. When Redis cannot keep up,
+/// further emits reach this process's connections only (and are counted).
+const OUTBOUND_CAPACITY: usize = 16 * 1024;
+/// How long connecting, and each command, may take.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The backplane could not be set up.
+#[derive(Debug, Error)]
+pub enum BackplaneError {
+    /// (The URL is not repeated: it may hold a password.)
+    #[error("REDIS_URL is not a valid Redis URL (redis://host:port/): {source}")]
+    InvalidUrl { source: redis::RedisError },
+}
+
+/// How often a node says it is alive, and how long the others wait before
+/// presuming it gone.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    pub heartbeat: Duration,
+    /// Silence after which a node's presence is forgotten.
+    pub timeout: Duration,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Settings of a Redis backplane: give them to
+/// [`crate::server::HubBuilder::backplane`]. Nothing is connected until the
+/// hub is built; from then on a background task connects, and reconnects
+/// by itself.
+#[derive(Debug)]
+pub struct RedisBackplane {
+    client: Client,
+    channel: String,
+    liveness: Liveness,
+    backoff: Backoff,
+}
+
+impl RedisBackplane {
+    /// Checks the URL (`redis://host:port/`; `rediss://…` for TLS is not
+    /// built in). Nothing is connected yet.
+    pub fn new(url: &str) -> Result<Self, BackplaneError> {
+        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl { source })?;
+        Ok(Self {
+            client,
+            channel: DEFAULT_CHANNEL.to_owned(),
+            liveness: Liveness::default(),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
+        })
+    }
+
+    /// The pub/sub channel: processes on the same channel act as one hub.
+    /// Give each application its own when they share a Redis server.
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// How often processes say they are alive, and how long before a
+    /// silent one's presence is forgotten.
+    pub fn liveness(mut self, liveness: Liveness) -> Self {
+        self.liveness = liveness;
+        self
+    }
+
+    /// How long to wait between reconnection attempts.
+    pub fn reconnect_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The broker, for a hub that keeps this much history and sends
+    /// events of at most `max_event_bytes`.
+    pub(crate) fn into_broker(self, limits: HistoryLimits, max_event_bytes: usize) -> RedisBroker {
+        let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
+        RedisBroker {
+            link: Arc::new(Link::new(outbound)),
+            history: Arc::new(RedisHistory::new(self.channel.clone(), limits)),
+            nodes: Arc::new(Nodes::default()),
+            max_event_bytes,
+            waiting: Mutex::new(Some((self, queue))),
+            running: Mutex::new(None),
+        }
+    }
+}
+
+/// The running transport: told to stop, and awaited.
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// The broker over Redis: see the module documentation.
+pub(crate) struct RedisBroker {
+    link: Arc<Link>,
+    history: Arc<RedisHistory>,
+    nodes: Arc<Nodes>,
+    /// The largest event frame this process sends (and takes from others).
+    max_event_bytes: usize,
+    /// The settings and the outbound queue, until the transport starts.
+    waiting: Mutex<Option<(RedisBackplane, mpsc::Receiver<Outbound>)>>,
+    running: Mutex<Option<Running>>,
+}
+
+impl Broker for RedisBroker {
+    fn start(&self, inbox: Arc<dyn Inbox>) {
+        let Some((settings, queue)) = self.waiting.lock().take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!("a hub with a Redis backplane was built outside a Tokio runtime");
+            return;
+        };
+        let (stop, stopped) = watch::channel(false);
+        let task = runtime.spawn(
+            Transport {
+                inbox,
+                link: Arc::clone(&self.link),
+                history: Arc::clone(&self.history),
+                nodes: Arc::clone(&self.nodes),
+                settings,
+                queue,
+                stopped,
+                max_event_bytes: self.max_event_bytes,
+            }
+            .run(),
+        );
+        *self.running.lock() = Some(Running { stop, task });
+    }
+
+    fn shares_history(&self) -> bool {
+        true
+    }
+
+    fn place(&self, event: Box<Durable>) -> Result<(), Box<Durable>> {
+        self.link.record(event)
+    }
+
+    fn publish(&self, target: &Target, frame: &Utf8Bytes) {
+        let message = Message::Deliver {
+            target: target.clone(),
+        };
+        self.link.publish(&message, frame.as_str().as_bytes());
+    }
+
+    fn can_read(&self) -> bool {
+        self.link.is_up()
+    }
+
+    fn read<'a>(
+        &'a self,
+        stream: &'a Stream,
+        since: Option<Position>,
+        since_id: Option<EventId>,
+    ) -> BoxFuture<'a, Result<Fetched, ReadError>> {
+        Box::pin(self.history.read(stream, since, since_id))
+    }
+
+    fn announce(&self, news: PresenceNews) {
+        self.link.publish_state(&Message::from(news));
+    }
+
+    fn end_session(&self, session: &SessionKey) {
+        // Never dropped: kept until Redis is back if it is away, and told
+        // again to processes that reconnect.
+        self.link.end_session(session);
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.link.is_up())
+    }
+
+    fn peers(&self) -> usize {
+        self.nodes.count()
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        let running = self.running.lock().take();
+        Box::pin(async move {
+            let Some(mut running) = running else {
+                return;
+            };
+            let _ = running.stop.send(true);
+            if timeout(REDIS_TIMEOUT, &mut running.task).await.is_err() {
+                tracing::warn!(
+                    "the Redis backplane did not stop in time: stopped without a goodbye"
+                );
+                running.task.abort();
+            }
+        })
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        // The hub is gone: so is its transport.
+        if let Some(running) = self.running.lock().take() {
+            running.task.abort();
+        }
+    }
+}

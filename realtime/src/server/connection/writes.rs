@@ -1,0 +1,119 @@
+//! Writing to the socket: every write (a batch of frames, a ping, a close)
+//! is bounded by [`super::super::HubConfig::write_timeout`] and cut short
+//! when the hub closes the connection, so a browser that stops reading
+//! cannot hold the task, its socket or its buffers.
+
+use std::{future::Future, pin::Pin, task::Poll, time::Duration};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::time::timeout;
+
+use super::{
+    super::{
+        CloseReason,
+        registry::{Outgoing, Reached},
+    },
+    End,
+};
+
+/// Most frames written per flush.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Frames are written to the socket once this many bytes are buffered,
+/// or at the end of a batch, whichever comes first.
+pub(crate) const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+/// How long a close frame may take to send (after whatever was already
+/// buffered) before the socket is dropped.
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Writes to the socket, each bounded in time and cut short by a close.
+pub(super) struct Writes {
+    pub limit: Duration,
+}
+
+/// The connection's wait for its close signal.
+pub(super) type Closed<'a> = Pin<&'a mut (dyn Future<Output = CloseReason> + Send)>;
+
+impl Writes {
+    /// Writes what the queue held, [`MAX_BATCH`] frames at a time, each
+    /// time with one flush and within the write timeout: a long replay is
+    /// written in many such steps, not cut short by one timeout.
+    pub async fn batch(
+        &self,
+        socket: &mut WebSocket,
+        batch: &mut Vec<Outgoing>,
+        reached: &mut Reached,
+        mut closed: Closed<'_>,
+    ) -> Result<(), End> {
+        let mut frames = Vec::with_capacity(batch.len());
+        for item in batch.drain(..) {
+            item.write_into(reached, &mut frames);
+        }
+        let mut frames = frames.into_iter().peekable();
+        while frames.peek().is_some() {
+            let chunk = frames.by_ref().take(MAX_BATCH);
+            let write = async {
+                for frame in chunk {
+                    socket.feed(Message::Text(frame)).await?;
+                }
+                socket.flush().await
+            };
+            self.bounded(write, closed.as_mut()).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn send(
+        &self,
+        socket: &mut WebSocket,
+        message: Message,
+        closed: Closed<'_>,
+    ) -> Result<(), End> {
+        self.bounded(socket.send(message), closed).await
+    }
+
+    /// `Err(End::Closed(_))`: the hub closed the connection meanwhile (the
+    /// close frame goes out after what is already buffered);
+    /// `Err(End::WriteFailed)`: the write failed or took too long, and the
+    /// socket is dropped.
+    async fn bounded(
+        &self,
+        write: impl Future<Output = Result<(), axum::Error>>,
+        closed: Closed<'_>,
+    ) -> Result<(), End> {
+        let mut write = std::pin::pin!(write);
+        // Most writes finish at once, the socket having room: no timer for
+        // those.
+        if let Poll::Ready(written) = futures_util::poll!(write.as_mut()) {
+            return written.map_err(|_| End::WriteFailed);
+        }
+        tokio::select! {
+            biased;
+            reason = closed => Err(End::Closed(reason)),
+            written = timeout(self.limit, write) => match written {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::WriteFailed),
+                Err(_) => {
+                    tracing::debug!("a write took too long; dropping the connection");
+                    Err(End::WriteFailed)
+                }
+            },
+        }
+    }
+}
+
+/// Sends a close frame, within [`CLOSE_TIMEOUT`].
+pub(super) async fn close_with(
+    socket: &mut WebSocket,
+    code: u16,
+    reason: &'static str,
+) -> Result<(), ()> {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    match timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}

@@ -1,0 +1,1120 @@
+//! Who is connected, and which queues a frame goes into: the [`Registry`],
+//! owner of the maps of connections, users, sessions, tabs and rooms, and
+//! of the lock around them.
+//!
+//! One registry per process. Its lock is held for the map operations and
+//! queue pushes of one step, never across an `.await`: emits take it for
+//! reading, connects, disconnects, joins and leaves for writing. Every
+//! method takes and releases it; the only way to hold it across several
+//! steps is [`Registry::read_after`] or [`Registry::write_after`], which ask
+//! for proof that the caller holds the streams' lock ([`TakenBefore`]): the
+//! streams' lock is always taken first, and code holding the registry's
+//! can never take it.
+//!
+//! Queueing never waits: a connection whose queue is full is reported to
+//! the caller ([`Delivery::overflowed`]), who closes it once the lock is
+//! released. The registry knows nothing of closing, presence or recovery.
+
+mod outgoing;
+
+use std::{
+    collections::{HashMap, HashSet, hash_map::Entry},
+    net::IpAddr,
+    sync::Arc,
+};
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+pub(crate) use self::outgoing::{Delivery, Outgoing, Positions, Reached, Replayed};
+use super::{Identity, Refused, SessionKey, TabMark, Target, close::CloseSignal};
+use crate::{
+    ConnectionId, Member, RoomName, UserId,
+    protocol::{self, ControlFrame},
+    stream::{Discontinuity, EventId, Position, Stream},
+};
+
+/// What the registry keeps for one connection.
+pub(crate) struct Connection {
+    /// The connection's outgoing queue (bounded).
+    pub queue: mpsc::Sender<Outgoing>,
+    /// How to stop the connection's task.
+    pub signal: Arc<CloseSignal>,
+    pub identity: Identity,
+    /// The browser tab, bound to its session, when the tab said which.
+    pub tab: Option<TabMark>,
+    /// Rooms this connection is in, to remove it from them when it closes.
+    pub rooms: Vec<RoomName>,
+}
+
+impl Connection {
+    /// Queues one item, never waiting.
+    fn push(&self, id: ConnectionId, item: Outgoing, outcome: &mut Delivery) {
+        match self.queue.try_send(item) {
+            Ok(()) => outcome.queued += 1,
+            Err(TrySendError::Full(_)) => outcome.overflowed.push(id),
+            // The connection is closing; its task removes it.
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Whether the connection reads `stream` (gets its events live).
+    fn reads(&self, stream: &Stream) -> bool {
+        match stream {
+            Stream::Everyone => true,
+            Stream::User(user) => self.identity.user == Some(*user),
+            Stream::Room(room) => self.rooms.contains(room),
+        }
+    }
+}
+
+/// Sizes of the registry's maps, for tests and monitoring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub connections: usize,
+    /// Connections of visitors (not logged in).
+    pub anonymous: usize,
+    /// Users with at least one connection.
+    pub users: usize,
+    /// Sessions with at least one connection.
+    pub sessions: usize,
+    /// Rooms with at least one member.
+    pub rooms: usize,
+}
+
+/// Why a join did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    /// The connection is already in its maximum number of rooms.
+    TooManyRooms,
+    /// The connection closed meanwhile.
+    Gone,
+}
+
+/// How many connections the registry takes, in all and per actor, and how
+/// many rooms each may be in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub total: usize,
+    pub per_user: usize,
+    pub anonymous_per_address: usize,
+    pub rooms_per_connection: usize,
+}
+
+/// Who an event leaves out: the connection that caused it, and that
+/// connection's tab (bound to its session), whatever its connection now.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Except {
+    pub connection: Option<ConnectionId>,
+    pub tab: Option<TabMark>,
+}
+
+impl Except {
+    pub fn of(target: &Target) -> Self {
+        Self {
+            connection: target.except,
+            tab: target.except_tab,
+        }
+    }
+
+    fn leaves_out(self, id: ConnectionId, connection: &Connection) -> bool {
+        self.connection == Some(id) || (self.tab.is_some() && connection.tab == self.tab)
+    }
+}
+
+/// Proof that the caller holds the streams' lock, which is always taken
+/// before the registry's: only with it can the registry's lock be held
+/// across several steps. Implemented by the streams' guard alone.
+pub(crate) trait TakenBefore {}
+
+/// A durable event, placed in its streams, to queue for their readers.
+pub(crate) struct Placed<'a> {
+    pub id: EventId,
+    /// The event frame without positions.
+    pub frame: &'a str,
+    /// Each stream with the event's position in it.
+    pub streams: &'a [(Stream, Position)],
+    /// The event frame with its position in each stream (of the same
+    /// index): what a connection that reads one of them gets.
+    pub positioned: &'a [Utf8Bytes],
+    /// Single connections the target names besides its streams.
+    pub connections: &'a [ConnectionId],
+    pub except: Except,
+}
+
+/// One event of a stream's history, as it is replayed.
+#[derive(Clone, Debug)]
+pub(crate) struct Kept {
+    pub offset: u64,
+    /// The emit's id.
+    pub id: EventId,
+    /// Its frame, with its position in this stream.
+    pub frame: Utf8Bytes,
+    /// The tab the emit left out, if any: left out of replays too.
+    pub except: Option<TabMark>,
+    /// Its positions in the other streams it was placed in, if any: a
+    /// connection that reads one of those gets them in the frame too.
+    pub others: Option<Arc<[(Stream, Position)]>>,
+}
+
+impl Kept {
+    /// The frame for a connection, with the event's positions in the other
+    /// streams that connection reads.
+    fn frame_for(&self, connection: &Connection) -> Utf8Bytes {
+        let Some(others) = &self.others else {
+            return self.frame.clone();
+        };
+        let also: Vec<&(Stream, Position)> = others
+            .iter()
+            .filter(|(stream, _)| connection.reads(stream))
+            .collect();
+        if also.is_empty() {
+            return self.frame.clone();
+        }
+        protocol::with_also(self.frame.as_str().to_owned(), also).into()
+    }
+}
+
+/// The registry of one process: see the module documentation.
+pub(crate) struct Registry {
+    maps: RwLock<Maps>,
+    limits: Limits,
+}
+
+impl Registry {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            maps: RwLock::new(Maps::default()),
+            limits,
+        }
+    }
+
+    /// Holds the lock for reading across several steps, after the
+    /// streams' lock.
+    pub fn read_after(&self, _streams: &impl TakenBefore) -> RwLockReadGuard<'_, Maps> {
+        self.maps.read()
+    }
+
+    /// Holds the lock for writing across several steps, after the
+    /// streams' lock.
+    pub fn write_after(&self, _streams: &impl TakenBefore) -> RwLockWriteGuard<'_, Maps> {
+        self.maps.write()
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The tab of a connection, bound to its session, if it said which.
+    pub fn tab_of(&self, id: ConnectionId) -> Option<TabMark> {
+        self.maps.read().tab_of(id)
+    }
+
+    /// Whether a connection of `identity` would be past a limit now.
+    pub fn check(&self, identity: &Identity) -> Result<(), Refused> {
+        self.maps.read().check(identity, self.limits)
+    }
+
+    /// Registers a connection, unless a limit says no.
+    pub fn insert(&self, id: ConnectionId, connection: Connection) -> Result<(), Refused> {
+        self.maps.write().insert(id, connection, self.limits)
+    }
+
+    /// Forgets a connection everywhere. Returns it, if it was still here,
+    /// with the rooms its user left with it (no other connection of theirs
+    /// is there).
+    pub fn remove(&self, id: ConnectionId) -> Option<(Connection, Vec<RoomName>)> {
+        let mut maps = self.maps.write();
+        let connection = maps.remove(id)?;
+        let departed = match connection.identity.user {
+            Some(user) => connection
+                .rooms
+                .iter()
+                .filter(|room| !maps.user_in_room(room, user))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        Some((connection, departed))
+    }
+
+    /// Removes a connection from a room and queues its `left` frame. `None`
+    /// if it was not in it; otherwise whether its user departed with it,
+    /// and what queueing the frame did.
+    pub fn leave(&self, id: ConnectionId, room: &RoomName) -> Option<(bool, Delivery)> {
+        let mut maps = self.maps.write();
+        let departed = maps.leave(id, room)?;
+        let mut outcome = Delivery::default();
+        if let Some(connection) = maps.connections.get(&id) {
+            let left = Outgoing::Left {
+                frame: ControlFrame::Left { room }.to_json().into(),
+                stream: Stream::Room(room.clone()),
+            };
+            connection.push(id, left, &mut outcome);
+        }
+        Some((departed, outcome))
+    }
+
+    /// Queues `frame` for every connection `target` names, each once.
+    pub fn deliver(&self, target: &Target, frame: &Utf8Bytes) -> Delivery {
+        let mut outcome = Delivery::default();
+        self.maps.read().deliver(target, frame, &mut outcome);
+        outcome
+    }
+
+    /// Queues a frame for one connection.
+    pub fn send(&self, id: ConnectionId, frame: Utf8Bytes) -> Delivery {
+        let mut outcome = Delivery::default();
+        if let Some(connection) = self.maps.read().connections.get(&id) {
+            connection.push(id, Outgoing::Frame(frame), &mut outcome);
+        }
+        outcome
+    }
+
+    /// Whether every connection `target` names is registered here, and it
+    /// names nothing else (no stream, no tab): other processes need not
+    /// hear of it.
+    pub fn holds_all(&self, target: &Target) -> bool {
+        target.is_connections_only() && target.tabs.is_empty() && {
+            let maps = self.maps.read();
+            target
+                .connections
+                .iter()
+                .all(|id| maps.connections.contains_key(id))
+        }
+    }
+
+    /// The connections of a session.
+    pub fn session_connections(&self, session: &SessionKey) -> Vec<ConnectionId> {
+        self.maps
+            .read()
+            .sessions
+            .get(session)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The sessions with at least one connection.
+    pub fn session_keys(&self) -> Vec<SessionKey> {
+        self.maps.read().sessions.keys().cloned().collect()
+    }
+
+    /// Every connection id.
+    pub fn connection_ids(&self) -> Vec<ConnectionId> {
+        self.maps.read().connections.keys().copied().collect()
+    }
+
+    /// The members of a room, in no particular order.
+    pub fn room_members(&self, room: &RoomName) -> Vec<ConnectionId> {
+        self.maps.read().room_members(room)
+    }
+
+    /// The users with a connection in the room, each once, sorted.
+    pub fn room_users(&self, room: &RoomName) -> Vec<UserId> {
+        let maps = self.maps.read();
+        let mut users: Vec<UserId> = maps
+            .readers(&Stream::Room(room.clone()))
+            .filter_map(|id| maps.connections.get(&id)?.identity.user)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// The users with a connection in the room, each once, with their
+    /// names, sorted by name.
+    pub fn room_members_by_user(&self, room: &RoomName) -> Vec<Member> {
+        self.maps.read().room_members_by_user(room)
+    }
+
+    /// Whether a room has members here.
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        self.maps.read().rooms.contains_key(room)
+    }
+
+    /// The users of every room with members here that `keep` keeps.
+    pub fn members_of_rooms(
+        &self,
+        keep: impl Fn(&RoomName) -> bool,
+    ) -> Vec<(RoomName, Vec<Member>)> {
+        let maps = self.maps.read();
+        maps.rooms
+            .keys()
+            .filter(|room| keep(room))
+            .map(|room| (room.clone(), maps.room_members_by_user(room)))
+            .filter(|(_, members)| !members.is_empty())
+            .collect()
+    }
+
+    /// How many connections, users, sessions and rooms the registry holds.
+    pub fn stats(&self) -> RegistryStats {
+        self.maps.read().stats()
+    }
+}
+
+/// The maps themselves, behind the registry's lock.
+#[derive(Default)]
+pub(crate) struct Maps {
+    connections: HashMap<ConnectionId, Connection>,
+    users: HashMap<UserId, Vec<ConnectionId>>,
+    sessions: HashMap<SessionKey, Vec<ConnectionId>>,
+    tabs: HashMap<TabMark, Vec<ConnectionId>>,
+    rooms: HashMap<RoomName, HashSet<ConnectionId>>,
+    /// Visitors' connections per address.
+    anonymous: HashMap<IpAddr, usize>,
+}
+
+impl Maps {
+    /// Whether a connection of `identity` would be past a limit.
+    fn check(&self, identity: &Identity, limits: Limits) -> Result<(), Refused> {
+        if self.connections.len() >= limits.total {
+            return Err(Refused::Full);
+        }
+        match (identity.user, identity.address) {
+            (Some(user), _) => {
+                let held = self.users.get(&user).map_or(0, Vec::len);
+                if held >= limits.per_user {
+                    return Err(Refused::TooManyForUser);
+                }
+            }
+            (None, Some(address)) => {
+                let held = self.anonymous.get(&address).copied().unwrap_or(0);
+                if held >= limits.anonymous_per_address {
+                    return Err(Refused::TooManyForAddress);
+                }
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Registers a connection, unless a limit says no.
+    pub fn insert(
+        &mut self,
+        id: ConnectionId,
+        connection: Connection,
+        limits: Limits,
+    ) -> Result<(), Refused> {
+        self.check(&connection.identity, limits)?;
+        let identity = &connection.identity;
+        match (identity.user, identity.address) {
+            (Some(user), _) => self.users.entry(user).or_default().push(id),
+            (None, Some(address)) => *self.anonymous.entry(address).or_default() += 1,
+            (None, None) => {}
+        }
+        if let Some(session) = &identity.session {
+            self.sessions.entry(session.clone()).or_default().push(id);
+        }
+        if let Some(tab) = connection.tab {
+            self.tabs.entry(tab).or_default().push(id);
+        }
+        self.connections.insert(id, connection);
+        Ok(())
+    }
+
+    /// Forgets a connection everywhere. Returns it, if it was still here.
+    fn remove(&mut self, id: ConnectionId) -> Option<Connection> {
+        let connection = self.connections.remove(&id)?;
+        match (connection.identity.user, connection.identity.address) {
+            (Some(user), _) => remove_from_group(&mut self.users, user, id),
+            (None, Some(address)) => {
+                if let Entry::Occupied(mut held) = self.anonymous.entry(address) {
+                    *held.get_mut() -= 1;
+                    if *held.get() == 0 {
+                        held.remove();
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(session) = &connection.identity.session {
+            remove_from_group(&mut self.sessions, session.clone(), id);
+        }
+        if let Some(tab) = connection.tab {
+            remove_from_group(&mut self.tabs, tab, id);
+        }
+        for room in &connection.rooms {
+            if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
+                members.get_mut().remove(&id);
+                if members.get().is_empty() {
+                    members.remove();
+                }
+            }
+        }
+        Some(connection)
+    }
+
+    /// Adds a connection to a room. Joining a room twice is not an error.
+    /// Returns whether the connection's user arrived in the room with it (it
+    /// is their first connection there; never for a visitor).
+    pub fn join(
+        &mut self,
+        id: ConnectionId,
+        room: &RoomName,
+        max_rooms: usize,
+    ) -> Result<bool, JoinError> {
+        let connection = self.connections.get(&id).ok_or(JoinError::Gone)?;
+        if connection.rooms.contains(room) {
+            return Ok(false);
+        }
+        if connection.rooms.len() >= max_rooms {
+            return Err(JoinError::TooManyRooms);
+        }
+        let user = connection.identity.user;
+        let arrived = user.is_some_and(|user| !self.user_in_room(room, user));
+        if let Some(connection) = self.connections.get_mut(&id) {
+            connection.rooms.push(room.clone());
+        }
+        self.rooms.entry(room.clone()).or_default().insert(id);
+        Ok(arrived)
+    }
+
+    /// Removes a connection from a room. `None` if it was not in it;
+    /// otherwise whether its user departed with it (no other connection of
+    /// theirs is left in the room; never for a visitor).
+    fn leave(&mut self, id: ConnectionId, room: &RoomName) -> Option<bool> {
+        let connection = self.connections.get_mut(&id)?;
+        let index = connection.rooms.iter().position(|r| r == room)?;
+        connection.rooms.swap_remove(index);
+        let user = connection.identity.user;
+        if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
+            members.get_mut().remove(&id);
+            if members.get().is_empty() {
+                members.remove();
+            }
+        }
+        Some(user.is_some_and(|user| !self.user_in_room(room, user)))
+    }
+
+    /// Whether any connection of `user` is in `room`.
+    fn user_in_room(&self, room: &RoomName, user: UserId) -> bool {
+        self.readers(&Stream::Room(room.clone())).any(|id| {
+            self.connections
+                .get(&id)
+                .is_some_and(|connection| connection.identity.user == Some(user))
+        })
+    }
+
+    /// The connections that read `stream` here (get its events live).
+    pub fn readers(&self, stream: &Stream) -> Readers<'_> {
+        match stream {
+            Stream::Everyone => Readers::All(self.connections.keys()),
+            Stream::User(user) => Readers::Listed(self.users.get(user).map(|ids| ids.iter())),
+            Stream::Room(room) => Readers::Set(self.rooms.get(room).map(HashSet::iter)),
+        }
+    }
+
+    /// Whether any connection here reads `stream`.
+    pub fn has_readers(&self, stream: &Stream) -> bool {
+        self.readers(stream).next().is_some()
+    }
+
+    /// Whether a connection reads `stream` (would get its events live).
+    pub fn reads(&self, id: ConnectionId, stream: &Stream) -> bool {
+        self.connections
+            .get(&id)
+            .is_some_and(|connection| connection.reads(stream))
+    }
+
+    /// The members of a room, in no particular order.
+    fn room_members(&self, room: &RoomName) -> Vec<ConnectionId> {
+        self.readers(&Stream::Room(room.clone())).collect()
+    }
+
+    /// The users with a connection in the room, each once, with their
+    /// names, sorted by name.
+    fn room_members_by_user(&self, room: &RoomName) -> Vec<Member> {
+        let members: Vec<Member> = self
+            .readers(&Stream::Room(room.clone()))
+            .filter_map(|id| {
+                let identity = &self.connections.get(&id)?.identity;
+                let user = identity.user?;
+                Some(Member {
+                    user,
+                    name: identity.name.clone().unwrap_or_else(|| user.to_string()),
+                })
+            })
+            .collect();
+        crate::presence::each_user_once(members)
+    }
+
+    fn stats(&self) -> RegistryStats {
+        RegistryStats {
+            connections: self.connections.len(),
+            anonymous: self.connections.len() - self.users.values().map(Vec::len).sum::<usize>(),
+            users: self.users.len(),
+            sessions: self.sessions.len(),
+            rooms: self.rooms.len(),
+        }
+    }
+
+    /// Queues `frame` for every connection `target` names, each once,
+    /// except those it leaves out.
+    fn deliver(&self, target: &Target, frame: &Utf8Bytes, outcome: &mut Delivery) {
+        let except = Except::of(target);
+        let mut push = |id: ConnectionId| {
+            let Some(connection) = self.connections.get(&id) else {
+                return;
+            };
+            if !except.leaves_out(id, connection) {
+                connection.push(id, Outgoing::Frame(frame.clone()), outcome);
+            }
+        };
+
+        if target.everyone {
+            self.connections.keys().copied().for_each(&mut push);
+            return;
+        }
+        let groups =
+            target.users.len() + target.rooms.len() + target.connections.len() + target.tabs.len();
+        let streams = target
+            .users
+            .iter()
+            .map(|user| Stream::User(*user))
+            .chain(target.rooms.iter().cloned().map(Stream::Room));
+        let all = streams
+            .flat_map(|stream| self.readers(&stream).collect::<Vec<_>>())
+            .chain(target.connections.iter().copied())
+            .chain(
+                target
+                    .tabs
+                    .iter()
+                    .flat_map(|tab| self.tabs.get(tab).into_iter().flatten().copied()),
+            );
+        if groups <= 1 {
+            // One user, one room or one connection: no one is named twice.
+            all.for_each(push);
+        } else {
+            let mut seen = HashSet::new();
+            all.filter(|id| seen.insert(*id)).for_each(push);
+        }
+    }
+
+    /// Queues a durable event for the readers of its streams, each once,
+    /// with its position in each of the streams through which the
+    /// connection gets it; then for the single connections the target
+    /// names and that did not get it through a stream, without positions.
+    pub fn deliver_placed(&self, event: &Placed<'_>, outcome: &mut Delivery) {
+        let mut reached = HashSet::new();
+        if let ([(stream, position)], [frame]) = (event.streams, event.positioned) {
+            let positions = Positions::One((stream.clone(), *position));
+            for id in self.readers(stream) {
+                self.push_event(id, event.except, frame, &positions, outcome);
+            }
+            if !event.connections.is_empty() {
+                reached.extend(self.readers(stream));
+            }
+        } else {
+            // Each connection, with the streams (by index) it reads.
+            let mut streams_of: HashMap<ConnectionId, Vec<usize>> = HashMap::new();
+            for (index, (stream, _)) in event.streams.iter().enumerate() {
+                for id in self.readers(stream) {
+                    streams_of.entry(id).or_default().push(index);
+                }
+            }
+            // One frame per set of streams, whoever reads it.
+            let mut frames: HashMap<Vec<usize>, (Utf8Bytes, Positions)> = HashMap::new();
+            for (id, indexes) in streams_of {
+                let (frame, positions) = frames.entry(indexes).or_insert_with_key(|indexes| {
+                    if let ([index], Some(frame)) =
+                        (indexes.as_slice(), event.positioned.get(indexes[0]))
+                    {
+                        return (frame.clone(), Positions::One(event.streams[*index].clone()));
+                    }
+                    let positions: Vec<(Stream, Position)> = indexes
+                        .iter()
+                        .map(|index| event.streams[*index].clone())
+                        .collect();
+                    let frame = protocol::with_positions(event.frame, event.id, &positions);
+                    (frame.into(), Positions::Many(positions.into()))
+                });
+                self.push_event(id, event.except, frame, positions, outcome);
+                reached.insert(id);
+            }
+        }
+        if !event.connections.is_empty() {
+            let frame = Utf8Bytes::from(event.frame.to_owned());
+            for id in event.connections {
+                if reached.insert(*id)
+                    && let Some(connection) = self.connections.get(id)
+                    && !event.except.leaves_out(*id, connection)
+                {
+                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
+                }
+            }
+        }
+    }
+
+    fn push_event(
+        &self,
+        id: ConnectionId,
+        except: Except,
+        frame: &Utf8Bytes,
+        positions: &Positions,
+        outcome: &mut Delivery,
+    ) {
+        if let Some(connection) = self.connections.get(&id)
+            && !except.leaves_out(id, connection)
+        {
+            let item = Outgoing::Event {
+                frame: frame.clone(),
+                positions: positions.clone(),
+            };
+            connection.push(id, item, outcome);
+        }
+    }
+
+    /// Queues for every reader of `stream` here the same replay (less
+    /// the events its tab was left out of), after which it stands at `to`.
+    pub fn replay_to_readers(
+        &self,
+        stream: &Stream,
+        events: &[Kept],
+        to: Position,
+        outcome: &mut Delivery,
+    ) {
+        for id in self.readers(stream) {
+            if let Some(connection) = self.connections.get(&id) {
+                let replay = Outgoing::Replay {
+                    stream: stream.clone(),
+                    events: replayed_for(connection, events),
+                    to,
+                };
+                connection.push(id, replay, outcome);
+            }
+        }
+    }
+
+    /// Queues a `discontinuity` for every reader of `stream` here: whatever
+    /// they read of it, they may have missed some; it goes on from
+    /// `position`.
+    pub fn discontinuity_to_readers(
+        &self,
+        stream: &Stream,
+        reason: Discontinuity,
+        position: Position,
+        outcome: &mut Delivery,
+    ) {
+        let frame: Utf8Bytes = ControlFrame::Discontinuity {
+            stream,
+            reason,
+            position,
+        }
+        .to_json()
+        .into();
+        for id in self.readers(stream) {
+            if let Some(connection) = self.connections.get(&id) {
+                let item = Outgoing::Discontinuity {
+                    frame: frame.clone(),
+                    stream: stream.clone(),
+                    position,
+                };
+                connection.push(id, item, outcome);
+            }
+        }
+    }
+
+    /// Queues a replay of `stream` for one connection, less the events its
+    /// tab was left out of. `false` if its queue is full (or it is gone).
+    pub fn queue_replay(
+        &self,
+        id: ConnectionId,
+        stream: &Stream,
+        events: &[Kept],
+        to: Position,
+    ) -> bool {
+        self.connections.get(&id).is_some_and(|connection| {
+            let replay = Outgoing::Replay {
+                stream: stream.clone(),
+                events: replayed_for(connection, events),
+                to,
+            };
+            connection.queue.try_send(replay).is_ok()
+        })
+    }
+
+    /// Queues a `discontinuity` of `stream` for one connection. `false` if
+    /// its queue is full (or it is gone).
+    pub fn queue_discontinuity(
+        &self,
+        id: ConnectionId,
+        stream: &Stream,
+        reason: Discontinuity,
+        position: Position,
+    ) -> bool {
+        self.connections.get(&id).is_some_and(|connection| {
+            let frame = ControlFrame::Discontinuity {
+                stream,
+                reason,
+                position,
+            };
+            let item = Outgoing::Discontinuity {
+                frame: frame.to_json().into(),
+                stream: stream.clone(),
+                position,
+            };
+            connection.queue.try_send(item).is_ok()
+        })
+    }
+
+    /// Queues a control frame for one connection. `false` if its queue is
+    /// full (or it is gone).
+    pub fn queue_control(&self, id: ConnectionId, frame: &ControlFrame<'_>) -> bool {
+        self.connections.get(&id).is_some_and(|connection| {
+            let item = Outgoing::Frame(frame.to_json().into());
+            connection.queue.try_send(item).is_ok()
+        })
+    }
+
+    /// The tab of a connection, bound to its session, if it said which.
+    pub fn tab_of(&self, id: ConnectionId) -> Option<TabMark> {
+        self.connections.get(&id)?.tab
+    }
+}
+
+/// A replay's events as one connection gets them: without those its tab
+/// was left out of, with the positions in the other streams it reads.
+fn replayed_for(connection: &Connection, events: &[Kept]) -> Vec<Replayed> {
+    events
+        .iter()
+        .filter(|event| connection.tab.is_none() || event.except != connection.tab)
+        .map(|event| Replayed {
+            offset: event.offset,
+            frame: event.frame_for(connection),
+        })
+        .collect()
+}
+
+/// The connections that read a stream: every connection, a user's, or a
+/// room's members.
+pub(crate) enum Readers<'a> {
+    All(std::collections::hash_map::Keys<'a, ConnectionId, Connection>),
+    Listed(Option<std::slice::Iter<'a, ConnectionId>>),
+    Set(Option<std::collections::hash_set::Iter<'a, ConnectionId>>),
+}
+
+impl Iterator for Readers<'_> {
+    type Item = ConnectionId;
+
+    fn next(&mut self) -> Option<ConnectionId> {
+        match self {
+            Self::All(ids) => ids.next().copied(),
+            Self::Listed(ids) => ids.as_mut()?.next().copied(),
+            Self::Set(ids) => ids.as_mut()?.next().copied(),
+        }
+    }
+}
+
+fn remove_from_group<K: Eq + std::hash::Hash>(
+    groups: &mut HashMap<K, Vec<ConnectionId>>,
+    key: K,
+    id: ConnectionId,
+) {
+    if let Entry::Occupied(mut members) = groups.entry(key) {
+        members.get_mut().retain(|member| *member != id);
+        if members.get().is_empty() {
+            members.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Epoch;
+
+    const UNLIMITED: Limits = Limits {
+        total: usize::MAX,
+        per_user: usize::MAX,
+        anonymous_per_address: usize::MAX,
+        rooms_per_connection: 8,
+    };
+
+    struct Fixture {
+        maps: Maps,
+        queues: HashMap<ConnectionId, mpsc::Receiver<Outgoing>>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                maps: Maps::default(),
+                queues: HashMap::new(),
+            }
+        }
+
+        fn connect(&mut self, id: u64, user: Option<i64>, session: Option<&str>) -> ConnectionId {
+            self.connect_with_capacity(id, user, session, 8)
+        }
+
+        fn connect_with_capacity(
+            &mut self,
+            id: u64,
+            user: Option<i64>,
+            session: Option<&str>,
+            capacity: usize,
+        ) -> ConnectionId {
+            let id = ConnectionId(id);
+            let (queue, receiver) = mpsc::channel(capacity);
+            self.maps
+                .insert(
+                    id,
+                    Connection {
+                        queue,
+                        signal: Arc::new(CloseSignal::default()),
+                        identity: Identity {
+                            user: user.map(UserId),
+                            session: session.map(SessionKey::from),
+                            name: user.map(|user| format!("user {user}")),
+                            address: None,
+                        },
+                        tab: Some(TabMark(id.0)),
+                        rooms: Vec::new(),
+                    },
+                    UNLIMITED,
+                )
+                .unwrap();
+            self.queues.insert(id, receiver);
+            id
+        }
+
+        fn join(&mut self, id: ConnectionId, room: &RoomName) {
+            self.maps.join(id, room, 8).unwrap();
+        }
+
+        /// Delivers one frame and returns who got it, sorted.
+        fn deliver(&mut self, target: &Target) -> Vec<u64> {
+            let mut outcome = Delivery::default();
+            self.maps
+                .deliver(target, &Utf8Bytes::from_static("frame"), &mut outcome);
+            let got = self.received().into_keys().collect::<Vec<_>>();
+            assert_eq!(got.len(), outcome.queued);
+            got
+        }
+
+        /// What each connection's queue holds, as written, by connection.
+        fn received(&mut self) -> std::collections::BTreeMap<u64, Vec<String>> {
+            self.queues
+                .iter_mut()
+                .filter_map(|(id, queue)| {
+                    let mut frames = Vec::new();
+                    let mut reached = Reached::default();
+                    while let Ok(item) = queue.try_recv() {
+                        item.write_into(&mut reached, &mut frames);
+                    }
+                    let frames: Vec<String> = frames
+                        .iter()
+                        .map(|frame| frame.as_str().to_owned())
+                        .collect();
+                    (!frames.is_empty()).then_some((id.0, frames))
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn everyone_means_every_connection_anonymous_or_not() {
+        let mut f = Fixture::new();
+        f.connect(1, Some(10), Some("s1"));
+        f.connect(2, None, None);
+        assert_eq!(f.deliver(&Target::everyone()), [1, 2]);
+    }
+
+    #[test]
+    fn a_user_gets_it_on_every_connection_and_visitors_never() {
+        let mut f = Fixture::new();
+        f.connect(1, Some(10), Some("a"));
+        f.connect(2, Some(10), Some("b"));
+        f.connect(3, Some(11), Some("c"));
+        f.connect(4, None, None);
+        assert_eq!(f.deliver(&Target::user(10)), [1, 2]);
+        assert_eq!(f.deliver(&Target::users([10, 11])), [1, 2, 3]);
+        assert_eq!(
+            f.deliver(&Target::users(Vec::<i64>::new())),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn rooms_and_unions_name_each_connection_once() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), None);
+        let b = f.connect(2, Some(11), None);
+        f.connect(3, None, None);
+        let red = RoomName::from("team:red");
+        let blue = RoomName::from("team:blue");
+        f.join(a, &red);
+        f.join(a, &blue);
+        f.join(b, &blue);
+
+        assert_eq!(f.deliver(&Target::room_name(red.clone())), [1]);
+        assert_eq!(
+            f.deliver(&Target::room_names([red.clone(), blue.clone()])),
+            [1, 2]
+        );
+        assert_eq!(
+            f.deliver(
+                &Target::room_name(blue)
+                    .and(Target::user(10))
+                    .and(Target::connection(a))
+            ),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn except_leaves_out_one_connection_or_one_tab() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), None);
+        f.connect(2, Some(10), None);
+        assert_eq!(f.deliver(&Target::everyone().except(a)), [2]);
+        assert_eq!(f.deliver(&Target::user(10).except(a)), [2]);
+        let tab = f.maps.tab_of(a);
+        assert_eq!(f.deliver(&Target::user(10).except_tab(tab)), [2]);
+        assert_eq!(f.deliver(&Target::tab(TabMark(2))), [2]);
+    }
+
+    #[test]
+    fn a_full_queue_is_reported_not_waited_for() {
+        let mut f = Fixture::new();
+        let slow = f.connect_with_capacity(1, None, None, 1);
+        let mut outcome = Delivery::default();
+        let frame = Utf8Bytes::from_static("frame");
+        f.maps.deliver(&Target::everyone(), &frame, &mut outcome);
+        f.maps.deliver(&Target::everyone(), &frame, &mut outcome);
+        assert_eq!(outcome.queued, 1);
+        assert_eq!(outcome.overflowed, [slow]);
+    }
+
+    #[test]
+    fn the_room_limit_is_enforced_and_rejoining_is_free() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, None, None);
+        f.maps.join(a, &"r:1".into(), 2).unwrap();
+        f.maps.join(a, &"r:1".into(), 2).unwrap();
+        f.maps.join(a, &"r:2".into(), 2).unwrap();
+        assert_eq!(
+            f.maps.join(a, &"r:3".into(), 2),
+            Err(JoinError::TooManyRooms)
+        );
+        assert_eq!(
+            f.maps.join(ConnectionId(99), &"r:1".into(), 2),
+            Err(JoinError::Gone)
+        );
+    }
+
+    #[test]
+    fn removing_a_connection_leaves_no_trace() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, Some(10), Some("s"));
+        let b = f.connect(2, Some(10), Some("s"));
+        f.join(a, &"r:1".into());
+        f.join(b, &"r:1".into());
+        assert_eq!(
+            f.maps.stats(),
+            RegistryStats {
+                connections: 2,
+                anonymous: 0,
+                users: 1,
+                sessions: 1,
+                rooms: 1
+            }
+        );
+
+        f.maps.remove(a);
+        assert_eq!(f.maps.room_members(&"r:1".into()), [b]);
+        f.maps.remove(b);
+        assert_eq!(f.maps.stats(), RegistryStats::default());
+        assert!(f.maps.tabs.is_empty());
+        assert!(f.maps.remove(b).is_none());
+    }
+
+    #[test]
+    fn leaving_empties_the_room() {
+        let mut f = Fixture::new();
+        let a = f.connect(1, None, None);
+        f.join(a, &"r:1".into());
+        assert_eq!(f.maps.leave(a, &"r:1".into()), Some(false));
+        assert_eq!(f.maps.leave(a, &"r:1".into()), None);
+        assert_eq!(f.maps.stats().rooms, 0);
+    }
+
+    #[test]
+    fn a_user_arrives_with_their_first_tab_and_departs_with_their_last() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        let tab1 = f.connect(1, Some(10), None);
+        let tab2 = f.connect(2, Some(10), None);
+        let visitor = f.connect(3, None, None);
+        assert_eq!(f.maps.join(tab1, &room, 8), Ok(true));
+        assert_eq!(f.maps.join(tab2, &room, 8), Ok(false));
+        assert_eq!(f.maps.join(visitor, &room, 8), Ok(false));
+        assert_eq!(f.maps.leave(tab1, &room), Some(false));
+        assert_eq!(f.maps.leave(tab2, &room), Some(true));
+        assert!(!f.maps.user_in_room(&room, UserId(10)));
+    }
+
+    #[test]
+    fn members_are_listed_once_per_user_by_name() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        for (id, user) in [(1, Some(20)), (2, Some(10)), (3, Some(20)), (4, None)] {
+            let connection = f.connect(id, user, None);
+            f.join(connection, &room);
+        }
+        let names: Vec<String> = f
+            .maps
+            .room_members_by_user(&room)
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["user 10", "user 20"]);
+    }
+
+    #[test]
+    fn a_durable_event_carries_its_position_in_each_stream_a_connection_reads() {
+        let mut f = Fixture::new();
+        let red = RoomName::from("team:red");
+        let ada = f.connect(1, Some(10), None);
+        let bob = f.connect(2, Some(11), None);
+        f.connect(3, None, None);
+        f.join(ada, &red);
+        f.join(bob, &red);
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        let streams = [
+            (Stream::User(UserId(10)), at(4)),
+            (Stream::Room(red), at(9)),
+        ];
+        let mut outcome = Delivery::default();
+        let frame = r#"{"type":"event","name":"x","data":1}"#;
+        let positioned: Vec<Utf8Bytes> = streams
+            .iter()
+            .map(|one| {
+                protocol::with_positions(frame, EventId(5), std::slice::from_ref(one)).into()
+            })
+            .collect();
+        let event = Placed {
+            id: EventId(5),
+            frame,
+            streams: &streams,
+            positioned: &positioned,
+            connections: &[ConnectionId(3)],
+            except: Except::default(),
+        };
+        f.maps.deliver_placed(&event, &mut outcome);
+        assert_eq!(outcome.queued, 3);
+        let got = f.received();
+        let ada = &got[&1][0];
+        assert!(
+            ada.contains(r#""stream":"user:10","epoch":"0000000000000001","offset":4"#)
+                && ada.contains(r#""also":[{"stream":"room:team:red""#),
+            "{ada}"
+        );
+        assert!(got[&2][0].contains(r#""stream":"room:team:red""#) && !got[&2][0].contains("also"));
+        assert_eq!(got[&3], [r#"{"type":"event","name":"x","data":1}"#]);
+    }
+}

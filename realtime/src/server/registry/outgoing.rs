@@ -1,0 +1,281 @@
+//! What waits in a connection's queue ([`Outgoing`]), and how far the
+//! frames written to it reached in each stream ([`Reached`]).
+//!
+//! The connection's task turns its queue into frames to write
+//! ([`Outgoing::write_into`]). A durable event can come to a connection by
+//! two ways at once: live, and in a replay read from Redis while this
+//! process was still receiving the same events. `Reached` leaves out the
+//! second, by position: an event is written unless one of the streams it
+//! carries a position in has reached that position already. A
+//! `discontinuity` is never left out: it sets where its stream goes on
+//! from, even backwards (the history behind it was lost).
+
+use std::{collections::HashMap, sync::Arc};
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::stream::{Position, Stream};
+
+/// Where a durable event sits in the streams it reached a connection
+/// through: one stream (the usual case, no allocation), or several, shared
+/// by the connections that read the same ones.
+#[derive(Clone, Debug)]
+pub(crate) enum Positions {
+    One((Stream, Position)),
+    Many(Arc<[(Stream, Position)]>),
+}
+
+impl Positions {
+    pub fn as_slice(&self) -> &[(Stream, Position)] {
+        match self {
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(all) => all,
+        }
+    }
+}
+
+/// One event of a replay, with its offset in the replayed stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Replayed {
+    pub offset: u64,
+    pub frame: Utf8Bytes,
+}
+
+/// What waits in a connection's queue.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A frame written as it is: a volatile event, a presence list, a
+    /// reply.
+    Frame(Utf8Bytes),
+    /// A durable event, live: not written if the connection has it
+    /// already.
+    Event {
+        frame: Utf8Bytes,
+        positions: Positions,
+    },
+    /// What a tab missed of one stream, in one place of the queue: a replay
+    /// may be longer than the queue, and is not cut short by the
+    /// slow-client rule. The stream then stands at `to`.
+    Replay {
+        stream: Stream,
+        events: Vec<Replayed>,
+        to: Position,
+    },
+    /// The connection may have missed events of `stream`: always written,
+    /// and the stream goes on from `position`, whatever it had reached.
+    Discontinuity {
+        frame: Utf8Bytes,
+        stream: Stream,
+        position: Position,
+    },
+    /// The connection left a room (the `left` frame): its stream is
+    /// forgotten, so that what the connection reached stays within the
+    /// streams it reads.
+    Left { frame: Utf8Bytes, stream: Stream },
+}
+
+impl Outgoing {
+    /// Adds the frames to write to `frames`, in order, leaving out the
+    /// events the connection had already.
+    pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {
+        match self {
+            Self::Frame(frame) => frames.push(frame),
+            Self::Event { frame, positions } => {
+                let positions = positions.as_slice();
+                if !reached.has_any(positions) {
+                    for (stream, position) in positions {
+                        reached.advance(stream, *position);
+                    }
+                    frames.push(frame);
+                }
+            }
+            Self::Replay { stream, events, to } => {
+                let at = reached.at(&stream);
+                frames.extend(
+                    events
+                        .into_iter()
+                        .filter(|event| {
+                            at.is_none_or(|at| at.epoch != to.epoch || at.offset < event.offset)
+                        })
+                        .map(|event| event.frame),
+                );
+                reached.advance(&stream, to);
+            }
+            Self::Discontinuity {
+                frame,
+                stream,
+                position,
+            } => {
+                reached.set(stream, position);
+                frames.push(frame);
+            }
+            Self::Left { frame, stream } => {
+                reached.forget(&stream);
+                frames.push(frame);
+            }
+        }
+    }
+}
+
+/// How far the frames written to one connection reached in each stream it
+/// reads: everyone's, its user's and its rooms' (a room is forgotten when
+/// the connection leaves it), so never more than a few dozen.
+#[derive(Debug, Default)]
+pub(crate) struct Reached(HashMap<Stream, Position>);
+
+impl Reached {
+    fn at(&self, stream: &Stream) -> Option<Position> {
+        self.0.get(stream).copied()
+    }
+
+    /// Whether the connection reached any of these positions already.
+    fn has_any(&self, positions: &[(Stream, Position)]) -> bool {
+        positions.iter().any(|(stream, position)| {
+            self.0
+                .get(stream)
+                .is_some_and(|at| at.epoch == position.epoch && at.offset >= position.offset)
+        })
+    }
+
+    /// Notes that the connection reached `position`, unless it was further
+    /// in that epoch already.
+    fn advance(&mut self, stream: &Stream, position: Position) {
+        match self.0.get_mut(stream) {
+            Some(at) if at.epoch == position.epoch && at.offset >= position.offset => {}
+            Some(at) => *at = position,
+            None => {
+                self.0.insert(stream.clone(), position);
+            }
+        }
+    }
+
+    /// The stream goes on from `position`, whatever was reached before.
+    fn set(&mut self, stream: Stream, position: Position) {
+        self.0.insert(stream, position);
+    }
+
+    fn forget(&mut self, stream: &Stream) {
+        self.0.remove(stream);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// What one delivery did.
+#[derive(Debug, Default)]
+#[must_use = "connections whose queue overflowed must be closed"]
+pub(crate) struct Delivery {
+    /// Connections the frame was queued for.
+    pub queued: usize,
+    /// Connections whose queue was full.
+    pub overflowed: Vec<crate::ConnectionId>,
+}
+
+impl Delivery {
+    /// Adds what another delivery did.
+    pub fn add(&mut self, other: Delivery) {
+        self.queued += other.queued;
+        self.overflowed.extend(other.overflowed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::Epoch;
+
+    fn at(epoch: u64, offset: u64) -> Position {
+        Position {
+            epoch: Epoch(epoch),
+            offset,
+        }
+    }
+
+    fn written(items: Vec<Outgoing>, reached: &mut Reached) -> Vec<String> {
+        let mut frames = Vec::new();
+        for item in items {
+            item.write_into(reached, &mut frames);
+        }
+        frames
+            .iter()
+            .map(|frame| frame.as_str().to_owned())
+            .collect()
+    }
+
+    fn event(text: &'static str, positions: &[(Stream, Position)]) -> Outgoing {
+        Outgoing::Event {
+            frame: Utf8Bytes::from_static(text),
+            positions: match positions {
+                [one] => Positions::One(one.clone()),
+                many => Positions::Many(many.into()),
+            },
+        }
+    }
+
+    #[test]
+    fn an_event_a_replay_brought_already_is_left_out_by_any_of_its_streams() {
+        let red = Stream::Room("team:red".into());
+        let mut reached = Reached::default();
+        let replay = Outgoing::Replay {
+            stream: Stream::Everyone,
+            events: vec![Replayed {
+                offset: 4,
+                frame: Utf8Bytes::from_static("e4"),
+            }],
+            to: at(1, 4),
+        };
+        let got = written(
+            vec![
+                replay,
+                event("e4 again", &[(Stream::Everyone, at(1, 4))]),
+                event(
+                    "e5",
+                    &[(red.clone(), at(2, 1)), (Stream::Everyone, at(1, 5))],
+                ),
+                event("e5 again", &[(red, at(2, 1))]),
+            ],
+            &mut reached,
+        );
+        assert_eq!(got, ["e4", "e5"]);
+    }
+
+    #[test]
+    fn a_discontinuity_is_always_written_and_moves_its_stream_even_back() {
+        let mut reached = Reached::default();
+        let got = written(
+            vec![
+                event("e9", &[(Stream::Everyone, at(1, 9))]),
+                Outgoing::Discontinuity {
+                    frame: Utf8Bytes::from_static("gap"),
+                    stream: Stream::Everyone,
+                    position: at(1, 3),
+                },
+                // Offsets given again after the history went back.
+                event("new e4", &[(Stream::Everyone, at(1, 4))]),
+            ],
+            &mut reached,
+        );
+        assert_eq!(got, ["e9", "gap", "new e4"]);
+    }
+
+    #[test]
+    fn leaving_a_room_forgets_its_stream() {
+        let red = Stream::Room("team:red".into());
+        let mut reached = Reached::default();
+        let got = written(
+            vec![
+                event("e1", &[(red.clone(), at(1, 1))]),
+                Outgoing::Left {
+                    frame: Utf8Bytes::from_static("left"),
+                    stream: red,
+                },
+            ],
+            &mut reached,
+        );
+        assert_eq!(got, ["e1", "left"]);
+        assert_eq!(reached.len(), 0);
+    }
+}
