@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, HeaderValue, Request};
 use leptos::prelude::{Owner, provide_context};
 use realtime::{
-    Position, Stream,
+    Position, Presence, Stream,
     protocol::{self, Resume, ServerFrame},
     server::{
         Hub, HubBuilder, HubConfig, JoinRequest, SessionKey,
@@ -28,6 +28,7 @@ const SESSION_HEADER: &str = "x-test-session";
 fn builder(node: &MemoryNode, config: HubConfig) -> HubBuilder {
     Hub::builder()
         .room::<Team, _, _>(|_: JoinRequest<Team>| async { Ok(()) })
+        .presence::<Team>()
         .config(config)
         .memory_backplane(node)
         .caller_session(|parts| {
@@ -283,4 +284,70 @@ async fn a_stream_read_here_is_never_forgotten_so_a_gap_in_it_is_told() {
     // Caught up (or told), never silently skipped.
     assert_eq!(placed_note(&mut tab).await.0, "missed");
     assert_eq!(placed_note(&mut tab).await.0, "after");
+}
+
+/// Reads presence updates until one lists exactly `names` (updates from
+/// the other hub arrive when they arrive: an intermediate list is fine).
+async fn presence_becomes(tab: &mut TestClient, names: &[&str]) {
+    loop {
+        let presence = tab.event::<Presence>().await;
+        let got: Vec<&str> = presence.members.iter().map(|m| m.name.as_str()).collect();
+        if got == names {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_merges_every_hubs_members_and_forgets_a_hub_that_leaves() {
+    let backplane = MemoryBackplane::new();
+    let (a, b) = (
+        hub_on(&backplane.node()).await,
+        hub_on(&backplane.node()).await,
+    );
+    let mut ada = a.connect("user=1&session=s1&name=ada").await;
+    let _ = ada.join("team:red").await;
+    let mut bob = b.connect("user=2&session=s2&name=bob").await;
+    let _ = bob.join("team:red").await;
+    presence_becomes(&mut bob, &["ada", "bob"]).await;
+    presence_becomes(&mut ada, &["ada", "bob"]).await;
+    // A second tab of Ada's on B: still one Ada.
+    let mut ada_on_b = b.connect("user=1&session=s3&name=ada").await;
+    let _ = ada_on_b.join("team:red").await;
+    presence_becomes(&mut ada_on_b, &["ada", "bob"]).await;
+
+    // B stops: A forgets its members at once.
+    b.hub.disconnect_all();
+    b.hub.shutdown().await;
+    presence_becomes(&mut ada, &["ada"]).await;
+    assert_eq!(a.hub.peers(), 0);
+}
+
+#[tokio::test]
+async fn a_session_ends_on_every_hub_even_one_away_when_it_ended() {
+    let backplane = MemoryBackplane::new();
+    let (node_b, node_c) = (backplane.node(), backplane.node());
+    let a = hub_on(&backplane.node()).await;
+    let (b, c) = (hub_on(&node_b).await, hub_on(&node_c).await);
+    let mut on_a = a.user(1, "shared").await;
+    let mut on_b = b.user(1, "shared").await;
+    let mut on_c = c.user(1, "shared").await;
+    let mut other = b.user(1, "another").await;
+
+    // C is away when A ends the session; then B is away when C comes back.
+    node_c.cut();
+    assert_eq!(a.hub.disconnect_session(&"shared".into()), 1);
+    let ended = Some(protocol::close::SESSION_ENDED);
+    assert_eq!(on_a.closed().await, ended);
+    assert_eq!(on_b.closed().await, ended);
+    b.assert_nothing_more(&mut [&mut other]).await;
+    node_c.restore().await;
+    assert_eq!(on_c.closed().await, ended, "told again when C came back");
+
+    // A session that ends on a hub that is away is told when it is back.
+    let mut on_a = a.user(2, "later").await;
+    node_b.cut();
+    b.hub.disconnect_session(&"later".into());
+    node_b.restore().await;
+    assert_eq!(on_a.closed().await, ended);
 }

@@ -10,8 +10,11 @@
 
 use axum::http::{HeaderMap, request::Parts};
 
-use super::{Hub, TabMark};
+use super::{SessionKey, TabMark};
 use crate::{ConnectionId, protocol, stream::TabId};
+
+/// The application's answer to "which session made this request?".
+pub(super) type CallerSession = Box<dyn Fn(&Parts) -> Option<SessionKey> + Send + Sync>;
 
 /// The connection of the browser tab that made the current server-function
 /// call, as the call names it ([`protocol::CONNECTION_HEADER`]). `None`
@@ -44,28 +47,34 @@ fn tab_from_headers(headers: &HeaderMap) -> Option<TabId> {
         .ok()
 }
 
-impl Hub {
+/// How a hub tells which tab made a call, and binds tabs to sessions: the
+/// application's way to read a request's session
+/// ([`super::HubBuilder::caller_session`]), if it gave one.
+pub(super) struct Callers {
+    session: Option<CallerSession>,
+}
+
+impl Callers {
+    pub fn new(session: Option<CallerSession>) -> Self {
+        Self { session }
+    }
+
     /// The tab that made the current server-function call, bound to the
     /// call's session. `None` outside a server function, or for a call that
     /// names no tab. In debug builds, a call that did not come through
     /// `RealtimeClient` is a warning (`what` is the emit that needed it).
-    pub(super) fn caller_tab(&self, what: &'static str) -> Option<TabMark> {
+    pub fn current(&self, what: &'static str) -> Option<TabMark> {
         let parts = leptos::prelude::use_context::<Parts>()?;
         warn_if_unmarked(&parts, what);
         let tab = tab_from_headers(&parts.headers)?;
-        Some(self.tab_mark(tab, self.session_of(&parts).as_ref()))
+        let session = self.session.as_ref().and_then(|session| session(&parts));
+        Some(self.mark(tab, session.as_ref()))
     }
 
-    /// A tab's mark, bound to `session` if this hub knows the sessions of
+    /// A tab's mark, bound to `session` when the hub knows the sessions of
     /// calls (otherwise to none, for connections and calls alike).
-    pub(super) fn tab_mark(&self, tab: TabId, session: Option<&super::SessionKey>) -> TabMark {
-        let bound = self.inner.caller_session.as_ref().and(session);
-        TabMark::of(tab, bound)
-    }
-
-    /// The session of a request, as the application says.
-    fn session_of(&self, parts: &Parts) -> Option<super::SessionKey> {
-        self.inner.caller_session.as_ref()?(parts)
+    pub fn mark(&self, tab: TabId, session: Option<&SessionKey>) -> TabMark {
+        TabMark::of(tab, self.session.as_ref().and(session))
     }
 }
 

@@ -1,6 +1,5 @@
-//! Closing connections from the server side: why ([`CloseReason`]), how a
-//! connection's task is told ([`CloseSignal`]), and the hub's methods that
-//! do it.
+//! Closing connections from the server side: the hub's methods that do it
+//! (why, and how a connection's task is told, are in `signal.rs`).
 //!
 //! A closed connection leaves the registry at once, before its task has
 //! said goodbye to the browser: no event sent afterwards reaches it. Its
@@ -39,57 +38,8 @@
 //!   6. The browser reconnects with backoff, re-joins its rooms and reloads
 //!      what it missed (`use_resumed`).
 
-use std::sync::OnceLock;
-
-use tokio::sync::Notify;
-
-use super::{Hub, SessionKey, registry::Connection};
-use crate::{ConnectionId, protocol};
-
-/// Why the server closes a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The server is shutting down.
-    GoingAway,
-    /// The session ended (log-out).
-    SessionEnded,
-    /// The connection's outgoing queue overflowed.
-    TooSlow,
-    /// The browser kept sending frames past its rate limit.
-    RateLimited,
-}
-
-impl CloseReason {
-    /// The WebSocket close code and reason text sent to the browser.
-    pub fn code_and_text(self) -> (u16, &'static str) {
-        match self {
-            Self::GoingAway => (protocol::close::GOING_AWAY, "server shutting down"),
-            Self::SessionEnded => (protocol::close::SESSION_ENDED, "session ended"),
-            Self::TooSlow => (protocol::close::TOO_SLOW, "too slow to keep up"),
-            Self::RateLimited => (protocol::close::RATE_LIMITED, "sending too fast"),
-        }
-    }
-}
-
-/// A request to a connection's task to close. The first reason wins.
-#[derive(Default)]
-pub(crate) struct CloseSignal {
-    notify: Notify,
-    reason: OnceLock<CloseReason>,
-}
-
-impl CloseSignal {
-    pub fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
-        // A stored permit: the task sees it even if it is not waiting yet.
-        self.notify.notify_one();
-    }
-
-    pub async fn closed(&self) -> CloseReason {
-        self.notify.notified().await;
-        self.reason.get().copied().unwrap_or(CloseReason::GoingAway)
-    }
-}
+use super::{CloseReason, Hub, SessionKey, registry::Connection};
+use crate::ConnectionId;
 
 impl Hub {
     /// Closes every connection opened with this session, at once: the

@@ -70,7 +70,7 @@ impl Hub {
     /// current server function, whichever process it is on (nobody, if the
     /// call did not come from a tab of its session).
     pub fn to_caller(&self) -> Emit<'_> {
-        match self.caller_tab("to_caller()") {
+        match self.inner.callers.current("to_caller()") {
             Some(tab) => self.target(Target::tab(tab)),
             None => self.target(Target::nobody()),
         }
@@ -122,7 +122,7 @@ impl Emit<'_> {
     /// Leaves out the tab that called the current server function (it made
     /// the change, and knows), on every process and in its replays.
     pub fn except_caller(mut self) -> Self {
-        let tab = self.hub.caller_tab("except_caller()");
+        let tab = self.hub.inner.callers.current("except_caller()");
         self.target = self.target.except_tab(tab);
         self
     }

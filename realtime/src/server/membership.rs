@@ -6,12 +6,11 @@
 //! `refused` frame, and changes the room's presence when a user arrives
 //! with their first tab or departs with their last (`presence/`). A join
 //! goes through the streams, which replay what the tab missed of the room
-//! before `joined`, as one step (`streams/`).
+//! before `joined`, as one step (`streams/`). A browser's join passes its
+//! room's rule first (`connection/joins.rs`).
 
-use tokio::time::timeout;
-
-use super::{Hub, Refusal, broker::Fetched, registry::JoinError};
-use crate::{ConnectionId, Position, Room, RoomName, Stream, UserId, protocol::ControlFrame};
+use super::{Hub, broker::Fetched, registry::JoinError};
+use crate::{ConnectionId, Position, Room, RoomName, UserId, protocol::ControlFrame};
 
 impl Hub {
     /// Puts a connection in a room, without asking the room's rule (server
@@ -37,61 +36,6 @@ impl Hub {
         self.inner.registry.room_members(&room.name())
     }
 
-    /// A browser asks to join `room`: the rule of the room's kind decides,
-    /// within [`super::HubConfig::authorize_timeout`]. Answered with
-    /// `joined` (after what followed `since` in the room) or `refused` (and
-    /// nothing replayed). The shared history is read for a recovery this
-    /// process cannot serve only if the connection `may_read`; otherwise
-    /// the tab gets a discontinuity.
-    pub(super) async fn request_join(
-        &self,
-        connection: ConnectionId,
-        user: Option<UserId>,
-        room: RoomName,
-        since: Option<Position>,
-        may_read: bool,
-    ) {
-        let config = self.config();
-        let rule = self.inner.join_rules.authorize(&room, user, connection);
-        let decision = timeout(config.authorize_timeout, rule)
-            .await
-            .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
-        let refusal = match decision {
-            Ok(()) => {
-                let stream = Stream::Room(room.clone());
-                let fetched = if may_read || since.is_none() {
-                    let mut fetched = self.inner.streams.fetch([(stream.clone(), since)]).await;
-                    fetched.remove(&stream)
-                } else {
-                    None
-                };
-                match self.add_to_room(connection, &room, since, fetched) {
-                    Ok(()) | Err(JoinError::Gone) => return,
-                    Err(JoinError::TooManyRooms) => format!(
-                        "You can be in at most {} rooms at once.",
-                        config.max_rooms_per_connection
-                    ),
-                }
-            }
-            Err(refusal) => refusal.0,
-        };
-        self.refuse_join(connection, &room, &refusal);
-    }
-
-    /// Tells a browser it may not join `room`, and why.
-    pub(super) fn refuse_join(&self, connection: ConnectionId, room: &RoomName, reason: &str) {
-        tracing::debug!(%connection, %room, %reason, "join refused");
-        self.send_control(connection, &ControlFrame::Refused { room, reason });
-    }
-
-    /// A browser asks to leave `room`. Answered with `left` even if it was
-    /// not in it, so the browser's view is right either way.
-    pub(super) fn request_leave(&self, connection: ConnectionId, room: &RoomName) {
-        if !self.remove_from_room(connection, room) {
-            self.send_control(connection, &ControlFrame::Left { room });
-        }
-    }
-
     /// Queues a control frame for one connection.
     pub(super) fn send_control(&self, connection: ConnectionId, frame: &ControlFrame<'_>) {
         let delivery = self.inner.registry.send(connection, frame.to_json().into());
@@ -100,7 +44,7 @@ impl Hub {
 
     /// Adds a connection to a room (after replaying what followed `since`),
     /// tells it (`joined`), and updates the room's presence.
-    fn add_to_room(
+    pub(super) fn add_to_room(
         &self,
         connection: ConnectionId,
         room: &RoomName,
@@ -119,7 +63,7 @@ impl Hub {
 
     /// Takes a connection out of a room, tells it (`left`), and updates the
     /// room's presence. `false` if it was not in the room.
-    fn remove_from_room(&self, connection: ConnectionId, room: &RoomName) -> bool {
+    pub(super) fn remove_from_room(&self, connection: ConnectionId, room: &RoomName) -> bool {
         let Some((departed, delivery)) = self.inner.registry.leave(connection, room) else {
             return false;
         };

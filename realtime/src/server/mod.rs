@@ -28,10 +28,12 @@
 //! | `caller.rs` | which tab made the current server-function call |
 //! | `emit.rs` | the public emit API: [`Emit`], [`IntoUserIds`] |
 //! | `broadcast.rs` | events that carry their own targets: [`Broadcast`] |
-//! | `membership.rs` | joining and leaving rooms, on a browser's request or from server code |
-//! | `close.rs` | close reasons, and closing connections (the slow-client chain) |
+//! | `membership.rs` | putting connections in rooms and taking them out |
+//! | `close.rs` | closing connections (the slow-client chain) |
+//! | `signal.rs` | why a connection closes ([`CloseReason`]), and how its task is told |
 //! | `inbox.rs` | what the broker hands to this hub: events and news from the other processes |
-//! | `connection/` | the task that serves one WebSocket |
+//! | `connection/` | the task that serves one WebSocket, and a browser's joins (`joins.rs`) |
+//! | `documented.rs` | a test: `docs/protocol.md`'s limits against the code |
 //! | `refusals.rs` | why a connection is refused, and how each refusal is told |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
 //!
@@ -48,6 +50,8 @@ mod caller;
 mod close;
 mod config;
 mod connection;
+#[cfg(test)]
+mod documented;
 mod emit;
 mod identity;
 mod inbox;
@@ -59,6 +63,7 @@ mod presence;
 mod refusals;
 mod registry;
 mod sessions;
+mod signal;
 mod streams;
 mod target;
 
@@ -82,7 +87,6 @@ pub use self::{
     broadcast::Broadcast,
     broker::Placement,
     caller::{caller, caller_from_headers},
-    close::CloseReason,
     config::HubConfig,
     emit::{Emit, EmitError, IntoUserIds},
     identity::{Identity, SessionKey, TabMark},
@@ -90,10 +94,12 @@ pub use self::{
     origin::Origins,
     refusals::Refused,
     registry::RegistryStats,
+    signal::CloseReason,
     target::Target,
 };
 use self::{
     broker::{Broker, LocalBroker},
+    caller::{CallerSession, Callers},
     inbox::HubInbox,
     join_rules::JoinRules,
     pace::Pace,
@@ -122,16 +128,13 @@ struct HubInner {
     ended_sessions: EndedSessions,
     /// The application's check of which sessions have ended.
     session_check: Option<SessionCheck>,
-    /// The session of a server-function call, to bind its tab to it.
-    caller_session: Option<CallerSession>,
+    /// Which tab made a call, bound to its session.
+    callers: Callers,
     /// How fast each user or visitor's address may open connections.
     pace: Pace,
     /// Sockets whose task still holds them (open file descriptors).
     open_sockets: AtomicUsize,
 }
-
-/// The application's answer to "which session made this request?".
-type CallerSession = Box<dyn Fn(&Parts) -> Option<SessionKey> + Send + Sync>;
 
 /// Makes a broker for the hub's settings, when the hub is built.
 type MakeBroker = Box<dyn FnOnce(&HubConfig) -> Arc<dyn Broker> + Send>;
@@ -249,7 +252,7 @@ impl HubBuilder {
                 join_rules: self.join_rules,
                 ended_sessions: EndedSessions::default(),
                 session_check: self.session_check,
-                caller_session: self.caller_session,
+                callers: Callers::new(self.caller_session),
                 pace: Pace::new(
                     config.new_connections_per_minute,
                     config.new_connection_burst,

@@ -42,12 +42,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, ReadError,
-    SharedHistory, reconcile, reset_diverged,
+    SharedHistory, reconcile, replayed, reset_diverged,
 };
 use crate::{
-    protocol,
-    server::{SessionKey, TabMark, Target, registry::Kept},
-    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream},
+    server::{SessionKey, TabMark, Target},
+    stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
 /// Events each stream keeps, and the most one recovery reads.
@@ -516,7 +515,14 @@ fn read(
         if after.len() as u64 == log.last - since.offset {
             Ok(after
                 .into_iter()
-                .map(|entry| kept(stream, position.epoch, entry))
+                .map(|entry| {
+                    let at = Position {
+                        epoch: position.epoch,
+                        offset: entry.offset,
+                    };
+                    let frame = entry.frame.clone();
+                    replayed(stream, at, entry.id, entry.except, frame, &entry.all)
+                })
                 .collect())
         } else {
             Err(Discontinuity::TooOld)
@@ -526,31 +532,5 @@ fn read(
         position,
         events,
         went_back,
-    }
-}
-
-/// An entry of `stream`'s log as a recovery replays it.
-fn kept(stream: &Stream, epoch: Epoch, entry: &Entry) -> Kept {
-    let recorded = Recorded {
-        id: entry.id,
-        stream: stream.clone(),
-        position: Position {
-            epoch,
-            offset: entry.offset,
-        },
-        also: Vec::new(),
-    };
-    let others: Vec<(Stream, Position)> = entry
-        .all
-        .iter()
-        .filter(|(other, _)| other != stream)
-        .cloned()
-        .collect();
-    Kept {
-        offset: entry.offset,
-        id: entry.id,
-        frame: protocol::with_position(entry.frame.clone(), &recorded).into(),
-        except: entry.except,
-        others: (!others.is_empty()).then(|| others.into()),
     }
 }

@@ -370,6 +370,37 @@ pub(crate) async fn reset_diverged<H: SharedHistory>(
     Ok(())
 }
 
+/// An event of `stream`'s shared history, as a recovery replays it: its
+/// frame (stored without positions) with its position in `stream`, and its
+/// positions in the other streams it was placed in (`all` lists every one).
+pub(crate) fn replayed(
+    stream: &Stream,
+    position: Position,
+    id: EventId,
+    except: Option<TabMark>,
+    frame: String,
+    all: &[(Stream, Position)],
+) -> Kept {
+    let recorded = crate::stream::Recorded {
+        id,
+        stream: stream.clone(),
+        position,
+        also: Vec::new(),
+    };
+    let others: Vec<(Stream, Position)> = all
+        .iter()
+        .filter(|(other, _)| other != stream)
+        .cloned()
+        .collect();
+    Kept {
+        offset: position.offset,
+        id,
+        frame: crate::protocol::with_position(frame, &recorded).into(),
+        except,
+        others: (!others.is_empty()).then(|| others.into()),
+    }
+}
+
 /// The streams a durable emit to `target` is appended to: everyone's, or
 /// each user's and each room's, each once.
 pub(crate) fn streams_of(target: &Target) -> Vec<Stream> {

@@ -6,9 +6,10 @@ use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin};
 
 use futures_util::stream::FuturesUnordered;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::timeout;
 
-use super::super::Hub;
-use crate::{ConnectionId, Position, RoomName, UserId};
+use super::super::{Hub, Refusal, registry::JoinError};
+use crate::{ConnectionId, Position, RoomName, Stream, UserId, protocol::ControlFrame};
 
 /// Room rules running at once for one connection; more joins wait their
 /// turn, in order.
@@ -50,8 +51,7 @@ impl<'h> Joins<'h> {
     /// connection may not queue more joins than it may be in rooms.
     pub fn ask(&mut self, room: RoomName, since: Option<Position>) {
         if self.waiting.len() >= self.hub.config().max_rooms_per_connection {
-            self.hub
-                .refuse_join(self.id, &room, "Too many joins at once.");
+            refuse(self.hub, self.id, &room, "Too many joins at once.");
             return;
         }
         self.waiting.push_back((room, since));
@@ -63,10 +63,55 @@ impl<'h> Joins<'h> {
             && let Some((room, since)) = self.waiting.pop_front()
         {
             let may_read = since.is_some() && self.reads.check().is_ok();
-            let join = self
-                .hub
-                .request_join(self.id, self.user, room, since, may_read);
+            let join = decide(self.hub, self.id, self.user, room, since, may_read);
             self.running.push(Box::pin(join));
         }
     }
+}
+
+/// A browser asks to join `room`: the rule of the room's kind decides,
+/// within [`super::super::HubConfig::authorize_timeout`]. Answered with
+/// `joined` (after what followed `since` in the room) or `refused` (and
+/// nothing replayed). The shared history is read for a recovery this
+/// process cannot serve only if the connection `may_read`; otherwise the
+/// tab gets a discontinuity.
+async fn decide(
+    hub: &Hub,
+    connection: ConnectionId,
+    user: Option<UserId>,
+    room: RoomName,
+    since: Option<Position>,
+    may_read: bool,
+) {
+    let config = hub.config();
+    let rule = hub.inner.join_rules.authorize(&room, user, connection);
+    let decision = timeout(config.authorize_timeout, rule)
+        .await
+        .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
+    let refusal = match decision {
+        Ok(()) => {
+            let stream = Stream::Room(room.clone());
+            let fetched = if may_read || since.is_none() {
+                let mut fetched = hub.inner.streams.fetch([(stream.clone(), since)]).await;
+                fetched.remove(&stream)
+            } else {
+                None
+            };
+            match hub.add_to_room(connection, &room, since, fetched) {
+                Ok(()) | Err(JoinError::Gone) => return,
+                Err(JoinError::TooManyRooms) => format!(
+                    "You can be in at most {} rooms at once.",
+                    config.max_rooms_per_connection
+                ),
+            }
+        }
+        Err(refusal) => refusal.0,
+    };
+    refuse(hub, connection, &room, &refusal);
+}
+
+/// Tells a browser it may not join `room`, and why.
+fn refuse(hub: &Hub, connection: ConnectionId, room: &RoomName, reason: &str) {
+    tracing::debug!(%connection, %room, %reason, "join refused");
+    hub.send_control(connection, &ControlFrame::Refused { room, reason });
 }

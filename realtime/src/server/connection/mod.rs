@@ -47,8 +47,8 @@ use self::{
 };
 use super::{
     CloseReason, Hub, Identity, Refused,
-    close::CloseSignal,
     registry::{Connection, Outgoing, Reached},
+    signal::CloseSignal,
 };
 use crate::{
     ConnectionId, Position, Stream, UserId,
@@ -174,7 +174,7 @@ async fn register(hub: &Hub, identity: Identity, resume: &Resume) -> Result<Regi
     let close_signal = Arc::new(CloseSignal::default());
     let tab = resume
         .tab
-        .map(|tab| hub.tab_mark(tab, identity.session.as_ref()));
+        .map(|tab| hub.inner.callers.mark(tab, identity.session.as_ref()));
     let connection = Connection {
         queue,
         signal: Arc::clone(&close_signal),
@@ -407,7 +407,14 @@ impl<'h> Served<'h> {
         };
         match frame {
             ClientFrame::Join { room, since } => self.joins.ask(room, since),
-            ClientFrame::Leave { room } => self.hub.request_leave(self.id, &room),
+            // Answered with `left` even if it was not in the room, so the
+            // browser's view is right either way.
+            ClientFrame::Leave { room } => {
+                if !self.hub.remove_from_room(self.id, &room) {
+                    self.hub
+                        .send_control(self.id, &ControlFrame::Left { room: &room });
+                }
+            }
         }
     }
 

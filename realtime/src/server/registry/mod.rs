@@ -28,7 +28,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 pub(crate) use self::outgoing::{Delivery, Outgoing, Positions, Reached, Replayed};
-use super::{Identity, Refused, SessionKey, TabMark, Target, close::CloseSignal};
+use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{
     ConnectionId, Member, RoomName, UserId,
     protocol::{self, ControlFrame},
@@ -553,7 +553,7 @@ impl Maps {
     /// except those it leaves out.
     fn deliver(&self, target: &Target, frame: &Utf8Bytes, outcome: &mut Delivery) {
         let except = Except::of(target);
-        let mut push = |id: ConnectionId| {
+        let push = |id: ConnectionId| {
             let Some(connection) = self.connections.get(&id) else {
                 return;
             };
@@ -563,7 +563,11 @@ impl Maps {
         };
 
         if target.everyone {
-            self.connections.keys().copied().for_each(&mut push);
+            for (id, connection) in &self.connections {
+                if !except.leaves_out(*id, connection) {
+                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
+                }
+            }
             return;
         }
         let groups =
@@ -599,8 +603,20 @@ impl Maps {
         let mut reached = HashSet::new();
         if let ([(stream, position)], [frame]) = (event.streams, event.positioned) {
             let positions = Positions::One((stream.clone(), *position));
-            for id in self.readers(stream) {
-                self.push_event(id, event.except, frame, &positions, outcome);
+            if *stream == Stream::Everyone {
+                for (id, connection) in &self.connections {
+                    if !event.except.leaves_out(*id, connection) {
+                        let item = Outgoing::Event {
+                            frame: frame.clone(),
+                            positions: positions.clone(),
+                        };
+                        connection.push(*id, item, outcome);
+                    }
+                }
+            } else {
+                for id in self.readers(stream) {
+                    self.push_event(id, event.except, frame, &positions, outcome);
+                }
             }
             if !event.connections.is_empty() {
                 reached.extend(self.readers(stream));

@@ -25,15 +25,6 @@ pub(crate) enum Positions {
     Many(Arc<[(Stream, Position)]>),
 }
 
-impl Positions {
-    pub fn as_slice(&self) -> &[(Stream, Position)] {
-        match self {
-            Self::One(one) => std::slice::from_ref(one),
-            Self::Many(all) => all,
-        }
-    }
-}
-
 /// One event of a replay, with its offset in the replayed stream.
 #[derive(Clone, Debug)]
 pub(crate) struct Replayed {
@@ -80,10 +71,20 @@ impl Outgoing {
     pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {
         match self {
             Self::Frame(frame) => frames.push(frame),
-            Self::Event { frame, positions } => {
-                let positions = positions.as_slice();
-                if !reached.has_any(positions) {
-                    for (stream, position) in positions {
+            Self::Event {
+                frame,
+                positions: Positions::One((stream, position)),
+            } => {
+                if reached.advance(&stream, position) {
+                    frames.push(frame);
+                }
+            }
+            Self::Event {
+                frame,
+                positions: Positions::Many(positions),
+            } => {
+                if !reached.has_any(&positions) {
+                    for (stream, position) in positions.iter() {
                         reached.advance(stream, *position);
                     }
                     frames.push(frame);
@@ -137,14 +138,18 @@ impl Reached {
         })
     }
 
-    /// Notes that the connection reached `position`, unless it was further
-    /// in that epoch already.
-    fn advance(&mut self, stream: &Stream, position: Position) {
+    /// Notes that the connection reached `position`: `false` if it had
+    /// reached it (or further, in that epoch) already.
+    fn advance(&mut self, stream: &Stream, position: Position) -> bool {
         match self.0.get_mut(stream) {
-            Some(at) if at.epoch == position.epoch && at.offset >= position.offset => {}
-            Some(at) => *at = position,
+            Some(at) if at.epoch == position.epoch && at.offset >= position.offset => false,
+            Some(at) => {
+                *at = position;
+                true
+            }
             None => {
                 self.0.insert(stream.clone(), position);
+                true
             }
         }
     }

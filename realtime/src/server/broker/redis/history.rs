@@ -32,21 +32,17 @@
 //! an offset comes again with another event, and has the stream reset in
 //! a new epoch, so its readers everywhere fetch again.
 
-use std::sync::Arc;
-
-use axum::extract::ws::Utf8Bytes;
 use parking_lot::Mutex;
 use redis::{Value, aio::MultiplexedConnection};
 use serde::Deserialize;
 
 use super::{
-    super::{Durable, Fetched, NodeId, ReadError},
+    super::{Durable, Fetched, NodeId, ReadError, replayed},
     envelope::{Envelope, Message},
 };
 use crate::{
-    protocol,
     server::{TabMark, config::HistoryLimits, registry::Kept},
-    stream::{Discontinuity, Epoch, EventId, Position, Recorded, Stream},
+    stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
 /// KEYS: the hash and the log of each stream, in pairs. ARGV: the channel,
@@ -371,28 +367,12 @@ impl RedisHistory {
             .entries
             .iter()
             .map(|entry| {
-                let recorded = Recorded {
-                    id: entry.id,
-                    stream: stream.clone(),
-                    position: Position {
-                        epoch: position.epoch,
-                        offset: entry.offset,
-                    },
-                    also: Vec::new(),
-                };
-                let others: Vec<(Stream, Position)> = entry
-                    .all
-                    .iter()
-                    .filter(|(other, _)| other != stream)
-                    .cloned()
-                    .collect();
-                Kept {
+                let at = Position {
+                    epoch: position.epoch,
                     offset: entry.offset,
-                    id: entry.id,
-                    frame: Utf8Bytes::from(protocol::with_position(entry.frame.clone(), &recorded)),
-                    except: entry.except,
-                    others: (!others.is_empty()).then(|| Arc::from(others)),
-                }
+                };
+                let frame = entry.frame.clone();
+                replayed(stream, at, entry.id, entry.except, frame, &entry.all)
             })
             .collect())
     }
