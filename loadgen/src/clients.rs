@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use loadgen::{
     bench_message::{BenchMessage, unix_micros},
-    socket::{WebSocket, join_frame, open_socket},
+    peer::Peer,
+    socket::{WebSocket, join_frame, open_socket, open_socket_at},
     stats::MeasuredProcesses,
     waiting::wait_for_all,
 };
@@ -58,11 +59,12 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Opens `count` sockets, spread round-robin over the users of
-    /// `cookies` and over `addresses`; with a `room`, each joins it.
-    /// Returns once every one is welcomed (or has joined), with the
-    /// servers' memory read when half of them were open.
+    /// Opens `count` sockets to `peer`, spread round-robin over the users
+    /// of `cookies` (none: no accounts) and over `addresses`; with a
+    /// `room`, each joins it. Returns once every one is welcomed (or has
+    /// joined), with the servers' memory read when half of them were open.
     pub async fn open(
+        peer: Peer,
         addresses: &[SocketAddr],
         cookies: &[String],
         count: usize,
@@ -78,12 +80,15 @@ impl Clients {
         let limit = Arc::new(Semaphore::new(OPENING_AT_ONCE));
         let mut opening = JoinSet::new();
         for index in 0..count {
-            let cookie = cookies[index % cookies.len()].clone();
+            let cookie = cookies.get(index % cookies.len().max(1)).cloned();
             let address = addresses[index % addresses.len()];
             let limit = Arc::clone(&limit);
             opening.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                open_socket(address, Some(&cookie), "").await
+                match peer {
+                    Peer::Template => open_socket(address, cookie.as_deref(), "").await,
+                    Peer::SocketIo => open_socket_at(address, peer.socket_path()).await,
+                }
             });
         }
         let mut memory_half = None;
@@ -92,7 +97,7 @@ impl Clients {
             if clients.closers.len() == count / 2 {
                 memory_half = servers.resident_bytes();
             }
-            clients.add(socket, room).await?;
+            clients.add(peer, socket, room).await?;
         }
         let ready = match room {
             None => &received.connected,
@@ -102,15 +107,24 @@ impl Clients {
         Ok((clients, memory_half))
     }
 
-    /// Starts reading `socket`, after joining `room` if there is one.
-    async fn add(&mut self, socket: WebSocket, room: Option<&str>) -> Result<(), Error> {
+    /// Starts reading `socket`, after saying hello to `peer` and joining
+    /// `room` if there is one.
+    async fn add(
+        &mut self,
+        peer: Peer,
+        socket: WebSocket,
+        room: Option<&str>,
+    ) -> Result<(), Error> {
         let (mut sink, stream) = socket.split();
+        if let Some(hello) = peer.hello() {
+            sink.send(Message::text(hello)).await?;
+        }
         if let Some(room) = room {
             sink.send(Message::text(join_frame(room))).await?;
         }
         self.closers.push(sink);
         self.readers
-            .spawn(read_events(stream, Arc::clone(&self.received)));
+            .spawn(read_events(peer, stream, Arc::clone(&self.received)));
         Ok(())
     }
 
@@ -130,7 +144,11 @@ impl Clients {
 }
 
 /// Reads one connection until it closes; returns its latencies (µs).
-async fn read_events(mut socket: SplitStream<WebSocket>, received: Arc<Received>) -> Vec<u32> {
+async fn read_events(
+    peer: Peer,
+    mut socket: SplitStream<WebSocket>,
+    received: Arc<Received>,
+) -> Vec<u32> {
     let mut latencies = Vec::new();
     while let Some(Ok(message)) = socket.next().await {
         let text = match message {
@@ -143,7 +161,7 @@ async fn read_events(mut socket: SplitStream<WebSocket>, received: Arc<Received>
         };
         // A benchmark announcement, or one of the frames counted beside.
         let Some(message) = BenchMessage::find_in(&text) else {
-            if text.contains("\"welcome\"") {
+            if peer.is_ready(&text) {
                 received.connected.fetch_add(1, Ordering::Relaxed);
             } else if text.contains("\"joined\"") {
                 received.joined.fetch_add(1, Ordering::Relaxed);

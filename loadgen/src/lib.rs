@@ -21,6 +21,7 @@ pub mod bench_message;
 pub mod hostile;
 pub mod http;
 pub mod pacing;
+pub mod peer;
 pub mod report;
 pub mod server_functions;
 pub mod socket;

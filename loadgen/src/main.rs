@@ -24,7 +24,14 @@
 //!   --users N        accounts the connections are spread over (50)
 //!   --rate N         broadcasts per second (50)
 //!   --seconds N      how long to broadcast (10)
-//!   --server PATH    server binary to start (target/release/server)
+//!   --server PATH    server binary to start (target/release/server; for
+//!                    --peer socketio, bench/socketio/target/release/socketio-bench)
+//!   --peer P         template (this template's server) or socketio (the
+//!                    socket.io server of bench/socketio, on socketioxide):
+//!                    its clients are anonymous, and broadcasts are
+//!                    `POST /broadcast` (`peer.rs`)
+//!   --server-cores C run the server it starts on these cores only
+//!                    (`taskset -c C`: say 1, or 0-1)
 //!   --address A      use a server already listening at A (no memory figures)
 //!   --processes N    server processes to start (1); clients, sign-ups and
 //!                    broadcasts are spread over them round-robin, so most
@@ -86,8 +93,9 @@ use loadgen::{
     bench_message::{BenchMessage, unix_micros},
     hostile, http,
     pacing::PacedWorkers,
+    peer::Peer,
     report::{Step, Table, print_sending},
-    server_functions::{self, announce},
+    server_functions,
     stats::{Latencies, MeasuredProcesses, PeakMemory, millis},
     waiting::wait_for_deliveries,
 };
@@ -104,6 +112,10 @@ struct Options {
     rate: u32,
     seconds: u32,
     server: PathBuf,
+    /// Which server it is.
+    peer: Peer,
+    /// The cores the servers it starts may run on (`taskset -c`).
+    server_cores: Option<String>,
     address: Option<SocketAddr>,
     processes: usize,
     database_url: Option<String>,
@@ -122,7 +134,9 @@ impl Options {
             users: 50,
             rate: 50,
             seconds: 10,
-            server: PathBuf::from("target/release/server"),
+            server: PathBuf::new(),
+            peer: Peer::Template,
+            server_cores: None,
             address: None,
             processes: 1,
             database_url: None,
@@ -140,6 +154,8 @@ impl Options {
                 "--rate" => options.rate = value()?.parse()?,
                 "--seconds" => options.seconds = value()?.parse()?,
                 "--server" => options.server = value()?.into(),
+                "--peer" => options.peer = value()?.parse()?,
+                "--server-cores" => options.server_cores = Some(value()?),
                 "--address" => options.address = Some(value()?.parse()?),
                 "--processes" => options.processes = value()?.parse()?,
                 "--database-url" => options.database_url = Some(value()?),
@@ -179,6 +195,14 @@ impl Options {
         if options.kill_after.is_some() && (options.processes != 2 || options.hostile) {
             return Err("--kill-after needs --processes 2 (and no --hostile)".into());
         }
+        if options.server.as_os_str().is_empty() {
+            options.server = options.peer.default_server();
+        }
+        if options.peer != Peer::Template
+            && (options.processes > 1 || options.hostile || options.kill_after.is_some())
+        {
+            return Err("--peer socketio runs the plain fan-out against one process".into());
+        }
         if options.hostile && (options.processes > 1 || options.address.is_some()) {
             return Err("--hostile starts one server of its own".into());
         }
@@ -206,13 +230,23 @@ impl Drop for ServerProcess {
 
 fn start_server(
     binary: &PathBuf,
+    cores: Option<&str>,
     database_url: &str,
     redis_url: Option<&str>,
     hostile: bool,
 ) -> Result<(ServerProcess, SocketAddr), Error> {
     // A free port: bind, read it, release it.
     let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let mut command = Command::new(binary);
+    // On the cores asked for: `taskset` becomes the server (it execs it),
+    // so the process measured is the server's.
+    let mut command = match cores {
+        Some(cores) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cores).arg(binary);
+            taskset
+        }
+        None => Command::new(binary),
+    };
     command
         .env("LEPTOS_SITE_ADDR", address.to_string())
         .env("DATABASE_URL", database_url)
@@ -324,7 +358,11 @@ async fn run() -> Result<(), Error> {
     // Declared before the servers, so removed after they have stopped.
     let scratch = Scratch::new();
     let servers = Servers::start(&options, &scratch).await?;
-    let accounts = sign_up_everyone(servers.first(), &options).await?;
+    let accounts = if options.peer.has_accounts() {
+        sign_up_everyone(servers.first(), &options).await?
+    } else {
+        Accounts::default()
+    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     match options.kill_after {
         Some(kill_after) => {
@@ -397,6 +435,7 @@ impl Servers {
                 for _ in 0..options.processes {
                     let (process, address) = start_server(
                         &options.server,
+                        options.server_cores.as_deref(),
                         &database_url,
                         options.redis_url.as_deref(),
                         options.hostile,
@@ -442,7 +481,9 @@ impl Servers {
     }
 }
 
-/// The session cookies of the run's users.
+/// The session cookies of the run's users (none for a peer without
+/// accounts).
+#[derive(Default)]
 struct Accounts {
     /// The ordinary clients' users.
     users: Vec<String>,
@@ -472,6 +513,7 @@ async fn fan_out(options: &Options, servers: Servers, accounts: &Accounts) -> Re
 
     let step = Step::start(format_args!("opening {} WebSockets", options.clients));
     let (clients, memory_half) = Clients::open(
+        options.peer,
         &servers.addresses,
         &accounts.users,
         options.clients,
@@ -572,7 +614,14 @@ async fn send_events(
     let peak = PeakMemory::sample(servers.measured.clone());
     let cpu_before = servers.measured.cpu_time();
     let started_micros = unix_micros();
-    let failures = broadcast(&servers.addresses, &accounts.users, options.rate, total).await?;
+    let failures = broadcast(
+        options.peer,
+        &servers.addresses,
+        &accounts.users,
+        options.rate,
+        total,
+    )
+    .await?;
     let cpu_while_sending = cpu_since(&servers.measured, cpu_before);
     let memory_busy = servers.measured.resident_bytes();
     let attacks = match attack {
@@ -596,6 +645,7 @@ async fn send_events(
 /// in as one of the users (announcing takes a logged-in user). Returns how
 /// many calls failed.
 async fn broadcast(
+    peer: Peer,
     addresses: &[SocketAddr],
     cookies: &[String],
     rate: u32,
@@ -606,13 +656,16 @@ async fn broadcast(
     let mut workers = PacedWorkers::default();
     for index in 0..CONNECTIONS {
         let address = addresses[index % addresses.len()];
-        let cookie = cookies[index % cookies.len()].clone();
+        let cookie = cookies.get(index % cookies.len().max(1)).cloned();
         let mut connection = http::Connection::open(address).await?;
         let failures = Arc::clone(&failures);
         workers.spawn(|mut calls| async move {
             while let Some(seq) = calls.recv().await {
                 let message = BenchMessage::now(seq).to_string();
-                match announce(&mut connection, &cookie, &message).await {
+                match peer
+                    .announce(&mut connection, cookie.as_deref(), &message)
+                    .await
+                {
                     Ok(response) if response.status == 200 => {}
                     _ => {
                         failures.fetch_add(1, Ordering::Relaxed);

@@ -58,6 +58,15 @@ pub async fn open_socket(
     handshake(request, stream).await
 }
 
+/// Opens a WebSocket to `path` (with its query) on `address`, without a
+/// cookie: another server's endpoint (`crate::peer`).
+pub async fn open_socket_at(address: SocketAddr, path: &str) -> Result<WebSocket, SocketError> {
+    let request = format!("ws://{address}{path}").into_client_request()?;
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    handshake(request, stream).await
+}
+
 /// Opens a WebSocket from the local address `from` (any of 127.0.0.0/8
 /// reaches a server on loopback): an attacker's traffic comes from an
 /// address of its own. Its writes keep the kernel's batching (Nagle), as

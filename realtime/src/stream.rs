@@ -103,6 +103,76 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// How far a reader has read a stream, and from where it holds every event:
+/// it has every event of `at`'s epoch with an offset above `anchor` and up
+/// to `at`. A position told to the reader without its events (where a
+/// stream stood when it joined, or goes on from after a gap) moves both:
+/// it says where to ask from next time, but is no proof that the reader
+/// has the events before it. The browser and the server keep one per
+/// stream, to know an event that comes a second time by its position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub at: Position,
+    pub anchor: u64,
+}
+
+impl Mark {
+    /// A position told without its events.
+    pub fn told(at: Position) -> Self {
+        Self {
+            at,
+            anchor: at.offset,
+        }
+    }
+
+    /// Whether the reader has the event at `position`.
+    pub fn covers(&self, position: Position) -> bool {
+        self.at.epoch == position.epoch
+            && self.anchor < position.offset
+            && position.offset <= self.at.offset
+    }
+
+    /// The reader received the event at `position`: a reader that had
+    /// nothing of its epoch holds the stream from there on.
+    pub fn receive(mark: Option<&mut Self>, position: Position) -> Option<Self> {
+        match mark {
+            Some(mark) if mark.at.epoch == position.epoch => {
+                if position.offset > mark.at.offset {
+                    mark.at = position;
+                }
+                None
+            }
+            Some(mark) => {
+                *mark = Self::received_first(position);
+                None
+            }
+            None => Some(Self::received_first(position)),
+        }
+    }
+
+    /// The reader was told the stream stands at `position` (without the
+    /// events before it), unless it is further in that epoch already.
+    pub fn tell(mark: Option<&mut Self>, position: Position) -> Option<Self> {
+        match mark {
+            Some(mark) if mark.at.epoch == position.epoch && mark.at.offset >= position.offset => {
+                None
+            }
+            Some(mark) => {
+                *mark = Self::told(position);
+                None
+            }
+            None => Some(Self::told(position)),
+        }
+    }
+
+    fn received_first(position: Position) -> Self {
+        Self {
+            at: position,
+            anchor: position.offset.saturating_sub(1),
+        }
+    }
+}
+
 /// One durable emit, whatever the streams it was appended to: a tab that
 /// gets an event twice (live through one stream, then replayed through
 /// another) knows it by its id. Random, written as 16 hexadecimal digits.
@@ -198,5 +268,31 @@ mod tests {
         let json = serde_json::to_string(&position).unwrap();
         assert_eq!(json, r#"{"epoch":"0000000000000abc","offset":42}"#);
         assert_eq!(serde_json::from_str::<Position>(&json).unwrap(), position);
+    }
+
+    #[test]
+    fn a_mark_holds_what_was_received_not_what_was_told() {
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        // Told where a room stood when joining: nothing before is held.
+        let mut mark = Mark::told(at(8));
+        assert!(!mark.covers(at(8)) && !mark.covers(at(7)));
+        assert_eq!(Mark::receive(Some(&mut mark), at(9)), None);
+        assert!(mark.covers(at(9)) && !mark.covers(at(8)) && !mark.covers(at(10)));
+        // Received first: held from that event on.
+        let first = Mark::receive(None, at(4)).unwrap();
+        assert!(first.covers(at(4)) && !first.covers(at(3)));
+        // Told further on: held no more.
+        let mut moved = first;
+        Mark::tell(Some(&mut moved), at(6));
+        assert!(!moved.covers(at(4)) && !moved.covers(at(6)));
+        // Another epoch is never held.
+        let other = Position {
+            epoch: Epoch(2),
+            offset: 9,
+        };
+        assert!(!mark.covers(other));
     }
 }

@@ -189,6 +189,10 @@ async fn a_history_that_goes_back_starts_its_streams_again_and_swallows_nothing_
     );
     let mut tab = a.connect(&tab_query(1, "s1", &[])).await;
     let _ = tab.join("team:red").await;
+    // A tab on B too: both hubs find the stream gone back; it starts
+    // again once.
+    let mut on_b = b.connect(&tab_query(2, "s2", &[])).await;
+    let _ = on_b.join("team:red").await;
     for n in 1..=3 {
         b.hub
             .to_room(&red())
@@ -223,6 +227,12 @@ async fn a_history_that_goes_back_starts_its_streams_again_and_swallows_nothing_
         assert_eq!(text, format!("after {n}"));
         assert_eq!((position.epoch, position.offset), (new.epoch, n));
     }
+    let (_, on_b_new) = discontinuity_leaving(&mut on_b, &red_stream(), old).await;
+    assert_eq!(on_b_new, new, "one new epoch, whichever hub reset it");
+    for n in 1..=8 {
+        assert_eq!(placed_note(&mut on_b).await.1.offset, n);
+    }
+    a.assert_nothing_more(&mut [&mut tab]).await;
 }
 
 #[tokio::test]
@@ -350,4 +360,92 @@ async fn a_session_ends_on_every_hub_even_one_away_when_it_ended() {
     b.hub.disconnect_session(&"later".into());
     node_b.restore().await;
     assert_eq!(on_a.closed().await, ended);
+}
+
+#[tokio::test]
+async fn a_tab_ahead_of_this_hubs_mirror_is_checked_against_the_shared_history() {
+    let backplane = MemoryBackplane::new();
+    let emitter = hub_on(&backplane.node()).await;
+    for n in 1..=7 {
+        emitter
+            .hub
+            .to_room(&red())
+            .emit(&note(&n.to_string()))
+            .unwrap();
+    }
+    let snapshot = backplane.save();
+    // A tab read up to 10 on a hub that is gone now.
+    for n in 8..=10 {
+        emitter
+            .hub
+            .to_room(&red())
+            .emit(&note(&n.to_string()))
+            .unwrap();
+    }
+    let ahead = emitter.hub.position(&red_stream()).await.unwrap();
+    assert_eq!(ahead.offset, 10);
+    // The history goes back to 7; B learns that much (a tab of B's reads
+    // the room from there).
+    backplane.restart_from(&snapshot).await;
+    let b = hub_on(&backplane.node()).await;
+    let mut reader = b.connect(&tab_query(2, "s2", &[])).await;
+    let ServerFrame::Joined {
+        position: Some(known),
+        ..
+    } = reader.join("team:red").await
+    else {
+        panic!("no position for the room");
+    };
+    assert_eq!(known.offset, 7);
+
+    // The tab comes back on B from 10: it is moved back to 7, and the
+    // offsets given again reach it.
+    let mut tab = b.connect(&tab_query(1, "s1", &[])).await;
+    let frames = tab.join_since("team:red", ahead).await;
+    assert!(
+        frames.iter().any(|frame| matches!(
+            frame,
+            ServerFrame::Discontinuity { position, .. } if position.offset == 7
+        )),
+        "{frames:?}"
+    );
+    emitter.hub.to_room(&red()).emit(&note("new 8")).unwrap();
+    assert_eq!(
+        placed_note(&mut tab).await,
+        ("new 8".to_owned(), Position { offset: 8, ..ahead })
+    );
+}
+
+#[tokio::test]
+async fn a_position_learnt_from_the_shared_history_is_checked_like_one_received() {
+    let backplane = MemoryBackplane::new();
+    let node_b = backplane.node();
+    let a = hub_on(&backplane.node()).await;
+    for n in 1..=2 {
+        a.hub.to_room(&red()).emit(&note(&n.to_string())).unwrap();
+    }
+    let snapshot = backplane.save();
+    a.hub.to_room(&red()).emit(&note("3, lost")).unwrap();
+    // B's tab joins red: B learns where it stands (3) from the history.
+    let b = hub_on(&node_b).await;
+    let mut tab = b.connect(&tab_query(1, "s1", &[])).await;
+    let ServerFrame::Joined {
+        position: Some(joined),
+        ..
+    } = tab.join("team:red").await
+    else {
+        panic!("no position for the room");
+    };
+    assert_eq!(joined.offset, 3);
+    // B is away while the history goes back and gives 3 to another event.
+    node_b.cut();
+    backplane.restart_from(&snapshot).await;
+    a.hub.to_room(&red()).emit(&note("3, again")).unwrap();
+    node_b.restore().await;
+    let (_, new) = discontinuity_leaving(&mut tab, &red_stream(), joined).await;
+    a.hub.to_room(&red()).emit(&note("then")).unwrap();
+    assert_eq!(
+        placed_note(&mut tab).await,
+        ("then".to_owned(), Position { offset: 1, ..new })
+    );
 }

@@ -62,13 +62,24 @@ pub fn RoomPage() -> impl IntoView {
             }
         },
     );
+    // This tab's own messages, kept here, across reloads of the history: a
+    // reload may read the history before a message posted meanwhile is
+    // stored, and the message never comes back to its sender live (it is
+    // sent to everyone but the caller).
+    let post = ServerAction::<PostMessage>::new();
+    let posted = RwSignal::new(Vec::<Message>::new());
+    Effect::new(move |_| {
+        if let Some(Ok(message)) = post.value().get() {
+            posted.update(|posted| keep_latest(posted, message));
+        }
+    });
     view! {
         <Transition fallback=|| view! { <p class="muted">"Opening the room…"</p> }>
             {move || Suspend::new(async move {
                 match history.await {
                     // A new `Room` for each room (and each reload of it):
                     // the old one unmounts with everything it holds.
-                    Ok(history) => view! { <Room history /> }.into_any(),
+                    Ok(history) => view! { <Room history post posted /> }.into_any(),
                     Err(AppError::NotLoggedIn) => view! { <LogInToJoin /> }.into_any(),
                     Err(error) => view! { <NoSuchRoom error /> }.into_any(),
                 }
@@ -95,7 +106,11 @@ fn LogInToJoin() -> impl IntoView {
 /// A room on screen, and every live subscription it needs, all removed when
 /// the component unmounts.
 #[component]
-fn Room(history: RoomHistory) -> impl IntoView {
+fn Room(
+    history: RoomHistory,
+    post: ServerAction<PostMessage>,
+    posted: RwSignal<Vec<Message>>,
+) -> impl IntoView {
     let id = history.room.id;
     // From where the history was read: what followed is replayed first.
     let membership = realtime::use_room_from(ChatRoom(id), history.position);
@@ -116,7 +131,7 @@ fn Room(history: RoomHistory) -> impl IntoView {
         }
     });
 
-    view! { <RoomScreen history live renamed membership members typists /> }
+    view! { <RoomScreen history live posted post renamed membership members typists /> }
 }
 
 /// A room that cannot be shown, and why.
@@ -138,6 +153,8 @@ fn NoSuchRoom(#[prop(optional)] error: Option<AppError>) -> impl IntoView {
 fn RoomScreen(
     history: RoomHistory,
     live: RwSignal<Vec<Message>>,
+    posted: RwSignal<Vec<Message>>,
+    post: ServerAction<PostMessage>,
     renamed: RwSignal<Option<RoomView>>,
     membership: Signal<RoomStatus>,
     members: Signal<Vec<Member>>,
@@ -154,7 +171,11 @@ fn RoomScreen(
                 .map_or_else(|| original.clone(), |view| view.name)
         }
     };
-    let messages = Memo::new(move |_| merge_messages(&history.messages, &live.get(), room_id));
+    let messages = Memo::new(move |_| {
+        let mut received = live.get();
+        received.extend(posted.get());
+        merge_messages(&history.messages, &received, room_id)
+    });
     let is_creator = room.created_by == history.viewer;
 
     view! {
@@ -190,7 +211,7 @@ fn RoomScreen(
                     <p class="typing" data-testid="typing" aria-live="polite">
                         {move || typing_line(&typists.get())}
                     </p>
-                    <MessageForm room_id live />
+                    <MessageForm room_id post />
                 </section>
                 <aside class="card people" aria-labelledby="people-heading">
                     <h2 id="people-heading">"Here now"</h2>
@@ -231,16 +252,15 @@ fn MembershipBadge(membership: Signal<RoomStatus>) -> impl IntoView {
 
 /// The form to post a message, which also reports typing.
 #[component]
-fn MessageForm(room_id: i64, live: RwSignal<Vec<Message>>) -> impl IntoView {
-    let post = ServerAction::<PostMessage>::new();
+fn MessageForm(room_id: i64, post: ServerAction<PostMessage>) -> impl IntoView {
     let report = ServerAction::<ReportTyping>::new();
     let body = NodeRef::<leptos::html::Input>::new();
     // At most one "typing" report per TYPING_REPORT_EVERY; a sent message
     // ends the typing, so the next keystroke reports again at once.
     let cooling_down = StoredValue::new(false);
-    // The server sends the message to everyone else; this tab adds the copy
-    // the server function returned, and clears the field, unless the next
-    // message is already being written in it.
+    // The server sends the message to everyone else; the page keeps the
+    // copy the server function returned (`RoomPage`), and the form clears
+    // its field, unless the next message is already being written in it.
     Effect::new(move |_| {
         if let Some(Ok(message)) = post.value().get() {
             cooling_down.set_value(false);
@@ -249,7 +269,6 @@ fn MessageForm(room_id: i64, live: RwSignal<Vec<Message>>) -> impl IntoView {
             {
                 input.set_value("");
             }
-            live.update(|live| keep_latest(live, message));
         }
     });
     let on_input = move |_| {

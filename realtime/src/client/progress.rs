@@ -11,19 +11,22 @@
 //! An event the tab has already is known by position, not by a window of
 //! ids: an emit to a room and a user reaches the user's tab in the room
 //! with its position in both streams, so when a replay of one brings it
-//! again, the tab's position in the other says it has it.
+//! again, the tab's position in the other says it has it. Only positions
+//! the tab reached by receiving events count as proof (a [`Mark`]): one it
+//! was told (`joined`, `welcome`, a page's, a `discontinuity`) says where
+//! to ask from, not that it has what came before.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     RoomName, UserId,
     protocol::Resume,
-    stream::{Position, Recorded, Stream, TabId},
+    stream::{Mark, Position, Recorded, Stream, TabId},
 };
 
 pub(super) struct Progress {
     tab: TabId,
-    positions: BTreeMap<Stream, Position>,
+    positions: BTreeMap<Stream, Mark>,
     /// Streams a page showed without a position to recover from (the
     /// server could not give one): once the tab follows them, it counts
     /// what it may have missed as missed.
@@ -66,7 +69,7 @@ impl Progress {
         Resume {
             tab: Some(self.tab),
             since: streams
-                .filter_map(|stream| Some((stream.clone(), *self.positions.get(&stream)?)))
+                .filter_map(|stream| Some((stream.clone(), self.positions.get(&stream)?.at)))
                 .collect(),
         }
     }
@@ -96,7 +99,7 @@ impl Progress {
             if self.unanchored.remove(&stream) {
                 missed.push(stream.clone());
             }
-            self.positions.entry(stream).or_insert(position);
+            self.positions.entry(stream).or_insert(Mark::told(position));
         }
         self.welcomed = true;
         missed
@@ -104,7 +107,9 @@ impl Progress {
 
     /// Where to recover a room from when joining it again.
     pub fn room(&self, room: &RoomName) -> Option<Position> {
-        self.positions.get(&Stream::Room(room.clone())).copied()
+        self.positions
+            .get(&Stream::Room(room.clone()))
+            .map(|mark| mark.at)
     }
 
     /// The tab no longer wants the room: what it missed from now on is not
@@ -116,19 +121,21 @@ impl Progress {
     }
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to
-    /// the handlers), `false` if the tab had it already: its position in
-    /// one of the streams it came through is one the tab has reached. Its
+    /// the handlers), `false` if the tab had it already: it received the
+    /// event at that position in one of the streams it came through. Its
     /// positions are kept in the streams the tab `follows` (not a room it
     /// has let go of while the event was on its way).
     pub fn arrived(&mut self, recorded: &Recorded, follows: impl Fn(&Stream) -> bool) -> bool {
         let had = recorded.positions().any(|(stream, position)| {
             self.positions
                 .get(stream)
-                .is_some_and(|at| at.epoch == position.epoch && at.offset >= position.offset)
+                .is_some_and(|mark| mark.covers(position))
         });
         for (stream, position) in recorded.positions() {
-            if follows(stream) {
-                self.advance(stream.clone(), position);
+            if follows(stream)
+                && let Some(first) = Mark::receive(self.positions.get_mut(stream), position)
+            {
+                self.positions.insert(stream.clone(), first);
             }
         }
         !had
@@ -144,23 +151,28 @@ impl Progress {
     /// may have missed counts as missed (see [`Progress::joined`]).
     pub fn recover_from(&mut self, stream: Stream, position: Option<Position>, follows: bool) {
         let Some(position) = position else {
-            if !follows {
+            // Everyone's and the user's are followed once welcomed.
+            let followed = follows && (self.welcomed || matches!(stream, Stream::Room(_)));
+            if !followed {
                 self.unanchored.insert(stream);
             }
             return;
         };
-        self.unanchored.remove(&stream);
+        if !follows {
+            // The page's data replaces what the tab had of it.
+            self.unanchored.remove(&stream);
+        }
         match self.positions.get_mut(&stream) {
             None => {
-                self.positions.insert(stream, position);
+                self.positions.insert(stream, Mark::told(position));
             }
-            Some(current) if !follows => *current = position,
+            Some(current) if !follows => *current = Mark::told(position),
             Some(current)
                 if !self.welcomed
-                    && current.epoch == position.epoch
-                    && position.offset < current.offset =>
+                    && current.at.epoch == position.epoch
+                    && position.offset < current.at.offset =>
             {
-                *current = position;
+                *current = Mark::told(position);
             }
             Some(_) => {}
         }
@@ -171,7 +183,9 @@ impl Progress {
     /// have missed counts as missed.
     pub fn joined(&mut self, stream: Stream, position: Position) -> bool {
         let unanchored = self.unanchored.remove(&stream);
-        self.advance(stream, position);
+        if let Some(first) = Mark::tell(self.positions.get_mut(&stream), position) {
+            self.positions.insert(stream, first);
+        }
         unanchored
     }
 
@@ -180,14 +194,7 @@ impl Progress {
     /// offsets again).
     pub fn discontinuity(&mut self, stream: Stream, position: Position) {
         self.unanchored.remove(&stream);
-        self.positions.insert(stream, position);
-    }
-
-    fn advance(&mut self, stream: Stream, position: Position) {
-        let current = self.positions.entry(stream).or_insert(position);
-        if current.epoch != position.epoch || current.offset < position.offset {
-            *current = position;
-        }
+        self.positions.insert(stream, Mark::told(position));
     }
 }
 
@@ -384,8 +391,9 @@ mod tests {
         progress.recover_from(room.clone(), None, false);
         progress.recover_from(room.clone(), Some(at(1, 4)), false);
         assert!(!progress.joined(room, at(1, 5)));
-        // Everyone's stream, before the first welcome.
-        progress.recover_from(Stream::Everyone, None, false);
+        // Everyone's stream, before the first welcome (which the runtime
+        // says the tab follows: it will, once welcomed).
+        progress.recover_from(Stream::Everyone, None, true);
         let missed = progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(3, 1))]));
         assert_eq!(missed, [Stream::Everyone]);
         // A stream the tab already follows knows better.
@@ -395,5 +403,30 @@ mod tests {
                 .welcomed(None, BTreeMap::from([(Stream::Everyone, at(3, 1))]))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_position_the_tab_was_told_is_no_proof_it_has_the_events_before() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        let (a, b) = (Stream::Room("team:a".into()), Stream::Room("team:b".into()));
+        // Room A from a page's position; room B joined without one, after
+        // X was placed in both (B's `joined` says 8, X's offset there).
+        progress.recover_from(a.clone(), Some(at(1, 5)), false);
+        progress.joined(b.clone(), at(2, 8));
+        let x = Recorded {
+            also: vec![(b.clone(), at(2, 8))],
+            ..event(1, a.clone(), at(1, 6))
+        };
+        assert!(progress.arrived_following(&x), "A's replay brings X: new");
+        assert!(!progress.arrived_following(&x), "and only once");
+        // After a gap, the same: told where to go on from, not what came
+        // before.
+        progress.discontinuity(b.clone(), at(2, 20));
+        let y = Recorded {
+            also: vec![(b, at(2, 19))],
+            ..event(2, a, at(1, 7))
+        };
+        assert!(progress.arrived_following(&y));
     }
 }

@@ -15,7 +15,7 @@
 //! - **A shutdown**: [`Hub::disconnect_all`]. Close code 1001; the browser
 //!   reconnects (to this server or another).
 //! - **The browser went away or broke the protocol**: the task ends by
-//!   itself (`connection.rs`) and removes its connection with
+//!   itself (`connection/`) and removes its connection with
 //!   [`Hub::forget`].
 //! - **A tab too slow to keep up.** The whole chain:
 //!   1. Every frame for a connection, an event, a presence list or a reply,
@@ -31,7 +31,7 @@
 //!      [`CloseReason::TooSlow`]. Its user's departure from rooms is
 //!      presence too: the rooms are marked for the presence task
 //!      (`presence/`), which sends each at most one list per window.
-//!   5. The task (`connection.rs`) stops writing at once, even in the middle
+//!   5. The task (`connection/`) stops writing at once, even in the middle
 //!      of a write to a browser that stopped reading, sends close code 4008
 //!      after what is already buffered (giving up after 2 s), and drops the
 //!      socket.

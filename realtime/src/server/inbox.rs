@@ -14,7 +14,7 @@ use super::{
     Hub, HubInner, SessionKey, Target,
     broker::{Fetched, Inbox, NodeId, Placed, PresenceNews, ReadError},
 };
-use crate::stream::{EventId, Position, Stream};
+use crate::stream::{Epoch, EventId, Position, Stream};
 
 /// The hub's [`Inbox`].
 pub(super) struct HubInbox(Weak<HubInner>);
@@ -86,13 +86,13 @@ impl Inbox for HubInbox {
         }
     }
 
-    fn take_diverged(&self) -> Vec<Stream> {
+    fn take_diverged(&self) -> Vec<(Stream, Option<Epoch>)> {
         self.hub()
             .map(|hub| hub.inner.streams.take_diverged())
             .unwrap_or_default()
     }
 
-    fn diverged_again(&self, streams: &[Stream]) {
+    fn diverged_again(&self, streams: &[(Stream, Option<Epoch>)]) {
         if let Some(hub) = self.hub() {
             hub.inner.streams.diverged_again(streams);
         }

@@ -166,17 +166,22 @@ impl MemoryBackplane {
 
     /// The shared history goes back to `snapshot` (Redis restarted from an
     /// older snapshot): every hub loses it a moment and comes back, setting
-    /// its history right. Returns once they all have.
+    /// its history right before it hears anything newer. Returns once they
+    /// all have.
     pub async fn restart_from(&self, snapshot: &Snapshot) {
-        let nodes = {
+        let joins: Vec<oneshot::Receiver<()>> = {
             let mut shared = self.shared.lock();
             shared.streams = snapshot.0.clone();
-            shared.nodes.clone()
+            // Under the lock: nothing placed from now on is heard before.
+            shared
+                .nodes
+                .iter()
+                .filter(|node| node.up.load(Ordering::Acquire))
+                .filter_map(|node| ask_to_join(node))
+                .collect()
         };
-        for node in nodes {
-            if node.up.load(Ordering::Acquire) {
-                join(&node).await;
-            }
+        for joined in joins {
+            let _ = joined.await;
         }
     }
 }
@@ -191,8 +196,17 @@ impl MemoryNode {
     /// The hub comes back: it tells the ends of sessions it saw meanwhile,
     /// sets its history right and says hello. Returns once it has.
     pub async fn restore(&self) {
-        self.node.up.store(true, Ordering::Release);
-        join(&self.node).await;
+        let joined = {
+            // Under the lock: nothing placed from now on is heard before
+            // the hub has set its history right, as with Redis, whose
+            // publications wait in the new subscription.
+            let _shared = self.shared.lock();
+            self.node.up.store(true, Ordering::Release);
+            ask_to_join(&self.node)
+        };
+        if let Some(joined) = joined {
+            let _ = joined.await;
+        }
     }
 
     /// The hub's broker.
@@ -215,12 +229,12 @@ impl MemoryNode {
     }
 }
 
-/// Has a hub's task set its history right and say hello, and waits.
-async fn join(node: &Node) {
+/// Has a hub's task set its history right and say hello; the receiver
+/// hears when it has.
+fn ask_to_join(node: &Node) -> Option<oneshot::Receiver<()>> {
     let (done, joined) = oneshot::channel();
-    if node.queue.send(Note::Join(done)).is_ok() {
-        let _ = joined.await;
-    }
+    node.queue.send(Note::Join(done)).ok()?;
+    Some(joined)
 }
 
 /// A hub's broker on a [`MemoryBackplane`].
@@ -432,10 +446,18 @@ struct Access<'a>(&'a MemoryNode);
 impl SharedHistory for Access<'_> {
     type Error = String;
 
-    fn reset<'a>(&'a mut self, streams: &'a [Stream]) -> BoxFuture<'a, Result<(), String>> {
+    fn reset<'a>(
+        &'a mut self,
+        streams: &'a [(Stream, Option<Epoch>)],
+    ) -> BoxFuture<'a, Result<(), String>> {
         let shared = &self.0.shared;
         let mut shared = shared.lock();
-        for stream in streams {
+        for (stream, only_in) in streams {
+            // Reset once, by whichever hub comes first.
+            let current = shared.streams.get(stream).map(|log| log.epoch);
+            if only_in.is_some() && current != *only_in {
+                continue;
+            }
             let log = new_log();
             let position = Position {
                 epoch: log.epoch,
@@ -492,6 +514,7 @@ fn read(
             position,
             events: Ok(Vec::new()),
             went_back: false,
+            last_id: id_at(log, log.last),
         };
     };
     let same_epoch = since.epoch == log.epoch;
@@ -532,5 +555,15 @@ fn read(
         position,
         events,
         went_back,
+        last_id: id_at(log, log.last),
     }
+}
+
+/// The id of the event at `offset`, if the log still holds it.
+fn id_at(log: &Log, offset: u64) -> Option<EventId> {
+    log.events
+        .iter()
+        .rev()
+        .find(|entry| entry.offset == offset)
+        .map(|entry| entry.id)
 }

@@ -41,7 +41,7 @@ use tokio::sync::oneshot;
 use super::{SessionKey, TabMark, Target, registry::Kept};
 use crate::{
     Member, RoomName,
-    stream::{Discontinuity, EventId, Position, Stream},
+    stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
 /// One server process among those sharing a broker. Random, new at each
@@ -120,6 +120,10 @@ pub(crate) struct Fetched {
     /// (or gave its offset to another event): it went back, having lost
     /// events (Redis restarted from an older snapshot).
     pub went_back: bool,
+    /// The id of the event at `position`, if the history still holds it:
+    /// a mirror that learns the position from this read can then tell if
+    /// the history later gives that offset to another event.
+    pub last_id: Option<EventId>,
 }
 
 /// A reading of the shared history failed.
@@ -233,12 +237,13 @@ pub(crate) trait Inbox: Send + Sync {
     fn joined(&self);
 
     /// The streams written here apart from the shared history (while it
-    /// was unreachable), or found to have gone back there: they must start
-    /// again in a new epoch.
-    fn take_diverged(&self) -> Vec<Stream>;
+    /// was unreachable: reset whatever its epoch there, `None`), or found
+    /// to have gone back there (reset only if it still has that epoch):
+    /// they must start again in a new epoch.
+    fn take_diverged(&self) -> Vec<(Stream, Option<Epoch>)>;
 
     /// Streams taken for a reset that did not happen: asked again later.
-    fn diverged_again(&self, streams: &[Stream]);
+    fn diverged_again(&self, streams: &[(Stream, Option<Epoch>)]);
 
     /// Whether some streams wait to be reset.
     fn has_diverged(&self) -> bool;
@@ -307,8 +312,12 @@ pub use self::memory::{MemoryBackplane, MemoryNode, Snapshot};
 pub(crate) trait SharedHistory {
     type Error: Display;
 
-    /// Starts these streams again in new epochs, and tells every process.
-    fn reset<'a>(&'a mut self, streams: &'a [Stream]) -> BoxFuture<'a, Result<(), Self::Error>>;
+    /// Starts these streams again in new epochs, and tells every process;
+    /// a stream given with an epoch only if it still has that one.
+    fn reset<'a>(
+        &'a mut self,
+        streams: &'a [(Stream, Option<Epoch>)],
+    ) -> BoxFuture<'a, Result<(), Self::Error>>;
 
     /// Reads each stream after the position (where the reader saw the
     /// event of that id), in one round trip.

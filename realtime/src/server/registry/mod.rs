@@ -140,6 +140,8 @@ pub(crate) struct Placed<'a> {
     pub positioned: &'a [Utf8Bytes],
     /// Single connections the target names besides its streams.
     pub connections: &'a [ConnectionId],
+    /// Tabs the target names besides its streams (their connections).
+    pub tabs: &'a [TabMark],
     pub except: Except,
 }
 
@@ -618,7 +620,7 @@ impl Maps {
                     self.push_event(id, event.except, frame, &positions, outcome);
                 }
             }
-            if !event.connections.is_empty() {
+            if !event.connections.is_empty() || !event.tabs.is_empty() {
                 reached.extend(self.readers(stream));
             }
         } else {
@@ -649,9 +651,13 @@ impl Maps {
                 reached.insert(id);
             }
         }
-        if !event.connections.is_empty() {
+        if !event.connections.is_empty() || !event.tabs.is_empty() {
             let frame = Utf8Bytes::from(event.frame.to_owned());
-            for id in event.connections {
+            let of_tabs = event
+                .tabs
+                .iter()
+                .flat_map(|tab| self.tabs.get(tab).into_iter().flatten());
+            for id in event.connections.iter().chain(of_tabs) {
                 if reached.insert(*id)
                     && let Some(connection) = self.connections.get(id)
                     && !event.except.leaves_out(*id, connection)
@@ -1119,6 +1125,7 @@ mod tests {
             streams: &streams,
             positioned: &positioned,
             connections: &[ConnectionId(3)],
+            tabs: &[],
             except: Except::default(),
         };
         f.maps.deliver_placed(&event, &mut outcome);

@@ -5,16 +5,18 @@
 //! ([`Outgoing::write_into`]). A durable event can come to a connection by
 //! two ways at once: live, and in a replay read from Redis while this
 //! process was still receiving the same events. `Reached` leaves out the
-//! second, by position: an event is written unless one of the streams it
-//! carries a position in has reached that position already. A
-//! `discontinuity` is never left out: it sets where its stream goes on
-//! from, even backwards (the history behind it was lost).
+//! second, by position: an event is written unless it was written already
+//! through one of the streams it carries a position in (a [`Mark`]: a
+//! position the connection was only told, where a stream went on from
+//! after a gap, is no proof). A `discontinuity` is never left out: it sets
+//! where its stream goes on from, even backwards (the history behind it
+//! was lost).
 
 use std::{collections::HashMap, sync::Arc};
 
 use axum::extract::ws::Utf8Bytes;
 
-use crate::stream::{Position, Stream};
+use crate::stream::{Mark, Position, Stream};
 
 /// Where a durable event sits in the streams it reached a connection
 /// through: one stream (the usual case, no allocation), or several, shared
@@ -75,7 +77,7 @@ impl Outgoing {
                 frame,
                 positions: Positions::One((stream, position)),
             } => {
-                if reached.advance(&stream, position) {
+                if reached.receive_new(&stream, position) {
                     frames.push(frame);
                 }
             }
@@ -85,22 +87,22 @@ impl Outgoing {
             } => {
                 if !reached.has_any(&positions) {
                     for (stream, position) in positions.iter() {
-                        reached.advance(stream, *position);
+                        reached.receive_new(stream, *position);
                     }
                     frames.push(frame);
                 }
             }
             Self::Replay { stream, events, to } => {
-                let at = reached.at(&stream);
-                frames.extend(
-                    events
-                        .into_iter()
-                        .filter(|event| {
-                            at.is_none_or(|at| at.epoch != to.epoch || at.offset < event.offset)
-                        })
-                        .map(|event| event.frame),
-                );
-                reached.advance(&stream, to);
+                for event in events {
+                    let position = Position {
+                        epoch: to.epoch,
+                        offset: event.offset,
+                    };
+                    if reached.receive_new(&stream, position) {
+                        frames.push(event.frame);
+                    }
+                }
+                reached.tell(&stream, to);
             }
             Self::Discontinuity {
                 frame,
@@ -119,44 +121,51 @@ impl Outgoing {
 }
 
 /// How far the frames written to one connection reached in each stream it
-/// reads: everyone's, its user's and its rooms' (a room is forgotten when
-/// the connection leaves it), so never more than a few dozen.
+/// reads, and from where they hold every event: everyone's, its user's and
+/// its rooms' (a room is forgotten when the connection leaves it), so never
+/// more than a few dozen.
 #[derive(Debug, Default)]
-pub(crate) struct Reached(HashMap<Stream, Position>);
+pub(crate) struct Reached(HashMap<Stream, Mark>);
 
 impl Reached {
-    fn at(&self, stream: &Stream) -> Option<Position> {
-        self.0.get(stream).copied()
-    }
-
-    /// Whether the connection reached any of these positions already.
+    /// Whether the event at any of these positions was written already.
     fn has_any(&self, positions: &[(Stream, Position)]) -> bool {
         positions.iter().any(|(stream, position)| {
             self.0
                 .get(stream)
-                .is_some_and(|at| at.epoch == position.epoch && at.offset >= position.offset)
+                .is_some_and(|mark| mark.covers(*position))
         })
     }
 
-    /// Notes that the connection reached `position`: `false` if it had
-    /// reached it (or further, in that epoch) already.
-    fn advance(&mut self, stream: &Stream, position: Position) -> bool {
+    /// Notes that the event at `position` is written now: `false` if it
+    /// was already (and is not to be written again).
+    fn receive_new(&mut self, stream: &Stream, position: Position) -> bool {
         match self.0.get_mut(stream) {
-            Some(at) if at.epoch == position.epoch && at.offset >= position.offset => false,
-            Some(at) => {
-                *at = position;
+            Some(mark) if mark.covers(position) => false,
+            mark @ Some(_) => {
+                Mark::receive(mark, position);
                 true
             }
             None => {
-                self.0.insert(stream.clone(), position);
+                if let Some(first) = Mark::receive(None, position) {
+                    self.0.insert(stream.clone(), first);
+                }
                 true
             }
         }
     }
 
+    /// The stream stands at `position`, the events before it not written
+    /// here, unless the connection is further in that epoch already.
+    fn tell(&mut self, stream: &Stream, position: Position) {
+        if let Some(first) = Mark::tell(self.0.get_mut(stream), position) {
+            self.0.insert(stream.clone(), first);
+        }
+    }
+
     /// The stream goes on from `position`, whatever was reached before.
     fn set(&mut self, stream: Stream, position: Position) {
-        self.0.insert(stream, position);
+        self.0.insert(stream, Mark::told(position));
     }
 
     fn forget(&mut self, stream: &Stream) {
@@ -282,5 +291,27 @@ mod tests {
         );
         assert_eq!(got, ["e1", "left"]);
         assert_eq!(reached.len(), 0);
+    }
+
+    #[test]
+    fn where_a_gap_goes_on_from_is_no_proof_of_the_events_before() {
+        let (s, t) = (Stream::Room("team:s".into()), Stream::Room("team:t".into()));
+        let mut reached = Reached::default();
+        let got = written(
+            vec![
+                // A join's read of the shared history: too old, go on from 30
+                // (this process's mirror is at 28).
+                Outgoing::Discontinuity {
+                    frame: Utf8Bytes::from_static("gap"),
+                    stream: s.clone(),
+                    position: at(1, 30),
+                },
+                // Event 29 of S, which is also in T, arrives live.
+                event("e29", &[(s.clone(), at(1, 29)), (t.clone(), at(2, 5))]),
+                event("e29 again", &[(t, at(2, 5))]),
+            ],
+            &mut reached,
+        );
+        assert_eq!(got, ["gap", "e29"]);
     }
 }

@@ -30,7 +30,7 @@
 //! it comes to the front, and swept when stale records outnumber the rest.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     time::Instant,
 };
 
@@ -132,10 +132,15 @@ pub(crate) struct History {
     /// Events in the streams' queues, and their frames' bytes.
     events: usize,
     bytes: usize,
-    /// A mirror's streams written here, with positions of this process's
-    /// own (Redis was unreachable or could not keep up), since Redis last
-    /// reset them: Redis must reset them again.
-    diverged: HashSet<Stream>,
+    /// A mirror's streams that Redis must start again: written here with
+    /// positions of this process's own (Redis was unreachable or could not
+    /// keep up), whatever epoch Redis has (`None`); or found to have gone
+    /// back in Redis, only if Redis still has that epoch (so that several
+    /// processes finding it reset it once).
+    diverged: HashMap<Stream, Option<Epoch>>,
+    /// The number of streams at which [`History::make_room`] next looks:
+    /// the limit, or further when the streams read here alone fill it.
+    room_at: usize,
 }
 
 impl History {
@@ -148,7 +153,8 @@ impl History {
             written: VecDeque::new(),
             events: 0,
             bytes: 0,
-            diverged: HashSet::new(),
+            diverged: HashMap::new(),
+            room_at: limits.max_streams,
         }
     }
 
@@ -179,14 +185,14 @@ impl History {
     /// A mirror learns where a stream stands in Redis (read there for a
     /// page or a tab), unless it knows the stream already: it then follows
     /// the stream from there (`followed`).
-    pub fn learn(&mut self, stream: &Stream, position: Position) {
+    pub fn learn(&mut self, stream: &Stream, position: Position, last_id: Option<EventId>) {
         if !self.streams.contains_key(stream) {
             self.streams.insert(
                 stream.clone(),
                 Log {
                     epoch: position.epoch,
                     last: position.offset,
-                    last_id: None,
+                    last_id,
                     events: VecDeque::new(),
                     local: false,
                 },
@@ -203,7 +209,7 @@ impl History {
             if self.streams.get(stream).is_none_or(|log| !log.local) {
                 self.replace(stream, Self::new_log());
             }
-            self.diverged.insert(stream.clone());
+            self.diverged.insert(stream.clone(), None);
         }
         let log = self.log(stream);
         Position {
@@ -310,14 +316,29 @@ impl History {
     /// Takes the streams written with positions of this process's own
     /// (Redis was unreachable, or could not keep up): Redis must reset
     /// them.
-    pub fn take_diverged(&mut self) -> Vec<Stream> {
+    pub fn take_diverged(&mut self) -> Vec<(Stream, Option<Epoch>)> {
         self.diverged.drain().collect()
     }
 
-    /// Streams whose reset did not happen, or that must start again (the
-    /// history they came from went back): they wait for the next reset.
-    pub fn diverged_again(&mut self, streams: &[Stream]) {
-        self.diverged.extend(streams.iter().cloned());
+    /// Streams whose reset did not happen: they wait for the next.
+    pub fn diverged_again(&mut self, streams: &[(Stream, Option<Epoch>)]) {
+        for (stream, epoch) in streams {
+            self.must_reset(stream, *epoch);
+        }
+    }
+
+    /// `stream` went back in the shared history, in `epoch` (it gave
+    /// offsets again): it must start again, if it still has that epoch.
+    pub fn went_back(&mut self, stream: &Stream, epoch: Epoch) {
+        self.must_reset(stream, Some(epoch));
+    }
+
+    /// A reset whatever the epoch wins over one in an epoch.
+    fn must_reset(&mut self, stream: &Stream, epoch: Option<Epoch>) {
+        let entry = self.diverged.entry(stream.clone()).or_insert(epoch);
+        if epoch.is_none() {
+            *entry = None;
+        }
     }
 
     /// Whether some streams wait to be reset in Redis.
@@ -354,13 +375,16 @@ impl History {
         let Some(since) = since else {
             return true;
         };
+        // A position past the mirror's is checked in the shared history:
+        // the mirror may lag, or the history may have gone back.
         log.local
             || (log.epoch == since.epoch
-                && (since.offset >= log.last
-                    || log
-                        .events
-                        .front()
-                        .is_some_and(|oldest| oldest.offset <= since.offset + 1)))
+                && (since.offset == log.last
+                    || (since.offset < log.last
+                        && log
+                            .events
+                            .front()
+                            .is_some_and(|oldest| oldest.offset <= since.offset + 1))))
     }
 
     /// The events kept after `position`, if the history holds all of them
@@ -390,6 +414,14 @@ impl History {
         // A mirror answers only from what it holds of Redis's epochs (a
         // local log is its own, and the only one).
         let ask_redis = self.mirror && self.streams.get(stream).is_none_or(|log| !log.local);
+        if ask_redis
+            && self
+                .streams
+                .get(stream)
+                .is_some_and(|log| log.epoch == since.epoch && since.offset > log.last)
+        {
+            return Recovery::Elsewhere;
+        }
         if ask_redis {
             return match self.kept_after(stream, since) {
                 Some(events) if events.len() > max_replay => {
@@ -514,9 +546,19 @@ impl History {
     /// streams, not for each.
     pub fn make_room(&mut self, has_readers: impl Fn(&Stream) -> bool) {
         let max = self.limits.max_streams;
-        if self.streams.len() < max {
+        if self.streams.len() < self.room_at.max(max) {
             return;
         }
+        // Looks again at the limit once room is made; if the streams read
+        // here fill it, only a tenth further on: never at every step.
+        self.room_at = max;
+        self.make_room_now(max, has_readers);
+        if self.streams.len() >= max {
+            self.room_at = self.streams.len() + max / 10 + 1;
+        }
+    }
+
+    fn make_room_now(&mut self, max: usize, has_readers: impl Fn(&Stream) -> bool) {
         let keep = max.saturating_sub(max / 10 + 1);
         let pinned = |stream: &Stream| *stream == Stream::Everyone || has_readers(stream);
         self.streams
@@ -808,6 +850,33 @@ mod tests {
     }
 
     #[test]
+    fn streams_read_here_past_the_limit_are_not_scanned_at_every_step() {
+        let mut history = History::mirror(HistoryLimits {
+            max_streams: 100,
+            ..limits()
+        });
+        let now = Instant::now();
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        let asked = std::cell::Cell::new(0_u64);
+        for n in 0..1000 {
+            // Every stream has readers here: none may go.
+            history.make_room(|_| {
+                asked.set(asked.get() + 1);
+                true
+            });
+            history.apply(&room(&format!("r{n}")), at(1), kept(1), now);
+        }
+        assert_eq!(history.streams.len(), 1000, "none forgotten");
+        // Looking at every step past the limit would ask about half a
+        // million times; a tenth of the limit further each time, a tenth
+        // of that.
+        assert!(asked.get() < 150_000, "{} questions", asked.get());
+    }
+
+    #[test]
     fn an_offset_given_again_to_another_event_is_a_history_that_went_back() {
         let mut mirror = History::mirror(limits());
         let now = Instant::now();
@@ -879,10 +948,10 @@ mod tests {
         assert_ne!(local.epoch, redis.epoch, "an epoch of its own");
         // Redis's next event replaces the local log, not the need to reset.
         mirror.apply(&red, Position { offset: 2, ..redis }, kept(2), now);
-        assert_eq!(mirror.take_diverged(), std::slice::from_ref(&red));
+        assert_eq!(mirror.take_diverged(), [(red.clone(), None)]);
         assert!(mirror.take_diverged().is_empty());
         // Learning a position is no writing.
-        mirror.learn(&room("team:blue"), redis);
+        mirror.learn(&room("team:blue"), redis, None);
         assert!(!mirror.has_diverged());
     }
 

@@ -32,7 +32,10 @@ mod recovery;
 
 use std::{
     collections::BTreeMap,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -53,7 +56,7 @@ use super::{
 use crate::{
     ConnectionId, RoomName,
     protocol::{self, ControlFrame, Resume},
-    stream::{Discontinuity, EventId, Position, Stream},
+    stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
 /// How long a read of the shared history may take, waiting for its turn
@@ -95,6 +98,9 @@ pub(crate) struct Streams {
     /// Whether durable events are recorded and recovered: unless the
     /// history is turned off (`history_per_stream: 0`).
     records: bool,
+    /// Whether some streams wait to be reset, as the history says after
+    /// each step: read at every publication, without the lock.
+    diverged: AtomicBool,
 }
 
 impl Streams {
@@ -111,12 +117,19 @@ impl Streams {
             broker,
             reads: Semaphore::new(READS_AT_ONCE),
             records: config.history_per_stream > 0,
+            diverged: AtomicBool::new(false),
         }
     }
 
     /// Whether durable events are recorded and recovered.
     pub fn records(&self) -> bool {
         self.records
+    }
+
+    /// Notes whether some streams wait to be reset, at the end of a step.
+    fn note_diverged(&self, history: &History) {
+        self.diverged
+            .store(history.has_diverged(), Ordering::Relaxed);
     }
 
     /// Takes the streams' lock, having made room for the streams the step
@@ -223,6 +236,7 @@ impl Streams {
                 Some((stream, position))
             })
             .collect();
+        self.note_diverged(&history);
         Ok(Registered { positions, fitted })
     }
 
@@ -265,6 +279,7 @@ impl Streams {
             position: position_here(&mut history, &stream, fetched),
         };
         let fitted = replayed && maps.queue_control(id, &joined);
+        self.note_diverged(&history);
         Ok(Joined { arrived, fitted })
     }
 
@@ -317,7 +332,9 @@ impl Streams {
                 streams: positions,
                 frame: &event.frame,
             };
-            keep_and_deliver(&mut history, &maps, &placed, Source::Here)
+            let outcome = keep_and_deliver(&mut history, &maps, &placed, Source::Here);
+            self.note_diverged(&history);
+            outcome
         };
         event.tell(Placement::Local);
         outcome
@@ -327,7 +344,9 @@ impl Streams {
     /// here.
     pub fn placed(&self, event: &Placed<'_>) -> Delivery {
         let (mut history, maps) = self.lock();
-        keep_and_deliver(&mut history, &maps, event, Source::Broker)
+        let outcome = keep_and_deliver(&mut history, &maps, event, Source::Broker);
+        self.note_diverged(&history);
+        outcome
     }
 
     /// The shared history started `stream` again at `position`: what this
@@ -335,8 +354,13 @@ impl Streams {
     /// may have missed events.
     pub fn reset(&self, stream: &Stream, position: Position) -> Delivery {
         let (mut history, maps) = self.lock();
-        history.reset(stream, position);
         let mut outcome = Delivery::default();
+        if history.known(stream) == Some(position) {
+            // Caught up on it already (the reset came before the catch-up
+            // read it): its readers were told.
+            return outcome;
+        }
+        history.reset(stream, position);
         maps.discontinuity_to_readers(stream, Discontinuity::EpochChanged, position, &mut outcome);
         outcome
     }
@@ -378,7 +402,8 @@ impl Streams {
                 "the shared history went back (restarted from an older snapshot?): \
                  the stream starts again"
             );
-            history.diverged_again(std::slice::from_ref(stream));
+            history.went_back(stream, from.epoch);
+            self.note_diverged(&history);
             return outcome;
         }
         match fetched.events {
@@ -407,18 +432,24 @@ impl Streams {
 
     /// Takes the streams written here apart from the shared history, or
     /// found to have gone back there: they must start again.
-    pub fn take_diverged(&self) -> Vec<Stream> {
-        self.history.lock().take_diverged()
+    pub fn take_diverged(&self) -> Vec<(Stream, Option<Epoch>)> {
+        let mut history = self.history.lock();
+        let diverged = history.take_diverged();
+        self.note_diverged(&history);
+        diverged
     }
 
     /// Streams taken for a reset that did not happen: asked again later.
-    pub fn diverged_again(&self, streams: &[Stream]) {
-        self.history.lock().diverged_again(streams);
+    pub fn diverged_again(&self, streams: &[(Stream, Option<Epoch>)]) {
+        let mut history = self.history.lock();
+        history.diverged_again(streams);
+        self.note_diverged(&history);
     }
 
-    /// Whether some streams wait to be reset.
+    /// Whether some streams wait to be reset (without the lock: asked at
+    /// every publication).
     pub fn has_diverged(&self) -> bool {
-        self.history.lock().has_diverged()
+        self.diverged.load(Ordering::Relaxed)
     }
 
     /// The streams this process follows in the shared history and has
@@ -504,7 +535,7 @@ fn keep_and_deliver(
                         "an offset came again with another event: the shared history went back \
                          (restarted from an older snapshot?); the stream starts again"
                     );
-                    history.diverged_again(std::slice::from_ref(stream));
+                    history.went_back(stream, position.epoch);
                 }
                 Applied::InOrder | Applied::New | Applied::Duplicate => {}
             },
@@ -516,6 +547,7 @@ fn keep_and_deliver(
         streams: &event.streams,
         positioned: &positioned,
         connections: &event.target.connections,
+        tabs: &event.target.tabs,
         except: Except {
             connection: event.target.except,
             tab: event.except_tab,

@@ -79,7 +79,16 @@ pub(super) fn recover(
                     position,
                 };
             };
-            history.learn(stream, fetched.position);
+            history.learn(stream, fetched.position, fetched.last_id);
+            if fetched.went_back
+                && history.known(stream).is_some_and(|known| {
+                    known.epoch == fetched.position.epoch && known.offset > fetched.position.offset
+                })
+            {
+                // This process saw the stream further on too: not a tab's
+                // word alone (it may be forged), the history went back.
+                history.went_back(stream, fetched.position.epoch);
+            }
             let events = match &fetched.events {
                 Ok(events) => events.clone(),
                 // Gone, or (a tab ahead of the history) went back: the
@@ -135,7 +144,7 @@ pub(super) fn position_here(
         return Some(position);
     }
     if let Some(fetched) = fetched {
-        history.learn(stream, fetched.position);
+        history.learn(stream, fetched.position, fetched.last_id);
         return Some(fetched.position);
     }
     (!history.is_mirror()).then(|| history.position(stream))
@@ -162,5 +171,69 @@ pub(super) fn queue_answer(
             tracing::debug!(connection = %id, %stream, ?reason, "cannot recover");
             maps.queue_discontinuity(id, stream, reason, position)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        server::config::HistoryLimits,
+        stream::{Epoch, EventId},
+    };
+
+    fn mirror() -> History {
+        History::mirror(HistoryLimits {
+            per_stream: 10,
+            max_age: Duration::from_secs(60),
+            max_bytes: usize::MAX,
+            max_streams: 10,
+            max_replay: 10,
+        })
+    }
+
+    fn at(offset: u64) -> Position {
+        Position {
+            epoch: Epoch(1),
+            offset,
+        }
+    }
+
+    /// What the shared history answers a tab at 12 when it went back to 7.
+    fn went_back_to_seven() -> Fetched {
+        Fetched {
+            position: at(7),
+            events: Err(Discontinuity::EpochChanged),
+            went_back: true,
+            last_id: None,
+        }
+    }
+
+    #[test]
+    fn a_tab_ahead_of_a_history_that_went_back_resets_it_only_if_this_process_saw_it_too() {
+        let red = Stream::Room("team:red".into());
+        let now = Instant::now();
+
+        // Alone with the tab's word: the tab moves back, nothing resets.
+        let mut history = mirror();
+        let answer = recover(&mut history, &red, at(12), Some(&went_back_to_seven()), now);
+        assert!(matches!(answer, Answer::Gap { position, .. } if position == at(7)));
+        assert!(history.take_diverged().is_empty(), "a tab's word alone");
+
+        // This process saw it at 10: the history did go back.
+        let mut history = mirror();
+        let event = Kept {
+            offset: 10,
+            id: EventId(10),
+            frame: "e10".into(),
+            except: None,
+            others: None,
+        };
+        history.apply(&red, at(10), event, now);
+        let answer = recover(&mut history, &red, at(12), Some(&went_back_to_seven()), now);
+        assert!(matches!(answer, Answer::Gap { position, .. } if position == at(7)));
+        assert_eq!(history.take_diverged(), [(red, Some(Epoch(1)))]);
     }
 }

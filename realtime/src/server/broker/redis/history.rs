@@ -91,8 +91,9 @@ return count
 /// ("" and -1 for the position only), the most events to read, a new epoch
 /// (for a stream without a history), how long keys live unwritten (ms),
 /// the id of the event the reader saw at that offset (or ""). Returns the
-/// epoch, the last offset, the events, Redis's clock (ms), and 1 if the
-/// stream went back behind the reader's position (0 otherwise).
+/// epoch, the last offset, the events, Redis's clock (ms), 1 if the stream
+/// went back behind the reader's position (0 otherwise), and the id of the
+/// event at the last offset (or "", if no longer kept).
 const READ: &str = r#"
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
@@ -102,7 +103,7 @@ if not epoch then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {epoch, 0, {}, now, 0}
+  return {epoch, 0, {}, now, 0, ''}
 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
 local since = tonumber(ARGV[2])
@@ -125,12 +126,27 @@ if went_back == 0 and ARGV[1] == epoch and since >= 0 and since < last
   and last - since <= tonumber(ARGV[3]) then
   entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[3])
 end
-return {epoch, last, entries, now, went_back}
+local last_id = ''
+local tail = redis.call('XRANGE', KEYS[2], last .. '-0', last .. '-0')
+if #tail == 1 then
+  local fields = tail[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then
+      last_id = fields[i + 1]
+    end
+  end
+end
+return {epoch, last, entries, now, went_back, last_id}
 "#;
 
 /// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
-/// unwritten (ms), the channel, the envelope that says so.
+/// unwritten (ms), the channel, the envelope that says so, and the epoch
+/// the stream must still have (or "" for any): several processes that
+/// find the same stream gone back reset it once.
 const RESET: &str = r#"
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then
+  return 0
+end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -237,8 +253,14 @@ impl RedisHistory {
         command
     }
 
-    /// The command that resets `stream` in a new epoch and says so.
-    pub fn reset(&self, scripts: &Scripts, node: NodeId, stream: &Stream) -> redis::Cmd {
+    /// The command that resets `stream` in a new epoch and says so (only
+    /// if it still has the epoch `only_in`, when given).
+    pub fn reset(
+        &self,
+        scripts: &Scripts,
+        node: NodeId,
+        (stream, only_in): &(Stream, Option<Epoch>),
+    ) -> redis::Cmd {
         let position = Position {
             epoch: Epoch(rand::random()),
             offset: 0,
@@ -255,7 +277,8 @@ impl RedisHistory {
             .arg(position.epoch.to_string())
             .arg(self.ttl_millis())
             .arg(&self.channel)
-            .arg(Envelope::encode(node, &message).as_ref());
+            .arg(Envelope::encode(node, &message).as_ref())
+            .arg(only_in.map(|epoch| epoch.to_string()).unwrap_or_default());
         command
     }
 
@@ -324,6 +347,7 @@ impl RedisHistory {
                 position,
                 events: Ok(Vec::new()),
                 went_back: false,
+                last_id: reply.last_id,
             });
         };
         let events = if reply.went_back {
@@ -335,6 +359,7 @@ impl RedisHistory {
             position,
             events,
             went_back: reply.went_back,
+            last_id: reply.last_id,
         })
     }
 
@@ -413,6 +438,8 @@ struct ReadReply {
     entries: Vec<Entry>,
     now_millis: u64,
     went_back: bool,
+    /// The id of the event at `last`, if kept.
+    last_id: Option<EventId>,
 }
 
 impl ReadReply {
@@ -420,7 +447,7 @@ impl ReadReply {
         let Value::Array(parts) = reply else {
             return None;
         };
-        let [epoch, last, entries, now, went_back] = <[Value; 5]>::try_from(parts).ok()?;
+        let [epoch, last, entries, now, went_back, last_id] = <[Value; 6]>::try_from(parts).ok()?;
         let Value::Array(entries) = entries else {
             return None;
         };
@@ -430,6 +457,7 @@ impl ReadReply {
             entries: entries.iter().map(Entry::parse).collect::<Option<_>>()?,
             now_millis: integer(&now)?,
             went_back: integer(&went_back)? == 1,
+            last_id: text(&last_id)?.parse().ok(),
         })
     }
 }

@@ -16,7 +16,7 @@
 //!   most 1,000, a few times a minute at most) when a process says
 //!   `hello`.
 //!
-//! The transport (`redis.rs`) takes what the link queues and publishes it.
+//! The transport (`transport.rs`) takes what the link queues and publishes it.
 
 use std::{
     collections::VecDeque,

@@ -182,6 +182,14 @@ impl Transport {
                     Some(message) => {
                         let payload = Bytes::copy_from_slice(message.get_payload_bytes());
                         self.receive().message(payload);
+                        // An offset that came again with another event: the
+                        // stream starts again now, before more of the
+                        // rewound epoch reaches its readers.
+                        if self.inbox.has_diverged()
+                            && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
+                        {
+                            return Ended::Lost(error.to_string());
+                        }
                     }
                     None => return Ended::Lost("the subscription closed".to_owned()),
                 },
@@ -430,7 +438,7 @@ impl SharedHistory for Access<'_> {
 
     fn reset<'a>(
         &'a mut self,
-        streams: &'a [crate::Stream],
+        streams: &'a [(crate::Stream, Option<crate::stream::Epoch>)],
     ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<()>> {
         Box::pin(async move {
             let mut pipeline = redis::pipe();
