@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, ReadError,
-    SharedHistory, reconcile, replayed, reset_diverged,
+    SharedHistory, StoredEvent, reconcile, reset_diverged,
 };
 use crate::{
     server::{SessionKey, TabMark, Target},
@@ -82,17 +82,7 @@ struct Shared {
 struct Log {
     epoch: Epoch,
     last: u64,
-    events: VecDeque<Entry>,
-}
-
-#[derive(Clone)]
-struct Entry {
-    offset: u64,
-    id: EventId,
-    except: Option<TabMark>,
-    frame: String,
-    /// Its positions in every stream it was placed in.
-    all: Arc<[(Stream, Position)]>,
+    events: VecDeque<StoredEvent>,
 }
 
 /// What one hub hears, in order.
@@ -279,7 +269,7 @@ impl Broker for MemoryBroker {
         let all: Arc<[(Stream, Position)]> = positions.clone().into();
         for (stream, position) in &positions {
             let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
-            log.events.push_back(Entry {
+            log.events.push_back(StoredEvent {
                 offset: position.offset,
                 id: event.id,
                 except: event.except_tab,
@@ -530,7 +520,7 @@ fn read(
     } else if log.last - since.offset > PER_STREAM as u64 {
         Err(Discontinuity::TooMany)
     } else {
-        let after: Vec<&Entry> = log
+        let after: Vec<&StoredEvent> = log
             .events
             .iter()
             .filter(|entry| entry.offset > since.offset)
@@ -538,14 +528,7 @@ fn read(
         if after.len() as u64 == log.last - since.offset {
             Ok(after
                 .into_iter()
-                .map(|entry| {
-                    let at = Position {
-                        epoch: position.epoch,
-                        offset: entry.offset,
-                    };
-                    let frame = entry.frame.clone();
-                    replayed(stream, at, entry.id, entry.except, frame, &entry.all)
-                })
+                .map(|entry| entry.replayed(stream, position.epoch))
                 .collect())
         } else {
             Err(Discontinuity::TooOld)

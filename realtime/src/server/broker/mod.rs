@@ -379,34 +379,45 @@ pub(crate) async fn reset_diverged<H: SharedHistory>(
     Ok(())
 }
 
-/// An event of `stream`'s shared history, as a recovery replays it: its
-/// frame (stored without positions) with its position in `stream`, and its
-/// positions in the other streams it was placed in (`all` lists every one).
-pub(crate) fn replayed(
-    stream: &Stream,
-    position: Position,
-    id: EventId,
-    except: Option<TabMark>,
-    frame: String,
-    all: &[(Stream, Position)],
-) -> Kept {
-    let recorded = crate::stream::Recorded {
-        id,
-        stream: stream.clone(),
-        position,
-        also: Vec::new(),
-    };
-    let others: Vec<(Stream, Position)> = all
-        .iter()
-        .filter(|(other, _)| other != stream)
-        .cloned()
-        .collect();
-    Kept {
-        offset: position.offset,
-        id,
-        frame: crate::protocol::with_position(frame, &recorded).into(),
-        except,
-        others: (!others.is_empty()).then(|| others.into()),
+/// One event as a shared history stores it in each of its streams' logs:
+/// its frame without positions, and its positions in every stream it was
+/// placed in (none kept when only one).
+#[derive(Clone, Debug)]
+pub(crate) struct StoredEvent {
+    pub offset: u64,
+    pub id: EventId,
+    pub except: Option<TabMark>,
+    pub frame: String,
+    pub all: Arc<[(Stream, Position)]>,
+}
+
+impl StoredEvent {
+    /// The event as a recovery of `stream` (in `epoch`) replays it: its
+    /// frame with its position in `stream`, and its positions in the other
+    /// streams it was placed in.
+    pub fn replayed(&self, stream: &Stream, epoch: Epoch) -> Kept {
+        let recorded = crate::stream::Recorded {
+            id: self.id,
+            stream: stream.clone(),
+            position: Position {
+                epoch,
+                offset: self.offset,
+            },
+            also: Vec::new(),
+        };
+        let others: Vec<(Stream, Position)> = self
+            .all
+            .iter()
+            .filter(|(other, _)| other != stream)
+            .cloned()
+            .collect();
+        Kept {
+            offset: self.offset,
+            id: self.id,
+            frame: crate::protocol::with_position(self.frame.clone(), &recorded).into(),
+            except: self.except,
+            others: (!others.is_empty()).then(|| others.into()),
+        }
     }
 }
 

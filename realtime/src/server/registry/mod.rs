@@ -14,7 +14,10 @@
 //! Queueing never waits: a connection whose queue is full is reported to
 //! the caller ([`Delivery::overflowed`]), who closes it once the lock is
 //! released. The registry knows nothing of closing, presence or recovery.
+//! This file keeps the maps; `delivery.rs` queues frames for them, and
+//! `outgoing.rs` is what a queue holds.
 
+mod delivery;
 mod outgoing;
 
 use std::{
@@ -27,13 +30,12 @@ use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-pub(crate) use self::outgoing::{Delivery, Outgoing, Positions, Reached, Replayed};
-use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
-use crate::{
-    ConnectionId, Member, RoomName, UserId,
-    protocol::{self, ControlFrame},
-    stream::{Discontinuity, EventId, Position, Stream},
+pub(crate) use self::{
+    delivery::{Kept, Placed},
+    outgoing::{Delivery, Outgoing, Positions, Reached, Replayed},
 };
+use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
+use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
 
 /// What the registry keeps for one connection.
 pub(crate) struct Connection {
@@ -127,56 +129,6 @@ impl Except {
 /// before the registry's: only with it can the registry's lock be held
 /// across several steps. Implemented by the streams' guard alone.
 pub(crate) trait TakenBefore {}
-
-/// A durable event, placed in its streams, to queue for their readers.
-pub(crate) struct Placed<'a> {
-    pub id: EventId,
-    /// The event frame without positions.
-    pub frame: &'a str,
-    /// Each stream with the event's position in it.
-    pub streams: &'a [(Stream, Position)],
-    /// The event frame with its position in each stream (of the same
-    /// index): what a connection that reads one of them gets.
-    pub positioned: &'a [Utf8Bytes],
-    /// Single connections the target names besides its streams.
-    pub connections: &'a [ConnectionId],
-    /// Tabs the target names besides its streams (their connections).
-    pub tabs: &'a [TabMark],
-    pub except: Except,
-}
-
-/// One event of a stream's history, as it is replayed.
-#[derive(Clone, Debug)]
-pub(crate) struct Kept {
-    pub offset: u64,
-    /// The emit's id.
-    pub id: EventId,
-    /// Its frame, with its position in this stream.
-    pub frame: Utf8Bytes,
-    /// The tab the emit left out, if any: left out of replays too.
-    pub except: Option<TabMark>,
-    /// Its positions in the other streams it was placed in, if any: a
-    /// connection that reads one of those gets them in the frame too.
-    pub others: Option<Arc<[(Stream, Position)]>>,
-}
-
-impl Kept {
-    /// The frame for a connection, with the event's positions in the other
-    /// streams that connection reads.
-    fn frame_for(&self, connection: &Connection) -> Utf8Bytes {
-        let Some(others) = &self.others else {
-            return self.frame.clone();
-        };
-        let also: Vec<&(Stream, Position)> = others
-            .iter()
-            .filter(|(stream, _)| connection.reads(stream))
-            .collect();
-        if also.is_empty() {
-            return self.frame.clone();
-        }
-        protocol::with_also(self.frame.as_str().to_owned(), also).into()
-    }
-}
 
 /// The registry of one process: see the module documentation.
 pub(crate) struct Registry {
@@ -551,261 +503,10 @@ impl Maps {
         }
     }
 
-    /// Queues `frame` for every connection `target` names, each once,
-    /// except those it leaves out.
-    fn deliver(&self, target: &Target, frame: &Utf8Bytes, outcome: &mut Delivery) {
-        let except = Except::of(target);
-        let push = |id: ConnectionId| {
-            let Some(connection) = self.connections.get(&id) else {
-                return;
-            };
-            if !except.leaves_out(id, connection) {
-                connection.push(id, Outgoing::Frame(frame.clone()), outcome);
-            }
-        };
-
-        if target.everyone {
-            for (id, connection) in &self.connections {
-                if !except.leaves_out(*id, connection) {
-                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
-                }
-            }
-            return;
-        }
-        let groups =
-            target.users.len() + target.rooms.len() + target.connections.len() + target.tabs.len();
-        let streams = target
-            .users
-            .iter()
-            .map(|user| Stream::User(*user))
-            .chain(target.rooms.iter().cloned().map(Stream::Room));
-        let all = streams
-            .flat_map(|stream| self.readers(&stream).collect::<Vec<_>>())
-            .chain(target.connections.iter().copied())
-            .chain(
-                target
-                    .tabs
-                    .iter()
-                    .flat_map(|tab| self.tabs.get(tab).into_iter().flatten().copied()),
-            );
-        if groups <= 1 {
-            // One user, one room or one connection: no one is named twice.
-            all.for_each(push);
-        } else {
-            let mut seen = HashSet::new();
-            all.filter(|id| seen.insert(*id)).for_each(push);
-        }
-    }
-
-    /// Queues a durable event for the readers of its streams, each once,
-    /// with its position in each of the streams through which the
-    /// connection gets it; then for the single connections the target
-    /// names and that did not get it through a stream, without positions.
-    pub fn deliver_placed(&self, event: &Placed<'_>, outcome: &mut Delivery) {
-        let mut reached = HashSet::new();
-        if let ([(stream, position)], [frame]) = (event.streams, event.positioned) {
-            let positions = Positions::One((stream.clone(), *position));
-            if *stream == Stream::Everyone {
-                for (id, connection) in &self.connections {
-                    if !event.except.leaves_out(*id, connection) {
-                        let item = Outgoing::Event {
-                            frame: frame.clone(),
-                            positions: positions.clone(),
-                        };
-                        connection.push(*id, item, outcome);
-                    }
-                }
-            } else {
-                for id in self.readers(stream) {
-                    self.push_event(id, event.except, frame, &positions, outcome);
-                }
-            }
-            if !event.connections.is_empty() || !event.tabs.is_empty() {
-                reached.extend(self.readers(stream));
-            }
-        } else {
-            // Each connection, with the streams (by index) it reads.
-            let mut streams_of: HashMap<ConnectionId, Vec<usize>> = HashMap::new();
-            for (index, (stream, _)) in event.streams.iter().enumerate() {
-                for id in self.readers(stream) {
-                    streams_of.entry(id).or_default().push(index);
-                }
-            }
-            // One frame per set of streams, whoever reads it.
-            let mut frames: HashMap<Vec<usize>, (Utf8Bytes, Positions)> = HashMap::new();
-            for (id, indexes) in streams_of {
-                let (frame, positions) = frames.entry(indexes).or_insert_with_key(|indexes| {
-                    if let ([index], Some(frame)) =
-                        (indexes.as_slice(), event.positioned.get(indexes[0]))
-                    {
-                        return (frame.clone(), Positions::One(event.streams[*index].clone()));
-                    }
-                    let positions: Vec<(Stream, Position)> = indexes
-                        .iter()
-                        .map(|index| event.streams[*index].clone())
-                        .collect();
-                    let frame = protocol::with_positions(event.frame, event.id, &positions);
-                    (frame.into(), Positions::Many(positions.into()))
-                });
-                self.push_event(id, event.except, frame, positions, outcome);
-                reached.insert(id);
-            }
-        }
-        if !event.connections.is_empty() || !event.tabs.is_empty() {
-            let frame = Utf8Bytes::from(event.frame.to_owned());
-            let of_tabs = event
-                .tabs
-                .iter()
-                .flat_map(|tab| self.tabs.get(tab).into_iter().flatten());
-            for id in event.connections.iter().chain(of_tabs) {
-                if reached.insert(*id)
-                    && let Some(connection) = self.connections.get(id)
-                    && !event.except.leaves_out(*id, connection)
-                {
-                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
-                }
-            }
-        }
-    }
-
-    fn push_event(
-        &self,
-        id: ConnectionId,
-        except: Except,
-        frame: &Utf8Bytes,
-        positions: &Positions,
-        outcome: &mut Delivery,
-    ) {
-        if let Some(connection) = self.connections.get(&id)
-            && !except.leaves_out(id, connection)
-        {
-            let item = Outgoing::Event {
-                frame: frame.clone(),
-                positions: positions.clone(),
-            };
-            connection.push(id, item, outcome);
-        }
-    }
-
-    /// Queues for every reader of `stream` here the same replay (less
-    /// the events its tab was left out of), after which it stands at `to`.
-    pub fn replay_to_readers(
-        &self,
-        stream: &Stream,
-        events: &[Kept],
-        to: Position,
-        outcome: &mut Delivery,
-    ) {
-        for id in self.readers(stream) {
-            if let Some(connection) = self.connections.get(&id) {
-                let replay = Outgoing::Replay {
-                    stream: stream.clone(),
-                    events: replayed_for(connection, events),
-                    to,
-                };
-                connection.push(id, replay, outcome);
-            }
-        }
-    }
-
-    /// Queues a `discontinuity` for every reader of `stream` here: whatever
-    /// they read of it, they may have missed some; it goes on from
-    /// `position`.
-    pub fn discontinuity_to_readers(
-        &self,
-        stream: &Stream,
-        reason: Discontinuity,
-        position: Position,
-        outcome: &mut Delivery,
-    ) {
-        let frame: Utf8Bytes = ControlFrame::Discontinuity {
-            stream,
-            reason,
-            position,
-        }
-        .to_json()
-        .into();
-        for id in self.readers(stream) {
-            if let Some(connection) = self.connections.get(&id) {
-                let item = Outgoing::Discontinuity {
-                    frame: frame.clone(),
-                    stream: stream.clone(),
-                    position,
-                };
-                connection.push(id, item, outcome);
-            }
-        }
-    }
-
-    /// Queues a replay of `stream` for one connection, less the events its
-    /// tab was left out of. `false` if its queue is full (or it is gone).
-    pub fn queue_replay(
-        &self,
-        id: ConnectionId,
-        stream: &Stream,
-        events: &[Kept],
-        to: Position,
-    ) -> bool {
-        self.connections.get(&id).is_some_and(|connection| {
-            let replay = Outgoing::Replay {
-                stream: stream.clone(),
-                events: replayed_for(connection, events),
-                to,
-            };
-            connection.queue.try_send(replay).is_ok()
-        })
-    }
-
-    /// Queues a `discontinuity` of `stream` for one connection. `false` if
-    /// its queue is full (or it is gone).
-    pub fn queue_discontinuity(
-        &self,
-        id: ConnectionId,
-        stream: &Stream,
-        reason: Discontinuity,
-        position: Position,
-    ) -> bool {
-        self.connections.get(&id).is_some_and(|connection| {
-            let frame = ControlFrame::Discontinuity {
-                stream,
-                reason,
-                position,
-            };
-            let item = Outgoing::Discontinuity {
-                frame: frame.to_json().into(),
-                stream: stream.clone(),
-                position,
-            };
-            connection.queue.try_send(item).is_ok()
-        })
-    }
-
-    /// Queues a control frame for one connection. `false` if its queue is
-    /// full (or it is gone).
-    pub fn queue_control(&self, id: ConnectionId, frame: &ControlFrame<'_>) -> bool {
-        self.connections.get(&id).is_some_and(|connection| {
-            let item = Outgoing::Frame(frame.to_json().into());
-            connection.queue.try_send(item).is_ok()
-        })
-    }
-
     /// The tab of a connection, bound to its session, if it said which.
     pub fn tab_of(&self, id: ConnectionId) -> Option<TabMark> {
         self.connections.get(&id)?.tab
     }
-}
-
-/// A replay's events as one connection gets them: without those its tab
-/// was left out of, with the positions in the other streams it reads.
-fn replayed_for(connection: &Connection, events: &[Kept]) -> Vec<Replayed> {
-    events
-        .iter()
-        .filter(|event| connection.tab.is_none() || event.except != connection.tab)
-        .map(|event| Replayed {
-            offset: event.offset,
-            frame: event.frame_for(connection),
-        })
-        .collect()
 }
 
 /// The connections that read a stream: every connection, a user's, or a
@@ -844,7 +545,10 @@ fn remove_from_group<K: Eq + std::hash::Hash>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::Epoch;
+    use crate::{
+        protocol,
+        stream::{Epoch, EventId, Position},
+    };
 
     const UNLIMITED: Limits = Limits {
         total: usize::MAX,

@@ -32,16 +32,18 @@
 //! an offset comes again with another event, and has the stream reset in
 //! a new epoch, so its readers everywhere fetch again.
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 use redis::{Value, aio::MultiplexedConnection};
 use serde::Deserialize;
 
 use super::{
-    super::{Durable, Fetched, NodeId, ReadError, replayed},
+    super::{Durable, Fetched, NodeId, ReadError, StoredEvent},
     envelope::{Envelope, Message},
 };
 use crate::{
-    server::{TabMark, config::HistoryLimits, registry::Kept},
+    server::{config::HistoryLimits, registry::Kept},
     stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
@@ -383,7 +385,7 @@ impl RedisHistory {
         let oldest_kept = reply.now_millis.saturating_sub(self.ttl_millis());
         let complete = reply.entries.len() as u64 == missed
             && reply.entries.first().is_some_and(|first| {
-                first.offset == since.offset + 1 && first.at_millis >= oldest_kept
+                first.event.offset == since.offset + 1 && first.at_millis >= oldest_kept
             });
         if !complete {
             return Err(Discontinuity::TooOld);
@@ -391,14 +393,7 @@ impl RedisHistory {
         Ok(reply
             .entries
             .iter()
-            .map(|entry| {
-                let at = Position {
-                    epoch: position.epoch,
-                    offset: entry.offset,
-                };
-                let frame = entry.frame.clone();
-                replayed(stream, at, entry.id, entry.except, frame, &entry.all)
-            })
+            .map(|entry| entry.event.replayed(stream, position.epoch))
             .collect())
     }
 }
@@ -422,13 +417,9 @@ fn header_around_positions(node: NodeId, record: &Durable) -> (String, String) {
 
 /// One event of a stream's log.
 struct Entry {
-    offset: u64,
-    id: EventId,
-    except: Option<TabMark>,
+    event: StoredEvent,
+    /// When it was appended, by Redis's clock.
     at_millis: u64,
-    frame: String,
-    /// Its positions in every stream it was placed in, if several.
-    all: Vec<(Stream, Position)>,
 }
 
 /// What `READ` answers.
@@ -481,7 +472,7 @@ impl Entry {
         let except = field("except")?;
         // Absent in entries written before it was (and when only one stream).
         let all = field("all").unwrap_or_default();
-        Some(Self {
+        let event = StoredEvent {
             offset,
             id: field("id")?.parse().ok()?,
             except: if except.is_empty() {
@@ -489,13 +480,16 @@ impl Entry {
             } else {
                 Some(except.parse().ok()?)
             },
-            at_millis: field("at")?.parse().ok()?,
             frame: field("frame")?,
             all: if all.is_empty() {
-                Vec::new()
+                Arc::from([])
             } else {
-                parse_all(&all)?
+                parse_all(&all)?.into()
             },
+        };
+        Some(Self {
+            event,
+            at_millis: field("at")?.parse().ok()?,
         })
     }
 }
