@@ -41,7 +41,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, ReadError,
+    Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, Read, ReadError,
     SharedHistory, StoredEvent, reconcile, reset_diverged,
 };
 use crate::{
@@ -467,7 +467,7 @@ impl SharedHistory for Access<'_> {
     fn read_many<'a>(
         &'a mut self,
         wanted: &'a [(Stream, Position, Option<EventId>)],
-    ) -> BoxFuture<'a, Result<Vec<Result<Fetched, ReadError>>, String>> {
+    ) -> BoxFuture<'a, Result<Vec<Read>, String>> {
         let mut shared = self.0.shared.lock();
         let read = wanted
             .iter()

@@ -320,13 +320,15 @@ pub(crate) trait SharedHistory {
     ) -> BoxFuture<'a, Result<(), Self::Error>>;
 
     /// Reads each stream after the position (where the reader saw the
-    /// event of that id), in one round trip.
-    #[allow(clippy::type_complexity)]
+    /// event of that id), in one round trip: one answer per stream.
     fn read_many<'a>(
         &'a mut self,
         wanted: &'a [(Stream, Position, Option<EventId>)],
-    ) -> BoxFuture<'a, Result<Vec<Result<Fetched, ReadError>>, Self::Error>>;
+    ) -> BoxFuture<'a, Result<Vec<Read>, Self::Error>>;
 }
+
+/// One stream's answer to a read of the shared history.
+pub(crate) type Read = Result<Fetched, ReadError>;
 
 /// Streams read per round trip when catching up: each may bring a
 /// recovery's worth of events, and one timeout covers the round trip.

@@ -30,9 +30,7 @@ use tokio::{
 };
 
 use super::{
-    super::{
-        Fetched, Inbox, NodeId, Placement, ReadError, SharedHistory, reconcile, reset_diverged,
-    },
+    super::{Inbox, NodeId, Placement, Read, SharedHistory, reconcile, reset_diverged},
     REDIS_TIMEOUT, RedisBackplane,
     envelope::{Envelope, Message},
     history::{RedisHistory, Scripts},
@@ -457,8 +455,7 @@ impl SharedHistory for Access<'_> {
             crate::Position,
             Option<crate::stream::EventId>,
         )],
-    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<Vec<Result<Fetched, ReadError>>>>
-    {
+    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<Vec<Read>>> {
         Box::pin(async move {
             let mut pipeline = redis::pipe();
             for (stream, position, id) in wanted {
