@@ -641,7 +641,7 @@ async fn send_events(
 }
 
 /// Calls the broadcast server function `total` times at `rate` per second,
-/// over a few keep-alive connections spread over the processes, each logged
+/// over 32 keep-alive connections spread over the processes, each logged
 /// in as one of the users (announcing takes a logged-in user). Returns how
 /// many calls failed.
 async fn broadcast(
@@ -651,7 +651,12 @@ async fn broadcast(
     rate: u32,
     total: u32,
 ) -> Result<u32, Error> {
-    const CONNECTIONS: usize = 4;
+    // Each connection waits for its call's answer before the next, so
+    // there are enough of them that a slow answer does not slow the rate:
+    // with 4, on cores shared with the load generator, the announcement's
+    // session and user queries (SQLite, on its own thread) took ~90 ms a
+    // call, and 200 broadcasts a second became 44.
+    const CONNECTIONS: usize = 32;
     let failures = Arc::new(AtomicU64::new(0));
     let mut workers = PacedWorkers::default();
     for index in 0..CONNECTIONS {

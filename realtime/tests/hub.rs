@@ -618,6 +618,31 @@ async fn a_frame_over_the_limit_closes_the_connection_with_1009() {
 }
 
 #[tokio::test]
+async fn frames_larger_than_the_read_buffer_are_read_whole() {
+    let server = TestServer::start(builder().config(HubConfig {
+        read_buffer_bytes: 64,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut client = server.user(1, "s1").await;
+    // Three frames of 3 KiB each, sent back to back: each read in pieces.
+    for room in ["team:red", "team:blue", "team:green"] {
+        let padded = format!(r#"{{"type":"join","room":"{room}"}}{}"#, " ".repeat(3000));
+        client.send_text(&padded).await;
+    }
+    let mut joined = 0;
+    while joined < 3 {
+        match client.frame().await {
+            ServerFrame::Joined { .. } => joined += 1,
+            ServerFrame::Error { .. } | ServerFrame::Refused { .. } => {
+                panic!("a padded join was not read whole")
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_client_too_slow_to_read_is_disconnected_and_the_others_are_not_held_up() {
     let server = TestServer::start(builder().config(HubConfig {
         queue_capacity: 8,

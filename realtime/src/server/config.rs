@@ -20,7 +20,9 @@ pub struct HubConfig {
     /// connection whose queue is full is closed with code 4008.
     pub queue_capacity: usize,
     /// Size of each connection's read buffer (tungstenite's default is
-    /// 128 KiB, which is most of the memory of an idle connection).
+    /// 128 KiB, which would be most of the memory of an idle connection).
+    /// A browser's frames (joins and leaves) are a few dozen bytes; a
+    /// larger one grows the buffer for as long as it takes to read it.
     pub read_buffer_bytes: usize,
     /// How often the server pings an idle connection, so dead ones are
     /// noticed and proxies keep live ones open.
@@ -76,7 +78,7 @@ impl Default for HubConfig {
             max_event_bytes: 64 * 1024,
             max_rooms_per_connection: 64,
             queue_capacity: 256,
-            read_buffer_bytes: 1024,
+            read_buffer_bytes: 256,
             ping_interval: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
             authorize_timeout: Duration::from_secs(10),

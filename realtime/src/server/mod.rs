@@ -36,6 +36,7 @@
 //! | `documented.rs` | a test: `docs/protocol.md`'s limits against the code |
 //! | `refusals.rs` | why a connection is refused, and how each refusal is told |
 //! | `origin.rs` | the `Origin` check on upgrades: [`Origins`] |
+//! | `bench.rs` | connections drained in memory, for the fan-out benchmark (the `bench` feature only) |
 //!
 //! Data flows one way: emit → streams (durable) → broker → (every process)
 //! → streams → registry → each connection's queue → its task. A volatile
@@ -44,6 +45,8 @@
 //! recovery; what one delivery overflowed comes back to the hub, which
 //! closes those connections (`close.rs`).
 
+#[cfg(feature = "bench")]
+mod bench;
 mod broadcast;
 pub mod broker;
 mod caller;
@@ -83,6 +86,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+#[cfg(feature = "bench")]
+pub use self::bench::Drained;
 pub use self::{
     broadcast::Broadcast,
     broker::Placement,

@@ -3,9 +3,9 @@
 //! each connection, and its task waits on. Closing itself is the hub's
 //! (`close.rs`).
 
-use std::sync::OnceLock;
+use std::{future::Future, sync::OnceLock, task::Poll};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use crate::protocol;
 
@@ -35,21 +35,36 @@ impl CloseReason {
 }
 
 /// A request to a connection's task to close. The first reason wins.
+///
+/// The task's wait is polled at every wake-up of the task (every batch it
+/// writes), so it is a waker slot and a reason set once: no lock, as
+/// `tokio::sync::Notify` would take at each poll.
 #[derive(Default)]
 pub(crate) struct CloseSignal {
-    notify: Notify,
+    waker: AtomicWaker,
     reason: OnceLock<CloseReason>,
 }
 
 impl CloseSignal {
     pub fn close(&self, reason: CloseReason) {
         let _ = self.reason.set(reason);
-        // A stored permit: the task sees it even if it is not waiting yet.
-        self.notify.notify_one();
+        // The task sees the reason even if it is not waiting yet.
+        self.waker.wake();
     }
 
-    pub async fn closed(&self) -> CloseReason {
-        self.notify.notified().await;
-        self.reason.get().copied().unwrap_or(CloseReason::GoingAway)
+    /// Waits until the connection is asked to close, and says why. Waited
+    /// on by the connection's own task only (one waker).
+    pub fn closed(&self) -> impl Future<Output = CloseReason> + Send + '_ {
+        std::future::poll_fn(|cx| {
+            if let Some(reason) = self.reason.get() {
+                return Poll::Ready(*reason);
+            }
+            self.waker.register(cx.waker());
+            // Set between the look and the registration: seen now.
+            match self.reason.get() {
+                Some(reason) => Poll::Ready(*reason),
+                None => Poll::Pending,
+            }
+        })
     }
 }

@@ -64,13 +64,27 @@ pub(super) fn upgrade(
     resume: Resume,
 ) -> Response {
     let config = hub.config();
-    upgrade
+    let upgrade = upgrade
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(max_write_buffer(config))
         .max_message_size(config.max_frame_bytes)
-        .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| serve(hub, socket, identity, resume))
+        .max_frame_size(config.max_frame_bytes);
+    // On the heap until the task takes it: what the callback holds is kept
+    // for the task's whole life.
+    let caller = Box::new(Caller {
+        hub,
+        identity,
+        resume,
+    });
+    upgrade.on_upgrade(move |socket| serve(caller, socket))
+}
+
+/// Who asked for the upgrade, as the connection's task gets it.
+struct Caller {
+    hub: Hub,
+    identity: Identity,
+    resume: Resume,
 }
 
 /// The most one socket may hold unsent: room for one batch and the
@@ -99,46 +113,66 @@ impl<S: Send + Sync> FromRequestParts<S> for Resume {
 
 /// Serves `socket` until it closes, and counts it as open until it is
 /// dropped.
-async fn serve(hub: Hub, socket: WebSocket, identity: Identity, resume: Resume) {
-    hub.inner.open_sockets.fetch_add(1, Ordering::Relaxed);
-    serve_socket(&hub, socket, identity, &resume).await;
-    // The socket is dropped, its file descriptor released.
-    hub.inner.open_sockets.fetch_sub(1, Ordering::Relaxed);
+///
+/// What a task keeps while it serves is most of what an idle connection
+/// costs, so it is kept small: the connection's state is one allocation
+/// ([`Served`]), and the one-off steps (registering, refusing, closing) run
+/// boxed, taking no room in the task while it serves.
+fn serve(caller: Box<Caller>, socket: WebSocket) -> impl Future<Output = ()> + Send {
+    let socket = Box::new(socket);
+    async move {
+        let hub = caller.hub.clone();
+        hub.inner.open_sockets.fetch_add(1, Ordering::Relaxed);
+        serve_socket(&hub, caller, socket).await;
+        // The socket is dropped, its file descriptor released.
+        hub.inner.open_sockets.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
-async fn serve_socket(hub: &Hub, mut socket: WebSocket, identity: Identity, resume: &Resume) {
-    let user = identity.user;
-    let registration = match register(hub, identity, resume).await {
-        Ok(registration) => registration,
-        Err(refused) => {
-            tracing::debug!(?refused, user = ?user, "connection refused");
-            let _ = close_with(&mut socket, refused.close_code(), refused.reason()).await;
-            return;
-        }
+async fn serve_socket(hub: &Hub, caller: Box<Caller>, socket: Box<WebSocket>) {
+    let Some(mut served) = Box::pin(connect(hub, caller, socket)).await else {
+        return;
     };
-    let _registered = Registered {
-        hub,
-        id: registration.id,
-    };
-    tracing::debug!(connection = %registration.id, user = ?user, "connected");
-    let mut served = Served::new(hub, socket, user, registration);
+    let _registered = Registered { hub, id: served.id };
+    tracing::debug!(connection = %served.id, user = ?served.user, "connected");
     let end = match served.welcome().await {
         Ok(()) => served.run().await,
         Err(end) => end,
     };
     if let End::Closed(reason) = end {
         let (code, text) = reason.code_and_text();
-        let _ = close_with(&mut served.socket, code, text).await;
+        let _ = Box::pin(close_with(&mut served.socket, code, text)).await;
     }
     metrics::counter!("realtime_closes_total", "reason" => end.label()).increment(1);
     tracing::debug!(connection = %served.id, reason = end.label(), "disconnected");
 }
 
+/// Registers the connection, or closes the socket with the reason it was
+/// refused.
+async fn connect(
+    hub: &Hub,
+    caller: Box<Caller>,
+    mut socket: Box<WebSocket>,
+) -> Option<Box<Served<'_>>> {
+    let Caller {
+        identity, resume, ..
+    } = *caller;
+    let user = identity.user;
+    match register(hub, identity, &resume).await {
+        Ok(registration) => Some(Box::new(Served::new(hub, *socket, user, registration))),
+        Err(refused) => {
+            tracing::debug!(?refused, user = ?user, "connection refused");
+            let _ = close_with(&mut socket, refused.close_code(), refused.reason()).await;
+            None
+        }
+    }
+}
+
 /// A connection just registered with the hub: what its task needs.
-struct Registration {
-    id: ConnectionId,
+pub(super) struct Registration {
+    pub(super) id: ConnectionId,
     /// Frames to write, in order.
-    outgoing: mpsc::Receiver<Outgoing>,
+    pub(super) outgoing: mpsc::Receiver<Outgoing>,
     /// Tells the task to close, and why.
     close_signal: Arc<CloseSignal>,
     /// For the `welcome` frame: where the connection's streams stand.
@@ -149,7 +183,11 @@ struct Registration {
 /// holds only what its tab missed (`resume`), unless a limit says no or its
 /// session has ended meanwhile. It stays there until its task forgets it,
 /// or the hub closes it.
-async fn register(hub: &Hub, identity: Identity, resume: &Resume) -> Result<Registration, Refused> {
+pub(super) async fn register(
+    hub: &Hub,
+    identity: Identity,
+    resume: &Resume,
+) -> Result<Registration, Refused> {
     // What the shared history must tell first, if this process does not
     // hold it: the tab's streams from where it stopped, or where they stand.
     let streams = std::iter::once(Stream::Everyone).chain(identity.user.map(Stream::User));

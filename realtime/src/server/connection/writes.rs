@@ -23,7 +23,8 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// or at the end of a batch, whichever comes first.
 pub(crate) const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// How long a close frame may take to send (after whatever was already
-/// buffered) before the socket is dropped.
+/// buffered), and the browser's close frame to come back, before the socket
+/// is dropped.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Writes to the socket, each bounded in time and cut short by a close.
@@ -102,7 +103,14 @@ impl Writes {
     }
 }
 
-/// Sends a close frame, within [`CLOSE_TIMEOUT`].
+/// Sends a close frame and waits for the browser's, all within
+/// [`CLOSE_TIMEOUT`].
+///
+/// What the browser sent meanwhile is read and dropped until its close
+/// frame comes: a socket closed with unread data is reset, and the reset
+/// can overtake the close frame, so that the browser would see 1006
+/// instead of the reason (a script flooding frames, told 4029, is the usual
+/// case).
 pub(super) async fn close_with(
     socket: &mut WebSocket,
     code: u16,
@@ -112,8 +120,17 @@ pub(super) async fn close_with(
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    match timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    let handshake = async {
+        socket
+            .send(Message::Close(Some(frame)))
+            .await
+            .map_err(|_| ())?;
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Close(_) = message {
+                break;
+            }
+        }
+        Ok(())
+    };
+    timeout(CLOSE_TIMEOUT, handshake).await.unwrap_or(Err(()))
 }

@@ -11,7 +11,7 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
-use super::{Connection, Delivery, Except, Maps, Outgoing, Positions, Replayed};
+use super::{Connection, Delivery, Except, Live, Maps, Outgoing, Positions, Replay, Replayed};
 use crate::{
     ConnectionId,
     protocol::{self, ControlFrame},
@@ -74,19 +74,21 @@ impl Maps {
     /// except those it leaves out.
     pub(super) fn deliver(&self, target: &Target, frame: &Utf8Bytes, outcome: &mut Delivery) {
         let except = Except::of(target);
+        // One frame for all, each queue holding a reference to it.
+        let frame = Arc::new(frame.clone());
         let push = |id: ConnectionId| {
             let Some(connection) = self.connections.get(&id) else {
                 return;
             };
             if !except.leaves_out(id, connection) {
-                connection.push(id, Outgoing::Frame(frame.clone()), outcome);
+                connection.push(id, Outgoing::Frame(Arc::clone(&frame)), outcome);
             }
         };
 
         if target.everyone {
             for (id, connection) in &self.connections {
                 if !except.leaves_out(*id, connection) {
-                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
+                    connection.push(*id, Outgoing::Frame(Arc::clone(&frame)), outcome);
                 }
             }
             return;
@@ -123,20 +125,19 @@ impl Maps {
     pub fn deliver_placed(&self, event: &Placed<'_>, outcome: &mut Delivery) {
         let mut reached = HashSet::new();
         if let ([(stream, position)], [frame]) = (event.streams, event.positioned) {
-            let positions = Positions::One((stream.clone(), *position));
+            let live = Arc::new(Live {
+                frame: frame.clone(),
+                positions: Positions::One((stream.clone(), *position)),
+            });
             if *stream == Stream::Everyone {
                 for (id, connection) in &self.connections {
                     if !event.except.leaves_out(*id, connection) {
-                        let item = Outgoing::Event {
-                            frame: frame.clone(),
-                            positions: positions.clone(),
-                        };
-                        connection.push(*id, item, outcome);
+                        connection.push(*id, Outgoing::Event(Arc::clone(&live)), outcome);
                     }
                 }
             } else {
                 for id in self.readers(stream) {
-                    self.push_event(id, event.except, frame, &positions, outcome);
+                    self.push_event(id, event.except, &live, outcome);
                 }
             }
             if !event.connections.is_empty() || !event.tabs.is_empty() {
@@ -151,27 +152,33 @@ impl Maps {
                 }
             }
             // One frame per set of streams, whoever reads it.
-            let mut frames: HashMap<Vec<usize>, (Utf8Bytes, Positions)> = HashMap::new();
+            let mut frames: HashMap<Vec<usize>, Arc<Live>> = HashMap::new();
             for (id, indexes) in streams_of {
-                let (frame, positions) = frames.entry(indexes).or_insert_with_key(|indexes| {
+                let live = frames.entry(indexes).or_insert_with_key(|indexes| {
                     if let ([index], Some(frame)) =
                         (indexes.as_slice(), event.positioned.get(indexes[0]))
                     {
-                        return (frame.clone(), Positions::One(event.streams[*index].clone()));
+                        return Arc::new(Live {
+                            frame: frame.clone(),
+                            positions: Positions::One(event.streams[*index].clone()),
+                        });
                     }
                     let positions: Vec<(Stream, Position)> = indexes
                         .iter()
                         .map(|index| event.streams[*index].clone())
                         .collect();
                     let frame = protocol::with_positions(event.frame, event.id, &positions);
-                    (frame.into(), Positions::Many(positions.into()))
+                    Arc::new(Live {
+                        frame: frame.into(),
+                        positions: Positions::Many(positions.into()),
+                    })
                 });
-                self.push_event(id, event.except, frame, positions, outcome);
+                self.push_event(id, event.except, live, outcome);
                 reached.insert(id);
             }
         }
         if !event.connections.is_empty() || !event.tabs.is_empty() {
-            let frame = Utf8Bytes::from(event.frame.to_owned());
+            let frame = Arc::new(Utf8Bytes::from(event.frame.to_owned()));
             let of_tabs = event
                 .tabs
                 .iter()
@@ -181,7 +188,7 @@ impl Maps {
                     && let Some(connection) = self.connections.get(id)
                     && !event.except.leaves_out(*id, connection)
                 {
-                    connection.push(*id, Outgoing::Frame(frame.clone()), outcome);
+                    connection.push(*id, Outgoing::Frame(Arc::clone(&frame)), outcome);
                 }
             }
         }
@@ -191,18 +198,13 @@ impl Maps {
         &self,
         id: ConnectionId,
         except: Except,
-        frame: &Utf8Bytes,
-        positions: &Positions,
+        live: &Arc<Live>,
         outcome: &mut Delivery,
     ) {
         if let Some(connection) = self.connections.get(&id)
             && !except.leaves_out(id, connection)
         {
-            let item = Outgoing::Event {
-                frame: frame.clone(),
-                positions: positions.clone(),
-            };
-            connection.push(id, item, outcome);
+            connection.push(id, Outgoing::Event(Arc::clone(live)), outcome);
         }
     }
 
@@ -217,11 +219,11 @@ impl Maps {
     ) {
         for id in self.readers(stream) {
             if let Some(connection) = self.connections.get(&id) {
-                let replay = Outgoing::Replay {
+                let replay = Outgoing::Replay(Box::new(Replay {
                     stream: stream.clone(),
                     events: replayed_for(connection, events),
                     to,
-                };
+                }));
                 connection.push(id, replay, outcome);
             }
         }
@@ -244,14 +246,10 @@ impl Maps {
         }
         .to_json()
         .into();
+        let gap = Arc::new((frame, stream.clone(), position));
         for id in self.readers(stream) {
             if let Some(connection) = self.connections.get(&id) {
-                let item = Outgoing::Discontinuity {
-                    frame: frame.clone(),
-                    stream: stream.clone(),
-                    position,
-                };
-                connection.push(id, item, outcome);
+                connection.push(id, Outgoing::Discontinuity(Arc::clone(&gap)), outcome);
             }
         }
     }
@@ -266,11 +264,11 @@ impl Maps {
         to: Position,
     ) -> bool {
         self.connections.get(&id).is_some_and(|connection| {
-            let replay = Outgoing::Replay {
+            let replay = Outgoing::Replay(Box::new(Replay {
                 stream: stream.clone(),
                 events: replayed_for(connection, events),
                 to,
-            };
+            }));
             connection.queue.try_send(replay).is_ok()
         })
     }
@@ -290,11 +288,11 @@ impl Maps {
                 reason,
                 position,
             };
-            let item = Outgoing::Discontinuity {
-                frame: frame.to_json().into(),
-                stream: stream.clone(),
+            let item = Outgoing::Discontinuity(Arc::new((
+                frame.to_json().into(),
+                stream.clone(),
                 position,
-            };
+            )));
             connection.queue.try_send(item).is_ok()
         })
     }
@@ -303,7 +301,7 @@ impl Maps {
     /// full (or it is gone).
     pub fn queue_control(&self, id: ConnectionId, frame: &ControlFrame<'_>) -> bool {
         self.connections.get(&id).is_some_and(|connection| {
-            let item = Outgoing::Frame(frame.to_json().into());
+            let item = Outgoing::frame(frame.to_json().into());
             connection.queue.try_send(item).is_ok()
         })
     }

@@ -32,7 +32,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 pub(crate) use self::{
     delivery::{Kept, Placed},
-    outgoing::{Delivery, Outgoing, Positions, Reached, Replayed},
+    outgoing::{Delivery, Live, Outgoing, Positions, Reached, Replay, Replayed},
 };
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
@@ -201,10 +201,10 @@ impl Registry {
         let departed = maps.leave(id, room)?;
         let mut outcome = Delivery::default();
         if let Some(connection) = maps.connections.get(&id) {
-            let left = Outgoing::Left {
-                frame: ControlFrame::Left { room }.to_json().into(),
-                stream: Stream::Room(room.clone()),
-            };
+            let left = Outgoing::Left(Box::new((
+                ControlFrame::Left { room }.to_json().into(),
+                Stream::Room(room.clone()),
+            )));
             connection.push(id, left, &mut outcome);
         }
         Some((departed, outcome))
@@ -221,7 +221,7 @@ impl Registry {
     pub fn send(&self, id: ConnectionId, frame: Utf8Bytes) -> Delivery {
         let mut outcome = Delivery::default();
         if let Some(connection) = self.maps.read().connections.get(&id) {
-            connection.push(id, Outgoing::Frame(frame), &mut outcome);
+            connection.push(id, Outgoing::frame(frame), &mut outcome);
         }
         outcome
     }

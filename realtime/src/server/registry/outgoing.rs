@@ -12,19 +12,26 @@
 //! where its stream goes on from, even backwards (the history behind it
 //! was lost).
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 
 use crate::stream::{Mark, Position, Stream};
 
 /// Where a durable event sits in the streams it reached a connection
-/// through: one stream (the usual case, no allocation), or several, shared
-/// by the connections that read the same ones.
+/// through: one stream (the usual case), or several.
 #[derive(Clone, Debug)]
 pub(crate) enum Positions {
     One((Stream, Position)),
-    Many(Arc<[(Stream, Position)]>),
+    Many(Box<[(Stream, Position)]>),
+}
+
+/// A durable event as it goes live to the connections that read the same
+/// streams: built once per emit and shared by their queues.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub frame: Utf8Bytes,
+    pub positions: Positions,
 }
 
 /// One event of a replay, with its offset in the replayed stream.
@@ -34,65 +41,74 @@ pub(crate) struct Replayed {
     pub frame: Utf8Bytes,
 }
 
+/// What a tab missed of one stream, in one place of the queue.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    pub stream: Stream,
+    pub events: Vec<Replayed>,
+    /// Where the stream stands after it.
+    pub to: Position,
+}
+
 /// What waits in a connection's queue.
+///
+/// Two words: a bounded queue allocates its slots by the block (32 of
+/// them), and every connection has one, idle or not. What a delivery to
+/// thousands of connections queues is built once and shared (an `Arc`), so
+/// queueing it is one reference count, with no allocation and no copy of a
+/// stream's name.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     /// A frame written as it is: a volatile event, a presence list, a
     /// reply.
-    Frame(Utf8Bytes),
+    Frame(Arc<Utf8Bytes>),
     /// A durable event, live: not written if the connection has it
     /// already.
-    Event {
-        frame: Utf8Bytes,
-        positions: Positions,
-    },
-    /// What a tab missed of one stream, in one place of the queue: a replay
-    /// may be longer than the queue, and is not cut short by the
-    /// slow-client rule. The stream then stands at `to`.
-    Replay {
-        stream: Stream,
-        events: Vec<Replayed>,
-        to: Position,
-    },
-    /// The connection may have missed events of `stream`: always written,
-    /// and the stream goes on from `position`, whatever it had reached.
-    Discontinuity {
-        frame: Utf8Bytes,
-        stream: Stream,
-        position: Position,
-    },
+    Event(Arc<Live>),
+    /// What a tab missed of one stream: a replay may be longer than the
+    /// queue, and is not cut short by the slow-client rule. The stream then
+    /// stands at its `to`.
+    Replay(Box<Replay>),
+    /// The connection may have missed events of the stream: always
+    /// written, and the stream goes on from the position, whatever it had
+    /// reached.
+    Discontinuity(Arc<(Utf8Bytes, Stream, Position)>),
     /// The connection left a room (the `left` frame): its stream is
     /// forgotten, so that what the connection reached stays within the
     /// streams it reads.
-    Left { frame: Utf8Bytes, stream: Stream },
+    Left(Box<(Utf8Bytes, Stream)>),
 }
 
 impl Outgoing {
+    /// A frame written as it is, queued for one connection.
+    pub fn frame(frame: Utf8Bytes) -> Self {
+        Self::Frame(Arc::new(frame))
+    }
+
     /// Adds the frames to write to `frames`, in order, leaving out the
     /// events the connection had already.
     pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {
         match self {
-            Self::Frame(frame) => frames.push(frame),
-            Self::Event {
-                frame,
-                positions: Positions::One((stream, position)),
-            } => {
-                if reached.receive_new(&stream, position) {
-                    frames.push(frame);
-                }
-            }
-            Self::Event {
-                frame,
-                positions: Positions::Many(positions),
-            } => {
-                if !reached.has_any(&positions) {
-                    for (stream, position) in positions.iter() {
-                        reached.receive_new(stream, *position);
+            Self::Frame(frame) => frames.push(unshare(frame)),
+            Self::Event(live) => {
+                let new = match &live.positions {
+                    Positions::One((stream, position)) => reached.receive_new(stream, *position),
+                    Positions::Many(positions) => {
+                        let new = !reached.has_any(positions);
+                        if new {
+                            for (stream, position) in positions.iter() {
+                                reached.receive_new(stream, *position);
+                            }
+                        }
+                        new
                     }
-                    frames.push(frame);
+                };
+                if new {
+                    frames.push(live.frame.clone());
                 }
             }
-            Self::Replay { stream, events, to } => {
+            Self::Replay(replay) => {
+                let Replay { stream, events, to } = *replay;
                 for event in events {
                     let position = Position {
                         epoch: to.epoch,
@@ -104,15 +120,13 @@ impl Outgoing {
                 }
                 reached.tell(&stream, to);
             }
-            Self::Discontinuity {
-                frame,
-                stream,
-                position,
-            } => {
-                reached.set(stream, position);
-                frames.push(frame);
+            Self::Discontinuity(gap) => {
+                let (frame, stream, position) = &*gap;
+                reached.set(stream, *position);
+                frames.push(frame.clone());
             }
-            Self::Left { frame, stream } => {
+            Self::Left(left) => {
+                let (frame, stream) = *left;
                 reached.forget(&stream);
                 frames.push(frame);
             }
@@ -120,27 +134,41 @@ impl Outgoing {
     }
 }
 
+/// The frame of a shared item, moved out when this queue held the last
+/// reference (no reference count to change), cloned otherwise.
+fn unshare(frame: Arc<Utf8Bytes>) -> Utf8Bytes {
+    Arc::try_unwrap(frame).unwrap_or_else(|shared| Utf8Bytes::clone(&shared))
+}
+
 /// How far the frames written to one connection reached in each stream it
 /// reads, and from where they hold every event: everyone's, its user's and
 /// its rooms' (a room is forgotten when the connection leaves it), so never
-/// more than a few dozen.
+/// more than a few dozen: a list, searched in order, costs less than a
+/// hash of the stream's name at every delivery, and nothing until the
+/// first durable event.
 #[derive(Debug, Default)]
-pub(crate) struct Reached(HashMap<Stream, Mark>);
+pub(crate) struct Reached(Vec<(Stream, Mark)>);
 
 impl Reached {
+    fn get_mut(&mut self, stream: &Stream) -> Option<&mut Mark> {
+        self.0
+            .iter_mut()
+            .find_map(|(reached, mark)| (reached == stream).then_some(mark))
+    }
+
     /// Whether the event at any of these positions was written already.
     fn has_any(&self, positions: &[(Stream, Position)]) -> bool {
         positions.iter().any(|(stream, position)| {
             self.0
-                .get(stream)
-                .is_some_and(|mark| mark.covers(*position))
+                .iter()
+                .any(|(reached, mark)| reached == stream && mark.covers(*position))
         })
     }
 
     /// Notes that the event at `position` is written now: `false` if it
     /// was already (and is not to be written again).
     fn receive_new(&mut self, stream: &Stream, position: Position) -> bool {
-        match self.0.get_mut(stream) {
+        match self.get_mut(stream) {
             Some(mark) if mark.covers(position) => false,
             mark @ Some(_) => {
                 Mark::receive(mark, position);
@@ -148,7 +176,7 @@ impl Reached {
             }
             None => {
                 if let Some(first) = Mark::receive(None, position) {
-                    self.0.insert(stream.clone(), first);
+                    self.0.push((stream.clone(), first));
                 }
                 true
             }
@@ -158,18 +186,21 @@ impl Reached {
     /// The stream stands at `position`, the events before it not written
     /// here, unless the connection is further in that epoch already.
     fn tell(&mut self, stream: &Stream, position: Position) {
-        if let Some(first) = Mark::tell(self.0.get_mut(stream), position) {
-            self.0.insert(stream.clone(), first);
+        if let Some(first) = Mark::tell(self.get_mut(stream), position) {
+            self.0.push((stream.clone(), first));
         }
     }
 
     /// The stream goes on from `position`, whatever was reached before.
-    fn set(&mut self, stream: Stream, position: Position) {
-        self.0.insert(stream, Mark::told(position));
+    fn set(&mut self, stream: &Stream, position: Position) {
+        match self.get_mut(stream) {
+            Some(mark) => *mark = Mark::told(position),
+            None => self.0.push((stream.clone(), Mark::told(position))),
+        }
     }
 
     fn forget(&mut self, stream: &Stream) {
-        self.0.remove(stream);
+        self.0.retain(|(reached, _)| reached != stream);
     }
 
     #[cfg(test)]
@@ -220,27 +251,37 @@ mod tests {
     }
 
     fn event(text: &'static str, positions: &[(Stream, Position)]) -> Outgoing {
-        Outgoing::Event {
+        Outgoing::Event(Arc::new(Live {
             frame: Utf8Bytes::from_static(text),
             positions: match positions {
                 [one] => Positions::One(one.clone()),
                 many => Positions::Many(many.into()),
             },
-        }
+        }))
+    }
+
+    fn gap(stream: Stream, position: Position) -> Outgoing {
+        Outgoing::Discontinuity(Arc::new((Utf8Bytes::from_static("gap"), stream, position)))
+    }
+
+    #[test]
+    fn a_queued_item_is_two_words() {
+        // Every connection's queue holds a block of 32 of them, idle or not.
+        assert_eq!(size_of::<Outgoing>(), 2 * size_of::<usize>());
     }
 
     #[test]
     fn an_event_a_replay_brought_already_is_left_out_by_any_of_its_streams() {
         let red = Stream::Room("team:red".into());
         let mut reached = Reached::default();
-        let replay = Outgoing::Replay {
+        let replay = Outgoing::Replay(Box::new(Replay {
             stream: Stream::Everyone,
             events: vec![Replayed {
                 offset: 4,
                 frame: Utf8Bytes::from_static("e4"),
             }],
             to: at(1, 4),
-        };
+        }));
         let got = written(
             vec![
                 replay,
@@ -262,11 +303,7 @@ mod tests {
         let got = written(
             vec![
                 event("e9", &[(Stream::Everyone, at(1, 9))]),
-                Outgoing::Discontinuity {
-                    frame: Utf8Bytes::from_static("gap"),
-                    stream: Stream::Everyone,
-                    position: at(1, 3),
-                },
+                gap(Stream::Everyone, at(1, 3)),
                 // Offsets given again after the history went back.
                 event("new e4", &[(Stream::Everyone, at(1, 4))]),
             ],
@@ -282,10 +319,7 @@ mod tests {
         let got = written(
             vec![
                 event("e1", &[(red.clone(), at(1, 1))]),
-                Outgoing::Left {
-                    frame: Utf8Bytes::from_static("left"),
-                    stream: red,
-                },
+                Outgoing::Left(Box::new((Utf8Bytes::from_static("left"), red))),
             ],
             &mut reached,
         );
@@ -301,11 +335,7 @@ mod tests {
             vec![
                 // A join's read of the shared history: too old, go on from 30
                 // (this process's mirror is at 28).
-                Outgoing::Discontinuity {
-                    frame: Utf8Bytes::from_static("gap"),
-                    stream: s.clone(),
-                    position: at(1, 30),
-                },
+                gap(s.clone(), at(1, 30)),
                 // Event 29 of S, which is also in T, arrives live.
                 event("e29", &[(s.clone(), at(1, 29)), (t.clone(), at(2, 5))]),
                 event("e29 again", &[(t, at(2, 5))]),

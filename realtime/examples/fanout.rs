@@ -1,0 +1,224 @@
+//! The fan-out alone: emits to thousands of in-memory connections, drained
+//! by their tasks (no sockets), on 1 and on 2 worker threads.
+//!
+//! ```sh
+//! cargo run --release -p realtime --features bench --example fanout
+//! cargo run --release -p realtime --features bench --example fanout -- \
+//!     --connections 5000 --events 2000 --emitters 4 --volatile --room --threads 1,2
+//! ```
+//!
+//! Each run builds a runtime with the number of worker threads named, a
+//! hub (in-process, its limits lifted, its queues long enough to hold every
+//! event), and the connections; then `--emitters` tasks (as many server
+//! functions at once) emit `--events` events to everyone (with `--room`:
+//! to a room every connection is in) between them,
+//! each letting the others run after every emit. It prints the deliveries
+//! a second, from the first emit to the last frame drained, and the best
+//! of `--runs` runs.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use realtime::{
+    Event, Room,
+    server::{Hub, HubConfig},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Announcement {
+    text: String,
+    sent_at: u64,
+}
+
+impl Event for Announcement {
+    const NAME: &'static str = "bench.announcement";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Typing {
+    text: String,
+    sent_at: u64,
+}
+
+impl Event for Typing {
+    const NAME: &'static str = "bench.typing";
+    const DURABLE: bool = false;
+}
+
+/// The room of `--room`: every connection is in it.
+#[derive(Clone)]
+struct Everybody;
+
+impl Room for Everybody {
+    const KIND: &'static str = "bench";
+
+    fn key(&self) -> String {
+        "all".into()
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        (key == "all").then_some(Everybody)
+    }
+}
+
+struct Options {
+    connections: usize,
+    events: u64,
+    emitters: u64,
+    volatile: bool,
+    room: bool,
+    threads: Vec<usize>,
+    runs: usize,
+}
+
+impl Options {
+    fn parse() -> Result<Self, String> {
+        let mut options = Options {
+            connections: 5000,
+            events: 2000,
+            emitters: 4,
+            volatile: false,
+            room: false,
+            threads: vec![1, 2],
+            runs: 3,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+            let number = |text: String| {
+                text.parse::<u64>()
+                    .map_err(|_| format!("{arg}: not a number: {text}"))
+            };
+            match arg.as_str() {
+                "--connections" => options.connections = number(value()?)? as usize,
+                "--events" => options.events = number(value()?)?,
+                "--emitters" => options.emitters = number(value()?)?.max(1),
+                "--runs" => options.runs = number(value()?)?.max(1) as usize,
+                "--volatile" => options.volatile = true,
+                "--room" => options.room = true,
+                "--threads" => {
+                    options.threads = value()?
+                        .split(',')
+                        .map(|threads| number(threads.to_owned()).map(|n| n.max(1) as usize))
+                        .collect::<Result<_, _>>()?
+                }
+                other => return Err(format!("unknown option {other}")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn main() {
+    let options = match Options::parse() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("fanout: {error}");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "{} connections, {} {} events to {} from {} emitters",
+        options.connections,
+        options.events,
+        if options.volatile {
+            "volatile"
+        } else {
+            "durable"
+        },
+        if options.room { "a room" } else { "everyone" },
+        options.emitters,
+    );
+    let mut best = Vec::new();
+    for &threads in &options.threads {
+        let rates: Vec<f64> = (0..options.runs).map(|_| run(&options, threads)).collect();
+        let top = rates.iter().copied().fold(0.0, f64::max);
+        let listed: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+        println!(
+            "{threads} worker thread(s): {top:.0} deliveries/s (best of {}: {})",
+            options.runs,
+            listed.join(", ")
+        );
+        best.push((threads, top));
+    }
+    if let [(one_threads, one), .., (many_threads, many)] = best.as_slice() {
+        println!(
+            "{many_threads} threads deliver {:.2} times what {one_threads} does",
+            many / one
+        );
+    }
+}
+
+/// One run: deliveries per second.
+fn run(options: &Options, threads: usize) -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (connections, events, emitters, volatile, room) = (
+        options.connections,
+        options.events,
+        options.emitters,
+        options.volatile,
+        options.room,
+    );
+    // On a worker: the thread that blocks on it only waits for the answer.
+    let measured = runtime.spawn(async move {
+        let defaults = HubConfig::default();
+        let hub = Hub::builder()
+            .config(HubConfig {
+                max_connections: connections + 1,
+                queue_capacity: (events as usize + 1).max(defaults.queue_capacity),
+                ..defaults
+            })
+            .build();
+        let drained = Arc::new(hub.drained_connections(connections).await);
+        if room {
+            for id in drained.ids() {
+                hub.join(*id, &Everybody);
+            }
+        }
+        // Every task has started, and written its `joined` frame if any.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let already = drained.delivered();
+        let started = Instant::now();
+        let per_emitter = events / emitters;
+        let total = per_emitter * emitters;
+        let emitters: Vec<_> = (0..emitters)
+            .map(|_| {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    for n in 0..per_emitter {
+                        let text = format!("announcement {n}");
+                        let sent_at = started.elapsed().as_micros() as u64;
+                        let emit = match (volatile, room) {
+                            (true, false) => hub.emit(&Typing { text, sent_at }),
+                            (false, false) => hub.emit(&Announcement { text, sent_at }),
+                            (true, true) => hub.to_room(&Everybody).emit(&Typing { text, sent_at }),
+                            (false, true) => hub
+                                .to_room(&Everybody)
+                                .emit(&Announcement { text, sent_at }),
+                        };
+                        emit.expect("the event fits");
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for emitter in emitters {
+            emitter.await.expect("an emitter");
+        }
+        let expected = already + total * drained.len() as u64;
+        while drained.delivered() < expected {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(drained.delivered(), expected, "every event delivered once");
+        (expected - already) as f64 / elapsed.as_secs_f64()
+    });
+    runtime.block_on(measured).expect("the run")
+}
