@@ -11,7 +11,9 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
-use super::{Connection, Delivery, Except, Live, Maps, Outgoing, Positions, Replay, Replayed};
+use super::{
+    ById, Connection, Delivery, Except, Live, Maps, Outgoing, Positions, Replay, Replayed,
+};
 use crate::{
     ConnectionId,
     protocol::{self, ControlFrame},
@@ -113,7 +115,7 @@ impl Maps {
             // One user, one room or one connection: no one is named twice.
             all.for_each(push);
         } else {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::with_hasher(ById::default());
             all.filter(|id| seen.insert(*id)).for_each(push);
         }
     }
@@ -123,7 +125,7 @@ impl Maps {
     /// connection gets it; then for the single connections the target
     /// names and that did not get it through a stream, without positions.
     pub fn deliver_placed(&self, event: &Placed<'_>, outcome: &mut Delivery) {
-        let mut reached = HashSet::new();
+        let mut reached = HashSet::with_hasher(ById::default());
         if let ([(stream, position)], [frame]) = (event.streams, event.positioned) {
             let live = Arc::new(Live {
                 frame: frame.clone(),
@@ -145,7 +147,7 @@ impl Maps {
             }
         } else {
             // Each connection, with the streams (by index) it reads.
-            let mut streams_of: HashMap<ConnectionId, Vec<usize>> = HashMap::new();
+            let mut streams_of: HashMap<ConnectionId, Vec<usize>, ById> = HashMap::default();
             for (index, (stream, _)) in event.streams.iter().enumerate() {
                 for id in self.readers(stream) {
                     streams_of.entry(id).or_default().push(index);

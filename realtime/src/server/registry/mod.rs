@@ -22,6 +22,7 @@ mod outgoing;
 
 use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
+    hash::{BuildHasherDefault, Hasher},
     net::IpAddr,
     sync::Arc,
 };
@@ -307,14 +308,42 @@ impl Registry {
     }
 }
 
+/// Hashes a connection id as it is. Ids are random 64-bit numbers made by
+/// this process or another of the same deployment, never chosen by a
+/// browser, so hashing them again (the standard library's SipHash, made
+/// for keys an attacker may choose) would cost a look-up per room member
+/// at every delivery and buy nothing.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `ConnectionId` writes one `u64`; anything else is still mixed in.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Maps and sets keyed by connection ids: see [`IdHasher`].
+pub(crate) type ById = BuildHasherDefault<IdHasher>;
+
 /// The maps themselves, behind the registry's lock.
 #[derive(Default)]
 pub(crate) struct Maps {
-    connections: HashMap<ConnectionId, Connection>,
+    connections: HashMap<ConnectionId, Connection, ById>,
     users: HashMap<UserId, Vec<ConnectionId>>,
     sessions: HashMap<SessionKey, Vec<ConnectionId>>,
     tabs: HashMap<TabMark, Vec<ConnectionId>>,
-    rooms: HashMap<RoomName, HashSet<ConnectionId>>,
+    rooms: HashMap<RoomName, HashSet<ConnectionId, ById>>,
     /// Visitors' connections per address.
     anonymous: HashMap<IpAddr, usize>,
 }
