@@ -148,6 +148,37 @@ async fn connections_are_limited_per_user_per_address_and_in_all() {
 }
 
 #[tokio::test]
+async fn visitors_from_many_addresses_cannot_crowd_out_users() {
+    let server = server_with(HubConfig {
+        max_connections: 6,
+        max_anonymous_connections: 3,
+        ..HubConfig::default()
+    })
+    .await;
+    // Visitors from as many addresses as they like take their share...
+    let mut visitors = Vec::new();
+    for address in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        visitors.push(server.connect_from(address, "").await.unwrap());
+    }
+    // ...and no more, from a new address too: the server is full for them.
+    let refused = server.connect_from("127.0.0.5", "").await.err();
+    assert_eq!(refused, Some(StatusCode::SERVICE_UNAVAILABLE));
+    // The other places are the users'.
+    let _tabs = [
+        server.user(1, "a").await,
+        server.user(2, "b").await,
+        server.user(3, "c").await,
+    ];
+    // A visitor who leaves frees a visitor's place.
+    drop(visitors.pop());
+    eventually("the visitor's place is free", || {
+        server.hub.stats().connections == 5
+    })
+    .await;
+    server.connect_from("127.0.0.5", "").await.unwrap();
+}
+
+#[tokio::test]
 async fn new_connections_are_paced_per_user_and_per_address() {
     let server = server_with(HubConfig {
         new_connections_per_minute: 1,

@@ -38,6 +38,10 @@ pub struct Config {
     pub leptos: LeptosOptions,
     /// `DATABASE_URL`: where users, sessions and data are stored.
     pub database_url: String,
+    /// `DATABASE_POOL_SIZE`: connections each of the two database pools
+    /// opens at most. Unset: 32 for SQLite, 10 for PostgreSQL
+    /// ([`crate::database::Backend::default_pool_size`]).
+    pub database_pool_size: Option<u32>,
     /// Cookie and lifetime settings of the login session.
     pub session: SessionConfig,
     /// The real-time hub's limits (`REALTIME_*`), and
@@ -101,6 +105,8 @@ impl Config {
         Ok(Self {
             leptos,
             database_url: var("DATABASE_URL")?.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            database_pool_size: parse_var("DATABASE_POOL_SIZE", parse_positive)?
+                .map(|size| u32::try_from(size).unwrap_or(u32::MAX)),
             session: SessionConfig {
                 secure: parse_var("SESSION_COOKIE_SECURE", parse_bool)?.unwrap_or(false),
                 expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
@@ -154,8 +160,12 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
     if let Some(origins) = parse_var("REALTIME_ALLOWED_ORIGINS", parse_origins)? {
         hub.origins = origins;
     }
-    let counts: [(&'static str, &mut usize); 7] = [
+    let counts: [(&'static str, &mut usize); 8] = [
         ("REALTIME_MAX_CONNECTIONS", &mut hub.max_connections),
+        (
+            "REALTIME_MAX_ANONYMOUS_CONNECTIONS",
+            &mut hub.max_anonymous_connections,
+        ),
         (
             "REALTIME_MAX_CONNECTIONS_PER_USER",
             &mut hub.max_connections_per_user,
@@ -173,6 +183,10 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
         if let Some(count) = parse_var(name, parse_positive)? {
             *field = count;
         }
+    }
+    // Visitors keep to half the places unless told otherwise.
+    if var("REALTIME_MAX_ANONYMOUS_CONNECTIONS")?.is_none() {
+        hub.max_anonymous_connections = hub.max_connections.div_ceil(2);
     }
     // 0 turns the history off.
     if let Some(count) = parse_var("REALTIME_HISTORY_PER_STREAM", parse_from_str)? {

@@ -5,7 +5,7 @@
 //! queries run on an [`AnyPool`], so they do not care which; each database
 //! has its own migrations (`migrations/sqlite`, `migrations/postgres`).
 //! tower-sessions' store needs a pool of the concrete driver, so the session
-//! store gets its own small pool on the same database.
+//! store gets its own pool on the same database.
 
 use std::{collections::HashSet, fmt, path::Path, str::FromStr, time::Duration};
 
@@ -31,9 +31,6 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 /// down, for it to come back) before it fails.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Connections of the session store's pool: session reads are short.
-const SESSION_POOL_SIZE: u32 = 4;
-
 /// Serialises the session table's creation between processes starting at
 /// once (`CREATE SCHEMA IF NOT EXISTS` races with itself on PostgreSQL).
 const SESSION_MIGRATION_LOCK: i64 = 0x7365_7373_696f_6e73; // "sessions"
@@ -56,6 +53,23 @@ impl Backend {
             Err(DatabaseError::UnsupportedUrl {
                 url: Redacted(url).to_string(),
             })
+        }
+    }
+
+    /// Connections each of the process's two pools (the application's and
+    /// the session store's) opens at most when `DATABASE_POOL_SIZE` is not
+    /// set. A query holds its connection until the calling task runs again
+    /// to take the rows, and under load that waits for a turn behind every
+    /// busy connection task: with 4 session connections, 32 concurrent
+    /// server-function calls on two cores shared with 5,000 sockets queued
+    /// for them (docs/benchmarks.md, "Side by side with socketioxide"). A
+    /// SQLite connection is a thread of this process, so 32 are cheap; a
+    /// PostgreSQL one is a server process, and every application process
+    /// opens up to twice this many (PostgreSQL takes 100 by default).
+    pub fn default_pool_size(self) -> u32 {
+        match self {
+            Self::Sqlite => 32,
+            Self::Postgres => 10,
         }
     }
 
@@ -114,10 +128,12 @@ pub enum DatabaseError {
 impl Database {
     /// Opens the database at `url` and applies any pending migrations. A
     /// SQLite file (and its folder) is created if it does not exist yet; a
-    /// PostgreSQL database must exist.
-    pub async fn open(url: &str) -> Result<Self, DatabaseError> {
+    /// PostgreSQL database must exist. Each of its two pools opens up to
+    /// `pool_size` connections ([`Backend::default_pool_size`] if `None`).
+    pub async fn open(url: &str, pool_size: Option<u32>) -> Result<Self, DatabaseError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
+        let pool_size = pool_size.unwrap_or_else(|| backend.default_pool_size());
         let connect_error = |source| DatabaseError::Connect {
             url: Redacted(url).to_string(),
             source,
@@ -141,7 +157,7 @@ impl Database {
                     .foreign_keys(true);
                 create_parent_folder(options.get_filename())?;
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(SESSION_POOL_SIZE)
+                    .max_connections(pool_size)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -153,7 +169,7 @@ impl Database {
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url).map_err(invalid_url)?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(SESSION_POOL_SIZE)
+                    .max_connections(pool_size)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -166,6 +182,7 @@ impl Database {
             }
         };
         let pool = AnyPoolOptions::new()
+            .max_connections(pool_size)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await

@@ -142,7 +142,7 @@ impl Server {
             // A bad URL stops the server before it opens the database.
             RedisBackplane::new(url)?;
         }
-        let database = Database::open(&config.database_url).await?;
+        let database = Database::open(&config.database_url, config.database_pool_size).await?;
         let hub = realtime_hub(&config, &database)?;
         let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
         let router = routes::router(&config, &database, &hub, &context);

@@ -5,7 +5,10 @@ mod support;
 
 use realtime::protocol::close;
 use realtime_testing::TestClient;
-use server::{DatabaseError, Server, ServerError};
+use server::{
+    DatabaseError, Server, ServerError,
+    database::{Backend, Database},
+};
 use support::{default_session, scratch_dir, test_config};
 use tokio::{io::AsyncReadExt, io::AsyncWriteExt, net::TcpStream, sync::oneshot};
 
@@ -18,6 +21,19 @@ async fn the_database_file_and_its_folder_are_created_on_first_start() {
     let server = Server::bind(config).await.unwrap();
     assert!(dir.join("app.db").exists());
     drop(server);
+}
+
+#[tokio::test]
+async fn the_database_pool_is_as_large_as_configured_or_the_backends_default() {
+    let url = test_config(default_session()).await.database_url;
+    let sized = Database::open(&url, Some(3)).await.unwrap();
+    assert_eq!(sized.pool.options().get_max_connections(), 3);
+    let default = Database::open(&url, None).await.unwrap();
+    assert_eq!(
+        default.pool.options().get_max_connections(),
+        Backend::Sqlite.default_pool_size()
+    );
+    assert!(Backend::Sqlite.default_pool_size() >= 32);
 }
 
 #[tokio::test]

@@ -38,9 +38,12 @@ pub struct HubConfig {
     /// it was in). Past it: an `error` frame, then close code 4029.
     pub frames_per_second: u32,
     pub frame_burst: u32,
-    /// Connections in all, per logged-in user, and per address for
-    /// visitors. An upgrade past one gets 503 (all) or 429 (the others).
+    /// Connections in all, visitors' connections in all (a share of the
+    /// first that visitors cannot pass, so that they cannot crowd logged-in
+    /// users out), per logged-in user, and per address for visitors. An
+    /// upgrade past one of the first two gets 503, past the others 429.
     pub max_connections: usize,
+    pub max_anonymous_connections: usize,
     pub max_connections_per_user: usize,
     pub max_anonymous_per_address: usize,
     /// How many new connections a user (or a visitor's address) may open
@@ -85,6 +88,7 @@ impl Default for HubConfig {
             frames_per_second: 10,
             frame_burst: 100,
             max_connections: 10_000,
+            max_anonymous_connections: 5_000,
             max_connections_per_user: 32,
             max_anonymous_per_address: 64,
             new_connections_per_minute: 60,

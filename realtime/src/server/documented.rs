@@ -56,6 +56,7 @@ fn shown(field: &str, config: &HubConfig) -> String {
         "frames_per_second" => format!("{}/s", c.frames_per_second),
         "frame_burst" => count(c.frame_burst),
         "max_connections" => count(c.max_connections as u64),
+        "max_anonymous_connections" => count(c.max_anonymous_connections as u64),
         "max_connections_per_user" => count(c.max_connections_per_user as u64),
         "max_anonymous_per_address" => count(c.max_anonymous_per_address as u64),
         "new_connections_per_minute" => format!("{}/min", c.new_connections_per_minute),

@@ -244,6 +244,7 @@ impl HubBuilder {
         let broker = (self.broker)(&config);
         let registry = Arc::new(Registry::new(Limits {
             total: config.max_connections,
+            anonymous: config.max_anonymous_connections,
             per_user: config.max_connections_per_user,
             anonymous_per_address: config.max_anonymous_per_address,
             rooms_per_connection: config.max_rooms_per_connection,

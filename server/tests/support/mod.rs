@@ -105,6 +105,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
             .site_addr(([127, 0, 0, 1], 0))
             .build(),
         database_url: fresh_database_url().await,
+        database_pool_size: None,
         session,
         realtime: Default::default(),
         redis_url: None,
@@ -135,7 +136,7 @@ impl TestApp {
     /// The application with settings of the test's own: start from
     /// `test_config(default_session())` and change what the test needs.
     pub async fn with_config(config: Config) -> Self {
-        let database = Database::open(&config.database_url)
+        let database = Database::open(&config.database_url, config.database_pool_size)
             .await
             .expect("the test database opens");
         let hub = server::realtime_hub(&config, &database).expect("a valid REDIS_URL");

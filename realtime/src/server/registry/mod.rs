@@ -100,6 +100,8 @@ pub(crate) enum JoinError {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
     pub total: usize,
+    /// Visitors' connections in all.
+    pub anonymous: usize,
     pub per_user: usize,
     pub anonymous_per_address: usize,
     pub rooms_per_connection: usize,
@@ -346,6 +348,8 @@ pub(crate) struct Maps {
     rooms: HashMap<RoomName, HashSet<ConnectionId, ById>>,
     /// Visitors' connections per address.
     anonymous: HashMap<IpAddr, usize>,
+    /// Visitors' connections in all.
+    anonymous_total: usize,
 }
 
 impl Maps {
@@ -360,6 +364,9 @@ impl Maps {
                 if held >= limits.per_user {
                     return Err(Refused::TooManyForUser);
                 }
+            }
+            (None, _) if self.anonymous_total >= limits.anonymous => {
+                return Err(Refused::Full);
             }
             (None, Some(address)) => {
                 let held = self.anonymous.get(&address).copied().unwrap_or(0);
@@ -383,8 +390,12 @@ impl Maps {
         let identity = &connection.identity;
         match (identity.user, identity.address) {
             (Some(user), _) => self.users.entry(user).or_default().push(id),
-            (None, Some(address)) => *self.anonymous.entry(address).or_default() += 1,
-            (None, None) => {}
+            (None, address) => {
+                self.anonymous_total += 1;
+                if let Some(address) = address {
+                    *self.anonymous.entry(address).or_default() += 1;
+                }
+            }
         }
         if let Some(session) = &identity.session {
             self.sessions.entry(session.clone()).or_default().push(id);
@@ -401,15 +412,17 @@ impl Maps {
         let connection = self.connections.remove(&id)?;
         match (connection.identity.user, connection.identity.address) {
             (Some(user), _) => remove_from_group(&mut self.users, user, id),
-            (None, Some(address)) => {
-                if let Entry::Occupied(mut held) = self.anonymous.entry(address) {
+            (None, address) => {
+                self.anonymous_total -= 1;
+                if let Some(address) = address
+                    && let Entry::Occupied(mut held) = self.anonymous.entry(address)
+                {
                     *held.get_mut() -= 1;
                     if *held.get() == 0 {
                         held.remove();
                     }
                 }
             }
-            (None, None) => {}
         }
         if let Some(session) = &connection.identity.session {
             remove_from_group(&mut self.sessions, session.clone(), id);
@@ -582,6 +595,7 @@ mod tests {
     const UNLIMITED: Limits = Limits {
         total: usize::MAX,
         per_user: usize::MAX,
+        anonymous: usize::MAX,
         anonymous_per_address: usize::MAX,
         rooms_per_connection: 8,
     };
