@@ -1,11 +1,19 @@
-//! Rate limits on what people repeat: log-ins and sign-ups per address (and
-//! log-ins per account name), and each action per user, set so that a
+//! Rate limits on what people repeat: log-ins and sign-ups per network,
+//! failed log-ins per account, and each action per user, set so that a
 //! person never meets them and a script soon does.
 //!
-//! Each limit is a [`Rate`]: a burst that may be spent at once, refilled at
-//! a steady pace (a token bucket, from the `governor` crate). Over it, the
-//! action fails with [`AppError::TooManyRequests`]: 429, a `Retry-After`
-//! header, and a message saying how long to wait.
+//! Most limits are a [`Rate`]: a burst that may be spent at once, refilled
+//! at a steady pace (a token bucket, from the `governor` crate). Failed
+//! log-ins are counted instead ([`Failures`]): only failures count, and the
+//! owner's right password clears their count, so an attacker cannot use
+//! the limit to lock the owner out. Over a limit, the action fails with
+//! [`AppError::TooManyRequests`]: 429, a `Retry-After` header, and a
+//! message saying how long to wait.
+//!
+//! Clients are counted by network ([`Network`]: an IPv4 address, an IPv6
+//! /64 by default), and every map of keys is bounded: a million addresses
+//! cannot grow it past [`MAX_KEYS`] entries. Past that, a network not seen
+//! recently is refused until the map has room again.
 //!
 //! The counts live in this process. With several processes behind a load
 //! balancer each keeps its own, so a client spread over `N` processes can
@@ -14,7 +22,6 @@
 use std::{
     collections::HashMap,
     fmt,
-    net::IpAddr,
     num::NonZeroU32,
     str::FromStr,
     sync::{Arc, Mutex},
@@ -26,7 +33,7 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
-use crate::{auth::UserId, error::AppError};
+use crate::{auth::UserId, client_addr::Network, error::AppError};
 
 /// How often something may happen: up to `burst` at once, refilled by one
 /// every `every`.
@@ -114,11 +121,16 @@ impl fmt::Display for Rate {
 /// Everything that is rate-limited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Log-ins from one address.
+    /// Log-in attempts from one network, right or wrong: what bounds one
+    /// client's share of the password hashing.
     LogInPerAddress,
-    /// Log-ins to one account name, from anywhere.
+    /// Failed log-ins to one account from one network; the account's right
+    /// password from that network clears them.
+    LogInFailures,
+    /// Failed log-ins to one account from anywhere: a ceiling for guesses
+    /// spread over many networks, well above [`Action::LogInFailures`].
     LogInPerAccount,
-    /// Sign-ups from one address.
+    /// Sign-ups from one network.
     SignUpPerAddress,
     /// Each of these per user.
     Announce,
@@ -134,6 +146,7 @@ pub enum Action {
 impl Action {
     pub const ALL: &'static [Action] = &[
         Self::LogInPerAddress,
+        Self::LogInFailures,
         Self::LogInPerAccount,
         Self::SignUpPerAddress,
         Self::Announce,
@@ -151,6 +164,7 @@ impl Action {
     pub fn label(self) -> &'static str {
         match self {
             Self::LogInPerAddress => "log_in_per_address",
+            Self::LogInFailures => "log_in_failures",
             Self::LogInPerAccount => "log_in_per_account",
             Self::SignUpPerAddress => "sign_up_per_address",
             Self::Announce => "announce",
@@ -168,6 +182,7 @@ impl Action {
     pub fn variable(self) -> &'static str {
         match self {
             Self::LogInPerAddress => "LIMIT_LOG_IN_PER_ADDRESS",
+            Self::LogInFailures => "LIMIT_LOG_IN_FAILURES",
             Self::LogInPerAccount => "LIMIT_LOG_IN_PER_ACCOUNT",
             Self::SignUpPerAddress => "LIMIT_SIGN_UP_PER_ADDRESS",
             Self::Announce => "LIMIT_ANNOUNCE",
@@ -185,7 +200,8 @@ impl Action {
     pub fn default_rate(self) -> Rate {
         match self {
             Self::LogInPerAddress => Rate::per(20, MINUTE),
-            Self::LogInPerAccount => Rate::per(10, MINUTE),
+            Self::LogInFailures => Rate::per(10, MINUTE),
+            Self::LogInPerAccount => Rate::per(100, MINUTE),
             Self::SignUpPerAddress => Rate::per(10, HOUR),
             Self::Announce => Rate::per(1, SECOND).burst(10),
             // @chat-begin
@@ -231,6 +247,12 @@ impl LimitsConfig {
     }
 }
 
+/// Most keys each limiter keeps: enough for every client of a busy site
+/// within a limit's refill time, few enough to bound memory whatever the
+/// number of addresses a client has (docs/benchmarks.md, "Limits under a
+/// million addresses").
+pub const MAX_KEYS: usize = 100_000;
+
 /// The application's rate limiters, shared by every request of this
 /// process. A cheap clone.
 #[derive(Clone)]
@@ -239,15 +261,12 @@ pub struct Limits {
 }
 
 struct Limiters {
-    per_address: HashMap<Action, DefaultKeyedRateLimiter<IpAddr>>,
-    per_account: DefaultKeyedRateLimiter<String>,
-    per_user: HashMap<Action, DefaultKeyedRateLimiter<UserId>>,
-    /// When idle keys were last forgotten.
-    swept: Mutex<Instant>,
+    per_network: HashMap<Action, Keyed<Network>>,
+    per_user: HashMap<Action, Keyed<UserId>>,
+    /// Failed log-ins per (account, network), and per account.
+    failures: Failures<(String, Network)>,
+    account_failures: Failures<String>,
 }
-
-/// How often idle keys are forgotten.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -257,9 +276,14 @@ impl fmt::Debug for Limits {
 
 impl Limits {
     pub fn new(config: &LimitsConfig) -> Self {
-        let per_address = [Action::LogInPerAddress, Action::SignUpPerAddress]
+        Self::with_max_keys(config, MAX_KEYS)
+    }
+
+    /// Limits whose maps keep at most `max_keys` keys each.
+    pub fn with_max_keys(config: &LimitsConfig, max_keys: usize) -> Self {
+        let per_network = [Action::LogInPerAddress, Action::SignUpPerAddress]
             .into_iter()
-            .map(|action| (action, keyed(config, action)))
+            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
             .collect();
         let per_user = [
             Action::Announce,
@@ -272,90 +296,194 @@ impl Limits {
             Action::Notify,
         ]
         .into_iter()
-        .map(|action| (action, keyed(config, action)))
+        .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
         .collect();
         Self {
             inner: Arc::new(Limiters {
-                per_address,
-                per_account: keyed(config, Action::LogInPerAccount),
+                per_network,
                 per_user,
-                swept: Mutex::new(Instant::now()),
+                failures: Failures::new(
+                    Action::LogInFailures,
+                    config.rate(Action::LogInFailures),
+                    max_keys,
+                ),
+                account_failures: Failures::new(
+                    Action::LogInPerAccount,
+                    config.rate(Action::LogInPerAccount),
+                    max_keys,
+                ),
             }),
         }
     }
 
-    /// Counts one log-in or sign-up from `address`.
-    pub fn by_address(&self, action: Action, address: IpAddr) -> Result<(), AppError> {
-        self.sweep_now_and_then();
-        match self.inner.per_address.get(&action) {
-            Some(limiter) => verdict(action, limiter.check_key(&address)),
+    /// Counts one log-in or sign-up from `network`.
+    pub fn by_address(&self, action: Action, network: Network) -> Result<(), AppError> {
+        match self.inner.per_network.get(&action) {
+            Some(limiter) => limiter.check(network),
             None => Ok(()),
         }
     }
 
-    /// Counts one log-in to the account called `name` (any case). Call it
-    /// with valid account names only: every name is a key kept in memory.
-    pub fn by_account(&self, name: &str) -> Result<(), AppError> {
-        self.sweep_now_and_then();
-        verdict(
-            Action::LogInPerAccount,
-            self.inner.per_account.check_key(&name.to_lowercase()),
-        )
+    /// Whether a log-in to the account called `name` (any case) from
+    /// `network` may be tried: not if it failed too often from there, or
+    /// from everywhere. Call it with valid account names only.
+    pub fn log_in_may_try(&self, name: &str, network: Network) -> Result<(), AppError> {
+        let account = name.to_lowercase();
+        self.inner.failures.check(&(account.clone(), network))?;
+        self.inner.account_failures.check(&account)
+    }
+
+    /// Counts a failed log-in to `name` from `network`.
+    pub fn log_in_failed(&self, name: &str, network: Network) {
+        let account = name.to_lowercase();
+        self.inner.failures.fail((account.clone(), network));
+        self.inner.account_failures.fail(account);
+    }
+
+    /// A right password for `name` from `network` clears that network's
+    /// failures (not the account's count from everywhere: an owner's log-in
+    /// does not give a spread-out guesser a fresh start).
+    pub fn log_in_succeeded(&self, name: &str, network: Network) {
+        self.inner.failures.clear(&(name.to_lowercase(), network));
     }
 
     /// Counts one `action` by `user`.
     pub fn by_user(&self, action: Action, user: UserId) -> Result<(), AppError> {
-        self.sweep_now_and_then();
         match self.inner.per_user.get(&action) {
-            Some(limiter) => verdict(action, limiter.check_key(&user)),
+            Some(limiter) => limiter.check(user),
             None => Ok(()),
         }
     }
+}
 
-    /// Once a minute, forgets the keys whose buckets are full again, so
-    /// memory follows the recent clients, not every client ever seen.
-    fn sweep_now_and_then(&self) {
+/// A token bucket per key, in a map of at most `max_keys` keys.
+struct Keyed<K: Clone + Eq + std::hash::Hash> {
+    action: Action,
+    limiter: DefaultKeyedRateLimiter<K>,
+    max_keys: usize,
+    /// When idle keys were last forgotten.
+    swept: Mutex<Instant>,
+}
+
+/// How often idle keys are forgotten: once a minute as a matter of course,
+/// at most once a second while a map is full.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_WHEN_FULL: Duration = Duration::from_secs(1);
+
+impl<K: Clone + Eq + std::hash::Hash> Keyed<K> {
+    fn new(action: Action, rate: Rate, max_keys: usize) -> Self {
+        Self {
+            action,
+            limiter: RateLimiter::keyed(rate.quota()),
+            max_keys,
+            swept: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Counts one for `key`. A key the map does not hold, while the map is
+    /// full of recent ones, is refused: memory stays bounded, and the ones
+    /// refused are new clients while a horde of addresses is at work.
+    fn check(&self, key: K) -> Result<(), AppError> {
+        let full = self.limiter.len() >= self.max_keys;
+        self.sweep_now_and_then(if full { SWEEP_WHEN_FULL } else { SWEEP_EVERY });
+        if full && self.limiter.len() >= self.max_keys {
+            // Whether the key is held cannot be asked without counting it;
+            // a key past the bound is refused rather than added.
+            metrics::counter!("app_rate_limited_total", "limit" => self.action.label())
+                .increment(1);
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: SWEEP_WHEN_FULL.as_secs(),
+            });
+        }
+        verdict(self.action, self.limiter.check_key(&key))
+    }
+
+    /// Forgets the keys whose buckets are full again, at most once per
+    /// `every`, so memory follows the recent clients.
+    fn sweep_now_and_then(&self, every: Duration) {
         let now = Instant::now();
         {
             let mut swept = self
-                .inner
                 .swept
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if now.duration_since(*swept) < SWEEP_EVERY {
+            if now.duration_since(*swept) < every {
                 return;
             }
             *swept = now;
         }
-        self.forget_idle();
-    }
-
-    fn forget_idle(&self) {
-        let Limiters {
-            per_address,
-            per_account,
-            per_user,
-            swept: _,
-        } = &*self.inner;
-        for limiter in per_address.values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        for limiter in per_user.values() {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        per_account.retain_recent();
-        per_account.shrink_to_fit();
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 }
 
-/// A limiter for `action`, with a bucket per key.
-fn keyed<K: Clone + Eq + std::hash::Hash>(
-    config: &LimitsConfig,
+/// Failures per key: at most `burst` of a [`Rate`] within the time the rate
+/// takes to refill them (`10/min`: 10 failures a minute), counted from the
+/// first. Kept in a cache bounded in entries whose entries expire with
+/// their window.
+struct Failures<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> {
     action: Action,
-) -> DefaultKeyedRateLimiter<K> {
-    RateLimiter::keyed(config.rate(action).quota())
+    allowed: u32,
+    window: Duration,
+    counts: moka::sync::Cache<K, Strikes>,
+}
+
+/// Failures of one key since `since`.
+#[derive(Clone, Copy, Debug)]
+struct Strikes {
+    count: u32,
+    since: Instant,
+}
+
+impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
+    fn new(action: Action, rate: Rate, max_keys: usize) -> Self {
+        let window = rate.every.saturating_mul(rate.burst.get());
+        Self {
+            action,
+            allowed: rate.burst.get(),
+            window,
+            counts: moka::sync::Cache::builder()
+                .max_capacity(max_keys as u64)
+                .time_to_live(window)
+                .build(),
+        }
+    }
+
+    /// Refused while `key` has had its failures within the window.
+    fn check(&self, key: &K) -> Result<(), AppError> {
+        let Some(strikes) = self.counts.get(key) else {
+            return Ok(());
+        };
+        let elapsed = strikes.since.elapsed();
+        if strikes.count < self.allowed || elapsed >= self.window {
+            return Ok(());
+        }
+        metrics::counter!("app_rate_limited_total", "limit" => self.action.label()).increment(1);
+        let wait = self.window - elapsed;
+        Err(AppError::TooManyRequests {
+            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        })
+    }
+
+    fn fail(&self, key: K) {
+        let window = self.window;
+        self.counts
+            .entry(key)
+            .and_upsert_with(|held| match held.map(|entry| entry.into_value()) {
+                Some(strikes) if strikes.since.elapsed() < window => Strikes {
+                    count: strikes.count.saturating_add(1),
+                    ..strikes
+                },
+                _ => Strikes {
+                    count: 1,
+                    since: Instant::now(),
+                },
+            });
+    }
+
+    fn clear(&self, key: &K) {
+        self.counts.invalidate(key);
+    }
 }
 
 /// A limiter's answer as the caller sees it.
@@ -420,31 +548,95 @@ mod tests {
         assert_eq!(limits.by_user(Action::Notify, ada), Ok(()));
     }
 
-    #[test]
-    fn account_names_are_counted_whatever_their_case() {
-        let mut config = LimitsConfig::default();
-        config.set(Action::LogInPerAccount, Rate::per(1, HOUR));
-        let limits = Limits::new(&config);
-        assert_eq!(limits.by_account("Ada"), Ok(()));
-        assert!(limits.by_account("ada").is_err());
-        assert_eq!(limits.by_account("grace"), Ok(()));
+    fn network(address: &str) -> Network {
+        crate::client_addr::NetworkPrefixes::default()
+            .network_of(address.parse().expect("an address"))
     }
 
     #[test]
-    fn addresses_are_counted_apart() {
+    fn failed_log_ins_are_counted_per_account_and_network_and_a_success_clears_them() {
         let mut config = LimitsConfig::default();
-        config.set(Action::LogInPerAddress, Rate::per(1, HOUR));
+        config.set(Action::LogInFailures, Rate::per(2, HOUR));
         let limits = Limits::new(&config);
-        let (attacker, neighbour) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
-        assert_eq!(limits.by_address(Action::LogInPerAddress, attacker), Ok(()));
+        let (home, attacker) = (network("192.0.2.1"), network("198.51.100.7"));
+        // The owner's typo, then the right password: nothing held against her.
+        limits.log_in_failed("Ada", home);
+        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
+        limits.log_in_succeeded("ada", home);
+        limits.log_in_failed("ada", home);
+        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
+        // Two failures from one network, whatever the case: that network
+        // is refused for this account...
+        limits.log_in_failed("ADA", attacker);
+        limits.log_in_failed("ada", attacker);
+        assert!(matches!(
+            limits.log_in_may_try("Ada", attacker),
+            Err(AppError::TooManyRequests { retry_after_secs }) if retry_after_secs > 3000
+        ));
+        // ...and only that network, and only this account.
+        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
+        assert_eq!(limits.log_in_may_try("grace", attacker), Ok(()));
+        // Successes never count.
+        for _ in 0..10 {
+            limits.log_in_succeeded("grace", home);
+        }
+        assert_eq!(limits.log_in_may_try("grace", home), Ok(()));
+    }
+
+    #[test]
+    fn failures_from_everywhere_meet_the_accounts_ceiling() {
+        let mut config = LimitsConfig::default();
+        config.set(Action::LogInPerAccount, Rate::per(3, HOUR));
+        let limits = Limits::new(&config);
+        for address in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            assert_eq!(limits.log_in_may_try("ada", network(address)), Ok(()));
+            limits.log_in_failed("ada", network(address));
+        }
+        assert!(limits.log_in_may_try("ada", network("192.0.2.1")).is_err());
+        assert_eq!(limits.log_in_may_try("grace", network("192.0.2.1")), Ok(()));
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_client() {
+        let mut config = LimitsConfig::default();
+        config.set(Action::SignUpPerAddress, Rate::per(1, HOUR));
+        let limits = Limits::new(&config);
+        assert_eq!(
+            limits.by_address(Action::SignUpPerAddress, network("2001:db8:1:2::1")),
+            Ok(())
+        );
         assert!(
             limits
-                .by_address(Action::LogInPerAddress, attacker)
+                .by_address(Action::SignUpPerAddress, network("2001:db8:1:2:ffff::9"))
                 .is_err()
         );
         assert_eq!(
-            limits.by_address(Action::LogInPerAddress, neighbour),
+            limits.by_address(Action::SignUpPerAddress, network("2001:db8:1:3::1")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_horde_of_addresses_keeps_the_maps_bounded() {
+        let limits = Limits::with_max_keys(&LimitsConfig::default(), 1000);
+        let mut refused = 0;
+        for n in 0..100_000u32 {
+            let address = std::net::IpAddr::V4(std::net::Ipv4Addr::from_bits(0x0a00_0000 + n));
+            let network = crate::client_addr::NetworkPrefixes::default().network_of(address);
+            if limits.by_address(Action::LogInPerAddress, network).is_err() {
+                refused += 1;
+            }
+            if n % 10 == 0 {
+                limits.log_in_failed(&format!("user{n}"), network);
+            }
+        }
+        let inner = &limits.inner;
+        assert!(inner.per_network[&Action::LogInPerAddress].limiter.len() <= 1000);
+        inner.failures.counts.run_pending_tasks();
+        inner.account_failures.counts.run_pending_tasks();
+        assert!(inner.failures.counts.entry_count() <= 1000);
+        assert!(inner.account_failures.counts.entry_count() <= 1000);
+        // Past the bound, new networks were refused rather than added.
+        assert!(refused >= 99_000 - 1000, "{refused}");
     }
 }

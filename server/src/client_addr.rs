@@ -1,6 +1,7 @@
 //! Which address a request comes from: the TCP peer, or, when the peer is
 //! one of the operator's trusted proxies, the client address the proxy
-//! forwarded. Limits per address (log-ins, anonymous sockets) key on it.
+//! forwarded; and which network that address belongs to, on which limits
+//! per address (log-ins, sign-ups, visitors' sockets) key.
 //!
 //! A forwarded header is believed only from a trusted proxy
 //! (`TRUSTED_PROXIES`): anyone else could write any address into it.
@@ -11,9 +12,13 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
-use app::client_addr::ClientAddr;
+use app::client_addr::{ClientAddr, NetworkPrefixes};
 use axum::{
     extract::{ConnectInfo, Request, State},
     http::HeaderMap,
@@ -29,6 +34,10 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     fn contains(&self, address: IpAddr) -> bool {
         self.0.iter().any(|network| network.contains(&address))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -51,26 +60,69 @@ impl FromStr for TrustedProxies {
     }
 }
 
+/// How the middleware finds a request's client.
+#[derive(Clone, Debug, Default)]
+pub struct ClientAddrs {
+    trusted: TrustedProxies,
+    prefixes: NetworkPrefixes,
+    /// Whether the operator has been told that requests arrive through a
+    /// proxy no one said to trust.
+    warned: Arc<AtomicBool>,
+}
+
+impl ClientAddrs {
+    pub fn new(trusted: TrustedProxies, prefixes: NetworkPrefixes) -> Self {
+        Self {
+            trusted,
+            prefixes,
+            warned: Arc::default(),
+        }
+    }
+
+    /// A request that carries `X-Forwarded-For` while no proxy is trusted
+    /// most likely came through one: every client then looks like the
+    /// proxy, and shares its limits. Said once, as a warning.
+    fn warn_of_an_untrusted_proxy(&self, peer: IpAddr, headers: &HeaderMap) {
+        if self.trusted.is_empty()
+            && headers.contains_key("x-forwarded-for")
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                %peer,
+                "requests carry X-Forwarded-For but TRUSTED_PROXIES is empty: if the \
+                 server is behind a proxy, every client counts as the proxy's address \
+                 (set TRUSTED_PROXIES to the proxy's address)"
+            );
+        }
+    }
+}
+
 /// Axum middleware: puts the request's [`ClientAddr`] in its extensions,
 /// where server functions and the WebSocket upgrade find it.
 pub async fn find_client_addr(
-    State(trusted): State<TrustedProxies>,
+    State(addrs): State<ClientAddrs>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip());
-    let client = client_addr(peer, request.headers(), &trusted);
-    request.extensions_mut().insert(ClientAddr(client));
+        .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+    if let Some(peer) = peer {
+        addrs.warn_of_an_untrusted_proxy(peer, request.headers());
+    }
+    let address = client_addr(peer, request.headers(), &addrs.trusted);
+    request.extensions_mut().insert(ClientAddr {
+        address,
+        network: addrs.prefixes.network_of(address),
+    });
     next.run(request).await
 }
 
 /// The client's address. Without a TCP peer (a request made in-process, by
 /// a test) it is `0.0.0.0`.
 fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &TrustedProxies) -> IpAddr {
-    let Some(peer) = peer else {
+    let Some(peer) = peer.map(|peer| peer.to_canonical()) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
     if !trusted.contains(peer) {
@@ -85,15 +137,30 @@ fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &TrustedProxi
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(address) if trusted.contains(address) => client = address,
-            Ok(address) => return address,
-            // Garbage from the client's side of the chain: the last
-            // address a trusted proxy vouched for is the client.
-            Err(_) => return client,
+        match forwarded_address(hop) {
+            Some(address) if trusted.contains(address) => client = address,
+            Some(address) => return address,
+            // `unknown`, or garbage from the client's side of the chain:
+            // the last address a trusted proxy vouched for is the client.
+            None => return client,
         }
     }
     client
+}
+
+/// One entry of `X-Forwarded-For`, in the forms proxies write: `192.0.2.7`,
+/// `192.0.2.7:5678`, `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:443`.
+fn forwarded_address(hop: &str) -> Option<IpAddr> {
+    let address = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|rest| rest.strip_suffix(']'))
+                .and_then(|inner| inner.parse().ok())
+        })?;
+    Some(address.to_canonical())
 }
 
 #[cfg(test)]
@@ -145,6 +212,38 @@ mod tests {
         assert_eq!(
             client_addr(Some(ip("192.0.2.1")), &forwarded("garbage"), &trusted),
             ip("192.0.2.1")
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_brackets_or_ipv6_dressing_name_their_client() {
+        let trusted: TrustedProxies = "10.0.0.1".parse().unwrap();
+        let proxy = Some(ip("10.0.0.1"));
+        for (written, client) in [
+            ("198.51.100.7:5678", "198.51.100.7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("::ffff:198.51.100.7", "198.51.100.7"),
+        ] {
+            assert_eq!(
+                client_addr(proxy, &forwarded(written), &trusted),
+                ip(client),
+                "{written}"
+            );
+        }
+        // A trusted proxy seen as an IPv4-mapped IPv6 peer is still trusted.
+        assert_eq!(
+            client_addr(
+                Some(ip("::ffff:10.0.0.1")),
+                &forwarded("198.51.100.7"),
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        // A proxy that does not know its client: the proxy is the client.
+        assert_eq!(
+            client_addr(proxy, &forwarded("unknown"), &trusted),
+            ip("10.0.0.1")
         );
     }
 

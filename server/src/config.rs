@@ -6,7 +6,7 @@
 
 use std::{env, net::SocketAddr, str::FromStr, time::Duration};
 
-use app::{AppSettings, limits::Action};
+use app::{AppSettings, client_addr::NetworkPrefixes, limits::Action};
 use leptos::config::LeptosOptions;
 use realtime::server::{HubConfig, Origins};
 use thiserror::Error;
@@ -59,6 +59,10 @@ pub struct Config {
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client
     /// (addresses or networks, comma-separated). None by default.
     pub trusted_proxies: TrustedProxies,
+    /// `NETWORK_PREFIX_V4`, `NETWORK_PREFIX_V6`: how many leading bits of a
+    /// client's address name the network that limits per address count
+    /// (32 and 64).
+    pub network_prefixes: NetworkPrefixes,
     /// `MAX_REQUEST_BODY_BYTES`: larger request bodies get 413.
     pub max_request_body_bytes: usize,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`),
@@ -118,6 +122,7 @@ impl Config {
                 .filter(|channel| !channel.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_REDIS_CHANNEL.to_owned()),
             trusted_proxies: parse_var("TRUSTED_PROXIES", parse_from_str)?.unwrap_or_default(),
+            network_prefixes: network_prefixes()?,
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
                 .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
             metrics_addr: parse_var("METRICS_ADDR", parse_from_str)?,
@@ -152,6 +157,23 @@ fn parse_var<T>(
             })
         })
         .transpose()
+}
+
+/// `NETWORK_PREFIX_V4` and `NETWORK_PREFIX_V6`, or their defaults.
+fn network_prefixes() -> Result<NetworkPrefixes, ConfigError> {
+    let default = NetworkPrefixes::default();
+    let bits = |name| {
+        parse_var(name, |value| {
+            u8::from_str(value).map_err(|error| error.to_string())
+        })
+    };
+    let (v4, v6) = (bits("NETWORK_PREFIX_V4")?, bits("NETWORK_PREFIX_V6")?);
+    let (v4, v6) = (v4.unwrap_or(default.v4()), v6.unwrap_or(default.v6()));
+    NetworkPrefixes::new(v4, v6).map_err(|reason| ConfigError::Invalid {
+        name: "NETWORK_PREFIX_V4, NETWORK_PREFIX_V6",
+        value: format!("{v4}, {v6}"),
+        reason,
+    })
 }
 
 /// The hub's settings: its defaults, and each `REALTIME_*` variable set.

@@ -83,7 +83,10 @@ pub fn router(config: &Config, database: &Database, hub: &Hub, context: &AppCont
             crate::cross_site::refuse_cross_site,
         ))
         .layer(middleware::from_fn_with_state(
-            config.trusted_proxies.clone(),
+            crate::client_addr::ClientAddrs::new(
+                config.trusted_proxies.clone(),
+                config.network_prefixes,
+            ),
             crate::client_addr::find_client_addr,
         ))
         .layer(
@@ -131,7 +134,7 @@ async fn socket(
     upgrade: WebSocketUpgrade,
     session: Session,
     headers: HeaderMap,
-    Extension(ClientAddr(address)): Extension<ClientAddr>,
+    Extension(client): Extension<ClientAddr>,
     resume: Resume,
     State(state): State<ServerState>,
 ) -> Response {
@@ -140,7 +143,7 @@ async fn socket(
     if let Some(refused) = state.hub.refuse_early(realtime_key(&session).as_ref()) {
         return refused;
     }
-    match websocket_identity(&session, &state.context.users, address).await {
+    match websocket_identity(&session, &state.context.users, client.network).await {
         Ok(identity) => state.hub.accept(upgrade, &headers, identity, resume),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }

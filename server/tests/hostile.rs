@@ -216,6 +216,30 @@ async fn log_ins_are_limited_per_address() {
 }
 
 #[tokio::test]
+async fn wrong_passwords_from_one_network_do_not_lock_the_owner_out() {
+    let app = TestApp::with_config(config_with(&[(Action::LogInFailures, "3/min")]).await).await;
+    app.browser().sign_up("ada", PASSWORD).await.unwrap();
+    let mut attacker = app.browser_at("127.0.0.2");
+    for guess in 0..3 {
+        let answer = attacker.log_in("ada", &format!("guess {guess}")).await;
+        assert_eq!(answer, Err(AuthError::WrongCredentials.into()));
+    }
+    // The attacker's network is refused for Ada's account, even with the
+    // right password...
+    let answer = attacker.log_in("ada", PASSWORD).await;
+    assert!(
+        matches!(answer, Err(AppError::TooManyRequests { .. })),
+        "{answer:?}"
+    );
+    // ...while Ada, from her own network, gets in as often as she likes:
+    // successes do not count, and her typo is forgiven by her password.
+    for _ in 0..4 {
+        assert!(app.browser().log_in("ada", "a typo").await.is_err());
+        assert!(app.browser().log_in("ada", PASSWORD).await.is_ok());
+    }
+}
+
+#[tokio::test]
 async fn log_ins_are_limited_per_account_from_any_address() {
     let app = TestApp::with_config(config_with(&[(Action::LogInPerAccount, "2/min")]).await).await;
     app.browser().sign_up("ada", PASSWORD).await.unwrap();
@@ -259,6 +283,7 @@ async fn sign_ups_are_limited_per_address() {
 async fn one_hash_at_a_time() -> Config {
     let mut config = config_with(&[
         (Action::LogInPerAddress, "1000/s"),
+        (Action::LogInFailures, "1000/s"),
         (Action::LogInPerAccount, "1000/s"),
     ])
     .await;

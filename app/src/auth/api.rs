@@ -15,7 +15,7 @@ pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
     let context = crate::AppContext::expect()?;
     context
         .limits
-        .by_address(Action::SignUpPerAddress, client_addr())?;
+        .by_address(Action::SignUpPerAddress, client_addr().network)?;
     let user = context.users.sign_up(&name, &password).await?;
     tracing::info!(user = %user.id, name = %user.name, "signed up");
     server::start_session(user.id).await?;
@@ -24,21 +24,39 @@ pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
 }
 
 /// Logs in with a name and password, then sends the browser home. Limited
-/// per address, and per account name (guessing one account's password
-/// from many addresses).
+/// per network (attempts), and in failures per account and network, and
+/// per account from everywhere (guessing one account's password from many
+/// networks). Only failures count against an account, and the right
+/// password clears its network's: an attacker's wrong guesses cannot lock
+/// the owner out from her own network.
 #[server(prefix = "/api", endpoint = "auth/log_in")]
 pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
     use crate::{client_addr::client_addr, limits::Action};
     let context = crate::AppContext::expect()?;
+    let network = client_addr().network;
     context
         .limits
-        .by_address(Action::LogInPerAddress, client_addr())?;
+        .by_address(Action::LogInPerAddress, network)?;
     // Only a name an account can have is counted: random long names would
     // only fill memory.
-    if let Ok(account) = super::UserName::parse(&name) {
-        context.limits.by_account(account.as_str())?;
+    let account = super::UserName::parse(&name).ok();
+    if let Some(account) = &account {
+        context.limits.log_in_may_try(account.as_str(), network)?;
     }
-    let user = context.users.authenticate(&name, &password).await?;
+    let user = match context.users.authenticate(&name, &password).await {
+        Ok(user) => user,
+        Err(error) => {
+            if let (Some(account), AppError::Auth(super::AuthError::WrongCredentials)) =
+                (&account, &error)
+            {
+                context.limits.log_in_failed(account.as_str(), network);
+            }
+            return Err(error);
+        }
+    };
+    if let Some(account) = &account {
+        context.limits.log_in_succeeded(account.as_str(), network);
+    }
     tracing::info!(user = %user.id, "logged in");
     server::start_session(user.id).await?;
     leptos_axum::redirect("/");

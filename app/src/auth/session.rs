@@ -7,13 +7,13 @@
 //! the user is read from the database, so a renamed or deleted account is
 //! seen at once.
 
-use std::{future::Future, net::IpAddr};
+use std::future::Future;
 
 use realtime::server::{Hub, Identity, SessionKey};
 use tower_sessions::Session;
 
 use super::{User, UserId, store::Users};
-use crate::error::AppError;
+use crate::{client_addr::Network, error::AppError};
 
 /// Name of the session cookie. The server's session layer uses it, and the
 /// server functions look for it to tell "never logged in" from "logged in,
@@ -37,13 +37,13 @@ pub async fn session_user(session: &Session, users: &Users) -> Result<Option<Use
     Ok(user)
 }
 
-/// Who a WebSocket opened with this session, from `address`, belongs to:
+/// Who a WebSocket opened with this session, from `network`, belongs to:
 /// its user (named, for presence) and the session, so that ending the
-/// session closes it; the address counts a visitor's connections.
+/// session closes it; the network counts a visitor's connections.
 pub async fn websocket_identity(
     session: &Session,
     users: &Users,
-    address: IpAddr,
+    network: Network,
 ) -> Result<Identity, AppError> {
     let identity = match session_user(session, users).await? {
         Some(user) => Identity {
@@ -55,7 +55,7 @@ pub async fn websocket_identity(
         None => Identity::anonymous(),
     };
     Ok(Identity {
-        address: Some(address),
+        address: Some(network.ip()),
         ..identity
     })
 }

@@ -17,8 +17,10 @@ pub struct Identity {
     pub session: Option<SessionKey>,
     /// The user's name as other users see it, for [`crate::Presence`].
     pub name: Option<String>,
-    /// The client's address, for the limit on anonymous connections per
-    /// address (`None`: not counted).
+    /// The client's address, for the limits on a visitor's connections
+    /// per address (`None`: not counted). Give the client's network (an
+    /// IPv6 /64, say) rather than its exact address, so that a host with
+    /// many addresses counts as one.
     pub address: Option<IpAddr>,
 }
 

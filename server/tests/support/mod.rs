@@ -111,6 +111,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         redis_url: None,
         redis_channel: server::config::DEFAULT_REDIS_CHANNEL.to_owned(),
         trusted_proxies: Default::default(),
+        network_prefixes: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
         metrics_addr: None,
         app: Default::default(),
