@@ -8,6 +8,7 @@
 //! - [`database`]: opening the database (SQLite or PostgreSQL) and applying
 //!   migrations.
 //! - [`session_store`]: tower-sessions' store for either database.
+//! - `session_cookie`: refusing requests that carry two session cookies.
 //! - `routes`: the axum router: pages, server functions, static files,
 //!   the WebSocket endpoint, the health check, and the session layer.
 //! - [`client_addr`]: which address a request comes from (behind trusted
@@ -40,6 +41,7 @@ pub mod database;
 mod error_status;
 pub mod metrics;
 mod routes;
+mod session_cookie;
 pub mod session_store;
 pub mod shutdown;
 

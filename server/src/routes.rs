@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use app::{
     App, AppContext,
-    auth::session::{SESSION_COOKIE_NAME, realtime_key, websocket_identity},
+    auth::session::{realtime_key, session_cookie_name, websocket_identity},
     client_addr::ClientAddr,
     shell,
 };
@@ -74,6 +74,9 @@ pub fn router(config: &Config, database: &Database, hub: &Hub, context: &AppCont
         // touch the session.
         .layer(middleware::from_fn(crate::error_status::status_from_error))
         .layer(session_layer(database, &config.session))
+        .layer(middleware::from_fn(
+            crate::session_cookie::refuse_two_session_cookies,
+        ))
         .layer(middleware::from_fn_with_state(
             config.max_request_body_bytes,
             crate::body_limit::limit_body,
@@ -111,14 +114,14 @@ fn route_list() -> Vec<AxumRouteListing> {
 }
 
 /// The login session: an HttpOnly cookie holding a random id, with the data
-/// in the database.
+/// in the database; `__Host-session` when it is `Secure`.
 fn session_layer(
     database: &Database,
     config: &SessionConfig,
 ) -> SessionManagerLayer<crate::session_store::SessionStore> {
     let expiry = time::Duration::try_from(config.expiry).unwrap_or(time::Duration::MAX);
     SessionManagerLayer::new(database.sessions.clone())
-        .with_name(SESSION_COOKIE_NAME)
+        .with_name(session_cookie_name(config.secure))
         .with_http_only(true)
         // Lax, not Strict: following a link to the site from elsewhere must
         // still arrive logged in.

@@ -6,7 +6,10 @@ mod support;
 use std::time::Duration;
 
 use app::{
-    auth::{AuthError, MAX_PASSWORD_LEN, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN},
+    auth::{
+        AuthError, MAX_PASSWORD_LEN, MAX_USER_NAME_LEN, MIN_PASSWORD_LEN,
+        session::{SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME},
+    },
     error::AppError,
 };
 use axum::http::{StatusCode, header};
@@ -80,6 +83,40 @@ async fn the_cookie_follows_the_secure_and_expiry_settings() {
     let cookie = response.session_cookie().expect("a session cookie");
     assert!(cookie.has("secure"), "{cookie:?}");
     assert_eq!(cookie.max_age(), Some(120), "{cookie:?}");
+    // A host cookie: no sibling subdomain can set one of that name.
+    assert_eq!(cookie.name, SECURE_SESSION_COOKIE_NAME);
+    assert!(cookie.name.starts_with("__Host-"), "{cookie:?}");
+    assert!(cookie.has("path=/"), "{cookie:?}");
+    assert!(
+        !cookie.attributes.iter().any(|a| a.starts_with("domain")),
+        "{cookie:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_read() {
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut mallory = app.browser_at("127.0.0.2");
+    mallory.sign_up("mallory", PASSWORD).await.unwrap();
+    // Mallory's cookie, planted for the whole domain by a sibling site,
+    // arrives beside Ada's own.
+    let planted = format!("{SESSION_COOKIE_NAME}={}", mallory.cookie.clone().unwrap());
+    let request = ada
+        .request("POST", "/api/auth/me")
+        .header(axum::http::header::COOKIE, planted)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = ada.send(request).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(
+        matches!(response.json::<AppError>(), AppError::Invalid(message) if message.contains("two login cookies")),
+        "{}",
+        response.body
+    );
+    // With her own cookie alone, Ada is herself.
+    assert_eq!(ada.current_user().await.unwrap().unwrap().name, "ada");
 }
 
 #[tokio::test]

@@ -15,10 +15,42 @@ use tower_sessions::Session;
 use super::{User, UserId, store::Users};
 use crate::{client_addr::Network, error::AppError};
 
-/// Name of the session cookie. The server's session layer uses it, and the
-/// server functions look for it to tell "never logged in" from "logged in,
-/// but the session is gone".
+/// Name of the session cookie over plain http (development). The server's
+/// session layer uses it, and the server functions look for it to tell
+/// "never logged in" from "logged in, but the session is gone".
 pub const SESSION_COOKIE_NAME: &str = "session";
+
+/// Its name when it is `Secure` (behind TLS). Browsers take a `__Host-`
+/// cookie only over https, for the whole site and without a `Domain`: a
+/// page on a sibling subdomain cannot plant one (log-in CSRF, the victim
+/// logged in as the attacker).
+pub const SECURE_SESSION_COOKIE_NAME: &str = "__Host-session";
+
+/// The session cookie's name, `Secure` or not.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE_NAME
+    } else {
+        SESSION_COOKIE_NAME
+    }
+}
+
+/// How many session cookies (of either name) a request carries. More than
+/// one means another page planted its own beside ours: the server refuses
+/// such requests rather than guess which is ours.
+pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(name, _)| {
+            let name = name.trim();
+            name == SESSION_COOKIE_NAME || name == SECURE_SESSION_COOKIE_NAME
+        })
+        .count()
+}
 
 /// Session key under which the logged-in user's id is stored.
 const USER_ID_KEY: &str = "user_id";
@@ -109,13 +141,7 @@ where
 
 /// Whether the request carried a session cookie at all (valid or not).
 pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .any(|(name, _)| name.trim() == SESSION_COOKIE_NAME)
+    session_cookie_count(headers) > 0
 }
 
 /// The session store is the database: when it fails, the database is

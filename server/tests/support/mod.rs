@@ -10,7 +10,10 @@ use std::{
 };
 
 use app::{
-    auth::{User, session::SESSION_COOKIE_NAME},
+    auth::{
+        User,
+        session::{SECURE_SESSION_COOKIE_NAME, SESSION_COOKIE_NAME},
+    },
     error::AppError,
 };
 use axum::{
@@ -248,14 +251,16 @@ impl TestResponse {
             .unwrap_or_else(|error| panic!("{error}: unexpected body {:?}", self.body))
     }
 
-    /// The `Set-Cookie` header for the session cookie, if any.
+    /// The `Set-Cookie` header for the session cookie (either name), if any.
     pub fn session_cookie(&self) -> Option<SetCookie> {
         self.headers
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .map(SetCookie::parse)
-            .find(|cookie| cookie.name == SESSION_COOKIE_NAME)
+            .find(|cookie| {
+                cookie.name == SESSION_COOKIE_NAME || cookie.name == SECURE_SESSION_COOKIE_NAME
+            })
     }
 }
 

@@ -1,0 +1,35 @@
+//! Refuses requests that carry two session cookies.
+//!
+//! A page on a sibling subdomain (`blog.example.com`) can set a cookie for
+//! the whole domain (`session=…; Domain=example.com`), and the browser then
+//! sends it beside this site's own. Which one the session layer would read
+//! is an accident of order; a request carrying two is refused with 400 and
+//! a message that tells the person how to recover, before the session is
+//! read. Behind TLS the cookie is `__Host-session`, which no other host can
+//! set at all (`app::auth::session::session_cookie_name`).
+
+use app::{auth::session::session_cookie_count, error::AppError};
+use axum::{
+    Json,
+    extract::Request,
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+/// Axum middleware: see the module documentation.
+pub async fn refuse_two_session_cookies(request: Request, next: Next) -> Response {
+    if session_cookie_count(request.headers()) > 1 {
+        tracing::warn!(
+            path = %request.uri().path(),
+            "a request with two session cookies refused: another page set one"
+        );
+        let error = AppError::Invalid(
+            "Your browser sent two login cookies for this site, one of them set by another \
+             page. Clear this site's cookies, then log in again."
+                .into(),
+        );
+        return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+    }
+    next.run(request).await
+}
