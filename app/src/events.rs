@@ -97,20 +97,31 @@ pub const NOTIFICATION: TextRule = TextRule {
 };
 
 /// Sends a notification to every tab of the user called `to` (logged in
-/// only).
+/// only). The answer is the same whether or not someone has that name, so
+/// that it cannot be used to find out who has an account; limited per
+/// sender, per sender's network, and per recipient.
 #[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
 pub async fn notify(to: String, text: String) -> Result<(), AppError> {
-    let sender = crate::auth::guard::acting_user(crate::limits::Action::Notify).await?;
-    let text = NOTIFICATION.check(&text)?;
+    use crate::limits::Action;
+    let sender = crate::auth::guard::acting_user(Action::Notify).await?;
     let context = crate::AppContext::expect()?;
-    let recipient =
-        context.users.find_by_name(&to).await?.ok_or_else(|| {
-            AppError::NotFound(format!("There is no user called “{}”.", to.trim()))
+    context.limits.by_address(
+        Action::NotifyPerAddress,
+        crate::client_addr::client_addr().network,
+    )?;
+    let text = NOTIFICATION.check(&text)?;
+    // A name no account can have reaches no one, and is not counted: it
+    // would only fill the limiter's memory.
+    let Ok(name) = crate::auth::UserName::parse(&to) else {
+        return Ok(());
+    };
+    context.limits.by_recipient(name.as_str())?;
+    if let Some(recipient) = context.users.find_by_name(name.as_str()).await? {
+        context.events.to(recipient.id).emit(&Notification {
+            from: sender.name,
+            text,
         })?;
-    context.events.to(recipient.id).emit(&Notification {
-        from: sender.name,
-        text,
-    })?;
+    }
     Ok(())
 }
 

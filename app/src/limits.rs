@@ -141,6 +141,12 @@ pub enum Action {
     Rename,
     // @chat-end
     Notify,
+    /// Notifications from one network, whoever sends them: many accounts
+    /// on one network count together.
+    NotifyPerAddress,
+    /// Notifications to one name, from everyone: many accounts cannot flood
+    /// one person's tabs, nor push their notifications out of the history.
+    NotifyPerRecipient,
 }
 
 impl Action {
@@ -157,6 +163,8 @@ impl Action {
         Self::Rename,
         // @chat-end
         Self::Notify,
+        Self::NotifyPerAddress,
+        Self::NotifyPerRecipient,
     ];
 
     /// The limit, as metrics label it: the variable's name, in lower case,
@@ -175,6 +183,8 @@ impl Action {
             Self::Rename => "rename",
             // @chat-end
             Self::Notify => "notify",
+            Self::NotifyPerAddress => "notify_per_address",
+            Self::NotifyPerRecipient => "notify_per_recipient",
         }
     }
 
@@ -193,6 +203,8 @@ impl Action {
             Self::Rename => "LIMIT_RENAME",
             // @chat-end
             Self::Notify => "LIMIT_NOTIFY",
+            Self::NotifyPerAddress => "LIMIT_NOTIFY_PER_ADDRESS",
+            Self::NotifyPerRecipient => "LIMIT_NOTIFY_PER_RECIPIENT",
         }
     }
 
@@ -212,6 +224,8 @@ impl Action {
             Self::Rename => Rate::per(10, MINUTE),
             // @chat-end
             Self::Notify => Rate::per(2, SECOND).burst(20),
+            Self::NotifyPerAddress => Rate::per(4, SECOND).burst(40),
+            Self::NotifyPerRecipient => Rate::per(1, SECOND).burst(30),
         }
     }
 }
@@ -263,6 +277,8 @@ pub struct Limits {
 struct Limiters {
     per_network: HashMap<Action, Keyed<Network>>,
     per_user: HashMap<Action, Keyed<UserId>>,
+    /// Notifications per recipient's name.
+    per_recipient: Keyed<String>,
     /// Failed log-ins per (account, network), and per account.
     failures: Failures<(String, Network)>,
     account_failures: Failures<String>,
@@ -281,10 +297,14 @@ impl Limits {
 
     /// Limits whose maps keep at most `max_keys` keys each.
     pub fn with_max_keys(config: &LimitsConfig, max_keys: usize) -> Self {
-        let per_network = [Action::LogInPerAddress, Action::SignUpPerAddress]
-            .into_iter()
-            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-            .collect();
+        let per_network = [
+            Action::LogInPerAddress,
+            Action::SignUpPerAddress,
+            Action::NotifyPerAddress,
+        ]
+        .into_iter()
+        .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+        .collect();
         let per_user = [
             Action::Announce,
             // @chat-begin
@@ -302,6 +322,11 @@ impl Limits {
             inner: Arc::new(Limiters {
                 per_network,
                 per_user,
+                per_recipient: Keyed::new(
+                    Action::NotifyPerRecipient,
+                    config.rate(Action::NotifyPerRecipient),
+                    max_keys,
+                ),
                 failures: Failures::new(
                     Action::LogInFailures,
                     config.rate(Action::LogInFailures),
@@ -316,7 +341,8 @@ impl Limits {
         }
     }
 
-    /// Counts one log-in or sign-up from `network`.
+    /// Counts one `action` (a log-in, a sign-up, a notification) from
+    /// `network`.
     pub fn by_address(&self, action: Action, network: Network) -> Result<(), AppError> {
         match self.inner.per_network.get(&action) {
             Some(limiter) => limiter.check(network),
@@ -345,6 +371,13 @@ impl Limits {
     /// does not give a spread-out guesser a fresh start).
     pub fn log_in_succeeded(&self, name: &str, network: Network) {
         self.inner.failures.clear(&(name.to_lowercase(), network));
+    }
+
+    /// Counts one notification to the user called `name` (any case),
+    /// whether or not there is one: the answer must not tell. Call it with
+    /// valid user names only.
+    pub fn by_recipient(&self, name: &str) -> Result<(), AppError> {
+        self.inner.per_recipient.check(name.to_lowercase())
     }
 
     /// Counts one `action` by `user`.

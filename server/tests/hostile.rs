@@ -190,6 +190,96 @@ async fn request_bodies_are_bounded() {
     // @chat-end
 }
 
+// --- Notifications ------------------------------------------------------------
+
+#[tokio::test]
+async fn notify_answers_the_same_whether_or_not_the_name_exists() {
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    let mut answers = Vec::new();
+    for to in ["grace", "GRACE", "nobody", "no one at all!"] {
+        let response = ada
+            .post("/api/events/notify", &[("to", to), ("text", "hi")])
+            .await;
+        answers.push((response.status, response.body));
+    }
+    assert!(answers[0].0.is_success(), "{answers:?}");
+    assert!(
+        answers.iter().all(|answer| *answer == answers[0]),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test]
+async fn many_accounts_cannot_flood_one_person_nor_one_network_send_without_end() {
+    let app = TestApp::with_config(
+        config_with(&[
+            (Action::NotifyPerRecipient, "1/min burst 3"),
+            (Action::NotifyPerAddress, "1/min burst 5"),
+        ])
+        .await,
+    )
+    .await;
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    // Three accounts, each within its own limit, from three networks.
+    let mut senders = Vec::new();
+    for (name, address) in [
+        ("bot1", "127.0.0.2"),
+        ("bot2", "127.0.0.3"),
+        ("bot3", "127.0.0.4"),
+    ] {
+        let mut bot = app.browser_at(address);
+        bot.sign_up(name, PASSWORD).await.unwrap();
+        senders.push(bot);
+    }
+    for bot in &mut senders {
+        let sent = bot
+            .post(
+                "/api/events/notify",
+                &[("to", "grace"), ("text", "buy now")],
+            )
+            .await;
+        assert!(sent.status.is_success(), "{}", sent.body);
+    }
+    // Grace has had her three: the next, from anyone, waits.
+    let fourth = senders[0]
+        .post(
+            "/api/events/notify",
+            &[("to", "Grace"), ("text", "buy now")],
+        )
+        .await;
+    assert_eq!(fourth.status, StatusCode::TOO_MANY_REQUESTS);
+    // Others still get theirs.
+    app.browser().sign_up("alan", PASSWORD).await.unwrap();
+    let to_alan = senders[1]
+        .post("/api/events/notify", &[("to", "alan"), ("text", "hi")])
+        .await;
+    assert!(to_alan.status.is_success(), "{}", to_alan.body);
+
+    // Five accounts on one network share its five.
+    let mut neighbours = Vec::new();
+    for n in 0..6 {
+        let mut bot = app.browser_at("127.0.0.9");
+        bot.sign_up(&format!("same{n}"), PASSWORD).await.unwrap();
+        neighbours.push(bot);
+    }
+    let mut statuses = Vec::new();
+    for (n, bot) in neighbours.iter_mut().enumerate() {
+        let to = format!("target{n}");
+        let sent = bot
+            .post("/api/events/notify", &[("to", to.as_str()), ("text", "hi")])
+            .await;
+        statuses.push(sent.status);
+    }
+    assert!(
+        statuses[..5].iter().all(StatusCode::is_success),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS);
+}
+
 // --- Log-ins and sign-ups ---------------------------------------------------
 
 #[tokio::test]

@@ -286,7 +286,7 @@ fn NotifyForm() -> impl IntoView {
                 <FormError error />
                 <Show when=sent>
                     <p class="success" role="status">
-                        "Sent."
+                        "Sent, if someone has that name."
                     </p>
                 </Show>
                 <button type="submit" class="button" disabled=move || notify.pending().get()>
