@@ -92,7 +92,18 @@ mod tests {
         assert!(
             check(
                 &rule,
-                &headers(&[HOST, ("origin", "https://app.example.com")])
+                &headers(&[
+                    HOST,
+                    ("origin", "https://app.example.com"),
+                    ("x-forwarded-proto", "https")
+                ])
+            )
+            .is_ok()
+        );
+        assert!(
+            check(
+                &rule,
+                &headers(&[HOST, ("origin", "http://app.example.com")])
             )
             .is_ok()
         );
@@ -104,6 +115,12 @@ mod tests {
         let rule = Origins::SameOrigin;
         for pairs in [
             &[HOST, ("origin", "https://evil.example")][..],
+            // This host, over the other scheme: another origin.
+            &[
+                HOST,
+                ("origin", "http://app.example.com"),
+                ("x-forwarded-proto", "https"),
+            ],
             &[HOST, ("origin", "https://blog.example.com")],
             &[HOST, ("origin", "null")],
             &[

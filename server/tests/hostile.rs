@@ -486,6 +486,8 @@ async fn server_functions_refuse_other_sites_and_sibling_subdomains() {
     for headers in [
         &[("origin", "https://evil.example")][..],
         &[("origin", "https://blog.example.com")],
+        // This host, over a scheme it is not served with (plain http here).
+        &[("origin", "https://app.example.com")],
         &[("origin", "null")],
         &[("sec-fetch-site", "cross-site")],
         &[

@@ -8,6 +8,14 @@ use axum::http::{HeaderMap, header};
 /// The `Origin` rule for upgrades. Browsers always send `Origin` on a
 /// WebSocket upgrade; a request without one is not from a browser page
 /// (a test, a load generator, a native client) and is accepted.
+///
+/// This server's own origin is its scheme, host and port: the `Host`, and
+/// `http`, or the scheme a proxy in front says the browser used
+/// (`X-Forwarded-Proto`, as TLS-terminating proxies send it). A page can
+/// set neither header, so reading the proxy's word from anyone is safe
+/// here: a script that forges it could as well send no `Origin`, and
+/// carries no visitor's cookies. So a page served over plain http cannot
+/// act on a site served over https, nor the reverse.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Origins {
     /// Only pages served by this server: the origin's host and port equal
@@ -30,9 +38,14 @@ impl Origins {
         let host = headers
             .get(header::HOST)
             .and_then(|host| host.to_str().ok());
-        let same_origin = authority(origin)
-            .zip(host)
-            .is_some_and(|(origin, host)| origin.eq_ignore_ascii_case(host));
+        let same_origin =
+            origin
+                .split_once("://")
+                .zip(host)
+                .is_some_and(|((scheme, authority), host)| {
+                    scheme.eq_ignore_ascii_case(own_scheme(headers))
+                        && authority.trim_end_matches('/').eq_ignore_ascii_case(host)
+                });
         if same_origin || self.lists(origin) {
             Ok(())
         } else {
@@ -54,10 +67,17 @@ impl Origins {
     }
 }
 
-/// `host:port` of an origin such as `http://host:port`.
-fn authority(origin: &str) -> Option<&str> {
-    let (scheme, rest) = origin.split_once("://")?;
-    matches!(scheme, "http" | "https").then_some(rest.trim_end_matches('/'))
+/// The scheme browsers reach this server with: what the proxy in front
+/// says (the first of `X-Forwarded-Proto`'s values: the one the browser
+/// used), else `http`, the only one the server speaks itself.
+fn own_scheme(headers: &HeaderMap) -> &str {
+    headers
+        .get("x-forwarded-proto")
+        .and_then(|proto| proto.to_str().ok())
+        .and_then(|proto| proto.split(',').next())
+        .map(str::trim)
+        .filter(|proto| matches!(*proto, "http" | "https"))
+        .unwrap_or("http")
 }
 
 #[cfg(test)]
@@ -75,6 +95,12 @@ mod tests {
         headers
     }
 
+    fn behind_tls(origin: &str, host: &str) -> HeaderMap {
+        let mut headers = headers(Some(origin), host);
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        headers
+    }
+
     #[test]
     fn the_same_origin_is_allowed() {
         let rule = Origins::SameOrigin;
@@ -83,9 +109,30 @@ mod tests {
                 .is_ok()
         );
         assert!(
-            rule.check(&headers(Some("https://App.example.com"), "app.example.com"))
+            rule.check(&behind_tls("https://App.example.com", "app.example.com"))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn the_same_host_with_another_scheme_is_another_origin() {
+        let rule = Origins::SameOrigin;
+        for (request, origin) in [
+            (
+                headers(Some("https://127.0.0.1:3000"), "127.0.0.1:3000"),
+                "https://127.0.0.1:3000",
+            ),
+            (
+                behind_tls("http://app.example.com", "app.example.com"),
+                "http://app.example.com",
+            ),
+            (
+                headers(Some("ws://127.0.0.1:3000"), "127.0.0.1:3000"),
+                "ws://127.0.0.1:3000",
+            ),
+        ] {
+            assert_eq!(rule.check(&request), Err(origin.to_owned()));
+        }
     }
 
     #[test]
