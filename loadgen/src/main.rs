@@ -219,6 +219,8 @@ impl Options {
 /// A server process this run started; stopped when dropped.
 struct ServerProcess {
     child: Child,
+    /// Its metrics listener, whose `/health` tells how many peers it hears.
+    metrics: SocketAddr,
 }
 
 impl Drop for ServerProcess {
@@ -237,6 +239,7 @@ fn start_server(
 ) -> Result<(ServerProcess, SocketAddr), Error> {
     // A free port: bind, read it, release it.
     let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     // On the cores asked for: `taskset` becomes the server (it execs it),
     // so the process measured is the server's.
     let mut command = match cores {
@@ -249,6 +252,7 @@ fn start_server(
     };
     command
         .env("LEPTOS_SITE_ADDR", address.to_string())
+        .env("METRICS_ADDR", metrics.to_string())
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         // A channel of this run's own, should Redis be shared.
@@ -273,7 +277,7 @@ fn start_server(
             binary.display()
         )
     })?;
-    Ok((ServerProcess { child }, address))
+    Ok((ServerProcess { child, metrics }, address))
 }
 
 /// What the load generator needs lifted on the servers it starts (with
@@ -296,12 +300,21 @@ const BENCHMARK_LIMITS: [(&str, &str); 4] = [
 const UNLESS_HOSTILE: [(&str, &str); 1] = [("REALTIME_NEW_CONNECTION_BURST", "1000000")];
 
 /// Waits until the server answers `/health` and, with several processes,
-/// hears from all the others through Redis.
-async fn wait_until_healthy(address: SocketAddr, peers: usize) -> Result<(), Error> {
+/// hears from all the others through Redis (which its metrics listener's
+/// `/health` tells: the public one says only "ok").
+async fn wait_until_healthy(
+    address: SocketAddr,
+    metrics: Option<SocketAddr>,
+    peers: usize,
+) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let all_peers = format!("\"peers\":{peers}");
+    let asked = match metrics {
+        Some(metrics) if peers > 0 => metrics,
+        _ => address,
+    };
     loop {
-        if let Ok(mut connection) = http::Connection::open(address).await
+        if let Ok(mut connection) = http::Connection::open(asked).await
             && let Ok(response) = connection.get("/health").await
             && response.status == 200
             && (peers == 0 || String::from_utf8_lossy(&response.body).contains(&all_peers))
@@ -448,8 +461,9 @@ impl Servers {
         };
         let measured =
             MeasuredProcesses::new(processes.iter().map(|process| process.child.id()).collect());
-        for address in &addresses {
-            wait_until_healthy(*address, addresses.len() - 1).await?;
+        for (index, address) in addresses.iter().enumerate() {
+            let metrics = processes.get(index).map(|process| process.metrics);
+            wait_until_healthy(*address, metrics, addresses.len() - 1).await?;
         }
         let servers = Self {
             processes,

@@ -16,6 +16,7 @@
 //! - `cross_site`: refusing server-function calls from other sites.
 //! - `body_limit`: refusing request bodies over the limit.
 //! - `error_status`: the HTTP status of a failed server function.
+//! - `health`: the health check, short for anyone, detailed for operators.
 //! - [`metrics`]: Prometheus metrics, on a listener of their own.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
@@ -39,6 +40,7 @@ pub mod config;
 mod cross_site;
 pub mod database;
 mod error_status;
+mod health;
 pub mod metrics;
 mod routes;
 mod session_cookie;
@@ -150,7 +152,10 @@ impl Server {
         let router = routes::router(&config, &database, &hub, &context);
         let listener = bind(config.address()).await?;
         let metrics = match config.metrics_addr {
-            Some(address) => Some((bind(address).await?, Metrics::new(&hub, &context).router())),
+            Some(address) => Some((
+                bind(address).await?,
+                Metrics::new(&hub, &context, &database).router(),
+            )),
             None => None,
         };
         Ok(Self {

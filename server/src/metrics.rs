@@ -1,6 +1,7 @@
 //! Metrics for operators, in Prometheus's text format, served at
 //! `/metrics` on a listener of their own (`METRICS_ADDR`, off by default),
-//! so that a public proxy in front of the application never exposes them.
+//! so that a public proxy in front of the application never exposes them;
+//! beside them, `/health` with its details (`crate::health`).
 //!
 //! Counters are recorded where things happen, through the `metrics` crate:
 //! the hub counts deliveries, closes by reason, refusals by limit, emits it
@@ -17,18 +18,21 @@ use metrics::gauge;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use realtime::server::Hub;
 
+use crate::database::Database;
+
 /// What a scrape reads.
 #[derive(Clone)]
 pub struct Metrics {
     exporter: PrometheusHandle,
     hub: Hub,
     context: AppContext,
+    database: Database,
 }
 
 impl Metrics {
     /// The metrics of this process. The first call installs the recorder
     /// that every counter of the process writes to.
-    pub fn new(hub: &Hub, context: &AppContext) -> Self {
+    pub fn new(hub: &Hub, context: &AppContext, database: &Database) -> Self {
         static EXPORTER: OnceLock<PrometheusHandle> = OnceLock::new();
         let exporter = EXPORTER
             .get_or_init(|| {
@@ -44,6 +48,7 @@ impl Metrics {
             exporter,
             hub: hub.clone(),
             context: context.clone(),
+            database: database.clone(),
         }
     }
 
@@ -51,6 +56,7 @@ impl Metrics {
     pub fn router(self) -> Router {
         Router::new()
             .route("/metrics", get(scrape))
+            .route("/health", get(health))
             .with_state(self)
     }
 
@@ -69,6 +75,11 @@ impl Metrics {
         }
         self.exporter.render()
     }
+}
+
+/// The health check with its details: the backplane and its peers.
+async fn health(State(metrics): State<Metrics>) -> impl IntoResponse {
+    crate::health::report(&metrics.database, &metrics.hub).await
 }
 
 async fn scrape(State(metrics): State<Metrics>) -> impl IntoResponse {

@@ -10,7 +10,7 @@ use app::{
     shell,
 };
 use axum::{
-    Extension, Json, Router,
+    Extension, Router,
     extract::{FromRef, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode},
     middleware,
@@ -20,7 +20,6 @@ use axum::{
 use leptos::{config::LeptosOptions, prelude::provide_context};
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use realtime::{protocol::Resume, server::Hub};
-use serde_json::json;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite, cookie::time};
 use tracing::Level;
@@ -152,34 +151,10 @@ async fn socket(
     }
 }
 
-/// `GET /health`: 200 when the server can reach its database, 503 when not.
-/// For load balancers and start-up scripts. The `events` part tells whether
-/// events reach other processes: `"backplane"` is `"off"` (one process),
-/// `"connected"` or `"disconnected"` (Redis is down: this process serves
-/// its own connections only, and the status stays 200), and `"peers"` how
-/// many other processes it hears from.
+/// `GET /health`: `{"status":"ok"}` when the server can reach its
+/// database, 503 and `{"status":"unavailable"}` when not, for load
+/// balancers and start-up scripts. The details are on the metrics
+/// listener (`crate::health`).
 async fn health(State(state): State<ServerState>) -> impl IntoResponse {
-    let backplane = match state.hub.backplane_connected() {
-        None => "off",
-        Some(true) => "connected",
-        Some(false) => "disconnected",
-    };
-    let events = json!({ "backplane": backplane, "peers": state.hub.peers() });
-    match state.database.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "events": events })),
-        ),
-        Err(error) => {
-            tracing::warn!(%error, "health check: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
-                    "status": "unavailable",
-                    "reason": "database unreachable",
-                    "events": events,
-                })),
-            )
-        }
-    }
+    crate::health::public(&state.database, &state.hub).await
 }

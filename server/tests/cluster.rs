@@ -88,6 +88,8 @@ fn rand_u64() -> u64 {
 struct Node {
     child: Child,
     address: SocketAddr,
+    /// Where its metrics and its detailed `/health` are served.
+    metrics: SocketAddr,
     log: Arc<Mutex<String>>,
 }
 
@@ -101,9 +103,11 @@ impl Node {
 
     fn spawn(database_url: &str, redis: Option<(&str, &str)>) -> Self {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
         command
             .env("LEPTOS_SITE_ADDR", address.to_string())
+            .env("METRICS_ADDR", metrics.to_string())
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info,tower_http=warn")
             .env_remove("REDIS_URL")
@@ -141,6 +145,7 @@ impl Node {
         Self {
             child,
             address,
+            metrics,
             log,
         }
     }
@@ -149,8 +154,9 @@ impl Node {
         self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
+    /// The detailed health report, from the metrics listener.
     async fn health(&self) -> Option<Value> {
-        let mut connection = http::Connection::open(self.address).await.ok()?;
+        let mut connection = http::Connection::open(self.metrics).await.ok()?;
         let response = connection.get("/health").await.ok()?;
         serde_json::from_slice(&response.body).ok()
     }

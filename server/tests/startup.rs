@@ -154,6 +154,10 @@ async fn metrics_are_served_on_their_own_listener_only() {
     }
     // Not on the application's own listener.
     assert!(get(address, "/metrics").await.starts_with("HTTP/1.1 404"));
+    // The health check's details are here, and only here.
+    let detailed = get(metrics, "/health").await;
+    assert!(detailed.contains(r#""backplane":"off""#), "{detailed}");
+    assert!(!get(address, "/health").await.contains("backplane"));
 
     stop.send(()).unwrap();
     serving.await.unwrap().unwrap();
