@@ -25,6 +25,12 @@ pub struct SomethingHappened {
     pub message: String,
     #[serde(rename = "isError", default)]
     pub is_error: bool,
+    /// Who announced it: set by the server from the caller's account
+    /// (whatever the caller sent), shown with the message, so that no one
+    /// can pass a notice off as the site's own. `None` for the server's
+    /// own announcements (a background job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 fn default_code() -> i64 {
@@ -42,6 +48,7 @@ impl SomethingHappened {
             code: default_code(),
             message: message.into(),
             is_error: false,
+            author: None,
         }
     }
 }
@@ -54,18 +61,26 @@ pub const ANNOUNCEMENT: TextRule = TextRule {
     characters: Characters::Prose,
 };
 
-/// Emits `event` to every open tab, with its message trimmed. The calling
-/// tab gets it too: an announcement is for everyone. Logged-in users only,
-/// at a limited rate. Answers once the announcement is kept where tabs
-/// recover from (Redis, with several processes): a tab that reconnects
-/// to any process gets it, even if this one stops right after.
+/// Emits `event` to every open tab, with its message trimmed and its
+/// author the caller. The calling tab gets it too: an announcement is for
+/// everyone. Logged-in users only, at a limited rate, and logged. Answers
+/// once the announcement is kept where tabs recover from (Redis, with
+/// several processes): a tab that reconnects to any process gets it, even
+/// if this one stops right after.
 #[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
-    crate::auth::guard::acting_user(crate::limits::Action::Announce).await?;
+    let user = crate::auth::guard::acting_user(crate::limits::Action::Announce).await?;
     let event = SomethingHappened {
         message: ANNOUNCEMENT.check(&event.message)?,
+        author: Some(user.name),
         ..event
     };
+    tracing::info!(
+        user = %user.id,
+        message = %event.message,
+        is_error = event.is_error,
+        "announced"
+    );
     crate::AppContext::expect()?
         .events
         .target(realtime::server::Target::everyone())

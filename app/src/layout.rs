@@ -149,7 +149,11 @@ fn Notices() -> impl IntoView {
         } else {
             "announcement"
         };
-        show(kind, event.message);
+        let text = match event.author {
+            Some(author) => format!("{author}: {}", event.message),
+            None => event.message,
+        };
+        show(kind, text);
     });
     realtime::use_event(move |notification: Notification| {
         show(

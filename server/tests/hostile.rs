@@ -68,8 +68,36 @@ async fn a_padded_announcement_goes_out_trimmed() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     assert_eq!(
         tab.event::<SomethingHappened>().await,
-        SomethingHappened::new("x")
+        SomethingHappened {
+            author: Some("ada".into()),
+            ..SomethingHappened::new("x")
+        }
     );
+}
+
+#[tokio::test]
+async fn an_announcement_carries_its_authors_name_whatever_the_caller_says() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut mallory = app.browser();
+    mallory.sign_up("mallory", PASSWORD).await.unwrap();
+    let mut tab = app.browser().open_socket(address).await;
+    let response = mallory
+        .post(
+            "/api/events/broadcast",
+            &[
+                (
+                    "event[message]",
+                    "System error: log in again at evil.example",
+                ),
+                ("event[isError]", "true"),
+                ("event[author]", "System"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    let event = tab.event::<SomethingHappened>().await;
+    assert_eq!(event.author.as_deref(), Some("mallory"));
 }
 
 #[tokio::test]
