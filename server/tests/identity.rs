@@ -150,6 +150,9 @@ async fn bad_sign_up_input_is_refused_with_a_reason_and_writes_nothing() {
                 max: MAX_PASSWORD_LEN,
             },
         ),
+        // What attackers try first.
+        ("ada", "P@ssw0rd", AuthError::PasswordTooCommon),
+        ("ada", "qwertyuiop", AuthError::PasswordTooCommon),
     ];
 
     for (name, password, expected) in cases {

@@ -68,6 +68,10 @@ pub enum AuthError {
     PasswordTooShort { min: usize },
     #[error("Passwords can be at most {max} characters long.")]
     PasswordTooLong { max: usize },
+    #[error(
+        "That password is one of the most common ones, which attackers try first. Please choose another."
+    )]
+    PasswordTooCommon,
     #[error("The user name “{name}” is already taken.")]
     NameTaken { name: String },
     /// Deliberately the same for an unknown name and a wrong password, so
@@ -86,7 +90,8 @@ impl AuthError {
             | Self::UserNameTooLong { .. }
             | Self::UserNameInvalid
             | Self::PasswordTooShort { .. }
-            | Self::PasswordTooLong { .. } => 400,
+            | Self::PasswordTooLong { .. }
+            | Self::PasswordTooCommon => 400,
             Self::WrongCredentials | Self::SessionExpired => 401,
             Self::NameTaken { .. } => 409,
         }

@@ -22,6 +22,7 @@ use argon2::{
 };
 use tokio::sync::Semaphore;
 
+use super::AuthError;
 use crate::error::AppError;
 
 /// How many hashes may run at once, and how long a call may wait its turn.
@@ -61,6 +62,20 @@ impl Hasher {
             max_wait: config.max_wait,
             waiting: Arc::default(),
         }
+    }
+
+    /// Hashes a new account's `password`, as [`Hasher::hash`], unless it is
+    /// one of the most common ones ([`is_common`]): checked in the same
+    /// turn, since the check costs CPU too.
+    pub async fn hash_new(&self, password: String) -> Result<String, AppError> {
+        let common = {
+            let password = password.clone();
+            self.run(move || Ok(is_common(&password))).await?
+        };
+        if common {
+            return Err(AuthError::PasswordTooCommon.into());
+        }
+        self.hash(password).await
     }
 
     /// Hashes `password` with a fresh random salt, in PHC string format
@@ -146,8 +161,47 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
+/// Whether `password` is, as a whole, one of the most common passwords,
+/// words or names (zxcvbn's lists of 30,000 passwords, English words and
+/// names, in any case, reversed or with l33t spellings), or a run of
+/// keys or characters (`qwertyuiop`, `123456789`): what attackers try first.
+pub fn is_common(password: &str) -> bool {
+    use zxcvbn::matching::patterns::MatchPattern;
+    let entropy = zxcvbn::zxcvbn(password, &[]);
+    matches!(
+        entropy.sequence(),
+        [only] if !matches!(only.pattern, MatchPattern::BruteForce)
+    )
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_most_common_passwords_words_and_runs_are_common() {
+        for common in [
+            "password",
+            "P@ssw0rd",
+            "password1",
+            "iloveyou",
+            "sunshine",
+            "Elizabeth",
+            "drowssap",
+            "123456789",
+            "qwertyuiop",
+            "aaaaaaaa",
+        ] {
+            assert!(is_common(common), "{common}");
+        }
+        for uncommon in [
+            "correct horse battery",
+            "benchmark password",
+            "v7#kQ9!zLp",
+            "ada-loves-1843-engines",
+        ] {
+            assert!(!is_common(uncommon), "{uncommon}");
+        }
+    }
     use super::*;
 
     fn hasher() -> Hasher {

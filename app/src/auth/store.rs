@@ -53,7 +53,7 @@ impl Users {
     pub async fn sign_up(&self, name: &str, password: &str) -> Result<User, AppError> {
         let name = UserName::parse(name)?;
         check_new_password(password)?;
-        let password_hash = self.hasher.hash(password.to_owned()).await?;
+        let password_hash = self.hasher.hash_new(password.to_owned()).await?;
         // The unique index on lower(name) is the one arbiter of "taken":
         // checking first and inserting after would race with another sign-up.
         let inserted = sqlx::query_as::<_, UserRow>(

@@ -25,7 +25,9 @@ pub fn SignUpPage() -> impl IntoView {
                 <label>
                     "Password"
                     <input type="password" name="password" autocomplete="new-password" />
-                    <small class="hint">{format!("At least {MIN_PASSWORD_LEN} characters.")}</small>
+                    <small class="hint">
+                        {format!("At least {MIN_PASSWORD_LEN} characters, and not a common password.")}
+                    </small>
                 </label>
                 <FormError error />
                 <button type="submit" class="button" disabled=move || action.pending().get()>
