@@ -77,7 +77,7 @@ use crate::{
 /// The application's own settings, which the server reads from the
 /// environment (the README's "Configuration" table).
 #[cfg(feature = "ssr")]
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppSettings {
     /// The rate of each rate-limited action (`LIMIT_*`).
     pub limits: limits::LimitsConfig,
@@ -85,6 +85,21 @@ pub struct AppSettings {
     pub hashing: auth::password::HashingConfig,
     /// Which background jobs run, and how often (`SIGN_UP_DIGEST_SECS`).
     pub jobs: jobs::JobsConfig,
+    /// How often, at most, a session in use is written back to move its
+    /// expiry ([`auth::session::DEFAULT_TOUCH_EVERY`]).
+    pub session_touch_every: std::time::Duration,
+}
+
+#[cfg(feature = "ssr")]
+impl Default for AppSettings {
+    fn default() -> Self {
+        Self {
+            limits: Default::default(),
+            hashing: Default::default(),
+            jobs: Default::default(),
+            session_touch_every: auth::session::DEFAULT_TOUCH_EVERY,
+        }
+    }
 }
 
 /// What the server hands to server functions and to server-side rendering,
@@ -102,6 +117,8 @@ pub struct AppContext {
     pub events: realtime::server::Hub,
     /// Rate limits per address, account and user.
     pub limits: limits::Limits,
+    /// How often, at most, a session in use is written back.
+    pub session_touch_every: std::time::Duration,
 }
 
 #[cfg(feature = "ssr")]
@@ -116,6 +133,7 @@ impl AppContext {
             db,
             events,
             limits: limits::Limits::new(&settings.limits),
+            session_touch_every: settings.session_touch_every,
         }
     }
 

@@ -80,8 +80,8 @@ pub struct SessionConfig {
     /// default so the app works over plain http on 127.0.0.1; turn it on
     /// behind TLS.
     pub secure: bool,
-    /// `SESSION_EXPIRY_SECS`: how long a login lasts after it was last
-    /// written (at log-in).
+    /// `SESSION_EXPIRY_SECS`: how long a login lasts after its last use
+    /// (a session in use is written back at most once a minute).
     pub expiry: Duration,
 }
 

@@ -145,7 +145,15 @@ async fn socket(
     if let Some(refused) = state.hub.refuse_early(realtime_key(&session).as_ref()) {
         return refused;
     }
-    match websocket_identity(&session, &state.context.users, client.network).await {
+    let context = &state.context;
+    match websocket_identity(
+        &session,
+        &context.users,
+        context.session_touch_every,
+        client.network,
+    )
+    .await
+    {
         Ok(identity) => state.hub.accept(upgrade, &headers, identity, resume),
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }

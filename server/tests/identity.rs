@@ -94,6 +94,29 @@ async fn the_cookie_follows_the_secure_and_expiry_settings() {
 }
 
 #[tokio::test]
+async fn a_session_in_use_has_its_expiry_moved_at_most_once_per_period() {
+    // Written back on every use a second apart: the expiry moves.
+    let mut config = support::test_config(support::default_session()).await;
+    config.app.session_touch_every = Duration::ZERO;
+    let app = TestApp::with_config(config).await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let at_log_in = app.latest_session_expiry().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(ada.current_user().await.unwrap().is_some());
+    assert!(app.latest_session_expiry().await > at_log_in);
+
+    // With the default period, a use within the minute writes nothing.
+    let app = TestApp::new().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let at_log_in = app.latest_session_expiry().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(ada.current_user().await.unwrap().is_some());
+    assert_eq!(app.latest_session_expiry().await, at_log_in);
+}
+
+#[tokio::test]
 async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_read() {
     let app = TestApp::new().await;
     let mut ada = app.browser();

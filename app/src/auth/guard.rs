@@ -17,7 +17,8 @@ pub async fn request_session() -> Result<Session, AppError> {
 /// visitor.
 pub async fn request_user() -> Result<Option<User>, AppError> {
     let session = request_session().await?;
-    session_user(&session, &AppContext::expect()?.users).await
+    let context = AppContext::expect()?;
+    session_user(&session, &context.users, context.session_touch_every).await
 }
 
 /// The user who made the current server-function call, or

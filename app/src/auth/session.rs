@@ -7,7 +7,10 @@
 //! the user is read from the database, so a renamed or deleted account is
 //! seen at once.
 
-use std::future::Future;
+use std::{
+    future::Future,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use realtime::server::{Hub, Identity, SessionKey};
 use tower_sessions::Session;
@@ -55,18 +58,52 @@ pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
 /// Session key under which the logged-in user's id is stored.
 const USER_ID_KEY: &str = "user_id";
 
+/// Session key under which the time the session was last used is stored,
+/// in seconds since the Unix epoch.
+const TOUCHED_AT_KEY: &str = "touched_at";
+
+/// How often, at most, a session in use is written back to move its
+/// expiry (`SESSION_EXPIRY_SECS` after its last use): once a minute by
+/// default, so that reading a session does not mean writing it.
+pub const DEFAULT_TOUCH_EVERY: Duration = Duration::from_secs(60);
+
 /// The user a session is logged in as, read from the `users` table: `None`
 /// for a visitor. A session whose account has been deleted is ended here,
-/// so every caller sees a visitor.
-pub async fn session_user(session: &Session, users: &Users) -> Result<Option<User>, AppError> {
+/// so every caller sees a visitor. A logged-in session used more than
+/// `touch_every` after it was last written is written again, which moves
+/// its expiry: an idle session expires, one in use does not.
+pub async fn session_user(
+    session: &Session,
+    users: &Users,
+    touch_every: Duration,
+) -> Result<Option<User>, AppError> {
     let Some(id) = user_id(session).await? else {
         return Ok(None);
     };
     let user = users.find(id).await?;
     if user.is_none() {
         log_out(session).await?;
+    } else {
+        touch(session, touch_every).await?;
     }
     Ok(user)
+}
+
+/// Marks a logged-in session as used now, if it was last marked at least
+/// `every` ago: the session layer then saves it, with its expiry moved.
+async fn touch(session: &Session, every: Duration) -> Result<(), AppError> {
+    let now = unix_now();
+    let touched_at: Option<u64> = session
+        .get(TOUCHED_AT_KEY)
+        .await
+        .map_err(log_store_failure)?;
+    if touched_at.is_none_or(|touched_at| now.saturating_sub(touched_at) >= every.as_secs()) {
+        session
+            .insert(TOUCHED_AT_KEY, now)
+            .await
+            .map_err(log_store_failure)?;
+    }
+    Ok(())
 }
 
 /// Who a WebSocket opened with this session, from `network`, belongs to:
@@ -75,9 +112,10 @@ pub async fn session_user(session: &Session, users: &Users) -> Result<Option<Use
 pub async fn websocket_identity(
     session: &Session,
     users: &Users,
+    touch_every: Duration,
     network: Network,
 ) -> Result<Identity, AppError> {
-    let identity = match session_user(session, users).await? {
+    let identity = match session_user(session, users, touch_every).await? {
         Some(user) => Identity {
             user: Some(user.id),
             session: realtime_key(session),
@@ -101,7 +139,18 @@ pub async fn log_in(session: &Session, user: UserId) -> Result<(), AppError> {
     session
         .insert(USER_ID_KEY, user)
         .await
+        .map_err(log_store_failure)?;
+    session
+        .insert(TOUCHED_AT_KEY, unix_now())
+        .await
         .map_err(log_store_failure)
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// The logged-in user's id, if any.

@@ -93,7 +93,7 @@ impl Default for HubConfig {
             max_anonymous_per_address: 64,
             new_connections_per_minute: 60,
             new_connection_burst: 64,
-            session_check_interval: Duration::from_secs(60),
+            session_check_interval: Duration::from_secs(5),
             presence_window: Duration::from_millis(250),
             history_per_stream: 1000,
             history_max_age: Duration::from_secs(5 * 60),

@@ -218,6 +218,22 @@ impl TestApp {
             .expect("sessions can be expired");
     }
 
+    /// The latest expiry of any stored session, as the database writes it
+    /// (text that sorts as time does; tests with one logged-in session read
+    /// theirs).
+    pub async fn latest_session_expiry(&self) -> String {
+        let sql = match self.database.backend() {
+            server::database::Backend::Sqlite => "SELECT MAX(expiry_date) FROM tower_sessions",
+            server::database::Backend::Postgres => {
+                "SELECT CAST(MAX(expiry_date) AS TEXT) FROM tower_sessions.session"
+            }
+        };
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.database.pool)
+            .await
+            .expect("sessions can be read")
+    }
+
     /// Deletes the account `name`, as an administrator would: its
     /// sessions stay, and name nobody.
     pub async fn delete_user(&self, name: &str) {
