@@ -17,6 +17,13 @@ use crate::{
 /// Path of the WebSocket endpoint.
 pub const PATH: &str = "/ws";
 
+/// The longest room name a browser may send, in bytes. Longer ones are
+/// answered with an `error` that does not repeat them: nothing a browser
+/// sends is kept or echoed at more than this size (the rooms a connection
+/// is in, a `refused` answer), so what a connection that stops reading
+/// can make the server hold for it alone stays small.
+pub const MAX_ROOM_NAME_BYTES: usize = 256;
+
 /// Request header on server-function calls naming the calling tab's
 /// connection, set by [`crate::RealtimeClient`] on every call: the
 /// connection's id, or [`NO_CONNECTION`] while the tab has none open. A call

@@ -115,6 +115,34 @@ async fn a_reconnecting_tab_may_rejoin_all_its_rooms_at_once() {
     }
 }
 
+#[tokio::test]
+async fn what_a_browser_sends_is_never_echoed_back_at_length() {
+    let server = server_with(HubConfig::default()).await;
+    let mut tab = server.user(1, "a").await;
+    let long = "x".repeat(8 * 1024);
+    let frames = [
+        format!(r#"{{"type":"join","room":"team:{long}"}}"#),
+        format!(r#"{{"type":"leave","room":"team:{long}"}}"#),
+        format!(r#"{{"type":"{long}"}}"#),
+    ];
+    for frame in frames {
+        tab.send_text(&frame).await;
+        match tab.frame().await {
+            ServerFrame::Error {
+                code: ErrorCode::MalformedFrame,
+                message,
+            } => assert!(message.len() < 1024, "{} bytes", message.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A name within the bound is a room like any other.
+    let team = format!("team:{}", "y".repeat(200));
+    tab.send_text(&format!(r#"{{"type":"join","room":"{team}"}}"#))
+        .await;
+    assert!(matches!(tab.frame().await, ServerFrame::Joined { room, .. } if room.as_str() == team));
+    assert_eq!(server.hub.stats().rooms, 1);
+}
+
 // --- Connections ------------------------------------------------------------
 
 #[tokio::test]

@@ -159,6 +159,10 @@ fn every_constant_limit_is_documented_with_its_value() {
         ),
         ("RULES_AT_ONCE", count(connection::RULES_AT_ONCE as u64)),
         (
+            "MAX_ROOM_NAME_BYTES",
+            bytes(crate::protocol::MAX_ROOM_NAME_BYTES),
+        ),
+        (
             "SHARED_RECOVERIES_BURST",
             format!("{} at once, then 1/s", connection::SHARED_RECOVERIES_BURST),
         ),

@@ -52,7 +52,7 @@ use super::{
 };
 use crate::{
     ConnectionId, Position, Stream, UserId,
-    protocol::{ClientFrame, ControlFrame, ErrorCode, Resume},
+    protocol::{ClientFrame, ControlFrame, ErrorCode, MAX_ROOM_NAME_BYTES, Resume},
 };
 
 /// Upgrades the request, with buffers and frame sizes bounded by the hub's
@@ -438,11 +438,30 @@ impl<'h> Served<'h> {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(error) => {
-                let message = format!("The frame is not valid: {error}.");
+                // serde's message may quote the frame: told in part only.
+                let mut message = format!("The frame is not valid: {error}");
+                if message.len() > MAX_ROOM_NAME_BYTES {
+                    let mut end = MAX_ROOM_NAME_BYTES;
+                    while !message.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    message.truncate(end);
+                    message.push('…');
+                } else {
+                    message.push('.');
+                }
                 self.send_error(ErrorCode::MalformedFrame, &message);
                 return;
             }
         };
+        let room = match &frame {
+            ClientFrame::Join { room, .. } | ClientFrame::Leave { room } => room,
+        };
+        if room.as_str().len() > MAX_ROOM_NAME_BYTES {
+            let message = format!("Room names are at most {MAX_ROOM_NAME_BYTES} bytes.");
+            self.send_error(ErrorCode::MalformedFrame, &message);
+            return;
+        }
         match frame {
             ClientFrame::Join { room, since } => self.joins.ask(room, since),
             // Answered with `left` even if it was not in the room, so the
