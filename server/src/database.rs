@@ -91,6 +91,8 @@ pub struct Database {
     backend: Backend,
     /// The session store's pool, kept to close it on shutdown.
     session_pool: SessionPool,
+    /// The key that signs form errors in URLs, shared by every process.
+    pub form_error_key: crate::form_errors::FormErrorKey,
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +125,8 @@ pub enum DatabaseError {
     },
     #[error("could not create the session table: {0}")]
     SessionTable(sqlx::Error),
+    #[error("could not read or make the key that signs form errors: {0}")]
+    FormErrorKey(sqlx::Error),
 }
 
 impl Database {
@@ -201,11 +205,15 @@ impl Database {
                 folder: backend.migrations_folder(),
                 source,
             })?;
+        let form_error_key = crate::form_errors::FormErrorKey::load_or_create(&pool)
+            .await
+            .map_err(DatabaseError::FormErrorKey)?;
         Ok(Self {
             pool,
             sessions,
             backend,
             session_pool,
+            form_error_key,
         })
     }
 

@@ -16,6 +16,8 @@
 //! - `cross_site`: refusing server-function calls from other sites.
 //! - `body_limit`: refusing request bodies over the limit.
 //! - `error_status`: the HTTP status of a failed server function.
+//! - [`form_errors`]: showing only the form errors in URLs this server
+//!   wrote.
 //! - `health`: the health check, short for anyone, detailed for operators.
 //! - [`metrics`]: Prometheus metrics, on a listener of their own.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
@@ -40,6 +42,7 @@ pub mod config;
 mod cross_site;
 pub mod database;
 mod error_status;
+pub mod form_errors;
 mod health;
 pub mod metrics;
 mod routes;

@@ -72,6 +72,10 @@ pub fn router(config: &Config, database: &Database, hub: &Hub, context: &AppCont
         // from other sites, and oversized bodies, are refused before they
         // touch the session.
         .layer(middleware::from_fn(crate::error_status::status_from_error))
+        .layer(middleware::from_fn_with_state(
+            database.form_error_key.clone(),
+            crate::form_errors::sign_and_check,
+        ))
         .layer(session_layer(database, &config.session))
         .layer(middleware::from_fn(
             crate::session_cookie::refuse_two_session_cookies,

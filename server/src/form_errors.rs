@@ -1,0 +1,176 @@
+//! Form errors in URLs are shown only if this server wrote them.
+//!
+//! Without JavaScript, a form's server function answers a failure with a
+//! redirect back to the form, the error in the URL (`?__path=…&__err=…`),
+//! and the page shows it in its alert. Anyone can write such a URL: a link
+//! to `/login?__err=…` would show the attacker's sentence in the site's own
+//! alert. So the redirects this server writes are signed (`__sig`, an
+//! HMAC-SHA256 of the path and the error under a key the processes share,
+//! kept in the database), and a page asked for with an error that is not
+//! signed is redirected to itself without it.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use sqlx::AnyPool;
+
+/// The parameters Leptos puts in the URL, and the signature beside them.
+const PATH: &str = "__path";
+const ERROR: &str = "__err";
+const SIGNATURE: &str = "__sig";
+
+/// The key's name in `app_secrets`.
+const KEY_NAME: &str = "form_errors";
+
+/// The key that signs form errors: made by the first process to start and
+/// read by every other, so a redirect written by one is believed by all.
+#[derive(Clone)]
+pub struct FormErrorKey(Arc<[u8]>);
+
+/// The key is never printed.
+impl std::fmt::Debug for FormErrorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FormErrorKey(…)")
+    }
+}
+
+impl FormErrorKey {
+    /// The shared key, made now if no process has made it yet.
+    pub async fn load_or_create(db: &AnyPool) -> Result<Self, sqlx::Error> {
+        let made: String = rand::random::<[u8; 32]>()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        // Two processes starting at once: the first insert wins, and both
+        // read the same row.
+        sqlx::query(
+            "INSERT INTO app_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(KEY_NAME)
+        .bind(&made)
+        .execute(db)
+        .await?;
+        let key: String = sqlx::query_scalar("SELECT value FROM app_secrets WHERE name = $1")
+            .bind(KEY_NAME)
+            .fetch_one(db)
+            .await?;
+        Ok(Self(key.into_bytes().into()))
+    }
+
+    fn mac(&self, path: &str, error: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(path.as_bytes());
+        mac.update(b"\n");
+        mac.update(error.as_bytes());
+        mac
+    }
+
+    fn sign(&self, path: &str, error: &str) -> String {
+        self.mac(path, error)
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    fn signed(&self, path: &str, error: &str, signature: &str) -> bool {
+        let Some(bytes) = decode_hex(signature) else {
+            return false;
+        };
+        self.mac(path, error).verify_slice(&bytes).is_ok()
+    }
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// The form-error parameters of a query, if it has an error.
+fn form_error(query: &str) -> Option<(String, String, String)> {
+    let mut found = (None, None, String::new());
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            PATH => found.0 = Some(value.into_owned()),
+            ERROR => found.1 = Some(value.into_owned()),
+            SIGNATURE => found.2 = value.into_owned(),
+            _ => {}
+        }
+    }
+    let (path, error, signature) = found;
+    error.map(|error| (path.unwrap_or_default(), error, signature))
+}
+
+/// `query` without the form-error parameters.
+fn without_form_error(query: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            url::form_urlencoded::parse(query.as_bytes())
+                .filter(|(name, _)| ![PATH, ERROR, SIGNATURE].contains(&name.as_ref())),
+        )
+        .finish()
+}
+
+/// Axum middleware: see the module documentation.
+pub async fn sign_and_check(
+    State(key): State<FormErrorKey>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::GET
+        && let Some(query) = request.uri().query()
+        && let Some((path, error, signature)) = form_error(query)
+        && !key.signed(&path, &error, &signature)
+    {
+        let rest = without_form_error(query);
+        let target = match rest.as_str() {
+            "" => request.uri().path().to_owned(),
+            rest => format!("{}?{rest}", request.uri().path()),
+        };
+        tracing::warn!(path = %request.uri().path(), "a form error not written by this server dropped");
+        return Redirect::to(&target).into_response();
+    }
+    let mut response = next.run(request).await;
+    if response.status().is_redirection()
+        && let Some(location) = response.headers().get(header::LOCATION)
+        && let Ok(location) = location.to_str()
+        && let Some(signed) = sign_location(&key, location)
+        && let Ok(signed) = HeaderValue::from_str(&signed)
+    {
+        response.headers_mut().insert(header::LOCATION, signed);
+    }
+    response
+}
+
+/// `location` with its form error signed, if it carries one.
+fn sign_location(key: &FormErrorKey, location: &str) -> Option<String> {
+    let (before, query) = location.split_once('?')?;
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let (path, error, _) = form_error(query)?;
+    let query = url::form_urlencoded::Serializer::new(without_form_error(query))
+        .append_pair(PATH, &path)
+        .append_pair(ERROR, &error)
+        .append_pair(SIGNATURE, &key.sign(&path, &error))
+        .finish();
+    let fragment = fragment
+        .map(|fragment| format!("#{fragment}"))
+        .unwrap_or_default();
+    Some(format!("{before}?{query}{fragment}"))
+}
