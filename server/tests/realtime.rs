@@ -242,7 +242,10 @@ async fn an_announcement_reaches_every_tab_logged_in_or_not() {
         .await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
 
-    let expected = SomethingHappened::new("John created an account!");
+    let expected = SomethingHappened {
+        author: Some("ada".into()),
+        ..SomethingHappened::new("John created an account!")
+    };
     assert_eq!(logged_in.event::<SomethingHappened>().await, expected);
     assert_eq!(visitor.event::<SomethingHappened>().await, expected);
 }
