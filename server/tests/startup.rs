@@ -31,7 +31,7 @@ async fn the_database_pool_is_as_large_as_configured_or_the_backends_default() {
     let default = Database::open(&url, None).await.unwrap();
     assert_eq!(
         default.pool.options().get_max_connections(),
-        Backend::Sqlite.default_pool_size()
+        Backend::of(&url).unwrap().default_pool_size()
     );
     assert!(Backend::Sqlite.default_pool_size() >= 32);
 }
