@@ -128,7 +128,8 @@ pub enum Action {
     /// password from that network clears them.
     LogInFailures,
     /// Failed log-ins to one account from anywhere: a ceiling for guesses
-    /// spread over many networks, well above [`Action::LogInFailures`].
+    /// spread over many networks, well above [`Action::LogInFailures`]; the
+    /// networks the account logged in from lately are not held to it.
     LogInPerAccount,
     /// Sign-ups from one network.
     SignUpPerAddress,
@@ -282,7 +283,14 @@ struct Limiters {
     /// Failed log-ins per (account, network), and per account.
     failures: Failures<(String, Network)>,
     account_failures: Failures<String>,
+    /// The networks each account logged in from lately: the account's
+    /// ceiling does not apply there, so guesses from everywhere else cannot
+    /// lock the owner out of her usual places.
+    known: moka::sync::Cache<(String, Network), ()>,
 }
+
+/// How long a network an account logged in from stays known.
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -337,6 +345,10 @@ impl Limits {
                     config.rate(Action::LogInPerAccount),
                     max_keys,
                 ),
+                known: moka::sync::Cache::builder()
+                    .max_capacity(max_keys as u64)
+                    .time_to_live(KNOWN_FOR)
+                    .build(),
             }),
         }
     }
@@ -352,11 +364,15 @@ impl Limits {
 
     /// Whether a log-in to the account called `name` (any case) from
     /// `network` may be tried: not if it failed too often from there, or
-    /// from everywhere. Call it with valid account names only.
+    /// from everywhere (unless the account logged in from there lately).
+    /// Call it with valid account names only.
     pub fn log_in_may_try(&self, name: &str, network: Network) -> Result<(), AppError> {
-        let account = name.to_lowercase();
-        self.inner.failures.check(&(account.clone(), network))?;
-        self.inner.account_failures.check(&account)
+        let key = (name.to_lowercase(), network);
+        self.inner.failures.check(&key)?;
+        if self.inner.known.contains_key(&key) {
+            return Ok(());
+        }
+        self.inner.account_failures.check(&key.0)
     }
 
     /// Counts a failed log-in to `name` from `network`.
@@ -368,9 +384,12 @@ impl Limits {
 
     /// A right password for `name` from `network` clears that network's
     /// failures (not the account's count from everywhere: an owner's log-in
-    /// does not give a spread-out guesser a fresh start).
+    /// does not give a spread-out guesser a fresh start), and makes the
+    /// network known to the account for [`KNOWN_FOR`].
     pub fn log_in_succeeded(&self, name: &str, network: Network) {
-        self.inner.failures.clear(&(name.to_lowercase(), network));
+        let key = (name.to_lowercase(), network);
+        self.inner.failures.clear(&key);
+        self.inner.known.insert(key, ());
     }
 
     /// Counts one notification to the user called `name` (any case),
@@ -627,6 +646,24 @@ mod tests {
         }
         assert!(limits.log_in_may_try("ada", network("192.0.2.1")).is_err());
         assert_eq!(limits.log_in_may_try("grace", network("192.0.2.1")), Ok(()));
+    }
+
+    #[test]
+    fn the_owners_usual_networks_stay_open_past_the_accounts_ceiling() {
+        let mut config = LimitsConfig::default();
+        config.set(Action::LogInPerAccount, Rate::per(3, HOUR));
+        let limits = Limits::new(&config);
+        let home = network("192.0.2.1");
+        limits.log_in_succeeded("ada", home);
+        for address in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            limits.log_in_failed("ada", network(address));
+        }
+        assert!(
+            limits
+                .log_in_may_try("ada", network("203.0.113.9"))
+                .is_err()
+        );
+        assert_eq!(limits.log_in_may_try("Ada", home), Ok(()));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! to `/login?__err=…` would show the attacker's sentence in the site's own
 //! alert. So the redirects this server writes are signed (`__sig`, an
 //! HMAC-SHA256 of the path and the error under a key the processes share,
-//! kept in the database), and a page asked for with an error that is not
-//! signed is redirected to itself without it.
+//! kept in the database, over the page, the function and the error), and a
+//! page asked for with an error that is not signed for it is redirected to
+//! itself without it. The error a caller writes into `Referer`, which
+//! Leptos would carry back, is removed before the call.
 
 use std::sync::Arc;
 
@@ -64,17 +66,20 @@ impl FormErrorKey {
         Ok(Self(key.into_bytes().into()))
     }
 
-    fn mac(&self, path: &str, error: &str) -> Hmac<Sha256> {
+    /// The MAC of an error of the server function at `path`, shown on the
+    /// page at `page`: a signed error is good on its own page only.
+    fn mac(&self, page: &str, path: &str, error: &str) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
-        mac.update(path.as_bytes());
-        mac.update(b"\n");
-        mac.update(error.as_bytes());
+        for part in [page, path, error] {
+            mac.update(part.as_bytes());
+            mac.update(b"\n");
+        }
         mac
     }
 
-    fn sign(&self, path: &str, error: &str) -> String {
-        self.mac(path, error)
+    fn sign(&self, page: &str, path: &str, error: &str) -> String {
+        self.mac(page, path, error)
             .finalize()
             .into_bytes()
             .iter()
@@ -82,11 +87,11 @@ impl FormErrorKey {
             .collect()
     }
 
-    fn signed(&self, path: &str, error: &str, signature: &str) -> bool {
+    fn signed(&self, page: &str, path: &str, error: &str, signature: &str) -> bool {
         let Some(bytes) = decode_hex(signature) else {
             return false;
         };
-        self.mac(path, error).verify_slice(&bytes).is_ok()
+        self.mac(page, path, error).verify_slice(&bytes).is_ok()
     }
 }
 
@@ -128,24 +133,39 @@ fn without_form_error(query: &str) -> String {
 /// Axum middleware: see the module documentation.
 pub async fn sign_and_check(
     State(key): State<FormErrorKey>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let page = request.uri().path().to_owned();
     if request.method() == Method::GET
         && let Some(query) = request.uri().query()
         && let Some((path, error, signature)) = form_error(query)
-        && !key.signed(&path, &error, &signature)
+        && !key.signed(&page, &path, &error, &signature)
     {
-        let rest = without_form_error(query);
-        let target = match rest.as_str() {
-            "" => request.uri().path().to_owned(),
-            rest => format!("{}?{rest}", request.uri().path()),
+        // One leading slash: `//evil.example` would send the browser away.
+        let page = format!("/{}", page.trim_start_matches('/'));
+        let target = match without_form_error(query).as_str() {
+            "" => page,
+            rest => format!("{page}?{rest}"),
         };
         tracing::warn!(path = %request.uri().path(), "a form error not written by this server dropped");
         return Redirect::to(&target).into_response();
     }
+    // Leptos builds the redirect back to the form from `Referer`: an error
+    // the caller wrote there must not come back signed.
+    let referer = request
+        .headers()
+        .get(header::REFERER)
+        .and_then(|referer| referer.to_str().ok())
+        .and_then(strip_location)
+        .and_then(|referer| HeaderValue::from_str(&referer).ok());
+    if let Some(referer) = referer {
+        request.headers_mut().insert(header::REFERER, referer);
+    }
+    let is_server_function = request.method() == Method::POST && page.starts_with(SERVER_FN_PREFIX);
     let mut response = next.run(request).await;
-    if response.status().is_redirection()
+    if is_server_function
+        && response.status().is_redirection()
         && let Some(location) = response.headers().get(header::LOCATION)
         && let Ok(location) = location.to_str()
         && let Some(signed) = sign_location(&key, location)
@@ -156,21 +176,58 @@ pub async fn sign_and_check(
     response
 }
 
-/// `location` with its form error signed, if it carries one.
-fn sign_location(key: &FormErrorKey, location: &str) -> Option<String> {
-    let (before, query) = location.split_once('?')?;
-    let (query, fragment) = match query.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (query, None),
+/// Where server functions live (`#[server(prefix = "/api")]`).
+const SERVER_FN_PREFIX: &str = "/api/";
+
+/// A URL's parts: what comes before its query, the query, the fragment.
+fn split_url(url: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (url, fragment) = match url.split_once('#') {
+        Some((url, fragment)) => (url, Some(fragment)),
+        None => (url, None),
     };
-    let (path, error, _) = form_error(query)?;
-    let query = url::form_urlencoded::Serializer::new(without_form_error(query))
-        .append_pair(PATH, &path)
-        .append_pair(ERROR, &error)
-        .append_pair(SIGNATURE, &key.sign(&path, &error))
-        .finish();
+    match url.split_once('?') {
+        Some((before, query)) => (before, Some(query), fragment),
+        None => (url, None, fragment),
+    }
+}
+
+/// The path of what comes before a URL's query: `/signup` of
+/// `http://host:3000/signup` or of `/signup`.
+fn page_of(before: &str) -> &str {
+    match before.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => before,
+    }
+}
+
+fn join_url(before: &str, query: &str, fragment: Option<&str>) -> String {
     let fragment = fragment
         .map(|fragment| format!("#{fragment}"))
         .unwrap_or_default();
-    Some(format!("{before}?{query}{fragment}"))
+    match query {
+        "" => format!("{before}{fragment}"),
+        query => format!("{before}?{query}{fragment}"),
+    }
+}
+
+/// `url` without form-error parameters, if it had any.
+fn strip_location(url: &str) -> Option<String> {
+    let (before, query, fragment) = split_url(url);
+    let query = query?;
+    form_error(query)?;
+    Some(join_url(before, &without_form_error(query), fragment))
+}
+
+/// `location` with its form error signed, if it carries one.
+fn sign_location(key: &FormErrorKey, location: &str) -> Option<String> {
+    let (before, query, fragment) = split_url(location);
+    let query = query?;
+    let (path, error, _) = form_error(query)?;
+    let signature = key.sign(page_of(before), &path, &error);
+    let query = url::form_urlencoded::Serializer::new(without_form_error(query))
+        .append_pair(PATH, &path)
+        .append_pair(ERROR, &error)
+        .append_pair(SIGNATURE, &signature)
+        .finish();
+    Some(join_url(before, &query, fragment))
 }

@@ -138,6 +138,16 @@ async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_rea
         "{}",
         response.body
     );
+    // Spelled with a percent-encoded letter, which browsers take from a
+    // sibling as another cookie and the session layer reads as this one.
+    let encoded = SESSION_COOKIE_NAME.replacen('s', "%73", 1);
+    let planted = format!("{encoded}={}", mallory.cookie.clone().unwrap());
+    let request = ada
+        .request("POST", "/api/auth/me")
+        .header(axum::http::header::COOKIE, planted)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(ada.send(request).await.status, StatusCode::BAD_REQUEST);
     // With her own cookie alone, Ada is herself.
     assert_eq!(ada.current_user().await.unwrap().unwrap().name, "ada");
 }
@@ -474,16 +484,51 @@ async fn forms_work_without_javascript() {
 async fn a_form_error_written_into_a_link_is_not_shown() {
     let app = TestApp::new().await;
     let mut browser = app.browser();
-    // {"Invalid":"Your account is locked: call +1 555 0100"}, as Leptos
-    // would carry it.
-    let forged = "/login?__path=%2Fapi%2Fauth%2Flog_in&__err=\
-        eyJJbnZhbGlkIjoiWW91ciBhY2NvdW50IGlzIGxvY2tlZDogY2FsbCArMSA1NTUgMDEwMCJ9";
-    let page = browser.get(forged).await;
+    let forged = format!("/login?__path=%2Fapi%2Fauth%2Flog_in&__err={LOCKED}");
+    let page = browser.get(&forged).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.headers[header::LOCATION], "/login");
     let page = browser.get("/login").await;
     assert!(!page.body.contains("locked"), "{}", page.body);
+
+    // Nor sent to another site on the way.
+    let page = browser
+        .get("//evil.example?__err=eyJJbnZhbGlkIjoieCJ9")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/evil.example");
+
+    // Nor signed by the server when a caller writes it into the `Referer`
+    // that Leptos sends the form back to, whole or relative (which Leptos
+    // would carry back as it is).
+    for referer in ["http://127.0.0.1:3000/login", "/login"] {
+        let referer = format!("{referer}?__path=%2Fapi%2Fauth%2Flog_in&__err={LOCKED}");
+        let request = browser
+            .request("POST", "/api/auth/log_in")
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, referer)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(encode_form(&[
+                ("name", "ada"),
+                ("password", "wrong password"),
+            ])))
+            .unwrap();
+        let response = browser.send(request).await;
+        let location = response.headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!location.contains(LOCKED), "{location}");
+        let page = browser
+            .get(location.trim_start_matches("http://127.0.0.1:3000"))
+            .await;
+        assert!(!page.body.contains("locked"), "{}", page.body);
+    }
 }
+
+/// `{"Invalid":"Your account is locked: call +1 555 0100"}`, as Leptos
+/// would carry it in a URL.
+const LOCKED: &str = "eyJJbnZhbGlkIjoiWW91ciBhY2NvdW50IGlzIGxvY2tlZDogY2FsbCArMSA1NTUgMDEwMCJ9";
 
 #[tokio::test]
 async fn health_reports_the_database_and_nothing_else() {

@@ -40,7 +40,9 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
 
 /// How many session cookies (of either name) a request carries. More than
 /// one means another page planted its own beside ours: the server refuses
-/// such requests rather than guess which is ours.
+/// such requests rather than guess which is ours. Names are compared as the
+/// session layer reads them, percent-decoded: `%5F_Host-session`, which a
+/// browser takes from any subdomain, is read as `__Host-session`.
 pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
     headers
         .get_all(http::header::COOKIE)
@@ -49,7 +51,7 @@ pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.split_once('='))
         .filter(|(name, _)| {
-            let name = name.trim();
+            let name = percent_encoding::percent_decode_str(name.trim()).decode_utf8_lossy();
             name == SESSION_COOKIE_NAME || name == SECURE_SESSION_COOKIE_NAME
         })
         .count()
