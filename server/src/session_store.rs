@@ -2,7 +2,8 @@
 //!
 //! tower-sessions' sqlx stores are one type per database, and the session
 //! layer is generic over its store. One enum that forwards to either keeps
-//! the router's type the same whatever the database.
+//! the router's type the same whatever the database; it also never writes
+//! back a session that has ended.
 
 use async_trait::async_trait;
 use tower_sessions::{
@@ -35,7 +36,14 @@ impl Store for SessionStore {
         forward!(self.create(record))
     }
 
+    /// Writes a session back only while it still exists (and has not
+    /// expired): a request that read a session before it was logged out,
+    /// and writes it after (its once-a-minute touch), must not bring it
+    /// back. New sessions, and new ids, go through `create`.
     async fn save(&self, record: &Record) -> Result<()> {
+        if forward!(self.load(&record.id))?.is_none() {
+            return Ok(());
+        }
         forward!(self.save(record))
     }
 

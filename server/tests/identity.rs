@@ -117,6 +117,27 @@ async fn a_session_in_use_has_its_expiry_moved_at_most_once_per_period() {
 }
 
 #[tokio::test]
+async fn a_session_written_back_after_it_ended_stays_ended() {
+    use tower_sessions::{
+        SessionStore,
+        session::{Id, Record},
+    };
+    let app = TestApp::new().await;
+    let store = &app.database.sessions;
+    let mut record = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
+            + tower_sessions::cookie::time::Duration::hours(1),
+    };
+    store.create(&mut record).await.unwrap();
+    // Logged out while another request held it; that request touches it.
+    store.delete(&record.id).await.unwrap();
+    store.save(&record).await.unwrap();
+    assert!(store.load(&record.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_read() {
     let app = TestApp::new().await;
     let mut ada = app.browser();
