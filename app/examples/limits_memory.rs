@@ -58,7 +58,7 @@ fn main() {
     let (bounded, refused) = horde(MAX_KEYS);
     println!(
         "bounded at {MAX_KEYS} keys per map: {bounded:.1} MiB after a million networks, \
-         {refused} of their log-ins refused for want of room"
+         {refused} of their log-ins refused (the newcomers past the bound share one bucket)"
     );
     let (unbounded, _) = horde(usize::MAX);
     println!("unbounded, for comparison: {unbounded:.1} MiB");

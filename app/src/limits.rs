@@ -12,8 +12,9 @@
 //!
 //! Clients are counted by network ([`Network`]: an IPv4 address, an IPv6
 //! /64 by default), and every map of keys is bounded: a million addresses
-//! cannot grow it past [`MAX_KEYS`] entries. Past that, a network not seen
-//! recently is refused until the map has room again.
+//! cannot grow it past [`MAX_KEYS`] entries. Past that, the keys it does not
+//! hold share one bucket until it has room again, and the ones it holds
+//! keep theirs.
 //!
 //! The counts live in this process. With several processes behind a load
 //! balancer each keeps its own, so a client spread over `N` processes can
@@ -29,8 +30,13 @@ use std::{
 };
 
 use governor::{
-    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    Quota, RateLimiter,
     clock::{Clock, DefaultClock},
+    nanos::Nanos,
+    state::{
+        StateStore,
+        keyed::{DashMapStateStore, ShrinkableKeyedStateStore},
+    },
 };
 
 use crate::{auth::UserId, client_addr::Network, error::AppError};
@@ -408,10 +414,11 @@ impl Limits {
     }
 }
 
-/// A token bucket per key, in a map of at most `max_keys` keys.
-struct Keyed<K: Clone + Eq + std::hash::Hash> {
+/// A token bucket per key, in a map of at most `max_keys` keys (and the
+/// overflow bucket: see [`BoundedStore`]).
+struct Keyed<K: Overflow> {
     action: Action,
-    limiter: DefaultKeyedRateLimiter<K>,
+    limiter: RateLimiter<K, BoundedStore<K>, DefaultClock>,
     max_keys: usize,
     /// When idle keys were last forgotten.
     swept: Mutex<Instant>,
@@ -422,31 +429,24 @@ struct Keyed<K: Clone + Eq + std::hash::Hash> {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const SWEEP_WHEN_FULL: Duration = Duration::from_secs(1);
 
-impl<K: Clone + Eq + std::hash::Hash> Keyed<K> {
+impl<K: Overflow> Keyed<K> {
     fn new(action: Action, rate: Rate, max_keys: usize) -> Self {
+        let store = BoundedStore {
+            map: DashMapStateStore::default(),
+            max_keys,
+        };
         Self {
             action,
-            limiter: RateLimiter::keyed(rate.quota()),
+            limiter: RateLimiter::new(rate.quota(), store, DefaultClock::default()),
             max_keys,
             swept: Mutex::new(Instant::now()),
         }
     }
 
-    /// Counts one for `key`. A key the map does not hold, while the map is
-    /// full of recent ones, is refused: memory stays bounded, and the ones
-    /// refused are new clients while a horde of addresses is at work.
+    /// Counts one for `key`.
     fn check(&self, key: K) -> Result<(), AppError> {
         let full = self.limiter.len() >= self.max_keys;
         self.sweep_now_and_then(if full { SWEEP_WHEN_FULL } else { SWEEP_EVERY });
-        if full && self.limiter.len() >= self.max_keys {
-            // Whether the key is held cannot be asked without counting it;
-            // a key past the bound is refused rather than added.
-            metrics::counter!("app_rate_limited_total", "limit" => self.action.label())
-                .increment(1);
-            return Err(AppError::TooManyRequests {
-                retry_after_secs: SWEEP_WHEN_FULL.as_secs(),
-            });
-        }
         verdict(self.action, self.limiter.check_key(&key))
     }
 
@@ -466,6 +466,76 @@ impl<K: Clone + Eq + std::hash::Hash> Keyed<K> {
         }
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+/// A key type with one value no client has: the bucket shared by the keys
+/// a full map cannot take.
+trait Overflow: Clone + Eq + std::hash::Hash {
+    fn overflow() -> Self;
+}
+
+impl Overflow for Network {
+    /// The IPv4 broadcast address, never a client's.
+    fn overflow() -> Self {
+        crate::client_addr::NetworkPrefixes::default()
+            .network_of(std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+    }
+}
+
+impl Overflow for UserId {
+    /// No account has a negative id.
+    fn overflow() -> Self {
+        UserId(-1)
+    }
+}
+
+impl Overflow for String {
+    /// No user is called "" (recipients' names are valid names).
+    fn overflow() -> Self {
+        String::new()
+    }
+}
+
+/// governor's map of buckets, bounded: while it holds `max_keys` keys, a
+/// key it does not hold is counted in the one overflow bucket that all
+/// such keys share. Memory stays bounded whatever the number of keys;
+/// clients it already holds keep their own buckets, and the newcomers of a
+/// horde of addresses share one.
+struct BoundedStore<K: Overflow> {
+    map: DashMapStateStore<K>,
+    max_keys: usize,
+}
+
+impl<K: Overflow> StateStore for BoundedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        if self.map.len() >= self.max_keys && !self.map.contains_key(key) {
+            return self.map.measure_and_replace(&K::overflow(), f);
+        }
+        self.map.measure_and_replace(key, f)
+    }
+}
+
+impl<K: Overflow> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.map.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        ShrinkableKeyedStateStore::shrink_to_fit(&self.map);
+    }
+
+    fn len(&self) -> usize {
+        ShrinkableKeyedStateStore::len(&self.map)
+    }
+
+    fn is_empty(&self) -> bool {
+        ShrinkableKeyedStateStore::is_empty(&self.map)
     }
 }
 
@@ -688,7 +758,14 @@ mod tests {
 
     #[test]
     fn a_horde_of_addresses_keeps_the_maps_bounded() {
-        let limits = Limits::with_max_keys(&LimitsConfig::default(), 1000);
+        // Buckets that take an hour to refill: no sweep forgets a key
+        // during the test, however slow the machine.
+        let mut config = LimitsConfig::default();
+        config.set(Action::LogInPerAddress, Rate::per(1, HOUR).burst(1000));
+        let limits = Limits::with_max_keys(&config, 1000);
+        // A client known before the horde.
+        let regular = network("192.0.2.1");
+        assert_eq!(limits.by_address(Action::LogInPerAddress, regular), Ok(()));
         let mut refused = 0;
         for n in 0..100_000u32 {
             let address = std::net::IpAddr::V4(std::net::Ipv4Addr::from_bits(0x0a00_0000 + n));
@@ -701,12 +778,15 @@ mod tests {
             }
         }
         let inner = &limits.inner;
-        assert!(inner.per_network[&Action::LogInPerAddress].limiter.len() <= 1000);
+        // The bound, and the overflow bucket.
+        assert!(inner.per_network[&Action::LogInPerAddress].limiter.len() <= 1001);
         inner.failures.counts.run_pending_tasks();
         inner.account_failures.counts.run_pending_tasks();
         assert!(inner.failures.counts.entry_count() <= 1000);
         assert!(inner.account_failures.counts.entry_count() <= 1000);
-        // Past the bound, new networks were refused rather than added.
-        assert!(refused >= 99_000 - 1000, "{refused}");
+        // Past the bound, the newcomers shared one bucket...
+        assert!(refused >= 97_000, "{refused}");
+        // ...and the client held before keeps its own.
+        assert_eq!(limits.by_address(Action::LogInPerAddress, regular), Ok(()));
     }
 }
