@@ -4,12 +4,12 @@
 //! redirect back to the form, the error in the URL (`?__path=…&__err=…`),
 //! and the page shows it in its alert. Anyone can write such a URL: a link
 //! to `/login?__err=…` would show the attacker's sentence in the site's own
-//! alert. So the redirects this server writes are signed (`__sig`, an
-//! HMAC-SHA256 of the path and the error under a key the processes share,
-//! kept in the database, over the page, the function and the error), and a
-//! page asked for with an error that is not signed for it is redirected to
-//! itself without it. The error a caller writes into `Referer`, which
-//! Leptos would carry back, is removed before the call.
+//! alert. So the redirects this server writes are signed (`__sig`: an
+//! HMAC-SHA256 of the page, the server function and the error, under a key
+//! the processes share in the database), and a page asked for with an
+//! error not signed for it is redirected to itself without it. An error a
+//! caller writes into `Referer`, which Leptos would carry back, is removed
+//! before the call.
 
 use std::sync::Arc;
 
@@ -46,10 +46,7 @@ impl std::fmt::Debug for FormErrorKey {
 impl FormErrorKey {
     /// The shared key, made now if no process has made it yet.
     pub async fn load_or_create(db: &AnyPool) -> Result<Self, sqlx::Error> {
-        let made: String = rand::random::<[u8; 32]>()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let made = hex(&rand::random::<[u8; 32]>());
         // Two processes starting at once: the first insert wins, and both
         // read the same row.
         sqlx::query(
@@ -79,12 +76,7 @@ impl FormErrorKey {
     }
 
     fn sign(&self, page: &str, path: &str, error: &str) -> String {
-        self.mac(page, path, error)
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        hex(&self.mac(page, path, error).finalize().into_bytes())
     }
 
     fn signed(&self, page: &str, path: &str, error: &str, signature: &str) -> bool {
@@ -93,6 +85,10 @@ impl FormErrorKey {
         };
         self.mac(page, path, error).verify_slice(&bytes).is_ok()
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
