@@ -47,7 +47,9 @@ fn horde(max_keys: usize) -> (f64, u32) {
         if limits.by_address(Action::LogInPerAddress, network).is_err() {
             refused += 1;
         }
-        limits.log_in_failed(&format!("user{}", n % 50_000), network);
+        if let Ok(attempt) = limits.begin_log_in(&format!("user{}", n % 50_000), network) {
+            attempt.failed();
+        }
     }
     let after = resident_kib();
     drop(limits);

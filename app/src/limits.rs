@@ -39,6 +39,8 @@ use governor::{
     },
 };
 
+use moka::ops::compute::Op;
+
 use crate::{auth::UserId, client_addr::Network, error::AppError};
 
 /// How often something may happen: up to `burst` at once, refilled by one
@@ -368,34 +370,26 @@ impl Limits {
         }
     }
 
-    /// Whether a log-in to the account called `name` (any case) from
-    /// `network` may be tried: not if it failed too often from there, or
-    /// from everywhere (unless the account logged in from there lately).
-    /// Call it with valid account names only.
-    pub fn log_in_may_try(&self, name: &str, network: Network) -> Result<(), AppError> {
+    /// Begins a log-in to the account called `name` (any case) from
+    /// `network`, counted as a failure until it is known not to be one: so
+    /// guesses sent at once are counted before any is answered, and can
+    /// never be more than the limit. Refused if it failed too often from
+    /// there, or from everywhere (unless the account logged in from there
+    /// lately). Call it with valid account names only.
+    pub fn begin_log_in(&self, name: &str, network: Network) -> Result<LogInAttempt, AppError> {
         let key = (name.to_lowercase(), network);
-        self.inner.failures.check(&key)?;
-        if self.inner.known.contains_key(&key) {
-            return Ok(());
+        self.inner.failures.count(&key)?;
+        let known = self.inner.known.contains_key(&key);
+        if !known && let Err(error) = self.inner.account_failures.count(&key.0) {
+            self.inner.failures.uncount(&key);
+            return Err(error);
         }
-        self.inner.account_failures.check(&key.0)
-    }
-
-    /// Counts a failed log-in to `name` from `network`.
-    pub fn log_in_failed(&self, name: &str, network: Network) {
-        let account = name.to_lowercase();
-        self.inner.failures.fail((account.clone(), network));
-        self.inner.account_failures.fail(account);
-    }
-
-    /// A right password for `name` from `network` clears that network's
-    /// failures (not the account's count from everywhere: an owner's log-in
-    /// does not give a spread-out guesser a fresh start), and makes the
-    /// network known to the account for [`KNOWN_FOR`].
-    pub fn log_in_succeeded(&self, name: &str, network: Network) {
-        let key = (name.to_lowercase(), network);
-        self.inner.failures.clear(&key);
-        self.inner.known.insert(key, ());
+        Ok(LogInAttempt {
+            limits: Arc::clone(&self.inner),
+            key,
+            counted_for_account: !known,
+            outcome: None,
+        })
     }
 
     /// Counts one notification to the user called `name` (any case),
@@ -410,6 +404,50 @@ impl Limits {
         match self.inner.per_user.get(&action) {
             Some(limiter) => limiter.check(user),
             None => Ok(()),
+        }
+    }
+}
+
+/// A log-in under way, counted as a failure (see
+/// [`Limits::begin_log_in`]). Say how it ended: a wrong password stays
+/// counted; a right one clears the network's failures (not the account's
+/// from everywhere: an owner's log-in does not give a spread-out guesser a
+/// fresh start) and makes the network known to the account for
+/// [`KNOWN_FOR`]. Dropped without either (another error, or the request
+/// gone), it never counted.
+#[must_use = "say whether the password was right"]
+pub struct LogInAttempt {
+    limits: Arc<Limiters>,
+    key: (String, Network),
+    counted_for_account: bool,
+    outcome: Option<bool>,
+}
+
+impl LogInAttempt {
+    /// The password was wrong: the failure stays counted.
+    pub fn failed(mut self) {
+        self.outcome = Some(false);
+    }
+
+    /// The password was right.
+    pub fn succeeded(mut self) {
+        self.outcome = Some(true);
+    }
+}
+
+impl Drop for LogInAttempt {
+    fn drop(&mut self) {
+        let limits = &self.limits;
+        match self.outcome {
+            Some(false) => return,
+            Some(true) => {
+                limits.failures.clear(&self.key);
+                limits.known.insert(self.key.clone(), ());
+            }
+            None => limits.failures.uncount(&self.key),
+        }
+        if self.counted_for_account {
+            limits.account_failures.uncount(&self.key.0);
         }
     }
 }
@@ -571,36 +609,53 @@ impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
         }
     }
 
-    /// Refused while `key` has had its failures within the window.
-    fn check(&self, key: &K) -> Result<(), AppError> {
-        let Some(strikes) = self.counts.get(key) else {
+    /// Counts one failure of `key`, unless it has had its failures within
+    /// the window (then refused, and not counted): one step, so attempts
+    /// at once cannot all pass before any is counted.
+    fn count(&self, key: &K) -> Result<(), AppError> {
+        let (allowed, window) = (self.allowed, self.window);
+        let mut refused = None;
+        self.counts.entry(key.clone()).and_compute_with(|held| {
+            let strikes = held
+                .map(|entry| entry.into_value())
+                .filter(|strikes| strikes.since.elapsed() < window);
+            match strikes {
+                Some(strikes) if strikes.count >= allowed => {
+                    refused = Some(window.saturating_sub(strikes.since.elapsed()));
+                    Op::Nop
+                }
+                Some(strikes) => Op::Put(Strikes {
+                    count: strikes.count + 1,
+                    ..strikes
+                }),
+                None => Op::Put(Strikes {
+                    count: 1,
+                    since: Instant::now(),
+                }),
+            }
+        });
+        let Some(wait) = refused else {
             return Ok(());
         };
-        let elapsed = strikes.since.elapsed();
-        if strikes.count < self.allowed || elapsed >= self.window {
-            return Ok(());
-        }
         metrics::counter!("app_rate_limited_total", "limit" => self.action.label()).increment(1);
-        let wait = self.window - elapsed;
         Err(AppError::TooManyRequests {
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         })
     }
 
-    fn fail(&self, key: K) {
-        let window = self.window;
-        self.counts
-            .entry(key)
-            .and_upsert_with(|held| match held.map(|entry| entry.into_value()) {
-                Some(strikes) if strikes.since.elapsed() < window => Strikes {
-                    count: strikes.count.saturating_add(1),
+    /// Takes back one failure counted by [`Failures::count`] that was not
+    /// one.
+    fn uncount(&self, key: &K) {
+        self.counts.entry(key.clone()).and_compute_with(|held| {
+            match held.map(|entry| entry.into_value()) {
+                Some(strikes) if strikes.count > 1 => Op::Put(Strikes {
+                    count: strikes.count - 1,
                     ..strikes
-                },
-                _ => Strikes {
-                    count: 1,
-                    since: Instant::now(),
-                },
-            });
+                }),
+                Some(_) => Op::Remove,
+                None => Op::Nop,
+            }
+        });
     }
 
     fn clear(&self, key: &K) {
@@ -675,6 +730,18 @@ mod tests {
             .network_of(address.parse().expect("an address"))
     }
 
+    /// A log-in to `name` from `network` with a wrong password.
+    fn wrong_password(limits: &Limits, name: &str, network: Network) -> Result<(), AppError> {
+        limits.begin_log_in(name, network).map(LogInAttempt::failed)
+    }
+
+    /// A log-in to `name` from `network` with the right password.
+    fn right_password(limits: &Limits, name: &str, network: Network) -> Result<(), AppError> {
+        limits
+            .begin_log_in(name, network)
+            .map(LogInAttempt::succeeded)
+    }
+
     #[test]
     fn failed_log_ins_are_counted_per_account_and_network_and_a_success_clears_them() {
         let mut config = LimitsConfig::default();
@@ -682,27 +749,43 @@ mod tests {
         let limits = Limits::new(&config);
         let (home, attacker) = (network("192.0.2.1"), network("198.51.100.7"));
         // The owner's typo, then the right password: nothing held against her.
-        limits.log_in_failed("Ada", home);
-        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
-        limits.log_in_succeeded("ada", home);
-        limits.log_in_failed("ada", home);
-        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
+        assert_eq!(wrong_password(&limits, "Ada", home), Ok(()));
+        assert_eq!(right_password(&limits, "ada", home), Ok(()));
+        assert_eq!(wrong_password(&limits, "ada", home), Ok(()));
+        assert_eq!(right_password(&limits, "ada", home), Ok(()));
         // Two failures from one network, whatever the case: that network
         // is refused for this account...
-        limits.log_in_failed("ADA", attacker);
-        limits.log_in_failed("ada", attacker);
+        assert_eq!(wrong_password(&limits, "ADA", attacker), Ok(()));
+        assert_eq!(wrong_password(&limits, "ada", attacker), Ok(()));
         assert!(matches!(
-            limits.log_in_may_try("Ada", attacker),
+            limits.begin_log_in("Ada", attacker),
             Err(AppError::TooManyRequests { retry_after_secs }) if retry_after_secs > 3000
         ));
         // ...and only that network, and only this account.
-        assert_eq!(limits.log_in_may_try("ada", home), Ok(()));
-        assert_eq!(limits.log_in_may_try("grace", attacker), Ok(()));
+        assert_eq!(right_password(&limits, "ada", home), Ok(()));
+        assert_eq!(wrong_password(&limits, "grace", attacker), Ok(()));
         // Successes never count.
         for _ in 0..10 {
-            limits.log_in_succeeded("grace", home);
+            assert_eq!(right_password(&limits, "grace", home), Ok(()));
         }
-        assert_eq!(limits.log_in_may_try("grace", home), Ok(()));
+    }
+
+    #[test]
+    fn log_ins_at_once_are_counted_before_any_is_answered() {
+        let mut config = LimitsConfig::default();
+        config.set(Action::LogInFailures, Rate::per(2, HOUR));
+        let limits = Limits::new(&config);
+        let attacker = network("198.51.100.7");
+        let first = limits.begin_log_in("ada", attacker).unwrap();
+        let second = limits.begin_log_in("ada", attacker).unwrap();
+        assert!(limits.begin_log_in("ada", attacker).is_err());
+        // One that ends in another error (or whose request is gone) did
+        // not count.
+        drop(second);
+        first.failed();
+        let third = limits.begin_log_in("ada", attacker).unwrap();
+        third.failed();
+        assert!(limits.begin_log_in("ada", attacker).is_err());
     }
 
     #[test]
@@ -711,11 +794,13 @@ mod tests {
         config.set(Action::LogInPerAccount, Rate::per(3, HOUR));
         let limits = Limits::new(&config);
         for address in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
-            assert_eq!(limits.log_in_may_try("ada", network(address)), Ok(()));
-            limits.log_in_failed("ada", network(address));
+            assert_eq!(wrong_password(&limits, "ada", network(address)), Ok(()));
         }
-        assert!(limits.log_in_may_try("ada", network("192.0.2.1")).is_err());
-        assert_eq!(limits.log_in_may_try("grace", network("192.0.2.1")), Ok(()));
+        assert!(limits.begin_log_in("ada", network("192.0.2.1")).is_err());
+        assert_eq!(
+            right_password(&limits, "grace", network("192.0.2.1")),
+            Ok(())
+        );
     }
 
     #[test]
@@ -724,16 +809,12 @@ mod tests {
         config.set(Action::LogInPerAccount, Rate::per(3, HOUR));
         let limits = Limits::new(&config);
         let home = network("192.0.2.1");
-        limits.log_in_succeeded("ada", home);
+        assert_eq!(right_password(&limits, "ada", home), Ok(()));
         for address in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
-            limits.log_in_failed("ada", network(address));
+            assert_eq!(wrong_password(&limits, "ada", network(address)), Ok(()));
         }
-        assert!(
-            limits
-                .log_in_may_try("ada", network("203.0.113.9"))
-                .is_err()
-        );
-        assert_eq!(limits.log_in_may_try("Ada", home), Ok(()));
+        assert!(limits.begin_log_in("ada", network("203.0.113.9")).is_err());
+        assert_eq!(right_password(&limits, "Ada", home), Ok(()));
     }
 
     #[test]
@@ -773,8 +854,10 @@ mod tests {
             if limits.by_address(Action::LogInPerAddress, network).is_err() {
                 refused += 1;
             }
-            if n % 10 == 0 {
-                limits.log_in_failed(&format!("user{n}"), network);
+            if n % 10 == 0
+                && let Ok(attempt) = limits.begin_log_in(&format!("user{n}"), network)
+            {
+                attempt.failed();
             }
         }
         let inner = &limits.inner;

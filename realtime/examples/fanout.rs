@@ -173,6 +173,7 @@ fn run(options: &Options, threads: usize) -> f64 {
             .config(HubConfig {
                 max_connections: connections + 1,
                 queue_capacity: (events as usize + 1).max(defaults.queue_capacity),
+                queue_max_bytes: usize::MAX,
                 ..defaults
             })
             .build();

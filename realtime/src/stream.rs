@@ -88,11 +88,39 @@ impl<'de> Deserialize<'de> for Stream {
 }
 
 /// One history of a stream: a new epoch starts when the history behind the
-/// stream is lost. Random, written as 16 hexadecimal digits.
+/// stream is lost. Written as 16 hexadecimal digits.
+///
+/// Two kinds, told apart by the top bit: a history's epoch is random, with
+/// the top bit clear ([`Epoch::random`]); a stream that the shared history
+/// has never written (or has forgotten) has no epoch yet, and a reader is
+/// told where it stands as the *unwritten* epoch of that moment, the top
+/// bit set over the shared history's clock in milliseconds
+/// ([`Epoch::unwritten_at`]). Reading a stream then writes nothing: a
+/// reader at an unwritten epoch has every event of an epoch born after it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Epoch(pub u64);
 
 hex_id!(Epoch);
+
+impl Epoch {
+    const UNWRITTEN: u64 = 1 << 63;
+
+    /// A new history's epoch.
+    #[cfg(feature = "ssr")]
+    pub fn random() -> Self {
+        Self(rand::random::<u64>() & !Self::UNWRITTEN)
+    }
+
+    /// A stream not written as of `millis` on the shared history's clock.
+    pub fn unwritten_at(millis: u64) -> Self {
+        Self(Self::UNWRITTEN | (millis & !Self::UNWRITTEN))
+    }
+
+    /// When the stream was seen unwritten, for an unwritten epoch.
+    pub fn unwritten_since(self) -> Option<u64> {
+        (self.0 & Self::UNWRITTEN != 0).then_some(self.0 & !Self::UNWRITTEN)
+    }
+}
 
 /// Where an event sits in a stream: the events of one epoch are numbered
 /// 1, 2, 3…; a position with offset 0 is a stream's start, before its first

@@ -322,6 +322,7 @@ async fn a_browser_that_stops_reading_is_dropped_after_the_write_timeout() {
         write_timeout: Duration::from_millis(300),
         // Large enough never to overflow: only the write timeout can act.
         queue_capacity: 100_000,
+        queue_max_bytes: usize::MAX,
         max_event_bytes: 128 * 1024,
         ..HubConfig::default()
     })
@@ -343,6 +344,7 @@ async fn a_browser_that_stops_reading_is_dropped_after_the_write_timeout() {
 async fn a_disconnected_browser_releases_its_socket_even_if_it_never_reads() {
     let server = server_with(HubConfig {
         queue_capacity: 100_000,
+        queue_max_bytes: usize::MAX,
         max_event_bytes: 128 * 1024,
         ..HubConfig::default()
     })

@@ -670,6 +670,34 @@ async fn a_client_too_slow_to_read_is_disconnected_and_the_others_are_not_held_u
     assert_eq!(fast.event::<Note>().await, note("still here"));
 }
 
+#[tokio::test]
+async fn a_queue_is_bounded_in_bytes_however_few_its_frames() {
+    for (max_bytes, closed) in [(8 * 1024, true), (1024 * 1024, false)] {
+        let server = TestServer::start(builder().config(HubConfig {
+            queue_capacity: 256,
+            queue_max_bytes: max_bytes,
+            ..HubConfig::default()
+        }))
+        .await;
+        let mut tab = server.user(1, "s1").await;
+        let kib = note(&"x".repeat(1024));
+        // Twenty frames of 1 KiB queued before the connection's task can
+        // take any (this test's runtime has one thread): far fewer frames
+        // than the queue holds, more bytes than it may.
+        for _ in 0..20 {
+            server.hub.emit(&kib).unwrap();
+        }
+        if closed {
+            assert_eq!(tab.closed().await, Some(close::TOO_SLOW));
+        } else {
+            for _ in 0..20 {
+                assert_eq!(tab.event::<Note>().await, kib);
+            }
+            assert_eq!(server.hub.stats().connections, 1);
+        }
+    }
+}
+
 // --- The origin rule ----------------------------------------------------
 
 #[tokio::test]

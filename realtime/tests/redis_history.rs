@@ -381,6 +381,145 @@ async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuiti
     );
 }
 
+/// The keys Redis holds on `channel`.
+async fn keys_on(channel: &str) -> Vec<String> {
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    redis::AsyncCommands::keys(&mut redis, format!("{channel}:*"))
+        .await
+        .unwrap()
+}
+
+/// Joins `room` without a position; the position `joined` gave.
+async fn joined_at(tab: &mut TestClient, room: &str) -> Position {
+    match tab.join(room).await {
+        ServerFrame::Joined {
+            position: Some(position),
+            ..
+        } => position,
+        other => panic!("not joined with a position: {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn reading_streams_never_written_leaves_nothing_in_redis() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut tab = a.server.user(1, "s1").await;
+    let position = joined_at(&mut tab, "team:never").await;
+    assert!(position.epoch.unwritten_since().is_some(), "{position:?}");
+    assert_eq!(position.offset, 0);
+    let page = a
+        .server
+        .hub
+        .position(&Stream::Room("team:page".into()))
+        .await;
+    assert!(page.is_some_and(|page| page.epoch.unwritten_since().is_some()));
+    assert_eq!(keys_on(&channel).await, Vec::<String>::new());
+
+    // Written, it has its keys.
+    a.server.hub.to_room(&red()).emit(&note("one")).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut keys = keys_on(&channel).await;
+    while keys.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        keys = keys_on(&channel).await;
+    }
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            format!("{channel}:room:team:red:log"),
+            format!("{channel}:room:team:red:meta")
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_tab_that_saw_a_stream_unwritten_gets_all_of_its_first_epoch_on_another_hub() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut tab = a.server.connect(&tab_query(7, &[])).await;
+    let unwritten = joined_at(&mut tab, "team:red").await;
+    drop(tab);
+    a.server.hub.to_room(&red()).emit(&note("one")).unwrap();
+    a.server.hub.to_room(&red()).emit(&note("two")).unwrap();
+
+    // B started after them: Redis says the epoch was born after the tab
+    // saw the stream unwritten.
+    let b = node(&channel).await;
+    let mut on_b = b.server.connect(&tab_query(7, &[])).await;
+    let frames = on_b.join_since("team:red", unwritten).await;
+    assert_eq!(notes(&frames), ["one", "two"], "{frames:?}");
+
+    // Told it was unwritten long ago (longer than a key lives): an epoch
+    // may have come and gone meanwhile.
+    let long_ago = Position {
+        epoch: realtime::stream::Epoch::unwritten_at(
+            unwritten.epoch.unwritten_since().unwrap() - 10 * 60 * 1000,
+        ),
+        offset: 0,
+    };
+    let c = node(&channel).await;
+    let mut on_c = c.server.connect(&tab_query(8, &[])).await;
+    let frames = on_c.join_since("team:blue", long_ago).await;
+    assert!(
+        frames.iter().any(|frame| matches!(
+            frame,
+            ServerFrame::Discontinuity {
+                reason: Discontinuity::TooOld,
+                ..
+            }
+        )),
+        "{frames:?}"
+    );
+    // Told so just now, of a stream written before: not its history.
+    let just_now = Position {
+        epoch: realtime::stream::Epoch::unwritten_at(
+            unwritten.epoch.unwritten_since().unwrap() + 60 * 1000,
+        ),
+        offset: 0,
+    };
+    let frames = on_c.join_since("team:red", just_now).await;
+    assert!(
+        notes(&frames).is_empty()
+            && frames.iter().any(|frame| matches!(
+                frame,
+                ServerFrame::Discontinuity {
+                    reason: Discontinuity::EpochChanged,
+                    ..
+                }
+            )),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn joins_without_a_position_read_redis_within_the_connections_budget() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut tab = a.server.user(1, "s1").await;
+    let start = Instant::now();
+    // The burst, then one a second: the 18th waits two seconds.
+    for n in 0..18 {
+        joined_at(&mut tab, &format!("team:fresh{n}")).await;
+    }
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    // Streams this hub knows cost no read, and do not wait.
+    let start = Instant::now();
+    for n in 0..18 {
+        joined_at(&mut tab, &format!("team:fresh{n}")).await;
+    }
+    assert!(start.elapsed() < Duration::from_millis(900));
+}
+
 #[tokio::test]
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {

@@ -39,23 +39,23 @@ pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
         .by_address(Action::LogInPerAddress, network)?;
     // Only a name an account can have is counted: random long names would
     // only fill memory.
-    let account = super::UserName::parse(&name).ok();
-    if let Some(account) = &account {
-        context.limits.log_in_may_try(account.as_str(), network)?;
-    }
+    let attempt = match super::UserName::parse(&name) {
+        Ok(account) => Some(context.limits.begin_log_in(account.as_str(), network)?),
+        Err(_) => None,
+    };
     let user = match context.users.authenticate(&name, &password).await {
         Ok(user) => user,
         Err(error) => {
-            if let (Some(account), AppError::Auth(super::AuthError::WrongCredentials)) =
-                (&account, &error)
+            if let (Some(attempt), AppError::Auth(super::AuthError::WrongCredentials)) =
+                (attempt, &error)
             {
-                context.limits.log_in_failed(account.as_str(), network);
+                attempt.failed();
             }
             return Err(error);
         }
     };
-    if let Some(account) = &account {
-        context.limits.log_in_succeeded(account.as_str(), network);
+    if let Some(attempt) = attempt {
+        attempt.succeeded();
     }
     tracing::info!(user = %user.id, "logged in");
     server::start_session(user.id).await?;

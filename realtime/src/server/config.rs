@@ -19,6 +19,11 @@ pub struct HubConfig {
     /// How many frames may wait in one connection's outgoing queue. A
     /// connection whose queue is full is closed with code 4008.
     pub queue_capacity: usize,
+    /// How many bytes of frames may wait in one connection's outgoing
+    /// queue, whether its own or shared with other queues (a replay of
+    /// what it missed aside), however few the frames: past it, the same
+    /// close. An empty queue takes any one frame.
+    pub queue_max_bytes: usize,
     /// Size of each connection's read buffer (tungstenite's default is
     /// 128 KiB, which would be most of the memory of an idle connection).
     /// A browser's frames (joins and leaves) are a few dozen bytes; a
@@ -81,6 +86,7 @@ impl Default for HubConfig {
             max_event_bytes: 64 * 1024,
             max_rooms_per_connection: 64,
             queue_capacity: 256,
+            queue_max_bytes: 1024 * 1024,
             read_buffer_bytes: 256,
             ping_interval: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),

@@ -49,6 +49,7 @@ fn shown(field: &str, config: &HubConfig) -> String {
         "max_event_bytes" => bytes(c.max_event_bytes),
         "max_rooms_per_connection" => count(c.max_rooms_per_connection as u64),
         "queue_capacity" => count(c.queue_capacity as u64),
+        "queue_max_bytes" => bytes(c.queue_max_bytes),
         "read_buffer_bytes" => bytes(c.read_buffer_bytes),
         "ping_interval" => duration(c.ping_interval),
         "write_timeout" => duration(c.write_timeout),
@@ -163,8 +164,8 @@ fn every_constant_limit_is_documented_with_its_value() {
             bytes(crate::protocol::MAX_ROOM_NAME_BYTES),
         ),
         (
-            "SHARED_RECOVERIES_BURST",
-            format!("{} at once, then 1/s", connection::SHARED_RECOVERIES_BURST),
+            "SHARED_READS_BURST",
+            format!("{} at once, then 1/s", connection::SHARED_READS_BURST),
         ),
         ("READS_AT_ONCE", count(streams::READS_AT_ONCE as u64)),
         ("READ_TIMEOUT", duration(streams::READ_TIMEOUT)),

@@ -76,6 +76,15 @@ pub struct Snapshot(HashMap<Stream, Log>);
 struct Shared {
     streams: HashMap<Stream, Log>,
     nodes: Vec<Arc<Node>>,
+    /// Redis's clock, as far as order goes: one tick per placement or read.
+    clock: u64,
+}
+
+impl Shared {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
 }
 
 #[derive(Clone)]
@@ -83,6 +92,9 @@ struct Log {
     epoch: Epoch,
     last: u64,
     events: VecDeque<StoredEvent>,
+    /// When the epoch was born by placing an event (not when reset): a
+    /// reader that saw the stream unwritten before then has all of it.
+    born: Option<u64>,
 }
 
 /// What one hub hears, in order.
@@ -253,11 +265,15 @@ impl Broker for MemoryBroker {
             return Err(event);
         }
         let mut shared = self.0.shared.lock();
+        let now = shared.tick();
         let positions: Vec<(Stream, Position)> = event
             .streams
             .iter()
             .map(|stream| {
-                let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
+                let log = shared.streams.entry(stream.clone()).or_insert_with(|| Log {
+                    born: Some(now),
+                    ..new_log()
+                });
                 log.last += 1;
                 let position = Position {
                     epoch: log.epoch,
@@ -479,9 +495,10 @@ impl SharedHistory for Access<'_> {
 
 fn new_log() -> Log {
     Log {
-        epoch: Epoch(rand::random()),
+        epoch: Epoch::random(),
         last: 0,
         events: VecDeque::new(),
+        born: None,
     }
 }
 
@@ -494,11 +511,32 @@ fn read(
     since: Option<Position>,
     since_id: Option<EventId>,
 ) -> Fetched {
-    let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
+    let now = shared.tick();
+    let Some(log) = shared.streams.get(stream) else {
+        // Never written: nothing is, by reading it.
+        return Fetched {
+            position: Position {
+                epoch: Epoch::unwritten_at(now),
+                offset: 0,
+            },
+            events: Ok(Vec::new()),
+            went_back: false,
+            last_id: None,
+        };
+    };
     let position = Position {
         epoch: log.epoch,
         offset: log.last,
     };
+    // A reader that saw the stream unwritten has all of an epoch born
+    // since (streams never expire here).
+    let since = since.map(|since| match since.epoch.unwritten_since() {
+        Some(seen) if log.born.is_some_and(|born| born >= seen) => Position {
+            epoch: log.epoch,
+            offset: 0,
+        },
+        _ => since,
+    });
     let Some(since) = since else {
         return Fetched {
             position,

@@ -2,7 +2,7 @@
 //! beside the connection's loop, a few at a time, so writing goes on while
 //! they decide; more joins wait their turn, in order.
 
-use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin};
+use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin, sync::Arc};
 
 use futures_util::stream::FuturesUnordered;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -15,7 +15,7 @@ use crate::{ConnectionId, Position, RoomName, Stream, UserId, protocol::ControlF
 /// turn, in order.
 pub(crate) const RULES_AT_ONCE: usize = 4;
 /// Joins that may read the shared history at once (then one a second).
-pub(crate) const SHARED_RECOVERIES_BURST: NonZeroU32 = NonZeroU32::new(16).unwrap();
+pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(16).unwrap();
 
 /// The joins a connection asked for: a few rules running beside the loop,
 /// the rest waiting their turn.
@@ -26,11 +26,13 @@ pub(super) struct Joins<'h> {
     pub running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
     /// Rooms to join, each with the position to recover from, if any.
     waiting: VecDeque<(RoomName, Option<Position>)>,
-    /// Recoveries this connection may have read from Redis, when this
-    /// process does not hold them: a tab re-joins its few rooms after a
-    /// reconnect; a script asking for old positions in room after room
-    /// gets discontinuities instead (`ask` turns its reads off).
-    reads: DefaultDirectRateLimiter,
+    /// Reads of the shared history (Redis) this connection's joins may
+    /// cause, when this process's mirror does not hold what they need: a
+    /// tab re-joins its few rooms after a reconnect, or opens a few new
+    /// ones. Past it, a recovery gets a discontinuity instead, and a join
+    /// without a position waits its turn: a script joining room after
+    /// room costs Redis one read a second.
+    reads: Arc<DefaultDirectRateLimiter>,
 }
 
 impl<'h> Joins<'h> {
@@ -41,9 +43,9 @@ impl<'h> Joins<'h> {
             user,
             running: FuturesUnordered::new(),
             waiting: VecDeque::new(),
-            reads: RateLimiter::direct(
-                Quota::per_second(NonZeroU32::MIN).allow_burst(SHARED_RECOVERIES_BURST),
-            ),
+            reads: Arc::new(RateLimiter::direct(
+                Quota::per_second(NonZeroU32::MIN).allow_burst(SHARED_READS_BURST),
+            )),
         }
     }
 
@@ -62,8 +64,8 @@ impl<'h> Joins<'h> {
         while self.running.len() < RULES_AT_ONCE
             && let Some((room, since)) = self.waiting.pop_front()
         {
-            let may_read = since.is_some() && self.reads.check().is_ok();
-            let join = decide(self.hub, self.id, self.user, room, since, may_read);
+            let reads = Arc::clone(&self.reads);
+            let join = decide(self.hub, self.id, self.user, room, since, reads);
             self.running.push(Box::pin(join));
         }
     }
@@ -72,16 +74,16 @@ impl<'h> Joins<'h> {
 /// A browser asks to join `room`: the rule of the room's kind decides,
 /// within [`super::super::HubConfig::authorize_timeout`]. Answered with
 /// `joined` (after what followed `since` in the room) or `refused` (and
-/// nothing replayed). The shared history is read for a recovery this
-/// process cannot serve only if the connection `may_read`; otherwise the
-/// tab gets a discontinuity.
+/// nothing replayed). What this process's mirror does not hold is read in
+/// the shared history within the connection's `reads`: past them, a
+/// recovery gets a discontinuity, and a join without a position waits.
 async fn decide(
     hub: &Hub,
     connection: ConnectionId,
     user: Option<UserId>,
     room: RoomName,
     since: Option<Position>,
-    may_read: bool,
+    reads: Arc<DefaultDirectRateLimiter>,
 ) {
     let config = hub.config();
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
@@ -91,8 +93,19 @@ async fn decide(
     let refusal = match decision {
         Ok(()) => {
             let stream = Stream::Room(room.clone());
-            let fetched = if may_read || since.is_none() {
-                let mut fetched = hub.inner.streams.fetch([(stream.clone(), since)]).await;
+            let streams = &hub.inner.streams;
+            let may_read = streams.must_read(&stream, since)
+                && match since {
+                    Some(_) => reads.check().is_ok(),
+                    // Without a position to tell, the tab could not know
+                    // what it missed before its first event.
+                    None => {
+                        reads.until_ready().await;
+                        true
+                    }
+                };
+            let fetched = if may_read {
+                let mut fetched = streams.fetch([(stream.clone(), since)]).await;
                 fetched.remove(&stream)
             } else {
                 None

@@ -34,10 +34,7 @@ use axum::{
     response::Response,
 };
 use futures_util::StreamExt;
-use tokio::{
-    sync::mpsc,
-    time::{Instant, Interval, MissedTickBehavior},
-};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 pub(crate) use self::writes::{MAX_BATCH, WRITE_BUFFER_BYTES};
 use self::{
@@ -47,7 +44,7 @@ use self::{
 };
 use super::{
     CloseReason, Hub, Identity, Refused,
-    registry::{Connection, Outgoing, Reached},
+    registry::{self, Connection, Outgoing, QueueReceiver, Reached},
     signal::CloseSignal,
 };
 use crate::{
@@ -98,7 +95,7 @@ pub(crate) fn max_write_buffer(config: &super::HubConfig) -> usize {
 #[cfg(test)]
 pub(crate) use self::{
     budget::DROPPED_FRAMES_TOLERATED,
-    joins::{RULES_AT_ONCE, SHARED_RECOVERIES_BURST},
+    joins::{RULES_AT_ONCE, SHARED_READS_BURST},
     writes::CLOSE_TIMEOUT,
 };
 
@@ -172,7 +169,7 @@ async fn connect(
 pub(super) struct Registration {
     pub(super) id: ConnectionId,
     /// Frames to write, in order.
-    pub(super) outgoing: mpsc::Receiver<Outgoing>,
+    pub(super) outgoing: QueueReceiver,
     /// Tells the task to close, and why.
     close_signal: Arc<CloseSignal>,
     /// For the `welcome` frame: where the connection's streams stand.
@@ -208,7 +205,8 @@ pub(super) async fn register(
         return Err(Refused::SessionEnded);
     }
     let id = ConnectionId(rand::random());
-    let (queue, outgoing) = mpsc::channel(hub.config().queue_capacity);
+    let config = hub.config();
+    let (queue, outgoing) = registry::queue(config.queue_capacity, config.queue_max_bytes);
     let close_signal = Arc::new(CloseSignal::default());
     let tab = resume
         .tab
@@ -287,7 +285,7 @@ struct Served<'h> {
     id: ConnectionId,
     user: Option<UserId>,
     socket: WebSocket,
-    outgoing: mpsc::Receiver<Outgoing>,
+    outgoing: QueueReceiver,
     /// One wait for the close, for the task's whole life: the loop and
     /// every write watch it.
     closed: Pin<Box<dyn Future<Output = CloseReason> + Send>>,

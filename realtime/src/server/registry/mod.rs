@@ -19,6 +19,7 @@
 
 mod delivery;
 mod outgoing;
+mod queue;
 
 use std::{
     collections::{HashMap, HashSet, hash_map::Entry},
@@ -29,19 +30,19 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tokio::sync::mpsc::{self, error::TrySendError};
 
 pub(crate) use self::{
     delivery::{Kept, Placed},
     outgoing::{Delivery, Live, Outgoing, Positions, Reached, Replay, Replayed},
+    queue::{QueueReceiver, QueueSender, queue},
 };
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
 
 /// What the registry keeps for one connection.
 pub(crate) struct Connection {
-    /// The connection's outgoing queue (bounded).
-    pub queue: mpsc::Sender<Outgoing>,
+    /// The connection's outgoing queue (bounded in items and bytes).
+    pub queue: QueueSender,
     /// How to stop the connection's task.
     pub signal: Arc<CloseSignal>,
     pub identity: Identity,
@@ -56,9 +57,9 @@ impl Connection {
     fn push(&self, id: ConnectionId, item: Outgoing, outcome: &mut Delivery) {
         match self.queue.try_send(item) {
             Ok(()) => outcome.queued += 1,
-            Err(TrySendError::Full(_)) => outcome.overflowed.push(id),
+            Err(queue::Unqueued::Full) => outcome.overflowed.push(id),
             // The connection is closing; its task removes it.
-            Err(TrySendError::Closed(_)) => {}
+            Err(queue::Unqueued::Closed) => {}
         }
     }
 
@@ -602,7 +603,7 @@ mod tests {
 
     struct Fixture {
         maps: Maps,
-        queues: HashMap<ConnectionId, mpsc::Receiver<Outgoing>>,
+        queues: HashMap<ConnectionId, QueueReceiver>,
     }
 
     impl Fixture {
@@ -625,7 +626,7 @@ mod tests {
             capacity: usize,
         ) -> ConnectionId {
             let id = ConnectionId(id);
-            let (queue, receiver) = mpsc::channel(capacity);
+            let (queue, receiver) = queue(capacity, usize::MAX);
             self.maps
                 .insert(
                     id,
@@ -669,7 +670,7 @@ mod tests {
                 .filter_map(|(id, queue)| {
                     let mut frames = Vec::new();
                     let mut reached = Reached::default();
-                    while let Ok(item) = queue.try_recv() {
+                    while let Some(item) = queue.try_recv() {
                         item.write_into(&mut reached, &mut frames);
                     }
                     let frames: Vec<String> = frames

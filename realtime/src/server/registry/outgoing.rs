@@ -85,6 +85,18 @@ impl Outgoing {
         Self::Frame(Arc::new(frame))
     }
 
+    /// The bytes this item counts for in its queue's bound (a replay, none:
+    /// see `queue.rs`).
+    pub fn counted_bytes(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.len(),
+            Self::Event(live) => live.frame.len(),
+            Self::Replay(_) => 0,
+            Self::Discontinuity(gap) => gap.0.len(),
+            Self::Left(left) => left.0.len(),
+        }
+    }
+
     /// Adds the frames to write to `frames`, in order, leaving out the
     /// events the connection had already.
     pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {

@@ -100,6 +100,20 @@ impl Log {
             offset: self.last,
         }
     }
+
+    /// Whether a reader at `position` misses nothing of this stream, known
+    /// unwritten in the shared history (and unwritten still, or the mirror
+    /// would have heard): the reader saw it unwritten too, no earlier than
+    /// the mirror (before, an epoch may have come and gone).
+    fn unwritten_for(&self, position: Position) -> bool {
+        match (
+            self.epoch.unwritten_since(),
+            position.epoch.unwritten_since(),
+        ) {
+            (Some(known), Some(seen)) => known <= seen,
+            _ => false,
+        }
+    }
 }
 
 /// An event in the order all streams were written.
@@ -378,6 +392,7 @@ impl History {
         // A position past the mirror's is checked in the shared history:
         // the mirror may lag, or the history may have gone back.
         log.local
+            || log.unwritten_for(since)
             || (log.epoch == since.epoch
                 && (since.offset == log.last
                     || (since.offset < log.last
@@ -391,6 +406,9 @@ impl History {
     /// in that epoch (none, if `position` is at or after the last).
     pub fn kept_after(&self, stream: &Stream, position: Position) -> Option<Vec<Kept>> {
         let log = self.streams.get(stream)?;
+        if log.unwritten_for(position) {
+            return Some(Vec::new());
+        }
         if log.epoch != position.epoch {
             return None;
         }
@@ -471,7 +489,7 @@ impl History {
     /// A log in a new epoch of this process's own.
     fn new_log() -> Log {
         Log {
-            epoch: Epoch(rand::random()),
+            epoch: Epoch::random(),
             last: 0,
             last_id: None,
             events: VecDeque::new(),

@@ -158,6 +158,13 @@ impl Streams {
         position_here(&mut history, stream, fetched.remove(stream))
     }
 
+    /// Whether following `stream` from `since` (or from where it stands,
+    /// for `None`) needs a read of the shared history: it is shared,
+    /// reachable, and this process's mirror does not hold what is asked.
+    pub fn must_read(&self, stream: &Stream, since: Option<Position>) -> bool {
+        self.records && self.broker.can_read() && !self.history.lock().covers(stream, since)
+    }
+
     /// Reads from the shared history what recovering each stream from its
     /// position (or learning where it stands, for `None`) needs and this
     /// process's mirror does not hold. Streams that could not be read are

@@ -23,8 +23,15 @@
 //!   channel.
 //!
 //! A stream without a hash (never written, or expired) starts a new epoch
-//! when it is next read or written: a tab with a position from before is
-//! told its epoch changed. Keys of several streams appear in one `APPEND`:
+//! when it is next written, its hash noting when (`born`); reading it
+//! writes nothing, so a script asking for made-up names leaves no keys
+//! behind. Its reader is told the stream's *unwritten* epoch of that moment
+//! ([`Epoch::unwritten_at`]), and recovers from there: the whole of an
+//! epoch born since, or nothing while the stream stays unwritten, provided
+//! it asks within the keys' lifetime (an epoch born and expired in between
+//! cannot be ruled out after that, and the tab is told it may have missed
+//! events). A tab with a position in an epoch that is gone is told its
+//! epoch changed. Keys of several streams appear in one `APPEND`:
 //! Redis Cluster would need them in one slot, which these names do not
 //! ask for. A Redis that comes back older than it was (a snapshot, a
 //! replica promoted after a failover) gives offsets again in the same
@@ -64,7 +71,7 @@ for i = 1, count do
   if not epoch then
     epoch = ARGV[8 + i]
     redis.call('DEL', log)
-    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0, 'born', now)
   end
   epochs[i] = epoch
   offsets[i] = redis.call('HINCRBY', meta, 'offset', 1)
@@ -90,29 +97,35 @@ return count
 "#;
 
 /// KEYS: a stream's hash and log. ARGV: the epoch and offset to read after
-/// ("" and -1 for the position only), the most events to read, a new epoch
-/// (for a stream without a history), how long keys live unwritten (ms),
-/// the id of the event the reader saw at that offset (or ""). Returns the
-/// epoch, the last offset, the events, Redis's clock (ms), 1 if the stream
-/// went back behind the reader's position (0 otherwise), and the id of the
-/// event at the last offset (or "", if no longer kept).
+/// ("" and -1 for the position only), the most events to read, when the
+/// reader saw the stream unwritten (ms by Redis's clock, or ""), how long
+/// keys live unwritten (ms), the id of the event the reader saw at that
+/// offset (or ""). Returns the epoch ("" for a stream without a history:
+/// nothing is written), the last offset, the events, Redis's clock (ms), 1
+/// if the stream went back behind the reader's position (0 otherwise), the
+/// id of the event at the last offset (or "", if no longer kept), and 1 if
+/// the events are read from the epoch's start (a reader that saw the
+/// stream unwritten before the epoch was born has none of it).
 const READ: &str = r#"
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
-  epoch = ARGV[4]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {epoch, 0, {}, now, 0, ''}
+  return {'', 0, {}, now, 0, '', 0}
 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
-local since = tonumber(ARGV[2])
+local since_epoch, since = ARGV[1], tonumber(ARGV[2])
+local from_start = 0
+if ARGV[4] ~= '' then
+  local born = redis.call('HGET', KEYS[1], 'born')
+  if born and tonumber(born) >= tonumber(ARGV[4]) then
+    since_epoch, since, from_start = epoch, 0, 1
+  end
+end
 local went_back = 0
-if ARGV[1] == epoch and since > last then
+if since_epoch == epoch and since > last then
   went_back = 1
-elseif ARGV[1] == epoch and ARGV[6] ~= '' and since >= 1 then
+elseif since_epoch == epoch and ARGV[6] ~= '' and since >= 1 then
   local seen = redis.call('XRANGE', KEYS[2], since .. '-0', since .. '-0')
   if #seen == 1 then
     local fields = seen[1][2]
@@ -124,7 +137,7 @@ elseif ARGV[1] == epoch and ARGV[6] ~= '' and since >= 1 then
   end
 end
 local entries = {}
-if went_back == 0 and ARGV[1] == epoch and since >= 0 and since < last
+if went_back == 0 and since_epoch == epoch and since >= 0 and since < last
   and last - since <= tonumber(ARGV[3]) then
   entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[3])
 end
@@ -138,7 +151,7 @@ if #tail == 1 then
     end
   end
 end
-return {epoch, last, entries, now, went_back, last_id}
+return {epoch, last, entries, now, went_back, last_id, from_start}
 "#;
 
 /// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
@@ -151,6 +164,7 @@ if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0)
+redis.call('HDEL', KEYS[1], 'born')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
@@ -247,7 +261,7 @@ impl RedisHistory {
                     .unwrap_or_default(),
             );
         for _ in &record.streams {
-            command.arg(Epoch(rand::random()).to_string());
+            command.arg(Epoch::random().to_string());
         }
         for stream in &record.streams {
             command.arg(serde_json::to_string(stream).unwrap_or_default());
@@ -264,7 +278,7 @@ impl RedisHistory {
         (stream, only_in): &(Stream, Option<Epoch>),
     ) -> redis::Cmd {
         let position = Position {
-            epoch: Epoch(rand::random()),
+            epoch: Epoch::random(),
             offset: 0,
         };
         let message = Message::Reset {
@@ -299,6 +313,10 @@ impl RedisHistory {
                 i64::try_from(since.offset).unwrap_or(i64::MAX),
             )
         });
+        let unwritten_since = since
+            .and_then(|since| since.epoch.unwritten_since())
+            .map(|millis| millis.to_string())
+            .unwrap_or_default();
         let mut command = redis::cmd("EVALSHA");
         command
             .arg(&scripts.read)
@@ -307,7 +325,7 @@ impl RedisHistory {
             .arg(epoch)
             .arg(offset)
             .arg(self.limits.max_replay)
-            .arg(Epoch(rand::random()).to_string())
+            .arg(unwritten_since)
             .arg(self.ttl_millis())
             .arg(since_id.map(|id| id.to_string()).unwrap_or_default());
         command
@@ -341,7 +359,9 @@ impl RedisHistory {
         let reply = ReadReply::parse(reply)
             .ok_or_else(|| ReadError("Redis answered a history read unexpectedly".to_owned()))?;
         let position = Position {
-            epoch: reply.epoch,
+            epoch: reply
+                .epoch
+                .unwrap_or_else(|| Epoch::unwritten_at(reply.now_millis)),
             offset: reply.last,
         };
         let Some(since) = since else {
@@ -352,6 +372,9 @@ impl RedisHistory {
                 last_id: reply.last_id,
             });
         };
+        if let Some(seen_unwritten) = since.epoch.unwritten_since() {
+            return Ok(self.after_unwritten(stream, seen_unwritten, position, &reply));
+        }
         let events = if reply.went_back {
             Err(Discontinuity::EpochChanged)
         } else {
@@ -363,6 +386,40 @@ impl RedisHistory {
             went_back: reply.went_back,
             last_id: reply.last_id,
         })
+    }
+
+    /// What a reader that saw `stream` unwritten at `seen_unwritten`
+    /// missed: nothing while it stays unwritten, the whole of an epoch born
+    /// since, if it asks within the keys' lifetime.
+    fn after_unwritten(
+        &self,
+        stream: &Stream,
+        seen_unwritten: u64,
+        position: Position,
+        reply: &ReadReply,
+    ) -> Fetched {
+        let fetched = |position, events| Fetched {
+            position,
+            events,
+            went_back: false,
+            last_id: reply.last_id,
+        };
+        if reply.now_millis.saturating_sub(seen_unwritten) >= self.ttl_millis() {
+            // An epoch may have been born and expired meanwhile.
+            return fetched(position, Err(Discontinuity::TooOld));
+        }
+        match reply.epoch {
+            // Still unwritten: nothing missed, and the reader now saw it
+            // unwritten at this read.
+            None => fetched(position, Ok(Vec::new())),
+            Some(epoch) if reply.from_start => {
+                let start = Position { epoch, offset: 0 };
+                fetched(position, self.events_after(stream, start, position, reply))
+            }
+            // Born before the reader saw it unwritten (it cannot have
+            // been), or reset since: its history is not the reader's.
+            Some(_) => fetched(position, Err(Discontinuity::EpochChanged)),
+        }
     }
 
     fn events_after(
@@ -424,13 +481,16 @@ struct Entry {
 
 /// What `READ` answers.
 struct ReadReply {
-    epoch: Epoch,
+    /// `None` for a stream without a history.
+    epoch: Option<Epoch>,
     last: u64,
     entries: Vec<Entry>,
     now_millis: u64,
     went_back: bool,
     /// The id of the event at `last`, if kept.
     last_id: Option<EventId>,
+    /// Whether `entries` start at the epoch's first event (see `READ`).
+    from_start: bool,
 }
 
 impl ReadReply {
@@ -438,17 +498,24 @@ impl ReadReply {
         let Value::Array(parts) = reply else {
             return None;
         };
-        let [epoch, last, entries, now, went_back, last_id] = <[Value; 6]>::try_from(parts).ok()?;
+        let [epoch, last, entries, now, went_back, last_id, from_start] =
+            <[Value; 7]>::try_from(parts).ok()?;
         let Value::Array(entries) = entries else {
             return None;
         };
+        let epoch = text(&epoch)?;
         Some(Self {
-            epoch: text(&epoch)?.parse().ok()?,
+            epoch: if epoch.is_empty() {
+                None
+            } else {
+                Some(epoch.parse().ok()?)
+            },
             last: integer(&last)?,
             entries: entries.iter().map(Entry::parse).collect::<Option<_>>()?,
             now_millis: integer(&now)?,
             went_back: integer(&went_back)? == 1,
             last_id: text(&last_id)?.parse().ok(),
+            from_start: integer(&from_start)? == 1,
         })
     }
 }
