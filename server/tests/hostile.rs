@@ -384,6 +384,15 @@ async fn log_ins_are_limited_per_account_from_any_address() {
 async fn sign_ups_are_limited_per_address() {
     let app = TestApp::with_config(config_with(&[(Action::SignUpPerAddress, "2/h")]).await).await;
     let mut attacker = app.browser_at("127.0.0.2");
+    // A name no account may have is refused before it counts (nor takes
+    // a key in the limiter's map).
+    for _ in 0..3 {
+        let answer = attacker.sign_up("no spaces allowed!", PASSWORD).await;
+        assert!(
+            matches!(answer, Err(AppError::Auth(AuthError::UserNameInvalid))),
+            "{answer:?}"
+        );
+    }
     for name in ["bot1", "bot2"] {
         attacker.sign_up(name, PASSWORD).await.unwrap();
     }

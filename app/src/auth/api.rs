@@ -8,11 +8,12 @@ use super::User;
 use crate::error::AppError;
 
 /// Creates an account and logs it in, then sends the browser home. Limited
-/// per address.
+/// per network; a name no account may have is refused before it counts.
 #[server(prefix = "/api", endpoint = "auth/sign_up")]
 pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
     use crate::{client_addr::client_addr, limits::Action};
     let context = crate::AppContext::expect()?;
+    super::UserName::parse(&name)?;
     context
         .limits
         .by_address(Action::SignUpPerAddress, client_addr().network)?;
