@@ -128,6 +128,11 @@ async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
         .await
         .expect("Redis answers");
     listener.subscribe(&channel).await.unwrap();
+    // Durable events go out on their stream's shard's channel.
+    listener
+        .psubscribe(format!("{{{channel}:*}}:events"))
+        .await
+        .unwrap();
     let mut messages = listener.into_on_message();
 
     let mut on_b = Vec::new();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use realtime::{
     Position, Stream,
     protocol::{Resume, ServerFrame},
-    server::{Hub, HubBuilder, HubConfig, JoinRequest, broker::redis::RedisBackplane},
+    server::{Hub, HubBuilder, HubConfig, JoinRequest, Target, broker::redis::RedisBackplane},
     stream::{Discontinuity, TabId},
 };
 use realtime_testing::faults::{CuttableProxy, PrivateRedis};
@@ -388,9 +388,15 @@ async fn keys_on(channel: &str) -> Vec<String> {
         .get_multiplexed_async_connection()
         .await
         .expect("Redis answers");
-    redis::AsyncCommands::keys(&mut redis, format!("{channel}:*"))
+    // Every key is under a shard's hash tag, `{<channel>:<shard>}`.
+    redis::AsyncCommands::keys(&mut redis, format!("{{{channel}:*"))
         .await
         .unwrap()
+}
+
+/// The hash tag a key is under.
+fn tag_of(key: &str) -> &str {
+    &key[..=key.find('}').expect("a hash tag")]
 }
 
 /// Joins `room` without a position; the position `joined` gave.
@@ -430,13 +436,60 @@ async fn reading_streams_never_written_leaves_nothing_in_redis() {
         keys = keys_on(&channel).await;
     }
     keys.sort();
+    let [log, meta] = keys.as_slice() else {
+        panic!("{keys:?}");
+    };
+    assert!(log.ends_with("}:room:team:red:log") && meta.ends_with("}:room:team:red:meta"));
+    assert_eq!(tag_of(log), tag_of(meta), "one stream, one slot");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn an_event_for_streams_of_two_shards_is_placed_in_each_with_the_same_id() {
+    let channel = fresh_channel();
+    // With this many shards, user 1's stream and the room's fall apart.
+    let url = redis_url();
+    let redis = RedisBackplane::new(&url)
+        .unwrap()
+        .channel(&channel)
+        .shards(1024);
+    let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
+    connected(&server.hub, true).await;
+    let mut ada = server.user(1, "s1").await;
+    let _ = ada.join("team:red").await;
+    let mut grace = server.user(2, "s2").await;
+    let _ = grace.join("team:red").await;
+
+    let both = Target::user(1).and(Target::room(&red()));
+    server.hub.target(both).emit(&note("both")).unwrap();
+
+    // Ada reads both streams: once through each shard, with one id and
+    // positions that do not overlap.
+    let (first, one) = ada.recorded_event::<Note>().await;
+    let (second, other) = ada.recorded_event::<Note>().await;
     assert_eq!(
-        keys,
-        [
-            format!("{channel}:room:team:red:log"),
-            format!("{channel}:room:team:red:meta")
-        ]
+        (first.text.as_str(), second.text.as_str()),
+        ("both", "both")
     );
+    let (one, other) = (one.unwrap(), other.unwrap());
+    assert_eq!(one.id, other.id);
+    let mut streams = [one.stream.clone(), other.stream.clone()];
+    streams.sort_by_key(ToString::to_string);
+    assert_eq!(streams, [red_stream(), Stream::User(realtime::UserId(1))]);
+    assert!(one.also.is_empty() && other.also.is_empty());
+    // Grace reads the room only: once.
+    assert_eq!(placed_note(&mut grace).await.0, "both");
+    server
+        .assert_nothing_more(&mut [&mut ada, &mut grace])
+        .await;
+
+    // Each shard's keys under its own tag.
+    let keys = keys_on(&channel).await;
+    let tag = |suffix: &str| {
+        let key = keys.iter().find(|key| key.ends_with(suffix)).expect(suffix);
+        tag_of(key).to_owned()
+    };
+    assert_ne!(tag(":user:1:meta"), tag(":room:team:red:meta"));
 }
 
 #[tokio::test]

@@ -17,9 +17,9 @@ use crate::client_addr::TrustedProxies;
 /// `data/` (which git ignores), created on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
 /// The Redis channel when `REDIS_CHANNEL` is not set: the application's
-/// name, then the version of the backplane's format (`realtime.v1`), so
+/// name, then the version of the backplane's format (`realtime.v2`), so
 /// two applications on one Redis server do not share events.
-pub const DEFAULT_REDIS_CHANNEL: &str = "app.realtime.v1";
+pub const DEFAULT_REDIS_CHANNEL: &str = "app.realtime.v2";
 /// How long a login lasts when `SESSION_EXPIRY_SECS` is not set: 14 days.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 /// The log filter used when `RUST_LOG` is not set.
@@ -56,6 +56,10 @@ pub struct Config {
     /// on the same channel act as one; give each application (or test) its
     /// own when they share a Redis server.
     pub redis_channel: String,
+    /// `REDIS_SHARDS`: how many shards the streams are spread over, each
+    /// with a channel of its own (16). The same for every process, and
+    /// fixed for a deployment.
+    pub redis_shards: u16,
     /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client
     /// (addresses or networks, comma-separated). None by default.
     pub trusted_proxies: TrustedProxies,
@@ -121,6 +125,8 @@ impl Config {
             redis_channel: var("REDIS_CHANNEL")?
                 .filter(|channel| !channel.trim().is_empty())
                 .unwrap_or_else(|| DEFAULT_REDIS_CHANNEL.to_owned()),
+            redis_shards: parse_var("REDIS_SHARDS", parse_shards)?
+                .unwrap_or(realtime::server::broker::redis::DEFAULT_SHARDS),
             trusted_proxies: parse_var("TRUSTED_PROXIES", parse_from_str)?.unwrap_or_default(),
             network_prefixes: network_prefixes()?,
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
@@ -279,6 +285,13 @@ fn parse_positive(value: &str) -> Result<usize, String> {
     match usize::from_str(value) {
         Ok(0) | Err(_) => Err("expected a whole number above 0".to_owned()),
         Ok(count) => Ok(count),
+    }
+}
+
+fn parse_shards(value: &str) -> Result<u16, String> {
+    match u16::from_str(value) {
+        Ok(shards @ 1..=1024) => Ok(shards),
+        _ => Err("expected a whole number from 1 to 1024".to_owned()),
     }
 }
 

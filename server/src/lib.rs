@@ -95,7 +95,10 @@ pub fn realtime_hub(config: &Config, database: &Database) -> Result<Hub, Backpla
             app::auth::session::realtime_key(session)
         });
     if let Some(url) = &config.redis_url {
-        builder = builder.backplane(RedisBackplane::new(url)?.channel(&config.redis_channel));
+        let backplane = RedisBackplane::new(url)?
+            .channel(&config.redis_channel)
+            .shards(config.redis_shards);
+        builder = builder.backplane(backplane);
     }
     Ok(app::join_rules(builder, database.pool.clone()).build())
 }

@@ -15,18 +15,31 @@
 //! the tab reached by receiving events count as proof (a [`Mark`]): one it
 //! was told (`joined`, `welcome`, a page's, a `discontinuity`) says where
 //! to ask from, not that it has what came before.
+//!
+//! With Redis Cluster's shards, an event for streams of several shards is
+//! placed in each shard apart, with its positions there only: a tab that
+//! reads streams of two of them gets it twice, with positions that do not
+//! overlap. The event's id tells the second: the ids of the latest events
+//! are kept ([`RECENT_IDS`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use crate::{
     RoomName, UserId,
     protocol::Resume,
-    stream::{Mark, Position, Recorded, Stream, TabId},
+    stream::{EventId, Mark, Position, Recorded, Stream, TabId},
 };
+
+/// Ids of the latest durable events a tab keeps, to know one that comes
+/// again through another shard.
+pub(super) const RECENT_IDS: usize = 1024;
 
 pub(super) struct Progress {
     tab: TabId,
     positions: BTreeMap<Stream, Mark>,
+    /// The ids of the latest events handed on, oldest first, and as a set.
+    recent: VecDeque<EventId>,
+    recent_set: HashSet<EventId>,
     /// Streams a page showed without a position to recover from (the
     /// server could not give one): once the tab follows them, it counts
     /// what it may have missed as missed.
@@ -43,6 +56,8 @@ impl Progress {
         Self {
             tab,
             positions: BTreeMap::new(),
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
             unanchored: BTreeSet::new(),
             user: None,
             welcomed: false,
@@ -122,15 +137,16 @@ impl Progress {
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to
     /// the handlers), `false` if the tab had it already: it received the
-    /// event at that position in one of the streams it came through. Its
-    /// positions are kept in the streams the tab `follows` (not a room it
-    /// has let go of while the event was on its way).
+    /// event at that position in one of the streams it came through, or
+    /// the event of that id lately (through another shard). Its positions
+    /// are kept in the streams the tab `follows` (not a room it has let go
+    /// of while the event was on its way).
     pub fn arrived(&mut self, recorded: &Recorded, follows: impl Fn(&Stream) -> bool) -> bool {
         let had = recorded.positions().any(|(stream, position)| {
             self.positions
                 .get(stream)
                 .is_some_and(|mark| mark.covers(position))
-        });
+        }) || !self.remember(recorded.id);
         for (stream, position) in recorded.positions() {
             if follows(stream)
                 && let Some(first) = Mark::receive(self.positions.get_mut(stream), position)
@@ -176,6 +192,20 @@ impl Progress {
             }
             Some(_) => {}
         }
+    }
+
+    /// Notes that the event `id` was handed on: `false` if it was lately.
+    fn remember(&mut self, id: EventId) -> bool {
+        if !self.recent_set.insert(id) {
+            return false;
+        }
+        self.recent.push_back(id);
+        if self.recent.len() > RECENT_IDS
+            && let Some(oldest) = self.recent.pop_front()
+        {
+            self.recent_set.remove(&oldest);
+        }
+        true
     }
 
     /// A room's `joined` frame: where its stream stands now. Returns
@@ -362,10 +392,26 @@ mod tests {
         assert!(!progress.arrived_following(&replayed));
         // However many events came between.
         for offset in 2..10_000 {
-            assert!(progress.arrived_following(&event(offset, ada.clone(), at(1, offset))));
+            let id = 100_000 + offset;
+            assert!(progress.arrived_following(&event(id, ada.clone(), at(1, offset))));
         }
         assert!(!progress.arrived_following(&replayed));
         assert!(progress.arrived_following(&event(7, red, at(2, 10))));
+    }
+
+    #[test]
+    fn an_event_placed_in_two_shards_is_known_by_its_id_and_moves_both_streams_on() {
+        let mut progress = Progress::new(TabId(1));
+        let (ada, red) = (Stream::User(UserId(1)), Stream::Room("team:red".into()));
+        // Through the user's shard, then the room's: no position in common.
+        assert!(progress.arrived_following(&event(42, ada.clone(), at(1, 1))));
+        assert!(!progress.arrived_following(&event(42, red.clone(), at(2, 9))));
+        assert_eq!(progress.room(&"team:red".into()), Some(at(2, 9)));
+        // Only the latest ids are kept.
+        for n in 0..RECENT_IDS as u64 {
+            progress.arrived_following(&event(1_000 + n, ada.clone(), at(1, 2 + n)));
+        }
+        assert!(progress.arrived_following(&event(42, red, at(2, 10))));
     }
 
     #[test]

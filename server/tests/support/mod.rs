@@ -113,6 +113,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         realtime: Default::default(),
         redis_url: None,
         redis_channel: server::config::DEFAULT_REDIS_CHANNEL.to_owned(),
+        redis_shards: realtime::server::broker::redis::DEFAULT_SHARDS,
         trusted_proxies: Default::default(),
         network_prefixes: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,

@@ -1,26 +1,30 @@
 //! The history of durable events in Redis, shared by every process.
 //!
-//! Each stream has two keys, named after the backplane's channel and the
-//! stream (`realtime.v1:everyone:meta`, `realtime.v1:room:chat:7:log`):
-//! a hash with its epoch and last offset, and a Redis Stream of its events
-//! whose entry ids are their offsets (`7-0`). Never one stream for all:
-//! a recovery reads one stream's events only.
+//! Each stream has two keys, named after its shard's hash tag and the
+//! stream (`{realtime.v2:3}:everyone:meta`, `{realtime.v2:11}:room:chat:7:log`,
+//! see `shards.rs`): a hash with its epoch and last offset, and a Redis
+//! Stream of its events whose entry ids are their offsets (`7-0`). Never
+//! one stream for all: a recovery reads one stream's events only.
 //!
 //! Three Lua scripts do all the writing and reading, each in one atomic
-//! step:
-//! - `APPEND` gives the event the next offset in each of its streams,
-//!   appends it (trimmed to the history's length, the keys expiring after
-//!   its age; an event of several streams keeps its positions in all of
-//!   them), and publishes it on the channel with its positions. Scripts
-//!   run one at a time, so the channel carries every stream's events in
-//!   offset order, and every process delivers them in that order.
+//! step, each touching the keys and channel of one shard:
+//! - `APPEND` gives the event the next offset in each of its streams of
+//!   that shard, appends it (trimmed to the history's length, the keys
+//!   expiring after its age; an event of several streams keeps its
+//!   positions in all of them), and publishes it on the shard's channel
+//!   with its positions. Scripts run one at a time, so a shard's channel
+//!   carries each of its streams' events in offset order, and every
+//!   process delivers them in that order. An event for streams of several
+//!   shards is placed in each shard apart, with the same id: there is no
+//!   order between shards, and a tab that reads streams of two of them
+//!   knows the second copy by its id.
 //! - `READ` gives where a stream stands and the events after a position
 //!   (at most one recovery's worth), and whether the stream went back
 //!   behind that position: its offset is past the stream's last, or the
 //!   event there is not the one the reader saw (Redis restarted from an
 //!   older snapshot, and gave the offsets again).
-//! - `RESET` starts a stream again in a new epoch, and says so on the
-//!   channel.
+//! - `RESET` starts a stream again in a new epoch, and says so on its
+//!   shard's channel.
 //!
 //! A stream without a hash (never written, or expired) starts a new epoch
 //! when it is next written, its hash noting when (`born`); reading it
@@ -31,9 +35,7 @@
 //! it asks within the keys' lifetime (an epoch born and expired in between
 //! cannot be ruled out after that, and the tab is told it may have missed
 //! events). A tab with a position in an epoch that is gone is told its
-//! epoch changed. Keys of several streams appear in one `APPEND`:
-//! Redis Cluster would need them in one slot, which these names do not
-//! ask for. A Redis that comes back older than it was (a snapshot, a
+//! epoch changed. A Redis that comes back older than it was (a snapshot, a
 //! replica promoted after a failover) gives offsets again in the same
 //! epoch: each process tells it when it catches up (`READ` above) or when
 //! an offset comes again with another event, and has the stream reset in
@@ -48,13 +50,15 @@ use serde::Deserialize;
 use super::{
     super::{Durable, Fetched, NodeId, ReadError, StoredEvent},
     envelope::{Envelope, Message},
+    shards::Shards,
 };
 use crate::{
-    server::{config::HistoryLimits, registry::Kept},
+    server::{Target, config::HistoryLimits, registry::Kept},
     stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
 
-/// KEYS: the hash and the log of each stream, in pairs. ARGV: the channel,
+/// KEYS: the hash and the log of each stream (all of one shard), in pairs.
+/// ARGV: the shard's channel,
 /// the most entries a log keeps, how long keys live unwritten (ms), the
 /// envelope's header up to its positions, the rest of it with its
 /// newline, the event frame, the event id, the tab left out (or ""), then
@@ -155,7 +159,7 @@ return {epoch, last, entries, now, went_back, last_id, from_start}
 "#;
 
 /// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
-/// unwritten (ms), the channel, the envelope that says so, and the epoch
+/// unwritten (ms), the shard's channel, the envelope that says so, and the epoch
 /// the stream must still have (or "" for any): several processes that
 /// find the same stream gone back reset it once.
 const RESET: &str = r#"
@@ -202,16 +206,16 @@ impl Scripts {
 
 /// The history in Redis, as one process uses it.
 pub(super) struct RedisHistory {
-    channel: String,
+    shards: Shards,
     limits: HistoryLimits,
     /// The connection and loaded scripts, while Redis is connected.
     connected: Mutex<Option<(MultiplexedConnection, Scripts)>>,
 }
 
 impl RedisHistory {
-    pub fn new(channel: String, limits: HistoryLimits) -> Self {
+    pub fn new(shards: Shards, limits: HistoryLimits) -> Self {
         Self {
-            channel,
+            shards,
             limits,
             connected: Mutex::new(None),
         }
@@ -223,10 +227,7 @@ impl RedisHistory {
     }
 
     fn keys(&self, stream: &Stream) -> [String; 2] {
-        [
-            format!("{}:{stream}:meta", self.channel),
-            format!("{}:{stream}:log", self.channel),
-        ]
+        self.shards.keys(stream)
     }
 
     /// How long a stream's keys live unwritten: the history's age (at most
@@ -238,16 +239,58 @@ impl RedisHistory {
             .map_or(YEAR_MILLIS, |ttl| ttl.clamp(1, YEAR_MILLIS))
     }
 
-    /// The command that places `record` and publishes it, sent by `node`.
-    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Durable) -> redis::Cmd {
-        let (header_start, header_end) = header_around_positions(node, record);
-        let mut command = redis::cmd("EVALSHA");
-        command.arg(&scripts.append).arg(record.streams.len() * 2);
+    /// The commands that place `record` and publish it, sent by `node`:
+    /// one per shard of its streams, each touching that shard's keys and
+    /// channel only. The connections and tabs the emit names go with the
+    /// first (the others would deliver to them again).
+    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Durable) -> Vec<redis::Cmd> {
+        let mut groups: Vec<(u16, Vec<&Stream>)> = Vec::new();
         for stream in &record.streams {
+            let shard = self.shards.of(stream);
+            match groups.iter_mut().find(|(of, _)| *of == shard) {
+                Some((_, streams)) => streams.push(stream),
+                None => groups.push((shard, vec![stream])),
+            }
+        }
+        groups
+            .into_iter()
+            .enumerate()
+            .map(|(index, (shard, streams))| {
+                let mut target = record.target.clone();
+                if index > 0 {
+                    target.connections.clear();
+                    target.tabs.clear();
+                }
+                self.append_in_shard(scripts, node, record, &target, shard, &streams)
+            })
+            .collect()
+    }
+
+    /// The command that places `record` in `streams`, all of `shard`.
+    fn append_in_shard(
+        &self,
+        scripts: &Scripts,
+        node: NodeId,
+        record: &Durable,
+        target: &Target,
+        shard: u16,
+        streams: &[&Stream],
+    ) -> redis::Cmd {
+        let message = Message::Recorded {
+            target: target.clone(),
+            id: record.id,
+            except_tab: record.except_tab,
+            streams: streams.iter().map(|stream| (*stream).clone()).collect(),
+            positions: Vec::new(),
+        };
+        let (header_start, header_end) = header_around_positions(node, &message);
+        let mut command = redis::cmd("EVALSHA");
+        command.arg(&scripts.append).arg(streams.len() * 2);
+        for stream in streams {
             command.arg(self.keys(stream).as_slice());
         }
         command
-            .arg(&self.channel)
+            .arg(self.shards.channel_of(shard))
             .arg(self.limits.per_stream.max(1))
             .arg(self.ttl_millis())
             .arg(header_start)
@@ -260,10 +303,10 @@ impl RedisHistory {
                     .map(|tab| tab.to_string())
                     .unwrap_or_default(),
             );
-        for _ in &record.streams {
+        for _ in streams {
             command.arg(Epoch::random().to_string());
         }
-        for stream in &record.streams {
+        for stream in streams {
             command.arg(serde_json::to_string(stream).unwrap_or_default());
         }
         command
@@ -292,7 +335,7 @@ impl RedisHistory {
             .arg(self.keys(stream).as_slice())
             .arg(position.epoch.to_string())
             .arg(self.ttl_millis())
-            .arg(&self.channel)
+            .arg(self.shards.channel_of(self.shards.of(stream)))
             .arg(Envelope::encode(node, &message).as_ref())
             .arg(only_in.map(|epoch| epoch.to_string()).unwrap_or_default());
         command
@@ -455,17 +498,11 @@ impl RedisHistory {
     }
 }
 
-/// The envelope's header of `record`, split where Redis writes the
-/// positions: `…"positions":[` and `]}}` with the newline that ends it.
-fn header_around_positions(node: NodeId, record: &Durable) -> (String, String) {
-    let message = Message::Recorded {
-        target: record.target.clone(),
-        id: record.id,
-        except_tab: record.except_tab,
-        streams: record.streams.clone(),
-        positions: Vec::new(),
-    };
-    let header = Envelope::encode(node, &message);
+/// The envelope's header of a `recorded` message (without positions),
+/// split where Redis writes the positions: `…"positions":[` and `]}}`
+/// with the newline that ends it.
+fn header_around_positions(node: NodeId, message: &Message) -> (String, String) {
+    let header = Envelope::encode(node, message);
     let header = String::from_utf8_lossy(&header);
     // `positions` is the message's last field: the header ends `[]}}\n`.
     let split = header.rfind("[]").map_or(header.len(), |at| at + 1);

@@ -33,6 +33,7 @@ mod history;
 mod link;
 mod nodes;
 mod receive;
+mod shards;
 mod transport;
 
 use std::{sync::Arc, time::Duration};
@@ -48,11 +49,13 @@ use tokio::{
     time::timeout,
 };
 
+pub use self::shards::DEFAULT_SHARDS;
 use self::{
     envelope::Message,
     history::RedisHistory,
     link::{Link, Outbound},
     nodes::Nodes,
+    shards::Shards,
     transport::Transport,
 };
 use super::{Broker, Durable, Fetched, Inbox, PresenceNews, ReadError};
@@ -64,7 +67,7 @@ use crate::{
 
 /// The channel used unless [`RedisBackplane::channel`] says otherwise.
 /// Its name carries the envelope format's version.
-pub const DEFAULT_CHANNEL: &str = "realtime.v1";
+pub const DEFAULT_CHANNEL: &str = "realtime.v2";
 
 /// Envelopes waiting to be published, at most. When Redis cannot keep up,
 /// further emits reach this process's connections only (and are counted).
@@ -106,6 +109,7 @@ impl Default for Liveness {
 pub struct RedisBackplane {
     client: Client,
     channel: String,
+    shards: u16,
     liveness: Liveness,
     backoff: Backoff,
 }
@@ -118,6 +122,7 @@ impl RedisBackplane {
         Ok(Self {
             client,
             channel: DEFAULT_CHANNEL.to_owned(),
+            shards: DEFAULT_SHARDS,
             liveness: Liveness::default(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
         })
@@ -127,6 +132,15 @@ impl RedisBackplane {
     /// Give each application its own when they share a Redis server.
     pub fn channel(mut self, channel: impl Into<String>) -> Self {
         self.channel = channel.into();
+        self
+    }
+
+    /// How many shards the streams are spread over (at least 1), each with
+    /// a channel of its own: the same for every process on the channel,
+    /// and fixed for a deployment (a stream's shard is a hash of its name
+    /// modulo the count).
+    pub fn shards(mut self, shards: u16) -> Self {
+        self.shards = shards.max(1);
         self
     }
 
@@ -149,7 +163,10 @@ impl RedisBackplane {
         let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
         RedisBroker {
             link: Arc::new(Link::new(outbound)),
-            history: Arc::new(RedisHistory::new(self.channel.clone(), limits)),
+            history: Arc::new(RedisHistory::new(
+                Shards::new(&self.channel, self.shards),
+                limits,
+            )),
             nodes: Arc::new(Nodes::default()),
             max_event_bytes,
             waiting: Mutex::new(Some((self, queue))),

@@ -37,6 +37,7 @@ use super::{
     link::{Link, Outbound},
     nodes::Nodes,
     receive::Receive,
+    shards::Shards,
 };
 
 /// Most envelopes sent in one pipeline.
@@ -73,8 +74,12 @@ impl Transport {
         let mut lost_at: Option<Instant> = None;
         let mut ever_connected = false;
         loop {
+            let shards = Shards::new(&self.settings.channel, self.settings.shards);
+            let channels: Vec<String> = std::iter::once(self.settings.channel.clone())
+                .chain(shards.channels())
+                .collect();
             let connected = tokio::select! {
-                connected = connect(&self.settings.client, &self.settings.channel) => connected,
+                connected = connect(&self.settings.client, &channels) => connected,
                 _ = self.stopped.changed() => return,
             };
             match connected {
@@ -322,8 +327,9 @@ impl Transport {
                     pipeline.publish(channel, envelope.as_ref()).ignore();
                 }
                 Outbound::Record(record) => {
-                    let append = self.history.append(scripts, self.link.node, record);
-                    pipeline.add_command(append).ignore();
+                    for append in self.history.append(scripts, self.link.node, record) {
+                        pipeline.add_command(append).ignore();
+                    }
                 }
             }
         }
@@ -393,10 +399,10 @@ impl Transport {
 }
 
 /// Opens the publishing connection (with the history's scripts loaded)
-/// and the subscription to `channel`.
+/// and the subscription to `channels`: the backplane's, and its shards'.
 async fn connect(
     client: &Client,
-    channel: &str,
+    channels: &[String],
 ) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub, Scripts)> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -409,7 +415,7 @@ async fn connect(
         .await
         .map_err(|_| timed_out("connecting"))??;
     // Subscribed before saying hello, so no answer is missed.
-    timeout(REDIS_TIMEOUT, subscription.subscribe(channel))
+    timeout(REDIS_TIMEOUT, subscription.subscribe(channels))
         .await
         .map_err(|_| timed_out("subscribing"))??;
     Ok((publisher, subscription, scripts))
