@@ -34,6 +34,7 @@ mod link;
 mod nodes;
 mod receive;
 mod shards;
+mod subscriber;
 mod transport;
 
 use std::{sync::Arc, time::Duration};

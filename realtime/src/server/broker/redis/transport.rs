@@ -22,11 +22,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
 use tokio::{
     sync::{mpsc, watch},
-    time::{MissedTickBehavior, timeout},
+    time::MissedTickBehavior,
 };
 
 use super::{
@@ -38,6 +37,7 @@ use super::{
     nodes::Nodes,
     receive::Receive,
     shards::Shards,
+    subscriber::{Received, Subscriber},
 };
 
 /// Most envelopes sent in one pipeline.
@@ -83,7 +83,7 @@ impl Transport {
                 _ = self.stopped.changed() => return,
             };
             match connected {
-                Ok((publisher, subscription, scripts)) => {
+                Ok((publisher, subscriber, scripts)) => {
                     self.settings.backoff.reset();
                     self.history
                         .set_connected(Some((publisher.clone(), scripts.clone())));
@@ -113,7 +113,7 @@ impl Transport {
                         (true, None) => {}
                     }
                     ever_connected = true;
-                    let ended = self.serve(publisher, subscription, &scripts).await;
+                    let ended = self.serve(publisher, subscriber, &scripts).await;
                     self.link.set_up(false);
                     self.history.set_connected(None);
                     match ended {
@@ -159,10 +159,9 @@ impl Transport {
     async fn serve(
         &mut self,
         mut publisher: MultiplexedConnection,
-        subscription: redis::aio::PubSub,
+        mut subscriber: Subscriber,
         scripts: &Scripts,
     ) -> Ended {
-        let mut messages = subscription.into_on_message();
         // What waited for Redis (ends of sessions) goes first, then the
         // durable streams are set right, then this node's whole presence,
         // which asks the others for theirs. Publications received
@@ -181,9 +180,8 @@ impl Transport {
         let mut batch = Vec::with_capacity(MAX_PIPELINE);
         loop {
             tokio::select! {
-                message = messages.next() => match message {
-                    Some(message) => {
-                        let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+                received = subscriber.next() => match received {
+                    Received::Message(payload) => {
                         self.receive().message(payload);
                         // An offset that came again with another event: the
                         // stream starts again now, before more of the
@@ -194,7 +192,7 @@ impl Transport {
                             return Ended::Lost(error.to_string());
                         }
                     }
-                    None => return Ended::Lost("the subscription closed".to_owned()),
+                    Received::Lost => return Ended::Lost("the subscription closed".to_owned()),
                 },
                 () = self.link.pending_ready() => {
                     if let Err(error) = self.publish_pending(&mut publisher).await {
@@ -403,7 +401,7 @@ impl Transport {
 async fn connect(
     client: &Client,
     channels: &[String],
-) -> redis::RedisResult<(MultiplexedConnection, redis::aio::PubSub, Scripts)> {
+) -> redis::RedisResult<(MultiplexedConnection, Subscriber, Scripts)> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT));
@@ -411,17 +409,12 @@ async fn connect(
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
     let scripts = Scripts::load(&mut publisher).await?;
-    let mut subscription = timeout(REDIS_TIMEOUT, client.get_async_pubsub())
-        .await
-        .map_err(|_| timed_out("connecting"))??;
     // Subscribed before saying hello, so no answer is missed.
-    timeout(REDIS_TIMEOUT, subscription.subscribe(channels))
-        .await
-        .map_err(|_| timed_out("subscribing"))??;
-    Ok((publisher, subscription, scripts))
+    let subscriber = Subscriber::connect(client, channels).await?;
+    Ok((publisher, subscriber, scripts))
 }
 
-fn timed_out(what: &'static str) -> redis::RedisError {
+pub(super) fn timed_out(what: &'static str) -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         format!("Redis did not answer in time ({what})"),
