@@ -10,12 +10,18 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use realtime::{
     Position, Stream,
-    protocol::{Resume, ServerFrame},
-    server::{Hub, HubBuilder, HubConfig, JoinRequest, Target, broker::redis::RedisBackplane},
+    protocol::{ClientFrame, Resume, ServerFrame},
+    server::{
+        Hub, HubBuilder, HubConfig, JoinRequest, Target,
+        broker::redis::{Liveness, RedisBackplane},
+    },
     stream::{Discontinuity, TabId},
 };
 use realtime_testing::faults::{CuttableProxy, PrivateRedis};
@@ -182,7 +188,8 @@ async fn a_tab_recovers_on_another_hub_from_its_mirror_or_from_redis() {
     b.server.hub.to_room(&red()).emit(&note("two")).unwrap();
     b.server.hub.to_room(&red()).emit(&note("three")).unwrap();
 
-    // On B, which received them all: from its mirror.
+    // On B, which placed them (and whose mirror does not follow the room:
+    // no tab of B reads it), from Redis.
     let mut on_b = b.server.connect(&tab_query(7, &[])).await;
     let frames = on_b.join_since("team:red", seen).await;
     assert_eq!(notes(&frames), ["two", "three"]);
@@ -571,6 +578,141 @@ async fn joins_without_a_position_read_redis_within_the_connections_budget() {
         joined_at(&mut tab, &format!("team:fresh{n}")).await;
     }
     assert!(start.elapsed() < Duration::from_millis(900));
+}
+
+/// A hub on `channel` with 1,024 shards, that drops a shard 300 ms after
+/// its last reader went (checked every 100 ms).
+async fn quick_node(channel: &str) -> Node {
+    let redis = RedisBackplane::new(&redis_url())
+        .unwrap()
+        .channel(channel)
+        .shards(1024)
+        .unsubscribe_after(Duration::from_millis(300))
+        .liveness(Liveness {
+            heartbeat: Duration::from_millis(100),
+            timeout: Duration::from_secs(5),
+        });
+    let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
+    connected(&server.hub, true).await;
+    Node { server }
+}
+
+/// How many processes subscribe to each of the shards' channels of
+/// `channel` that has any.
+async fn subscribers(channel: &str) -> BTreeMap<String, usize> {
+    let mut redis = redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(format!("{{{channel}:*}}:events"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut counts = BTreeMap::new();
+    for shard in channels {
+        let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&shard)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let count: usize = redis::from_redis_value(numsub[1].clone()).unwrap();
+        counts.insert(shard, count);
+    }
+    counts
+}
+
+/// Waits until `check` holds of the subscriptions on `channel`.
+async fn subscriptions_become(
+    channel: &str,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, usize>) -> bool,
+) -> BTreeMap<String, usize> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let counts = subscribers(channel).await;
+        if check(&counts) {
+            return counts;
+        }
+        assert!(Instant::now() < deadline, "{what}: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_process_hears_the_shards_its_tabs_read_and_forgets_the_others() {
+    let channel = fresh_channel();
+    let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
+    // Only everyone's shard, on both.
+    let everyone = subscriptions_become(&channel, "everyone's shard", |counts| {
+        counts.len() == 1 && counts.values().all(|count| *count == 2)
+    })
+    .await;
+
+    let mut on_b = b.server.connect(&tab_query(7, &[])).await;
+    let _ = on_b.join("team:red").await;
+    let counts = subscribers(&channel).await;
+    let red_shard = counts
+        .keys()
+        .find(|shard| !everyone.contains_key(*shard))
+        .expect("the room's shard is subscribed once a tab joins")
+        .clone();
+    assert_eq!(counts[&red_shard], 1, "B alone reads the room");
+
+    a.server.hub.to_room(&red()).emit(&note("one")).unwrap();
+    let (_, seen) = placed_note(&mut on_b).await;
+    on_b.send(&ClientFrame::Leave {
+        room: "team:red".into(),
+    })
+    .await;
+    subscriptions_become(&channel, "B drops the room's shard", |counts| {
+        !counts.contains_key(&red_shard)
+    })
+    .await;
+
+    // Said while B did not hear the shard: B's mirror forgot the room, so
+    // the tab's recovery reads Redis rather than a copy gone stale.
+    a.server.hub.to_room(&red()).emit(&note("two")).unwrap();
+    a.server.hub.to_room(&red()).emit(&note("three")).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let frames = on_b.join_since("team:red", seen).await;
+    assert_eq!(notes(&frames), ["two", "three"], "{frames:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn nothing_is_lost_between_a_join_and_its_shards_subscription() {
+    let channel = fresh_channel();
+    let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
+    const EVENTS: usize = 400;
+    let hub = a.server.hub.clone();
+    let emitter = tokio::spawn(async move {
+        for n in 0..EVENTS {
+            hub.to_room(&red()).emit(&note(&n.to_string())).unwrap();
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // B hears nothing of the room yet: its tab's join subscribes.
+    let mut tab = b.server.connect(&tab_query(7, &[])).await;
+    let joined = joined_at(&mut tab, "team:red").await;
+    let mut next = joined.offset + 1;
+    loop {
+        // Every event after the joined position, in order, once, and no
+        // discontinuity (`placed_note` takes nothing else).
+        let (text, position) = placed_note(&mut tab).await;
+        assert_eq!(position.epoch, joined.epoch);
+        assert_eq!(position.offset, next, "after {joined:?}");
+        next += 1;
+        if text == (EVENTS - 1).to_string() {
+            break;
+        }
+    }
+    emitter.await.unwrap();
 }
 
 #[tokio::test]

@@ -109,6 +109,18 @@ impl Inbox for HubInbox {
             .unwrap_or_default()
     }
 
+    fn streams_read_here(&self) -> Vec<Stream> {
+        self.hub()
+            .map(|hub| hub.inner.registry.streams_read())
+            .unwrap_or_default()
+    }
+
+    fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
+        if let Some(hub) = self.hub() {
+            hub.inner.streams.forget_unheard(unheard);
+        }
+    }
+
     fn caught_up(&self, stream: &Stream, from: Position, fetched: Result<Fetched, ReadError>) {
         if let Some(hub) = self.hub() {
             hub.finish(hub.inner.streams.caught_up(stream, from, fetched));

@@ -22,8 +22,9 @@
 //! start again, the streams followed here catch up, and those whose
 //! history went back start again too.
 //!
-//! The next ones plug in here: Redis Cluster (streams in shards, each
-//! process hearing only what its tabs read) and an outbox in the database.
+//! The next ones plug in here: Redis Cluster (the Redis broker already
+//! spreads streams over shards, each process hearing only the shards its
+//! tabs read) and an outbox in the database.
 //!
 //! The hub never asks whether it is alone: it asks its broker, and the
 //! local broker answers as one process does.
@@ -171,6 +172,21 @@ pub(crate) trait Broker: Send + Sync + 'static {
     /// Whether the shared history can be read now.
     fn can_read(&self) -> bool;
 
+    /// A connection here is about to read `stream`: resolves once this
+    /// process hears the stream's events (with Redis, its shard's channel
+    /// subscribed), so that what a read of the shared history made after
+    /// it misses nothing published since. At once when it already does,
+    /// or cannot (the broker is away).
+    fn follow<'a>(&'a self, _stream: &'a Stream) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Whether this process hears `stream`'s events now: only then does
+    /// its mirror follow the stream.
+    fn hears(&self, _stream: &Stream) -> bool {
+        true
+    }
+
     /// Reads `stream` in the shared history: what followed `since` (or
     /// where it stands, for `None`). `since_id`: the id of the event at
     /// `since`, if known, to tell a history that went back.
@@ -251,6 +267,13 @@ pub(crate) trait Inbox: Send + Sync {
     /// The streams followed here with readers, how far, and the id of the
     /// event there: what to catch up on after a reconnection.
     fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)>;
+
+    /// The users' and rooms' streams some connection here reads.
+    fn streams_read_here(&self) -> Vec<Stream>;
+
+    /// The broker no longer hears these streams: the mirror forgets those
+    /// without readers here.
+    fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool);
 
     /// What the shared history holds of `stream` after `from`, where this
     /// process stopped following it (or why it could not be read).

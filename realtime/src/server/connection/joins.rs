@@ -94,6 +94,8 @@ async fn decide(
         Ok(()) => {
             let stream = Stream::Room(room.clone());
             let streams = &hub.inner.streams;
+            // Heard before it is read: nothing published meanwhile is lost.
+            streams.follow(&stream).await;
             let may_read = streams.must_read(&stream, since)
                 && match since {
                     Some(_) => reads.check().is_ok(),

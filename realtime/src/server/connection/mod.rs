@@ -197,6 +197,10 @@ pub(super) async fn register(
             (stream, since)
         })
         .collect();
+    // Heard before they are read: nothing published meanwhile is lost.
+    for (stream, _) in &wanted {
+        hub.inner.streams.follow(stream).await;
+    }
     let fetched = hub.inner.streams.fetch(wanted).await;
     if let Some(session) = &identity.session
         && hub.inner.ended_sessions.contains(session)

@@ -309,6 +309,14 @@ impl Registry {
     pub fn stats(&self) -> RegistryStats {
         self.maps.read().stats()
     }
+
+    /// The users' and rooms' streams some connection here reads.
+    pub fn streams_read(&self) -> Vec<Stream> {
+        let maps = self.maps.read();
+        let users = maps.users.keys().map(|user| Stream::User(*user));
+        let rooms = maps.rooms.keys().cloned().map(Stream::Room);
+        users.chain(rooms).collect()
+    }
 }
 
 /// Hashes a connection id as it is. Ids are random 64-bit numbers made by

@@ -370,6 +370,20 @@ impl History {
             .collect()
     }
 
+    /// Forgets the streams `forgotten` says (a mirror that stops hearing
+    /// them would miss their events).
+    pub fn forget_where(&mut self, forgotten: impl Fn(&Stream) -> bool) {
+        let streams: Vec<Stream> = self
+            .streams
+            .keys()
+            .filter(|stream| forgotten(stream))
+            .cloned()
+            .collect();
+        for stream in streams {
+            self.forget(&stream);
+        }
+    }
+
     /// Forgets a stream (a mirror that may have missed some of it).
     pub fn forget(&mut self, stream: &Stream) {
         if let Some(log) = self.streams.remove(stream) {

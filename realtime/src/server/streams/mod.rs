@@ -148,21 +148,46 @@ impl Streams {
 
     /// Where `stream` is now, to recover from later: what a page rendered
     /// now embeds. `None` when the history is off, or when it is shared and
-    /// could not be read.
+    /// could not be read. A stream this process does not hear is not
+    /// learnt: its mirror would not follow it.
     pub async fn position(&self, stream: &Stream) -> Option<Position> {
         if !self.records {
             return None;
         }
         let mut fetched = self.fetch([(stream.clone(), None)]).await;
         let (mut history, _maps) = self.lock();
+        if !self.broker.hears(stream) {
+            return fetched.remove(stream).map(|fetched| fetched.position);
+        }
         position_here(&mut history, stream, fetched.remove(stream))
+    }
+
+    /// Waits until this process hears `stream`'s events, before a
+    /// connection starts reading it (see [`Broker::follow`]).
+    pub async fn follow(&self, stream: &Stream) {
+        self.broker.follow(stream).await;
+    }
+
+    /// Forgets what the mirror holds of the streams this process no longer
+    /// hears, without readers here: it would miss their next events.
+    pub fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
+        let (mut history, maps) = self.lock();
+        history.forget_where(|stream| unheard(stream) && !maps.has_readers(stream));
     }
 
     /// Whether following `stream` from `since` (or from where it stands,
     /// for `None`) needs a read of the shared history: it is shared,
     /// reachable, and this process's mirror does not hold what is asked.
     pub fn must_read(&self, stream: &Stream, since: Option<Position>) -> bool {
-        self.records && self.broker.can_read() && !self.history.lock().covers(stream, since)
+        self.records
+            && self.broker.can_read()
+            && !self.mirror_holds(&self.history.lock(), stream, since)
+    }
+
+    /// Whether the mirror holds what following `stream` from `since`
+    /// needs: a stream this process does not hear, it cannot.
+    fn mirror_holds(&self, history: &History, stream: &Stream, since: Option<Position>) -> bool {
+        self.broker.hears(stream) && history.covers(stream, since)
     }
 
     /// Reads from the shared history what recovering each stream from its
@@ -180,7 +205,7 @@ impl Streams {
             let history = self.history.lock();
             wanted
                 .into_iter()
-                .filter(|(stream, since)| !history.covers(stream, *since))
+                .filter(|(stream, since)| !self.mirror_holds(&history, stream, *since))
                 .collect()
         };
         let reads = needed.into_iter().map(|(stream, since)| async move {

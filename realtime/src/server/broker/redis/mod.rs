@@ -21,14 +21,18 @@
 //!
 //! Durable events take another way: the link queues them as [`Durable`]
 //! records; the transport has Redis append them to the history
-//! (`history.rs`), whose script publishes them; `receive.rs` on every
-//! node, the emitting one included, hands them to the hub in the order
-//! Redis placed them. Recoveries a node's mirror cannot serve read Redis's
-//! history (`history.rs`).
+//! (`history.rs`), whose script publishes them on the channel of their
+//! stream's shard (`shards.rs`); `receive.rs` on every node that reads a
+//! stream of that shard, the emitting one included, hands them to the hub
+//! in the order Redis placed them. A node subscribes to a shard while its
+//! tabs read one of its streams (`following.rs`), on a connection whose
+//! subscriptions change while it receives (`subscriber.rs`). Recoveries a
+//! node's mirror cannot serve read Redis's history (`history.rs`).
 //!
 //! `nodes.rs` keeps which other nodes were heard from lately.
 
 mod envelope;
+mod following;
 mod history;
 mod link;
 mod nodes;
@@ -53,6 +57,7 @@ use tokio::{
 pub use self::shards::DEFAULT_SHARDS;
 use self::{
     envelope::Message,
+    following::Following,
     history::RedisHistory,
     link::{Link, Outbound},
     nodes::Nodes,
@@ -75,6 +80,8 @@ pub const DEFAULT_CHANNEL: &str = "realtime.v2";
 const OUTBOUND_CAPACITY: usize = 16 * 1024;
 /// How long connecting, and each command, may take.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a process stays subscribed to a shard nobody here reads.
+pub const DEFAULT_UNSUBSCRIBE_AFTER: Duration = Duration::from_secs(30);
 
 /// The backplane could not be set up.
 #[derive(Debug, Error)]
@@ -111,6 +118,7 @@ pub struct RedisBackplane {
     client: Client,
     channel: String,
     shards: u16,
+    unsubscribe_after: Duration,
     liveness: Liveness,
     backoff: Backoff,
 }
@@ -124,6 +132,7 @@ impl RedisBackplane {
             client,
             channel: DEFAULT_CHANNEL.to_owned(),
             shards: DEFAULT_SHARDS,
+            unsubscribe_after: DEFAULT_UNSUBSCRIBE_AFTER,
             liveness: Liveness::default(),
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
         })
@@ -145,6 +154,13 @@ impl RedisBackplane {
         self
     }
 
+    /// How long a process stays subscribed to a shard after its last
+    /// connection reading a stream of it went (checked at each heartbeat).
+    pub fn unsubscribe_after(mut self, after: Duration) -> Self {
+        self.unsubscribe_after = after;
+        self
+    }
+
     /// How often processes say they are alive, and how long before a
     /// silent one's presence is forgotten.
     pub fn liveness(mut self, liveness: Liveness) -> Self {
@@ -162,15 +178,19 @@ impl RedisBackplane {
     /// events of at most `max_event_bytes`.
     pub(crate) fn into_broker(self, limits: HistoryLimits, max_event_bytes: usize) -> RedisBroker {
         let (outbound, queue) = mpsc::channel(OUTBOUND_CAPACITY);
+        let shards = Shards::new(&self.channel, self.shards);
+        let (following, requests) = Following::new(shards.clone(), self.unsubscribe_after);
         RedisBroker {
             link: Arc::new(Link::new(outbound)),
-            history: Arc::new(RedisHistory::new(
-                Shards::new(&self.channel, self.shards),
-                limits,
-            )),
+            history: Arc::new(RedisHistory::new(shards, limits)),
+            following: Arc::new(following),
             nodes: Arc::new(Nodes::default()),
             max_event_bytes,
-            waiting: Mutex::new(Some((self, queue))),
+            waiting: Mutex::new(Some(Waiting {
+                settings: self,
+                queue,
+                requests,
+            })),
             running: Mutex::new(None),
         }
     }
@@ -182,21 +202,35 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// What the transport takes when it starts.
+struct Waiting {
+    settings: RedisBackplane,
+    queue: mpsc::Receiver<Outbound>,
+    /// Shards to subscribe to (`following.rs`).
+    requests: mpsc::UnboundedReceiver<u16>,
+}
+
 /// The broker over Redis: see the module documentation.
 pub(crate) struct RedisBroker {
     link: Arc<Link>,
     history: Arc<RedisHistory>,
+    following: Arc<Following>,
     nodes: Arc<Nodes>,
     /// The largest event frame this process sends (and takes from others).
     max_event_bytes: usize,
-    /// The settings and the outbound queue, until the transport starts.
-    waiting: Mutex<Option<(RedisBackplane, mpsc::Receiver<Outbound>)>>,
+    /// What the transport takes when it starts.
+    waiting: Mutex<Option<Waiting>>,
     running: Mutex<Option<Running>>,
 }
 
 impl Broker for RedisBroker {
     fn start(&self, inbox: Arc<dyn Inbox>) {
-        let Some((settings, queue)) = self.waiting.lock().take() else {
+        let Some(Waiting {
+            settings,
+            queue,
+            requests,
+        }) = self.waiting.lock().take()
+        else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -209,9 +243,11 @@ impl Broker for RedisBroker {
                 inbox,
                 link: Arc::clone(&self.link),
                 history: Arc::clone(&self.history),
+                following: Arc::clone(&self.following),
                 nodes: Arc::clone(&self.nodes),
                 settings,
                 queue,
+                requests,
                 stopped,
                 max_event_bytes: self.max_event_bytes,
             }
@@ -237,6 +273,14 @@ impl Broker for RedisBroker {
 
     fn can_read(&self) -> bool {
         self.link.is_up()
+    }
+
+    fn follow<'a>(&'a self, stream: &'a Stream) -> BoxFuture<'a, ()> {
+        Box::pin(self.following.follow(stream))
+    }
+
+    fn hears(&self, stream: &Stream) -> bool {
+        self.following.hears(stream)
     }
 
     fn read<'a>(

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::{
     super::{Inbox, NodeId, Placed, PresenceNews},
     envelope::{Envelope, Message},
+    following::Following,
     link::Link,
     nodes::Nodes,
 };
@@ -27,6 +28,7 @@ const MAX_REPLAYED: usize = 1000;
 pub(super) struct Receive<'a> {
     pub inbox: &'a dyn Inbox,
     pub link: &'a Link,
+    pub following: &'a Following,
     pub nodes: &'a Nodes,
     /// The largest event frame this node would send.
     pub max_event_bytes: usize,
@@ -60,6 +62,9 @@ impl Receive<'_> {
                 positions,
                 envelope.payload,
             ),
+            // Of a shard unsubscribed while it was on its way: the mirror
+            // forgot the stream, and must not take it up again unheard.
+            Message::Reset { stream, .. } if !self.following.hears(&stream) => {}
             Message::Reset { stream, position } => {
                 // A new epoch begins at its start; anything else is not a
                 // reset this code sends.
@@ -134,6 +139,10 @@ impl Receive<'_> {
     ) {
         if streams.len() != positions.len() || positions.iter().any(|at| at.offset == 0) {
             tracing::warn!(node = %from, "dropped a durable event without a position in each stream");
+            return;
+        }
+        // Of a shard unsubscribed while it was on its way (see `Reset`).
+        if !streams.iter().all(|stream| self.following.hears(stream)) {
             return;
         }
         let Some(frame) = self.event_frame(from, payload) else {

@@ -46,11 +46,6 @@ impl Shards {
         format!("{}:events", self.tag(shard))
     }
 
-    /// Every shard's channel.
-    pub fn channels(&self) -> impl Iterator<Item = String> + '_ {
-        (0..self.count).map(|shard| self.channel_of(shard))
-    }
-
     /// A stream's keys: its hash (epoch, last offset, when it was born) and
     /// its log.
     pub fn keys(&self, stream: &Stream) -> [String; 2] {

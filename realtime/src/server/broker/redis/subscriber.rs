@@ -59,6 +59,13 @@ impl Subscriber {
             .map_err(|_| timed_out("subscribing"))?
     }
 
+    /// Unsubscribes from `channels`, within the command timeout.
+    pub async fn unsubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        timeout(REDIS_TIMEOUT, self.connection.unsubscribe(channels))
+            .await
+            .map_err(|_| timed_out("unsubscribing"))?
+    }
+
     /// The next message, or the end of the connection.
     pub async fn next(&mut self) -> Received {
         loop {

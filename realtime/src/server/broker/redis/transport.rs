@@ -32,11 +32,11 @@ use super::{
     super::{Inbox, NodeId, Placement, Read, SharedHistory, reconcile, reset_diverged},
     REDIS_TIMEOUT, RedisBackplane,
     envelope::{Envelope, Message},
+    following::Following,
     history::{RedisHistory, Scripts},
     link::{Link, Outbound},
     nodes::Nodes,
     receive::Receive,
-    shards::Shards,
     subscriber::{Received, Subscriber},
 };
 
@@ -54,9 +54,12 @@ pub(super) struct Transport {
     pub inbox: Arc<dyn Inbox>,
     pub link: Arc<Link>,
     pub history: Arc<RedisHistory>,
+    pub following: Arc<Following>,
     pub nodes: Arc<Nodes>,
     pub settings: RedisBackplane,
     pub queue: mpsc::Receiver<Outbound>,
+    /// Shards to subscribe to now (`following.rs`).
+    pub requests: mpsc::UnboundedReceiver<u16>,
     pub stopped: watch::Receiver<bool>,
     /// The largest event frame this process sends (and takes).
     pub max_event_bytes: usize,
@@ -74,9 +77,11 @@ impl Transport {
         let mut lost_at: Option<Instant> = None;
         let mut ever_connected = false;
         loop {
-            let shards = Shards::new(&self.settings.channel, self.settings.shards);
+            // The backplane's channel, and the shards wanted now.
+            let wanted = self.following.wanted(&self.inbox.streams_read_here());
+            let shards = &self.following.shards;
             let channels: Vec<String> = std::iter::once(self.settings.channel.clone())
-                .chain(shards.channels())
+                .chain(wanted.iter().map(|shard| shards.channel_of(*shard)))
                 .collect();
             let connected = tokio::select! {
                 connected = connect(&self.settings.client, &channels) => connected,
@@ -85,6 +90,7 @@ impl Transport {
             match connected {
                 Ok((publisher, subscriber, scripts)) => {
                     self.settings.backoff.reset();
+                    self.following.connected(wanted);
                     self.history
                         .set_connected(Some((publisher.clone(), scripts.clone())));
                     self.link.set_up(true);
@@ -114,6 +120,7 @@ impl Transport {
                     }
                     ever_connected = true;
                     let ended = self.serve(publisher, subscriber, &scripts).await;
+                    self.following.lost();
                     self.link.set_up(false);
                     self.history.set_connected(None);
                     match ended {
@@ -194,6 +201,11 @@ impl Transport {
                     }
                     Received::Lost => return Ended::Lost("the subscription closed".to_owned()),
                 },
+                Some(shard) = self.requests.recv() => {
+                    if let Err(error) = self.subscribe(&mut subscriber, shard).await {
+                        return Ended::Lost(error.to_string());
+                    }
+                }
                 () = self.link.pending_ready() => {
                     if let Err(error) = self.publish_pending(&mut publisher).await {
                         return Ended::Lost(error.to_string());
@@ -238,6 +250,9 @@ impl Transport {
                     if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
                         return Ended::Lost(error.to_string());
                     }
+                    if let Err(error) = self.hear_what_is_read(&mut subscriber).await {
+                        return Ended::Lost(error.to_string());
+                    }
                     // Streams written here in a race with the reconnection.
                     if self.inbox.has_diverged()
                         && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
@@ -261,6 +276,47 @@ impl Transport {
                 }
             }
         }
+    }
+
+    /// Subscribes to `shard`'s channel, if it still needs it, and lets
+    /// the connections waiting for it go on. What the mirror held of the
+    /// shard's streams was not heard until now (kept from before, or
+    /// written here while Redis was away, and reset since): it is
+    /// forgotten first, so that those connections read Redis instead.
+    async fn subscribe(&self, subscriber: &mut Subscriber, shard: u16) -> redis::RedisResult<()> {
+        if self.following.needs(shard) {
+            let shards = &self.following.shards;
+            subscriber.subscribe(&[shards.channel_of(shard)]).await?;
+            self.inbox
+                .forget_unheard(&|stream| shards.of(stream) == shard);
+            self.following.subscribed(shard);
+        }
+        Ok(())
+    }
+
+    /// Subscribes to the shards read here and not heard (a subscription
+    /// that failed to come in time), and unsubscribes from those nobody
+    /// here has read for a while; the mirror forgets their streams, which
+    /// it no longer hears.
+    async fn hear_what_is_read(&self, subscriber: &mut Subscriber) -> redis::RedisResult<()> {
+        let wanted = self.following.wanted(&self.inbox.streams_read_here());
+        for shard in &wanted {
+            self.subscribe(subscriber, *shard).await?;
+        }
+        let unwanted = self.following.take_unwanted(&wanted);
+        if unwanted.is_empty() {
+            return Ok(());
+        }
+        let shards = &self.following.shards;
+        let channels: Vec<String> = unwanted
+            .iter()
+            .map(|shard| shards.channel_of(*shard))
+            .collect();
+        subscriber.unsubscribe(&channels).await?;
+        self.inbox
+            .forget_unheard(&|stream| unwanted.contains(&shards.of(stream)));
+        tracing::debug!(shards = ?unwanted, "no longer read here: unsubscribed");
+        Ok(())
     }
 
     /// Publishes what waited, oldest first. On failure it is put back.
@@ -294,6 +350,7 @@ impl Transport {
         Receive {
             inbox: &*self.inbox,
             link: &self.link,
+            following: &self.following,
             nodes: &self.nodes,
             max_event_bytes: self.max_event_bytes,
         }
