@@ -109,12 +109,14 @@ impl Inbox for HubInbox {
             .unwrap_or_default()
     }
 
+    #[cfg(feature = "redis")]
     fn streams_read_here(&self) -> Vec<Stream> {
         self.hub()
             .map(|hub| hub.inner.registry.streams_read())
             .unwrap_or_default()
     }
 
+    #[cfg(feature = "redis")]
     fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
         if let Some(hub) = self.hub() {
             hub.inner.streams.forget_unheard(unheard);

@@ -269,10 +269,12 @@ pub(crate) trait Inbox: Send + Sync {
     fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)>;
 
     /// The users' and rooms' streams some connection here reads.
+    #[cfg(feature = "redis")]
     fn streams_read_here(&self) -> Vec<Stream>;
 
     /// The broker no longer hears these streams: the mirror forgets those
     /// without readers here.
+    #[cfg(feature = "redis")]
     fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool);
 
     /// What the shared history holds of `stream` after `from`, where this

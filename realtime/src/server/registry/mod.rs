@@ -311,6 +311,7 @@ impl Registry {
     }
 
     /// The users' and rooms' streams some connection here reads.
+    #[cfg(feature = "redis")]
     pub fn streams_read(&self) -> Vec<Stream> {
         let maps = self.maps.read();
         let users = maps.users.keys().map(|user| Stream::User(*user));

@@ -372,6 +372,7 @@ impl History {
 
     /// Forgets the streams `forgotten` says (a mirror that stops hearing
     /// them would miss their events).
+    #[cfg(feature = "redis")]
     pub fn forget_where(&mut self, forgotten: impl Fn(&Stream) -> bool) {
         let streams: Vec<Stream> = self
             .streams

@@ -170,6 +170,7 @@ impl Streams {
 
     /// Forgets what the mirror holds of the streams this process no longer
     /// hears, without readers here: it would miss their next events.
+    #[cfg(feature = "redis")]
     pub fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
         let (mut history, maps) = self.lock();
         history.forget_where(|stream| unheard(stream) && !maps.has_readers(stream));
