@@ -378,16 +378,23 @@ impl Limits {
     /// lately). Call it with valid account names only.
     pub fn begin_log_in(&self, name: &str, network: Network) -> Result<LogInAttempt, AppError> {
         let key = (name.to_lowercase(), network);
-        self.inner.failures.count(&key)?;
+        let failures = &self.inner.failures;
+        let accounts = &self.inner.account_failures;
+        let network_window = failures.count(&key, true)?;
+        // From a network the account logged in from lately, it counts
+        // against the account too, but is never refused for it.
         let known = self.inner.known.contains_key(&key);
-        if !known && let Err(error) = self.inner.account_failures.count(&key.0) {
-            self.inner.failures.uncount(&key);
-            return Err(error);
-        }
+        let account_window = match accounts.count(&key.0, !known) {
+            Ok(window) => window,
+            Err(error) => {
+                failures.uncount(&key, network_window);
+                return Err(error);
+            }
+        };
         Ok(LogInAttempt {
             limits: Arc::clone(&self.inner),
             key,
-            counted_for_account: !known,
+            windows: (network_window, account_window),
             outcome: None,
         })
     }
@@ -419,7 +426,9 @@ impl Limits {
 pub struct LogInAttempt {
     limits: Arc<Limiters>,
     key: (String, Network),
-    counted_for_account: bool,
+    /// When the windows it was counted in began (the network's, the
+    /// account's): it is taken back from those only.
+    windows: (Instant, Instant),
     outcome: Option<bool>,
 }
 
@@ -444,11 +453,9 @@ impl Drop for LogInAttempt {
                 limits.failures.clear(&self.key);
                 limits.known.insert(self.key.clone(), ());
             }
-            None => limits.failures.uncount(&self.key),
+            None => limits.failures.uncount(&self.key, self.windows.0),
         }
-        if self.counted_for_account {
-            limits.account_failures.uncount(&self.key.0);
-        }
+        limits.account_failures.uncount(&self.key.0, self.windows.1);
     }
 }
 
@@ -610,32 +617,37 @@ impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
     }
 
     /// Counts one failure of `key`, unless it has had its failures within
-    /// the window (then refused, and not counted): one step, so attempts
-    /// at once cannot all pass before any is counted.
-    fn count(&self, key: &K) -> Result<(), AppError> {
+    /// the window and `may_refuse` (then refused, and not counted): one
+    /// step, so attempts at once cannot all pass before any is counted.
+    /// Returns when the window it was counted in began.
+    fn count(&self, key: &K, may_refuse: bool) -> Result<Instant, AppError> {
         let (allowed, window) = (self.allowed, self.window);
         let mut refused = None;
+        let mut counted_in = Instant::now();
         self.counts.entry(key.clone()).and_compute_with(|held| {
             let strikes = held
                 .map(|entry| entry.into_value())
                 .filter(|strikes| strikes.since.elapsed() < window);
             match strikes {
-                Some(strikes) if strikes.count >= allowed => {
+                Some(strikes) if may_refuse && strikes.count >= allowed => {
                     refused = Some(window.saturating_sub(strikes.since.elapsed()));
                     Op::Nop
                 }
-                Some(strikes) => Op::Put(Strikes {
-                    count: strikes.count + 1,
-                    ..strikes
-                }),
+                Some(strikes) => {
+                    counted_in = strikes.since;
+                    Op::Put(Strikes {
+                        count: strikes.count.saturating_add(1),
+                        ..strikes
+                    })
+                }
                 None => Op::Put(Strikes {
                     count: 1,
-                    since: Instant::now(),
+                    since: counted_in,
                 }),
             }
         });
         let Some(wait) = refused else {
-            return Ok(());
+            return Ok(counted_in);
         };
         metrics::counter!("app_rate_limited_total", "limit" => self.action.label()).increment(1);
         Err(AppError::TooManyRequests {
@@ -644,10 +656,11 @@ impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
     }
 
     /// Takes back one failure counted by [`Failures::count`] that was not
-    /// one.
-    fn uncount(&self, key: &K) {
+    /// one, if its window (begun at `window`) is still the key's.
+    fn uncount(&self, key: &K, window: Instant) {
         self.counts.entry(key.clone()).and_compute_with(|held| {
             match held.map(|entry| entry.into_value()) {
+                Some(strikes) if strikes.since != window => Op::Nop,
                 Some(strikes) if strikes.count > 1 => Op::Put(Strikes {
                     count: strikes.count - 1,
                     ..strikes
@@ -815,6 +828,14 @@ mod tests {
         }
         assert!(limits.begin_log_in("ada", network("203.0.113.9")).is_err());
         assert_eq!(right_password(&limits, "Ada", home), Ok(()));
+        // Wrong passwords from her usual network still count against the
+        // account (and are not refused for it).
+        let limits = Limits::new(&config);
+        assert_eq!(right_password(&limits, "ada", home), Ok(()));
+        for _ in 0..3 {
+            assert_eq!(wrong_password(&limits, "ada", home), Ok(()));
+        }
+        assert!(limits.begin_log_in("ada", network("203.0.113.9")).is_err());
     }
 
     #[test]

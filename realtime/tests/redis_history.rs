@@ -653,9 +653,11 @@ async fn a_process_hears_the_shards_its_tabs_read_and_forgets_the_others() {
     })
     .await;
 
-    let mut on_b = b.server.connect(&tab_query(7, &[])).await;
+    // A visitor: no user's stream, so the one new shard is the room's.
+    let mut on_b = b.server.anonymous().await;
     let _ = on_b.join("team:red").await;
     let counts = subscribers(&channel).await;
+    assert_eq!(counts.len(), 2, "{counts:?}");
     let red_shard = counts
         .keys()
         .find(|shard| !everyone.contains_key(*shard))
@@ -681,6 +683,21 @@ async fn a_process_hears_the_shards_its_tabs_read_and_forgets_the_others() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let frames = on_b.join_since("team:red", seen).await;
     assert_eq!(notes(&frames), ["two", "three"], "{frames:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_durable_event_reaches_a_connection_it_names_on_a_process_that_does_not_read_its_room() {
+    let channel = fresh_channel();
+    let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
+    let mut reader = a.server.anonymous().await;
+    let _ = reader.join("team:red").await;
+    // B hears nothing of the room.
+    let mut named = b.server.anonymous().await;
+    let target = Target::room(&red()).and(Target::connection(named.connection));
+    a.server.hub.target(target).emit(&note("to both")).unwrap();
+    assert_eq!(placed_note(&mut reader).await.0, "to both");
+    assert_eq!(named.event::<Note>().await, note("to both"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,8 +189,23 @@ impl Emit<'_> {
             });
         }
         if E::DURABLE && self.hub.inner.streams.records() && !self.target.is_connections_only() {
-            let delivery = self.hub.inner.streams.emit(&self.target, frame, placed);
-            return Ok(self.hub.finish(delivery));
+            let mut target = self.target;
+            // With a shared history, an event is placed in each of its
+            // streams' shards, which only the processes reading them hear:
+            // the connections it names besides are reached as a volatile
+            // event is, by every process (one that also reads a stream
+            // then gets it twice, once without positions).
+            let direct = if self.hub.inner.streams.shares_history() {
+                target.take_direct()
+            } else {
+                None
+            };
+            let mut delivered = direct.map_or(0, |direct| {
+                self.hub.deliver_everywhere(&direct, frame.clone().into())
+            });
+            let delivery = self.hub.inner.streams.emit(&target, frame, placed);
+            delivered += self.hub.finish(delivery);
+            return Ok(delivered);
         }
         not_kept(placed);
         Ok(self.hub.deliver_everywhere(&self.target, frame.into()))

@@ -117,6 +117,16 @@ impl Inbox for HubInbox {
     }
 
     #[cfg(feature = "redis")]
+    fn followed_where(
+        &self,
+        chosen: &dyn Fn(&Stream) -> bool,
+    ) -> Vec<(Stream, Position, Option<EventId>)> {
+        self.hub()
+            .map(|hub| hub.inner.streams.followed_where(chosen))
+            .unwrap_or_default()
+    }
+
+    #[cfg(feature = "redis")]
     fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
         if let Some(hub) = self.hub() {
             hub.inner.streams.forget_unheard(unheard);

@@ -136,6 +136,25 @@ impl Target {
         !self.everyone && self.users.is_empty() && self.rooms.is_empty()
     }
 
+    /// Splits the single connections and tabs this target names (with
+    /// what it leaves out) from the rest: `None` when it names none, or
+    /// nothing else (everyone's stream reaches them all).
+    pub(crate) fn take_direct(&mut self) -> Option<Target> {
+        if self.everyone
+            || self.is_connections_only()
+            || (self.connections.is_empty() && self.tabs.is_empty())
+        {
+            return None;
+        }
+        Some(Target {
+            connections: std::mem::take(&mut self.connections),
+            tabs: std::mem::take(&mut self.tabs),
+            except: self.except,
+            except_tab: self.except_tab,
+            ..Target::default()
+        })
+    }
+
     /// Whether this target can reach nobody at all.
     pub fn is_nobody(&self) -> bool {
         self.is_connections_only() && self.connections.is_empty() && self.tabs.is_empty()

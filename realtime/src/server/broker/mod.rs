@@ -272,6 +272,14 @@ pub(crate) trait Inbox: Send + Sync {
     #[cfg(feature = "redis")]
     fn streams_read_here(&self) -> Vec<Stream>;
 
+    /// Of the streams followed here with readers, those `chosen`, as
+    /// [`Inbox::followed`] gives them (forgetting nothing).
+    #[cfg(feature = "redis")]
+    fn followed_where(
+        &self,
+        chosen: &dyn Fn(&Stream) -> bool,
+    ) -> Vec<(Stream, Position, Option<EventId>)>;
+
     /// The broker no longer hears these streams: the mirror forgets those
     /// without readers here.
     #[cfg(feature = "redis")]
@@ -372,14 +380,24 @@ pub(crate) async fn reconcile<H: SharedHistory>(
     history: &mut H,
 ) -> Result<(), H::Error> {
     reset_diverged(inbox, history).await?;
-    let followed = inbox.followed();
+    catch_up(inbox, history, &inbox.followed()).await?;
+    reset_diverged(inbox, history).await
+}
+
+/// Has each of the `followed` streams (where this process stands in it)
+/// catch up on what the shared history holds after that.
+pub(crate) async fn catch_up<H: SharedHistory>(
+    inbox: &dyn Inbox,
+    history: &mut H,
+    followed: &[(Stream, Position, Option<EventId>)],
+) -> Result<(), H::Error> {
     for streams in followed.chunks(CATCH_UP_READS) {
         let fetched = history.read_many(streams).await?;
         for ((stream, position, _), fetched) in streams.iter().zip(fetched) {
             inbox.caught_up(stream, *position, fetched);
         }
     }
-    reset_diverged(inbox, history).await
+    Ok(())
 }
 
 /// Has the shared history start again, in new epochs, the streams written

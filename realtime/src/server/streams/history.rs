@@ -106,6 +106,9 @@ impl Log {
     /// would have heard): the reader saw it unwritten too, no earlier than
     /// the mirror (before, an epoch may have come and gone).
     fn unwritten_for(&self, position: Position) -> bool {
+        if position.offset != 0 || self.last != 0 {
+            return false;
+        }
         match (
             self.epoch.unwritten_since(),
             position.epoch.unwritten_since(),

@@ -126,6 +126,12 @@ impl Streams {
         self.records
     }
 
+    /// Whether the history is shared with other processes (each process
+    /// then hears only some of its streams).
+    pub fn shares_history(&self) -> bool {
+        self.history.lock().is_mirror()
+    }
+
     /// Notes whether some streams wait to be reset, at the end of a step.
     fn note_diverged(&self, history: &History) {
         self.diverged
@@ -148,16 +154,22 @@ impl Streams {
 
     /// Where `stream` is now, to recover from later: what a page rendered
     /// now embeds. `None` when the history is off, or when it is shared and
-    /// could not be read. A stream this process does not hear is not
-    /// learnt: its mirror would not follow it.
+    /// could not be read. What was read is learnt only for a stream read
+    /// here: the mirror may not have heard the others between the read and
+    /// now (a shard's subscription catches up on read streams only).
     pub async fn position(&self, stream: &Stream) -> Option<Position> {
         if !self.records {
             return None;
         }
         let mut fetched = self.fetch([(stream.clone(), None)]).await;
-        let (mut history, _maps) = self.lock();
-        if !self.broker.hears(stream) {
-            return fetched.remove(stream).map(|fetched| fetched.position);
+        let (mut history, maps) = self.lock();
+        if history.is_mirror() && !maps.has_readers(stream) {
+            let known = self
+                .broker
+                .hears(stream)
+                .then(|| history.known(stream))
+                .flatten();
+            return known.or_else(|| fetched.remove(stream).map(|fetched| fetched.position));
         }
         position_here(&mut history, stream, fetched.remove(stream))
     }
@@ -170,6 +182,21 @@ impl Streams {
 
     /// Forgets what the mirror holds of the streams this process no longer
     /// hears, without readers here: it would miss their next events.
+    /// Of the streams followed here with readers, those `chosen` (see
+    /// [`Streams::followed`]), forgetting nothing.
+    #[cfg(feature = "redis")]
+    pub fn followed_where(
+        &self,
+        chosen: &dyn Fn(&Stream) -> bool,
+    ) -> Vec<(Stream, Position, Option<EventId>)> {
+        let (history, maps) = self.lock();
+        history
+            .followed()
+            .into_iter()
+            .filter(|(stream, _, _)| chosen(stream) && maps.has_readers(stream))
+            .collect()
+    }
+
     #[cfg(feature = "redis")]
     pub fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
         let (mut history, maps) = self.lock();

@@ -10,7 +10,10 @@
 //! brings is written to it once, by position). The transport looks at the
 //! streams read here at each heartbeat and drops the shards nobody has
 //! wanted for a while; the mirror then forgets their streams, since it no
-//! longer hears them.
+//! longer hears them. When it subscribes to a shard, the mirror forgets
+//! the shard's streams nobody here reads, and catches up on those read
+//! here (a connection whose wait timed out, or that joined while Redis was
+//! reconnecting, read where its stream stood before the subscription).
 //!
 //! The lock is held for a few map operations, never across an `.await`.
 
@@ -142,15 +145,24 @@ impl Following {
         }
     }
 
-    /// Takes out of the heard shards those not `wanted`, for the transport
-    /// to unsubscribe: a connection that follows one of them from now on
-    /// waits for its subscription again.
-    pub fn take_unwanted(&self, wanted: &HashSet<u16>) -> Vec<u16> {
+    /// Takes out of the heard shards those not wanted within the linger
+    /// (looked at now, under the lock: a connection that followed one since
+    /// [`Following::wanted`] keeps it), for the transport to unsubscribe: a
+    /// connection that follows one of them from now on waits for its
+    /// subscription again.
+    pub fn take_unwanted(&self) -> Vec<u16> {
+        let now = Instant::now();
         let mut state = self.state.lock();
         let unwanted: Vec<u16> = state
             .heard
             .iter()
-            .filter(|shard| !wanted.contains(shard))
+            .filter(|shard| {
+                **shard != self.everyone
+                    && state
+                        .wanted_at
+                        .get(shard)
+                        .is_none_or(|at| now.duration_since(*at) > self.linger)
+            })
             .copied()
             .collect();
         for shard in &unwanted {

@@ -357,6 +357,7 @@ impl RedisHistory {
             )
         });
         let unwritten_since = since
+            .filter(|since| since.offset == 0)
             .and_then(|since| since.epoch.unwritten_since())
             .map(|millis| millis.to_string())
             .unwrap_or_default();
@@ -415,7 +416,7 @@ impl RedisHistory {
                 last_id: reply.last_id,
             });
         };
-        if let Some(seen_unwritten) = since.epoch.unwritten_since() {
+        if let Some(seen_unwritten) = since.epoch.unwritten_since().filter(|_| since.offset == 0) {
             return Ok(self.after_unwritten(stream, seen_unwritten, position, &reply));
         }
         let events = if reply.went_back {
@@ -447,7 +448,11 @@ impl RedisHistory {
             went_back: false,
             last_id: reply.last_id,
         };
-        if reply.now_millis.saturating_sub(seen_unwritten) >= self.ttl_millis() {
+        if seen_unwritten > reply.now_millis {
+            // Not a time this history gave: not its epoch.
+            return fetched(position, Err(Discontinuity::EpochChanged));
+        }
+        if reply.now_millis - seen_unwritten >= self.ttl_millis() {
             // An epoch may have been born and expired meanwhile.
             return fetched(position, Err(Discontinuity::TooOld));
         }

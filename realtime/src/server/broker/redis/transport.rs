@@ -29,7 +29,7 @@ use tokio::{
 };
 
 use super::{
-    super::{Inbox, NodeId, Placement, Read, SharedHistory, reconcile, reset_diverged},
+    super::{Inbox, NodeId, Placement, Read, SharedHistory, catch_up, reconcile, reset_diverged},
     REDIS_TIMEOUT, RedisBackplane,
     envelope::{Envelope, Message},
     following::Following,
@@ -202,7 +202,10 @@ impl Transport {
                     Received::Lost => return Ended::Lost("the subscription closed".to_owned()),
                 },
                 Some(shard) = self.requests.recv() => {
-                    if let Err(error) = self.subscribe(&mut subscriber, shard).await {
+                    let subscribed = self
+                        .subscribe(&mut subscriber, &mut publisher, scripts, shard)
+                        .await;
+                    if let Err(error) = subscribed {
                         return Ended::Lost(error.to_string());
                     }
                 }
@@ -250,7 +253,10 @@ impl Transport {
                     if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
                         return Ended::Lost(error.to_string());
                     }
-                    if let Err(error) = self.hear_what_is_read(&mut subscriber).await {
+                    let heard = self
+                        .hear_what_is_read(&mut subscriber, &mut publisher, scripts)
+                        .await;
+                    if let Err(error) = heard {
                         return Ended::Lost(error.to_string());
                     }
                     // Streams written here in a race with the reconnection.
@@ -283,12 +289,28 @@ impl Transport {
     /// shard's streams was not heard until now (kept from before, or
     /// written here while Redis was away, and reset since): it is
     /// forgotten first, so that those connections read Redis instead.
-    async fn subscribe(&self, subscriber: &mut Subscriber, shard: u16) -> redis::RedisResult<()> {
+    async fn subscribe(
+        &self,
+        subscriber: &mut Subscriber,
+        publisher: &mut MultiplexedConnection,
+        scripts: &Scripts,
+        shard: u16,
+    ) -> redis::RedisResult<()> {
         if self.following.needs(shard) {
             let shards = &self.following.shards;
             subscriber.subscribe(&[shards.channel_of(shard)]).await?;
-            self.inbox
-                .forget_unheard(&|stream| shards.of(stream) == shard);
+            let in_shard = |stream: &crate::Stream| shards.of(stream) == shard;
+            self.inbox.forget_unheard(&in_shard);
+            // Read streams whose position was learnt before: what was
+            // published meanwhile is replayed to their readers (or they are
+            // told they may have missed it).
+            let followed = self.inbox.followed_where(&in_shard);
+            catch_up(
+                &*self.inbox,
+                &mut self.access(publisher, scripts),
+                &followed,
+            )
+            .await?;
             self.following.subscribed(shard);
         }
         Ok(())
@@ -298,12 +320,18 @@ impl Transport {
     /// that failed to come in time), and unsubscribes from those nobody
     /// here has read for a while; the mirror forgets their streams, which
     /// it no longer hears.
-    async fn hear_what_is_read(&self, subscriber: &mut Subscriber) -> redis::RedisResult<()> {
+    async fn hear_what_is_read(
+        &self,
+        subscriber: &mut Subscriber,
+        publisher: &mut MultiplexedConnection,
+        scripts: &Scripts,
+    ) -> redis::RedisResult<()> {
         let wanted = self.following.wanted(&self.inbox.streams_read_here());
         for shard in &wanted {
-            self.subscribe(subscriber, *shard).await?;
+            self.subscribe(subscriber, publisher, scripts, *shard)
+                .await?;
         }
-        let unwanted = self.following.take_unwanted(&wanted);
+        let unwanted = self.following.take_unwanted();
         if unwanted.is_empty() {
             return Ok(());
         }
