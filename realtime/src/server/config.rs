@@ -19,10 +19,11 @@ pub struct HubConfig {
     /// How many frames may wait in one connection's outgoing queue. A
     /// connection whose queue is full is closed with code 4008.
     pub queue_capacity: usize,
-    /// How many bytes of frames may wait in one connection's outgoing
-    /// queue, whether its own or shared with other queues (a replay of
-    /// what it missed aside), however few the frames: past it, the same
-    /// close. An empty queue takes any one frame.
+    /// How many bytes of frames of 1 KiB or more may wait in one
+    /// connection's outgoing queue, whether its own or shared with other
+    /// queues (a replay of what it missed aside), however few the frames:
+    /// past it, the same close. Smaller frames are bounded by
+    /// `queue_capacity` alone. An empty queue takes any one frame.
     pub queue_max_bytes: usize,
     /// Size of each connection's read buffer (tungstenite's default is
     /// 128 KiB, which would be most of the memory of an idle connection).

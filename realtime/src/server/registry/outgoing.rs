@@ -85,15 +85,21 @@ impl Outgoing {
         Self::Frame(Arc::new(frame))
     }
 
-    /// The bytes this item counts for in its queue's bound (a replay, none:
-    /// see `queue.rs`).
+    /// The bytes this item counts for in its queue's bound (a replay, or a
+    /// frame under [`super::queue::SMALL_FRAME_BYTES`], none: see
+    /// `queue.rs`).
     pub fn counted_bytes(&self) -> usize {
-        match self {
+        let bytes = match self {
             Self::Frame(frame) => frame.len(),
             Self::Event(live) => live.frame.len(),
             Self::Replay(_) => 0,
             Self::Discontinuity(gap) => gap.0.len(),
             Self::Left(left) => left.0.len(),
+        };
+        if bytes < super::queue::SMALL_FRAME_BYTES {
+            0
+        } else {
+            bytes
         }
     }
 

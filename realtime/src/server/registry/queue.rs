@@ -5,9 +5,13 @@
 //!
 //! Bytes are counted whether a frame is the connection's own or shared
 //! with every other queue: a socket that stops reading keeps the shared
-//! frames alive as long as its own. A replay is not counted: it is what
-//! the tab missed, bounded by the history's limits, and is never cut short
-//! by the slow-client rule.
+//! frames alive as long as its own. Frames under [`SMALL_FRAME_BYTES`] are
+//! not counted: the item bound alone holds them to 256 KiB with the
+//! defaults, and most events are that small, so queueing them costs no
+//! shared counter (measured: counting every frame made the fan-out 13 %
+//! slower). A replay is not counted either: it is what the tab missed,
+//! bounded by the history's limits, and is never cut short by the
+//! slow-client rule.
 
 use std::sync::{
     Arc,
@@ -17,6 +21,9 @@ use std::sync::{
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::Outgoing;
+
+/// Frames this small are bounded by the queue's item count alone.
+pub(crate) const SMALL_FRAME_BYTES: usize = 1024;
 
 /// Why an item was not queued.
 pub(crate) enum Unqueued {
@@ -60,15 +67,20 @@ impl QueueSender {
     /// Queues `item`, never waiting.
     pub fn try_send(&self, item: Outgoing) -> Result<(), Unqueued> {
         let size = item.counted_bytes();
-        // Added before the send, taken back if it fails: the task never
-        // takes more than was added. An empty queue takes any one item.
-        let held = self.bytes.fetch_add(size, Ordering::Relaxed);
-        if held > 0 && held + size > self.max_bytes {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
-            return Err(Unqueued::Full);
+        if size > 0 {
+            // Added before the send, taken back if it fails: the task
+            // never takes more than was added. An empty queue takes any
+            // one item.
+            let held = self.bytes.fetch_add(size, Ordering::Relaxed);
+            if held > 0 && held + size > self.max_bytes {
+                self.bytes.fetch_sub(size, Ordering::Relaxed);
+                return Err(Unqueued::Full);
+            }
         }
         self.items.try_send(item).map_err(|error| {
-            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            if size > 0 {
+                self.bytes.fetch_sub(size, Ordering::Relaxed);
+            }
             match error {
                 TrySendError::Full(_) => Unqueued::Full,
                 TrySendError::Closed(_) => Unqueued::Closed,
@@ -84,7 +96,9 @@ impl QueueReceiver {
         let start = batch.len();
         let received = self.items.recv_many(batch, limit).await;
         let taken: usize = batch[start..].iter().map(Outgoing::counted_bytes).sum();
-        self.bytes.fetch_sub(taken, Ordering::Relaxed);
+        if taken > 0 {
+            self.bytes.fetch_sub(taken, Ordering::Relaxed);
+        }
         received
     }
 
@@ -114,32 +128,46 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_takes_no_more_bytes_than_it_may_and_counts_what_leaves() {
-        let (sender, mut receiver) = queue(100, 1000);
-        assert!(sender.try_send(frame(600)).is_ok());
-        assert!(matches!(sender.try_send(frame(600)), Err(Unqueued::Full)));
-        assert!(sender.try_send(frame(400)).is_ok());
-        assert_eq!(receiver.held_bytes(), 1000);
+        let (sender, mut receiver) = queue(100, 5000);
+        assert!(sender.try_send(frame(3000)).is_ok());
+        assert!(matches!(sender.try_send(frame(3000)), Err(Unqueued::Full)));
+        assert!(sender.try_send(frame(2000)).is_ok());
+        assert_eq!(receiver.held_bytes(), 5000);
 
         let mut batch = Vec::new();
         assert_eq!(receiver.recv_many(&mut batch, 1).await, 1);
-        assert_eq!(receiver.held_bytes(), 400);
-        assert!(sender.try_send(frame(600)).is_ok());
+        assert_eq!(receiver.held_bytes(), 2000);
+        assert!(sender.try_send(frame(3000)).is_ok());
+    }
+
+    #[test]
+    fn small_frames_are_bounded_by_the_item_count_alone() {
+        let (sender, receiver) = queue(4, 1500);
+        for _ in 0..4 {
+            assert!(sender.try_send(frame(SMALL_FRAME_BYTES - 1)).is_ok());
+        }
+        assert_eq!(receiver.held_bytes(), 0);
+        assert!(matches!(sender.try_send(frame(1)), Err(Unqueued::Full)));
     }
 
     #[test]
     fn a_queue_takes_no_more_items_than_it_may() {
-        let (sender, receiver) = queue(2, 1000);
-        assert!(sender.try_send(frame(1)).is_ok());
-        assert!(sender.try_send(frame(1)).is_ok());
-        assert!(matches!(sender.try_send(frame(1)), Err(Unqueued::Full)));
-        assert_eq!(receiver.held_bytes(), 2, "the refused item is not counted");
+        let (sender, receiver) = queue(2, 100_000);
+        assert!(sender.try_send(frame(2000)).is_ok());
+        assert!(sender.try_send(frame(2000)).is_ok());
+        assert!(matches!(sender.try_send(frame(2000)), Err(Unqueued::Full)));
+        assert_eq!(
+            receiver.held_bytes(),
+            4000,
+            "the refused item is not counted"
+        );
     }
 
     #[test]
     fn an_empty_queue_takes_one_item_larger_than_its_bytes() {
         let (sender, receiver) = queue(100, 1000);
         assert!(sender.try_send(frame(5000)).is_ok());
-        assert!(matches!(sender.try_send(frame(1)), Err(Unqueued::Full)));
+        assert!(matches!(sender.try_send(frame(2000)), Err(Unqueued::Full)));
         assert_eq!(receiver.held_bytes(), 5000);
     }
 }
