@@ -114,6 +114,22 @@ fn notes(frames: &[ServerFrame]) -> Vec<String> {
         .collect()
 }
 
+/// A connection to the test's Redis, to look at what the hubs did.
+async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers")
+}
+
+/// Whether `frames` hold a discontinuity for `reason`.
+fn has_discontinuity(frames: &[ServerFrame], reason: Discontinuity) -> bool {
+    frames.iter().any(
+        |frame| matches!(frame, ServerFrame::Discontinuity { reason: gap, .. } if *gap == reason),
+    )
+}
+
 /// Reads frames until a discontinuity of `stream`; fails on a note first.
 async fn discontinuity_of(tab: &mut TestClient, stream: &Stream) -> (Discontinuity, Position) {
     loop {
@@ -229,13 +245,7 @@ async fn a_recovery_redis_cannot_serve_is_a_discontinuity() {
     let mut tab = b.server.connect(&tab_query(7, &[])).await;
     let frames = tab.join_since("team:red", since).await;
     assert!(
-        frames.iter().any(|frame| matches!(
-            frame,
-            ServerFrame::Discontinuity {
-                reason: Discontinuity::TooMany,
-                ..
-            }
-        )),
+        has_discontinuity(&frames, Discontinuity::TooMany),
         "{frames:?}"
     );
     assert!(notes(&frames).is_empty());
@@ -247,13 +257,7 @@ async fn a_recovery_redis_cannot_serve_is_a_discontinuity() {
     };
     let frames = other.join_since("team:red", foreign).await;
     assert!(
-        frames.iter().any(|frame| matches!(
-            frame,
-            ServerFrame::Discontinuity {
-                reason: Discontinuity::EpochChanged,
-                ..
-            }
-        )),
+        has_discontinuity(&frames, Discontinuity::EpochChanged),
         "{frames:?}"
     );
 }
@@ -390,11 +394,7 @@ async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuiti
 
 /// The keys Redis holds on `channel`.
 async fn keys_on(channel: &str) -> Vec<String> {
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
+    let mut redis = redis_connection().await;
     // Every key is under a shard's hash tag, `{<channel>:<shard>}`.
     redis::AsyncCommands::keys(&mut redis, format!("{{{channel}:*"))
         .await
@@ -529,13 +529,7 @@ async fn a_tab_that_saw_a_stream_unwritten_gets_all_of_its_first_epoch_on_anothe
     let mut on_c = c.server.connect(&tab_query(8, &[])).await;
     let frames = on_c.join_since("team:blue", long_ago).await;
     assert!(
-        frames.iter().any(|frame| matches!(
-            frame,
-            ServerFrame::Discontinuity {
-                reason: Discontinuity::TooOld,
-                ..
-            }
-        )),
+        has_discontinuity(&frames, Discontinuity::TooOld),
         "{frames:?}"
     );
     // Told so just now, of a stream written before: not its history.
@@ -547,14 +541,7 @@ async fn a_tab_that_saw_a_stream_unwritten_gets_all_of_its_first_epoch_on_anothe
     };
     let frames = on_c.join_since("team:red", just_now).await;
     assert!(
-        notes(&frames).is_empty()
-            && frames.iter().any(|frame| matches!(
-                frame,
-                ServerFrame::Discontinuity {
-                    reason: Discontinuity::EpochChanged,
-                    ..
-                }
-            )),
+        notes(&frames).is_empty() && has_discontinuity(&frames, Discontinuity::EpochChanged),
         "{frames:?}"
     );
 }
@@ -600,11 +587,7 @@ async fn quick_node(channel: &str) -> Node {
 /// How many processes subscribe to each of the shards' channels of
 /// `channel` that has any.
 async fn subscribers(channel: &str) -> BTreeMap<String, usize> {
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
+    let mut redis = redis_connection().await;
     let channels: Vec<String> = redis::cmd("PUBSUB")
         .arg("CHANNELS")
         .arg(format!("{{{channel}:*}}:events"))
@@ -745,11 +728,7 @@ async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {
     else {
         panic!("no position for the room");
     };
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
+    let mut redis = redis_connection().await;
     // What the channel would carry had publications 1 to 4 been lost on
     // their way here; and messages no script sends, dropped.
     let publish = |offset: u64, text: &str| {

@@ -4,7 +4,7 @@
 //!
 //! Most limits are a [`Rate`]: a burst that may be spent at once, refilled
 //! at a steady pace (a token bucket, from the `governor` crate). Failed
-//! log-ins are counted instead ([`Failures`]): only failures count, and the
+//! log-ins are counted instead (`failures.rs`): only failures count, and the
 //! owner's right password clears their count, so an attacker cannot use
 //! the limit to lock the owner out. Over a limit, the action fails with
 //! [`AppError::TooManyRequests`]: 429, a `Retry-After` header, and a
@@ -19,6 +19,8 @@
 //! The counts live in this process. With several processes behind a load
 //! balancer each keeps its own, so a client spread over `N` processes can
 //! do up to `N` times as much; the README says so.
+
+mod failures;
 
 use std::{
     collections::HashMap,
@@ -39,8 +41,7 @@ use governor::{
     },
 };
 
-use moka::ops::compute::Op;
-
+use self::failures::Failures;
 use crate::{auth::UserId, client_addr::Network, error::AppError};
 
 /// How often something may happen: up to `burst` at once, refilled by one
@@ -584,98 +585,6 @@ impl<K: Overflow> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
     }
 }
 
-/// Failures per key: at most `burst` of a [`Rate`] within the time the rate
-/// takes to refill them (`10/min`: 10 failures a minute), counted from the
-/// first. Kept in a cache bounded in entries whose entries expire with
-/// their window.
-struct Failures<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> {
-    action: Action,
-    allowed: u32,
-    window: Duration,
-    counts: moka::sync::Cache<K, Strikes>,
-}
-
-/// Failures of one key since `since`.
-#[derive(Clone, Copy, Debug)]
-struct Strikes {
-    count: u32,
-    since: Instant,
-}
-
-impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
-    fn new(action: Action, rate: Rate, max_keys: usize) -> Self {
-        let window = rate.every.saturating_mul(rate.burst.get());
-        Self {
-            action,
-            allowed: rate.burst.get(),
-            window,
-            counts: moka::sync::Cache::builder()
-                .max_capacity(max_keys as u64)
-                .time_to_live(window)
-                .build(),
-        }
-    }
-
-    /// Counts one failure of `key`, unless it has had its failures within
-    /// the window and `may_refuse` (then refused, and not counted): one
-    /// step, so attempts at once cannot all pass before any is counted.
-    /// Returns when the window it was counted in began.
-    fn count(&self, key: &K, may_refuse: bool) -> Result<Instant, AppError> {
-        let (allowed, window) = (self.allowed, self.window);
-        let mut refused = None;
-        let mut counted_in = Instant::now();
-        self.counts.entry(key.clone()).and_compute_with(|held| {
-            let strikes = held
-                .map(|entry| entry.into_value())
-                .filter(|strikes| strikes.since.elapsed() < window);
-            match strikes {
-                Some(strikes) if may_refuse && strikes.count >= allowed => {
-                    refused = Some(window.saturating_sub(strikes.since.elapsed()));
-                    Op::Nop
-                }
-                Some(strikes) => {
-                    counted_in = strikes.since;
-                    Op::Put(Strikes {
-                        count: strikes.count.saturating_add(1),
-                        ..strikes
-                    })
-                }
-                None => Op::Put(Strikes {
-                    count: 1,
-                    since: counted_in,
-                }),
-            }
-        });
-        let Some(wait) = refused else {
-            return Ok(counted_in);
-        };
-        metrics::counter!("app_rate_limited_total", "limit" => self.action.label()).increment(1);
-        Err(AppError::TooManyRequests {
-            retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-        })
-    }
-
-    /// Takes back one failure counted by [`Failures::count`] that was not
-    /// one, if its window (begun at `window`) is still the key's.
-    fn uncount(&self, key: &K, window: Instant) {
-        self.counts.entry(key.clone()).and_compute_with(|held| {
-            match held.map(|entry| entry.into_value()) {
-                Some(strikes) if strikes.since != window => Op::Nop,
-                Some(strikes) if strikes.count > 1 => Op::Put(Strikes {
-                    count: strikes.count - 1,
-                    ..strikes
-                }),
-                Some(_) => Op::Remove,
-                None => Op::Nop,
-            }
-        });
-    }
-
-    fn clear(&self, key: &K) {
-        self.counts.invalidate(key);
-    }
-}
-
 /// A limiter's answer as the caller sees it.
 fn verdict(
     action: Action,
@@ -884,10 +793,8 @@ mod tests {
         let inner = &limits.inner;
         // The bound, and the overflow bucket.
         assert!(inner.per_network[&Action::LogInPerAddress].limiter.len() <= 1001);
-        inner.failures.counts.run_pending_tasks();
-        inner.account_failures.counts.run_pending_tasks();
-        assert!(inner.failures.counts.entry_count() <= 1000);
-        assert!(inner.account_failures.counts.entry_count() <= 1000);
+        assert!(inner.failures.keys_held() <= 1000);
+        assert!(inner.account_failures.keys_held() <= 1000);
         // Past the bound, the newcomers shared one bucket...
         assert!(refused >= 97_000, "{refused}");
         // ...and the client held before keeps its own.
