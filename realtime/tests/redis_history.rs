@@ -12,6 +12,10 @@ mod support;
 
 use std::{
     collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -688,31 +692,61 @@ async fn a_durable_event_reaches_a_connection_it_names_on_a_process_that_does_no
 async fn nothing_is_lost_between_a_join_and_its_shards_subscription() {
     let channel = fresh_channel();
     let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
-    const EVENTS: usize = 400;
+    // Rooms of different shards (1024 of them), each joined on B while A
+    // writes it without pause: each join is a race between B's
+    // subscription, its read of the room's position and the publications
+    // on their way (received after the read, they are at or before the
+    // position it gave).
+    const ROOMS: usize = 8;
+    let room = |k: usize| Team(format!("r{k}"));
+    let writing = Arc::new(AtomicBool::new(true));
     let hub = a.server.hub.clone();
-    let emitter = tokio::spawn(async move {
-        for n in 0..EVENTS {
-            hub.to_room(&red()).emit(&note(&n.to_string())).unwrap();
-            tokio::time::sleep(Duration::from_micros(500)).await;
+    let emitter = tokio::spawn({
+        let writing = Arc::clone(&writing);
+        async move {
+            let mut n = 0;
+            while writing.load(Ordering::Relaxed) {
+                for k in 0..ROOMS {
+                    hub.to_room(&room(k)).emit(&note(&n.to_string())).unwrap();
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for k in 0..ROOMS {
+                hub.to_room(&room(k)).emit(&note("last")).unwrap();
+            }
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    // B hears nothing of the room yet: its tab's join subscribes.
-    let mut tab = b.server.connect(&tab_query(7, &[])).await;
-    let joined = joined_at(&mut tab, "team:red").await;
-    let mut next = joined.offset + 1;
-    loop {
-        // Every event after the joined position, in order, once, and no
-        // discontinuity (`placed_note` takes nothing else).
-        let (text, position) = placed_note(&mut tab).await;
-        assert_eq!(position.epoch, joined.epoch);
-        assert_eq!(position.offset, next, "after {joined:?}");
-        next += 1;
-        if text == (EVENTS - 1).to_string() {
-            break;
+    let mut joined = Vec::new();
+    for k in 0..ROOMS {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // B hears nothing of the room yet: its tab's join subscribes.
+        let mut tab = b.server.connect(&tab_query(10 + k as u64, &[])).await;
+        let at = joined_at(&mut tab, &format!("team:r{k}")).await;
+        joined.push((k, tab, at));
+    }
+    writing.store(false, Ordering::Relaxed);
+    emitter.await.unwrap();
+    for (k, mut tab, joined) in joined {
+        let stream = Stream::Room(format!("team:r{k}").as_str().into());
+        let mut next = joined.offset + 1;
+        loop {
+            // Every event after the joined position, in order, once, and
+            // no discontinuity (`recorded_event` takes nothing else).
+            let (note, recorded) = tab.recorded_event::<Note>().await;
+            let recorded = recorded.expect("a durable event carries its position");
+            assert_eq!(recorded.stream, stream);
+            assert_eq!(recorded.position.epoch, joined.epoch);
+            assert_eq!(
+                recorded.position.offset, next,
+                "{stream} joined at {joined:?}"
+            );
+            next += 1;
+            if note.text == "last" {
+                break;
+            }
         }
     }
-    emitter.await.unwrap();
 }
 
 #[tokio::test]

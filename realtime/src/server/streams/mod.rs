@@ -31,6 +31,7 @@ mod history;
 mod recovery;
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     sync::{
         Arc,
@@ -551,6 +552,8 @@ fn keep_and_deliver(
     let mut outcome = Delivery::default();
     let many = event.streams.len() > 1;
     let mut positioned = Vec::with_capacity(event.streams.len());
+    // The streams in which the mirror had the event already (by index).
+    let mut had = Vec::new();
     for (index, (stream, position)) in event.streams.iter().enumerate() {
         let frame: Utf8Bytes = protocol::with_positions(
             event.frame,
@@ -578,9 +581,6 @@ fn keep_and_deliver(
         };
         match source {
             Source::Here => history.append(stream, *position, kept, now),
-            // Delivered even if the mirror had it (a catch-up, or a read
-            // that ran ahead of the broker, brought it): a reader that got
-            // it already leaves it out, one that did not must not lose it.
             Source::Broker => match history.apply(stream, *position, kept, now) {
                 Applied::Missed(reason) => {
                     let before = Position {
@@ -597,14 +597,33 @@ fn keep_and_deliver(
                     );
                     history.went_back(stream, position.epoch);
                 }
-                Applied::InOrder | Applied::New | Applied::Duplicate => {}
+                // A catch-up, or a read that ran ahead of the broker, brought
+                // it first: every reader here has it from that replay, or
+                // started reading the stream after it (its `joined` or
+                // `hello` position is at or past it). Not queued again.
+                Applied::Duplicate => had.push(index),
+                Applied::InOrder | Applied::New => {}
             },
         }
     }
+    let (streams, positioned) = if had.is_empty() {
+        (Cow::Borrowed(event.streams.as_slice()), positioned)
+    } else {
+        let (streams, positioned) = event
+            .streams
+            .iter()
+            .cloned()
+            .zip(positioned)
+            .enumerate()
+            .filter(|(index, _)| !had.contains(index))
+            .map(|(_, pair)| pair)
+            .unzip();
+        (Cow::Owned(streams), positioned)
+    };
     let placed = registry::Placed {
         id: event.id,
         frame: event.frame,
-        streams: &event.streams,
+        streams: &streams,
         positioned: &positioned,
         connections: &event.target.connections,
         tabs: &event.target.tabs,
