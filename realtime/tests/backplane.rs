@@ -8,22 +8,18 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use realtime::{
     Presence,
-    server::{Hub, HubBuilder, JoinRequest, SessionKey, broker::redis::RedisBackplane},
+    server::{
+        Hub, HubBuilder, JoinRequest, SessionKey,
+        broker::redis::{DEFAULT_SHARDS, RedisBackplane},
+    },
 };
 use realtime_testing::faults::CuttableProxy;
-use support::{PATIENCE, Team, TestServer, note};
-
-const NEEDS_REDIS: &str = "needs Redis: scripts/test runs it";
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| panic!("TEST_REDIS_URL is not set ({NEEDS_REDIS})"))
-}
+use support::{
+    PATIENCE, Team, TestServer, note,
+    redis_probe::{RedisProbe, redis_url},
+};
 
 fn fresh_channel() -> String {
     use std::hash::{BuildHasher, RandomState};
@@ -122,18 +118,11 @@ async fn an_emit_reaches_the_other_hub_once_and_its_own_connections_once() {
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
     let (a, b, channel) = two_nodes().await;
-    let mut listener = redis::Client::open(redis_url())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .expect("Redis answers");
-    listener.subscribe(&channel).await.unwrap();
     // Durable events go out on their stream's shard's channel.
-    listener
-        .psubscribe(format!("{{{channel}:*}}:events"))
-        .await
-        .unwrap();
-    let mut messages = listener.into_on_message();
+    let channels: Vec<String> = std::iter::once(channel.clone())
+        .chain((0..DEFAULT_SHARDS).map(|shard| format!("{{{channel}:{shard}}}:events")))
+        .collect();
+    let mut messages = RedisProbe::connect().await.listen(&channels).await;
 
     let mut on_b = Vec::new();
     for user in 1..=5 {
@@ -157,11 +146,10 @@ async fn an_emit_is_one_publish_whatever_the_number_of_recipients() {
 
     let mut deliveries = Vec::new();
     while deliveries.len() < 2 {
-        let message = tokio::time::timeout(PATIENCE, messages.next())
+        let payload = messages
+            .next_within(PATIENCE)
             .await
-            .expect("published in time")
-            .expect("the subscription is open");
-        let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+            .expect("published in time");
         // Durable events (notes) are published by Redis as it places
         // them: `recorded`.
         if payload.contains(r#""type":"recorded""#) {
@@ -300,18 +288,8 @@ async fn only_event_frames_cross_and_session_ids_never_do() {
     let channel = fresh_channel();
     let node = node(&channel).await;
     let mut tab = node.server.user(1, "secret-session-id").await;
-    let mut redis = redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
-    let mut listener = redis::Client::open(redis_url())
-        .unwrap()
-        .get_async_pubsub()
-        .await
-        .expect("Redis answers");
-    listener.subscribe(&channel).await.unwrap();
-    let mut messages = listener.into_on_message();
+    let redis = RedisProbe::connect().await;
+    let mut messages = redis.listen(std::slice::from_ref(&channel)).await;
 
     // Anyone who can write to the channel: a forged welcome, and frames
     // that are not frames at all. None reaches the browser.
@@ -321,19 +299,16 @@ async fn only_event_frames_cross_and_session_ids_never_do() {
         r#"{"type":"left","room":"team:red"}"#,
         "not json",
     ] {
-        let envelope = format!("{header}\n{payload}");
-        let _: () = redis::AsyncCommands::publish(&mut redis, &channel, envelope)
-            .await
-            .unwrap();
+        redis
+            .publish(&channel, &format!("{header}\n{payload}"))
+            .await;
     }
     // An event frame does cross.
     let event = format!(
         r#"{header}
 {{"type":"event","name":"Note","data":{{"text":"forged but well-formed"}}}}"#
     );
-    let _: () = redis::AsyncCommands::publish(&mut redis, &channel, event)
-        .await
-        .unwrap();
+    redis.publish(&channel, &event).await;
     assert_eq!(next_note(&mut tab).await, note("forged but well-formed"));
     node.server.assert_nothing_more(&mut [&mut tab]).await;
 
@@ -342,11 +317,10 @@ async fn only_event_frames_cross_and_session_ids_never_do() {
         .hub
         .disconnect_session(&SessionKey::from("secret-session-id"));
     loop {
-        let message = tokio::time::timeout(PATIENCE, messages.next())
+        let payload = messages
+            .next_within(PATIENCE)
             .await
-            .expect("published in time")
-            .expect("the subscription is open");
-        let payload = String::from_utf8_lossy(message.get_payload_bytes()).into_owned();
+            .expect("published in time");
         if payload.contains("close_session") {
             assert!(!payload.contains("secret-session-id"), "{payload}");
             break;

@@ -29,14 +29,10 @@ use realtime::{
     stream::{Discontinuity, TabId},
 };
 use realtime_testing::faults::{CuttableProxy, PrivateRedis};
-use support::{Note, PATIENCE, Team, TestClient, TestServer, note};
-
-fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| panic!("TEST_REDIS_URL is not set (needs Redis: scripts/test runs it)"))
-}
+use support::{
+    Note, PATIENCE, Team, TestClient, TestServer, note,
+    redis_probe::{RedisProbe, redis_url},
+};
 
 fn fresh_channel() -> String {
     format!("realtime.test.{:016x}", rand::random::<u64>())
@@ -116,15 +112,6 @@ fn notes(frames: &[ServerFrame]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// A connection to the test's Redis, to look at what the hubs did.
-async fn redis_connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers")
 }
 
 /// Whether `frames` hold a discontinuity for `reason`.
@@ -398,11 +385,11 @@ async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuiti
 
 /// The keys Redis holds on `channel`.
 async fn keys_on(channel: &str) -> Vec<String> {
-    let mut redis = redis_connection().await;
     // Every key is under a shard's hash tag, `{<channel>:<shard>}`.
-    redis::AsyncCommands::keys(&mut redis, format!("{{{channel}:*"))
+    RedisProbe::connect()
         .await
-        .unwrap()
+        .keys(&format!("{{{channel}:*"))
+        .await
 }
 
 /// The hash tag a key is under.
@@ -573,11 +560,14 @@ async fn joins_without_a_position_read_redis_within_the_connections_budget() {
 
 /// A hub on `channel` with 1,024 shards, that drops a shard 300 ms after
 /// its last reader went (checked every 100 ms).
+/// The shards of a [`quick_node`]: many, so that rooms rarely share one.
+const QUICK_SHARDS: u16 = 1024;
+
 async fn quick_node(channel: &str) -> Node {
     let redis = RedisBackplane::new(&redis_url())
         .unwrap()
         .channel(channel)
-        .shards(1024)
+        .shards(QUICK_SHARDS)
         .unsubscribe_after(Duration::from_millis(300))
         .liveness(Liveness {
             heartbeat: Duration::from_millis(100),
@@ -591,25 +581,15 @@ async fn quick_node(channel: &str) -> Node {
 /// How many processes subscribe to each of the shards' channels of
 /// `channel` that has any.
 async fn subscribers(channel: &str) -> BTreeMap<String, usize> {
-    let mut redis = redis_connection().await;
-    let channels: Vec<String> = redis::cmd("PUBSUB")
-        .arg("CHANNELS")
-        .arg(format!("{{{channel}:*}}:events"))
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let mut counts = BTreeMap::new();
-    for shard in channels {
-        let numsub: Vec<redis::Value> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&shard)
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        let count: usize = redis::from_redis_value(numsub[1].clone()).unwrap();
-        counts.insert(shard, count);
-    }
-    counts
+    let shards: Vec<String> = (0..QUICK_SHARDS)
+        .map(|shard| format!("{{{channel}:{shard}}}:events"))
+        .collect();
+    let counts = RedisProbe::connect().await.listeners(&shards).await;
+    shards
+        .into_iter()
+        .zip(counts)
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }
 
 /// Waits until `check` holds of the subscriptions on `channel`.
@@ -762,7 +742,7 @@ async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {
     else {
         panic!("no position for the room");
     };
-    let mut redis = redis_connection().await;
+    let redis = RedisProbe::connect().await;
     // What the channel would carry had publications 1 to 4 been lost on
     // their way here; and messages no script sends, dropped.
     let publish = |offset: u64, text: &str| {
@@ -782,9 +762,7 @@ async fn a_gap_in_what_redis_publishes_is_told_to_the_readers() {
         reset_mid_epoch,
         publish(5, "after a gap"),
     ] {
-        let _: () = redis::AsyncCommands::publish(&mut redis, &channel, envelope)
-            .await
-            .unwrap();
+        redis.publish(&channel, &envelope).await;
     }
     let (reason, position) = discontinuity_of(&mut tab, &red_stream()).await;
     assert_eq!(reason, Discontinuity::TooOld);

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part.
 
+pub mod redis_probe;
+
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use axum::http::StatusCode;

@@ -44,12 +44,13 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use redis::{Value, aio::MultiplexedConnection};
+use redis::Value;
 use serde::Deserialize;
 
 use super::{
     super::{Durable, Fetched, NodeId, ReadError, StoredEvent},
     envelope::{Envelope, Message},
+    servers::{Batch, Commands, Slot},
     shards::Shards,
 };
 use crate::{
@@ -184,17 +185,20 @@ pub(super) struct Scripts {
 
 impl Scripts {
     /// Loads the scripts (again after each reconnection: a restarted Redis
-    /// has forgotten them).
-    pub async fn load(connection: &mut MultiplexedConnection) -> redis::RedisResult<Self> {
-        let load = |script: &'static str| {
-            let mut connection = connection.clone();
-            async move {
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(script)
-                    .query_async::<String>(&mut connection)
-                    .await
-            }
+    /// has forgotten them; on a cluster, into every node). On a cluster
+    /// they publish with `SPUBLISH` (see `servers.rs`).
+    pub async fn load(commands: &Commands) -> redis::RedisResult<Self> {
+        let load = |script: &'static str| async move {
+            let script = if commands.is_cluster() {
+                script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+            } else {
+                script.to_owned()
+            };
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(script);
+            redis::RedisResult::Ok(redis::from_redis_value::<String>(
+                commands.query_one(load).await?,
+            )?)
         };
         Ok(Self {
             append: load(APPEND).await?,
@@ -209,7 +213,7 @@ pub(super) struct RedisHistory {
     shards: Shards,
     limits: HistoryLimits,
     /// The connection and loaded scripts, while Redis is connected.
-    connected: Mutex<Option<(MultiplexedConnection, Scripts)>>,
+    connected: Mutex<Option<(Commands, Scripts)>>,
 }
 
 impl RedisHistory {
@@ -222,7 +226,7 @@ impl RedisHistory {
     }
 
     /// Redis is connected (`Some`) or lost (`None`).
-    pub fn set_connected(&self, connected: Option<(MultiplexedConnection, Scripts)>) {
+    pub fn set_connected(&self, connected: Option<(Commands, Scripts)>) {
         *self.connected.lock() = connected;
     }
 
@@ -239,11 +243,11 @@ impl RedisHistory {
             .map_or(YEAR_MILLIS, |ttl| ttl.clamp(1, YEAR_MILLIS))
     }
 
-    /// The commands that place `record` and publish it, sent by `node`:
-    /// one per shard of its streams, each touching that shard's keys and
-    /// channel only. The connections and tabs the emit names go with the
-    /// first (the others would deliver to them again).
-    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Durable) -> Vec<redis::Cmd> {
+    /// Adds to `batch` the commands that place `record` and publish it,
+    /// sent by `node`: one per shard of its streams, each touching that
+    /// shard's keys and channel only. The connections and tabs the emit
+    /// names go with the first (the others would deliver to them again).
+    pub fn append(&self, scripts: &Scripts, node: NodeId, record: &Durable, batch: &mut Batch) {
         let mut groups: Vec<(u16, Vec<&Stream>)> = Vec::new();
         for stream in &record.streams {
             let shard = self.shards.of(stream);
@@ -252,18 +256,20 @@ impl RedisHistory {
                 None => groups.push((shard, vec![stream])),
             }
         }
-        groups
-            .into_iter()
-            .enumerate()
-            .map(|(index, (shard, streams))| {
-                let mut target = record.target.clone();
-                if index > 0 {
-                    target.connections.clear();
-                    target.tabs.clear();
-                }
-                self.append_in_shard(scripts, node, record, &target, shard, &streams)
-            })
-            .collect()
+        for (index, (shard, streams)) in groups.into_iter().enumerate() {
+            let mut target = record.target.clone();
+            if index > 0 {
+                target.connections.clear();
+                target.tabs.clear();
+            }
+            let append = self.append_in_shard(scripts, node, record, &target, shard, &streams);
+            batch.push(Slot::Shard(shard), append);
+        }
+    }
+
+    /// Where the commands about `stream` run: its shard's slot.
+    pub fn slot_of(&self, stream: &Stream) -> Slot {
+        Slot::Shard(self.shards.of(stream))
     }
 
     /// The command that places `record` in `streams`, all of `shard`.
@@ -383,11 +389,10 @@ impl RedisHistory {
         since_id: Option<EventId>,
     ) -> Result<Fetched, ReadError> {
         let connected = self.connected.lock().clone();
-        let (mut connection, scripts) =
+        let (commands, scripts) =
             connected.ok_or_else(|| ReadError("Redis is not connected".to_owned()))?;
-        let reply: Value = self
-            .read_command(&scripts, stream, since, since_id)
-            .query_async(&mut connection)
+        let reply = commands
+            .query_one(self.read_command(&scripts, stream, since, since_id))
             .await
             .map_err(|error| ReadError(error.to_string()))?;
         self.parse_read(stream, since, reply)

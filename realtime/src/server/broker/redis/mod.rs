@@ -37,6 +37,7 @@ mod history;
 mod link;
 mod nodes;
 mod receive;
+mod servers;
 mod shards;
 mod subscriber;
 mod transport;
@@ -46,7 +47,6 @@ use std::{sync::Arc, time::Duration};
 use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use redis::Client;
 use thiserror::Error;
 use tokio::{
     sync::{mpsc, watch},
@@ -61,6 +61,7 @@ use self::{
     history::RedisHistory,
     link::{Link, Outbound},
     nodes::Nodes,
+    servers::Servers,
     shards::Shards,
     transport::Transport,
 };
@@ -87,7 +88,10 @@ pub const DEFAULT_UNSUBSCRIBE_AFTER: Duration = Duration::from_secs(30);
 #[derive(Debug, Error)]
 pub enum BackplaneError {
     /// (The URL is not repeated: it may hold a password.)
-    #[error("REDIS_URL is not a valid Redis URL (redis://host:port/): {source}")]
+    #[error(
+        "REDIS_URL is not a valid Redis URL (redis://host:port/, or a cluster's nodes \
+         separated by commas): {source}"
+    )]
     InvalidUrl { source: redis::RedisError },
 }
 
@@ -115,7 +119,7 @@ impl Default for Liveness {
 /// by itself.
 #[derive(Debug)]
 pub struct RedisBackplane {
-    client: Client,
+    servers: Servers,
     channel: String,
     shards: u16,
     unsubscribe_after: Duration,
@@ -124,12 +128,15 @@ pub struct RedisBackplane {
 }
 
 impl RedisBackplane {
-    /// Checks the URL (`redis://host:port/`; `rediss://…` for TLS is not
-    /// built in). Nothing is connected yet.
+    /// Checks the URL: one server (`redis://host:port/`), or a Redis
+    /// Cluster (the URLs of some of its nodes separated by commas, or of
+    /// any one of them: asked when connecting). `rediss://…` for TLS is
+    /// not built in. Nothing is connected yet.
     pub fn new(url: &str) -> Result<Self, BackplaneError> {
-        let client = Client::open(url).map_err(|source| BackplaneError::InvalidUrl { source })?;
+        let servers =
+            Servers::parse(url).map_err(|source| BackplaneError::InvalidUrl { source })?;
         Ok(Self {
-            client,
+            servers,
             channel: DEFAULT_CHANNEL.to_owned(),
             shards: DEFAULT_SHARDS,
             unsubscribe_after: DEFAULT_UNSUBSCRIBE_AFTER,

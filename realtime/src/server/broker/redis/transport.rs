@@ -22,7 +22,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use redis::{AsyncConnectionConfig, Client, aio::MultiplexedConnection};
 use tokio::{
     sync::{mpsc, watch},
     time::MissedTickBehavior,
@@ -30,13 +29,14 @@ use tokio::{
 
 use super::{
     super::{Inbox, NodeId, Placement, Read, SharedHistory, catch_up, reconcile, reset_diverged},
-    REDIS_TIMEOUT, RedisBackplane,
+    RedisBackplane,
     envelope::{Envelope, Message},
     following::Following,
     history::{RedisHistory, Scripts},
     link::{Link, Outbound},
     nodes::Nodes,
     receive::Receive,
+    servers::{Batch, Commands, Servers, Slot},
     subscriber::{Received, Subscriber},
 };
 
@@ -68,12 +68,7 @@ pub(super) struct Transport {
 impl Transport {
     pub async fn run(mut self) {
         // Host and port only: the URL may hold a password.
-        let url = self
-            .settings
-            .client
-            .get_connection_info()
-            .addr()
-            .to_string();
+        let url = self.settings.servers.address();
         let mut lost_at: Option<Instant> = None;
         let mut ever_connected = false;
         loop {
@@ -84,7 +79,7 @@ impl Transport {
                 .chain(wanted.iter().map(|shard| shards.channel_of(*shard)))
                 .collect();
             let connected = tokio::select! {
-                connected = connect(&self.settings.client, &channels) => connected,
+                connected = connect(&self.settings.servers, &channels) => connected,
                 _ = self.stopped.changed() => return,
             };
             match connected {
@@ -165,7 +160,7 @@ impl Transport {
     /// to stop.
     async fn serve(
         &mut self,
-        mut publisher: MultiplexedConnection,
+        mut publisher: Commands,
         mut subscriber: Subscriber,
         scripts: &Scripts,
     ) -> Ended {
@@ -199,7 +194,7 @@ impl Transport {
                             return Ended::Lost(error.to_string());
                         }
                     }
-                    Received::Lost => return Ended::Lost("the subscription closed".to_owned()),
+                    Received::Lost(reason) => return Ended::Lost(reason.to_owned()),
                 },
                 Some(shard) = self.requests.recv() => {
                     let subscribed = self
@@ -292,7 +287,7 @@ impl Transport {
     async fn subscribe(
         &self,
         subscriber: &mut Subscriber,
-        publisher: &mut MultiplexedConnection,
+        publisher: &mut Commands,
         scripts: &Scripts,
         shard: u16,
     ) -> redis::RedisResult<()> {
@@ -323,7 +318,7 @@ impl Transport {
     async fn hear_what_is_read(
         &self,
         subscriber: &mut Subscriber,
-        publisher: &mut MultiplexedConnection,
+        publisher: &mut Commands,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
         let wanted = self.following.wanted(&self.inbox.streams_read_here());
@@ -348,21 +343,19 @@ impl Transport {
     }
 
     /// Publishes what waited, oldest first. On failure it is put back.
-    async fn publish_pending(
-        &self,
-        publisher: &mut MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    async fn publish_pending(&self, publisher: &mut Commands) -> redis::RedisResult<()> {
         let pending = self.link.take_pending();
         if pending.is_empty() {
             return Ok(());
         }
-        let mut pipeline = redis::pipe();
+        let mut batch = Batch::default();
         for envelope in &pending {
-            pipeline
-                .publish(&self.settings.channel, envelope.as_ref())
-                .ignore();
+            batch.push(
+                Slot::Channel,
+                publisher.publish(&self.settings.channel, envelope.as_ref()),
+            );
         }
-        let published = pipeline.exec_async(publisher).await;
+        let published = publisher.exec(batch).await;
         if published.is_err() {
             self.link.put_back(pending);
         }
@@ -398,25 +391,24 @@ impl Transport {
     /// round trip.
     async fn publish(
         &self,
-        publisher: &mut MultiplexedConnection,
+        publisher: &mut Commands,
         scripts: &Scripts,
         items: &[Outbound],
     ) -> redis::RedisResult<()> {
         let channel = self.settings.channel.as_str();
-        let mut pipeline = redis::pipe();
+        let mut batch = Batch::default();
         for item in items {
             match item {
                 Outbound::Publish(envelope) => {
-                    pipeline.publish(channel, envelope.as_ref()).ignore();
+                    batch.push(Slot::Channel, publisher.publish(channel, envelope.as_ref()));
                 }
                 Outbound::Record(record) => {
-                    for append in self.history.append(scripts, self.link.node, record) {
-                        pipeline.add_command(append).ignore();
-                    }
+                    self.history
+                        .append(scripts, self.link.node, record, &mut batch);
                 }
             }
         }
-        pipeline.exec_async(publisher).await
+        publisher.exec(batch).await
     }
 
     /// What could not be sent: an event reached this process's
@@ -432,7 +424,7 @@ impl Transport {
     /// [`reconcile`]).
     async fn reconcile_history(
         &self,
-        publisher: &mut MultiplexedConnection,
+        publisher: &mut Commands,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
         reconcile(&*self.inbox, &mut self.access(publisher, scripts)).await
@@ -441,18 +433,14 @@ impl Transport {
     /// Has Redis start again, in new epochs, the streams that wait for it.
     async fn reset_diverged(
         &self,
-        publisher: &mut MultiplexedConnection,
+        publisher: &mut Commands,
         scripts: &Scripts,
     ) -> redis::RedisResult<()> {
         reset_diverged(&*self.inbox, &mut self.access(publisher, scripts)).await
     }
 
     /// The history in Redis, through the publishing connection.
-    fn access<'a>(
-        &'a self,
-        publisher: &'a mut MultiplexedConnection,
-        scripts: &'a Scripts,
-    ) -> Access<'a> {
+    fn access<'a>(&'a self, publisher: &'a mut Commands, scripts: &'a Scripts) -> Access<'a> {
         Access {
             publisher,
             scripts,
@@ -484,18 +472,13 @@ impl Transport {
 /// Opens the publishing connection (with the history's scripts loaded)
 /// and the subscription to `channels`: the backplane's, and its shards'.
 async fn connect(
-    client: &Client,
+    servers: &Servers,
     channels: &[String],
-) -> redis::RedisResult<(MultiplexedConnection, Subscriber, Scripts)> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT));
-    let mut publisher = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
-    let scripts = Scripts::load(&mut publisher).await?;
+) -> redis::RedisResult<(Commands, Subscriber, Scripts)> {
+    let publisher = servers.connect().await?;
+    let scripts = Scripts::load(&publisher).await?;
     // Subscribed before saying hello, so no answer is missed.
-    let subscriber = Subscriber::connect(client, channels).await?;
+    let subscriber = Subscriber::connect(servers, publisher.is_cluster(), channels).await?;
     Ok((publisher, subscriber, scripts))
 }
 
@@ -509,7 +492,7 @@ pub(super) fn timed_out(what: &'static str) -> redis::RedisError {
 /// The history in Redis, as setting it right after an outage uses it: one
 /// pipeline per step, on the publishing connection.
 struct Access<'a> {
-    publisher: &'a mut MultiplexedConnection,
+    publisher: &'a mut Commands,
     scripts: &'a Scripts,
     history: &'a RedisHistory,
     node: NodeId,
@@ -523,12 +506,12 @@ impl SharedHistory for Access<'_> {
         streams: &'a [(crate::Stream, Option<crate::stream::Epoch>)],
     ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<()>> {
         Box::pin(async move {
-            let mut pipeline = redis::pipe();
+            let mut batch = Batch::default();
             for stream in streams {
                 let reset = self.history.reset(self.scripts, self.node, stream);
-                pipeline.add_command(reset).ignore();
+                batch.push(self.history.slot_of(&stream.0), reset);
             }
-            pipeline.exec_async(&mut *self.publisher).await
+            self.publisher.exec(batch).await
         })
     }
 
@@ -541,14 +524,14 @@ impl SharedHistory for Access<'_> {
         )],
     ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<Vec<Read>>> {
         Box::pin(async move {
-            let mut pipeline = redis::pipe();
+            let mut batch = Batch::default();
             for (stream, position, id) in wanted {
                 let read = self
                     .history
                     .read_command(self.scripts, stream, Some(*position), *id);
-                pipeline.add_command(read);
+                batch.push(self.history.slot_of(stream), read);
             }
-            let replies: Vec<redis::Value> = pipeline.query_async(&mut *self.publisher).await?;
+            let replies = self.publisher.query(batch).await?;
             Ok(wanted
                 .iter()
                 .zip(replies)
