@@ -240,6 +240,57 @@ drop_test_databases() {
         done
 }
 
+# --- A Redis Cluster of the tests' own (tests only) ---------------------------
+# Three primaries on ports of their own (7301 to 7303, bus ports 17301 to
+# 17303), nothing on disk but a temporary folder: started for the cluster
+# run of the Redis tests, stopped and removed when the script ends.
+CLUSTER_PORTS=(7301 7302 7303)
+CLUSTER_DIR=""
+TEST_REDIS_CLUSTER=""
+
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+cluster_is_whole() { redis-cli -p "${CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q cluster_state:ok; }
+
+start_test_cluster() {
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        if ! port_is_free "$port" || ! port_is_free $((port + 10000)); then
+            SKIPPED+=("the Redis tests on a Redis Cluster: port $port or $((port + 10000)) is taken")
+            return 1
+        fi
+    done
+    step "Starting a three-node Redis Cluster (ports ${CLUSTER_PORTS[*]})"
+    CLUSTER_DIR=$(mktemp -d -t realtime-cluster-XXXXXX)
+    for port in "${CLUSTER_PORTS[@]}"; do
+        mkdir -p "$CLUSTER_DIR/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --daemonize yes \
+            --cluster-enabled yes --cluster-node-timeout 2000 \
+            --save '' --appendonly no --dir "$CLUSTER_DIR/$port" \
+            --logfile "$CLUSTER_DIR/$port/redis.log" >/dev/null
+    done
+    for port in "${CLUSTER_PORTS[@]}"; do
+        wait_for redis-cli -p "$port" ping >/dev/null
+    done
+    redis-cli --cluster create "${CLUSTER_PORTS[@]/#/127.0.0.1:}" \
+        --cluster-replicas 0 --cluster-yes >/dev/null
+    if ! wait_for cluster_is_whole; then
+        SKIPPED+=("the Redis tests on a Redis Cluster: the cluster did not form (logs in $CLUSTER_DIR)")
+        return 1
+    fi
+    TEST_REDIS_CLUSTER="redis://127.0.0.1:${CLUSTER_PORTS[0]}"
+    info "Redis Cluster: $TEST_REDIS_CLUSTER"
+}
+
+stop_test_cluster() {
+    [ -n "$CLUSTER_DIR" ] || return 0
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+    done
+    rm -rf "$CLUSTER_DIR"
+    CLUSTER_DIR=""
+}
+
 report_skipped() {
     if [ "${#SKIPPED[@]}" -eq 0 ]; then
         return

@@ -1,7 +1,9 @@
 //! Faults a test can cause without touching the machine's services: a
-//! Redis server of its own to stop and start again ([`PrivateRedis`]),
-//! and a TCP proxy to cut and restore ([`CuttableProxy`]), to cut one
-//! process off from a service the others still reach.
+//! Redis server of its own to stop and start again ([`PrivateRedis`]), a
+//! Redis Cluster of its own whose nodes restart and whose slots move
+//! ([`PrivateCluster`]), and a TCP proxy to cut and restore
+//! ([`CuttableProxy`]), to cut one process off from a service the others
+//! still reach.
 
 use std::{
     net::SocketAddr,
@@ -137,6 +139,241 @@ impl Drop for PrivateRedis {
         self.stop();
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A three-node Redis Cluster of the test's own (three primaries, no
+/// replicas, nothing on disk but each node's cluster configuration), whose
+/// nodes the test restarts ([`PrivateCluster::restart_node`]: it comes
+/// back empty, with its slots) and whose slots it moves from one node to
+/// another, keys and all ([`PrivateCluster::move_slot_of`]). Stopped and
+/// removed when dropped.
+pub struct PrivateCluster {
+    nodes: Vec<ClusterNode>,
+    dir: std::path::PathBuf,
+}
+
+struct ClusterNode {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateCluster {
+    pub fn start() -> Self {
+        let first = cluster_port();
+        let dir = std::env::temp_dir().join(format!(
+            "realtime-test-cluster-{}-{first}",
+            std::process::id()
+        ));
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            dir,
+        };
+        for port in [first, cluster_port(), cluster_port()] {
+            let mut node = ClusterNode { port, child: None };
+            cluster.spawn(&mut node);
+            cluster.nodes.push(node);
+        }
+        let addresses: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli is installed beside redis-server");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// The URL of the first node: the backplane finds the others.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.nodes[0].port)
+    }
+
+    /// Every node's URL, separated by commas (as `REDIS_URL` may list them).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Kills the node that holds `key`'s slot and starts it again: it
+    /// comes back with its slots and none of its keys, as a primary
+    /// restarted without persistence does. Returns once the cluster is
+    /// whole again.
+    pub fn restart_node_of(&mut self, key: &str) {
+        let index = self.owner_of(self.slot_of(key));
+        let mut node = std::mem::replace(
+            &mut self.nodes[index],
+            ClusterNode {
+                port: 0,
+                child: None,
+            },
+        );
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.spawn(&mut node);
+        self.nodes[index] = node;
+        self.wait_until_ok();
+    }
+
+    /// Moves `key`'s slot, with its keys, to another node, as `redis-cli
+    /// --cluster reshard` does.
+    pub fn move_slot_of(&self, key: &str) {
+        let slot = self.slot_of(key).to_string();
+        let from = self.owner_of(self.slot_of(key));
+        let to = (from + 1) % self.nodes.len();
+        let (from_port, to_port) = (self.nodes[from].port, self.nodes[to].port);
+        let (from_id, to_id) = (
+            self.cli(from_port, &["CLUSTER", "MYID"]),
+            self.cli(to_port, &["CLUSTER", "MYID"]),
+        );
+        self.cli(
+            to_port,
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id],
+        );
+        self.cli(
+            from_port,
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id],
+        );
+        let keys = self.cli(from_port, &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]);
+        let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
+        if !keys.is_empty() {
+            let to_port = to_port.to_string();
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys);
+            self.cli(from_port, &migrate);
+        }
+        for node in &self.nodes {
+            self.cli(node.port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+        }
+        self.wait_until_ok();
+    }
+
+    /// The slot `key` hashes to.
+    fn slot_of(&self, key: &str) -> u16 {
+        self.cli(self.nodes[0].port, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// The index of the node that owns `slot`, as every node sees it.
+    fn owner_of(&self, slot: u16) -> usize {
+        let nodes = self.cli(self.nodes[0].port, &["CLUSTER", "NODES"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let owns = fields.iter().skip(8).any(|range| {
+                let mut bounds = range.split('-').map(|bound| bound.parse::<u16>());
+                match (bounds.next(), bounds.next()) {
+                    (Some(Ok(start)), Some(Ok(end))) => (start..=end).contains(&slot),
+                    (Some(Ok(only)), None) => only == slot,
+                    _ => false,
+                }
+            });
+            if owns {
+                let port = fields[1]
+                    .split(['@', ':'])
+                    .nth(1)
+                    .and_then(|port| port.parse::<u16>().ok());
+                return self
+                    .nodes
+                    .iter()
+                    .position(|node| Some(node.port) == port)
+                    .expect("the owner is one of the nodes");
+            }
+        }
+        panic!("no node owns slot {slot}");
+    }
+
+    /// Runs a command with `redis-cli` on the node at `port`: its output.
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed beside redis-server");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Starts a node (again, on its port and in its folder), and waits
+    /// until it listens.
+    fn spawn(&self, node: &mut ClusterNode) {
+        let dir = self.dir.join(node.port.to_string());
+        std::fs::create_dir_all(&dir).expect("a folder for the node");
+        let child = Command::new("redis-server")
+            .args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+            ])
+            .args(["--cluster-node-timeout", "2000"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test says so when it is not)");
+        node.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until every node says the cluster is whole.
+    fn wait_until_ok(&self) {
+        let deadline = Instant::now() + 2 * PATIENCE;
+        for node in &self.nodes {
+            while !self
+                .cli(node.port, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster did not become whole"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A free port whose cluster bus port (10000 more) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
         }
     }
 }
