@@ -841,3 +841,34 @@ async fn a_redis_back_from_an_older_snapshot_starts_the_stream_again_and_swallow
         assert_eq!((position.epoch, position.offset), (new.epoch, n));
     }
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_connection_the_server_puts_in_a_room_hears_the_room_at_once() {
+    let channel = fresh_channel();
+    // Heartbeats 5 s apart: the shard must not wait for the next one.
+    let node = || async {
+        let redis = RedisBackplane::new(&redis_url())
+            .unwrap()
+            .channel(&channel)
+            .shards(QUICK_SHARDS);
+        let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
+        connected(&server.hub, true).await;
+        server
+    };
+    let (a, b) = (node().await, node().await);
+    let mut tab = b.anonymous().await;
+    assert!(b.hub.join(tab.connection, &red()));
+    assert!(matches!(tab.frame().await, ServerFrame::Joined { .. }));
+    // Within a second, long before B's next heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while subscribers(&channel).await.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the room's shard waits for a heartbeat"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.hub.to_room(&red()).emit(&note("at once")).unwrap();
+    assert_eq!(placed_note(&mut tab).await.0, "at once");
+}

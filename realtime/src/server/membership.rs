@@ -10,14 +10,17 @@
 //! room's rule first (`connection/joins.rs`).
 
 use super::{Hub, broker::Fetched, registry::JoinError};
-use crate::{ConnectionId, Position, Room, RoomName, UserId, protocol::ControlFrame};
+use crate::{ConnectionId, Position, Room, RoomName, Stream, UserId, protocol::ControlFrame};
 
 impl Hub {
     /// Puts a connection in a room, without asking the room's rule (server
     /// code is trusted). The browser is told with a `joined` frame.
     pub fn join<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
-        self.add_to_room(connection, &room.name(), None, None)
-            .is_ok()
+        let room = room.name();
+        // With several processes, this one may not hear the room's shard
+        // yet: it subscribes now, rather than at its next heartbeat.
+        self.inner.streams.want(&Stream::Room(room.clone()));
+        self.add_to_room(connection, &room, None, None).is_ok()
     }
 
     /// Takes a connection out of a room. The browser is told with a `left`

@@ -181,6 +181,11 @@ pub(crate) trait Broker: Send + Sync + 'static {
         Box::pin(std::future::ready(()))
     }
 
+    /// A connection here reads `stream` from now on, without having
+    /// waited for [`Broker::follow`] (the server put it in a room): this
+    /// process starts hearing the stream's events as soon as it can.
+    fn want(&self, _stream: &Stream) {}
+
     /// Whether this process hears `stream`'s events now: only then does
     /// its mirror follow the stream.
     fn hears(&self, _stream: &Stream) -> bool {

@@ -181,6 +181,12 @@ impl Streams {
         self.broker.follow(stream).await;
     }
 
+    /// Has this process hear `stream`'s events as soon as it can, without
+    /// waiting (see [`Broker::want`]).
+    pub fn want(&self, stream: &Stream) {
+        self.broker.want(stream);
+    }
+
     /// Forgets what the mirror holds of the streams this process no longer
     /// hears, without readers here: it would miss their next events.
     /// Of the streams followed here with readers, those `chosen` (see

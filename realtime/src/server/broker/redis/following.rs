@@ -49,7 +49,8 @@ struct State {
     /// When each shard was last wanted (a connection followed one of its
     /// streams, or read one).
     wanted_at: HashMap<u16, Instant>,
-    /// Connections waiting for a shard's subscription.
+    /// The shards asked for and not yet subscribed, and the connections
+    /// waiting for each.
     waiting: HashMap<u16, Vec<oneshot::Sender<()>>>,
 }
 
@@ -70,22 +71,37 @@ impl Following {
     /// Waits until `stream`'s shard is heard (at most the command
     /// timeout), unless it is already or the transport is away.
     pub async fn follow(&self, stream: &Stream) {
+        let (told, heard) = oneshot::channel();
+        if self.ask(stream, Some(told)) {
+            let _ = tokio::time::timeout(REDIS_TIMEOUT, heard).await;
+        }
+    }
+
+    /// Has `stream`'s shard subscribed, without waiting (a connection the
+    /// server put in a room: its events come once it is).
+    pub fn want(&self, stream: &Stream) {
+        self.ask(stream, None);
+    }
+
+    /// Notes that `stream`'s shard is wanted, and asks the transport to
+    /// subscribe to it unless it is heard, asked already, or the transport
+    /// is away; `told` hears when it is. Whether there is anything to wait
+    /// for.
+    fn ask(&self, stream: &Stream, told: Option<oneshot::Sender<()>>) -> bool {
         let shard = self.shards.of(stream);
-        let heard = {
-            let mut state = self.state.lock();
-            state.wanted_at.insert(shard, Instant::now());
-            if !state.up || state.heard.contains(&shard) {
-                return;
-            }
-            let (told, heard) = oneshot::channel();
-            let waiting = state.waiting.entry(shard).or_default();
-            waiting.push(told);
-            if waiting.len() == 1 {
-                let _ = self.requests.send(shard);
-            }
-            heard
-        };
-        let _ = tokio::time::timeout(REDIS_TIMEOUT, heard).await;
+        let mut state = self.state.lock();
+        state.wanted_at.insert(shard, Instant::now());
+        if !state.up || state.heard.contains(&shard) {
+            return false;
+        }
+        // A shard in `waiting` was asked for already (its list may be
+        // empty: asked without waiting).
+        let first = !state.waiting.contains_key(&shard);
+        state.waiting.entry(shard).or_default().extend(told);
+        if first {
+            let _ = self.requests.send(shard);
+        }
+        true
     }
 
     /// Whether `stream`'s shard is heard now.

@@ -286,6 +286,10 @@ impl Broker for RedisBroker {
         Box::pin(self.following.follow(stream))
     }
 
+    fn want(&self, stream: &Stream) {
+        self.following.want(stream);
+    }
+
     fn hears(&self, stream: &Stream) -> bool {
         self.following.hears(stream)
     }
