@@ -872,3 +872,58 @@ async fn a_connection_the_server_puts_in_a_room_hears_the_room_at_once() {
     a.hub.to_room(&red()).emit(&note("at once")).unwrap();
     assert_eq!(placed_note(&mut tab).await.0, "at once");
 }
+
+/// What the processes of this test binary logged (from the first call on).
+fn logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Writer;
+        impl std::io::Write for Writer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                logs().lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| Writer)
+            .with_ansi(false)
+            .try_init();
+        std::sync::Mutex::default()
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn processes_with_different_shard_counts_on_one_channel_are_told_loudly() {
+    let _ = logs();
+    let channel = fresh_channel();
+    let with = |shards: u16| {
+        RedisBackplane::new(&redis_url())
+            .unwrap()
+            .channel(&channel)
+            .shards(shards)
+    };
+    let a = TestServer::start(builder(HubConfig::default()).backplane(with(16))).await;
+    connected(&a.hub, true).await;
+    let b = TestServer::start(builder(HubConfig::default()).backplane(with(32))).await;
+    connected(&b.hub, true).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let logged = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+        let told = logged
+            .lines()
+            .filter(|line| line.contains("ERROR") && line.contains("REDIS_SHARDS must be the same"))
+            .collect::<Vec<_>>();
+        // A hears B's hello, B hears A's snapshot.
+        if told.iter().any(|line| line.contains("theirs=32 ours=16"))
+            && told.iter().any(|line| line.contains("theirs=16 ours=32"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not told: {told:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

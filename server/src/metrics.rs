@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use app::AppContext;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use metrics::gauge;
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use realtime::server::Hub;
 
@@ -72,6 +72,7 @@ impl Metrics {
         if let Some(connected) = self.hub.backplane_connected() {
             gauge!("realtime_backplane_connected").set(f64::from(u8::from(connected)));
             gauge!("realtime_backplane_peers").set(self.hub.peers() as f64);
+            counter!("realtime_backplane_received_total").absolute(self.hub.backplane_received());
         }
         self.exporter.render()
     }

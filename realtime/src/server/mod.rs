@@ -367,6 +367,12 @@ impl Hub {
         self.inner.broker.peers()
     }
 
+    /// How many messages this process received through the backplane so
+    /// far (0 alone).
+    pub fn backplane_received(&self) -> u64 {
+        self.inner.broker.received()
+    }
+
     /// Says goodbye to the other processes (so they forget this one's
     /// presence at once) and stops the backplane. Call it after closing the
     /// connections on shutdown, so their departures go out first.

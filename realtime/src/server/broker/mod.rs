@@ -214,6 +214,12 @@ pub(crate) trait Broker: Send + Sync + 'static {
     /// How many other processes were heard from recently.
     fn peers(&self) -> usize;
 
+    /// How many messages this process received from the others so far
+    /// (its share of the site's traffic: with shards, what its tabs read).
+    fn received(&self) -> u64 {
+        0
+    }
+
     /// Says goodbye to the others and stops. After the connections closed,
     /// so that their departures go out first.
     fn stop(&self) -> BoxFuture<'_, ()>;

@@ -50,10 +50,20 @@ pub(crate) enum Message {
         members: Vec<Member>,
     },
     /// The sender (re)joined the backplane: here is its presence in every
-    /// room; please answer with yours.
-    Hello { rooms: Vec<(RoomName, Vec<Member>)> },
-    /// The answer to a `hello`: the sender's presence in every room.
-    Snapshot { rooms: Vec<(RoomName, Vec<Member>)> },
+    /// room; please answer with yours. `shards`: how many shards it spreads
+    /// the streams over, which must be every node's count.
+    Hello {
+        rooms: Vec<(RoomName, Vec<Member>)>,
+        #[serde(default)]
+        shards: Option<u16>,
+    },
+    /// The answer to a `hello`: the sender's presence in every room, and
+    /// its shard count.
+    Snapshot {
+        rooms: Vec<(RoomName, Vec<Member>)>,
+        #[serde(default)]
+        shards: Option<u16>,
+    },
     /// The sender is alive. Nodes not heard from for a while are presumed
     /// gone, and their presence forgotten.
     Heartbeat,
@@ -61,12 +71,19 @@ pub(crate) enum Message {
     Goodbye,
 }
 
-impl From<PresenceNews> for Message {
-    fn from(news: PresenceNews) -> Self {
+impl Message {
+    /// What a node says of its presence, with its shard count.
+    pub fn presence(news: PresenceNews, shards: u16) -> Self {
         match news {
             PresenceNews::Room { room, members } => Self::Presence { room, members },
-            PresenceNews::Hello { rooms } => Self::Hello { rooms },
-            PresenceNews::Snapshot { rooms } => Self::Snapshot { rooms },
+            PresenceNews::Hello { rooms } => Self::Hello {
+                rooms,
+                shards: Some(shards),
+            },
+            PresenceNews::Snapshot { rooms } => Self::Snapshot {
+                rooms,
+                shards: Some(shards),
+            },
         }
     }
 }
@@ -163,8 +180,12 @@ mod tests {
             },
             Message::Hello {
                 rooms: vec![(room.clone(), vec![Member::new(2, "bob")])],
+                shards: Some(16),
             },
-            Message::Snapshot { rooms: vec![] },
+            Message::Snapshot {
+                rooms: vec![],
+                shards: None,
+            },
             Message::Heartbeat,
             Message::Goodbye,
         ] {

@@ -78,6 +78,8 @@ pub(crate) struct Link {
     last_echo: Mutex<Instant>,
     /// How often ended sessions may be replayed.
     replays: DefaultDirectRateLimiter,
+    /// Messages received from Redis so far (this node's echoes included).
+    received: AtomicU64,
 }
 
 impl Link {
@@ -89,6 +91,7 @@ impl Link {
             pending_ready: Notify::new(),
             up: AtomicBool::new(false),
             missed: AtomicU64::new(0),
+            received: AtomicU64::new(0),
             last_echo: Mutex::new(Instant::now()),
             replays: RateLimiter::direct(
                 Quota::with_period(REPLAY_EVERY)
@@ -233,6 +236,16 @@ impl Link {
     }
 
     /// Notes that this node's own message came back.
+    /// Counts a message received from Redis.
+    pub fn count_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages received from Redis so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
     pub fn echo_received(&self) {
         *self.last_echo.lock() = Instant::now();
     }

@@ -304,7 +304,8 @@ impl Broker for RedisBroker {
     }
 
     fn announce(&self, news: PresenceNews) {
-        self.link.publish_state(&Message::from(news));
+        let shards = self.following.shards.count();
+        self.link.publish_state(&Message::presence(news, shards));
     }
 
     fn end_session(&self, session: &SessionKey) {
@@ -319,6 +320,10 @@ impl Broker for RedisBroker {
 
     fn peers(&self) -> usize {
         self.nodes.count()
+    }
+
+    fn received(&self) -> u64 {
+        self.link.received()
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

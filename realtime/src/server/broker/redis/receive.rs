@@ -37,6 +37,7 @@ pub(super) struct Receive<'a> {
 impl Receive<'_> {
     /// Acts on a message from the channel.
     pub fn message(&self, bytes: Bytes) {
+        self.link.count_received();
         let envelope = match Envelope::decode(bytes) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -96,8 +97,12 @@ impl Receive<'_> {
             Message::Recorded { .. } | Message::Reset { .. } => {}
             Message::CloseSession { session } => self.close_session(&session),
             Message::Presence { room, members } => self.presence(from, room, members),
-            Message::Hello { rooms } => self.hello(from, rooms),
-            Message::Snapshot { rooms } => {
+            Message::Hello { rooms, shards } => {
+                self.check_shards(from, shards);
+                self.hello(from, rooms);
+            }
+            Message::Snapshot { rooms, shards } => {
+                self.check_shards(from, shards);
                 self.inbox.presence(from, PresenceNews::Snapshot { rooms });
             }
             Message::Heartbeat => {}
@@ -174,6 +179,23 @@ impl Receive<'_> {
             return None;
         }
         Some(frame)
+    }
+
+    /// Says loudly when another node spreads the streams over another
+    /// number of shards: the two would place one stream in two shards, and
+    /// neither would hear the other's events of it.
+    fn check_shards(&self, from: NodeId, theirs: Option<u16>) {
+        let ours = self.following.shards.count();
+        if let Some(theirs) = theirs.filter(|theirs| *theirs != ours) {
+            tracing::error!(
+                node = %from,
+                theirs,
+                ours,
+                "another process on this channel spreads the streams over another number of \
+                 shards: REDIS_SHARDS must be the same on every process, or their tabs miss \
+                 each other's durable events"
+            );
+        }
     }
 
     /// `close_session`: the session ended on the sender; its connections

@@ -30,6 +30,11 @@ impl Shards {
         }
     }
 
+    /// How many shards there are.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
     /// The shard `stream` belongs to.
     pub fn of(&self, stream: &Stream) -> u16 {
         let hash = xxh3_64(stream.to_string().as_bytes());

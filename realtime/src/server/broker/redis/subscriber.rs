@@ -113,23 +113,45 @@ impl Subscriber {
             let Some(push) = self.pushes.recv().await else {
                 return Received::Lost("the subscription closed");
             };
-            match push.kind {
-                PushKind::Disconnection => {
-                    return Received::Lost("a connection of the subscription closed");
-                }
-                // `[channel, payload]` (`[pattern, channel, payload]` for a
-                // pattern's).
-                PushKind::Message | PushKind::SMessage | PushKind::PMessage => {
-                    if let Some(Value::BulkString(payload)) = push.data.into_iter().last() {
-                        return Received::Message(Bytes::from(payload));
-                    }
-                }
-                PushKind::SUnsubscribe if !self.asked_to_unsubscribe(&push.data) => {
-                    return Received::Lost("a shard channel's slot moved to another node");
-                }
-                // Confirmations of (un)subscriptions, and anything else.
-                _ => {}
+            if let Some(received) = self.read(push) {
+                return received;
             }
+        }
+    }
+
+    /// The next message if one has arrived already: the transport takes
+    /// what came in one go, rather than one wake-up per message.
+    pub fn try_next(&mut self) -> Option<Received> {
+        loop {
+            let push = self.pushes.try_recv().ok()?;
+            if let Some(received) = self.read(push) {
+                return Some(received);
+            }
+        }
+    }
+
+    /// What a push says: a message, the end of the subscription, or
+    /// nothing to act on.
+    fn read(&mut self, push: PushInfo) -> Option<Received> {
+        match push.kind {
+            PushKind::Disconnection => {
+                Some(Received::Lost("a connection of the subscription closed"))
+            }
+            // `[channel, payload]` (`[pattern, channel, payload]` for a
+            // pattern's).
+            PushKind::Message | PushKind::SMessage | PushKind::PMessage => {
+                match push.data.into_iter().last() {
+                    Some(Value::BulkString(payload)) => {
+                        Some(Received::Message(Bytes::from(payload)))
+                    }
+                    _ => None,
+                }
+            }
+            PushKind::SUnsubscribe if !self.asked_to_unsubscribe(&push.data) => Some(
+                Received::Lost("a shard channel's slot moved to another node"),
+            ),
+            // Confirmations of (un)subscriptions, and anything else.
+            _ => None,
         }
     }
 

@@ -42,6 +42,8 @@ use super::{
 
 /// Most envelopes sent in one pipeline.
 const MAX_PIPELINE: usize = 512;
+/// Most messages received in one turn of the loop.
+const MAX_RECEIVED_AT_ONCE: usize = 256;
 
 /// Why a connected session with Redis ended.
 enum Ended {
@@ -182,20 +184,34 @@ impl Transport {
         let mut batch = Vec::with_capacity(MAX_PIPELINE);
         loop {
             tokio::select! {
-                received = subscriber.next() => match received {
-                    Received::Message(payload) => {
-                        self.receive().message(payload);
-                        // An offset that came again with another event: the
-                        // stream starts again now, before more of the
-                        // rewound epoch reaches its readers.
-                        if self.inbox.has_diverged()
-                            && let Err(error) = self.reset_diverged(&mut publisher, scripts).await
-                        {
-                            return Ended::Lost(error.to_string());
+                received = subscriber.next() => {
+                    // With what arrived meanwhile, up to a bound (the rest
+                    // of the loop gets its turn).
+                    let mut next = Some(received);
+                    let mut taken = 0;
+                    while let Some(received) = next.take() {
+                        match received {
+                            Received::Message(payload) => {
+                                self.receive().message(payload);
+                                // An offset that came again with another
+                                // event: the stream starts again now, before
+                                // more of the rewound epoch reaches its
+                                // readers.
+                                if self.inbox.has_diverged()
+                                    && let Err(error) =
+                                        self.reset_diverged(&mut publisher, scripts).await
+                                {
+                                    return Ended::Lost(error.to_string());
+                                }
+                            }
+                            Received::Lost(reason) => return Ended::Lost(reason.to_owned()),
+                        }
+                        taken += 1;
+                        if taken < MAX_RECEIVED_AT_ONCE {
+                            next = subscriber.try_next();
                         }
                     }
-                    Received::Lost(reason) => return Ended::Lost(reason.to_owned()),
-                },
+                }
                 Some(shard) = self.requests.recv() => {
                     let subscribed = self
                         .subscribe(&mut subscriber, &mut publisher, scripts, shard)
