@@ -198,15 +198,24 @@ pub struct Listener {
 impl Listener {
     /// The next message's payload, if one comes within `wait`.
     pub async fn next_within(&mut self, wait: Duration) -> Option<String> {
+        self.next_on_within(wait).await.map(|(_, payload)| payload)
+    }
+
+    /// The next message's channel and payload, if one comes within `wait`.
+    pub async fn next_on_within(&mut self, wait: Duration) -> Option<(String, String)> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let push = tokio::time::timeout_at(deadline, self.messages.recv())
                 .await
                 .ok()??;
             if matches!(push.kind, PushKind::Message | PushKind::SMessage)
-                && let Some(Value::BulkString(payload)) = push.data.last()
+                && let [Value::BulkString(channel), Value::BulkString(payload)] =
+                    push.data.as_slice()
             {
-                return Some(String::from_utf8_lossy(payload).into_owned());
+                return Some((
+                    String::from_utf8_lossy(channel).into_owned(),
+                    String::from_utf8_lossy(payload).into_owned(),
+                ));
             }
         }
     }

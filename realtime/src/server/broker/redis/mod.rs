@@ -275,7 +275,9 @@ impl Broker for RedisBroker {
         let message = Message::Deliver {
             target: target.clone(),
         };
-        self.link.publish(&message, frame.as_str().as_bytes());
+        let shard = self.following.shards.of_target(target);
+        self.link
+            .publish(shard, &message, frame.as_str().as_bytes());
     }
 
     fn can_read(&self) -> bool {

@@ -418,6 +418,13 @@ impl Transport {
                 Outbound::Publish(envelope) => {
                     batch.push(Slot::Channel, publisher.publish(channel, envelope.as_ref()));
                 }
+                Outbound::PublishIn(shard, envelope) => {
+                    let channel = self.following.shards.channel_of(*shard);
+                    batch.push(
+                        Slot::Shard(*shard),
+                        publisher.publish(&channel, envelope.as_ref()),
+                    );
+                }
                 Outbound::Record(record) => {
                     self.history
                         .append(scripts, self.link.node, record, &mut batch);
@@ -431,7 +438,7 @@ impl Transport {
     /// connections only (counted); a durable event is placed here.
     fn not_published(&self, item: Outbound) {
         match item {
-            Outbound::Publish(_) => self.link.count_missed(),
+            Outbound::Publish(_) | Outbound::PublishIn(..) => self.link.count_missed(),
             Outbound::Record(record) => self.inbox.not_placed(record),
         }
     }
