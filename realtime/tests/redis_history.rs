@@ -967,3 +967,73 @@ async fn a_volatile_event_to_a_room_goes_on_its_shards_channel_to_the_processes_
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_tab_put_in_a_room_without_a_position_loses_nothing_a_later_join_read_ahead() {
+    let channel = fresh_channel();
+    let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
+    // In each room, a tab the server puts in it (no position: B has not
+    // read the room), then a tab that joins it, whose read of the room's
+    // position may run ahead of what B has received live: what B then
+    // receives it had already; the first tab still gets it.
+    const ROOMS: usize = 8;
+    let room = |k: usize| Team(format!("s{k}"));
+    let writing = Arc::new(AtomicBool::new(true));
+    let hub = a.server.hub.clone();
+    let emitter = tokio::spawn({
+        let writing = Arc::clone(&writing);
+        async move {
+            let mut n = 0;
+            while writing.load(Ordering::Relaxed) {
+                for k in 0..ROOMS {
+                    hub.to_room(&room(k)).emit(&note(&n.to_string())).unwrap();
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for k in 0..ROOMS {
+                hub.to_room(&room(k)).emit(&note("last")).unwrap();
+            }
+        }
+    });
+    let mut tabs = Vec::new();
+    for k in 0..ROOMS {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut put = b.server.anonymous().await;
+        let mut joining = b.server.connect(&tab_query(20 + k as u64, &[])).await;
+        // At once: the join's read follows the subscription the server's
+        // join asked for.
+        assert!(b.server.hub.join(put.connection, &room(k)));
+        let at = joined_at(&mut joining, &format!("team:s{k}")).await;
+        assert!(matches!(put.frame().await, ServerFrame::Joined { .. }));
+        tabs.push((k, put, joining, at));
+    }
+    writing.store(false, Ordering::Relaxed);
+    emitter.await.unwrap();
+    for (k, mut put, mut joining, joined) in tabs {
+        let stream = Stream::Room(format!("team:s{k}").as_str().into());
+        // Each tab: consecutive offsets, from its first note (the one put
+        // in) or from its joined position (the one that joined), to the
+        // last.
+        for (tab, mut at) in [(&mut put, None), (&mut joining, Some(joined))] {
+            loop {
+                let (note, recorded) = tab.recorded_event::<Note>().await;
+                let recorded = recorded.expect("a durable event carries its position");
+                assert_eq!(recorded.stream, stream);
+                if let Some(at) = at {
+                    assert_eq!(recorded.position.epoch, at.epoch);
+                    assert_eq!(
+                        recorded.position.offset,
+                        at.offset + 1,
+                        "{stream} after {at:?}"
+                    );
+                }
+                at = Some(recorded.position);
+                if note.text == "last" {
+                    break;
+                }
+            }
+        }
+    }
+}

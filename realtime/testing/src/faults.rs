@@ -161,6 +161,21 @@ struct ClusterNode {
 
 impl PrivateCluster {
     pub fn start() -> Self {
+        let version = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .expect("redis-server is installed (scripts/test says so when it is not)");
+        let major = version
+            .split("v=")
+            .nth(1)
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|major| major.parse::<u32>().ok())
+            .unwrap_or(0);
+        assert!(
+            major >= 7,
+            "a Redis Cluster with sharded pub/sub needs redis-server 7 or later: {version}"
+        );
         let first = cluster_port();
         let dir = std::env::temp_dir().join(format!(
             "realtime-test-cluster-{}-{first}",
@@ -260,6 +275,10 @@ impl PrivateCluster {
             self.cli(node.port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
         }
         self.wait_until_ok();
+        let moved = self.owner_of(self.slot_of(key));
+        assert_eq!(moved, to, "slot {slot} did not move");
+        let left = self.cli(from_port, &["CLUSTER", "COUNTKEYSINSLOT", &slot]);
+        assert_eq!(left, "0", "slot {slot}'s keys did not all move");
     }
 
     /// The slot `key` hashes to.

@@ -21,6 +21,7 @@ pub fn redis_url() -> String {
 
 /// One server, or every primary of a cluster.
 pub struct RedisProbe {
+    url: String,
     /// A connection to each primary (the server, alone).
     primaries: Vec<MultiplexedConnection>,
     /// The cluster, when it is one.
@@ -46,6 +47,7 @@ impl RedisProbe {
             .expect("INFO answers");
         if !info.contains("cluster_enabled:1") {
             return Self {
+                url: url.to_owned(),
                 primaries: vec![seed],
                 cluster: None,
             };
@@ -74,6 +76,7 @@ impl RedisProbe {
             .await
             .expect("the cluster answers");
         Self {
+            url: url.to_owned(),
             primaries,
             cluster: Some((client, connection)),
         }
@@ -146,7 +149,7 @@ impl RedisProbe {
         let (sender, messages) = mpsc::unbounded_channel();
         let connection = match &self.cluster {
             Some((_, _)) => {
-                let client = ClusterClient::builder(vec![redis_url()])
+                let client = ClusterClient::builder(vec![self.url.clone()])
                     .use_protocol(ProtocolVersion::RESP3)
                     .push_sender(sender)
                     .build()
@@ -158,7 +161,7 @@ impl RedisProbe {
                 Listening::Cluster(connection)
             }
             None => {
-                let mut client_info = Client::open(redis_url())
+                let mut client_info = Client::open(self.url.as_str())
                     .unwrap()
                     .get_connection_info()
                     .clone();

@@ -333,6 +333,11 @@ impl<'h> Served<'h> {
 
     /// Sends the `welcome` frame, the first of every connection.
     async fn welcome(&mut self) -> Result<(), End> {
+        // The connection starts reading its streams there: events at or
+        // before these positions still on their way live are not written.
+        for (stream, position) in &self.positions {
+            self.reached.start_at(stream, *position);
+        }
         let welcome = ControlFrame::Welcome {
             connection: self.id,
             user: self.user,

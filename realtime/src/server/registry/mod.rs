@@ -33,7 +33,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(crate) use self::{
     delivery::{Kept, Placed},
-    outgoing::{Delivery, Live, Outgoing, Positions, Reached, Replay, Replayed},
+    outgoing::{Delivery, Had, Live, Outgoing, Positions, Reached, Replay, Replayed},
     queue::{QueueReceiver, QueueSender, queue},
 };
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
@@ -881,6 +881,7 @@ mod tests {
             frame,
             streams: &streams,
             positioned: &positioned,
+            had: Had::default(),
             connections: &[ConnectionId(3)],
             tabs: &[],
             except: Except::default(),

@@ -31,7 +31,6 @@ mod history;
 mod recovery;
 
 use std::{
-    borrow::Cow,
     collections::BTreeMap,
     sync::{
         Arc,
@@ -52,7 +51,9 @@ use self::{
 use super::{
     HubConfig, Refused, Target,
     broker::{Broker, Durable, Fetched, Placed, Placement, ReadError, streams_of},
-    registry::{self, Connection, Delivery, Except, JoinError, Kept, Maps, Registry, TakenBefore},
+    registry::{
+        self, Connection, Delivery, Except, Had, JoinError, Kept, Maps, Registry, TakenBefore,
+    },
 };
 use crate::{
     ConnectionId, RoomName,
@@ -341,11 +342,16 @@ impl Streams {
                 let answer = recover(&mut history, &stream, since, fetched.as_ref(), now);
                 queue_answer(&history, &maps, id, &stream, answer)
             });
-        let joined = ControlFrame::Joined {
-            room,
-            position: position_here(&mut history, &stream, fetched),
-        };
-        let fitted = replayed && maps.queue_control(id, &joined);
+        let position = position_here(&mut history, &stream, fetched);
+        // A fresh join in a mirror: the connection starts at the position
+        // (events at or before it still on their way live are not written
+        // to it), told by an empty replay.
+        let started = member
+            || since.is_some()
+            || !history.is_mirror()
+            || position.is_none_or(|position| maps.queue_replay(id, &stream, &[], position));
+        let joined = ControlFrame::Joined { room, position };
+        let fitted = replayed && started && maps.queue_control(id, &joined);
         self.note_diverged(&history);
         Ok(Joined { arrived, fitted })
     }
@@ -559,7 +565,7 @@ fn keep_and_deliver(
     let many = event.streams.len() > 1;
     let mut positioned = Vec::with_capacity(event.streams.len());
     // The streams in which the mirror had the event already (by index).
-    let mut had = Vec::new();
+    let mut had = Had::default();
     for (index, (stream, position)) in event.streams.iter().enumerate() {
         let frame: Utf8Bytes = protocol::with_positions(
             event.frame,
@@ -604,33 +610,22 @@ fn keep_and_deliver(
                     history.went_back(stream, position.epoch);
                 }
                 // A catch-up, or a read that ran ahead of the broker, brought
-                // it first: every reader here has it from that replay, or
-                // started reading the stream after it (its `joined` or
-                // `hello` position is at or past it). Not queued again.
-                Applied::Duplicate => had.push(index),
+                // it first: queued still (a reader that started without a
+                // position must not lose it), but not written to a
+                // connection that stands at or past it already (its replay
+                // brought it, or its `joined` or `welcome` position is past
+                // it).
+                Applied::Duplicate => had.insert(index),
                 Applied::InOrder | Applied::New => {}
             },
         }
     }
-    let (streams, positioned) = if had.is_empty() {
-        (Cow::Borrowed(event.streams.as_slice()), positioned)
-    } else {
-        let (streams, positioned) = event
-            .streams
-            .iter()
-            .cloned()
-            .zip(positioned)
-            .enumerate()
-            .filter(|(index, _)| !had.contains(index))
-            .map(|(_, pair)| pair)
-            .unzip();
-        (Cow::Owned(streams), positioned)
-    };
     let placed = registry::Placed {
         id: event.id,
         frame: event.frame,
-        streams: &streams,
+        streams: &event.streams,
         positioned: &positioned,
+        had,
         connections: &event.target.connections,
         tabs: &event.target.tabs,
         except: Except {

@@ -129,7 +129,8 @@ impl Following {
     }
 
     /// The transport (re)connected, hearing `heard`: those waiting for
-    /// them go on; the others ask again.
+    /// them go on; the shards wanted since the transport looked (a join
+    /// while it connected) are asked for now, not at the next heartbeat.
     pub fn connected(&self, heard: HashSet<u16>) {
         let mut state = self.state.lock();
         state.up = true;
@@ -140,7 +141,17 @@ impl Following {
                 for told in state.waiting.remove(&shard).unwrap_or_default() {
                     let _ = told.send(());
                 }
-            } else {
+            }
+        }
+        let missing: Vec<u16> = state
+            .wanted_at
+            .keys()
+            .filter(|shard| !state.heard.contains(shard))
+            .copied()
+            .collect();
+        for shard in missing {
+            if let std::collections::hash_map::Entry::Vacant(asked) = state.waiting.entry(shard) {
+                asked.insert(Vec::new());
                 let _ = self.requests.send(shard);
             }
         }

@@ -193,7 +193,7 @@ impl Receive<'_> {
                 ours,
                 "another process on this channel spreads the streams over another number of \
                  shards: REDIS_SHARDS must be the same on every process, or their tabs miss \
-                 each other's durable events"
+                 each other's events"
             );
         }
     }

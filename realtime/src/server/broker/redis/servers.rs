@@ -77,16 +77,23 @@ impl Servers {
             let mut connection = client
                 .get_multiplexed_async_connection_with_config(&single_config())
                 .await?;
-            let info: String = timeout(
+            let info: RedisResult<String> = timeout(
                 REDIS_TIMEOUT,
                 redis::cmd("INFO")
                     .arg("cluster")
                     .query_async(&mut connection),
             )
             .await
-            .map_err(timed("INFO cluster"))??;
-            if !info.contains("cluster_enabled:1") {
-                return Ok(Commands::One(connection));
+            .map_err(timed("INFO cluster"))?;
+            match info {
+                Ok(info) if info.contains("cluster_enabled:1") => {}
+                Ok(_) => return Ok(Commands::One(connection)),
+                // A server that refuses INFO (an ACL without it): taken for
+                // one server (a cluster can be named by its nodes).
+                Err(error) if !(error.is_io_error() || error.is_timeout()) => {
+                    return Ok(Commands::One(connection));
+                }
+                Err(error) => return Err(error),
             }
         }
         let client = self.cluster_builder().build()?;
@@ -161,6 +168,11 @@ impl Batch {
         self.0.push((slot, command));
     }
 
+    /// How many commands it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -198,6 +210,40 @@ impl Commands {
         self.query(batch).await.map(drop)
     }
 
+    /// Sends a batch as [`Commands::exec`] does. On a cluster a slot's
+    /// pipeline may fail while the others ran: on failure, the commands (by
+    /// index in the batch) that may not have run, and the first error.
+    pub async fn exec_each(&self, batch: Batch) -> Result<(), Unsent> {
+        let Self::Cluster(connection) = self else {
+            let count = batch.0.len();
+            return self.exec(batch).await.map_err(|error| Unsent {
+                commands: (0..count).collect(),
+                error,
+            });
+        };
+        let sent = by_slot(batch).into_iter().map(|(indexes, pipeline)| {
+            let mut connection = connection.clone();
+            async move {
+                let ran = timeout(REDIS_TIMEOUT, pipeline.exec_async(&mut connection)).await;
+                (
+                    indexes,
+                    ran.unwrap_or_else(|_| Err(timed_out("a pipeline"))),
+                )
+            }
+        });
+        let mut unsent: Option<Unsent> = None;
+        for (indexes, ran) in futures_util::future::join_all(sent).await {
+            if let Err(error) = ran {
+                let unsent = unsent.get_or_insert_with(|| Unsent {
+                    commands: Vec::new(),
+                    error,
+                });
+                unsent.commands.extend(indexes);
+            }
+        }
+        unsent.map_or(Ok(()), Err)
+    }
+
     /// Sends a batch as [`Commands::exec`] does, and returns each
     /// command's answer, in the batch's order.
     pub async fn query(&self, batch: Batch) -> RedisResult<Vec<Value>> {
@@ -217,15 +263,7 @@ impl Commands {
                     .map_err(|_| timed_out("a pipeline"))??
             }
             Self::Cluster(connection) => {
-                let mut slots: HashMap<Slot, (Vec<usize>, redis::Pipeline)> = HashMap::new();
-                for (index, (slot, command)) in batch.0.into_iter().enumerate() {
-                    let (indexes, pipeline) = slots
-                        .entry(slot)
-                        .or_insert_with(|| (Vec::new(), redis::pipe()));
-                    indexes.push(index);
-                    pipeline.add_command(command);
-                }
-                let sent = slots.into_values().map(|(indexes, pipeline)| {
+                let sent = by_slot(batch).into_iter().map(|(indexes, pipeline)| {
                     let mut connection = connection.clone();
                     async move {
                         let answers: Vec<Value> = pipeline.query_async(&mut connection).await?;
@@ -259,6 +297,27 @@ impl Commands {
         };
         answer.map_err(|_| timed_out("a command"))?
     }
+}
+
+/// The commands of a batch, one pipeline per slot, each with the indexes
+/// of its commands in the batch.
+fn by_slot(batch: Batch) -> Vec<(Vec<usize>, redis::Pipeline)> {
+    let mut slots: HashMap<Slot, (Vec<usize>, redis::Pipeline)> = HashMap::new();
+    for (index, (slot, command)) in batch.0.into_iter().enumerate() {
+        let (indexes, pipeline) = slots
+            .entry(slot)
+            .or_insert_with(|| (Vec::new(), redis::pipe()));
+        indexes.push(index);
+        pipeline.add_command(command);
+    }
+    slots.into_values().collect()
+}
+
+/// What a batch could not send: see [`Commands::exec_each`].
+pub(super) struct Unsent {
+    /// The commands, by index in the batch.
+    pub commands: Vec<usize>,
+    pub error: redis::RedisError,
 }
 
 /// A connection for subscriptions: see `subscriber.rs`.

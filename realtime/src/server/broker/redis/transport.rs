@@ -231,19 +231,24 @@ impl Transport {
                     }
                     // Anything that waited was meant to go before these.
                     let published = match self.publish_pending(&mut publisher).await {
-                        Ok(()) => self.publish(&mut publisher, scripts, &batch).await,
-                        Err(error) => Err(error),
+                        Ok(()) => self.publish_each(&publisher, scripts, &batch).await,
+                        Err(error) => Err((vec![true; batch.len()], error)),
                     };
-                    if let Err(error) = published {
-                        for item in batch.drain(..) {
-                            self.not_published(item);
+                    let (unsent, lost) = match published {
+                        Ok(()) => (vec![false; batch.len()], None),
+                        Err((unsent, error)) => (unsent, Some(error)),
+                    };
+                    // On a cluster, what the nodes that answered took is
+                    // placed; only the rest is not.
+                    for (item, unsent) in batch.drain(..).zip(unsent) {
+                        match item {
+                            item if unsent => self.not_published(item),
+                            Outbound::Record(mut record) => record.tell(Placement::Shared),
+                            Outbound::Publish(_) | Outbound::PublishIn(..) => {}
                         }
-                        return Ended::Lost(error.to_string());
                     }
-                    for item in batch.drain(..) {
-                        if let Outbound::Record(mut record) = item {
-                            record.tell(Placement::Shared);
-                        }
+                    if let Some(error) = lost {
+                        return Ended::Lost(error.to_string());
                     }
                     // Durable events Redis could not take (its queue was
                     // full), or streams whose history went back: they start
@@ -411,9 +416,40 @@ impl Transport {
         scripts: &Scripts,
         items: &[Outbound],
     ) -> redis::RedisResult<()> {
+        publisher
+            .exec(self.batch(publisher, scripts, items).0)
+            .await
+    }
+
+    /// Publishes as [`Transport::publish`] does; on failure, which items
+    /// may not have gone (by index), and the first error.
+    async fn publish_each(
+        &self,
+        publisher: &Commands,
+        scripts: &Scripts,
+        items: &[Outbound],
+    ) -> Result<(), (Vec<bool>, redis::RedisError)> {
+        let (batch, item_of) = self.batch(publisher, scripts, items);
+        publisher.exec_each(batch).await.map_err(|unsent| {
+            let mut items_unsent = vec![false; items.len()];
+            for command in unsent.commands {
+                items_unsent[item_of[command]] = true;
+            }
+            (items_unsent, unsent.error)
+        })
+    }
+
+    /// The commands that publish `items`, and the item each comes from.
+    fn batch(
+        &self,
+        publisher: &Commands,
+        scripts: &Scripts,
+        items: &[Outbound],
+    ) -> (Batch, Vec<usize>) {
         let channel = self.settings.channel.as_str();
         let mut batch = Batch::default();
-        for item in items {
+        let mut item_of = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
             match item {
                 Outbound::Publish(envelope) => {
                     batch.push(Slot::Channel, publisher.publish(channel, envelope.as_ref()));
@@ -430,8 +466,9 @@ impl Transport {
                         .append(scripts, self.link.node, record, &mut batch);
                 }
             }
+            item_of.resize(batch.len(), index);
         }
-        publisher.exec(batch).await
+        (batch, item_of)
     }
 
     /// What could not be sent: an event reached this process's
