@@ -29,8 +29,12 @@
 //! subscriptions change while it receives (`subscriber.rs`). Recoveries a
 //! node's mirror cannot serve read Redis's history (`history.rs`).
 //!
-//! `nodes.rs` keeps which other nodes were heard from lately.
+//! `servers.rs` says where Redis is (one server, or a Redis Cluster's
+//! nodes) and sends batches of commands there; `access.rs` is the history
+//! as setting it right after an outage uses it. `nodes.rs` keeps which
+//! other nodes were heard from lately.
 
+mod access;
 mod envelope;
 mod following;
 mod history;

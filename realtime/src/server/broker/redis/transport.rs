@@ -28,8 +28,9 @@ use tokio::{
 };
 
 use super::{
-    super::{Inbox, NodeId, Placement, Read, SharedHistory, catch_up, reconcile, reset_diverged},
+    super::{Inbox, Placement, catch_up, reconcile, reset_diverged},
     RedisBackplane,
+    access::Access,
     envelope::{Envelope, Message},
     following::Following,
     history::{RedisHistory, Scripts},
@@ -547,58 +548,4 @@ pub(super) fn timed_out(what: &'static str) -> redis::RedisError {
         std::io::ErrorKind::TimedOut,
         format!("Redis did not answer in time ({what})"),
     ))
-}
-
-/// The history in Redis, as setting it right after an outage uses it: one
-/// pipeline per step, on the publishing connection.
-struct Access<'a> {
-    publisher: &'a mut Commands,
-    scripts: &'a Scripts,
-    history: &'a RedisHistory,
-    node: NodeId,
-}
-
-impl SharedHistory for Access<'_> {
-    type Error = redis::RedisError;
-
-    fn reset<'a>(
-        &'a mut self,
-        streams: &'a [(crate::Stream, Option<crate::stream::Epoch>)],
-    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<()>> {
-        Box::pin(async move {
-            let mut batch = Batch::default();
-            for stream in streams {
-                let reset = self.history.reset(self.scripts, self.node, stream);
-                batch.push(self.history.slot_of(&stream.0), reset);
-            }
-            self.publisher.exec(batch).await
-        })
-    }
-
-    fn read_many<'a>(
-        &'a mut self,
-        wanted: &'a [(
-            crate::Stream,
-            crate::Position,
-            Option<crate::stream::EventId>,
-        )],
-    ) -> futures_util::future::BoxFuture<'a, redis::RedisResult<Vec<Read>>> {
-        Box::pin(async move {
-            let mut batch = Batch::default();
-            for (stream, position, id) in wanted {
-                let read = self
-                    .history
-                    .read_command(self.scripts, stream, Some(*position), *id);
-                batch.push(self.history.slot_of(stream), read);
-            }
-            let replies = self.publisher.query(batch).await?;
-            Ok(wanted
-                .iter()
-                .zip(replies)
-                .map(|((stream, position, _), reply)| {
-                    self.history.parse_read(stream, Some(*position), reply)
-                })
-                .collect())
-        })
-    }
 }
