@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use futures_util::future::try_join_all;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionInfo, ProtocolVersion, PushInfo, RedisResult,
-    Value,
+    ServerErrorKind, Value,
     aio::MultiplexedConnection,
     cluster::{ClusterClient, ClusterClientBuilder},
     cluster_async::ClusterConnection,
@@ -88,9 +88,17 @@ impl Servers {
             match info {
                 Ok(info) if info.contains("cluster_enabled:1") => {}
                 Ok(_) => return Ok(Commands::One(connection)),
-                // A server that refuses INFO (an ACL without it): taken for
-                // one server (a cluster can be named by its nodes).
-                Err(error) if !(error.is_io_error() || error.is_timeout()) => {
+                // A server whose ACL refuses INFO, or that does not know
+                // it: taken for one server (a cluster can be named by its
+                // nodes). Any other error is retried.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        redis::ErrorKind::Server(
+                            ServerErrorKind::NoPerm | ServerErrorKind::ResponseError
+                        )
+                    ) =>
+                {
                     return Ok(Commands::One(connection));
                 }
                 Err(error) => return Err(error),
