@@ -928,46 +928,6 @@ async fn processes_with_different_shard_counts_on_one_channel_are_told_loudly() 
     }
 }
 
-/// A volatile event.
-#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Typing(String);
-
-impl realtime::Event for Typing {
-    const NAME: &'static str = "Typing";
-    const DURABLE: bool = false;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: scripts/test runs it"]
-async fn a_volatile_event_to_a_room_goes_on_its_shards_channel_to_the_processes_reading_it() {
-    let channel = fresh_channel();
-    let (a, b) = (quick_node(&channel).await, quick_node(&channel).await);
-    let mut tab = b.server.anonymous().await;
-    let _ = tab.join("team:red").await;
-    let channels: Vec<String> = std::iter::once(channel.clone())
-        .chain((0..QUICK_SHARDS).map(|shard| format!("{{{channel}:{shard}}}:events")))
-        .collect();
-    let mut published = RedisProbe::connect().await.listen(&channels).await;
-
-    a.server
-        .hub
-        .to_room(&red())
-        .emit(&Typing("ada is typing".into()))
-        .unwrap();
-    assert_eq!(tab.event::<Typing>().await, Typing("ada is typing".into()));
-    loop {
-        let (on, payload) = published
-            .next_on_within(PATIENCE)
-            .await
-            .expect("published in time");
-        if payload.contains("ada is typing") {
-            assert_ne!(on, channel, "not on the channel every process hears");
-            assert!(on.ends_with("}:events"), "on a shard's channel: {on}");
-            break;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn a_tab_put_in_a_room_without_a_position_loses_nothing_a_later_join_read_ahead() {

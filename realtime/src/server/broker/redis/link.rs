@@ -43,9 +43,9 @@ use crate::server::SessionKey;
 pub(crate) enum Outbound {
     /// An envelope to publish as it is, on the backplane's channel.
     Publish(Bytes),
-    /// An envelope to publish on a shard's channel: a volatile event for
-    /// streams of that shard only, heard by the processes that read them.
-    PublishIn(u16, Bytes),
+    /// The same, of this process's presence: not a missed emit when it
+    /// cannot go (the `hello` after the reconnection carries it all).
+    State(Bytes),
     /// A durable event for Redis to place and publish.
     Record(Box<Durable>),
 }
@@ -104,20 +104,15 @@ impl Link {
         }
     }
 
-    /// Queues an event for the other nodes (on `shard`'s channel, or the
-    /// backplane's for `None`), unless the link is down or the queue is
-    /// full (then it is counted as missed).
-    pub fn publish(&self, shard: Option<u16>, message: &Message, payload: &[u8]) {
+    /// Queues an event for the other nodes, unless the link is down or the
+    /// queue is full (then it is counted as missed).
+    pub fn publish(&self, message: &Message, payload: &[u8]) {
         if !self.is_up() {
             self.count_missed();
             return;
         }
         let envelope = Envelope::encode_with_payload(self.node, message, payload);
-        let item = match shard {
-            Some(shard) => Outbound::PublishIn(shard, envelope),
-            None => Outbound::Publish(envelope),
-        };
-        if self.outbound.try_send(item).is_err() {
+        if self.outbound.try_send(Outbound::Publish(envelope)).is_err() {
             metrics::counter!("realtime_backplane_missed_events_total").increment(1);
             if self.missed.fetch_add(1, Ordering::Relaxed) == 0 {
                 // Redis cannot keep up; waiting would stall the emitter.
@@ -156,7 +151,7 @@ impl Link {
         if pending.is_empty()
             && let Ok(permit) = self.outbound.try_reserve()
         {
-            permit.send(Outbound::Publish(envelope));
+            permit.send(Outbound::State(envelope));
             return;
         }
         Self::wait(&mut pending, envelope);
@@ -271,8 +266,7 @@ mod tests {
 
     fn published(item: Outbound) -> Bytes {
         match item {
-            Outbound::Publish(envelope) => envelope,
-            Outbound::PublishIn(shard, _) => panic!("published in shard {shard}"),
+            Outbound::Publish(envelope) | Outbound::State(envelope) => envelope,
             Outbound::Record(record) => panic!("a record: {record:?}"),
         }
     }
@@ -298,14 +292,14 @@ mod tests {
         let deliver = Message::Deliver {
             target: Target::everyone(),
         };
-        link.publish(None, &deliver, b"frame");
+        link.publish(&deliver, b"frame");
         link.publish_state(&presence(1));
         assert!(queue.try_recv().is_err());
         assert!(link.take_pending().is_empty());
         assert_eq!(link.take_missed(), 1);
 
         link.set_up(true);
-        link.publish(None, &deliver, b"frame");
+        link.publish(&deliver, b"frame");
         assert_eq!(
             decode_all(vec![published(queue.try_recv().unwrap())]),
             [deliver]

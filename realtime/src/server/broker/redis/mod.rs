@@ -279,9 +279,10 @@ impl Broker for RedisBroker {
         let message = Message::Deliver {
             target: target.clone(),
         };
-        let shard = self.following.shards.of_target(target);
-        self.link
-            .publish(shard, &message, frame.as_str().as_bytes());
+        // On the backplane's channel, whatever the target: one channel
+        // keeps an emitter's volatile events in order for every tab (two
+        // channels of a cluster may be on two nodes).
+        self.link.publish(&message, frame.as_str().as_bytes());
     }
 
     fn can_read(&self) -> bool {

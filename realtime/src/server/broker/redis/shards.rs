@@ -10,7 +10,7 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::{server::Target, stream::Stream};
+use crate::stream::Stream;
 
 /// Shards used unless [`super::RedisBackplane::shards`] says otherwise.
 pub const DEFAULT_SHARDS: u16 = 16;
@@ -39,23 +39,6 @@ impl Shards {
     pub fn of(&self, stream: &Stream) -> u16 {
         let hash = xxh3_64(stream.to_string().as_bytes());
         (hash % u64::from(self.count)) as u16
-    }
-
-    /// The shard whose channel a volatile event to `target` goes on: the
-    /// one of all its users' and rooms' streams, when they are all of one
-    /// shard and the target names nothing else. `None` (the backplane's
-    /// channel, heard by every process) for everyone, named connections or
-    /// tabs, or streams of several shards: a copy per shard would reach a
-    /// tab that reads two of them twice.
-    pub fn of_target(&self, target: &Target) -> Option<u16> {
-        if target.everyone || !target.connections.is_empty() || !target.tabs.is_empty() {
-            return None;
-        }
-        let users = target.users.iter().map(|user| Stream::User(*user));
-        let rooms = target.rooms.iter().cloned().map(Stream::Room);
-        let mut shards = users.chain(rooms).map(|stream| self.of(&stream));
-        let first = shards.next()?;
-        shards.all(|shard| shard == first).then_some(first)
     }
 
     /// The hash tag of `shard`: `{<channel>:<shard>}`.
@@ -111,43 +94,6 @@ mod tests {
             "{used:?}"
         );
         assert_eq!(Shards::new("x", 1).of(&Stream::Everyone), 0);
-    }
-
-    #[test]
-    fn a_volatile_event_goes_on_a_shards_channel_only_when_all_it_names_is_in_that_shard() {
-        let shards = Shards::new("realtime.v2", 16);
-        let room = |key: &str| RoomName::new("chat", key);
-        let shard_of_room = |key: &str| shards.of(&Stream::Room(room(key)));
-        // Two rooms of one shard, and one of another.
-        let (a, b) = (0..)
-            .map(|n: u32| n.to_string())
-            .flat_map(|a| (0..200).map(move |b: u32| (a.clone(), b.to_string())))
-            .find(|(a, b)| a != b && shard_of_room(a) == shard_of_room(b))
-            .expect("two rooms in one shard");
-        let other = (0..)
-            .map(|n: u32| format!("x{n}"))
-            .find(|key| shard_of_room(key) != shard_of_room(&a))
-            .expect("a room of another shard");
-
-        let in_a = Some(shard_of_room(&a));
-        assert_eq!(shards.of_target(&Target::room_name(room(&a))), in_a);
-        assert_eq!(
-            shards.of_target(&Target::room_names([room(&a), room(&b)])),
-            in_a
-        );
-        assert_eq!(
-            shards.of_target(&Target::user(UserId(1))),
-            Some(shards.of(&Stream::User(UserId(1))))
-        );
-        // Everyone, named connections, several shards: the backplane's.
-        assert_eq!(shards.of_target(&Target::everyone()), None);
-        let named = Target::room_name(room(&a)).and(Target::connection(crate::ConnectionId(7)));
-        assert_eq!(shards.of_target(&named), None);
-        assert_eq!(
-            shards.of_target(&Target::room_names([room(&a), room(&other)])),
-            None
-        );
-        assert_eq!(shards.of_target(&Target::default()), None);
     }
 
     #[test]

@@ -245,7 +245,7 @@ impl Transport {
                         match item {
                             item if unsent => self.not_published(item),
                             Outbound::Record(mut record) => record.tell(Placement::Shared),
-                            Outbound::Publish(_) | Outbound::PublishIn(..) => {}
+                            Outbound::Publish(_) | Outbound::State(_) => {}
                         }
                     }
                     if let Some(error) = lost {
@@ -452,15 +452,8 @@ impl Transport {
         let mut item_of = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             match item {
-                Outbound::Publish(envelope) => {
+                Outbound::Publish(envelope) | Outbound::State(envelope) => {
                     batch.push(Slot::Channel, publisher.publish(channel, envelope.as_ref()));
-                }
-                Outbound::PublishIn(shard, envelope) => {
-                    let channel = self.following.shards.channel_of(*shard);
-                    batch.push(
-                        Slot::Shard(*shard),
-                        publisher.publish(&channel, envelope.as_ref()),
-                    );
                 }
                 Outbound::Record(record) => {
                     self.history
@@ -476,7 +469,8 @@ impl Transport {
     /// connections only (counted); a durable event is placed here.
     fn not_published(&self, item: Outbound) {
         match item {
-            Outbound::Publish(_) | Outbound::PublishIn(..) => self.link.count_missed(),
+            Outbound::Publish(_) => self.link.count_missed(),
+            Outbound::State(_) => {}
             Outbound::Record(record) => self.inbox.not_placed(record),
         }
     }
