@@ -667,6 +667,64 @@ async fn a_durable_event_reaches_a_connection_it_names_on_a_process_that_does_no
     assert_eq!(named.event::<Note>().await, note("to both"));
 }
 
+/// Notes to each of some rooms, numbered, written without pause until
+/// stopped, then a note "last" to each.
+struct Writing {
+    writing: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writing {
+    fn start(hub: &Hub, rooms: Vec<Team>) -> Self {
+        let writing = Arc::new(AtomicBool::new(true));
+        let (hub, still) = (hub.clone(), Arc::clone(&writing));
+        let task = tokio::spawn(async move {
+            let mut n = 0;
+            while still.load(Ordering::Relaxed) {
+                for room in &rooms {
+                    hub.to_room(room).emit(&note(&n.to_string())).unwrap();
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for room in &rooms {
+                hub.to_room(room).emit(&note("last")).unwrap();
+            }
+        });
+        Self { writing, task }
+    }
+
+    async fn stop(self) {
+        self.writing.store(false, Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+/// Reads `tab`'s notes of `stream` to the one called "last": each the one
+/// after the one before (the first after `from`, when given), in its
+/// epoch, once, and no discontinuity (`recorded_event` takes nothing
+/// else).
+async fn notes_in_order_to_the_last(tab: &mut TestClient, stream: &Stream, from: Option<Position>) {
+    let mut at = from;
+    loop {
+        let (note, recorded) = tab.recorded_event::<Note>().await;
+        let recorded = recorded.expect("a durable event carries its position");
+        assert_eq!(&recorded.stream, stream);
+        if let Some(at) = at {
+            assert_eq!(recorded.position.epoch, at.epoch, "{stream} after {at:?}");
+            assert_eq!(
+                recorded.position.offset,
+                at.offset + 1,
+                "{stream} after {at:?}"
+            );
+        }
+        at = Some(recorded.position);
+        if note.text == "last" {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn nothing_is_lost_between_a_join_and_its_shards_subscription() {
@@ -679,24 +737,7 @@ async fn nothing_is_lost_between_a_join_and_its_shards_subscription() {
     // position it gave).
     const ROOMS: usize = 8;
     let room = |k: usize| Team(format!("r{k}"));
-    let writing = Arc::new(AtomicBool::new(true));
-    let hub = a.server.hub.clone();
-    let emitter = tokio::spawn({
-        let writing = Arc::clone(&writing);
-        async move {
-            let mut n = 0;
-            while writing.load(Ordering::Relaxed) {
-                for k in 0..ROOMS {
-                    hub.to_room(&room(k)).emit(&note(&n.to_string())).unwrap();
-                }
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            for k in 0..ROOMS {
-                hub.to_room(&room(k)).emit(&note("last")).unwrap();
-            }
-        }
-    });
+    let writing = Writing::start(&a.server.hub, (0..ROOMS).map(room).collect());
     let mut joined = Vec::new();
     for k in 0..ROOMS {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -705,27 +746,10 @@ async fn nothing_is_lost_between_a_join_and_its_shards_subscription() {
         let at = joined_at(&mut tab, &format!("team:r{k}")).await;
         joined.push((k, tab, at));
     }
-    writing.store(false, Ordering::Relaxed);
-    emitter.await.unwrap();
+    writing.stop().await;
     for (k, mut tab, joined) in joined {
         let stream = Stream::Room(format!("team:r{k}").as_str().into());
-        let mut next = joined.offset + 1;
-        loop {
-            // Every event after the joined position, in order, once, and
-            // no discontinuity (`recorded_event` takes nothing else).
-            let (note, recorded) = tab.recorded_event::<Note>().await;
-            let recorded = recorded.expect("a durable event carries its position");
-            assert_eq!(recorded.stream, stream);
-            assert_eq!(recorded.position.epoch, joined.epoch);
-            assert_eq!(
-                recorded.position.offset, next,
-                "{stream} joined at {joined:?}"
-            );
-            next += 1;
-            if note.text == "last" {
-                break;
-            }
-        }
+        notes_in_order_to_the_last(&mut tab, &stream, Some(joined)).await;
     }
 }
 
@@ -939,24 +963,7 @@ async fn a_tab_put_in_a_room_without_a_position_loses_nothing_a_later_join_read_
     // receives it had already; the first tab still gets it.
     const ROOMS: usize = 8;
     let room = |k: usize| Team(format!("s{k}"));
-    let writing = Arc::new(AtomicBool::new(true));
-    let hub = a.server.hub.clone();
-    let emitter = tokio::spawn({
-        let writing = Arc::clone(&writing);
-        async move {
-            let mut n = 0;
-            while writing.load(Ordering::Relaxed) {
-                for k in 0..ROOMS {
-                    hub.to_room(&room(k)).emit(&note(&n.to_string())).unwrap();
-                }
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            for k in 0..ROOMS {
-                hub.to_room(&room(k)).emit(&note("last")).unwrap();
-            }
-        }
-    });
+    let writing = Writing::start(&a.server.hub, (0..ROOMS).map(room).collect());
     let mut tabs = Vec::new();
     for k in 0..ROOMS {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -969,31 +976,12 @@ async fn a_tab_put_in_a_room_without_a_position_loses_nothing_a_later_join_read_
         assert!(matches!(put.frame().await, ServerFrame::Joined { .. }));
         tabs.push((k, put, joining, at));
     }
-    writing.store(false, Ordering::Relaxed);
-    emitter.await.unwrap();
+    writing.stop().await;
     for (k, mut put, mut joining, joined) in tabs {
         let stream = Stream::Room(format!("team:s{k}").as_str().into());
-        // Each tab: consecutive offsets, from its first note (the one put
-        // in) or from its joined position (the one that joined), to the
-        // last.
-        for (tab, mut at) in [(&mut put, None), (&mut joining, Some(joined))] {
-            loop {
-                let (note, recorded) = tab.recorded_event::<Note>().await;
-                let recorded = recorded.expect("a durable event carries its position");
-                assert_eq!(recorded.stream, stream);
-                if let Some(at) = at {
-                    assert_eq!(recorded.position.epoch, at.epoch);
-                    assert_eq!(
-                        recorded.position.offset,
-                        at.offset + 1,
-                        "{stream} after {at:?}"
-                    );
-                }
-                at = Some(recorded.position);
-                if note.text == "last" {
-                    break;
-                }
-            }
-        }
+        // From its first note (the one put in), or from its joined
+        // position (the one that joined).
+        notes_in_order_to_the_last(&mut put, &stream, None).await;
+        notes_in_order_to_the_last(&mut joining, &stream, Some(joined)).await;
     }
 }

@@ -113,17 +113,7 @@ impl PrivateRedis {
                 .arg(dir)
                 .args(["--dbfilename", "dump.rdb"]);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test says so when it is not)");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child = Some(spawn_redis(&mut command, self.port));
     }
 
     pub fn stop(&mut self) {
@@ -332,7 +322,8 @@ impl PrivateCluster {
     fn spawn(&self, node: &mut ClusterNode) {
         let dir = self.dir.join(node.port.to_string());
         std::fs::create_dir_all(&dir).expect("a folder for the node");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--save",
@@ -344,17 +335,8 @@ impl PrivateCluster {
             ])
             .args(["--cluster-node-timeout", "2000"])
             .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test says so when it is not)");
-        node.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .arg(&dir);
+        node.child = Some(spawn_redis(&mut command, node.port));
     }
 
     /// Waits until every node says the cluster is whole.
@@ -385,6 +367,22 @@ impl Drop for PrivateCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts `redis-server` as `command` says, and waits until it listens on
+/// `port`.
+fn spawn_redis(command: &mut Command, port: u16) -> Child {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed (scripts/test says so when it is not)");
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 /// A free port whose cluster bus port (10000 more) is free too.
