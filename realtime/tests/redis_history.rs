@@ -349,38 +349,53 @@ async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_
 
 #[tokio::test]
 #[ignore = "needs Redis: scripts/test runs it"]
-async fn a_tab_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuities() {
+async fn a_user_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuities() {
     let channel = fresh_channel();
     let a = node(&channel).await;
     let mut since = Vec::new();
-    for n in 0..20 {
+    for n in 0..50 {
         let team = Team(format!("t{n}"));
         since.push(a.server.hub.position(&Stream::room(&team)).await.unwrap());
         a.server.hub.to_room(&team).emit(&note("missed")).unwrap();
     }
     // A hub started after them: every recovery is a read of Redis.
     let b = node(&channel).await;
-    let mut tab = b.server.connect(&tab_query(7, &[])).await;
-    let mut replayed = 0;
-    let mut refused = 0;
-    for (n, since) in since.into_iter().enumerate() {
-        let frames = tab.join_since(&format!("team:t{n}"), since).await;
-        match notes(&frames).as_slice() {
-            [one] if one == "missed" => replayed += 1,
-            [] if frames
-                .iter()
-                .any(|frame| matches!(frame, ServerFrame::Discontinuity { .. })) =>
-            {
-                refused += 1
+    // How many of `rooms` `tab` had replayed, and how many it was told it
+    // could not have.
+    async fn recover(
+        tab: &mut TestClient,
+        since: &[Position],
+        rooms: std::ops::Range<usize>,
+    ) -> (usize, usize) {
+        let (mut replayed, mut refused) = (0, 0);
+        for n in rooms {
+            let frames = tab.join_since(&format!("team:t{n}"), since[n]).await;
+            match notes(&frames).as_slice() {
+                [one] if one == "missed" => replayed += 1,
+                [] if frames
+                    .iter()
+                    .any(|frame| matches!(frame, ServerFrame::Discontinuity { .. })) =>
+                {
+                    refused += 1
+                }
+                _ => panic!("{frames:?}"),
             }
-            _ => panic!("{frames:?}"),
         }
+        (replayed, refused)
     }
-    // Sixteen at once, then one a second (a slow machine may see one more).
+    // Thirty-two at once per user, all their tabs together, then one a
+    // second (a slow machine may see one more).
+    let mut first = b.server.user(7, "s7").await;
+    assert_eq!(recover(&mut first, &since, 0..20).await, (20, 0));
+    let mut second = b.server.user(7, "s7").await;
+    let (replayed, refused) = recover(&mut second, &since, 20..40).await;
     assert!(
-        (16..=17).contains(&replayed) && replayed + refused == 20,
+        (12..=13).contains(&replayed) && replayed + refused == 20,
         "{replayed} replayed, {refused} refused"
     );
+    // Another user has a budget of their own.
+    let mut other = b.server.user(8, "s8").await;
+    assert_eq!(recover(&mut other, &since, 40..50).await, (10, 0));
 }
 
 /// The keys Redis holds on `channel`.
@@ -539,20 +554,25 @@ async fn a_tab_that_saw_a_stream_unwritten_gets_all_of_its_first_epoch_on_anothe
 
 #[tokio::test]
 #[ignore = "needs Redis: scripts/test runs it"]
-async fn joins_without_a_position_read_redis_within_the_connections_budget() {
+async fn joins_without_a_position_read_redis_within_the_users_budget() {
     let channel = fresh_channel();
     let a = node(&channel).await;
     let mut tab = a.server.user(1, "s1").await;
     let start = Instant::now();
-    // The burst, then one a second: the 18th waits two seconds.
-    for n in 0..18 {
+    // The burst, then one a second: the 34th waits two seconds, on any of
+    // the user's connections.
+    for n in 0..32 {
         joined_at(&mut tab, &format!("team:fresh{n}")).await;
+    }
+    let mut another = a.server.user(1, "s1").await;
+    for n in 32..34 {
+        joined_at(&mut another, &format!("team:fresh{n}")).await;
     }
     let waited = start.elapsed();
     assert!(waited >= Duration::from_millis(1500), "{waited:?}");
     // Streams this hub knows cost no read, and do not wait.
     let start = Instant::now();
-    for n in 0..18 {
+    for n in 0..34 {
         joined_at(&mut tab, &format!("team:fresh{n}")).await;
     }
     assert!(start.elapsed() < Duration::from_millis(900));

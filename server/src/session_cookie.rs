@@ -1,4 +1,4 @@
-//! Refuses requests that carry two session cookies.
+//! Session cookies that another site planted: left out, or refused.
 //!
 //! A page on a sibling subdomain (`blog.example.com`) can set a cookie for
 //! the whole domain (`session=…; Domain=example.com`), and the browser then
@@ -6,9 +6,15 @@
 //! is an accident of order; a request carrying two is refused with 400 and
 //! a message that tells the person how to recover, before the session is
 //! read. Behind TLS the cookie is `__Host-session`, which no other host can
-//! set at all (`app::auth::session::session_cookie_name`).
+//! set at all (`app::auth::session::session_cookie_name`), except under a
+//! percent-encoded name (`%5F_Host-session`) that the browser keeps apart
+//! and the session layer would decode into ours: such cookies are taken
+//! out of the request before anything reads it.
 
-use app::{auth::session::session_cookie_count, error::AppError};
+use app::{
+    auth::session::{drop_disguised_session_cookies, session_cookie_count},
+    error::AppError,
+};
 use axum::{
     Json,
     extract::Request,
@@ -18,7 +24,13 @@ use axum::{
 };
 
 /// Axum middleware: see the module documentation.
-pub async fn refuse_two_session_cookies(request: Request, next: Next) -> Response {
+pub async fn refuse_two_session_cookies(mut request: Request, next: Next) -> Response {
+    if drop_disguised_session_cookies(request.headers_mut()) {
+        tracing::warn!(
+            path = %request.uri().path(),
+            "a session cookie under a percent-encoded name left out: another page set it"
+        );
+    }
     if session_cookie_count(request.headers()) > 1 {
         tracing::warn!(
             path = %request.uri().path(),

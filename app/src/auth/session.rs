@@ -38,23 +38,65 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// How many session cookies (of either name) a request carries. More than
-/// one means another page planted its own beside ours: the server refuses
-/// such requests rather than guess which is ours. Names are compared as the
-/// session layer reads them, percent-decoded: `%5F_Host-session`, which a
-/// browser takes from any subdomain, is read as `__Host-session`.
+/// How many session cookies (of either name, spelled exactly) a request
+/// carries. More than one means another page planted its own beside ours:
+/// the server refuses such requests rather than guess which is ours.
 pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
+    cookie_pairs(headers)
+        .filter(|(name, _)| is_session_cookie_name(name))
+        .count()
+}
+
+/// Takes out of a request's `Cookie` headers every cookie whose name reads
+/// as a session cookie's only once percent-decoded (`%5F_Host-session`,
+/// `sessio%6E`). A browser takes such a name, which any sibling subdomain
+/// may set, for another cookie than ours, while the session layer decodes
+/// it into ours: left in, it would log the person in as whoever planted
+/// it. `true` if one was taken out.
+pub fn drop_disguised_session_cookies(headers: &mut http::HeaderMap) -> bool {
+    let disguised = |name: &str| {
+        let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+        decoded != name && is_session_cookie_name(&decoded)
+    };
+    if !cookie_pairs(headers).any(|(name, _)| disguised(name)) {
+        return false;
+    }
+    let kept: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            !pair
+                .split_once('=')
+                .is_some_and(|(name, _)| disguised(name.trim()))
+        })
+        .filter(|pair| !pair.is_empty())
+        .map(str::to_owned)
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if let Ok(value) = http::HeaderValue::from_str(&kept.join("; "))
+        && !kept.is_empty()
+    {
+        headers.insert(http::header::COOKIE, value);
+    }
+    true
+}
+
+fn is_session_cookie_name(name: &str) -> bool {
+    name == SESSION_COOKIE_NAME || name == SECURE_SESSION_COOKIE_NAME
+}
+
+/// Every `name=value` pair of a request's `Cookie` headers, trimmed.
+fn cookie_pairs(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.split_once('='))
-        .filter(|(name, _)| {
-            let name = percent_encoding::percent_decode_str(name.trim()).decode_utf8_lossy();
-            name == SESSION_COOKIE_NAME || name == SECURE_SESSION_COOKIE_NAME
-        })
-        .count()
+        .map(|(name, value)| (name.trim(), value.trim()))
 }
 
 /// Session key under which the logged-in user's id is stored.

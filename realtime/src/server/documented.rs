@@ -165,7 +165,10 @@ fn every_constant_limit_is_documented_with_its_value() {
         ),
         (
             "SHARED_READS_BURST",
-            format!("{} at once, then 1/s", connection::SHARED_READS_BURST),
+            format!(
+                "{} at once per user or visitor's network, then 1/s",
+                connection::SHARED_READS_BURST
+            ),
         ),
         ("READS_AT_ONCE", count(streams::READS_AT_ONCE as u64)),
         ("READ_TIMEOUT", duration(streams::READ_TIMEOUT)),

@@ -107,7 +107,7 @@ use self::{
     caller::{CallerSession, Callers},
     inbox::HubInbox,
     join_rules::JoinRules,
-    pace::Pace,
+    pace::{ActorBuckets, Pace},
     presence::Presence,
     registry::{Delivery, Limits, Registry},
     sessions::{EndedSessions, SessionCheck},
@@ -137,6 +137,9 @@ struct HubInner {
     callers: Callers,
     /// How fast each user or visitor's address may open connections.
     pace: Pace,
+    /// How many reads of the shared history each user's or visitor's
+    /// joins may cause (`connection/joins.rs`).
+    shared_reads: ActorBuckets,
     /// Sockets whose task still holds them (open file descriptors).
     open_sockets: AtomicUsize,
 }
@@ -262,6 +265,10 @@ impl HubBuilder {
                 pace: Pace::new(
                     config.new_connections_per_minute,
                     config.new_connection_burst,
+                ),
+                shared_reads: ActorBuckets::new(
+                    governor::Quota::per_second(std::num::NonZeroU32::MIN)
+                        .allow_burst(connection::SHARED_READS_BURST),
                 ),
                 open_sockets: AtomicUsize::new(0),
                 config,

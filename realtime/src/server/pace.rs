@@ -1,5 +1,5 @@
 //! How fast each actor may open connections: a logged-in user, or a
-//! visitor's address. A token bucket each, so that a tab closed for
+//! visitor's network. A token bucket each, so that a tab closed for
 //! breaking a limit (4029, say) cannot come straight back with a fresh
 //! budget, over and over. The burst lets every tab of a user reconnect at
 //! once after a restart.
@@ -10,6 +10,12 @@
 //! session from its database, at the cost of the TCP connection and the
 //! HTTP request only. Only sessions that belonged to a user are remembered,
 //! so forged cookies cannot fill the memory.
+//!
+//! The buckets per actor ([`ActorBuckets`], also the budget of the shared
+//! history's reads an actor's joins cause) are bounded: past
+//! [`MAX_ACTORS`] (a horde of addresses), visitors share one bucket until a
+//! sweep makes room, and users keep their own (accounts cost a sign-up
+//! each).
 
 use std::{
     collections::HashMap,
@@ -24,51 +30,146 @@ use parking_lot::Mutex;
 use super::{Identity, Refused, SessionKey};
 use crate::UserId;
 
-/// Who opens a connection, for the pace.
+/// Who acts, for the buckets: a logged-in user, or a visitor's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Actor {
+pub(crate) enum Actor {
     User(UserId),
     Visitor(IpAddr),
+    /// Every visitor, while the buckets are full.
+    Visitors,
 }
 
-/// How often idle actors are forgotten.
+impl Actor {
+    /// The actor behind `identity`; `None` for a connection the
+    /// application did not place (no user, no address): not counted.
+    pub fn of(identity: &Identity) -> Option<Self> {
+        match (identity.user, identity.address) {
+            (Some(user), _) => Some(Self::User(user)),
+            (None, Some(address)) => Some(Self::Visitor(address)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// How often idle actors are forgotten: once a minute as a matter of
+/// course, at most once a second while the buckets are full.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_WHEN_FULL: Duration = Duration::from_secs(1);
+
+/// Most actors with a bucket of their own: far more than act within a
+/// minute on one process, few enough to bound the memory a million
+/// addresses could take.
+pub(crate) const MAX_ACTORS: usize = 100_000;
+
+/// A token bucket per actor, at most [`MAX_ACTORS`] of them.
+pub(crate) struct ActorBuckets {
+    buckets: DefaultKeyedRateLimiter<Actor>,
+    max_actors: usize,
+    swept: Mutex<Instant>,
+}
+
+impl ActorBuckets {
+    pub fn new(quota: Quota) -> Self {
+        Self::with_max_actors(quota, MAX_ACTORS)
+    }
+
+    fn with_max_actors(quota: Quota, max_actors: usize) -> Self {
+        Self {
+            buckets: RateLimiter::keyed(quota),
+            max_actors,
+            swept: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Takes a token of `actor`'s bucket, or says how long until one.
+    pub fn check(&self, actor: Actor) -> Result<(), Duration> {
+        let actor = self.bucket_of(actor);
+        self.buckets
+            .check_key(&actor)
+            .map_err(|not_until| not_until.wait_time_from(self.buckets.clock().now()))
+    }
+
+    /// Takes a token of `actor`'s bucket, waiting for one if need be.
+    pub async fn until_ready(&self, actor: Actor) {
+        let actor = self.bucket_of(actor);
+        self.buckets.until_key_ready(&actor).await;
+    }
+
+    /// Whose bucket `actor` spends: its own, or (a visitor not held while
+    /// the buckets are full) every visitor's.
+    fn bucket_of(&self, actor: Actor) -> Actor {
+        let full = self.sweep_now_and_then();
+        match actor {
+            Actor::Visitor(_) if full => Actor::Visitors,
+            actor => actor,
+        }
+    }
+
+    /// Once a minute (once a second while full), forgets the actors whose
+    /// buckets are full again. Whether the buckets are still full.
+    fn sweep_now_and_then(&self) -> bool {
+        let full = || self.buckets.len() >= self.max_actors;
+        let now = Instant::now();
+        {
+            let mut swept = self.swept.lock();
+            let every = if full() { SWEEP_WHEN_FULL } else { SWEEP_EVERY };
+            if now.duration_since(*swept) < every {
+                return full();
+            }
+            *swept = now;
+        }
+        self.buckets.retain_recent();
+        self.buckets.shrink_to_fit();
+        full()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.len()
+    }
+}
 
 pub(crate) struct Pace {
-    buckets: DefaultKeyedRateLimiter<Actor>,
+    buckets: ActorBuckets,
     /// Sessions of users refused for their pace, and until when.
     refused: Mutex<HashMap<SessionKey, Instant>>,
-    swept: Mutex<Instant>,
 }
 
 impl Pace {
     pub fn new(per_minute: u32, burst: u32) -> Self {
+        Self::with_max_actors(per_minute, burst, MAX_ACTORS)
+    }
+
+    fn with_max_actors(per_minute: u32, burst: u32, max_actors: usize) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(per_minute);
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Self {
-            buckets: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            buckets: ActorBuckets::with_max_actors(quota, max_actors),
             refused: Mutex::default(),
-            swept: Mutex::new(Instant::now()),
         }
     }
 
     /// Counts one new connection of `identity`: `Err` past its pace.
     pub fn allow(&self, identity: &Identity) -> Result<(), Refused> {
-        let actor = match (identity.user, identity.address) {
-            (Some(user), _) => Actor::User(user),
-            (None, Some(address)) => Actor::Visitor(address),
-            (None, None) => return Ok(()),
+        let Some(actor) = Actor::of(identity) else {
+            return Ok(());
         };
-        self.sweep_now_and_then();
-        let not_until = match self.buckets.check_key(&actor) {
+        let wait = match self.buckets.check(actor) {
             Ok(()) => return Ok(()),
-            Err(not_until) => not_until,
+            Err(wait) => wait,
         };
         if let (Actor::User(_), Some(session)) = (actor, &identity.session) {
-            let wait = not_until.wait_time_from(self.buckets.clock().now());
-            self.refused
-                .lock()
-                .insert(session.clone(), Instant::now() + wait);
+            let now = Instant::now();
+            let mut refused = self.refused.lock();
+            // Forgotten when asked about once their users may connect
+            // again; a full map keeps the sessions still refused only.
+            if refused.len() >= MAX_ACTORS {
+                refused.retain(|_, until| now < *until);
+            }
+            if refused.len() < MAX_ACTORS {
+                refused.insert(session.clone(), now + wait);
+            }
         }
         Err(Refused::TooFast)
     }
@@ -86,23 +187,6 @@ impl Pace {
             }
             None => false,
         }
-    }
-
-    /// Once a minute, forgets the actors whose buckets are full again.
-    fn sweep_now_and_then(&self) {
-        let now = Instant::now();
-        {
-            let mut swept = self.swept.lock();
-            if now.duration_since(*swept) < SWEEP_EVERY {
-                return;
-            }
-            *swept = now;
-        }
-        self.buckets.retain_recent();
-        self.buckets.shrink_to_fit();
-        let mut refused = self.refused.lock();
-        refused.retain(|_, until| now < *until);
-        refused.shrink_to_fit();
     }
 }
 
@@ -129,6 +213,31 @@ mod tests {
         assert_eq!(pace.allow(&visitor), Err(Refused::TooFast));
         // Nobody to count: a connection the application did not place.
         assert_eq!(pace.allow(&Identity::default()), Ok(()));
+    }
+
+    #[test]
+    fn a_horde_of_addresses_shares_one_bucket_and_users_keep_theirs() {
+        let pace = Pace::with_max_actors(1, 1, 3);
+        let visitor = |n: u32| Identity {
+            address: Some(IpAddr::from([10, 0, (n >> 8) as u8, n as u8])),
+            ..Identity::default()
+        };
+        for n in 0..3 {
+            assert_eq!(pace.allow(&visitor(n)), Ok(()));
+        }
+        // Full: the first newcomer takes the shared bucket's one token, and
+        // the next newcomers are refused with it...
+        assert_eq!(pace.allow(&visitor(3)), Ok(()));
+        for n in 4..1000 {
+            assert_eq!(pace.allow(&visitor(n)), Err(Refused::TooFast));
+        }
+        assert!(pace.buckets.len() <= 4, "{} buckets", pace.buckets.len());
+        // ...while a user still has a bucket of her own.
+        let ada = Identity {
+            user: Some(UserId(1)),
+            ..Identity::default()
+        };
+        assert_eq!(pace.allow(&ada), Ok(()));
     }
 
     #[test]

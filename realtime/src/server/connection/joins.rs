@@ -2,20 +2,24 @@
 //! beside the connection's loop, a few at a time, so writing goes on while
 //! they decide; more joins wait their turn, in order.
 
-use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin, sync::Arc};
+use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin};
 
 use futures_util::stream::FuturesUnordered;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::timeout;
 
-use super::super::{Hub, Refusal, registry::JoinError};
+use super::super::{Hub, Refusal, pace::Actor, registry::JoinError};
 use crate::{ConnectionId, Position, RoomName, Stream, UserId, protocol::ControlFrame};
 
 /// Room rules running at once for one connection; more joins wait their
 /// turn, in order.
 pub(crate) const RULES_AT_ONCE: usize = 4;
-/// Joins that may read the shared history at once (then one a second).
-pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(16).unwrap();
+/// Reads of the shared history (Redis) one actor's joins may cause at
+/// once, all its connections together; then one a second. A user's tabs
+/// re-join their few rooms after a reconnect, or open a few new ones, and
+/// most of those are served from this process's mirror; a script joining
+/// room after room, over as many sockets as it may open, costs Redis one
+/// read a second.
+pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(32).unwrap();
 
 /// The joins a connection asked for: a few rules running beside the loop,
 /// the rest waiting their turn.
@@ -26,26 +30,24 @@ pub(super) struct Joins<'h> {
     pub running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
     /// Rooms to join, each with the position to recover from, if any.
     waiting: VecDeque<(RoomName, Option<Position>)>,
-    /// Reads of the shared history (Redis) this connection's joins may
-    /// cause, when this process's mirror does not hold what they need: a
-    /// tab re-joins its few rooms after a reconnect, or opens a few new
-    /// ones. Past it, a recovery gets a discontinuity instead, and a join
-    /// without a position waits its turn: a script joining room after
-    /// room costs Redis one read a second.
-    reads: Arc<DefaultDirectRateLimiter>,
+    /// Whose budget of shared reads (the hub's `shared_reads`) this
+    /// connection's joins spend, when this process's mirror does not hold
+    /// what they need ([`SHARED_READS_BURST`]). Past it, a recovery gets a
+    /// discontinuity instead, and a join without a position waits its
+    /// turn. `None`: a connection the application did not place, not
+    /// counted.
+    actor: Option<Actor>,
 }
 
 impl<'h> Joins<'h> {
-    pub fn new(hub: &'h Hub, id: ConnectionId, user: Option<UserId>) -> Self {
+    pub fn new(hub: &'h Hub, id: ConnectionId, user: Option<UserId>, actor: Option<Actor>) -> Self {
         Self {
             hub,
             id,
             user,
             running: FuturesUnordered::new(),
             waiting: VecDeque::new(),
-            reads: Arc::new(RateLimiter::direct(
-                Quota::per_second(NonZeroU32::MIN).allow_burst(SHARED_READS_BURST),
-            )),
+            actor,
         }
     }
 
@@ -64,8 +66,7 @@ impl<'h> Joins<'h> {
         while self.running.len() < RULES_AT_ONCE
             && let Some((room, since)) = self.waiting.pop_front()
         {
-            let reads = Arc::clone(&self.reads);
-            let join = decide(self.hub, self.id, self.user, room, since, reads);
+            let join = decide(self.hub, self.id, self.user, room, since, self.actor);
             self.running.push(Box::pin(join));
         }
     }
@@ -75,15 +76,15 @@ impl<'h> Joins<'h> {
 /// within [`super::super::HubConfig::authorize_timeout`]. Answered with
 /// `joined` (after what followed `since` in the room) or `refused` (and
 /// nothing replayed). What this process's mirror does not hold is read in
-/// the shared history within the connection's `reads`: past them, a
-/// recovery gets a discontinuity, and a join without a position waits.
+/// the shared history within its actor's budget: past it, a recovery gets
+/// a discontinuity, and a join without a position waits.
 async fn decide(
     hub: &Hub,
     connection: ConnectionId,
     user: Option<UserId>,
     room: RoomName,
     since: Option<Position>,
-    reads: Arc<DefaultDirectRateLimiter>,
+    actor: Option<Actor>,
 ) {
     let config = hub.config();
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
@@ -96,13 +97,15 @@ async fn decide(
             let streams = &hub.inner.streams;
             // Heard before it is read: nothing published meanwhile is lost.
             streams.follow(&stream).await;
+            let reads = &hub.inner.shared_reads;
             let may_read = streams.must_read(&stream, since)
-                && match since {
-                    Some(_) => reads.check().is_ok(),
+                && match (since, actor) {
+                    (_, None) => true,
+                    (Some(_), Some(actor)) => reads.check(actor).is_ok(),
                     // Without a position to tell, the tab could not know
                     // what it missed before its first event.
-                    None => {
-                        reads.until_ready().await;
+                    (None, Some(actor)) => {
+                        reads.until_ready(actor).await;
                         true
                     }
                 };

@@ -36,14 +36,18 @@ use axum::{
 use futures_util::StreamExt;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-pub(crate) use self::writes::{MAX_BATCH, WRITE_BUFFER_BYTES};
 use self::{
     budget::{Budget, FrameBudget},
     joins::Joins,
     writes::{Writes, close_with},
 };
+pub(crate) use self::{
+    joins::SHARED_READS_BURST,
+    writes::{MAX_BATCH, WRITE_BUFFER_BYTES},
+};
 use super::{
     CloseReason, Hub, Identity, Refused,
+    pace::Actor,
     registry::{self, Connection, Outgoing, QueueReceiver, Reached},
     signal::CloseSignal,
 };
@@ -94,9 +98,7 @@ pub(crate) fn max_write_buffer(config: &super::HubConfig) -> usize {
 /// `docs/protocol.md` to them.
 #[cfg(test)]
 pub(crate) use self::{
-    budget::DROPPED_FRAMES_TOLERATED,
-    joins::{RULES_AT_ONCE, SHARED_READS_BURST},
-    writes::CLOSE_TIMEOUT,
+    budget::DROPPED_FRAMES_TOLERATED, joins::RULES_AT_ONCE, writes::CLOSE_TIMEOUT,
 };
 
 /// The tab's [`Resume`], from the upgrade request's query.
@@ -155,8 +157,15 @@ async fn connect(
         identity, resume, ..
     } = *caller;
     let user = identity.user;
+    let actor = Actor::of(&identity);
     match register(hub, identity, &resume).await {
-        Ok(registration) => Some(Box::new(Served::new(hub, *socket, user, registration))),
+        Ok(registration) => Some(Box::new(Served::new(
+            hub,
+            *socket,
+            user,
+            actor,
+            registration,
+        ))),
         Err(refused) => {
             tracing::debug!(?refused, user = ?user, "connection refused");
             let _ = close_with(&mut socket, refused.close_code(), refused.reason()).await;
@@ -309,6 +318,7 @@ impl<'h> Served<'h> {
         hub: &'h Hub,
         socket: WebSocket,
         user: Option<UserId>,
+        actor: Option<Actor>,
         registration: Registration,
     ) -> Self {
         let config = hub.config();
@@ -324,7 +334,7 @@ impl<'h> Served<'h> {
             writes: Writes {
                 limit: config.write_timeout,
             },
-            joins: Joins::new(hub, registration.id, user),
+            joins: Joins::new(hub, registration.id, user, actor),
             frames: FrameBudget::new(config.frames_per_second, config.frame_burst),
             reached: Reached::default(),
             last_heard: Instant::now(),
