@@ -11,9 +11,11 @@ const baseURL = `http://127.0.0.1:${port}`;
 
 export default defineConfig({
   testDir: "./tests",
+  // @chat-begin
   // The README's screenshots (tests/screenshots.spec.ts) are compared with
   // the pictures in docs/; `scripts/screenshots` takes them again.
   snapshotPathTemplate: "../docs/screenshots/{arg}{ext}",
+  // @chat-end
   timeout: 30_000,
   expect: { timeout: 10_000 },
   fullyParallel: true,

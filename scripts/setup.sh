@@ -1,4 +1,4 @@
-# Installs what building and testing the template needs, when it is missing.
+# Installs what building and testing the project needs, when it is missing.
 # Sourced by scripts/run and scripts/test; each check is quick when the tool
 # is already there, so running it every time costs almost nothing.
 #
@@ -243,10 +243,16 @@ ensure_services() {
     ensure_redis
 }
 
-# Drops the databases earlier test runs created (they start with
-# template_test_), so they do not pile up.
+# The test databases' names start with this (server/tests/support/mod.rs
+# says the same): named for the product, so that two products' test runs on
+# one PostgreSQL never drop each other's.
+TEST_DATABASE_PREFIX=template_test_
+
+# Drops the databases earlier test runs of this product created, so they
+# do not pile up.
 drop_test_databases() {
-    test_psql -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'template\_test\_%'" |
+    local pattern=${TEST_DATABASE_PREFIX//_/\\_}%
+    test_psql -tAc "SELECT datname FROM pg_database WHERE datname LIKE '$pattern'" |
         while read -r name; do
             if [ -n "$name" ]; then
                 test_psql -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null

@@ -130,7 +130,9 @@ pub async fn notify(to: String, text: String) -> Result<(), AppError> {
     let Ok(name) = crate::auth::UserName::parse(&to) else {
         return Ok(());
     };
-    context.limits.by_recipient(name.as_str())?;
+    context
+        .limits
+        .by_recipient(Action::NotifyPerRecipient, name.as_str())?;
     if let Some(recipient) = context.users.find_by_name(name.as_str()).await? {
         context.events.to(recipient.id).emit(&Notification {
             from: sender.name,

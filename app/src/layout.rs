@@ -24,7 +24,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     view! {
         <header class="site-header">
             <a class="brand" href="/">
-                "Leptos Realtime"
+                {crate::TITLE}
             </a>
             <ConnectionBadge />
             <nav class="account" aria-label="Account">
@@ -161,6 +161,15 @@ fn Notices() -> impl IntoView {
             format!("{}: {}", notification.from, notification.text),
         );
     });
+    // The board keeps its height, so a notice never moves the page; the
+    // newest is at the bottom, scrolled to (scrolling is no layout shift).
+    let board = NodeRef::<leptos::html::Div>::new();
+    Effect::new(move |_| {
+        notices.track();
+        if let Some(board) = board.get() {
+            board.set_scroll_top(board.scroll_height());
+        }
+    });
     view! {
         <Suspense>
             {move || Suspend::new(async move {
@@ -169,20 +178,27 @@ fn Notices() -> impl IntoView {
                 }
             })}
         </Suspense>
-        <section class="notices" aria-label="Notices" aria-live="polite">
-            <For each=move || notices.get() key=|notice| notice.id let:notice>
-                <article class="notice-item" data-testid="notice" data-kind=notice.kind>
-                    <p>{notice.text}</p>
-                    <button
-                        type="button"
-                        class="dismiss"
-                        aria-label="Dismiss"
-                        on:click=move |_| notices.update(|notices| notices.retain(|n| n.id != notice.id))
-                    >
-                        "×"
-                    </button>
-                </article>
-            </For>
+        <section class="notices" aria-label="Notices">
+            <div class="notices-board" node_ref=board aria-live="polite">
+                <Show when=move || notices.with(Vec::is_empty)>
+                    <p class="notices-empty">"Announcements and notifications appear here."</p>
+                </Show>
+                <For each=move || notices.get() key=|notice| notice.id let:notice>
+                    <article class="notice-item" data-testid="notice" data-kind=notice.kind>
+                        <p>{notice.text}</p>
+                        <button
+                            type="button"
+                            class="dismiss"
+                            aria-label="Dismiss"
+                            on:click=move |_| {
+                                notices.update(|notices| notices.retain(|n| n.id != notice.id))
+                            }
+                        >
+                            "×"
+                        </button>
+                    </article>
+                </For>
+            </div>
         </section>
     }
 }

@@ -166,11 +166,12 @@ pub fn join_rules(
     builder: realtime::server::HubBuilder,
     db: sqlx::AnyPool,
 ) -> realtime::server::HubBuilder {
+    let builder = topics::register(builder);
     // @chat-begin
     let builder = chat::join_rule::register(builder, db);
     // @chat-end
     // @no-chat: let _ = db;
-    topics::register(builder)
+    builder
 }
 
 /// The HTML document around the application, rendered on the server only.
@@ -192,6 +193,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The product's name as people read it: the page title and the header's
+/// brand.
+// @template-begin
+// `scripts/new-project --title` sets it.
+// @template-end
+pub const TITLE: &str = "Leptos Realtime";
+
 /// How pages are rendered on the server: streamed in order, each
 /// `<Suspense>` waiting for its data in place. The HTML is complete as it
 /// arrives, so pages work before (and without) the wasm bundle, and the
@@ -208,7 +216,7 @@ pub fn App() -> impl IntoView {
     view! {
         // cargo-leptos hot-swaps the stylesheet with id "leptos" in `watch`.
         <Stylesheet id="leptos" href="/pkg/app.css" />
-        <Title text="Leptos Realtime Template" />
+        <Title text=TITLE />
         <Router>
             // The layout is a route too, around every page: Leptos hands a
             // form's error (from a post without JavaScript) to the actions

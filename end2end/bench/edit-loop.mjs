@@ -29,8 +29,8 @@ const changes = [
   {
     what: "a component (app/src/pages/home.rs: the home page's text)",
     file: "app/src/pages/home.rs",
-    from: '"A full-stack Rust template with typed real-time events. Open this page in two "',
-    to: (mark) => `"A full-stack Rust template with typed real-time events (${mark}). Open this page in two "`,
+    from: '"Everything here is live. Open this page in two browsers side by side: what "',
+    to: (mark) => `"Everything here is live (${mark}). Open this page in two browsers side by side: what "`,
     // Live reload brings the new page: the text is on screen once it has
     // hydrated (a page halfway through reloading tells nothing).
     shows: async (page, mark) =>

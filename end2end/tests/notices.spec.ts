@@ -143,3 +143,54 @@ test("a notification sent between a page's render and its socket's first connect
   await expectLive(tab);
   await expect(notices(tab).filter({ hasText: text })).toHaveText([`${ada.name}: ${text}`]);
 });
+
+test("notices that arrive never move the page, and a click lands while they do", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const grace = await people.signedUp("grace");
+  // Every layout shift on Ada's page from now on (the browser's own
+  // measure, as Core Web Vitals' CLS counts it), but those a click of hers
+  // caused.
+  await ada.page.evaluate(() => {
+    const shifts: number[] = [];
+    (window as unknown as { shifts: number[] }).shifts = shifts;
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries() as unknown as { value: number; hadRecentInput: boolean }[]) {
+        if (!entry.hadRecentInput) shifts.push(entry.value);
+      }
+    }).observe({ type: "layout-shift" });
+  });
+  const announce = ada.page.getByRole("button", { name: "Send notification" });
+  // Where the button is on the page (not in the viewport, which scrolls).
+  const onPage = () =>
+    announce.evaluate((button) => {
+      const box = button.getBoundingClientRect();
+      return { x: box.x + window.scrollX, y: box.y + window.scrollY };
+    });
+  const before = await onPage();
+
+  // Grace announces, again and again, while Ada uses the page.
+  let announcing = true;
+  const announcements = (async () => {
+    for (let n = 0; announcing && n < 12; n++) {
+      await grace.page.getByLabel("Announcement").fill(`${uniqueName("shift")} ${n}`);
+      await grace.page.getByRole("button", { name: "Announce" }).click();
+      await expect(grace.page.getByLabel("Announcement")).toHaveValue("");
+    }
+  })();
+  const shifts = () => ada.page.evaluate(() => (window as unknown as { shifts: number[] }).shifts);
+  await expect(notices(ada.page).filter({ hasText: "shift" }).nth(2)).toBeAttached();
+  expect(await shifts()).toEqual([]);
+  expect(await onPage()).toEqual(before);
+  await ada.page.getByLabel("To (user name)").fill(grace.name);
+  await ada.page.getByLabel("Message").fill("Still here?");
+  await announce.click();
+  await expect(ada.page.getByText("Sent, if someone has that name.")).toBeVisible();
+  // Ada's answer, under her form, may move what is below it; the notices
+  // that arrive after it move nothing.
+  const afterHerAnswer = (await shifts()).length;
+  await expect(notices(grace.page).filter({ hasText: "Still here?" })).toHaveCount(1);
+  announcing = false;
+  await announcements;
+  await expect(notices(ada.page).filter({ hasText: "shift" }).first()).toBeAttached();
+  expect((await shifts()).slice(afterHerAnswer)).toEqual([]);
+});

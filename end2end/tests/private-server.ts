@@ -1,11 +1,15 @@
 // A server of a test's own, on its own port and database, for tests that
-// must stop and start it (a restart), need it empty (the screenshots) or
-// need several processes on Redis. The suite's shared server is left alone.
+// must stop and start it, need it empty or start it with settings of their
+// own. The suite's shared server is left alone.
+// @chat-begin
 // Also: a Redis server of a test's own, to stop and start again.
+// @chat-end
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { rmSync } from "node:fs";
+// @chat-begin
 import { connect } from "node:net";
+// @chat-end
 
 export class PrivateServer {
   private process: ChildProcess | undefined;
@@ -73,6 +77,7 @@ export class PrivateServer {
   }
 }
 
+// @chat-begin
 /** A `redis-server` of a test's own (it keeps nothing on disk). */
 export class PrivateRedis {
   private process: ChildProcess | undefined;
@@ -119,3 +124,4 @@ function listening(port: number): Promise<boolean> {
     socket.once("error", () => resolve(false));
   });
 }
+// @chat-end

@@ -6,7 +6,10 @@
 // `snapshotPathTemplate` in playwright.config.ts points); a page that
 // looks different fails the test, with the new picture and the
 // difference in end2end/test-results/. `scripts/screenshots` takes the
-// pictures again, on purpose.
+// pictures again, on purpose. A picture that is not there yet is taken,
+// to be committed: a new product's first run takes its own.
+import { existsSync } from "node:fs";
+import type { Page } from "@playwright/test";
 import { test, expect, signUp, createRoom, enterRoom, post, messages, presence, currentUser } from "./fixtures";
 import { PrivateServer } from "./private-server";
 
@@ -26,6 +29,18 @@ test.afterAll(async () => {
 const viewport = { width: 1100, height: 700 };
 // A few pixels may differ (font smoothing); a changed page differs by many.
 const compare = { maxDiffPixelRatio: 0.002, animations: "disabled" } as const;
+
+/** Compares `page` with its picture `name`, or takes it if there is none. */
+async function looksLike(page: Page, name: string) {
+  const picture = test.info().snapshotPath(name);
+  if (existsSync(picture)) {
+    await expect(page).toHaveScreenshot(name, compare);
+    return;
+  }
+  await page.screenshot({ path: picture, animations: "disabled", caret: "hide" });
+  test.info().annotations.push({ type: "screenshot taken", description: `${picture}: there was none; commit it` });
+  console.log(`took ${picture}, which was not there: commit it`);
+}
 
 test("screenshots of the main pages", async ({ browser, errors }) => {
   const adaContext = await browser.newContext({ viewport });
@@ -50,7 +65,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await expect(presence(ada)).toHaveText(["ada", "grace"]);
   await grace.getByPlaceholder("Write a message").pressSequentially("Thanks");
   await expect(ada.getByTestId("typing")).toHaveText("grace is typing…");
-  await expect(ada).toHaveScreenshot("room.png", compare);
+  await looksLike(ada, "room.png");
 
   await ada.goto("/");
   await expect(ada.getByRole("link", { name: "Design review" })).toBeVisible();
@@ -58,7 +73,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await grace.getByLabel("Announcement").fill("Release 1.2 goes out at noon.");
   await grace.getByRole("button", { name: "Announce" }).click();
   await expect(ada.getByTestId("notice")).toHaveCount(1);
-  await expect(ada).toHaveScreenshot("home.png", compare);
+  await looksLike(ada, "home.png");
 
   const visitor = await browser.newPage({ viewport });
   await visitor.goto("/login");
@@ -66,7 +81,7 @@ test("screenshots of the main pages", async ({ browser, errors }) => {
   await visitor.getByLabel("Password").fill("not her password");
   await visitor.getByRole("button", { name: "Log in" }).click();
   await expect(visitor.getByRole("alert")).toHaveText("Wrong user name or password.");
-  await expect(visitor).toHaveScreenshot("log-in.png", compare);
+  await looksLike(visitor, "log-in.png");
 
   await adaContext.close();
   await graceContext.close();

@@ -86,7 +86,7 @@ impl Clients {
             opening.spawn(async move {
                 let _permit = limit.acquire_owned().await;
                 match peer {
-                    Peer::Template => open_socket(address, cookie.as_deref(), "").await,
+                    Peer::Ours => open_socket(address, cookie.as_deref(), "").await,
                     Peer::SocketIo => open_socket_at(address, peer.socket_path()).await,
                 }
             });

@@ -26,7 +26,7 @@
 //!   --seconds N      how long to broadcast (10)
 //!   --server PATH    server binary to start (target/release/server; for
 //!                    --peer socketio, bench/socketio/target/release/socketio-bench)
-//!   --peer P         template (this template's server) or socketio (the
+//!   --peer P         ours (this project's server) or socketio (the
 //!                    socket.io server of bench/socketio, on socketioxide):
 //!                    its clients are anonymous, and broadcasts are
 //!                    `POST /broadcast` (`peer.rs`)
@@ -135,7 +135,7 @@ impl Options {
             rate: 50,
             seconds: 10,
             server: PathBuf::new(),
-            peer: Peer::Template,
+            peer: Peer::Ours,
             server_cores: None,
             address: None,
             processes: 1,
@@ -198,7 +198,7 @@ impl Options {
         if options.server.as_os_str().is_empty() {
             options.server = options.peer.default_server();
         }
-        if options.peer != Peer::Template
+        if options.peer != Peer::Ours
             && (options.processes > 1 || options.hostile || options.kill_after.is_some())
         {
             return Err("--peer socketio runs the plain fan-out against one process".into());

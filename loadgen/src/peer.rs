@@ -1,4 +1,4 @@
-//! Which server the fan-out measures: the template's own (its `/ws`
+//! Which server the fan-out measures: this project's own (its `/ws`
 //! protocol, announcements through its server function, by logged-in
 //! users), or a socket.io server on socketioxide (`bench/socketio`), the
 //! Rust peer an axum user would pick, loaded the same way so the two can
@@ -14,9 +14,9 @@ use crate::{
 /// The server under load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Peer {
-    /// This template's server.
+    /// This project's own server.
     #[default]
-    Template,
+    Ours,
     /// `bench/socketio`: socket.io on socketioxide, broadcasting every
     /// `POST /broadcast` to every client.
     SocketIo,
@@ -24,7 +24,7 @@ pub enum Peer {
 
 /// `--peer` named no server the load generator knows.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown peer {0:?}: choose template or socketio")]
+#[error("unknown peer {0:?}: choose ours or socketio")]
 pub struct UnknownPeer(String);
 
 impl FromStr for Peer {
@@ -32,7 +32,7 @@ impl FromStr for Peer {
 
     fn from_str(text: &str) -> Result<Self, UnknownPeer> {
         match text {
-            "template" => Ok(Self::Template),
+            "ours" => Ok(Self::Ours),
             "socketio" => Ok(Self::SocketIo),
             other => Err(UnknownPeer(other.to_owned())),
         }
@@ -42,7 +42,7 @@ impl FromStr for Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Template => "template",
+            Self::Ours => "ours",
             Self::SocketIo => "socketio",
         })
     }
@@ -52,20 +52,20 @@ impl Peer {
     /// Where its release build is, from the repository's root.
     pub fn default_server(self) -> PathBuf {
         match self {
-            Self::Template => PathBuf::from("target/release/server"),
+            Self::Ours => PathBuf::from("target/release/server"),
             Self::SocketIo => PathBuf::from("bench/socketio/target/release/socketio-bench"),
         }
     }
 
     /// Whether its clients are logged-in users (sign-ups first).
     pub fn has_accounts(self) -> bool {
-        self == Self::Template
+        self == Self::Ours
     }
 
     /// The path and query of its WebSocket endpoint.
     pub fn socket_path(self) -> &'static str {
         match self {
-            Self::Template => "/ws",
+            Self::Ours => "/ws",
             // Engine.IO 4 straight over a WebSocket, no long-polling first.
             Self::SocketIo => "/socket.io/?EIO=4&transport=websocket",
         }
@@ -75,21 +75,21 @@ impl Peer {
     /// the default namespace.
     pub fn hello(self) -> Option<&'static str> {
         match self {
-            Self::Template => None,
+            Self::Ours => None,
             Self::SocketIo => Some("40"),
         }
     }
 
-    /// Whether a frame says the client is connected: the template's
+    /// Whether a frame says the client is connected: this project's
     /// `welcome`, socket.io's answer to the namespace connect.
     pub fn is_ready(self, frame: &str) -> bool {
         match self {
-            Self::Template => frame.contains("\"welcome\""),
+            Self::Ours => frame.contains("\"welcome\""),
             Self::SocketIo => frame.starts_with("40"),
         }
     }
 
-    /// Sends `message` to every client: the template's announcement
+    /// Sends `message` to every client: our announcement
     /// server function, as the user of `cookie`, or socket.io's broadcast.
     pub async fn announce(
         self,
@@ -99,7 +99,7 @@ impl Peer {
     ) -> Result<Response, HttpError> {
         match self {
             // Without a cookie the server refuses it: counted as failed.
-            Self::Template => {
+            Self::Ours => {
                 server_functions::announce(connection, cookie.unwrap_or_default(), message).await
             }
             Self::SocketIo => connection.post_form("/broadcast", message, None).await,
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn each_peer_is_named_and_read_back() {
-        for peer in [Peer::Template, Peer::SocketIo] {
+        for peer in [Peer::Ours, Peer::SocketIo] {
             assert_eq!(peer.to_string().parse::<Peer>().ok(), Some(peer));
         }
         assert!("socket.io".parse::<Peer>().is_err());
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_client_is_ready_on_its_peers_word() {
-        assert!(Peer::Template.is_ready(r#"{"type":"welcome","connection":"00"}"#));
+        assert!(Peer::Ours.is_ready(r#"{"type":"welcome","connection":"00"}"#));
         assert!(Peer::SocketIo.is_ready(r#"40{"sid":"abc"}"#));
         // Engine.IO's own open packet comes first: not yet.
         assert!(!Peer::SocketIo.is_ready(r#"0{"sid":"abc"}"#));

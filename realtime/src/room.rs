@@ -36,7 +36,7 @@ pub trait Room: Clone + Send + Sync + 'static {
     ///
     /// A browser's join is refused unless `from_key(key)` gives a room whose
     /// [`Room::key`] is `key` again: `chat:007` and `chat:7` cannot be two
-    /// rooms (with two presence lists) for the same chat.
+    /// rooms (with two presence lists) for the same key.
     fn from_key(key: &str) -> Option<Self>;
 
     /// The room's name on the wire: `KIND:key`.

@@ -115,3 +115,174 @@ fn a_block_is_found_only_where_its_lines_follow_each_other() {
     assert_eq!(found[0].lines, ["fn a() {}"]);
     assert_eq!(found[1].quotes, None);
 }
+
+/// The guide's prose, without its fenced blocks and comments.
+fn prose(guide: &str) -> String {
+    let mut prose = String::new();
+    let mut fenced = false;
+    for line in guide.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced && !trimmed.starts_with("<!--") {
+            prose.push_str(line);
+            prose.push('\n');
+        }
+    }
+    prose
+}
+
+/// The inline code spans of `prose`: `like_this`.
+fn code_spans(prose: &str) -> Vec<&str> {
+    prose.split('`').skip(1).step_by(2).collect()
+}
+
+/// The names a code span gives that must exist, by kind.
+#[derive(Debug, PartialEq, Eq)]
+enum Named<'a> {
+    /// A file or folder of the repository: `app/src/topics.rs`.
+    Path(&'a str),
+    /// An environment variable or constant: `LIMIT_NOTIFY`.
+    Constant(&'a str),
+    /// A function, test, type or method: `use_room`, `AppContext`.
+    Item(&'a str),
+}
+
+fn named_in(span: &str) -> Vec<Named<'_>> {
+    // What the build makes, and other programs' settings (systemd's
+    // `EnvironmentFile=`), are not the repository's to have.
+    if span.starts_with("target/") || span.ends_with('=') {
+        return Vec::new();
+    }
+    // A path: no spaces, a slash, and a file's or folder's shape.
+    if !span.contains(' ') && span.contains('/') && !span.contains("://") && !span.starts_with('/')
+    {
+        let path = span.split(['#', ':']).next().unwrap_or(span);
+        if !path.contains('*') && !path.contains('<') && !path.contains('{') {
+            return vec![Named::Path(path)];
+        }
+        return Vec::new();
+    }
+    // Text and JSON name nothing to look up.
+    if span.contains('"') || span.starts_with('{') {
+        return Vec::new();
+    }
+    span.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.len() >= 4 && !word.starts_with(|c: char| c.is_ascii_digit()))
+        .filter_map(|word| {
+            let upper_snake =
+                word.contains('_') && !word.contains(|c: char| c.is_ascii_lowercase());
+            let snake = word.contains('_') && word.contains(|c: char| c.is_ascii_lowercase());
+            let camel = word.starts_with(|c: char| c.is_ascii_uppercase())
+                && word.contains(|c: char| c.is_ascii_lowercase())
+                && word[1..].contains(|c: char| c.is_ascii_uppercase());
+            if upper_snake {
+                Some(Named::Constant(word))
+            } else if snake || camel {
+                Some(Named::Item(word))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The repository's code and documents, other than the guide, as one text.
+fn everything_but_the_guide() -> String {
+    fn walk(dir: &Path, text: &mut String) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if !matches!(
+                    name.as_ref(),
+                    "target" | "node_modules" | ".git" | "test-results"
+                ) {
+                    walk(&path, text);
+                }
+            } else if (["rs", "ts", "sql", "toml", "md", "css", "sh"]
+                .iter()
+                .any(|extension| name.ends_with(&format!(".{extension}")))
+                && name != "guide.md"
+                || path
+                    .parent()
+                    .is_some_and(|parent| parent.ends_with("scripts")))
+                && let Ok(content) = std::fs::read_to_string(&path)
+            {
+                text.push_str(&content);
+                text.push('\n');
+            }
+        }
+    }
+    let mut text = String::new();
+    walk(&root(), &mut text);
+    text
+}
+
+/// Whether `word` is in `text` as a whole word.
+fn has_word(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].ends_with(is_word) && !text[at + word.len()..].starts_with(is_word)
+    })
+}
+
+#[test]
+fn every_path_and_name_in_the_guides_prose_exists() {
+    let guide = std::fs::read_to_string(root().join("docs/guide.md")).expect("docs/guide.md");
+    let everything = everything_but_the_guide();
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for span in code_spans(&prose(&guide)) {
+        for named in named_in(span) {
+            checked += 1;
+            let exists = match named {
+                Named::Path(path) => root().join(path).exists(),
+                Named::Constant(word) | Named::Item(word) => has_word(&everything, word),
+            };
+            if !exists {
+                missing.push(format!("{named:?} (in `{span}`)"));
+            }
+        }
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} names found in the guide's prose"
+    );
+    assert!(
+        missing.is_empty(),
+        "docs/guide.md names what the repository does not have:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn names_are_told_apart_in_code_spans() {
+    assert_eq!(
+        named_in("app/src/topics.rs"),
+        [Named::Path("app/src/topics.rs")]
+    );
+    assert_eq!(
+        named_in("docs/protocol.md#recovery"),
+        [Named::Path("docs/protocol.md")]
+    );
+    assert_eq!(named_in("LIMIT_NOTIFY"), [Named::Constant("LIMIT_NOTIFY")]);
+    assert_eq!(
+        named_in("acting_user(Action::Notify)"),
+        [Named::Item("acting_user")]
+    );
+    assert_eq!(named_in("AppContext"), [Named::Item("AppContext")]);
+    assert_eq!(named_in("topic:release-notes"), Vec::<Named>::new());
+    assert_eq!(named_in("\"is typing\""), Vec::<Named>::new());
+    assert_eq!(named_in("target/release/server"), Vec::<Named>::new());
+    let everything = "fn use_room() {}\nlet use_rooms = 1;";
+    assert!(has_word(everything, "use_room"));
+    assert!(!has_word(everything, "use_roo"));
+    assert_eq!(code_spans("a `b` c `d e` f"), ["b", "d e"]);
+}

@@ -41,6 +41,12 @@ impl<K: Clone + Eq + std::hash::Hash + Send + Sync + 'static> Failures<K> {
         }
     }
 
+    /// The limit this counts for.
+    #[cfg(test)]
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
     /// Counts one failure of `key`, unless it has had its failures within
     /// the window and `may_refuse` (then refused, and not counted): one
     /// step, so attempts at once cannot all pass before any is counted.

@@ -127,116 +127,117 @@ impl fmt::Display for Rate {
     }
 }
 
-/// Everything that is rate-limited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
+/// What a limit counts per: whose bucket an action spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Per {
+    /// The client's network ([`Limits::by_address`]).
+    Network,
+    /// The logged-in user ([`Limits::by_user`], through
+    /// `auth::guard::acting_user`).
+    User,
+    /// The user an action is aimed at, by name ([`Limits::by_recipient`]).
+    Recipient,
+    /// Failed log-ins to one account from one network
+    /// ([`Limits::begin_log_in`]).
+    AccountAndNetwork,
+    /// Failed log-ins to one account from anywhere
+    /// ([`Limits::begin_log_in`]).
+    Account,
+}
+
+/// Declares every limit in one table: the [`Action`], what it counts per,
+/// the variable that sets it and its default. Adding a row is all a new
+/// limit needs: [`Action::ALL`], the limiters ([`Limits::new`]), the
+/// configuration (`server/src/config.rs`), the metrics label and the
+/// README's table test all follow from it.
+macro_rules! limits {
+    ($($(#[$doc:meta])* $action:ident: per $per:ident, $variable:literal, $default:expr;)+) => {
+        /// Everything that is rate-limited.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($(#[$doc])* $action,)+
+        }
+
+        impl Action {
+            /// Every action, in the table's order.
+            pub const ALL: &'static [Action] = &[$(Self::$action),+];
+
+            /// What the limit counts per.
+            pub fn per(self) -> Per {
+                match self {
+                    $(Self::$action => Per::$per,)+
+                }
+            }
+
+            /// The environment variable that sets this limit.
+            pub fn variable(self) -> &'static str {
+                match self {
+                    $(Self::$action => $variable,)+
+                }
+            }
+
+            /// The limit when the environment does not set it.
+            pub fn default_rate(self) -> Rate {
+                match self {
+                    $(Self::$action => $default,)+
+                }
+            }
+        }
+    };
+}
+
+limits! {
     /// Log-in attempts from one network, right or wrong: what bounds one
     /// client's share of the password hashing.
-    LogInPerAddress,
+    LogInPerAddress: per Network, "LIMIT_LOG_IN_PER_ADDRESS", Rate::per(20, MINUTE);
     /// Failed log-ins to one account from one network; the account's right
     /// password from that network clears them.
-    LogInFailures,
+    LogInFailures: per AccountAndNetwork, "LIMIT_LOG_IN_FAILURES", Rate::per(10, MINUTE);
     /// Failed log-ins to one account from anywhere: a ceiling for guesses
     /// spread over many networks, well above [`Action::LogInFailures`]; the
     /// networks the account logged in from lately are not held to it.
-    LogInPerAccount,
+    LogInPerAccount: per Account, "LIMIT_LOG_IN_PER_ACCOUNT", Rate::per(100, MINUTE);
     /// Sign-ups from one network.
-    SignUpPerAddress,
-    /// Each of these per user.
-    Announce,
+    SignUpPerAddress: per Network, "LIMIT_SIGN_UP_PER_ADDRESS", Rate::per(10, HOUR);
+    /// Announcements to every tab.
+    Announce: per User, "LIMIT_ANNOUNCE", Rate::per(1, SECOND).burst(10);
     // @chat-begin
-    Post,
-    Typing,
-    CreateRoom,
-    Rename,
+    /// Messages in a room: ten a second for three seconds is fine.
+    Post: per User, "LIMIT_POST", Rate::per(5, SECOND).burst(30);
+    /// "Is typing" signals.
+    Typing: per User, "LIMIT_TYPING", Rate::per(5, SECOND).burst(20);
+    /// Rooms created.
+    CreateRoom: per User, "LIMIT_CREATE_ROOM", Rate::per(10, MINUTE);
+    /// Rooms renamed.
+    Rename: per User, "LIMIT_RENAME", Rate::per(10, MINUTE);
     // @chat-end
-    Notify,
+    /// Notifications sent.
+    Notify: per User, "LIMIT_NOTIFY", Rate::per(2, SECOND).burst(20);
     /// Notifications from one network, whoever sends them: many accounts
     /// on one network count together.
-    NotifyPerAddress,
+    NotifyPerAddress: per Network, "LIMIT_NOTIFY_PER_ADDRESS", Rate::per(4, SECOND).burst(40);
     /// Notifications to one name, from everyone: many accounts cannot flood
     /// one person's tabs, nor push their notifications out of the history.
-    NotifyPerRecipient,
+    NotifyPerRecipient: per Recipient, "LIMIT_NOTIFY_PER_RECIPIENT", Rate::per(1, SECOND).burst(30);
 }
 
 impl Action {
-    pub const ALL: &'static [Action] = &[
-        Self::LogInPerAddress,
-        Self::LogInFailures,
-        Self::LogInPerAccount,
-        Self::SignUpPerAddress,
-        Self::Announce,
-        // @chat-begin
-        Self::Post,
-        Self::Typing,
-        Self::CreateRoom,
-        Self::Rename,
-        // @chat-end
-        Self::Notify,
-        Self::NotifyPerAddress,
-        Self::NotifyPerRecipient,
-    ];
-
     /// The limit, as metrics label it: the variable's name, in lower case,
     /// without `LIMIT_`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::LogInPerAddress => "log_in_per_address",
-            Self::LogInFailures => "log_in_failures",
-            Self::LogInPerAccount => "log_in_per_account",
-            Self::SignUpPerAddress => "sign_up_per_address",
-            Self::Announce => "announce",
-            // @chat-begin
-            Self::Post => "post",
-            Self::Typing => "typing",
-            Self::CreateRoom => "create_room",
-            Self::Rename => "rename",
-            // @chat-end
-            Self::Notify => "notify",
-            Self::NotifyPerAddress => "notify_per_address",
-            Self::NotifyPerRecipient => "notify_per_recipient",
-        }
+    pub fn label(self) -> String {
+        let variable = self.variable();
+        variable
+            .strip_prefix("LIMIT_")
+            .unwrap_or(variable)
+            .to_ascii_lowercase()
     }
 
-    /// The environment variable that sets this limit.
-    pub fn variable(self) -> &'static str {
-        match self {
-            Self::LogInPerAddress => "LIMIT_LOG_IN_PER_ADDRESS",
-            Self::LogInFailures => "LIMIT_LOG_IN_FAILURES",
-            Self::LogInPerAccount => "LIMIT_LOG_IN_PER_ACCOUNT",
-            Self::SignUpPerAddress => "LIMIT_SIGN_UP_PER_ADDRESS",
-            Self::Announce => "LIMIT_ANNOUNCE",
-            // @chat-begin
-            Self::Post => "LIMIT_POST",
-            Self::Typing => "LIMIT_TYPING",
-            Self::CreateRoom => "LIMIT_CREATE_ROOM",
-            Self::Rename => "LIMIT_RENAME",
-            // @chat-end
-            Self::Notify => "LIMIT_NOTIFY",
-            Self::NotifyPerAddress => "LIMIT_NOTIFY_PER_ADDRESS",
-            Self::NotifyPerRecipient => "LIMIT_NOTIFY_PER_RECIPIENT",
-        }
-    }
-
-    /// The limit when the environment does not set it.
-    pub fn default_rate(self) -> Rate {
-        match self {
-            Self::LogInPerAddress => Rate::per(20, MINUTE),
-            Self::LogInFailures => Rate::per(10, MINUTE),
-            Self::LogInPerAccount => Rate::per(100, MINUTE),
-            Self::SignUpPerAddress => Rate::per(10, HOUR),
-            Self::Announce => Rate::per(1, SECOND).burst(10),
-            // @chat-begin
-            // Ten messages a second for three seconds is fine.
-            Self::Post => Rate::per(5, SECOND).burst(30),
-            Self::Typing => Rate::per(5, SECOND).burst(20),
-            Self::CreateRoom => Rate::per(10, MINUTE),
-            Self::Rename => Rate::per(10, MINUTE),
-            // @chat-end
-            Self::Notify => Rate::per(2, SECOND).burst(20),
-            Self::NotifyPerAddress => Rate::per(4, SECOND).burst(40),
-            Self::NotifyPerRecipient => Rate::per(1, SECOND).burst(30),
-        }
+    /// The actions counted per `per`.
+    fn each_per(per: Per) -> impl Iterator<Item = Action> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(move |action| action.per() == per)
     }
 }
 
@@ -287,8 +288,7 @@ pub struct Limits {
 struct Limiters {
     per_network: HashMap<Action, Keyed<Network>>,
     per_user: HashMap<Action, Keyed<UserId>>,
-    /// Notifications per recipient's name.
-    per_recipient: Keyed<String>,
+    per_recipient: HashMap<Action, Keyed<String>>,
     /// Failed log-ins per (account, network), and per account.
     failures: Failures<(String, Network)>,
     account_failures: Failures<String>,
@@ -314,36 +314,20 @@ impl Limits {
 
     /// Limits whose maps keep at most `max_keys` keys each.
     pub fn with_max_keys(config: &LimitsConfig, max_keys: usize) -> Self {
-        let per_network = [
-            Action::LogInPerAddress,
-            Action::SignUpPerAddress,
-            Action::NotifyPerAddress,
-        ]
-        .into_iter()
-        .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-        .collect();
-        let per_user = [
-            Action::Announce,
-            // @chat-begin
-            Action::Post,
-            Action::Typing,
-            Action::CreateRoom,
-            Action::Rename,
-            // @chat-end
-            Action::Notify,
-        ]
-        .into_iter()
-        .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-        .collect();
+        let per_network = Action::each_per(Per::Network)
+            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+            .collect();
+        let per_user = Action::each_per(Per::User)
+            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+            .collect();
+        let per_recipient = Action::each_per(Per::Recipient)
+            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+            .collect();
         Self {
             inner: Arc::new(Limiters {
                 per_network,
                 per_user,
-                per_recipient: Keyed::new(
-                    Action::NotifyPerRecipient,
-                    config.rate(Action::NotifyPerRecipient),
-                    max_keys,
-                ),
+                per_recipient,
                 failures: Failures::new(
                     Action::LogInFailures,
                     config.rate(Action::LogInFailures),
@@ -365,10 +349,7 @@ impl Limits {
     /// Counts one `action` (a log-in, a sign-up, a notification) from
     /// `network`.
     pub fn by_address(&self, action: Action, network: Network) -> Result<(), AppError> {
-        match self.inner.per_network.get(&action) {
-            Some(limiter) => limiter.check(network),
-            None => Ok(()),
-        }
+        check(&self.inner.per_network, action, network)
     }
 
     /// Begins a log-in to the account called `name` (any case) from
@@ -400,18 +381,34 @@ impl Limits {
         })
     }
 
-    /// Counts one notification to the user called `name` (any case),
-    /// whether or not there is one: the answer must not tell. Call it with
-    /// valid user names only.
-    pub fn by_recipient(&self, name: &str) -> Result<(), AppError> {
-        self.inner.per_recipient.check(name.to_lowercase())
+    /// Counts one `action` aimed at the user called `name` (any case), a
+    /// notification say, whether or not there is one: the answer must not
+    /// tell. Call it with valid user names only.
+    pub fn by_recipient(&self, action: Action, name: &str) -> Result<(), AppError> {
+        check(&self.inner.per_recipient, action, name.to_lowercase())
     }
 
     /// Counts one `action` by `user`.
     pub fn by_user(&self, action: Action, user: UserId) -> Result<(), AppError> {
-        match self.inner.per_user.get(&action) {
-            Some(limiter) => limiter.check(user),
-            None => Ok(()),
+        check(&self.inner.per_user, action, user)
+    }
+}
+
+/// Counts one `action` by `key` in the limiter `limiters` has for it. An
+/// action asked of limiters of another kind (`by_user` with a limit per
+/// network, say) is a mistake in the code: it panics in debug builds (the
+/// tests), and is logged and let through in release ones.
+fn check<K: Overflow>(
+    limiters: &HashMap<Action, Keyed<K>>,
+    action: Action,
+    key: K,
+) -> Result<(), AppError> {
+    match limiters.get(&action) {
+        Some(limiter) => limiter.check(key),
+        None => {
+            debug_assert!(false, "{action:?} is counted per {:?}", action.per());
+            tracing::error!(?action, per = ?action.per(), "a limit asked of the wrong limiters");
+            Ok(())
         }
     }
 }
@@ -602,6 +599,54 @@ fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's table of limits names every `LIMIT_*` variable with
+    /// its default, and no variable that is not one.
+    #[test]
+    fn the_readme_lists_every_limit_with_its_default() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let rows: Vec<Vec<&str>> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `LIMIT_"))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        for &action in Action::ALL {
+            let variable = format!("`{}`", action.variable());
+            let row = rows
+                .iter()
+                .find(|row| row[1].split(", ").any(|name| name == variable))
+                .unwrap_or_else(|| panic!("the README's limits table has no row for {variable}"));
+            assert_eq!(
+                row[2].trim_matches('`').parse::<Rate>(),
+                Ok(action.default_rate()),
+                "the README's default for {variable}"
+            );
+        }
+        for row in &rows {
+            for name in row[1].split(", ") {
+                let name = name.trim_matches('`');
+                assert!(
+                    Action::ALL.iter().any(|action| action.variable() == name),
+                    "the README's limits table names {name}, which is no limit"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_action_is_counted_where_it_says() {
+        let limits = Limits::new(&LimitsConfig::default());
+        for &action in Action::ALL {
+            let held = match action.per() {
+                Per::Network => limits.inner.per_network.contains_key(&action),
+                Per::User => limits.inner.per_user.contains_key(&action),
+                Per::Recipient => limits.inner.per_recipient.contains_key(&action),
+                Per::AccountAndNetwork => limits.inner.failures.action() == action,
+                Per::Account => limits.inner.account_failures.action() == action,
+            };
+            assert!(held, "{action:?} has no limiter per {:?}", action.per());
+        }
+    }
 
     #[test]
     fn rates_read_as_written() {

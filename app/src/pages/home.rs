@@ -25,7 +25,10 @@ use crate::{
     events::{BroadcastEvent, Notify},
 };
 
-/// Greets the visitor, lists the rooms, and offers the forms.
+/// Greets the visitor and offers the forms.
+// @chat-begin
+/// Lists the rooms too.
+// @chat-end
 ///
 /// What depends on the login is read with `.await` inside `Suspend`, the
 /// way Leptos hydrates reliably: the server's HTML and the browser's first
@@ -45,8 +48,8 @@ pub fn HomePage() -> impl IntoView {
                 })}
             </Transition>
             <p>
-                "A full-stack Rust template with typed real-time events. Open this page in two "
-                "browsers side by side: what one does, the other sees at once."
+                "Everything here is live. Open this page in two browsers side by side: what "
+                "one does, the other sees at once."
             </p>
         </section>
         <div class="columns">

@@ -1,5 +1,5 @@
-//! `/dev/realtime`: a page for trying the real-time hooks the chat does not
-//! need, and for the end-to-end tests of them. Debug builds only: a release
+//! `/dev/realtime`: a page for trying the real-time hooks that no other
+//! page uses, and for the end-to-end tests of them. Debug builds only: a release
 //! build shows "page not found".
 //!
 //! Each announcement sent from this page reaches:

@@ -3,7 +3,7 @@
 //! every client connects to the default namespace; `POST /broadcast`
 //! emits its body as the event `bench` to all of them, as our server's
 //! announcement does; `GET /health` answers once it listens. It listens
-//! on `LEPTOS_SITE_ADDR`, as the template's server does, so the load
+//! on `LEPTOS_SITE_ADDR`, as the project's own server does, so the load
 //! generator starts both the same way.
 
 use std::{net::SocketAddr, time::Duration};

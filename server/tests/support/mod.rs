@@ -52,8 +52,9 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// will do: each test creates a database of its own next to it.
 pub const POSTGRES_URL_VARIABLE: &str = "TEST_POSTGRES_URL";
 
-/// Databases the tests create start with this; scripts/test drops them
-/// before each run.
+/// Databases the tests create start with this, named for the product;
+/// scripts/test drops them before each run (`TEST_DATABASE_PREFIX` in
+/// scripts/setup.sh, which must agree).
 const TEST_DATABASE_PREFIX: &str = "template_test_";
 
 /// A fresh, empty database for one test: a SQLite file of its own, or a new
