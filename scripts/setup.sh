@@ -248,11 +248,11 @@ ensure_services() {
 # one PostgreSQL never drop each other's.
 TEST_DATABASE_PREFIX=template_test_
 
-# Drops the databases earlier test runs of this product created, so they
-# do not pile up.
+# Drops the databases earlier test runs of this product created (PREFIX,
+# then the test process's id and a count: another product's names, which
+# may begin with this one's, never match), so they do not pile up.
 drop_test_databases() {
-    local pattern=${TEST_DATABASE_PREFIX//_/\\_}%
-    test_psql -tAc "SELECT datname FROM pg_database WHERE datname LIKE '$pattern'" |
+    test_psql -tAc "SELECT datname FROM pg_database WHERE datname ~ '^${TEST_DATABASE_PREFIX}[0-9]+_[0-9]+\$'" |
         while read -r name; do
             if [ -n "$name" ]; then
                 test_psql -c "DROP DATABASE IF EXISTS \"$name\"" >/dev/null

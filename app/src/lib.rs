@@ -166,12 +166,11 @@ pub fn join_rules(
     builder: realtime::server::HubBuilder,
     db: sqlx::AnyPool,
 ) -> realtime::server::HubBuilder {
-    let builder = topics::register(builder);
     // @chat-begin
     let builder = chat::join_rule::register(builder, db);
     // @chat-end
     // @no-chat: let _ = db;
-    builder
+    topics::register(builder)
 }
 
 /// The HTML document around the application, rendered on the server only.

@@ -6,9 +6,12 @@
 // `snapshotPathTemplate` in playwright.config.ts points); a page that
 // looks different fails the test, with the new picture and the
 // difference in end2end/test-results/. `scripts/screenshots` takes the
-// pictures again, on purpose. A picture that is not there yet is taken,
-// to be committed: a new product's first run takes its own.
+// pictures again, on purpose. When there are no pictures at all (a new
+// product's first run: the template's showed the template's header), they
+// are taken, to be committed; one missing among the others fails, as any
+// change to the look does.
 import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Page } from "@playwright/test";
 import { test, expect, signUp, createRoom, enterRoom, post, messages, presence, currentUser } from "./fixtures";
 import { PrivateServer } from "./private-server";
@@ -30,16 +33,21 @@ const viewport = { width: 1100, height: 700 };
 // A few pixels may differ (font smoothing); a changed page differs by many.
 const compare = { maxDiffPixelRatio: 0.002, animations: "disabled" } as const;
 
-/** Compares `page` with its picture `name`, or takes it if there is none. */
+/** Whether this run takes the project's first pictures. */
+let firstPictures: boolean | undefined;
+
+/** Compares `page` with its picture `name`, or takes it in a project that has no pictures yet. */
 async function looksLike(page: Page, name: string) {
   const picture = test.info().snapshotPath(name);
-  if (existsSync(picture)) {
+  // Decided once, before the first picture is taken (which makes the folder).
+  firstPictures ??= !existsSync(dirname(picture));
+  if (!firstPictures) {
     await expect(page).toHaveScreenshot(name, compare);
     return;
   }
   await page.screenshot({ path: picture, animations: "disabled", caret: "hide" });
   test.info().annotations.push({ type: "screenshot taken", description: `${picture}: there was none; commit it` });
-  console.log(`took ${picture}, which was not there: commit it`);
+  console.log(`took ${picture}: this project had no screenshots; commit them`);
 }
 
 test("screenshots of the main pages", async ({ browser, errors }) => {

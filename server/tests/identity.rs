@@ -14,7 +14,7 @@ use app::{
 };
 use axum::http::{StatusCode, header};
 use server::config::SessionConfig;
-use support::{TestApp, encode_form};
+use support::{Browser, TestApp, TestResponse, encode_form};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -137,6 +137,20 @@ async fn a_session_written_back_after_it_ended_stays_ended() {
     assert!(store.load(&record.id).await.unwrap().is_none());
 }
 
+/// Who `browser` is (`/api/auth/me`), asking with `planted`, a `Cookie`
+/// header another page set, sent beside its own cookie (if any).
+async fn me_beside(browser: &mut Browser<'_>, planted: &[u8]) -> TestResponse {
+    let request = browser
+        .request("POST", "/api/auth/me")
+        .header(
+            axum::http::header::COOKIE,
+            axum::http::HeaderValue::from_bytes(planted).unwrap(),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    browser.send(request).await
+}
+
 #[tokio::test]
 async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_read() {
     let app = TestApp::new().await;
@@ -147,12 +161,7 @@ async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_rea
     // Mallory's cookie, planted for the whole domain by a sibling site,
     // arrives beside Ada's own.
     let planted = format!("{SESSION_COOKIE_NAME}={}", mallory.cookie.clone().unwrap());
-    let request = ada
-        .request("POST", "/api/auth/me")
-        .header(axum::http::header::COOKIE, planted)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let response = ada.send(request).await;
+    let response = me_beside(&mut ada, planted.as_bytes()).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert!(
         matches!(response.json::<AppError>(), AppError::Invalid(message) if message.contains("two login cookies")),
@@ -174,28 +183,23 @@ async fn a_session_cookie_under_a_percent_encoded_name_is_never_read() {
     let mut visitor = app.browser_at("127.0.0.3");
     // Spelled with a percent-encoded letter, which browsers take from a
     // sibling as another cookie than ours, and the session layer would
-    // decode into ours.
+    // decode into ours; in a header of its own, or beside a cookie whose
+    // value is not ASCII (which the session layer reads as UTF-8).
     for name in [SESSION_COOKIE_NAME, SECURE_SESSION_COOKIE_NAME] {
         let encoded = name.replacen('s', "%73", 1);
-        let planted = format!("{encoded}={mallorys}");
-        // Beside Ada's own: she is still Ada.
-        let request = ada
-            .request("POST", "/api/auth/me")
-            .header(axum::http::header::COOKIE, planted.clone())
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let response = ada.send(request).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-        assert!(response.body.contains("\"ada\""), "{}", response.body);
-        // Alone: a visitor stays a visitor, not Mallory.
-        let request = visitor
-            .request("POST", "/api/auth/me")
-            .header(axum::http::header::COOKIE, planted)
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let response = visitor.send(request).await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-        assert!(!response.body.contains("mallory"), "{}", response.body);
+        for planted in [
+            format!("{encoded}={mallorys}"),
+            format!("theme=caf\u{e9}; {encoded}={mallorys}"),
+        ] {
+            // Beside Ada's own: she is still Ada.
+            let response = me_beside(&mut ada, planted.as_bytes()).await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+            assert!(response.body.contains("\"ada\""), "{}", response.body);
+            // Alone: a visitor stays a visitor, not Mallory.
+            let response = me_beside(&mut visitor, planted.as_bytes()).await;
+            assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+            assert!(!response.body.contains("mallory"), "{}", response.body);
+        }
     }
 }
 

@@ -38,12 +38,17 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// How many session cookies (of either name, spelled exactly) a request
-/// carries. More than one means another page planted its own beside ours:
-/// the server refuses such requests rather than guess which is ours.
+/// How many session cookies (of either name) a request carries, as the
+/// session layer reads them. More than one means another page planted its
+/// own beside ours: the server refuses such requests rather than guess
+/// which is ours.
 pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
-    cookie_pairs(headers)
-        .filter(|(name, _)| is_session_cookie_name(name))
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| std::str::from_utf8(value.as_bytes()).ok())
+        .flat_map(|value| value.split(';'))
+        .filter(|pair| read_name(pair).is_some_and(|name| is_session_cookie_name(&name)))
         .count()
 }
 
@@ -54,49 +59,52 @@ pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
 /// it into ours: left in, it would log the person in as whoever planted
 /// it. `true` if one was taken out.
 pub fn drop_disguised_session_cookies(headers: &mut http::HeaderMap) -> bool {
-    let disguised = |name: &str| {
-        let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
-        decoded != name && is_session_cookie_name(&decoded)
+    let disguised = |pair: &str| {
+        read_name(pair).is_some_and(|name| {
+            is_session_cookie_name(&name)
+                && pair.split_once('=').map(|(raw, _)| raw.trim()) != Some(name.as_str())
+        })
     };
-    if !cookie_pairs(headers).any(|(name, _)| disguised(name)) {
-        return false;
-    }
-    let kept: Vec<String> = headers
+    let mut dropped = false;
+    let values: Vec<http::HeaderValue> = headers
         .get_all(http::header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .map(str::trim)
-        .filter(|pair| {
-            !pair
-                .split_once('=')
-                .is_some_and(|(name, _)| disguised(name.trim()))
+        .filter_map(|value| {
+            // Read as the session layer reads them; what it cannot read
+            // (not UTF-8), it ignores, and so may this.
+            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+                return Some(value.clone());
+            };
+            if !text.split(';').any(disguised) {
+                return Some(value.clone());
+            }
+            dropped = true;
+            let kept: Vec<&str> = text.split(';').filter(|pair| !disguised(pair)).collect();
+            let kept = kept.join(";");
+            (!kept.trim().is_empty())
+                .then(|| http::HeaderValue::from_bytes(kept.as_bytes()).ok())
+                .flatten()
         })
-        .filter(|pair| !pair.is_empty())
-        .map(str::to_owned)
         .collect();
-    headers.remove(http::header::COOKIE);
-    if let Ok(value) = http::HeaderValue::from_str(&kept.join("; "))
-        && !kept.is_empty()
-    {
-        headers.insert(http::header::COOKIE, value);
+    if dropped {
+        headers.remove(http::header::COOKIE);
+        for value in values {
+            headers.append(http::header::COOKIE, value);
+        }
     }
-    true
+    dropped
+}
+
+/// A cookie's name as the session layer (tower-cookies) reads it: the
+/// pair parsed, its name percent-decoded. `None` if it reads no cookie.
+fn read_name(pair: &str) -> Option<String> {
+    tower_sessions::cookie::Cookie::parse_encoded(pair)
+        .ok()
+        .map(|cookie| cookie.name().to_owned())
 }
 
 fn is_session_cookie_name(name: &str) -> bool {
     name == SESSION_COOKIE_NAME || name == SECURE_SESSION_COOKIE_NAME
-}
-
-/// Every `name=value` pair of a request's `Cookie` headers, trimmed.
-fn cookie_pairs(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(name, value)| (name.trim(), value.trim()))
 }
 
 /// Session key under which the logged-in user's id is stored.

@@ -146,10 +146,12 @@ pub enum Per {
 }
 
 /// Declares every limit in one table: the [`Action`], what it counts per,
-/// the variable that sets it and its default. Adding a row is all a new
-/// limit needs: [`Action::ALL`], the limiters ([`Limits::new`]), the
-/// configuration (`server/src/config.rs`), the metrics label and the
-/// README's table test all follow from it.
+/// the variable that sets it and its default. [`Action::ALL`], the
+/// limiters ([`Limits::new`]), the variable's parsing
+/// (`server/src/config.rs`) and the metrics label follow from a row; what
+/// is left is to count the action where it happens (`acting_user`,
+/// [`Limits::by_address`]…) and to give it a row in the README's table of
+/// limits, which a test holds to this one.
 macro_rules! limits {
     ($($(#[$doc:meta])* $action:ident: per $per:ident, $variable:literal, $default:expr;)+) => {
         /// Everything that is rate-limited.
@@ -314,20 +316,21 @@ impl Limits {
 
     /// Limits whose maps keep at most `max_keys` keys each.
     pub fn with_max_keys(config: &LimitsConfig, max_keys: usize) -> Self {
-        let per_network = Action::each_per(Per::Network)
-            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-            .collect();
-        let per_user = Action::each_per(Per::User)
-            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-            .collect();
-        let per_recipient = Action::each_per(Per::Recipient)
-            .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
-            .collect();
+        // A limiter for each action counted per `per`.
+        fn keyed<K: Overflow>(
+            per: Per,
+            config: &LimitsConfig,
+            max_keys: usize,
+        ) -> HashMap<Action, Keyed<K>> {
+            Action::each_per(per)
+                .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+                .collect()
+        }
         Self {
             inner: Arc::new(Limiters {
-                per_network,
-                per_user,
-                per_recipient,
+                per_network: keyed(Per::Network, config, max_keys),
+                per_user: keyed(Per::User, config, max_keys),
+                per_recipient: keyed(Per::Recipient, config, max_keys),
                 failures: Failures::new(
                     Action::LogInFailures,
                     config.rate(Action::LogInFailures),

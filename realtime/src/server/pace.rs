@@ -28,7 +28,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use parking_lot::Mutex;
 
 use super::{Identity, Refused, SessionKey};
-use crate::UserId;
+use crate::{ConnectionId, UserId};
 
 /// Who acts, for the buckets: a logged-in user, or a visitor's network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +37,10 @@ pub(crate) enum Actor {
     Visitor(IpAddr),
     /// Every visitor, while the buckets are full.
     Visitors,
+    /// A connection the application placed with neither user nor
+    /// address, counted alone where it must be counted at all (its joins'
+    /// reads).
+    Connection(ConnectionId),
 }
 
 impl Actor {
@@ -95,8 +99,10 @@ impl ActorBuckets {
         self.buckets.until_key_ready(&actor).await;
     }
 
-    /// Whose bucket `actor` spends: its own, or (a visitor not held while
-    /// the buckets are full) every visitor's.
+    /// Whose bucket `actor` spends: its own, or, while the buckets are
+    /// full, every visitor's for any visitor (one that had a bucket of its
+    /// own too: which ones the map holds is not asked, to keep a check one
+    /// look-up). A wait started on the shared bucket stays on it.
     fn bucket_of(&self, actor: Actor) -> Actor {
         let full = self.sweep_now_and_then();
         match actor {

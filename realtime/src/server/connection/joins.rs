@@ -34,9 +34,8 @@ pub(super) struct Joins<'h> {
     /// connection's joins spend, when this process's mirror does not hold
     /// what they need ([`SHARED_READS_BURST`]). Past it, a recovery gets a
     /// discontinuity instead, and a join without a position waits its
-    /// turn. `None`: a connection the application did not place, not
-    /// counted.
-    actor: Option<Actor>,
+    /// turn.
+    actor: Actor,
 }
 
 impl<'h> Joins<'h> {
@@ -47,7 +46,7 @@ impl<'h> Joins<'h> {
             user,
             running: FuturesUnordered::new(),
             waiting: VecDeque::new(),
-            actor,
+            actor: actor.unwrap_or(Actor::Connection(id)),
         }
     }
 
@@ -84,7 +83,7 @@ async fn decide(
     user: Option<UserId>,
     room: RoomName,
     since: Option<Position>,
-    actor: Option<Actor>,
+    actor: Actor,
 ) {
     let config = hub.config();
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
@@ -99,12 +98,11 @@ async fn decide(
             streams.follow(&stream).await;
             let reads = &hub.inner.shared_reads;
             let may_read = streams.must_read(&stream, since)
-                && match (since, actor) {
-                    (_, None) => true,
-                    (Some(_), Some(actor)) => reads.check(actor).is_ok(),
+                && match since {
+                    Some(_) => reads.check(actor).is_ok(),
                     // Without a position to tell, the tab could not know
                     // what it missed before its first event.
-                    (None, Some(actor)) => {
+                    None => {
                         reads.until_ready(actor).await;
                         true
                     }
