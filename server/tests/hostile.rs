@@ -17,8 +17,9 @@ use axum::{
     body::Body,
     http::{StatusCode, header},
 };
+use realtime_testing::TestClient;
 use server::Config;
-use support::{TestApp, default_session, encode_form, test_config};
+use support::{Logs, TestApp, default_session, encode_form, test_config};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -77,6 +78,7 @@ async fn a_padded_announcement_goes_out_trimmed() {
 
 #[tokio::test]
 async fn an_announcement_carries_its_authors_name_whatever_the_caller_says() {
+    let (logs, _capturing) = Logs::capture();
     let app = TestApp::new().await;
     let address = app.listen().await;
     let mut mallory = app.browser();
@@ -98,6 +100,15 @@ async fn an_announcement_carries_its_authors_name_whatever_the_caller_says() {
     assert_eq!(response.status, StatusCode::OK, "{}", response.body);
     let event = tab.event::<SomethingHappened>().await;
     assert_eq!(event.author.as_deref(), Some("mallory"));
+    // And it is logged, with who sent it.
+    let user = mallory.current_user().await.unwrap().unwrap();
+    let logged = logs.text();
+    assert!(
+        logged.lines().any(|line| line.contains("announced")
+            && line.contains(&format!("user={}", user.id))
+            && line.contains("log in again at evil.example")),
+        "{logged}"
+    );
 }
 
 #[tokio::test]
@@ -498,6 +509,57 @@ async fn a_forwarded_address_counts_only_from_a_trusted_proxy() {
     }
     let again = app.send(forwarded_log_in(&app, "198.51.100.1")).await;
     assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn requests_forwarded_by_an_untrusted_proxy_are_warned_of_once() {
+    let forwarded = |app: &TestApp| {
+        app.browser_at("127.0.0.2")
+            .request("GET", "/health")
+            .header("x-forwarded-for", "198.51.100.1")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let warning = "X-Forwarded-For but TRUSTED_PROXIES is empty";
+    let (logs, _capturing) = Logs::capture();
+    let app = TestApp::new().await;
+    app.send(forwarded(&app)).await;
+    app.send(forwarded(&app)).await;
+    assert_eq!(logs.text().matches(warning).count(), 1, "{}", logs.text());
+
+    // Behind a trusted proxy, nothing to warn of.
+    let (logs, _capturing) = Logs::capture();
+    let mut config = test_config(default_session()).await;
+    config.trusted_proxies = "127.0.0.2".parse().unwrap();
+    let app = TestApp::with_config(config).await;
+    app.send(forwarded(&app)).await;
+    assert!(!logs.text().contains(warning), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn visitors_sockets_are_counted_per_ipv6_network() {
+    let mut config = test_config(default_session()).await;
+    config.trusted_proxies = "127.0.0.1".parse().unwrap();
+    config.realtime.max_anonymous_per_address = 2;
+    let app = TestApp::with_config(config).await;
+    let address = app.listen().await;
+    let visitor = |client: &'static str| async move {
+        TestClient::connect_to(
+            address,
+            realtime::protocol::PATH,
+            &[("x-forwarded-for", client)],
+        )
+        .await
+    };
+    // Two addresses of one /64 are one network: its two sockets...
+    let _first = visitor("2001:db8:1:2::1").await.expect("the first socket");
+    let _second = visitor("2001:db8:1:2::ffff").await.expect("the second");
+    // ...and no third, whichever address of the /64 it comes from.
+    assert!(visitor("2001:db8:1:2:abcd::9").await.is_err());
+    // Another /64 has sockets of its own.
+    let _other = visitor("2001:db8:1:3::1")
+        .await
+        .expect("another network's socket");
 }
 
 // --- Cross-site requests ----------------------------------------------------
