@@ -7,9 +7,8 @@
 // looks different fails the test, with the new picture and the
 // difference in end2end/test-results/. `scripts/screenshots` takes the
 // pictures again, on purpose. When there are no pictures at all (a new
-// product's first run: the template's showed the template's header), they
-// are taken, to be committed; one missing among the others fails, as any
-// change to the look does.
+// product's first run), they are taken, to be committed; one missing among
+// the others fails, as any change to the look does.
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Page } from "@playwright/test";
