@@ -5,7 +5,8 @@
 //! [`Characters`] the last. Each kind of text a form sends has a
 //! [`TextRule`] that words its errors; user names, whose errors are account
 //! errors, call [`bounded`] directly (they are plain ASCII besides). What
-//! comes back is what the server stores and sends on.
+//! comes back is what the server stores and sends on. Whole numbers have a
+//! [`NumberRule`]: the smallest and largest a form may send.
 
 use crate::error::AppError;
 
@@ -94,9 +95,54 @@ impl TextRule {
     }
 }
 
+/// The rule for one kind of whole number people type (a quantity, a
+/// priority…): the smallest and the largest it may be.
+#[derive(Clone, Copy, Debug)]
+pub struct NumberRule {
+    /// What the number is called, at the start of a sentence: "Priority".
+    pub what: &'static str,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl NumberRule {
+    /// The number, if it is within the rule's bounds; otherwise
+    /// [`AppError::Invalid`] with a message for the person at the keyboard.
+    pub fn check(&self, number: i64) -> Result<i64, AppError> {
+        if (self.min..=self.max).contains(&number) {
+            Ok(number)
+        } else {
+            Err(AppError::Invalid(format!(
+                "{} must be between {} and {}.",
+                self.what, self.min, self.max
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_held_to_their_bounds_inclusive() {
+        let rule = NumberRule {
+            what: "Priority",
+            min: 1,
+            max: 5,
+        };
+        assert_eq!(rule.check(1), Ok(1));
+        assert_eq!(rule.check(5), Ok(5));
+        for outside in [0, 6, i64::MIN, i64::MAX] {
+            assert_eq!(
+                rule.check(outside),
+                Err(AppError::Invalid(
+                    "Priority must be between 1 and 5.".into()
+                )),
+                "{outside}"
+            );
+        }
+    }
 
     const NOTE: TextRule = TextRule {
         what: "Notes",

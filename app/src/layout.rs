@@ -26,6 +26,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             <a class="brand" href="/">
                 {crate::TITLE}
             </a>
+            // scripts/new-resource adds a link to each resource's page above this line.
             <ConnectionBadge />
             <nav class="account" aria-label="Account">
                 <AccountStatus />

@@ -16,7 +16,8 @@
 //! - [`dev`]: a ping to any target, for tests (debug builds only).
 //! - [`jobs`]: background jobs, such as a periodic digest (server only).
 //! - [`error`]: the one error type of server functions, and its HTTP status.
-//! - [`input`]: the rule for each kind of text people type.
+//! - [`input`]: the rule for each kind of text and number people type.
+//! - [`live_records`]: records a page shows, with the changes it hears.
 //! - [`layout`]: the frame around every page (header, connection to the user).
 //! - [`pages`]: one module per page.
 //!
@@ -59,8 +60,10 @@ pub mod jobs;
 pub mod layout;
 #[cfg(feature = "ssr")]
 pub mod limits;
+pub mod live_records;
 pub mod pages;
 pub mod topics;
+// scripts/new-resource adds each resource's module above this line.
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -242,6 +245,7 @@ pub fn App() -> impl IntoView {
                         view=RealtimeLab
                         ssr=RENDERING
                     />
+                    // scripts/new-resource adds each resource's routes above this line.
                 </ParentRoute>
             </Routes>
         </Router>

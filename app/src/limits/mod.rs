@@ -221,6 +221,7 @@ limits! {
     /// Notifications to one name, from everyone: many accounts cannot flood
     /// one person's tabs, nor push their notifications out of the history.
     NotifyPerRecipient: per Recipient, "LIMIT_NOTIFY_PER_RECIPIENT", Rate::per(1, SECOND).burst(30);
+    // scripts/new-resource adds each resource's limit above this line.
 }
 
 impl Action {

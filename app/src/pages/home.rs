@@ -145,7 +145,7 @@ fn RoomList() -> impl IntoView {
                                 }
                             }
                         >
-                            <ul class="room-list" data-testid="room-list">
+                            <ul class="record-list" data-testid="room-list">
                                 <For each=move || all.get() key=|room| room.id let:room>
                                     <li>
                                         <a href=format!("/rooms/{}", room.id)>{room.name}</a>
