@@ -22,7 +22,9 @@ CARGO_LEPTOS_VERSION=0.3.10
 # wasm-opt for release bundles: npm's binaryen package (it runs on Node).
 BINARYEN_VERSION=132.0.0
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Each step says how long the run has taken so far (bash's SECONDS), so a
+# slow step shows in the log.
+step() { printf '\n\033[1m==> %s\033[0m \033[2m(at %dm%02ds)\033[0m\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 info() { printf '    %s\n' "$*"; }
 die() {
     printf '\n\033[1;31merror:\033[0m %s\n' "$*" >&2
