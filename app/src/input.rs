@@ -60,8 +60,8 @@ impl Characters {
 /// The rule for one kind of text (a room name, a message, …).
 #[derive(Clone, Copy, Debug)]
 pub struct TextRule {
-    /// What the text is called, in the plural, at the start of a sentence:
-    /// "Room names".
+    /// What the text is called, at the start of a sentence: "Room names",
+    /// "Title" (the messages read "… can be at most …").
     pub what: &'static str,
     /// The most characters (not bytes) it may have, once trimmed.
     pub max_chars: usize,

@@ -63,7 +63,8 @@ pub mod limits;
 pub mod live_records;
 pub mod pages;
 pub mod topics;
-// scripts/new-resource adds each resource's module above this line.
+
+// The live resources' modules: scripts/new-resource adds each resource's module above this line.
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -14,8 +14,10 @@
 //!   copy cannot bring it back.
 //!
 //! When the page loads its list again (its tab missed events for good),
-//! it starts a new [`LiveRecords`]: what it heard before is in the new list,
-//! or was lost with what it missed.
+//! what it heard before is in the new list, or was lost with what it
+//! missed: [`LiveRecords::reloading`] when the load starts, and
+//! [`LiveRecords::reloaded`] when it is back, keep only what was heard in
+//! between (the page shows the old list and all it heard until then).
 //!
 //! The pages `scripts/new-resource` writes use it, and so can any page of
 //! records that people edit.
@@ -32,18 +34,54 @@ pub trait Versioned: Clone {
 /// The changes a tab heard since it loaded its records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveRecords<T> {
-    /// The newest copy heard of each record.
-    heard: BTreeMap<i64, T>,
-    /// Records heard deleted.
-    deleted: BTreeSet<i64>,
+    heard: Heard<T>,
+    /// What was heard since a reload began: all that is kept once its
+    /// records are back.
+    since_reload: Option<Heard<T>>,
 }
 
 impl<T> Default for LiveRecords<T> {
     fn default() -> Self {
         Self {
-            heard: BTreeMap::new(),
+            heard: Heard::default(),
+            since_reload: None,
+        }
+    }
+}
+
+/// Changes heard: the newest copy of each record, and the records deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Heard<T> {
+    records: BTreeMap<i64, T>,
+    deleted: BTreeSet<i64>,
+}
+
+impl<T> Default for Heard<T> {
+    fn default() -> Self {
+        Self {
+            records: BTreeMap::new(),
             deleted: BTreeSet::new(),
         }
+    }
+}
+
+impl<T: Versioned> Heard<T> {
+    fn put(&mut self, record: T) {
+        if self.deleted.contains(&record.id()) {
+            return;
+        }
+        let newer = self
+            .records
+            .get(&record.id())
+            .is_none_or(|known| known.version() < record.version());
+        if newer {
+            self.records.insert(record.id(), record);
+        }
+    }
+
+    fn remove(&mut self, id: i64) {
+        self.records.remove(&id);
+        self.deleted.insert(id);
     }
 }
 
@@ -51,34 +89,45 @@ impl<T: Versioned> LiveRecords<T> {
     /// A record was created or changed: keeps this copy unless a newer one
     /// was heard, or the record was deleted.
     pub fn put(&mut self, record: T) {
-        if self.deleted.contains(&record.id()) {
-            return;
+        if let Some(since_reload) = &mut self.since_reload {
+            since_reload.put(record.clone());
         }
-        let newer = self
-            .heard
-            .get(&record.id())
-            .is_none_or(|known| known.version() < record.version());
-        if newer {
-            self.heard.insert(record.id(), record);
-        }
+        self.heard.put(record);
     }
 
     /// The record `id` was deleted.
     pub fn remove(&mut self, id: i64) {
-        self.heard.remove(&id);
-        self.deleted.insert(id);
+        if let Some(since_reload) = &mut self.since_reload {
+            since_reload.remove(id);
+        }
+        self.heard.remove(id);
+    }
+
+    /// The page starts loading its records (again): what is heard from now
+    /// on is what will count once they are back.
+    pub fn reloading(&mut self) {
+        self.since_reload = Some(Heard::default());
+    }
+
+    /// The records the page loaded are back: what was heard before the
+    /// load began is in them, or was lost with what the tab missed.
+    pub fn reloaded(&mut self) {
+        if let Some(since_reload) = self.since_reload.take() {
+            self.heard = since_reload;
+        }
     }
 
     /// `loaded` with what was heard laid over it, newest record (highest
     /// id) first: each record once, in its newest copy, deleted ones left
     /// out, new ones added.
     pub fn over(&self, loaded: &[T]) -> Vec<T> {
+        let heard = &self.heard;
         let mut records: BTreeMap<i64, T> = loaded
             .iter()
-            .filter(|record| !self.deleted.contains(&record.id()))
+            .filter(|record| !heard.deleted.contains(&record.id()))
             .map(|record| (record.id(), record.clone()))
             .collect();
-        for (id, record) in &self.heard {
+        for (id, record) in &heard.records {
             let newer = records
                 .get(id)
                 .is_none_or(|loaded| loaded.version() < record.version());
@@ -150,5 +199,24 @@ mod tests {
         live.put(note(3, 1, "three"));
         live.remove(3);
         assert_eq!(texts(live.over(&loaded)), ["two"]);
+    }
+
+    #[test]
+    fn a_reload_keeps_only_what_was_heard_while_it_loaded() {
+        let old_list = [note(2, 1, "two"), note(1, 1, "one")];
+        let mut live = LiveRecords::default();
+        // Heard before the tab missed some changes: in the new list, or lost.
+        live.put(note(3, 1, "three"));
+        live.remove(1);
+        live.reloading();
+        // Until the new list is back, the page shows the old one as before.
+        assert_eq!(texts(live.over(&old_list)), ["three", "two"]);
+        // Heard while it loads: newer than the new list, maybe.
+        live.put(note(2, 2, "two, edited"));
+        live.remove(4);
+        live.reloaded();
+        // The new list: 3 was deleted while the tab was away, 4 is gone too.
+        let new_list = [note(4, 1, "four"), note(2, 1, "two"), note(1, 1, "one")];
+        assert_eq!(texts(live.over(&new_list)), ["two, edited", "one"]);
     }
 }

@@ -52,10 +52,7 @@ pub async fn create___name__(fields: __Type__Fields) -> Result<__Type__, AppErro
     let context = crate::AppContext::expect()?;
     let __name__ = server::__plural__(&context).create(user.id, &fields).await?;
     tracing::info!(id = __name__.id, by = %user.id, "__human__ created");
-    context
-        .events
-        .to(user.id)
-        .emit(&__Type__Created(__name__.clone()))?;
+    server::tell_owner(&context, user.id, &__Type__Created(__name__.clone()));
     Ok(__name__)
 }
 
@@ -71,10 +68,8 @@ pub async fn update___name__(id: i64, fields: __Type__Fields) -> Result<__Type__
         .update(id, user.id, &fields)
         .await?
         .ok_or_else(server::no_such___name__)?;
-    context
-        .events
-        .to(user.id)
-        .emit(&__Type__Updated(__name__.clone()))?;
+    tracing::info!(id, by = %user.id, "__human__ updated");
+    server::tell_owner(&context, user.id, &__Type__Updated(__name__.clone()));
     leptos_axum::redirect("/__plural__");
     Ok(__name__)
 }
@@ -90,13 +85,15 @@ pub async fn delete___name__(id: i64) -> Result<(), AppError> {
         return Err(server::no_such___name__());
     }
     tracing::info!(id, by = %user.id, "__human__ deleted");
-    context.events.to(user.id).emit(&__Type__Deleted { id })?;
+    server::tell_owner(&context, user.id, &__Type__Deleted { id });
     leptos_axum::redirect("/__plural__");
     Ok(())
 }
 
 #[cfg(feature = "ssr")]
 mod server {
+    use realtime::UserId;
+
     pub use crate::auth::guard::{acting_user, logged_in_user};
     use crate::{AppContext, __plural__::store::__Plural__, error::AppError};
 
@@ -108,5 +105,15 @@ mod server {
     /// answer tells nothing of what others keep.
     pub fn no_such___name__() -> AppError {
         AppError::NotFound("There is no such __human__.".into())
+    }
+
+    /// Sends `event` to every tab of `owner`. The change is stored by now:
+    /// if the event cannot go (too large for the hub, say), the call still
+    /// succeeds, and the owner's other tabs show the change when they next
+    /// load the page.
+    pub fn tell_owner<E: realtime::Event>(context: &AppContext, owner: UserId, event: &E) {
+        if let Err(error) = context.events.to(owner).emit(event) {
+            tracing::warn!(%error, event = E::NAME, %owner, "a stored change could not be sent");
+        }
     }
 }

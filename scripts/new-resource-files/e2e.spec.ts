@@ -10,11 +10,11 @@ async function openLive(page: Page, path: string) {
   await expectLive(page);
 }
 
-/** Fills the form for a new __human__ with `__first__` and sends it; returns once stored. */
-async function add__Type__(page: Page, __first__: string) {
+/** Fills the form for a new __human__ (`text` its __first__) and sends it; returns once stored. */
+async function add__Type__(page: Page, text: string) {
   const form = page.getByTestId("new-__name__");
   @@E2E_FILL_NEW@@
-  await form.getByLabel("__First__", { exact: true }).fill(__first__);
+  await form.getByLabel("__First__", { exact: true }).fill(text);
   const stored = page.waitForResponse((response) => response.url().endsWith("/api/__plural__/create"));
   await form.getByRole("button", { name: "Add __human__" }).click();
   expect((await stored).ok()).toBe(true);

@@ -8,6 +8,9 @@
 //! - Each change is an event ([`__Type__Created`], [`__Type__Updated`],
 //!   [`__Type__Deleted`]) on its owner's stream ([`realtime::Stream::User`]):
 //!   every tab of theirs hears it, and nobody else's.
+//! - Of two edits of one __human__, the last saved wins: its `version`
+//!   orders the copies tabs hear, and is there for a check on save should
+//!   you need one.
 //! - Each field is checked on the server ([`__Type__Fields::check`]), each
 //!   change counts against the owner's limit (`Action::__Action__`,
 //!   `__VARIABLE__`), and a user keeps at most [`MAX___PLURAL___PER_USER`].

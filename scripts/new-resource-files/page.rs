@@ -13,9 +13,10 @@
 
 use leptos::{html, prelude::*};
 use leptos_router::hooks::use_params_map;
-use realtime::{Position, Realtime, Stream, UserId};
+use realtime::{Stream, UserId};
 
 use crate::{
+    auth::use_auth,
     __plural__::{
         __Type__, __Type__Created, __Type__Deleted, __Type__Updated, __PAGE_RULES__,
         api::{Create__Type__, Delete__Type__, Update__Type__, list___plural__, open___name__},
@@ -28,23 +29,35 @@ use crate::{
 /// `/__plural__`: the user's __humans__, and a form for a new one.
 #[component]
 pub fn __Plural__Page() -> impl IntoView {
-    let realtime = realtime::use_realtime();
-    // Raised when the tab missed changes for good: the list loads again.
-    let reload = RwSignal::new(0_u32);
-    let list = Resource::new(move || reload.get(), |_| list___plural__());
+    let (owner, gaps) = owner_and_gaps();
     // The changes this tab heard since the list was read.
     let heard = RwSignal::new(LiveRecords::<__Type__>::default());
-    realtime::use_event(move |__Type__Created(__name__)| heard.update(|heard| heard.put(__name__)));
-    realtime::use_event(move |__Type__Updated(__name__)| heard.update(|heard| heard.put(__name__)));
-    realtime::use_event(move |__Type__Deleted { id }| heard.update(|heard| heard.remove(id)));
-    let create = ServerAction::<Create__Type__>::new();
-    // The new __human__ shows at once in the tab that made it (its event
-    // arrives too, and changes nothing).
-    Effect::new(move |_| {
-        if let Some(Ok(__name__)) = create.value().get() {
+    let list = Resource::new(
+        move || gaps.get(),
+        move |_| async move {
+            heard.update(LiveRecords::reloading);
+            let list = list___plural__().await;
+            heard.update(LiveRecords::reloaded);
+            list
+        },
+    );
+    // Only the owner's, should the tab's user change under the page.
+    let theirs = move |__name__: &__Type__| Some(__name__.owner) == owner.get_untracked();
+    realtime::use_event(move |__Type__Created(__name__)| {
+        if theirs(&__name__) {
             heard.update(|heard| heard.put(__name__));
         }
     });
+    realtime::use_event(move |__Type__Updated(__name__)| {
+        if theirs(&__name__) {
+            heard.update(|heard| heard.put(__name__));
+        }
+    });
+    realtime::use_event(move |__Type__Deleted { id }| heard.update(|heard| heard.remove(id)));
+    // The tab that creates a __human__ shows it when its event arrives, as
+    // every other tab of the owner does.
+    let create = ServerAction::<Create__Type__>::new();
+    let realtime = realtime::use_realtime();
 
     view! {
         <section class="card" aria-labelledby="__plural__-heading">
@@ -58,7 +71,8 @@ pub fn __Plural__Page() -> impl IntoView {
                             return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
                     };
-                    follow_from(realtime, list.owner, list.position, reload, heard);
+                    // Every change since the list was read reaches the tab.
+                    realtime.recover_from(Stream::User(list.owner), list.position);
                     let loaded = list.__plural__;
                     let shown = Memo::new(move |_| heard.with(|heard| heard.over(&loaded)));
                     view! {
@@ -99,21 +113,23 @@ pub fn __Type__Page() -> impl IntoView {
             .get("id")
             .and_then(|id| id.parse::<i64>().ok())
     });
-    let reload = RwSignal::new(0_u32);
+    let (owner, gaps) = owner_and_gaps();
+    let heard = RwSignal::new(LiveRecords::<__Type__>::default());
     let opened = Resource::new(
-        move || (id.get(), reload.get()),
-        |(id, _)| async move {
-            match id {
+        move || (id.get(), gaps.get()),
+        move |(id, _)| async move {
+            heard.update(LiveRecords::reloading);
+            let opened = match id {
                 Some(id) => open___name__(id).await,
                 None => Err(AppError::NotFound("There is no such __human__.".into())),
-            }
+            };
+            heard.update(LiveRecords::reloaded);
+            opened
         },
     );
-    let realtime = realtime::use_realtime();
-    let heard = RwSignal::new(LiveRecords::<__Type__>::default());
     let this_one = move |other: i64| id.get_untracked() == Some(other);
     realtime::use_event(move |__Type__Updated(__name__)| {
-        if this_one(__name__.id) {
+        if this_one(__name__.id) && Some(__name__.owner) == owner.get_untracked() {
             heard.update(|heard| heard.put(__name__));
         }
     });
@@ -124,6 +140,7 @@ pub fn __Type__Page() -> impl IntoView {
     });
     let update = ServerAction::<Update__Type__>::new();
     let delete = ServerAction::<Delete__Type__>::new();
+    let realtime = realtime::use_realtime();
 
     view! {
         <section class="card" aria-labelledby="__name__-heading">
@@ -140,11 +157,12 @@ pub fn __Type__Page() -> impl IntoView {
                             return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
                     };
-                    follow_from(realtime, opened.__name__.owner, opened.position, reload, heard);
+                    realtime.recover_from(Stream::User(opened.__name__.owner), opened.position);
+                    let shown_id = opened.__name__.id;
                     let loaded = [opened.__name__];
                     // The __human__ as it is now, or `None` once deleted.
                     let current = Memo::new(move |_| {
-                        heard.with(|heard| heard.over(&loaded).into_iter().next())
+                        heard.with(|heard| heard.over(&loaded).into_iter().find(|__name__| __name__.id == shown_id))
                     });
                     view! {
                         <Show
@@ -167,28 +185,26 @@ pub fn __Type__Page() -> impl IntoView {
     }
 }
 
-/// Makes the tab hear `owner`'s changes from `position` (where the data on
-/// screen was read), and load the data again when it missed some for good
-/// (away too long, or the server lost its history): what it heard before
-/// is then either in the new data or lost with what it missed.
-fn follow_from(
-    realtime: Realtime,
-    owner: UserId,
-    position: Option<Position>,
-    reload: RwSignal<u32>,
-    heard: RwSignal<LiveRecords<__Type__>>,
-) {
-    let stream = Stream::User(owner);
-    realtime.recover_from(stream.clone(), position);
-    let missed = realtime.missed(stream);
-    Effect::watch(
-        move || missed.get(),
-        move |_, _, _| {
-            heard.set(LiveRecords::default());
-            reload.update(|reload| *reload += 1);
-        },
-        false,
-    );
+/// The logged-in user, once known, and how many times this tab missed
+/// changes on their stream for good (away too long, or the server lost
+/// its history): each time, the page loads its data again. Read from the
+/// start, so a gap while the data loads counts too.
+fn owner_and_gaps() -> (Memo<Option<UserId>>, Signal<u32>) {
+    let auth = use_auth();
+    let realtime = realtime::use_realtime();
+    let owner = Memo::new(move |_| {
+        auth.user
+            .get()
+            .and_then(Result::ok)
+            .flatten()
+            .map(|user| user.id)
+    });
+    let gaps = Signal::derive(move || {
+        owner
+            .get()
+            .map_or(0, |owner| realtime.missed(Stream::User(owner)).get())
+    });
+    (owner, gaps)
 }
 
 /// A form for a new __human__, emptied once it is stored.
