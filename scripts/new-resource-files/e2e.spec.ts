@@ -86,6 +86,40 @@ test("the list comes rendered with the page, and a change made before its socket
   await expect(late.getByTestId("__name__-list").getByRole("link")).toHaveCount(2);
 });
 
+test("a tab told it missed changes for good loads its list again", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  const tab = await people.newTab(ada);
+  // Between the server and this tab, deletions are lost, and the tab is
+  // told it missed something instead, as when it was away too long.
+  let loseDeletions = false;
+  await tab.routeWebSocket(/\/ws(\?|$)/, (socket) => {
+    const server = socket.connectToServer();
+    server.onMessage((message) => {
+      if (loseDeletions && typeof message === "string" && message.includes('"name":"__name__.deleted"')) {
+        const lost = JSON.parse(message);
+        const position = { epoch: lost.epoch, offset: lost.offset };
+        socket.send(JSON.stringify({ type: "discontinuity", stream: lost.stream, reason: "too_old", position }));
+      } else {
+        socket.send(message);
+      }
+    });
+  });
+  await openLive(ada.page, "/__plural__");
+  await openLive(tab, "/__plural__");
+  const doomed = uniqueName("doomed");
+  await add__Type__(ada.page, doomed);
+  await expect(tab.getByRole("link", { name: doomed })).toBeVisible();
+
+  loseDeletions = true;
+  await ada.page.getByRole("link", { name: doomed }).click();
+  await ada.page.getByRole("button", { name: "Delete __human__" }).click();
+  await expect(ada.page).toHaveURL(/\/__plural__$/);
+  // The tab never heard of the deletion: its list shows it because it
+  // loaded the list again.
+  await expect(tab.getByRole("link", { name: doomed })).toHaveCount(0);
+  await expect(tab.getByTestId("no-__plural__")).toBeVisible();
+});
+
 test("a visitor is asked to log in", async ({ people }) => {
   const visitor = await people.visitor();
   await gotoHydrated(visitor, "/__plural__");

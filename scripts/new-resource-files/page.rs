@@ -13,10 +13,9 @@
 
 use leptos::{html, prelude::*};
 use leptos_router::hooks::use_params_map;
-use realtime::{Stream, UserId};
+use realtime::{Position, Realtime, Stream, UserId};
 
 use crate::{
-    auth::use_auth,
     __plural__::{
         __Type__, __Type__Created, __Type__Deleted, __Type__Updated, __PAGE_RULES__,
         api::{Create__Type__, Delete__Type__, Update__Type__, list___plural__, open___name__},
@@ -71,8 +70,7 @@ pub fn __Plural__Page() -> impl IntoView {
                             return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
                     };
-                    // Every change since the list was read reaches the tab.
-                    realtime.recover_from(Stream::User(list.owner), list.position);
+                    follow(realtime, owner, list.owner, list.position);
                     let loaded = list.__plural__;
                     let shown = Memo::new(move |_| heard.with(|heard| heard.over(&loaded)));
                     view! {
@@ -157,7 +155,7 @@ pub fn __Type__Page() -> impl IntoView {
                             return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
                         }
                     };
-                    realtime.recover_from(Stream::User(opened.__name__.owner), opened.position);
+                    follow(realtime, owner, opened.__name__.owner, opened.position);
                     let shown_id = opened.__name__.id;
                     let loaded = [opened.__name__];
                     // The __human__ as it is now, or `None` once deleted.
@@ -185,26 +183,34 @@ pub fn __Type__Page() -> impl IntoView {
     }
 }
 
-/// The logged-in user, once known, and how many times this tab missed
-/// changes on their stream for good (away too long, or the server lost
-/// its history): each time, the page loads its data again. Read from the
-/// start, so a gap while the data loads counts too.
-fn owner_and_gaps() -> (Memo<Option<UserId>>, Signal<u32>) {
-    let auth = use_auth();
+/// Whose data the page shows, once it is loaded (the page sets it), and
+/// how many times this tab missed changes on their stream for good (away
+/// too long, or the server lost its history): the count is read in the
+/// data's source, so the data loads again each time it rises, even while
+/// it was loading. (It counts from the tab's first page on: a tab that
+/// missed some before loads this page's data twice.)
+fn owner_and_gaps() -> (RwSignal<Option<UserId>>, Signal<u32>) {
     let realtime = realtime::use_realtime();
-    let owner = Memo::new(move |_| {
-        auth.user
-            .get()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|user| user.id)
-    });
+    let owner = RwSignal::new(None::<UserId>);
     let gaps = Signal::derive(move || {
         owner
             .get()
             .map_or(0, |owner| realtime.missed(Stream::User(owner)).get())
     });
     (owner, gaps)
+}
+
+/// The page's data belongs to `user`: the tab hears their stream from
+/// `position` (where the data was read), and only their events count.
+/// Set in an effect: in the browser, once the page is on screen.
+fn follow(
+    realtime: Realtime,
+    owner: RwSignal<Option<UserId>>,
+    user: UserId,
+    position: Option<Position>,
+) {
+    realtime.recover_from(Stream::User(user), position);
+    Effect::new(move |_| owner.set(Some(user)));
 }
 
 /// A form for a new __human__, emptied once it is stored.
