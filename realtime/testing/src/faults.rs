@@ -10,19 +10,35 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use crate::PATIENCE;
 
-/// A port nobody listens on now.
+/// A port nobody listens on now, for a server a test starts.
+///
+/// Taken below the range the kernel gives outgoing connections their
+/// local ports from (32768 and up on Linux): a port the kernel picks for a
+/// listener of ours and that we then free can be taken, before the test's
+/// server binds it, by a connection another test opens meanwhile (a
+/// cluster test once failed so: "Address already in use"). Each call in a
+/// process gives another port, from an offset of the process's own.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7_919);
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + offset.wrapping_add(n) % COUNT;
+        let port = u16::try_from(port).expect("the range is below 65536");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + COUNT)
 }
 
 /// A `redis-server` of the test's own, on a free port, that the test can
