@@ -15,10 +15,7 @@ pub async fn list___plural__() -> Result<__Type__List, AppError> {
     let user = server::logged_in_user().await?;
     let context = crate::AppContext::expect()?;
     // Read before the __humans__: see `__Type__List::position`.
-    let position = context
-        .events
-        .position(&realtime::Stream::User(user.id))
-        .await;
+    let position = server::position_of(&context, user.id).await;
     let __plural__ = server::__plural__(&context).list(user.id).await?;
     Ok(__Type__List {
         __plural__,
@@ -32,10 +29,7 @@ pub async fn list___plural__() -> Result<__Type__List, AppError> {
 pub async fn open___name__(id: i64) -> Result<__Type__Opened, AppError> {
     let user = server::logged_in_user().await?;
     let context = crate::AppContext::expect()?;
-    let position = context
-        .events
-        .position(&realtime::Stream::User(user.id))
-        .await;
+    let position = server::position_of(&context, user.id).await;
     let __name__ = server::__plural__(&context)
         .get(id, user.id)
         .await?
@@ -92,13 +86,19 @@ pub async fn delete___name__(id: i64) -> Result<(), AppError> {
 
 #[cfg(feature = "ssr")]
 mod server {
-    use realtime::UserId;
+    use realtime::{Position, UserId};
 
     pub use crate::auth::guard::{acting_user, logged_in_user};
     use crate::{AppContext, __plural__::store::__Plural__, error::AppError};
 
     pub fn __plural__(context: &AppContext) -> __Plural__ {
         __Plural__::new(context.db.clone())
+    }
+
+    /// Where `owner`'s stream stands: read before their __humans__, so
+    /// that the page hears every change made after the read.
+    pub async fn position_of(context: &AppContext, owner: UserId) -> Option<Position> {
+        context.events.position(&realtime::Stream::User(owner)).await
     }
 
     /// Another user's __human__ is answered as one that does not exist: the

@@ -65,10 +65,7 @@ pub fn __Plural__Page() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let list = match list.await {
                         Ok(list) => list,
-                        Err(AppError::NotLoggedIn) => return view! { <LogInFirst /> }.into_any(),
-                        Err(error) => {
-                            return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
-                        }
+                        Err(error) => return not_loaded(error),
                     };
                     follow(realtime, owner, list.owner, list.position);
                     let loaded = list.__plural__;
@@ -150,10 +147,7 @@ pub fn __Type__Page() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let opened = match opened.await {
                         Ok(opened) => opened,
-                        Err(AppError::NotLoggedIn) => return view! { <LogInFirst /> }.into_any(),
-                        Err(error) => {
-                            return view! { <p class="form-error">{error.to_string()}</p> }.into_any();
-                        }
+                        Err(error) => return not_loaded(error),
                     };
                     follow(realtime, owner, opened.__name__.owner, opened.position);
                     let shown_id = opened.__name__.id;
@@ -270,14 +264,19 @@ fn Edit__Type__Form(
     }
 }
 
-#[component]
-fn LogInFirst() -> impl IntoView {
-    view! {
-        <p class="muted" data-testid="__plural__-log-in">
-            <a href="/login">"Log in"</a>
-            " or "
-            <a href="/signup">"sign up"</a>
-            " to keep __humans__."
-        </p>
+/// What a page shows when its data did not load: a visitor is asked to
+/// log in, anyone else is told why.
+fn not_loaded(error: AppError) -> AnyView {
+    match error {
+        AppError::NotLoggedIn => view! {
+            <p class="muted" data-testid="__plural__-log-in">
+                <a href="/login">"Log in"</a>
+                " or "
+                <a href="/signup">"sign up"</a>
+                " to keep __humans__."
+            </p>
+        }
+        .into_any(),
+        error => view! { <p class="form-error">{error.to_string()}</p> }.into_any(),
     }
 }
