@@ -4,20 +4,27 @@
 //!
 //! ```sh
 //! cargo run --release -p realtime --features bench,redis --example shards -- \
-//!     --redis redis://127.0.0.1:6379 --processes 1,2,4,8 --shards 1,256
+//!     --redis redis://127.0.0.1:6379 --processes 1,2,4,8 --shards 1,1024 --per-room 16
 //! ```
 //!
 //! For each shard count and each number of processes N, it starts N copies
 //! of itself (`--child`), each a hub on the Redis backplane with in-memory
 //! connections (`Hub::drained_connections`): `--per-room` of them in each
 //! of its rooms, room r belonging to process r mod N, so that each
-//! process's tabs read 1/N of the `--rooms`. At an agreed moment every
-//! process emits durable events to rooms drawn at random among all of
-//! them, `--rate` a second between them all, for `--seconds`. Each process
-//! then reports the messages it received from Redis, the events its
-//! connections were handed, and the CPU time it spent (from `/proc`); the
-//! parent adds Redis's CPU time and commands (`INFO`) over the same time,
-//! and prints one line per run.
+//! process's tabs read 1/N of the `--rooms`. At an agreed moment the
+//! processes emit durable events to rooms drawn at random among all of
+//! them, `--rate` a second between them all, for `--seconds`, in
+//! `--batches` emits a second between them all (each process sends its
+//! share of the batches, at moments spaced between the others'): the
+//! site's traffic, not the number of processes, sets how many events a
+//! batch carries, as it sets how many each request emits in a real site.
+//! Each process then reports the messages it received from Redis, the
+//! events its connections were handed, and the CPU time it spent (from
+//! `/proc`); the parent adds Redis's CPU time and commands (`INFO`) over
+//! the same time, and prints one line per run: every process's figures
+//! together, or with `--observe` one process's own, the first of two
+//! where the second plays the other N - 1 (what one of N costs, with no
+//! more processes than cores).
 
 use std::{
     io::{BufRead, BufReader},
@@ -64,9 +71,24 @@ struct Options {
     rooms: u32,
     per_room: u32,
     rate: u32,
+    batches: u32,
     seconds: u64,
-    /// `Some((index, of, channel, shards, start_at_ms))` in a child.
-    child: Option<(u32, u32, String, u16, u64)>,
+    /// Two processes for each N: one of N, observed, and one that plays
+    /// the other N - 1.
+    observe: bool,
+    /// In a child: what it plays.
+    child: Option<Child>,
+}
+
+/// What a child plays: processes `first..first + count` of `of`.
+#[derive(Clone)]
+struct Child {
+    first: u32,
+    count: u32,
+    of: u32,
+    channel: String,
+    shards: u16,
+    start_at_ms: u64,
 }
 
 impl Options {
@@ -74,11 +96,13 @@ impl Options {
         let mut options = Options {
             redis: "redis://127.0.0.1:6379".into(),
             processes: vec![1, 2, 4, 8],
-            shards: vec![1, 256],
+            shards: vec![1, 1024],
             rooms: 256,
-            per_room: 4,
-            rate: 2000,
-            seconds: 10,
+            per_room: 16,
+            rate: 12000,
+            batches: 200,
+            seconds: 8,
+            observe: false,
             child: None,
         };
         let mut args = std::env::args().skip(1);
@@ -104,20 +128,23 @@ impl Options {
                 "--rooms" => options.rooms = number(&value()?)? as u32,
                 "--per-room" => options.per_room = number(&value()?)? as u32,
                 "--rate" => options.rate = number(&value()?)? as u32,
+                "--batches" => options.batches = (number(&value()?)? as u32).max(1),
                 "--seconds" => options.seconds = number(&value()?)?,
+                "--observe" => options.observe = true,
                 "--child" => {
                     let text = value()?;
                     let parts: Vec<&str> = text.split(':').collect();
-                    let [index, of, channel, shards, start] = parts.as_slice() else {
-                        return Err("--child index:of:channel:shards:start_ms".into());
+                    let [first, count, of, channel, shards, start] = parts.as_slice() else {
+                        return Err("--child first:count:of:channel:shards:start_ms".into());
                     };
-                    options.child = Some((
-                        number(index)? as u32,
-                        number(of)? as u32,
-                        (*channel).to_owned(),
-                        number(shards)? as u16,
-                        number(start)?,
-                    ));
+                    options.child = Some(Child {
+                        first: number(first)? as u32,
+                        count: number(count)?.max(1) as u32,
+                        of: number(of)?.max(1) as u32,
+                        channel: (*channel).to_owned(),
+                        shards: number(shards)? as u16,
+                        start_at_ms: number(start)?,
+                    });
                 }
                 other => return Err(format!("unknown option {other}")),
             }
@@ -150,7 +177,11 @@ fn main() {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            let report = runtime.block_on(run_child(&options, child));
+            // On the runtime's worker, as a server's emits are: not on
+            // this thread, which would wake the worker at every emit.
+            let report = runtime
+                .block_on(runtime.spawn(async move { run_child(&options, child).await }))
+                .expect("the child's run");
             println!("{}", serde_json::to_string(&report).expect("a report"));
         }
         None => run_parent(&options),
@@ -181,10 +212,18 @@ fn cpu_seconds() -> f64 {
 
 async fn run_child(
     options: &Options,
-    (index, of, channel, shards, start_at): (u32, u32, String, u16, u64),
+    Child {
+        first,
+        count,
+        of,
+        channel,
+        shards,
+        start_at_ms,
+    }: Child,
 ) -> Report {
+    let plays = first..first + count;
     let mine: Vec<u32> = (0..options.rooms)
-        .filter(|room| room % of == index)
+        .filter(|room| plays.contains(&(room % of)))
         .collect();
     let connections = (mine.len() as u32 * options.per_room) as usize;
     let defaults = HubConfig::default();
@@ -208,21 +247,25 @@ async fn run_child(
     for (n, id) in drained.ids().iter().enumerate() {
         hub.join(*id, &BenchRoom(mine[n / options.per_room as usize]));
     }
-    let wait = start_at.saturating_sub(now_ms());
+    let wait = start_at_ms.saturating_sub(now_ms());
     tokio::time::sleep(Duration::from_millis(wait)).await;
 
     let (received, delivered, cpu) = (hub.backplane_received(), drained.delivered(), cpu_seconds());
-    let per_process = options.rate / of;
-    let total = per_process as u64 * options.seconds;
+    let per_second = u64::from(options.rate) * u64::from(count) / u64::from(of);
+    let total = per_second * options.seconds;
+    // This process's share of the batches, its moments between the others'.
+    let period =
+        Duration::from_secs_f64(f64::from(of) / f64::from(options.batches) / f64::from(count));
+    tokio::time::sleep(period * first / of).await;
     let started = Instant::now();
     let mut emitted = 0;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(period);
     while emitted < total {
         tick.tick().await;
-        let due = (started.elapsed().as_secs_f64() * f64::from(per_process)) as u64;
+        let due = (started.elapsed().as_secs_f64() * per_second as f64) as u64;
         while emitted < due.min(total) {
             let room = BenchRoom(rand::random::<u32>() % options.rooms);
-            let text = format!("event {emitted} of process {index}");
+            let text = format!("event {emitted} of process {first}");
             hub.to_room(&room)
                 .emit(&Posted { text })
                 .expect("the event fits");
@@ -296,6 +339,9 @@ fn run_parent(options: &Options) {
         "{} rooms, {} connections each, {} durable events/s to random rooms for {} s, Redis {}",
         options.rooms, options.per_room, options.rate, options.seconds, options.redis
     );
+    if options.observe {
+        println!("one of N processes observed, a second one playing the other N - 1:");
+    }
     println!(
         "shards processes | received/process  received, all  delivered/s  server CPU %  µs CPU/delivery | Redis CPU %  busiest node %  Redis commands/s"
     );
@@ -304,17 +350,26 @@ fn run_parent(options: &Options) {
         for &of in &options.processes {
             let channel = format!("bench.{:016x}", rand::random::<u64>());
             let start_at = now_ms() + 3000 + 300 * u64::from(of);
-            let children: Vec<_> = (0..of)
-                .map(|index| {
+            // (first, count) of each child: N of one each, or the observed
+            // one and one for the rest.
+            let plays: Vec<(u32, u32)> = if options.observe && of > 1 {
+                vec![(0, 1), (1, of - 1)]
+            } else {
+                (0..of).map(|index| (index, 1)).collect()
+            };
+            let children: Vec<_> = plays
+                .iter()
+                .map(|(first, count)| {
                     Command::new(&exe)
                         .args(["--redis", &options.redis])
                         .args(["--rooms", &options.rooms.to_string()])
                         .args(["--per-room", &options.per_room.to_string()])
                         .args(["--rate", &options.rate.to_string()])
+                        .args(["--batches", &options.batches.to_string()])
                         .args(["--seconds", &options.seconds.to_string()])
                         .args([
                             "--child",
-                            &format!("{index}:{of}:{channel}:{shards}:{start_at}"),
+                            &format!("{first}:{count}:{of}:{channel}:{shards}:{start_at}"),
                         ])
                         .stdout(Stdio::piped())
                         .spawn()
@@ -347,13 +402,23 @@ fn run_parent(options: &Options) {
             let received: u64 = reports.iter().map(|report| report.received).sum();
             let delivered: u64 = reports.iter().map(|report| report.delivered).sum();
             let cpu: f64 = reports.iter().map(|report| report.cpu_seconds).sum();
+            // Observing: the first process's own figures; otherwise every
+            // process's, each process's received as their mean.
+            let (received_here, delivered_here, cpu_here) = match reports.first() {
+                Some(observed) if options.observe => (
+                    observed.received as f64,
+                    observed.delivered,
+                    observed.cpu_seconds,
+                ),
+                _ => (received as f64 / f64::from(of), delivered, cpu),
+            };
             println!(
                 "{shards:>6} {of:>9} | {:>16.0}  {:>13}  {:>11.0}  {:>12.1}  {:>15.2} | {:>11.1}  {:>14.1}  {:>16.0}",
-                received as f64 / f64::from(of),
+                received_here,
                 received,
-                delivered as f64 / options.seconds as f64,
-                cpu * 100.0 / elapsed,
-                cpu * 1e6 / delivered.max(1) as f64,
+                delivered_here as f64 / options.seconds as f64,
+                cpu_here * 100.0 / elapsed,
+                cpu_here * 1e6 / delivered_here.max(1) as f64,
                 redis_cpu.iter().sum::<f64>() * 100.0 / elapsed,
                 redis_cpu.iter().copied().fold(0.0, f64::max) * 100.0 / elapsed,
                 (commands_after - commands_before) as f64 / elapsed,

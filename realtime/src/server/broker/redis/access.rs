@@ -6,7 +6,8 @@ use futures_util::future::BoxFuture;
 
 use super::{
     super::{NodeId, Read, SharedHistory},
-    history::{RedisHistory, Scripts},
+    history::RedisHistory,
+    scripts::Scripts,
     servers::{Batch, Commands},
 };
 use crate::{

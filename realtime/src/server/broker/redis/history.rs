@@ -6,8 +6,8 @@
 //! Stream of its events whose entry ids are their offsets (`7-0`). Never
 //! one stream for all: a recovery reads one stream's events only.
 //!
-//! Three Lua scripts do all the writing and reading, each in one atomic
-//! step, each touching the keys and channel of one shard:
+//! Three Lua scripts (`scripts/*.lua`) do all the writing and reading,
+//! each in one atomic step, each touching the keys and channel of one shard:
 //! - `APPEND` gives the event the next offset in each of its streams of
 //!   that shard, appends it (trimmed to the history's length, the keys
 //!   expiring after its age; an event of several streams keeps its
@@ -50,6 +50,7 @@ use serde::Deserialize;
 use super::{
     super::{Durable, Fetched, NodeId, ReadError, StoredEvent},
     envelope::{Envelope, Message},
+    scripts::Scripts,
     servers::{Batch, Commands, Slot},
     shards::Shards,
 };
@@ -57,156 +58,6 @@ use crate::{
     server::{Target, config::HistoryLimits, registry::Kept},
     stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
-
-/// KEYS: the hash and the log of each stream (all of one shard), in pairs.
-/// ARGV: the shard's channel,
-/// the most entries a log keeps, how long keys live unwritten (ms), the
-/// envelope's header up to its positions, the rest of it with its
-/// newline, the event frame, the event id, the tab left out (or ""), then
-/// one new epoch per stream (for a stream without a history), then each
-/// stream's name as a JSON string.
-const APPEND: &str = r#"
-local count = #KEYS / 2
-local time = redis.call('TIME')
-local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
-local positions, epochs, offsets = {}, {}, {}
-for i = 1, count do
-  local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
-  local epoch = redis.call('HGET', meta, 'epoch')
-  if not epoch then
-    epoch = ARGV[8 + i]
-    redis.call('DEL', log)
-    redis.call('HSET', meta, 'epoch', epoch, 'offset', 0, 'born', now)
-  end
-  epochs[i] = epoch
-  offsets[i] = redis.call('HINCRBY', meta, 'offset', 1)
-  positions[i] = '{"epoch":"' .. epoch .. '","offset":' .. offsets[i] .. '}'
-end
-local all = ''
-if count > 1 then
-  local parts = {}
-  for i = 1, count do
-    parts[i] = '[' .. ARGV[8 + count + i] .. ',"' .. epochs[i] .. '",' .. offsets[i] .. ']'
-  end
-  all = '[' .. table.concat(parts, ',') .. ']'
-end
-for i = 1, count do
-  local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], offsets[i] .. '-0',
-    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now, 'all', all)
-  redis.call('PEXPIRE', meta, ARGV[3])
-  redis.call('PEXPIRE', log, ARGV[3])
-end
-redis.call('PUBLISH', ARGV[1], ARGV[4] .. table.concat(positions, ',') .. ARGV[5] .. ARGV[6])
-return count
-"#;
-
-/// KEYS: a stream's hash and log. ARGV: the epoch and offset to read after
-/// ("" and -1 for the position only), the most events to read, when the
-/// reader saw the stream unwritten (ms by Redis's clock, or ""), how long
-/// keys live unwritten (ms), the id of the event the reader saw at that
-/// offset (or ""). Returns the epoch ("" for a stream without a history:
-/// nothing is written), the last offset, the events, Redis's clock (ms), 1
-/// if the stream went back behind the reader's position (0 otherwise), the
-/// id of the event at the last offset (or "", if no longer kept), and 1 if
-/// the events are read from the epoch's start (a reader that saw the
-/// stream unwritten before the epoch was born has none of it).
-const READ: &str = r#"
-local time = redis.call('TIME')
-local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  return {'', 0, {}, now, 0, '', 0}
-end
-local last = tonumber(redis.call('HGET', KEYS[1], 'offset'))
-local since_epoch, since = ARGV[1], tonumber(ARGV[2])
-local from_start = 0
-if ARGV[4] ~= '' then
-  local born = redis.call('HGET', KEYS[1], 'born')
-  if born and tonumber(born) >= tonumber(ARGV[4]) then
-    since_epoch, since, from_start = epoch, 0, 1
-  end
-end
-local went_back = 0
-if since_epoch == epoch and since > last then
-  went_back = 1
-elseif since_epoch == epoch and ARGV[6] ~= '' and since >= 1 then
-  local seen = redis.call('XRANGE', KEYS[2], since .. '-0', since .. '-0')
-  if #seen == 1 then
-    local fields = seen[1][2]
-    for i = 1, #fields, 2 do
-      if fields[i] == 'id' and fields[i + 1] ~= ARGV[6] then
-        went_back = 1
-      end
-    end
-  end
-end
-local entries = {}
-if went_back == 0 and since_epoch == epoch and since >= 0 and since < last
-  and last - since <= tonumber(ARGV[3]) then
-  entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+', 'COUNT', ARGV[3])
-end
-local last_id = ''
-local tail = redis.call('XRANGE', KEYS[2], last .. '-0', last .. '-0')
-if #tail == 1 then
-  local fields = tail[1][2]
-  for i = 1, #fields, 2 do
-    if fields[i] == 'id' then
-      last_id = fields[i + 1]
-    end
-  end
-end
-return {epoch, last, entries, now, went_back, last_id, from_start}
-"#;
-
-/// KEYS: a stream's hash and log. ARGV: the new epoch, how long keys live
-/// unwritten (ms), the shard's channel, the envelope that says so, and the epoch
-/// the stream must still have (or "" for any): several processes that
-/// find the same stream gone back reset it once.
-const RESET: &str = r#"
-if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then
-  return 0
-end
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0)
-redis.call('HDEL', KEYS[1], 'born')
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-"#;
-
-/// The scripts, as Redis knows them once loaded (their SHA1s).
-#[derive(Clone, Debug)]
-pub(super) struct Scripts {
-    append: String,
-    read: String,
-    reset: String,
-}
-
-impl Scripts {
-    /// Loads the scripts (again after each reconnection: a restarted Redis
-    /// has forgotten them; on a cluster, into every node). On a cluster
-    /// they publish with `SPUBLISH` (see `servers.rs`).
-    pub async fn load(commands: &Commands) -> redis::RedisResult<Self> {
-        let load = |script: &'static str| async move {
-            let script = if commands.is_cluster() {
-                script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
-            } else {
-                script.to_owned()
-            };
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(script);
-            redis::RedisResult::Ok(redis::from_redis_value::<String>(
-                commands.query_one(load).await?,
-            )?)
-        };
-        Ok(Self {
-            append: load(APPEND).await?,
-            read: load(READ).await?,
-            reset: load(RESET).await?,
-        })
-    }
-}
 
 /// The history in Redis, as one process uses it.
 pub(super) struct RedisHistory {

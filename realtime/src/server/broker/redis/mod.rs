@@ -41,6 +41,7 @@ mod history;
 mod link;
 mod nodes;
 mod receive;
+mod scripts;
 mod servers;
 mod shards;
 mod subscriber;

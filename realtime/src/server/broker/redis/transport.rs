@@ -33,10 +33,11 @@ use super::{
     access::Access,
     envelope::{Envelope, Message},
     following::Following,
-    history::{RedisHistory, Scripts},
+    history::RedisHistory,
     link::{Link, Outbound},
     nodes::Nodes,
     receive::Receive,
+    scripts::Scripts,
     servers::{Batch, Commands, Servers, Slot},
     subscriber::{Received, Subscriber},
 };
