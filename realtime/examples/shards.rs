@@ -14,7 +14,7 @@
 //! process's tabs read 1/N of the `--rooms`. At an agreed moment the
 //! processes emit durable events to rooms drawn at random among all of
 //! them, `--rate` a second between them all, for `--seconds`, in
-//! `--batches` emits a second between them all (each process sends its
+//! `--batches` batches a second between them all (each process sends its
 //! share of the batches, at moments spaced between the others'): the
 //! site's traffic, not the number of processes, sets how many events a
 //! batch carries, as it sets how many each request emits in a real site.
