@@ -1,29 +1,38 @@
-//! A connection's outgoing queue, bounded twice: in items by its channel
+//! A connection's outgoing queue, bounded twice: in items
 //! ([`super::super::HubConfig::queue_capacity`]), and in the bytes of the
 //! frames it holds ([`super::super::HubConfig::queue_max_bytes`]). The
-//! registry counts what it pushes; the connection's task, what it takes.
+//! registry pushes, never waiting; the connection's task takes what is
+//! there in one go.
 //!
 //! Bytes are counted whether a frame is the connection's own or shared
 //! with every other queue: a socket that stops reading keeps the shared
 //! frames alive as long as its own. Frames under [`SMALL_FRAME_BYTES`] are
 //! not counted: the item bound alone holds them to 256 KiB with the
-//! defaults, and most events are that small, so queueing them costs no
-//! shared counter (measured: counting every frame made the fan-out 13 %
-//! slower). A replay is not counted either: it is what the tab missed,
-//! bounded by the history's limits, and is never cut short by the
-//! slow-client rule.
+//! defaults, and most events are that small. A replay is not counted
+//! either: it is what the tab missed, bounded by the history's limits, and
+//! is never cut short by the slow-client rule.
+//!
+//! It is a `VecDeque` under a lock rather than a tokio channel for memory:
+//! an idle connection's queue is one allocation of under 100 bytes (see
+//! [`Shared`]).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    sync::Arc,
+    task::{Poll, Waker},
 };
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use parking_lot::Mutex;
 
 use super::Outgoing;
 
 /// Frames this small are bounded by the queue's item count alone.
 pub(crate) const SMALL_FRAME_BYTES: usize = 1024;
+
+/// A queue that held more items than this gives their room back once
+/// emptied: a burst's memory is not kept by an idle connection.
+const KEPT_CAPACITY: usize = 32;
 
 /// Why an item was not queued.
 pub(crate) enum Unqueued {
@@ -33,33 +42,56 @@ pub(crate) enum Unqueued {
     Closed,
 }
 
+/// What both ends share. One small allocation per connection where a
+/// tokio channel took about 1 KiB before anything was queued (two
+/// cache-padded halves, a semaphore and a first block of 32 slots): the
+/// lock is held only to push one item or to take a batch.
+struct Shared {
+    state: Mutex<State>,
+    capacity: usize,
+    max_bytes: usize,
+}
+
+struct State {
+    items: VecDeque<Outgoing>,
+    /// The counted bytes of the frames in `items` (see the module's doc).
+    bytes: usize,
+    /// The task waiting for items, if it is waiting.
+    waiting: Option<Waker>,
+    /// Whether the registry's end is dropped: nothing more will come.
+    sender_gone: bool,
+    /// Whether the task's end is dropped: nothing more is taken.
+    receiver_gone: bool,
+}
+
 /// A connection's queue, as the registry pushes to it.
 pub(crate) struct QueueSender {
-    items: mpsc::Sender<Outgoing>,
-    bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
+    shared: Arc<Shared>,
 }
 
 /// A connection's queue, as its task takes from it.
 pub(crate) struct QueueReceiver {
-    items: mpsc::Receiver<Outgoing>,
-    bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
 }
 
 /// A queue of at most `capacity` items and `max_bytes` bytes of frames.
 pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueSender, QueueReceiver) {
-    let (sender, receiver) = mpsc::channel(capacity.max(1));
-    let bytes = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            bytes: 0,
+            waiting: None,
+            sender_gone: false,
+            receiver_gone: false,
+        }),
+        capacity: capacity.max(1),
+        max_bytes,
+    });
     (
         QueueSender {
-            items: sender,
-            bytes: Arc::clone(&bytes),
-            max_bytes,
+            shared: Arc::clone(&shared),
         },
-        QueueReceiver {
-            items: receiver,
-            bytes,
-        },
+        QueueReceiver { shared },
     )
 }
 
@@ -67,54 +99,100 @@ impl QueueSender {
     /// Queues `item`, never waiting.
     pub fn try_send(&self, item: Outgoing) -> Result<(), Unqueued> {
         let size = item.counted_bytes();
-        if size > 0 {
-            // Added before the send, taken back if it fails: the task
-            // never takes more than was added. An empty queue takes any
-            // one item.
-            let held = self.bytes.fetch_add(size, Ordering::Relaxed);
-            if held > 0 && held + size > self.max_bytes {
-                self.bytes.fetch_sub(size, Ordering::Relaxed);
+        let waiting = {
+            let mut state = self.shared.state.lock();
+            if state.receiver_gone {
+                return Err(Unqueued::Closed);
+            }
+            // An empty queue takes any one item.
+            let too_many_bytes =
+                size > 0 && state.bytes > 0 && state.bytes + size > self.shared.max_bytes;
+            if state.items.len() >= self.shared.capacity || too_many_bytes {
                 return Err(Unqueued::Full);
             }
+            state.bytes += size;
+            state.items.push_back(item);
+            state.waiting.take()
+        };
+        // Woken outside the lock: the task it wakes may run at once, on
+        // another thread, and take the lock itself.
+        if let Some(task) = waiting {
+            task.wake();
         }
-        self.items.try_send(item).map_err(|error| {
-            if size > 0 {
-                self.bytes.fetch_sub(size, Ordering::Relaxed);
-            }
-            match error {
-                TrySendError::Full(_) => Unqueued::Full,
-                TrySendError::Closed(_) => Unqueued::Closed,
-            }
-        })
+        Ok(())
+    }
+}
+
+impl Drop for QueueSender {
+    fn drop(&mut self) {
+        let waiting = {
+            let mut state = self.shared.state.lock();
+            state.sender_gone = true;
+            state.waiting.take()
+        };
+        if let Some(task) = waiting {
+            task.wake();
+        }
     }
 }
 
 impl QueueReceiver {
     /// Waits for items, and appends up to `limit` of them to `batch`:
-    /// their number, 0 once the queue is closed and empty.
+    /// their number, 0 once the queue is closed and empty. Cancel-safe:
+    /// nothing is taken unless it returns.
     pub async fn recv_many(&mut self, batch: &mut Vec<Outgoing>, limit: usize) -> usize {
-        let start = batch.len();
-        let received = self.items.recv_many(batch, limit).await;
-        let taken: usize = batch[start..].iter().map(Outgoing::counted_bytes).sum();
-        if taken > 0 {
-            self.bytes.fetch_sub(taken, Ordering::Relaxed);
-        }
-        received
+        poll_fn(|context| {
+            let mut state = self.shared.state.lock();
+            if state.items.is_empty() {
+                if state.sender_gone {
+                    return Poll::Ready(0);
+                }
+                match &mut state.waiting {
+                    Some(waker) if waker.will_wake(context.waker()) => {}
+                    waiting => *waiting = Some(context.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+            let count = limit.max(1).min(state.items.len());
+            let start = batch.len();
+            batch.extend(state.items.drain(..count));
+            let taken: usize = batch[start..].iter().map(Outgoing::counted_bytes).sum();
+            state.bytes -= taken;
+            if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
+                state.items = VecDeque::new();
+            }
+            Poll::Ready(count)
+        })
+        .await
     }
 
     /// Takes one item, if the queue holds one.
     #[cfg(test)]
     pub fn try_recv(&mut self) -> Option<Outgoing> {
-        let item = self.items.try_recv().ok()?;
-        self.bytes
-            .fetch_sub(item.counted_bytes(), Ordering::Relaxed);
+        let mut state = self.shared.state.lock();
+        let item = state.items.pop_front()?;
+        state.bytes -= item.counted_bytes();
         Some(item)
     }
 
     /// The bytes of frames the queue holds.
     #[cfg(test)]
     pub fn held_bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.shared.state.lock().bytes
+    }
+}
+
+impl Drop for QueueReceiver {
+    fn drop(&mut self) {
+        // What is queued goes now, not when the registry lets go of the
+        // sender: shared frames are not kept alive by a task that is gone.
+        let items = {
+            let mut state = self.shared.state.lock();
+            state.receiver_gone = true;
+            state.bytes = 0;
+            std::mem::take(&mut state.items)
+        };
+        drop(items);
     }
 }
 
@@ -161,6 +239,48 @@ mod tests {
             4000,
             "the refused item is not counted"
         );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_task_is_woken_by_a_push_and_ends_once_the_sender_is_gone() {
+        let (sender, mut receiver) = queue(10, 100_000);
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            let first = receiver.recv_many(&mut batch, 10).await;
+            let after = receiver.recv_many(&mut batch, 10).await;
+            (first, after)
+        });
+        tokio::task::yield_now().await;
+        assert!(sender.try_send(frame(10)).is_ok());
+        tokio::task::yield_now().await;
+        drop(sender);
+        let (first, after) = tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("woken")
+            .expect("the task ran");
+        assert_eq!((first, after), (1, 0));
+    }
+
+    #[test]
+    fn a_queue_whose_task_is_gone_takes_nothing() {
+        let (sender, receiver) = queue(10, 100_000);
+        assert!(sender.try_send(frame(10)).is_ok());
+        drop(receiver);
+        assert!(matches!(sender.try_send(frame(10)), Err(Unqueued::Closed)));
+        assert!(sender.shared.state.lock().items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_emptied_queue_gives_back_the_room_a_burst_took() {
+        let (sender, mut receiver) = queue(1000, usize::MAX);
+        for _ in 0..500 {
+            assert!(sender.try_send(frame(10)).is_ok());
+        }
+        let mut batch = Vec::new();
+        assert_eq!(receiver.recv_many(&mut batch, 200).await, 200);
+        assert!(sender.shared.state.lock().items.capacity() >= 300);
+        assert_eq!(receiver.recv_many(&mut batch, 1000).await, 300);
+        assert!(sender.shared.state.lock().items.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
