@@ -20,10 +20,11 @@ use std::{
     collections::VecDeque,
     future::poll_fn,
     sync::Arc,
-    task::{Poll, Waker},
+    task::{Poll, Waker, ready},
 };
 
 use parking_lot::Mutex;
+use tokio::task::coop;
 
 use super::Outgoing;
 
@@ -137,14 +138,19 @@ impl Drop for QueueSender {
 }
 
 impl QueueReceiver {
-    /// Waits for items, and appends up to `limit` of them to `batch`:
-    /// their number, 0 once the queue is closed and empty. Cancel-safe:
-    /// nothing is taken unless it returns.
+    /// Waits for items, and appends up to `limit` of them (at least one)
+    /// to `batch`: their number, 0 once the queue is closed and empty.
+    /// Cancel-safe: nothing is taken unless it returns.
     pub async fn recv_many(&mut self, batch: &mut Vec<Outgoing>, limit: usize) -> usize {
         poll_fn(|context| {
+            // Counted against the task's budget, as tokio's own channels
+            // are: a task whose queue never empties still lets the other
+            // tasks of its worker run.
+            let budget = ready!(coop::poll_proceed(context));
             let mut state = self.shared.state.lock();
             if state.items.is_empty() {
                 if state.sender_gone {
+                    budget.made_progress();
                     return Poll::Ready(0);
                 }
                 match &mut state.waiting {
@@ -161,6 +167,7 @@ impl QueueReceiver {
             if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
                 state.items = VecDeque::new();
             }
+            budget.made_progress();
             Poll::Ready(count)
         })
         .await
@@ -190,6 +197,7 @@ impl Drop for QueueReceiver {
             let mut state = self.shared.state.lock();
             state.receiver_gone = true;
             state.bytes = 0;
+            state.waiting = None;
             std::mem::take(&mut state.items)
         };
         drop(items);
