@@ -12,9 +12,9 @@
 //! either: it is what the tab missed, bounded by the history's limits, and
 //! is never cut short by the slow-client rule.
 //!
-//! It is a `VecDeque` under a lock rather than a tokio channel for memory:
-//! an idle connection's queue is one allocation of under 100 bytes (see
-//! [`Shared`]).
+//! It is a `VecDeque` under a lock rather than a tokio channel, for
+//! memory: an idle connection's queue is its [`Shared`] (about 100 bytes)
+//! and the room of the few items it last held.
 
 use std::{
     collections::VecDeque,
