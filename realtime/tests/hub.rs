@@ -643,6 +643,79 @@ async fn frames_larger_than_the_read_buffer_are_read_whole() {
 }
 
 #[tokio::test]
+async fn a_write_interval_gathers_what_comes_after_a_write_and_delays_no_event_after_a_quiet_spell()
+{
+    let interval = Duration::from_millis(800);
+    let server = TestServer::start(builder().config(HubConfig {
+        write_interval: interval,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut client = server.user(1, "s1").await;
+    // After a quiet spell (only the welcome so far): written at once.
+    let emitted = tokio::time::Instant::now();
+    server.hub.emit(&note("first")).unwrap();
+    assert_eq!(client.event::<Note>().await, note("first"));
+    let first = tokio::time::Instant::now();
+    assert!(
+        first - emitted < interval / 2,
+        "the first event waited {:?}",
+        first - emitted
+    );
+    // Two more right after it: held until the interval since that write
+    // ends, then written together.
+    server.hub.emit(&note("second")).unwrap();
+    server.hub.emit(&note("third")).unwrap();
+    assert_eq!(client.event::<Note>().await, note("second"));
+    let second = tokio::time::Instant::now();
+    assert_eq!(client.event::<Note>().await, note("third"));
+    let third = tokio::time::Instant::now();
+    assert!(
+        second - first >= interval * 3 / 4,
+        "the second event came {:?} after the first",
+        second - first
+    );
+    assert!(
+        third - second < interval / 2,
+        "the third event came {:?} after the second: not in the same write",
+        third - second
+    );
+    // While the queue waits, the hub's close still goes out at once.
+    server.hub.emit(&note("fourth")).unwrap();
+    let ending = tokio::time::Instant::now();
+    assert_eq!(server.hub.disconnect_session(&SessionKey::from("s1")), 1);
+    assert_eq!(client.closed().await, Some(close::SESSION_ENDED));
+    assert!(
+        ending.elapsed() < interval / 2,
+        "the close waited {:?}",
+        ending.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn events_gathered_for_a_write_interval_never_overflow_the_queue() {
+    let server = TestServer::start(builder().config(HubConfig {
+        write_interval: Duration::from_secs(1),
+        queue_capacity: 8,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut client = server.user(1, "s1").await;
+    server.hub.emit(&note("first")).unwrap();
+    assert_eq!(client.event::<Note>().await, note("first"));
+    // Within the interval after that write, three times the queue's
+    // capacity: taken as the queue fills, not lost to the slow-client rule.
+    for n in 0..24 {
+        server.hub.emit(&note(&n.to_string())).unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for n in 0..24 {
+        assert_eq!(client.event::<Note>().await, note(&n.to_string()));
+    }
+    assert_eq!(server.hub.stats().connections, 1);
+}
+
+#[tokio::test]
 async fn a_client_too_slow_to_read_is_disconnected_and_the_others_are_not_held_up() {
     let server = TestServer::start(builder().config(HubConfig {
         queue_capacity: 8,

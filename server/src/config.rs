@@ -250,6 +250,10 @@ fn hub_config() -> Result<HubConfig, ConfigError> {
             *field = seconds;
         }
     }
+    // 0 writes each batch as soon as it is queued.
+    if let Some(interval) = parse_var("REALTIME_WRITE_INTERVAL_MS", parse_write_interval)? {
+        hub.write_interval = interval;
+    }
     Ok(hub)
 }
 
@@ -319,6 +323,15 @@ fn parse_origins(value: &str) -> Result<Origins, String> {
     }
 }
 
+/// Up to a second: a longer wait would be a delay a person notices, not a
+/// gathering of writes.
+fn parse_write_interval(value: &str) -> Result<Duration, String> {
+    match u64::from_str(value) {
+        Ok(millis @ 0..=1000) => Ok(Duration::from_millis(millis)),
+        _ => Err("expected a whole number of milliseconds from 0 to 1000".to_owned()),
+    }
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     match u64::from_str(value) {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -361,5 +374,15 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("-5").is_err());
         assert!(parse_seconds("1h").is_err());
+    }
+
+    #[test]
+    fn the_write_interval_is_milliseconds_up_to_a_second() {
+        assert_eq!(parse_write_interval("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_write_interval("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_write_interval("1000"), Ok(Duration::from_secs(1)));
+        assert!(parse_write_interval("1001").is_err());
+        assert!(parse_write_interval("-1").is_err());
+        assert!(parse_write_interval("0.5").is_err());
     }
 }

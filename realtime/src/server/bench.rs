@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::{
     Hub, Identity,
     connection::{MAX_BATCH, register},
-    registry::Reached,
+    registry::{Reached, Wanted},
 };
 use crate::{ConnectionId, protocol::Resume};
 
@@ -96,7 +96,7 @@ impl Hub {
                 let mut reached = Reached::default();
                 let mut frames = Vec::with_capacity(MAX_BATCH);
                 let mut buffer = Vec::new();
-                while outgoing.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                while outgoing.recv_many(&mut batch, MAX_BATCH, Wanted::Any).await > 0 {
                     for item in batch.drain(..) {
                         item.write_into(&mut reached, &mut frames);
                     }

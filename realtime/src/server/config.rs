@@ -36,6 +36,13 @@ pub struct HubConfig {
     /// How long any write to a socket (a batch of frames, a ping, a close)
     /// may take. A browser that reads slower than that is dropped.
     pub write_timeout: Duration,
+    /// How often one connection's queue is written, at most. What is
+    /// queued within the interval after a write goes out together in the
+    /// next one; an event after a quiet spell is written at once. Zero
+    /// writes every batch as soon as it is queued. A longer interval costs
+    /// a busy tab up to that much latency and saves the server a write per
+    /// event (`docs/benchmarks.md`, "Gathering writes").
+    pub write_interval: Duration,
     /// How long a room's authorisation rule may take before the join is
     /// refused.
     pub authorize_timeout: Duration,
@@ -91,6 +98,7 @@ impl Default for HubConfig {
             read_buffer_bytes: 256,
             ping_interval: Duration::from_secs(30),
             write_timeout: Duration::from_secs(10),
+            write_interval: Duration::ZERO,
             authorize_timeout: Duration::from_secs(10),
             frames_per_second: 10,
             frame_burst: 100,

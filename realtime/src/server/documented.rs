@@ -53,6 +53,7 @@ fn shown(field: &str, config: &HubConfig) -> String {
         "read_buffer_bytes" => bytes(c.read_buffer_bytes),
         "ping_interval" => duration(c.ping_interval),
         "write_timeout" => duration(c.write_timeout),
+        "write_interval" => format!("{} ms", c.write_interval.as_millis()),
         "authorize_timeout" => duration(c.authorize_timeout),
         "frames_per_second" => format!("{}/s", c.frames_per_second),
         "frame_burst" => count(c.frame_burst),

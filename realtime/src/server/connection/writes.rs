@@ -7,12 +7,12 @@ use std::{future::Future, pin::Pin, task::Poll, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
-use tokio::time::timeout;
+use tokio::time::{Sleep, sleep, timeout};
 
 use super::{
     super::{
         CloseReason,
-        registry::{Outgoing, Reached},
+        registry::{Outgoing, Reached, Wanted},
     },
     End,
 };
@@ -88,18 +88,77 @@ impl Writes {
         if let Poll::Ready(written) = futures_util::poll!(write.as_mut()) {
             return written.map_err(|_| End::WriteFailed);
         }
-        tokio::select! {
-            biased;
-            reason = closed => Err(End::Closed(reason)),
-            written = timeout(self.limit, write) => match written {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(End::WriteFailed),
-                Err(_) => {
-                    tracing::debug!("a write took too long; dropping the connection");
-                    Err(End::WriteFailed)
-                }
-            },
+        // The rest wait on the heap: the timer would otherwise take room in
+        // every connection's task, idle or not.
+        let limit = self.limit;
+        Box::pin(async move {
+            tokio::select! {
+                biased;
+                reason = closed => Err(End::Closed(reason)),
+                written = timeout(limit, write) => match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(End::WriteFailed),
+                    Err(_) => {
+                        tracing::debug!("a write took too long; dropping the connection");
+                        Err(End::WriteFailed)
+                    }
+                },
+            }
+        })
+        .await
+    }
+}
+
+/// How often the connection writes its queue, at most
+/// ([`super::super::HubConfig::write_interval`]).
+///
+/// After a batch is written the queue is left alone for the interval, so
+/// that what comes meanwhile goes out in one write (unless half the queue
+/// fills first): a write costs the
+/// kernel about the same for one frame as for ten, and at a few events a
+/// second per tab it is most of a delivery's cost. An event after a quiet
+/// spell is written at once. The socket is still read, pinged and closed
+/// meanwhile; only the queue waits.
+#[derive(Default)]
+pub(super) struct Spacing {
+    /// Running after a write, until the queue may be read again. On the
+    /// heap, and only then: an idle connection keeps no timer.
+    until: Option<Pin<Box<Sleep>>>,
+}
+
+impl Spacing {
+    /// Whether the interval since the last write has run out.
+    pub fn is_open(&self) -> bool {
+        self.until.is_none()
+    }
+
+    /// What the queue must hold for the task to take it: anything once
+    /// the interval is out, half its room before (so that gathering never
+    /// lets a queue overflow).
+    pub fn wanted(&self) -> Wanted {
+        if self.is_open() {
+            Wanted::Any
+        } else {
+            Wanted::HalfFull
         }
+    }
+
+    /// `taken` items were just written. If that emptied the queue, it
+    /// waits for `interval`; if not, what is left goes at once.
+    pub fn wrote(&mut self, taken: usize, interval: Duration) {
+        self.until = if taken < MAX_BATCH && !interval.is_zero() {
+            Some(Box::pin(sleep(interval)))
+        } else {
+            None
+        };
+    }
+
+    /// Waits until the queue may be read again. Cancel-safe.
+    pub async fn opened(&mut self) {
+        if let Some(until) = &mut self.until {
+            until.await;
+        }
+        self.until = None;
     }
 }
 

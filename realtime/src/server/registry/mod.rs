@@ -34,7 +34,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) use self::{
     delivery::{Kept, Placed},
     outgoing::{Delivery, Had, Live, Outgoing, Positions, Reached, Replay, Replayed},
-    queue::{QueueReceiver, QueueSender, queue},
+    queue::{QueueReceiver, QueueSender, Wanted, queue},
 };
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};

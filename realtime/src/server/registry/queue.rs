@@ -35,6 +35,17 @@ pub(crate) const SMALL_FRAME_BYTES: usize = 1024;
 /// emptied: a burst's memory is not kept by an idle connection.
 const KEPT_CAPACITY: usize = 32;
 
+/// When a waiting task wants to be woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wanted {
+    /// At the first item.
+    Any,
+    /// Once the queue is half full, in items or in counted bytes: a task
+    /// that gathers items for a while (`write_interval`) still takes them
+    /// long before the queue overflows.
+    HalfFull,
+}
+
 /// Why an item was not queued.
 pub(crate) enum Unqueued {
     /// The queue holds as many items or bytes as it may.
@@ -57,8 +68,10 @@ struct State {
     items: VecDeque<Outgoing>,
     /// The counted bytes of the frames in `items` (see the module's doc).
     bytes: usize,
-    /// The task waiting for items, if it is waiting.
+    /// The task waiting for items, if it is waiting, and when it wants to
+    /// be woken.
     waiting: Option<Waker>,
+    wanted: Wanted,
     /// Whether the registry's end is dropped: nothing more will come.
     sender_gone: bool,
     /// Whether the task's end is dropped: nothing more is taken.
@@ -82,6 +95,7 @@ pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueSender, QueueRec
             items: VecDeque::new(),
             bytes: 0,
             waiting: None,
+            wanted: Wanted::Any,
             sender_gone: false,
             receiver_gone: false,
         }),
@@ -94,6 +108,18 @@ pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueSender, QueueRec
         },
         QueueReceiver { shared },
     )
+}
+
+impl Shared {
+    /// Whether the queue holds what its waiting task wants.
+    fn is_wanted(&self, state: &State) -> bool {
+        match state.wanted {
+            Wanted::Any => !state.items.is_empty(),
+            Wanted::HalfFull => {
+                state.items.len() * 2 >= self.capacity || state.bytes * 2 >= self.max_bytes
+            }
+        }
+    }
 }
 
 impl QueueSender {
@@ -113,7 +139,11 @@ impl QueueSender {
             }
             state.bytes += size;
             state.items.push_back(item);
-            state.waiting.take()
+            if self.shared.is_wanted(&state) {
+                state.waiting.take()
+            } else {
+                None
+            }
         };
         // Woken outside the lock: the task it wakes may run at once, on
         // another thread, and take the lock itself.
@@ -138,21 +168,29 @@ impl Drop for QueueSender {
 }
 
 impl QueueReceiver {
-    /// Waits for items, and appends up to `limit` of them (at least one)
-    /// to `batch`: their number, 0 once the queue is closed and empty.
-    /// Cancel-safe: nothing is taken unless it returns.
-    pub async fn recv_many(&mut self, batch: &mut Vec<Outgoing>, limit: usize) -> usize {
+    /// Waits for items, as many as `wanted` says, and appends up to
+    /// `limit` of them (at least one) to `batch`: their number, 0 once the
+    /// queue is closed and empty. Once the queue is closed, whatever it
+    /// still holds is taken at once. Cancel-safe: nothing is taken unless
+    /// it returns.
+    pub async fn recv_many(
+        &mut self,
+        batch: &mut Vec<Outgoing>,
+        limit: usize,
+        wanted: Wanted,
+    ) -> usize {
         poll_fn(|context| {
             // Counted against the task's budget, as tokio's own channels
             // are: a task whose queue never empties still lets the other
             // tasks of its worker run.
             let budget = ready!(coop::poll_proceed(context));
             let mut state = self.shared.state.lock();
-            if state.items.is_empty() {
-                if state.sender_gone {
-                    budget.made_progress();
-                    return Poll::Ready(0);
-                }
+            if state.items.is_empty() && state.sender_gone {
+                budget.made_progress();
+                return Poll::Ready(0);
+            }
+            state.wanted = wanted;
+            if !state.sender_gone && !self.shared.is_wanted(&state) {
                 match &mut state.waiting {
                     Some(waker) if waker.will_wake(context.waker()) => {}
                     waiting => *waiting = Some(context.waker().clone()),
@@ -221,7 +259,7 @@ mod tests {
         assert_eq!(receiver.held_bytes(), 5000);
 
         let mut batch = Vec::new();
-        assert_eq!(receiver.recv_many(&mut batch, 1).await, 1);
+        assert_eq!(receiver.recv_many(&mut batch, 1, Wanted::Any).await, 1);
         assert_eq!(receiver.held_bytes(), 2000);
         assert!(sender.try_send(frame(3000)).is_ok());
     }
@@ -254,8 +292,8 @@ mod tests {
         let (sender, mut receiver) = queue(10, 100_000);
         let task = tokio::spawn(async move {
             let mut batch = Vec::new();
-            let first = receiver.recv_many(&mut batch, 10).await;
-            let after = receiver.recv_many(&mut batch, 10).await;
+            let first = receiver.recv_many(&mut batch, 10, Wanted::Any).await;
+            let after = receiver.recv_many(&mut batch, 10, Wanted::Any).await;
             (first, after)
         });
         tokio::task::yield_now().await;
@@ -267,6 +305,38 @@ mod tests {
             .expect("woken")
             .expect("the task ran");
         assert_eq!((first, after), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_task_that_wants_half_the_queue_is_woken_at_half_in_items_or_in_bytes() {
+        use std::{future::Future, pin::pin, task::Context};
+
+        let (sender, mut receiver) = queue(8, 10_000);
+        let mut batch = Vec::new();
+        let mut context = Context::from_waker(Waker::noop());
+        {
+            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::HalfFull));
+            for _ in 0..3 {
+                assert!(sender.try_send(frame(10)).is_ok());
+                assert!(waiting.as_mut().poll(&mut context).is_pending());
+            }
+            assert!(sender.try_send(frame(10)).is_ok());
+            assert_eq!(waiting.as_mut().poll(&mut context), Poll::Ready(4));
+        }
+        {
+            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::HalfFull));
+            assert!(sender.try_send(frame(4000)).is_ok());
+            assert!(waiting.as_mut().poll(&mut context).is_pending());
+            assert!(sender.try_send(frame(1100)).is_ok());
+            assert_eq!(waiting.as_mut().poll(&mut context), Poll::Ready(2));
+        }
+        // Once the registry lets go, what is left is taken at once.
+        assert!(sender.try_send(frame(10)).is_ok());
+        drop(sender);
+        assert_eq!(
+            receiver.recv_many(&mut batch, 64, Wanted::HalfFull).await,
+            1
+        );
     }
 
     #[test]
@@ -285,9 +355,9 @@ mod tests {
             assert!(sender.try_send(frame(10)).is_ok());
         }
         let mut batch = Vec::new();
-        assert_eq!(receiver.recv_many(&mut batch, 200).await, 200);
+        assert_eq!(receiver.recv_many(&mut batch, 200, Wanted::Any).await, 200);
         assert!(sender.shared.state.lock().items.capacity() >= 300);
-        assert_eq!(receiver.recv_many(&mut batch, 1000).await, 300);
+        assert_eq!(receiver.recv_many(&mut batch, 1000, Wanted::Any).await, 300);
         assert!(sender.shared.state.lock().items.capacity() <= KEPT_CAPACITY);
     }
 
