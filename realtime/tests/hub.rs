@@ -680,6 +680,18 @@ async fn a_write_interval_gathers_what_comes_after_a_write_and_delays_no_event_a
         "the third event came {:?} after the second: not in the same write",
         third - second
     );
+    // Right after that write, the browser asks to join: the answer does
+    // not wait for the interval.
+    let asked = tokio::time::Instant::now();
+    assert!(matches!(
+        client.join("team:red").await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(
+        asked.elapsed() < interval / 2,
+        "the join's answer waited {:?}",
+        asked.elapsed()
+    );
     // While the queue waits, the hub's close still goes out at once.
     server.hub.emit(&note("fourth")).unwrap();
     let ending = tokio::time::Instant::now();

@@ -36,12 +36,14 @@ pub struct HubConfig {
     /// How long any write to a socket (a batch of frames, a ping, a close)
     /// may take. A browser that reads slower than that is dropped.
     pub write_timeout: Duration,
-    /// How often one connection's queue is written, at most. What is
-    /// queued within the interval after a write goes out together in the
-    /// next one; an event after a quiet spell is written at once. Zero
-    /// writes every batch as soon as it is queued. A longer interval costs
-    /// a busy tab up to that much latency and saves the server a write per
-    /// event (`docs/benchmarks.md`, "Gathering writes").
+    /// How long a connection's queue is left to gather after a write that
+    /// emptied it. What is queued meanwhile goes out together when the
+    /// interval is out, or sooner once a quarter of the queue is full or
+    /// the browser sends a frame (its answer does not wait); an event after
+    /// a quiet spell is written at once. Zero writes every batch as soon as
+    /// it is queued. A longer interval costs a busy tab up to that much
+    /// latency and saves the server a write per event (`docs/benchmarks.md`,
+    /// "Gathering writes").
     pub write_interval: Duration,
     /// How long a room's authorisation rule may take before the join is
     /// refused.

@@ -112,9 +112,10 @@ impl Writes {
 /// How often the connection writes its queue, at most
 /// ([`super::super::HubConfig::write_interval`]).
 ///
-/// After a batch is written the queue is left alone for the interval, so
-/// that what comes meanwhile goes out in one write (unless half the queue
-/// fills first): a write costs the
+/// After a write that emptied the queue, the queue is left alone for the
+/// interval, so that what comes meanwhile goes out in one write (sooner if
+/// a quarter of the queue fills first, or the browser sends a frame, whose
+/// answer should not wait): a write costs the
 /// kernel about the same for one frame as for ten, and at a few events a
 /// second per tab it is most of a delivery's cost. An event after a quiet
 /// spell is written at once. The socket is still read, pinged and closed
@@ -133,13 +134,14 @@ impl Spacing {
     }
 
     /// What the queue must hold for the task to take it: anything once
-    /// the interval is out, half its room before (so that gathering never
-    /// lets a queue overflow).
+    /// the interval is out, a quarter of its room before (so that three
+    /// quarters are left for a burst: gathering takes room a burst could
+    /// have had, and a queue that overflows closes the tab as too slow).
     pub fn wanted(&self) -> Wanted {
         if self.is_open() {
             Wanted::Any
         } else {
-            Wanted::HalfFull
+            Wanted::QuarterFull
         }
     }
 
@@ -151,6 +153,12 @@ impl Spacing {
         } else {
             None
         };
+    }
+
+    /// The queue may be read at once: the browser asked for something,
+    /// and the answer should not wait for the interval.
+    pub fn open(&mut self) {
+        self.until = None;
     }
 
     /// Waits until the queue may be read again. Cancel-safe.

@@ -40,10 +40,10 @@ const KEPT_CAPACITY: usize = 32;
 pub(crate) enum Wanted {
     /// At the first item.
     Any,
-    /// Once the queue is half full, in items or in counted bytes: a task
-    /// that gathers items for a while (`write_interval`) still takes them
-    /// long before the queue overflows.
-    HalfFull,
+    /// Once the queue holds a quarter of its room, in items or in counted
+    /// bytes: a task that gathers items for a while (`write_interval`)
+    /// takes them while three quarters of the room are left for a burst.
+    QuarterFull,
 }
 
 /// Why an item was not queued.
@@ -115,8 +115,10 @@ impl Shared {
     fn is_wanted(&self, state: &State) -> bool {
         match state.wanted {
             Wanted::Any => !state.items.is_empty(),
-            Wanted::HalfFull => {
-                state.items.len() * 2 >= self.capacity || state.bytes * 2 >= self.max_bytes
+            // Never an empty queue, whatever the bounds (`max_bytes` may be 0).
+            Wanted::QuarterFull => {
+                state.items.len() * 4 >= self.capacity
+                    || (state.bytes > 0 && state.bytes * 4 >= self.max_bytes)
             }
         }
     }
@@ -308,14 +310,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_task_that_wants_half_the_queue_is_woken_at_half_in_items_or_in_bytes() {
+    async fn a_gathering_task_is_woken_at_a_quarter_of_the_room_in_items_or_in_bytes() {
         use std::{future::Future, pin::pin, task::Context};
 
-        let (sender, mut receiver) = queue(8, 10_000);
+        let (sender, mut receiver) = queue(16, 20_000);
         let mut batch = Vec::new();
         let mut context = Context::from_waker(Waker::noop());
         {
-            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::HalfFull));
+            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::QuarterFull));
+            assert!(waiting.as_mut().poll(&mut context).is_pending());
             for _ in 0..3 {
                 assert!(sender.try_send(frame(10)).is_ok());
                 assert!(waiting.as_mut().poll(&mut context).is_pending());
@@ -324,7 +327,7 @@ mod tests {
             assert_eq!(waiting.as_mut().poll(&mut context), Poll::Ready(4));
         }
         {
-            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::HalfFull));
+            let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::QuarterFull));
             assert!(sender.try_send(frame(4000)).is_ok());
             assert!(waiting.as_mut().poll(&mut context).is_pending());
             assert!(sender.try_send(frame(1100)).is_ok());
@@ -334,9 +337,27 @@ mod tests {
         assert!(sender.try_send(frame(10)).is_ok());
         drop(sender);
         assert_eq!(
-            receiver.recv_many(&mut batch, 64, Wanted::HalfFull).await,
+            receiver
+                .recv_many(&mut batch, 64, Wanted::QuarterFull)
+                .await,
             1
         );
+    }
+
+    #[test]
+    fn a_gathering_task_is_not_woken_by_an_empty_queue_whatever_its_bounds() {
+        use std::{future::Future, pin::pin, task::Context};
+
+        let (sender, mut receiver) = queue(8, 0);
+        let mut batch = Vec::new();
+        let mut context = Context::from_waker(Waker::noop());
+        let mut waiting = pin!(receiver.recv_many(&mut batch, 64, Wanted::QuarterFull));
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        assert!(sender.try_send(frame(10)).is_ok());
+        assert!(waiting.as_mut().poll(&mut context).is_pending());
+        // A counted frame fills a queue of no bytes at once.
+        assert!(sender.try_send(frame(2000)).is_ok());
+        assert_eq!(waiting.as_mut().poll(&mut context), Poll::Ready(2));
     }
 
     #[test]
