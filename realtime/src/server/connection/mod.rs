@@ -308,7 +308,7 @@ struct Served<'h> {
     /// For the `welcome` frame.
     positions: BTreeMap<Stream, Position>,
     writes: Writes,
-    /// How often the queue is written, at most.
+    /// Whether the queue is gathering after a write (`write_interval`).
     spacing: Spacing,
     joins: Joins<'h>,
     frames: FrameBudget,

@@ -115,11 +115,10 @@ impl Writes {
 /// After a write that emptied the queue, the queue is left alone for the
 /// interval, so that what comes meanwhile goes out in one write (sooner if
 /// a quarter of the queue fills first, or the browser sends a frame, whose
-/// answer should not wait): a write costs the
-/// kernel about the same for one frame as for ten, and at a few events a
-/// second per tab it is most of a delivery's cost. An event after a quiet
-/// spell is written at once. The socket is still read, pinged and closed
-/// meanwhile; only the queue waits.
+/// answer should not wait): a write costs the kernel about the same for one
+/// frame as for ten, and at a few events a second per tab it is most of a
+/// delivery's cost. An event after a quiet spell is written at once. The
+/// socket is still read, pinged and closed meanwhile; only the queue waits.
 #[derive(Default)]
 pub(super) struct Spacing {
     /// Running after a write, until the queue may be read again. On the
