@@ -79,6 +79,25 @@ async fn the_welcome_frame_names_the_connection_and_its_user() {
     assert_eq!(server.hub.stats().connections, 2);
 }
 
+#[tokio::test]
+async fn connections_run_on_the_socket_runtime_when_the_hub_has_one() {
+    let sockets = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = TestServer::start(builder().socket_runtime(sockets.handle().clone())).await;
+    let mut tab = server.user(1, "s1").await;
+    server.hub.emit(&note("served")).unwrap();
+    assert_eq!(tab.event::<Note>().await, note("served"));
+
+    // Its task is that runtime's: stopping the runtime drops the socket
+    // (no close frame) and the connection leaves the registry.
+    sockets.shutdown_background();
+    assert_eq!(tab.closed().await, None);
+    assert_eq!(server.hub.stats().connections, 0);
+}
+
 // --- Targets -------------------------------------------------------------
 
 #[tokio::test]

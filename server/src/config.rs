@@ -49,6 +49,12 @@ pub struct Config {
     /// server's own) that may open the WebSocket and call server functions,
     /// comma-separated.
     pub realtime: HubConfig,
+    /// `REALTIME_SOCKET_THREADS`: worker threads of the runtime the
+    /// WebSocket connections run on, apart from the one that answers
+    /// requests ([`crate::sockets`]). Unset: one fewer than the cores the
+    /// process may use, at least 1 ([`default_socket_threads`]). 0: the
+    /// connections run on the request runtime.
+    pub socket_threads: usize,
     /// `REDIS_URL`: the Redis server through which several server
     /// processes share events. Unset: this process is on its own.
     pub redis_url: Option<String>,
@@ -121,6 +127,8 @@ impl Config {
                     .unwrap_or(DEFAULT_SESSION_EXPIRY),
             },
             realtime: hub_config()?,
+            socket_threads: parse_var("REALTIME_SOCKET_THREADS", parse_socket_threads)?
+                .unwrap_or_else(default_socket_threads),
             redis_url: var("REDIS_URL")?.filter(|url| !url.trim().is_empty()),
             redis_channel: var("REDIS_CHANNEL")?
                 .filter(|channel| !channel.trim().is_empty())
@@ -332,6 +340,24 @@ fn parse_write_interval(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// The socket runtime's threads when `REALTIME_SOCKET_THREADS` is not set:
+/// one fewer than the cores, at least 1. On two cores, 1 measured best with
+/// the load generator on the same cores (docs/benchmarks.md, "A runtime for
+/// the sockets"); the core left is for the requests, the database's
+/// threads and the rest of the machine.
+pub fn default_socket_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |cores| cores.get().saturating_sub(1))
+        .max(1)
+}
+
+fn parse_socket_threads(value: &str) -> Result<usize, String> {
+    match usize::from_str(value) {
+        Ok(threads @ 0..=1024) => Ok(threads),
+        _ => Err("expected a number of threads from 0 to 1024".to_owned()),
+    }
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     match u64::from_str(value) {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -384,5 +410,15 @@ mod tests {
         assert!(parse_write_interval("1001").is_err());
         assert!(parse_write_interval("-1").is_err());
         assert!(parse_write_interval("0.5").is_err());
+    }
+
+    #[test]
+    fn socket_threads_are_a_count_and_default_to_at_least_one() {
+        assert_eq!(parse_socket_threads("0"), Ok(0));
+        assert_eq!(parse_socket_threads("3"), Ok(3));
+        assert!(parse_socket_threads("1025").is_err());
+        assert!(parse_socket_threads("two").is_err());
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        assert_eq!(default_socket_threads(), cores.saturating_sub(1).max(1));
     }
 }

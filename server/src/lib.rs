@@ -21,6 +21,8 @@
 //! - `health`: the health check, short for anyone, detailed for operators.
 //! - [`metrics`]: Prometheus metrics, on a listener of their own.
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
+//! - [`sockets`]: the runtime the WebSocket connections run on, apart from
+//!   the one that answers requests.
 //!
 //! ## Where things live
 //!
@@ -49,6 +51,7 @@ mod routes;
 mod session_cookie;
 pub mod session_store;
 pub mod shutdown;
+pub mod sockets;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
@@ -67,6 +70,7 @@ pub use crate::{
     database::{Database, DatabaseError},
     metrics::Metrics,
     routes::{app, router},
+    sockets::SocketRuntime,
 };
 
 /// How often expired sessions are deleted from the session table.
@@ -76,7 +80,13 @@ const EXPIRED_SESSION_SWEEP: Duration = Duration::from_secs(60 * 60);
 /// table to check the sessions of its connections against, and, when
 /// `REDIS_URL` is set, Redis to share events with the other processes (it
 /// connects in the background: an unreachable Redis is no error).
-pub fn realtime_hub(config: &Config, database: &Database) -> Result<Hub, BackplaneError> {
+///
+/// With `sockets`, the connections' tasks run there ([`sockets`]).
+pub fn realtime_hub(
+    config: &Config,
+    database: &Database,
+    sockets: Option<tokio::runtime::Handle>,
+) -> Result<Hub, BackplaneError> {
     let sessions = database.clone();
     let mut builder = Hub::builder()
         .config(config.realtime.clone())
@@ -99,6 +109,9 @@ pub fn realtime_hub(config: &Config, database: &Database) -> Result<Hub, Backpla
             .channel(&config.redis_channel)
             .shards(config.redis_shards);
         builder = builder.backplane(backplane);
+    }
+    if let Some(sockets) = sockets {
+        builder = builder.socket_runtime(sockets);
     }
     Ok(app::join_rules(builder, database.pool.clone()).build())
 }
@@ -123,6 +136,8 @@ pub enum ServerError {
         address: SocketAddr,
         source: io::Error,
     },
+    #[error("could not start the WebSockets' runtime: {0}")]
+    SocketRuntime(io::Error),
     #[error("the server stopped with an error: {0}")]
     Serve(io::Error),
 }
@@ -138,6 +153,9 @@ pub struct Server {
     /// What the background jobs run with, and which run.
     context: AppContext,
     jobs: app::jobs::JobsConfig,
+    /// Where the WebSocket connections run; dropped last, once the hub has
+    /// closed them.
+    sockets: Option<SocketRuntime>,
 }
 
 impl Server {
@@ -153,7 +171,13 @@ impl Server {
             RedisBackplane::new(url)?;
         }
         let database = Database::open(&config.database_url, config.database_pool_size).await?;
-        let hub = realtime_hub(&config, &database)?;
+        let sockets =
+            SocketRuntime::start(config.socket_threads).map_err(ServerError::SocketRuntime)?;
+        let hub = realtime_hub(
+            &config,
+            &database,
+            sockets.as_ref().and_then(SocketRuntime::handle),
+        )?;
         let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
         let router = routes::router(&config, &database, &hub, &context);
         let listener = bind(config.address()).await?;
@@ -172,6 +196,7 @@ impl Server {
             hub,
             context,
             jobs: config.app.jobs,
+            sockets,
         })
     }
 
@@ -250,6 +275,7 @@ impl Server {
         // After the connections closed: their departures go out first.
         self.hub.shutdown().await;
         self.database.close().await;
+        drop(self.sockets);
         served
     }
 }

@@ -142,6 +142,9 @@ struct HubInner {
     shared_reads: ActorBuckets,
     /// Sockets whose task still holds them (open file descriptors).
     open_sockets: AtomicUsize,
+    /// Where the connections' tasks run, if not where their upgrade was
+    /// accepted ([`HubBuilder::socket_runtime`]).
+    socket_runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Makes a broker for the hub's settings, when the hub is built.
@@ -164,6 +167,7 @@ pub struct HubBuilder {
     session_check: Option<SessionCheck>,
     caller_session: Option<CallerSession>,
     broker: MakeBroker,
+    socket_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl HubBuilder {
@@ -242,6 +246,20 @@ impl HubBuilder {
         self
     }
 
+    /// Runs every connection's task on `runtime` rather than on the
+    /// runtime that accepted its upgrade.
+    ///
+    /// An emit to thousands of tabs wakes thousands of tasks at once, and
+    /// a runtime runs what it woke in turn: on the runtime that also serves
+    /// requests, each step of a server function (its request read, every
+    /// database answer) waits behind them. On a runtime of their own, the
+    /// sockets queue only behind each other, and requests are answered at
+    /// once. The runtime must outlive the hub's connections.
+    pub fn socket_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
+        self.socket_runtime = Some(runtime);
+        self
+    }
+
     pub fn build(self) -> Hub {
         let config = self.config;
         let broker = (self.broker)(&config);
@@ -271,6 +289,7 @@ impl HubBuilder {
                         .allow_burst(connection::SHARED_READS_BURST),
                 ),
                 open_sockets: AtomicUsize::new(0),
+                socket_runtime: self.socket_runtime,
                 config,
             }),
         };
@@ -293,6 +312,7 @@ impl Hub {
             session_check: None,
             caller_session: None,
             broker: Box::new(|_| Arc::new(LocalBroker)),
+            socket_runtime: None,
         }
     }
 

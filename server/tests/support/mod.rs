@@ -112,6 +112,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         database_pool_size: None,
         session,
         realtime: Default::default(),
+        socket_threads: 1,
         redis_url: None,
         redis_channel: server::config::DEFAULT_REDIS_CHANNEL.to_owned(),
         redis_shards: realtime::server::broker::redis::DEFAULT_SHARDS,
@@ -145,7 +146,7 @@ impl TestApp {
         let database = Database::open(&config.database_url, config.database_pool_size)
             .await
             .expect("the test database opens");
-        let hub = server::realtime_hub(&config, &database).expect("a valid REDIS_URL");
+        let hub = server::realtime_hub(&config, &database, None).expect("a valid REDIS_URL");
         let router = server::app(&config, &database, &hub);
         Self {
             router,

@@ -72,6 +72,7 @@ pub(super) fn upgrade(
         .max_write_buffer_size(max_write_buffer(config))
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes);
+    let runtime = hub.inner.socket_runtime.clone();
     // On the heap until the task takes it: what the callback holds is kept
     // for the task's whole life.
     let caller = Box::new(Caller {
@@ -79,7 +80,13 @@ pub(super) fn upgrade(
         identity,
         resume,
     });
-    upgrade.on_upgrade(move |socket| serve(caller, socket))
+    upgrade.on_upgrade(move |socket| async move {
+        match runtime {
+            // The upgrade's own task ends here.
+            Some(runtime) => drop(runtime.spawn(serve(caller, socket))),
+            None => serve(caller, socket).await,
+        }
+    })
 }
 
 /// Who asked for the upgrade, as the connection's task gets it.

@@ -1,0 +1,55 @@
+//! The runtime the WebSocket connections run on, apart from the one that
+//! answers requests (`REALTIME_SOCKET_THREADS`).
+//!
+//! An emit to thousands of tabs wakes thousands of connection tasks at
+//! once, and a runtime runs what it woke in turn. On one runtime, every
+//! step of a server function (reading its request, each database answer)
+//! would wait behind them: at 5,000 tabs × 200 events a second on two
+//! cores, an announcement took about 200 ms to answer. On a runtime of
+//! their own, the sockets queue behind each other only
+//! (docs/benchmarks.md, "A runtime for the sockets").
+
+use std::io;
+
+use tokio::runtime::{Builder, Handle, Runtime};
+
+/// A multi-threaded runtime for the connections' tasks, shut down (without
+/// waiting for them) when dropped: by then the hub has closed them.
+pub struct SocketRuntime {
+    runtime: Option<Runtime>,
+}
+
+impl SocketRuntime {
+    /// A runtime of `threads` worker threads, named `sockets`; none when
+    /// `threads` is 0 (the connections then run on the caller's runtime).
+    pub fn start(threads: usize) -> io::Result<Option<Self>> {
+        if threads == 0 {
+            return Ok(None);
+        }
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sockets")
+            .enable_all()
+            .build()?;
+        Ok(Some(Self {
+            runtime: Some(runtime),
+        }))
+    }
+
+    /// What the hub spawns the connections' tasks with.
+    pub fn handle(&self) -> Option<Handle> {
+        self.runtime
+            .as_ref()
+            .map(|runtime| runtime.handle().clone())
+    }
+}
+
+impl Drop for SocketRuntime {
+    fn drop(&mut self) {
+        // Dropped from within the request runtime, where waiting for
+        // another runtime's threads is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
