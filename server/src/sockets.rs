@@ -14,7 +14,11 @@ use std::io;
 use tokio::runtime::{Builder, Handle, Runtime};
 
 /// A multi-threaded runtime for the connections' tasks, shut down (without
-/// waiting for them) when dropped: by then the hub has closed them.
+/// waiting for what still runs on it) when dropped. `Server::serve` drops
+/// it last: after the sockets' close handshakes, the hub and the database.
+/// Besides the connections, tasks they start run on it (the hub's presence
+/// task, started by a first join; a database pool's returns), so it must
+/// outlive the hub.
 pub struct SocketRuntime {
     runtime: Option<Runtime>,
 }

@@ -253,8 +253,9 @@ impl HubBuilder {
     /// a runtime runs what it woke in turn: on the runtime that also serves
     /// requests, each step of a server function (its request read, every
     /// database answer) waits behind them. On a runtime of their own, the
-    /// sockets queue only behind each other, and requests are answered at
-    /// once. The runtime must outlive the hub's connections.
+    /// sockets queue only behind each other, and requests are answered
+    /// sooner. What the connections start runs there too (the presence
+    /// task, started by a first join), so the runtime must outlive the hub.
     pub fn socket_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
         self.socket_runtime = Some(runtime);
         self
