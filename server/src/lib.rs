@@ -189,7 +189,7 @@ impl Server {
         let hub = realtime_hub(
             &config,
             &database,
-            sockets.as_ref().and_then(SocketRuntime::handle),
+            sockets.as_ref().map(SocketRuntime::handle),
         )?;
         let context = AppContext::new(database.pool.clone(), hub.clone(), &config.app);
         let router = routes::router(&config, &database, &hub, &context);

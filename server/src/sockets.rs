@@ -1,13 +1,7 @@
 //! The runtime the WebSocket connections run on, apart from the one that
-//! answers requests (`REALTIME_SOCKET_THREADS`).
-//!
-//! An emit to thousands of tabs wakes thousands of connection tasks at
-//! once, and a runtime runs what it woke in turn. On one runtime, every
-//! step of a server function (reading its request, each database answer)
-//! would wait behind them: at 5,000 tabs × 200 events a second on two
-//! cores, an announcement took about 200 ms to answer. On a runtime of
-//! their own, the sockets queue behind each other only
-//! (docs/benchmarks.md, "A runtime for the sockets").
+//! answers requests (`REALTIME_SOCKET_THREADS`; why:
+//! `realtime::server::HubBuilder::socket_runtime`, and docs/benchmarks.md,
+//! "A runtime for the sockets").
 
 use std::io;
 
@@ -20,7 +14,9 @@ use tokio::runtime::{Builder, Handle, Runtime};
 /// task, started by a first join; a database pool's returns), so it must
 /// outlive the hub.
 pub struct SocketRuntime {
+    /// Taken only when dropped.
     runtime: Option<Runtime>,
+    handle: Handle,
 }
 
 impl SocketRuntime {
@@ -36,15 +32,14 @@ impl SocketRuntime {
             .enable_all()
             .build()?;
         Ok(Some(Self {
+            handle: runtime.handle().clone(),
             runtime: Some(runtime),
         }))
     }
 
     /// What the hub spawns the connections' tasks with.
-    pub fn handle(&self) -> Option<Handle> {
-        self.runtime
-            .as_ref()
-            .map(|runtime| runtime.handle().clone())
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
     }
 }
 

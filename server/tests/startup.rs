@@ -77,6 +77,7 @@ async fn the_server_answers_over_tcp_and_stops_when_asked() {
         .await
         .unwrap();
     let address = server.local_addr().unwrap();
+    let hub = server.hub().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {
         let _ = stopped.await;
@@ -97,6 +98,10 @@ async fn the_server_answers_over_tcp_and_stops_when_asked() {
     stop.send(()).unwrap();
     assert_eq!(socket.closed().await, Some(close::GOING_AWAY));
     serving.await.unwrap().unwrap();
+    // Its close handshake ended before the server stopped (this client
+    // does not answer the close: the server's 2 s bound ends it), rather
+    // than being cut off with the sockets' runtime.
+    assert_eq!(hub.open_sockets(), 0, "the socket's task finished");
     assert!(
         TcpStream::connect(address).await.is_err(),
         "the port is closed"
