@@ -122,19 +122,6 @@ async fn bind(address: SocketAddr) -> Result<TcpListener, ServerError> {
         .map_err(|source| ServerError::Bind { address, source })
 }
 
-/// How long a stopping server waits for its WebSockets' close handshakes:
-/// each gives up after 2 s (`realtime`'s `CLOSE_TIMEOUT`).
-const SOCKETS_CLOSING: Duration = Duration::from_secs(3);
-
-/// Waits until every socket the hub was told to close is closed, or
-/// [`SOCKETS_CLOSING`] has passed.
-async fn sockets_closed(hub: &Hub) {
-    let deadline = tokio::time::Instant::now() + SOCKETS_CLOSING;
-    while hub.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Why the server could not start, or stopped with an error.
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -287,7 +274,7 @@ impl Server {
         }
         // The sockets were told to close: their close handshakes finish
         // before their runtime goes.
-        sockets_closed(&self.hub).await;
+        self.hub.sockets_closed().await;
         // After the connections closed: their departures go out first.
         self.hub.shutdown().await;
         self.database.close().await;

@@ -255,7 +255,8 @@ impl HubBuilder {
     /// database answer) waits behind them. On a runtime of their own, the
     /// sockets queue only behind each other, and requests are answered
     /// sooner. What the connections start runs there too (the presence
-    /// task, started by a first join), so the runtime must outlive the hub.
+    /// task, started by a first join), so the runtime must outlive the hub;
+    /// on shutdown, wait for [`Hub::sockets_closed`] before stopping it.
     pub fn socket_runtime(mut self, runtime: tokio::runtime::Handle) -> Self {
         self.socket_runtime = Some(runtime);
         self
@@ -378,6 +379,21 @@ impl Hub {
     /// out (2 s at most).
     pub fn open_sockets(&self) -> usize {
         self.inner.open_sockets.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every socket is closed, or for a close handshake's
+    /// bound and a second more at most. Call it after
+    /// [`Hub::disconnect_all`] and before stopping the runtime the sockets
+    /// run on ([`HubBuilder::socket_runtime`]): stopping it sooner cuts
+    /// their close handshakes off, and the browsers see 1006 rather than
+    /// the reason.
+    pub async fn sockets_closed(&self) {
+        let deadline = tokio::time::Instant::now()
+            + connection::CLOSE_TIMEOUT
+            + std::time::Duration::from_secs(1);
+        while self.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// How many connections, users, sessions and rooms the registry holds.

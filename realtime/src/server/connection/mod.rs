@@ -102,12 +102,13 @@ pub(crate) fn max_write_buffer(config: &super::HubConfig) -> usize {
     WRITE_BUFFER_BYTES + config.max_event_bytes + 1024
 }
 
+/// How long a close handshake may take (the hub waits for them on
+/// shutdown: [`super::Hub::sockets_closed`]).
+pub(crate) use self::writes::CLOSE_TIMEOUT;
 /// The limits of a connection that are constants, for the test that holds
 /// `docs/protocol.md` to them.
 #[cfg(test)]
-pub(crate) use self::{
-    budget::DROPPED_FRAMES_TOLERATED, joins::RULES_AT_ONCE, writes::CLOSE_TIMEOUT,
-};
+pub(crate) use self::{budget::DROPPED_FRAMES_TOLERATED, joins::RULES_AT_ONCE};
 
 /// The tab's [`Resume`], from the upgrade request's query.
 impl<S: Send + Sync> FromRequestParts<S> for Resume {
