@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use loadgen::hostile;
 
-use crate::user_name;
+use crate::accounts::user_name;
 
 /// The attacks `--hostile` can run.
 pub const ATTACKS: [&str; 4] = ["flood", "announce", "passwords", "anonymous"];

@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Error, ServerProcess};
+use crate::{Error, servers::ServerProcess};
 use loadgen::{
     bench_message::{BenchMessage, unix_micros},
     http,

@@ -13,6 +13,9 @@
 //! it hears anything newer. Ends of sessions said while cut off wait, and
 //! a hub that comes back hears those said meanwhile again.
 //!
+//! This file keeps the hubs' places, what each hears and its broker;
+//! `history.rs` keeps the shared history's logs.
+//!
 //! ```
 //! # async fn example() {
 //! use realtime::server::{Hub, broker::MemoryBackplane};
@@ -27,12 +30,11 @@
 //! # }
 //! ```
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+mod history;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -40,17 +42,16 @@ use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
+use self::history::Logs;
 use super::{
     Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, Read, ReadError,
-    SharedHistory, StoredEvent, reconcile, reset_diverged,
+    SharedHistory, reconcile, reset_diverged,
 };
 use crate::{
     server::{SessionKey, TabMark, Target},
-    stream::{Discontinuity, Epoch, EventId, Position, Stream},
+    stream::{Epoch, EventId, Position, Stream},
 };
 
-/// Events each stream keeps, and the most one recovery reads.
-const PER_STREAM: usize = 1000;
 /// The most ended sessions told again to a hub that comes back.
 const MAX_REPLAYED: usize = 1000;
 
@@ -70,11 +71,11 @@ pub struct MemoryNode {
 
 /// The shared history, as Redis saved it: [`MemoryBackplane::save`].
 #[derive(Clone)]
-pub struct Snapshot(HashMap<Stream, Log>);
+pub struct Snapshot(Logs);
 
 #[derive(Default)]
 struct Shared {
-    streams: HashMap<Stream, Log>,
+    logs: Logs,
     nodes: Vec<Arc<Node>>,
     /// Redis's clock, as far as order goes: one tick per placement or read.
     clock: u64,
@@ -85,16 +86,17 @@ impl Shared {
         self.clock += 1;
         self.clock
     }
-}
 
-#[derive(Clone)]
-struct Log {
-    epoch: Epoch,
-    last: u64,
-    events: VecDeque<StoredEvent>,
-    /// When the epoch was born by placing an event (not when reset): a
-    /// reader that saw the stream unwritten before then has all of it.
-    born: Option<u64>,
+    /// What Redis's `READ` answers now (see [`Logs::read`]).
+    fn read(
+        &mut self,
+        stream: &Stream,
+        since: Option<Position>,
+        since_id: Option<EventId>,
+    ) -> Fetched {
+        let now = self.tick();
+        self.logs.read(stream, since, since_id, now)
+    }
 }
 
 /// What one hub hears, in order.
@@ -163,7 +165,7 @@ impl MemoryBackplane {
 
     /// The shared history now, as Redis saves a snapshot.
     pub fn save(&self) -> Snapshot {
-        Snapshot(self.shared.lock().streams.clone())
+        Snapshot(self.shared.lock().logs.clone())
     }
 
     /// The shared history goes back to `snapshot` (Redis restarted from an
@@ -173,7 +175,7 @@ impl MemoryBackplane {
     pub async fn restart_from(&self, snapshot: &Snapshot) {
         let joins: Vec<oneshot::Receiver<()>> = {
             let mut shared = self.shared.lock();
-            shared.streams = snapshot.0.clone();
+            shared.logs = snapshot.0.clone();
             // Under the lock: nothing placed from now on is heard before.
             shared
                 .nodes
@@ -266,36 +268,7 @@ impl Broker for MemoryBroker {
         }
         let mut shared = self.0.shared.lock();
         let now = shared.tick();
-        let positions: Vec<(Stream, Position)> = event
-            .streams
-            .iter()
-            .map(|stream| {
-                let log = shared.streams.entry(stream.clone()).or_insert_with(|| Log {
-                    born: Some(now),
-                    ..new_log()
-                });
-                log.last += 1;
-                let position = Position {
-                    epoch: log.epoch,
-                    offset: log.last,
-                };
-                (stream.clone(), position)
-            })
-            .collect();
-        let all: Arc<[(Stream, Position)]> = positions.clone().into();
-        for (stream, position) in &positions {
-            let log = shared.streams.entry(stream.clone()).or_insert_with(new_log);
-            log.events.push_back(StoredEvent {
-                offset: position.offset,
-                id: event.id,
-                except: event.except_tab,
-                frame: event.frame.clone(),
-                all: Arc::clone(&all),
-            });
-            while log.events.len() > PER_STREAM {
-                log.events.pop_front();
-            }
-        }
+        let positions = shared.logs.place(&event, now);
         // Under the lock: every hub hears the events in the order placed.
         for node in &shared.nodes {
             node.hear(Note::Placed {
@@ -333,7 +306,7 @@ impl Broker for MemoryBroker {
         since_id: Option<EventId>,
     ) -> BoxFuture<'a, Result<Fetched, ReadError>> {
         let read = if self.0.is_up() {
-            Ok(read(&mut self.0.shared.lock(), stream, since, since_id))
+            Ok(self.0.shared.lock().read(stream, since, since_id))
         } else {
             Err(ReadError("cut off from the memory backplane".to_owned()))
         };
@@ -460,16 +433,9 @@ impl SharedHistory for Access<'_> {
         let mut shared = shared.lock();
         for (stream, only_in) in streams {
             // Reset once, by whichever hub comes first.
-            let current = shared.streams.get(stream).map(|log| log.epoch);
-            if only_in.is_some() && current != *only_in {
+            let Some(position) = shared.logs.reset(stream, *only_in) else {
                 continue;
-            }
-            let log = new_log();
-            let position = Position {
-                epoch: log.epoch,
-                offset: 0,
             };
-            shared.streams.insert(stream.clone(), log);
             for node in &shared.nodes {
                 node.hear(Note::Reset {
                     stream: stream.clone(),
@@ -487,104 +453,8 @@ impl SharedHistory for Access<'_> {
         let mut shared = self.0.shared.lock();
         let read = wanted
             .iter()
-            .map(|(stream, since, id)| Ok(read(&mut shared, stream, Some(*since), *id)))
+            .map(|(stream, since, id)| Ok(shared.read(stream, Some(*since), *id)))
             .collect();
         Box::pin(async { Ok(read) })
     }
-}
-
-fn new_log() -> Log {
-    Log {
-        epoch: Epoch::random(),
-        last: 0,
-        events: VecDeque::new(),
-        born: None,
-    }
-}
-
-/// What Redis's `READ` answers: where `stream` stands, the events after
-/// `since`, or why they cannot be had, and whether the stream went back
-/// behind `since` (the event there is not `since_id`).
-fn read(
-    shared: &mut Shared,
-    stream: &Stream,
-    since: Option<Position>,
-    since_id: Option<EventId>,
-) -> Fetched {
-    let now = shared.tick();
-    let Some(log) = shared.streams.get(stream) else {
-        // Never written: nothing is, by reading it.
-        return Fetched {
-            position: Position {
-                epoch: Epoch::unwritten_at(now),
-                offset: 0,
-            },
-            events: Ok(Vec::new()),
-            went_back: false,
-            last_id: None,
-        };
-    };
-    let position = Position {
-        epoch: log.epoch,
-        offset: log.last,
-    };
-    // A reader that saw the stream unwritten has all of an epoch born
-    // since (streams never expire here).
-    let since = since.map(|since| match since.epoch.unwritten_since() {
-        Some(seen) if log.born.is_some_and(|born| born >= seen) => Position {
-            epoch: log.epoch,
-            offset: 0,
-        },
-        _ => since,
-    });
-    let Some(since) = since else {
-        return Fetched {
-            position,
-            events: Ok(Vec::new()),
-            went_back: false,
-            last_id: id_at(log, log.last),
-        };
-    };
-    let same_epoch = since.epoch == log.epoch;
-    let seen_differs = since_id.is_some_and(|id| {
-        log.events
-            .iter()
-            .find(|entry| entry.offset == since.offset)
-            .is_some_and(|entry| entry.id != id)
-    });
-    let went_back = same_epoch && (since.offset > log.last || seen_differs);
-    let events = if went_back || !same_epoch || since.offset > log.last {
-        Err(Discontinuity::EpochChanged)
-    } else if log.last - since.offset > PER_STREAM as u64 {
-        Err(Discontinuity::TooMany)
-    } else {
-        let after: Vec<&StoredEvent> = log
-            .events
-            .iter()
-            .filter(|entry| entry.offset > since.offset)
-            .collect();
-        if after.len() as u64 == log.last - since.offset {
-            Ok(after
-                .into_iter()
-                .map(|entry| entry.replayed(stream, position.epoch))
-                .collect())
-        } else {
-            Err(Discontinuity::TooOld)
-        }
-    };
-    Fetched {
-        position,
-        events,
-        went_back,
-        last_id: id_at(log, log.last),
-    }
-}
-
-/// The id of the event at `offset`, if the log still holds it.
-fn id_at(log: &Log, offset: u64) -> Option<EventId> {
-    log.events
-        .iter()
-        .rev()
-        .find(|entry| entry.offset == offset)
-        .map(|entry| entry.id)
 }
