@@ -1,6 +1,7 @@
-//! The runtime in the browser (feature `hydrate`): the tab's WebSocket,
-//! what it does with each frame, and the tab's subscriptions and rooms.
-//! `inert.rs` is its server-side twin, with the same API.
+//! The runtime in the browser (feature `hydrate`): the tab's WebSocket
+//! (this file), what it does with each frame (`frames.rs`), and the tab's
+//! subscriptions and rooms (`rooms.rs`). `inert.rs` is its server-side
+//! twin, with the same API.
 //!
 //! The runtime lives as long as the page. Its four event callbacks are made
 //! once and attached to every socket it opens; a callback ignores events
@@ -11,6 +12,9 @@
 //! the upgrade's query, each room in its `join`), an event that comes twice
 //! is handed to no handler the second time, and a `discontinuity` raises
 //! [`super::Realtime::missed`] for its stream.
+
+mod frames;
+mod rooms;
 
 use std::{
     cell::{Cell, RefCell},
@@ -29,7 +33,7 @@ use super::{
 };
 use crate::{
     Backoff, ConnectionId, Event as RealtimeEvent, Position, RoomName, Stream,
-    protocol::{self, ClientFrame, ServerFrame},
+    protocol::{self, ClientFrame},
     stream::TabId,
 };
 
@@ -204,170 +208,6 @@ impl Runtime {
         }
     }
 
-    fn on_message(self: &Rc<Self>, event: MessageEvent) {
-        if !self.is_current(&event) {
-            return;
-        }
-        let Some(text) = event.data().as_string() else {
-            return;
-        };
-        let frame = match ServerFrame::parse(&text) {
-            Ok(frame) => frame,
-            Err(error) => {
-                leptos::logging::warn!(
-                    "realtime: ignoring a frame the client cannot read: {error}"
-                );
-                return;
-            }
-        };
-        match frame {
-            ServerFrame::Welcome {
-                connection,
-                user,
-                positions,
-            } => {
-                // A server that keeps no history sends no positions: after
-                // a reconnect, whatever was sent meanwhile is lost.
-                let recovers = !positions.is_empty();
-                let unanchored = self.inner.borrow_mut().progress.welcomed(user, positions);
-                self.count_missed(unanchored);
-                self.on_welcome(connection, recovers);
-            }
-            ServerFrame::Event {
-                name,
-                data,
-                recorded,
-            } => {
-                let new = recorded.is_none_or(|recorded| {
-                    let mut inner = self.inner.borrow_mut();
-                    let Inner {
-                        progress, rooms, ..
-                    } = &mut *inner;
-                    progress.arrived(&recorded, |stream| follows(rooms, stream))
-                });
-                // Brought again by a replay (through another stream, or
-                // read ahead of the live events).
-                if new {
-                    self.on_event(&name, data.get());
-                }
-            }
-            ServerFrame::Joined { room, position } => {
-                let stream = Stream::Room(room.clone());
-                let mut inner = self.inner.borrow_mut();
-                // A page shown without a position: what the room said
-                // before this join may be missing from it.
-                let unanchored = position.is_some_and(|position| {
-                    inner.follows(&stream) && inner.progress.joined(stream.clone(), position)
-                });
-                drop(inner);
-                if unanchored {
-                    self.count_missed([stream]);
-                }
-                self.on_joined(&room);
-            }
-            ServerFrame::Refused { room, reason } => {
-                self.set_room_status(&room, RoomStatus::Refused(reason));
-            }
-            ServerFrame::Left { room } => self.set_room_status(&room, RoomStatus::Left),
-            ServerFrame::Error { code, message } => {
-                leptos::logging::warn!(
-                    "realtime: the server could not use a frame ({code:?}): {message}"
-                );
-            }
-            ServerFrame::Discontinuity {
-                stream,
-                reason,
-                position,
-            } => {
-                leptos::logging::log!("realtime: missed events of {stream} ({reason:?})");
-                let mut inner = self.inner.borrow_mut();
-                if inner.follows(&stream) {
-                    inner.progress.discontinuity(stream.clone(), position);
-                }
-                drop(inner);
-                self.count_missed([stream]);
-            }
-        }
-    }
-
-    /// The tab may have missed events of these streams that it cannot
-    /// recover: what depends on them loads again.
-    fn count_missed(&self, streams: impl IntoIterator<Item = Stream>) {
-        let streams: Vec<Stream> = streams.into_iter().collect();
-        if streams.is_empty() {
-            return;
-        }
-        self.missed.update(|missed| {
-            for stream in streams {
-                *missed.entry(Some(stream)).or_default() += 1;
-            }
-        });
-    }
-
-    fn on_welcome(self: &Rc<Self>, connection: ConnectionId, recovers: bool) {
-        CURRENT_CONNECTION.with(|current| current.set(Some(connection)));
-        let (rooms, resumed) = {
-            let mut inner = self.inner.borrow_mut();
-            inner.welcomed = true;
-            let resumed = std::mem::replace(&mut inner.ever_welcomed, true);
-            inner.backoff.reset();
-            let rooms: Vec<_> = inner
-                .rooms
-                .wanted()
-                .map(|room| (room.clone(), inner.progress.room(room)))
-                .collect();
-            (rooms, resumed)
-        };
-        self.state.set(ConnectionState::Open);
-        if resumed {
-            self.resumed.update(|count| *count += 1);
-            if !recovers {
-                // Every stream missed what it missed.
-                self.missed
-                    .update(|missed| *missed.entry(None).or_default() += 1);
-            }
-        }
-        // Re-join every room still wanted (the server forgot them with the
-        // old connection), with what was missed meanwhile.
-        for (room, since) in rooms {
-            self.set_room_status(&room, RoomStatus::Joining);
-            self.send(&ClientFrame::Join { room, since });
-        }
-    }
-
-    fn on_event(&self, name: &str, data: &str) {
-        let calls = match self.dispatcher.borrow_mut().prepare(name, data) {
-            Ok(calls) => calls,
-            Err(error) => {
-                leptos::logging::error!("realtime: {error}");
-                return;
-            }
-        };
-        // Each handler runs in its own microtask: if one panics (a trap in
-        // wasm), or fails, the others still run.
-        for call in calls {
-            let run = Closure::once_into_js(move || {
-                let event = call.event;
-                if let Err(error) = call.run() {
-                    leptos::logging::error!("realtime: a handler of {event} failed: {error}");
-                }
-            });
-            if let Some(window) = web_sys::window() {
-                window.queue_microtask(run.unchecked_ref());
-            }
-        }
-    }
-
-    fn on_joined(&self, room: &RoomName) {
-        let wanted = self.inner.borrow().rooms.is_wanted(room);
-        if wanted {
-            self.set_room_status(room, RoomStatus::Joined);
-        } else {
-            // Released while the join was on its way.
-            self.send(&ClientFrame::Leave { room: room.clone() });
-        }
-    }
-
     fn on_close(self: &Rc<Self>, event: CloseEvent) {
         if !self.is_current(&event) {
             return;
@@ -439,80 +279,6 @@ impl Runtime {
         };
         if let Ok(json) = serde_json::to_string(frame) {
             let _ = socket.send_with_str(&json);
-        }
-    }
-
-    fn subscribe<E, R>(&self, once: bool, handler: impl Fn(E) -> R + 'static) -> HandlerId
-    where
-        E: RealtimeEvent + Clone,
-        R: HandlerOutcome + 'static,
-    {
-        let id = self.dispatcher.borrow_mut().subscribe(once, handler);
-        self.recount();
-        id
-    }
-
-    fn unsubscribe(&self, id: HandlerId) {
-        self.dispatcher.borrow_mut().unsubscribe(id);
-        self.recount();
-    }
-
-    /// Updates the counts signal to what the tab holds now.
-    fn recount(&self) {
-        let counts = Counts::of(&self.dispatcher.borrow(), &self.inner.borrow().rooms);
-        // `try_`: the page may be tearing the signal down with the
-        // components whose cleanup got here.
-        self.counts.try_set(counts);
-    }
-
-    /// One more component wants the room: joins it if it is the first.
-    fn want_room(&self, room: &RoomName) -> ArcRwSignal<RoomStatus> {
-        let (first, status) = {
-            let mut inner = self.inner.borrow_mut();
-            let first = inner.rooms.want(room);
-            let status = inner
-                .room_status
-                .entry(room.clone())
-                .or_insert_with(|| ArcRwSignal::new(RoomStatus::Joining))
-                .clone();
-            (first, status)
-        };
-        self.recount();
-        if first {
-            status.set(RoomStatus::Joining);
-            let since = self.inner.borrow().progress.room(room);
-            self.send(&ClientFrame::Join {
-                room: room.clone(),
-                since,
-            });
-        }
-        status
-    }
-
-    /// One component no longer wants the room: leaves it if it was the last.
-    fn release_room(&self, room: &RoomName) {
-        let last = {
-            let mut inner = self.inner.borrow_mut();
-            let last = inner.rooms.release(room);
-            if last {
-                inner.progress.left(room);
-                // Not set to `Left`: nobody is watching any more, and the
-                // components that were are being torn down. Waking their
-                // views now would read signals already gone.
-                inner.room_status.remove(room);
-            }
-            last
-        };
-        self.recount();
-        if last {
-            self.send(&ClientFrame::Leave { room: room.clone() });
-        }
-    }
-
-    fn set_room_status(&self, room: &RoomName, new: RoomStatus) {
-        let status = self.inner.borrow().room_status.get(room).cloned();
-        if let Some(status) = status {
-            status.set(new);
         }
     }
 }

@@ -1,0 +1,92 @@
+//! The tab's subscriptions and rooms: how many handlers and components
+//! hold what (the counts signal), and a room joined with its first
+//! component and left with its last.
+
+use leptos::prelude::*;
+
+use super::Runtime;
+use crate::{
+    Event as RealtimeEvent, RoomName,
+    client::{Counts, HandlerId, HandlerOutcome, RoomStatus},
+    protocol::ClientFrame,
+};
+
+impl Runtime {
+    pub(super) fn subscribe<E, R>(
+        &self,
+        once: bool,
+        handler: impl Fn(E) -> R + 'static,
+    ) -> HandlerId
+    where
+        E: RealtimeEvent + Clone,
+        R: HandlerOutcome + 'static,
+    {
+        let id = self.dispatcher.borrow_mut().subscribe(once, handler);
+        self.recount();
+        id
+    }
+
+    pub(super) fn unsubscribe(&self, id: HandlerId) {
+        self.dispatcher.borrow_mut().unsubscribe(id);
+        self.recount();
+    }
+
+    /// Updates the counts signal to what the tab holds now.
+    fn recount(&self) {
+        let counts = Counts::of(&self.dispatcher.borrow(), &self.inner.borrow().rooms);
+        // `try_`: the page may be tearing the signal down with the
+        // components whose cleanup got here.
+        self.counts.try_set(counts);
+    }
+
+    /// One more component wants the room: joins it if it is the first.
+    pub(super) fn want_room(&self, room: &RoomName) -> ArcRwSignal<RoomStatus> {
+        let (first, status) = {
+            let mut inner = self.inner.borrow_mut();
+            let first = inner.rooms.want(room);
+            let status = inner
+                .room_status
+                .entry(room.clone())
+                .or_insert_with(|| ArcRwSignal::new(RoomStatus::Joining))
+                .clone();
+            (first, status)
+        };
+        self.recount();
+        if first {
+            status.set(RoomStatus::Joining);
+            let since = self.inner.borrow().progress.room(room);
+            self.send(&ClientFrame::Join {
+                room: room.clone(),
+                since,
+            });
+        }
+        status
+    }
+
+    /// One component no longer wants the room: leaves it if it was the last.
+    pub(super) fn release_room(&self, room: &RoomName) {
+        let last = {
+            let mut inner = self.inner.borrow_mut();
+            let last = inner.rooms.release(room);
+            if last {
+                inner.progress.left(room);
+                // Not set to `Left`: nobody is watching any more, and the
+                // components that were are being torn down. Waking their
+                // views now would read signals already gone.
+                inner.room_status.remove(room);
+            }
+            last
+        };
+        self.recount();
+        if last {
+            self.send(&ClientFrame::Leave { room: room.clone() });
+        }
+    }
+
+    pub(super) fn set_room_status(&self, room: &RoomName, new: RoomStatus) {
+        let status = self.inner.borrow().room_status.get(room).cloned();
+        if let Some(status) = status {
+            status.set(new);
+        }
+    }
+}
