@@ -6,7 +6,7 @@
 //! - **Who may join a room**: the server decides (`app::join_rules`); the
 //!   page asks with `realtime::use_room` and shows the answer.
 //! - **What happens to a slow tab**: the server closes it with 4008; the
-//!   runtime in `realtime/src/client/socket.rs` reconnects with backoff,
+//!   runtime in `realtime/src/client/socket/` reconnects with backoff,
 //!   re-joins its rooms, and `realtime::use_resumed` tells the pages to
 //!   reload.
 //! - **How an emit reaches another process**: on the server, through the

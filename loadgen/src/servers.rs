@@ -15,9 +15,9 @@ use crate::{Error, options::Options};
 
 /// A server process this run started; stopped when dropped.
 pub(crate) struct ServerProcess {
-    pub(crate) child: Child,
+    child: Child,
     /// Its metrics listener, whose `/health` tells how many peers it hears.
-    pub(crate) metrics: SocketAddr,
+    metrics: SocketAddr,
 }
 
 impl Drop for ServerProcess {
@@ -128,7 +128,7 @@ async fn wait_until_healthy(
 /// The run's own directory, for its SQLite database (unless
 /// `--database-url` names another); removed when dropped.
 pub(crate) struct Scratch {
-    pub(crate) path: PathBuf,
+    path: PathBuf,
 }
 
 impl Scratch {

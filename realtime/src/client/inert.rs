@@ -1,4 +1,4 @@
-//! The runtime's server-side twin: the same API as `socket.rs`, doing
+//! The runtime's server-side twin: the same API as `socket/`, doing
 //! nothing. During server-side rendering there is no socket: components
 //! subscribe and join without effect, and the page renders as
 //! "connecting" until the browser takes over.

@@ -25,7 +25,7 @@
 //! `room_book.rs` counts which rooms the tab's components want;
 //! `server_fn_client.rs` names the calling tab on server-function calls.
 //! The runtime behind the handle comes in two twins with one API:
-//! `socket.rs`, the real one (feature `hydrate`), and `inert.rs`, which
+//! `socket/`, the real one (feature `hydrate`), and `inert.rs`, which
 //! does nothing, for server-side rendering.
 
 mod dispatch;

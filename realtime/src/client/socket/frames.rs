@@ -5,7 +5,6 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
-
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::MessageEvent;
 

@@ -1,9 +1,9 @@
 //! The runtime in the browser (feature `hydrate`): the tab's WebSocket
 //! (this file), what it does with each frame (`frames.rs`), and the tab's
-//! subscriptions and rooms (`rooms.rs`). `inert.rs` is its server-side
+//! subscriptions and rooms (`subscriptions.rs`). `inert.rs` is its server-side
 //! twin, with the same API.
 //!
-//! The runtime lives as long as the page. Its four event callbacks are made
+//! The runtime lives as long as the page. Its three event callbacks are made
 //! once and attached to every socket it opens; a callback ignores events
 //! from a socket that has already been replaced.
 //!
@@ -14,7 +14,7 @@
 //! [`super::Realtime::missed`] for its stream.
 
 mod frames;
-mod rooms;
+mod subscriptions;
 
 use std::{
     cell::{Cell, RefCell},

@@ -87,6 +87,12 @@ impl Shared {
         self.clock
     }
 
+    /// Places `event` in its streams now (see [`Logs::place`]).
+    fn place(&mut self, event: &Durable) -> Vec<(Stream, Position)> {
+        let now = self.tick();
+        self.logs.place(event, now)
+    }
+
     /// What Redis's `READ` answers now (see [`Logs::read`]).
     fn read(
         &mut self,
@@ -267,8 +273,7 @@ impl Broker for MemoryBroker {
             return Err(event);
         }
         let mut shared = self.0.shared.lock();
-        let now = shared.tick();
-        let positions = shared.logs.place(&event, now);
+        let positions = shared.place(&event);
         // Under the lock: every hub hears the events in the order placed.
         for node in &shared.nodes {
             node.hear(Note::Placed {

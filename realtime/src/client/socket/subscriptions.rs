@@ -1,6 +1,6 @@
-//! The tab's subscriptions and rooms: how many handlers and components
-//! hold what (the counts signal), and a room joined with its first
-//! component and left with its last.
+//! The tab's subscriptions: event handlers added and removed, rooms
+//! joined with the first component that wants them and left with the
+//! last, and the counts signal of what the tab holds.
 
 use leptos::prelude::*;
 
