@@ -14,7 +14,8 @@
 //! to a room every connection is in) between them,
 //! each letting the others run after every emit. It prints the deliveries
 //! a second, from the first emit to the last frame drained, and the best
-//! of `--runs` runs.
+//! of `--runs` runs, the settings taking turns; and how many times the
+//! first setting's rate the last's was, run by run.
 
 use std::{
     sync::Arc,
@@ -132,9 +133,16 @@ fn main() {
         if options.room { "a room" } else { "everyone" },
         options.emitters,
     );
+    // In turns (1, 2, 1, 2, ...): a virtual machine's speed can drift from
+    // one minute to the next, and runs in turns meet the same drift.
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); options.threads.len()];
+    for _ in 0..options.runs {
+        for (index, &threads) in options.threads.iter().enumerate() {
+            rates[index].push(run(&options, threads));
+        }
+    }
     let mut best = Vec::new();
-    for &threads in &options.threads {
-        let rates: Vec<f64> = (0..options.runs).map(|_| run(&options, threads)).collect();
+    for (&threads, rates) in options.threads.iter().zip(&rates) {
         let top = rates.iter().copied().fold(0.0, f64::max);
         let listed: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
         println!(
@@ -148,6 +156,20 @@ fn main() {
         println!(
             "{many_threads} threads deliver {:.2} times what {one_threads} does",
             many / one
+        );
+    }
+    if let [first, .., last] = rates.as_slice() {
+        let mut ratios: Vec<f64> = first
+            .iter()
+            .zip(last)
+            .map(|(one, many)| many / one)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let listed: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect();
+        println!(
+            "run by run, in turns: median {:.2} ({})",
+            ratios[ratios.len() / 2],
+            listed.join(", ")
         );
     }
 }
