@@ -14,8 +14,8 @@
 //! to a room every connection is in) between them,
 //! each letting the others run after every emit. It prints the deliveries
 //! a second, from the first emit to the last frame drained, and the best
-//! of `--runs` runs, the settings taking turns; and how many times the
-//! first setting's rate the last's was, run by run.
+//! of `--runs` runs, the settings taking turns; then, run by run, the
+//! last setting's rate divided by the first's, and the median of those.
 
 use std::{
     sync::Arc,
