@@ -11,14 +11,23 @@
 //! hub (in-process, its limits lifted, its queues long enough to hold every
 //! event), and the connections; then `--emitters` tasks (as many server
 //! functions at once) emit `--events` events to everyone (with `--room`:
-//! to a room every connection is in) between them,
-//! each letting the others run after every emit. It prints the deliveries
-//! a second, from the first emit to the last frame drained, and the best
-//! of `--runs` runs, the settings taking turns; then, run by run, the
-//! last setting's rate divided by the first's, and the median of those.
+//! to a room every connection is in) between them, each letting the others
+//! run after every emit (with `--budget`: when Tokio's cooperative budget
+//! runs out, every 128 emits, as a task that awaits nothing else would).
+//! It prints the deliveries a second, from the first emit to the last frame
+//! drained, and the best of `--runs` runs, the settings taking turns; the
+//! share of each run the emitters spent inside their emits (the walks);
+//! then, run by run, the last setting's rate divided by the first's, and
+//! the median of those. With one emitter, only one walk runs at a time, so
+//! a run on any number of threads takes at least as long as its walks took
+//! on one: the last line says what ratio that allows. `--trace` prints the
+//! deliveries a second in every 20 ms of each run.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -73,6 +82,8 @@ struct Options {
     room: bool,
     threads: Vec<usize>,
     runs: usize,
+    trace: bool,
+    budget: bool,
 }
 
 impl Options {
@@ -85,6 +96,8 @@ impl Options {
             room: false,
             threads: vec![1, 2],
             runs: 3,
+            trace: false,
+            budget: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -100,6 +113,8 @@ impl Options {
                 "--runs" => options.runs = number(value()?)?.max(1) as usize,
                 "--volatile" => options.volatile = true,
                 "--room" => options.room = true,
+                "--trace" => options.trace = true,
+                "--budget" => options.budget = true,
                 "--threads" => {
                     options.threads = value()?
                         .split(',')
@@ -135,20 +150,33 @@ fn main() {
     );
     // In turns (1, 2, 1, 2, ...): a virtual machine's speed can drift from
     // one minute to the next, and runs in turns meet the same drift.
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); options.threads.len()];
+    let mut runs: Vec<Vec<Run>> = options.threads.iter().map(|_| Vec::new()).collect();
     for _ in 0..options.runs {
         for (index, &threads) in options.threads.iter().enumerate() {
-            rates[index].push(run(&options, threads));
+            let run = run(&options, threads);
+            if let Some(trace) = &run.trace {
+                let listed: Vec<String> = trace.iter().map(|rate| format!("{rate:.1}")).collect();
+                println!(
+                    "  {threads} thread(s), M deliveries/s in each 20 ms: {}",
+                    listed.join(" ")
+                );
+            }
+            runs[index].push(run);
         }
     }
     let mut best = Vec::new();
-    for (&threads, rates) in options.threads.iter().zip(&rates) {
-        let top = rates.iter().copied().fold(0.0, f64::max);
-        let listed: Vec<String> = rates.iter().map(|rate| format!("{rate:.0}")).collect();
+    for (&threads, runs) in options.threads.iter().zip(&runs) {
+        let top = runs.iter().map(|run| run.rate).fold(0.0, f64::max);
+        let listed: Vec<String> = runs.iter().map(|run| format!("{:.0}", run.rate)).collect();
+        let walking: Vec<String> = runs
+            .iter()
+            .map(|run| format!("{:.0} %", run.walking * 100.0))
+            .collect();
         println!(
-            "{threads} worker thread(s): {top:.0} deliveries/s (best of {}: {})",
+            "{threads} worker thread(s): {top:.0} deliveries/s (best of {}: {}); in the emits: {}",
             options.runs,
-            listed.join(", ")
+            listed.join(", "),
+            walking.join(", ")
         );
         best.push((threads, top));
     }
@@ -158,11 +186,11 @@ fn main() {
             many / one
         );
     }
-    if let [first, .., last] = rates.as_slice() {
+    if let [first, .., last] = runs.as_slice() {
         let mut ratios: Vec<f64> = first
             .iter()
             .zip(last)
-            .map(|(one, many)| many / one)
+            .map(|(one, many)| many.rate / one.rate)
             .collect();
         ratios.sort_by(f64::total_cmp);
         let listed: Vec<String> = ratios.iter().map(|ratio| format!("{ratio:.2}")).collect();
@@ -171,22 +199,48 @@ fn main() {
             ratios[ratios.len() / 2],
             listed.join(", ")
         );
+        // One emitter walks on one thread at a time: however many threads
+        // drain, the run takes at least the time its emits took on one.
+        if options.emitters == 1 && first[0].threads == 1 {
+            let mut bounds: Vec<f64> = first.iter().map(|run| 1.0 / run.walking).collect();
+            bounds.sort_by(f64::total_cmp);
+            println!(
+                "one emitter's walk is {:.0} % of a run on one thread: with its walk on one \
+                 thread, no number of threads delivers more than {:.2} times one (median)",
+                100.0 / bounds[bounds.len() / 2],
+                bounds[bounds.len() / 2]
+            );
+        }
     }
 }
 
-/// One run: deliveries per second.
-fn run(options: &Options, threads: usize) -> f64 {
+/// What one run measured.
+struct Run {
+    threads: usize,
+    /// Deliveries a second, from the first emit to the last frame drained.
+    rate: f64,
+    /// The share of the run the emitters spent in their emits (the walks),
+    /// all together.
+    walking: f64,
+    /// With `--trace`: millions of deliveries a second in each 20 ms.
+    trace: Option<Vec<f64>>,
+}
+
+/// One run.
+fn run(options: &Options, threads: usize) -> Run {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .expect("a runtime");
-    let (connections, events, emitters, volatile, room) = (
+    let (connections, events, emitters, volatile, room, trace, budget) = (
         options.connections,
         options.events,
         options.emitters,
         options.volatile,
         options.room,
+        options.trace,
+        options.budget,
     );
     // On a worker: the thread that blocks on it only waits for the answer.
     let measured = runtime.spawn(async move {
@@ -209,14 +263,32 @@ fn run(options: &Options, threads: usize) -> f64 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let already = drained.delivered();
         let started = Instant::now();
+        let done = Arc::new(AtomicBool::new(false));
+        // On a thread of its own, not one of the runtime's.
+        let tracer = trace.then(|| {
+            let (drained, done) = (Arc::clone(&drained), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut rates = Vec::new();
+                let mut last = drained.delivered();
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    let now = drained.delivered();
+                    rates.push((now - last) as f64 / 20_000.0);
+                    last = now;
+                }
+                rates
+            })
+        });
         let per_emitter = events / emitters;
         let total = per_emitter * emitters;
         let emitters: Vec<_> = (0..emitters)
             .map(|_| {
                 let hub = hub.clone();
                 tokio::spawn(async move {
+                    let mut walking = Duration::ZERO;
                     for n in 0..per_emitter {
                         let text = format!("announcement {n}");
+                        let walk = Instant::now();
                         let sent_at = started.elapsed().as_micros() as u64;
                         let emit = match (volatile, room) {
                             (true, false) => hub.emit(&Typing { text, sent_at }),
@@ -227,21 +299,34 @@ fn run(options: &Options, threads: usize) -> f64 {
                                 .emit(&Announcement { text, sent_at }),
                         };
                         emit.expect("the event fits");
-                        tokio::task::yield_now().await;
+                        walking += walk.elapsed();
+                        if budget {
+                            tokio::task::consume_budget().await;
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
                     }
+                    walking
                 })
             })
             .collect();
+        let mut walking = Duration::ZERO;
         for emitter in emitters {
-            emitter.await.expect("an emitter");
+            walking += emitter.await.expect("an emitter");
         }
         let expected = already + total * drained.len() as u64;
         while drained.delivered() < expected {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         let elapsed = started.elapsed();
+        done.store(true, Ordering::Relaxed);
         assert_eq!(drained.delivered(), expected, "every event delivered once");
-        (expected - already) as f64 / elapsed.as_secs_f64()
+        Run {
+            threads,
+            rate: (expected - already) as f64 / elapsed.as_secs_f64(),
+            walking: walking.as_secs_f64() / elapsed.as_secs_f64(),
+            trace: tracer.map(|tracer| tracer.join().expect("the tracer")),
+        }
     });
     runtime.block_on(measured).expect("the run")
 }

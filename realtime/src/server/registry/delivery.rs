@@ -91,11 +91,8 @@ impl Maps {
         };
 
         if target.everyone {
-            for (id, connection) in &self.connections {
-                if !except.leaves_out(*id, connection) {
-                    connection.push(*id, Outgoing::Frame(Arc::clone(&frame)), outcome);
-                }
-            }
+            let item = || Outgoing::Frame(Arc::clone(&frame));
+            self.everyone.walk(item, except, outcome);
             return;
         }
         let groups =
@@ -136,11 +133,8 @@ impl Maps {
                 had: event.had,
             });
             if *stream == Stream::Everyone {
-                for (id, connection) in &self.connections {
-                    if !event.except.leaves_out(*id, connection) {
-                        connection.push(*id, Outgoing::Event(Arc::clone(&live)), outcome);
-                    }
-                }
+                let item = || Outgoing::Event(Arc::clone(&live));
+                self.everyone.walk(item, event.except, outcome);
             } else {
                 for id in self.readers(stream) {
                     self.push_event(id, event.except, &live, outcome);

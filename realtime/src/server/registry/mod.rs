@@ -14,10 +14,12 @@
 //! Queueing never waits: a connection whose queue is full is reported to
 //! the caller ([`Delivery::overflowed`]), who closes it once the lock is
 //! released. The registry knows nothing of closing, presence or recovery.
-//! This file keeps the maps; `delivery.rs` queues frames for them, and
-//! `outgoing.rs` is what a queue holds.
+//! This file keeps the maps; `everyone.rs` keeps every connection again in
+//! a list for the walks to everyone, `delivery.rs` queues frames for them,
+//! and `outgoing.rs` is what a queue holds.
 
 mod delivery;
+mod everyone;
 mod outgoing;
 mod queue;
 
@@ -31,10 +33,11 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use self::everyone::Everyone;
 pub(crate) use self::{
     delivery::{Kept, Placed},
     outgoing::{Delivery, Had, Live, Outgoing, Positions, Reached, Replay, Replayed},
-    queue::{QueueReceiver, QueueSender, Wanted, queue},
+    queue::{QueueHandle, QueueReceiver, QueueSender, Wanted, queue},
 };
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
@@ -55,12 +58,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// Queues one item, never waiting.
     fn push(&self, id: ConnectionId, item: Outgoing, outcome: &mut Delivery) {
-        match self.queue.try_send(item) {
-            Ok(()) => outcome.queued += 1,
-            Err(queue::Unqueued::Full) => outcome.overflowed.push(id),
-            // The connection is closing; its task removes it.
-            Err(queue::Unqueued::Closed) => {}
-        }
+        outcome.record(id, self.queue.try_send(item));
     }
 
     /// Whether the connection reads `stream` (gets its events live).
@@ -125,7 +123,11 @@ impl Except {
     }
 
     fn leaves_out(self, id: ConnectionId, connection: &Connection) -> bool {
-        self.connection == Some(id) || (self.tab.is_some() && connection.tab == self.tab)
+        self.leaves_out_tab(id, connection.tab)
+    }
+
+    fn leaves_out_tab(self, id: ConnectionId, tab: Option<TabMark>) -> bool {
+        self.connection == Some(id) || (self.tab.is_some() && tab == self.tab)
     }
 }
 
@@ -360,6 +362,8 @@ pub(crate) struct Maps {
     anonymous: HashMap<IpAddr, usize>,
     /// Visitors' connections in all.
     anonymous_total: usize,
+    /// Every connection again, in a list for the walks to everyone.
+    everyone: Everyone,
 }
 
 impl Maps {
@@ -413,6 +417,8 @@ impl Maps {
         if let Some(tab) = connection.tab {
             self.tabs.entry(tab).or_default().push(id);
         }
+        self.everyone
+            .insert(id, connection.tab, connection.queue.handle());
         self.connections.insert(id, connection);
         Ok(())
     }
@@ -420,6 +426,7 @@ impl Maps {
     /// Forgets a connection everywhere. Returns it, if it was still here.
     fn remove(&mut self, id: ConnectionId) -> Option<Connection> {
         let connection = self.connections.remove(&id)?;
+        self.everyone.remove(id);
         match (connection.identity.user, connection.identity.address) {
             (Some(user), _) => remove_from_group(&mut self.users, user, id),
             (None, address) => {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 
+use super::queue::Unqueued;
 use crate::stream::{Mark, Position, Stream};
 
 /// Where a durable event sits in the streams it reached a connection
@@ -294,6 +295,16 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
+    /// Counts what pushing to connection `id`'s queue did.
+    pub fn record(&mut self, id: crate::ConnectionId, pushed: Result<(), Unqueued>) {
+        match pushed {
+            Ok(()) => self.queued += 1,
+            Err(Unqueued::Full) => self.overflowed.push(id),
+            // The connection is closing; its task removes it.
+            Err(Unqueued::Closed) => {}
+        }
+    }
+
     /// Adds what another delivery did.
     pub fn add(&mut self, other: Delivery) {
         self.queued += other.queued;

@@ -78,8 +78,17 @@ struct State {
     receiver_gone: bool,
 }
 
-/// A connection's queue, as the registry pushes to it.
+/// A connection's queue, as the registry pushes to it. Dropping it closes
+/// the queue: the task takes what is left, and ends.
 pub(crate) struct QueueSender {
+    handle: QueueHandle,
+}
+
+/// Pushes to a connection's queue, as its [`QueueSender`] does, but does
+/// not close it when dropped: what the registry's list of every connection
+/// holds besides the sender (`everyone.rs`).
+#[derive(Clone)]
+pub(crate) struct QueueHandle {
     shared: Arc<Shared>,
 }
 
@@ -104,7 +113,9 @@ pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueSender, QueueRec
     });
     (
         QueueSender {
-            shared: Arc::clone(&shared),
+            handle: QueueHandle {
+                shared: Arc::clone(&shared),
+            },
         },
         QueueReceiver { shared },
     )
@@ -125,6 +136,18 @@ impl Shared {
 }
 
 impl QueueSender {
+    /// Queues `item`, never waiting.
+    pub fn try_send(&self, item: Outgoing) -> Result<(), Unqueued> {
+        self.handle.try_send(item)
+    }
+
+    /// A handle that pushes to the same queue.
+    pub fn handle(&self) -> QueueHandle {
+        self.handle.clone()
+    }
+}
+
+impl QueueHandle {
     /// Queues `item`, never waiting.
     pub fn try_send(&self, item: Outgoing) -> Result<(), Unqueued> {
         let size = item.counted_bytes();
@@ -159,7 +182,7 @@ impl QueueSender {
 impl Drop for QueueSender {
     fn drop(&mut self) {
         let waiting = {
-            let mut state = self.shared.state.lock();
+            let mut state = self.handle.shared.state.lock();
             state.sender_gone = true;
             state.waiting.take()
         };
@@ -366,7 +389,7 @@ mod tests {
         assert!(sender.try_send(frame(10)).is_ok());
         drop(receiver);
         assert!(matches!(sender.try_send(frame(10)), Err(Unqueued::Closed)));
-        assert!(sender.shared.state.lock().items.is_empty());
+        assert!(sender.handle.shared.state.lock().items.is_empty());
     }
 
     #[tokio::test]
@@ -377,9 +400,9 @@ mod tests {
         }
         let mut batch = Vec::new();
         assert_eq!(receiver.recv_many(&mut batch, 200, Wanted::Any).await, 200);
-        assert!(sender.shared.state.lock().items.capacity() >= 300);
+        assert!(sender.handle.shared.state.lock().items.capacity() >= 300);
         assert_eq!(receiver.recv_many(&mut batch, 1000, Wanted::Any).await, 300);
-        assert!(sender.shared.state.lock().items.capacity() <= KEPT_CAPACITY);
+        assert!(sender.handle.shared.state.lock().items.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
