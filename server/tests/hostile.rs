@@ -76,6 +76,24 @@ async fn a_padded_announcement_goes_out_trimmed() {
     );
 }
 
+/// The log line of the test below, reached first by a thread that logs
+/// nowhere.
+fn probe(text: &str) {
+    tracing::info!(text, "probe");
+}
+
+#[test]
+fn a_line_is_captured_even_when_a_thread_without_a_subscriber_met_it_first() {
+    let (logs, _capturing) = Logs::capture();
+    std::thread::spawn(|| probe("from elsewhere"))
+        .join()
+        .expect("the other thread");
+    probe("from here");
+    let logged = logs.text();
+    assert!(logged.contains("from here"), "{logged}");
+    assert!(!logged.contains("from elsewhere"), "{logged}");
+}
+
 #[tokio::test]
 async fn an_announcement_carries_its_authors_name_whatever_the_caller_says() {
     let (logs, _capturing) = Logs::capture();

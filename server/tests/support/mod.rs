@@ -471,10 +471,31 @@ fn percent_encode(text: &str) -> String {
 #[derive(Clone, Default)]
 pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// A dispatcher registered for the whole test process and never anyone's
+/// default: see [`Logs::capture`].
+static ANCHOR: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+
 impl Logs {
     /// Starts capturing: keep the guard for as long as logs are wanted.
+    ///
+    /// `tracing` decides once per log statement, for the whole process,
+    /// whether anyone may want it, and while at most one dispatcher is
+    /// registered it asks the default of whichever thread reaches the
+    /// statement first: a test running beside this one without a
+    /// subscriber could make `tracing` drop this test's line for good (seen
+    /// in CI: "announced" missing from the capture). With a second
+    /// dispatcher always registered it asks every registered one instead,
+    /// and the cache is rebuilt once the capture is in place.
     #[must_use]
     pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        ANCHOR.get_or_init(|| {
+            tracing::Dispatch::new(
+                tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::INFO)
+                    .with_writer(std::io::sink)
+                    .finish(),
+            )
+        });
         let logs = Self::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -482,7 +503,9 @@ impl Logs {
             .with_max_level(tracing::Level::INFO)
             .with_writer(move || writer.clone())
             .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        tracing::callsite::rebuild_interest_cache();
+        (logs, guard)
     }
 
     pub fn text(&self) -> String {
