@@ -90,13 +90,19 @@ impl Maps {
             }
         };
 
+        let groups =
+            target.users.len() + target.rooms.len() + target.connections.len() + target.tabs.len();
+        let item = || Outgoing::Frame(Arc::clone(&frame));
         if target.everyone {
-            let item = || Outgoing::Frame(Arc::clone(&frame));
             self.everyone.walk(item, except, outcome);
             return;
         }
-        let groups =
-            target.users.len() + target.rooms.len() + target.connections.len() + target.tabs.len();
+        if let ([room], 1) = (target.rooms.as_slice(), groups) {
+            if let Some(members) = self.rooms.get(room) {
+                members.walk(item, except, outcome);
+            }
+            return;
+        }
         let streams = target
             .users
             .iter()
@@ -132,12 +138,16 @@ impl Maps {
                 positions: Positions::One((stream.clone(), *position)),
                 had: event.had,
             });
-            if *stream == Stream::Everyone {
-                let item = || Outgoing::Event(Arc::clone(&live));
-                self.everyone.walk(item, event.except, outcome);
-            } else {
-                for id in self.readers(stream) {
-                    self.push_event(id, event.except, &live, outcome);
+            match self.roster(stream) {
+                Some(readers) => {
+                    let item = || Outgoing::Event(Arc::clone(&live));
+                    readers.walk(item, event.except, outcome);
+                }
+                // A user's connections (a few).
+                None => {
+                    for id in self.readers(stream) {
+                        self.push_event(id, event.except, &live, outcome);
+                    }
                 }
             }
             if !event.connections.is_empty() || !event.tabs.is_empty() {

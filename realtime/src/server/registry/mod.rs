@@ -14,17 +14,17 @@
 //! Queueing never waits: a connection whose queue is full is reported to
 //! the caller ([`Delivery::overflowed`]), who closes it once the lock is
 //! released. The registry knows nothing of closing, presence or recovery.
-//! This file keeps the maps; `everyone.rs` keeps every connection again in
-//! a list for the walks to everyone, `delivery.rs` queues frames for them,
-//! and `outgoing.rs` is what a queue holds.
+//! This file keeps the maps; `roster.rs` is the lists of connections the
+//! walks to everyone and to a room go through, `delivery.rs` queues frames
+//! for them, and `outgoing.rs` is what a queue holds.
 
 mod delivery;
-mod everyone;
 mod outgoing;
 mod queue;
+mod roster;
 
 use std::{
-    collections::{HashMap, HashSet, hash_map::Entry},
+    collections::{HashMap, hash_map::Entry},
     hash::{BuildHasherDefault, Hasher},
     net::IpAddr,
     sync::Arc,
@@ -33,7 +33,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use self::everyone::Everyone;
+use self::roster::Roster;
 pub(crate) use self::{
     delivery::{Kept, Placed},
     outgoing::{Delivery, Had, Live, Outgoing, Positions, Reached, Replay, Replayed},
@@ -357,13 +357,14 @@ pub(crate) struct Maps {
     users: HashMap<UserId, Vec<ConnectionId>>,
     sessions: HashMap<SessionKey, Vec<ConnectionId>>,
     tabs: HashMap<TabMark, Vec<ConnectionId>>,
-    rooms: HashMap<RoomName, HashSet<ConnectionId, ById>>,
+    /// Each room's members.
+    rooms: HashMap<RoomName, Roster>,
     /// Visitors' connections per address.
     anonymous: HashMap<IpAddr, usize>,
     /// Visitors' connections in all.
     anonymous_total: usize,
     /// Every connection again, in a list for the walks to everyone.
-    everyone: Everyone,
+    everyone: Roster,
 }
 
 impl Maps {
@@ -448,12 +449,7 @@ impl Maps {
             remove_from_group(&mut self.tabs, tab, id);
         }
         for room in &connection.rooms {
-            if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
-                members.get_mut().remove(&id);
-                if members.get().is_empty() {
-                    members.remove();
-                }
-            }
+            self.forget_member(room, id);
         }
         Some(connection)
     }
@@ -475,11 +471,15 @@ impl Maps {
             return Err(JoinError::TooManyRooms);
         }
         let user = connection.identity.user;
+        let (tab, queue) = (connection.tab, connection.queue.handle());
         let arrived = user.is_some_and(|user| !self.user_in_room(room, user));
         if let Some(connection) = self.connections.get_mut(&id) {
             connection.rooms.push(room.clone());
         }
-        self.rooms.entry(room.clone()).or_default().insert(id);
+        self.rooms
+            .entry(room.clone())
+            .or_default()
+            .insert(id, tab, queue);
         Ok(arrived)
     }
 
@@ -491,13 +491,19 @@ impl Maps {
         let index = connection.rooms.iter().position(|r| r == room)?;
         connection.rooms.swap_remove(index);
         let user = connection.identity.user;
+        self.forget_member(room, id);
+        Some(user.is_some_and(|user| !self.user_in_room(room, user)))
+    }
+
+    /// Takes a connection out of a room's roster, and the room out of the
+    /// map once it has no member.
+    fn forget_member(&mut self, room: &RoomName, id: ConnectionId) {
         if let Entry::Occupied(mut members) = self.rooms.entry(room.clone()) {
-            members.get_mut().remove(&id);
+            members.get_mut().remove(id);
             if members.get().is_empty() {
                 members.remove();
             }
         }
-        Some(user.is_some_and(|user| !self.user_in_room(room, user)))
     }
 
     /// Whether any connection of `user` is in `room`.
@@ -512,9 +518,21 @@ impl Maps {
     /// The connections that read `stream` here (get its events live).
     pub fn readers(&self, stream: &Stream) -> Readers<'_> {
         match stream {
-            Stream::Everyone => Readers::All(self.connections.keys()),
             Stream::User(user) => Readers::Listed(self.users.get(user).map(|ids| ids.iter())),
-            Stream::Room(room) => Readers::Set(self.rooms.get(room).map(HashSet::iter)),
+            Stream::Everyone | Stream::Room(_) => {
+                Readers::Roster(self.roster(stream).map(Roster::ids))
+            }
+        }
+    }
+
+    /// The list of a stream's readers that a walk goes through: everyone,
+    /// or a room's members (`None` for a user's stream, or a room without
+    /// members here).
+    pub(super) fn roster(&self, stream: &Stream) -> Option<&Roster> {
+        match stream {
+            Stream::Everyone => Some(&self.everyone),
+            Stream::Room(room) => self.rooms.get(room),
+            Stream::User(_) => None,
         }
     }
 
@@ -571,9 +589,8 @@ impl Maps {
 /// The connections that read a stream: every connection, a user's, or a
 /// room's members.
 pub(crate) enum Readers<'a> {
-    All(std::collections::hash_map::Keys<'a, ConnectionId, Connection>),
     Listed(Option<std::slice::Iter<'a, ConnectionId>>),
-    Set(Option<std::collections::hash_set::Iter<'a, ConnectionId>>),
+    Roster(Option<roster::Ids<'a>>),
 }
 
 impl Iterator for Readers<'_> {
@@ -581,9 +598,8 @@ impl Iterator for Readers<'_> {
 
     fn next(&mut self) -> Option<ConnectionId> {
         match self {
-            Self::All(ids) => ids.next().copied(),
             Self::Listed(ids) => ids.as_mut()?.next().copied(),
-            Self::Set(ids) => ids.as_mut()?.next().copied(),
+            Self::Roster(ids) => ids.as_mut()?.next(),
         }
     }
 }

@@ -85,8 +85,8 @@ pub(crate) struct QueueSender {
 }
 
 /// Pushes to a connection's queue, as its [`QueueSender`] does, but does
-/// not close it when dropped: what the registry's list of every connection
-/// holds besides the sender (`everyone.rs`).
+/// not close it when dropped: what the registry's lists for the walks hold
+/// besides the sender (`roster.rs`).
 #[derive(Clone)]
 pub(crate) struct QueueHandle {
     shared: Arc<Shared>,
