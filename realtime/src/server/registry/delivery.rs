@@ -143,7 +143,7 @@ impl Maps {
                     let item = || Outgoing::Event(Arc::clone(&live));
                     readers.walk(item, event.except, outcome);
                 }
-                // A user's connections (a few).
+                // A user's connections (a few), or a room without members here.
                 None => {
                     for id in self.readers(stream) {
                         self.push_event(id, event.except, &live, outcome);

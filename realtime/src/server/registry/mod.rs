@@ -325,8 +325,9 @@ impl Registry {
 /// Hashes a connection id as it is. Ids are random 64-bit numbers made by
 /// this process or another of the same deployment, never chosen by a
 /// browser, so hashing them again (the standard library's SipHash, made
-/// for keys an attacker may choose) would cost a look-up per room member
-/// at every delivery and buy nothing.
+/// for keys an attacker may choose) would slow every look-up of a
+/// connection by its id (a user's connections at each delivery to them,
+/// the readers of an event of several streams) and buy nothing.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct IdHasher(u64);
 
@@ -402,6 +403,10 @@ impl Maps {
         limits: Limits,
     ) -> Result<(), Refused> {
         self.check(&connection.identity, limits)?;
+        debug_assert!(
+            !self.connections.contains_key(&id),
+            "connection ids are unique"
+        );
         let identity = &connection.identity;
         match (identity.user, identity.address) {
             (Some(user), _) => self.users.entry(user).or_default().push(id),
@@ -528,7 +533,7 @@ impl Maps {
     /// The list of a stream's readers that a walk goes through: everyone,
     /// or a room's members (`None` for a user's stream, or a room without
     /// members here).
-    pub(super) fn roster(&self, stream: &Stream) -> Option<&Roster> {
+    fn roster(&self, stream: &Stream) -> Option<&Roster> {
         match stream {
             Stream::Everyone => Some(&self.everyone),
             Stream::Room(room) => self.rooms.get(room),
@@ -775,6 +780,42 @@ mod tests {
         let tab = f.maps.tab_of(a);
         assert_eq!(f.deliver(&Target::user(10).except_tab(tab)), [2]);
         assert_eq!(f.deliver(&Target::tab(TabMark(2))), [2]);
+    }
+
+    #[test]
+    fn a_room_leaves_out_its_caller_and_the_callers_tab() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        let ids: Vec<ConnectionId> = (1..=3).map(|id| f.connect(id, Some(10), None)).collect();
+        f.connect(4, None, None);
+        for id in &ids {
+            f.join(*id, &room);
+        }
+        let target = || Target::room_name(room.clone());
+        assert_eq!(f.deliver(&target()), [1, 2, 3]);
+        assert_eq!(f.deliver(&target().except(ids[0])), [2, 3]);
+        // Each fixture connection's tab is its own id.
+        assert_eq!(f.deliver(&target().except_tab(Some(TabMark(2)))), [1, 3]);
+    }
+
+    #[test]
+    fn who_left_a_room_gets_its_events_no_more_and_the_rest_still_do() {
+        let mut f = Fixture::new();
+        let room = RoomName::from("r:1");
+        let ids: Vec<ConnectionId> = (1..=20).map(|id| f.connect(id, None, None)).collect();
+        for id in &ids {
+            f.join(*id, &room);
+        }
+        f.received();
+        for id in ids.iter().step_by(2) {
+            assert!(f.maps.leave(*id, &room).is_some());
+        }
+        f.received();
+        let odd: Vec<u64> = (1..=20).step_by(2).map(|id| id + 1).collect();
+        assert_eq!(f.deliver(&Target::room_name(room.clone())), odd);
+        f.maps.remove(ids[1]);
+        f.queues.remove(&ids[1]);
+        assert_eq!(f.deliver(&Target::room_name(room)), odd[1..]);
     }
 
     #[test]

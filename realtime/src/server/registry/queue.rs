@@ -153,7 +153,8 @@ impl QueueHandle {
         let size = item.counted_bytes();
         let waiting = {
             let mut state = self.shared.state.lock();
-            if state.receiver_gone {
+            // Closed by the sender's drop, whatever handles are left.
+            if state.receiver_gone || state.sender_gone {
                 return Err(Unqueued::Closed);
             }
             // An empty queue takes any one item.
@@ -287,6 +288,19 @@ mod tests {
         assert_eq!(receiver.recv_many(&mut batch, 1, Wanted::Any).await, 1);
         assert_eq!(receiver.held_bytes(), 2000);
         assert!(sender.try_send(frame(3000)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_sender_closes_the_queue_whatever_handles_are_left() {
+        let (sender, mut receiver) = queue(10, 5000);
+        let handle = sender.handle();
+        assert!(handle.try_send(frame(10)).is_ok());
+        drop(sender);
+        assert!(matches!(handle.try_send(frame(10)), Err(Unqueued::Closed)));
+        // The task takes what was queued, then sees the end.
+        let mut batch = Vec::new();
+        assert_eq!(receiver.recv_many(&mut batch, 10, Wanted::Any).await, 1);
+        assert_eq!(receiver.recv_many(&mut batch, 10, Wanted::Any).await, 0);
     }
 
     #[test]
