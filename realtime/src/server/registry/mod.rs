@@ -14,10 +14,12 @@
 //! Queueing never waits: a connection whose queue is full is reported to
 //! the caller ([`Delivery::overflowed`]), who closes it once the lock is
 //! released. The registry knows nothing of closing, presence or recovery.
-//! This file keeps the maps; `roster.rs` is the lists of connections the
-//! walks to everyone and to a room go through, `delivery.rs` queues frames
-//! for them, and `outgoing.rs` is what a queue holds.
+//! This file keeps the maps (keyed by connection id as `by_id.rs` hashes
+//! it); `roster.rs` is the lists of connections the walks to everyone and
+//! to a room go through, `delivery.rs` queues frames for connections, and
+//! `outgoing.rs` is what a queue holds.
 
+mod by_id;
 mod delivery;
 mod outgoing;
 mod queue;
@@ -25,7 +27,6 @@ mod roster;
 
 use std::{
     collections::{HashMap, hash_map::Entry},
-    hash::{BuildHasherDefault, Hasher},
     net::IpAddr,
     sync::Arc,
 };
@@ -33,6 +34,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use self::by_id::ById;
 use self::roster::Roster;
 pub(crate) use self::{
     delivery::{Kept, Placed},
@@ -321,35 +323,6 @@ impl Registry {
         users.chain(rooms).collect()
     }
 }
-
-/// Hashes a connection id as it is. Ids are random 64-bit numbers made by
-/// this process or another of the same deployment, never chosen by a
-/// browser, so hashing them again (the standard library's SipHash, made
-/// for keys an attacker may choose) would slow every look-up of a
-/// connection by its id (a user's connections at each delivery to them,
-/// the readers of an event of several streams) and buy nothing.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // `ConnectionId` writes one `u64`; anything else is still mixed in.
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// Maps and sets keyed by connection ids: see [`IdHasher`].
-pub(crate) type ById = BuildHasherDefault<IdHasher>;
 
 /// The maps themselves, behind the registry's lock.
 #[derive(Default)]
