@@ -94,6 +94,33 @@ async fn frames_past_the_budget_get_an_error_then_a_close() {
 }
 
 #[tokio::test]
+async fn binary_frames_and_pings_count_against_the_budget_too() {
+    use futures_util::SinkExt;
+    use realtime_testing::tungstenite::Message;
+    let server = server_with(HubConfig {
+        frames_per_second: 1,
+        frame_burst: 3,
+        ..HubConfig::default()
+    })
+    .await;
+    for (kind, message) in [
+        ("binary", Message::binary(vec![1, 2, 3])),
+        ("ping", Message::Ping(vec![7].into())),
+    ] {
+        let mut tab = server.user(1, kind).await;
+        // Each costs the server a read and an answer (an error, a pong):
+        // sent without end, they are refused, then the socket is closed.
+        for _ in 0..30 {
+            tab.ws
+                .send(message.clone())
+                .await
+                .expect("the frame is sent");
+        }
+        assert_eq!(tab.closed().await, Some(close::RATE_LIMITED), "{kind}");
+    }
+}
+
+#[tokio::test]
 async fn a_reconnecting_tab_may_rejoin_all_its_rooms_at_once() {
     let server = server_with(HubConfig::default()).await;
     let mut tab = server.user(1, "s1").await;

@@ -1005,3 +1005,21 @@ async fn a_tab_put_in_a_room_without_a_position_loses_nothing_a_later_join_read_
         notes_in_order_to_the_last(&mut joining, &stream, Some(joined)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn an_event_sent_at_once_to_a_room_the_server_put_a_tab_in_reaches_it() {
+    let channel = fresh_channel();
+    let node = quick_node(&channel).await;
+    // Each room's shard is new to the process: its subscription must come
+    // before the event goes out, or the event comes back to nobody here.
+    for k in 0..64 {
+        let room = Team(format!("p{k}"));
+        let mut put = node.server.anonymous().await;
+        assert!(node.server.hub.join(put.connection, &room));
+        let sent = note(&format!("sent at once to p{k}"));
+        node.server.hub.to_room(&room).emit(&sent).unwrap();
+        assert!(matches!(put.frame().await, ServerFrame::Joined { .. }));
+        assert_eq!(put.event::<Note>().await, sent, "room p{k}");
+    }
+}

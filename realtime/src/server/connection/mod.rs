@@ -428,8 +428,18 @@ impl<'h> Served<'h> {
     async fn read(&mut self, message: Option<Result<Message, axum::Error>>) -> Result<(), End> {
         self.last_heard = Instant::now();
         match message {
-            Some(Ok(Message::Text(text))) => match self.frames.take() {
-                Budget::Granted => self.handle_text(&text),
+            Some(Ok(Message::Close(_))) | None => return Err(End::Browser),
+            // Every other frame counts against the budget, whatever its
+            // kind: a binary frame or a ping costs a read and an answer too.
+            Some(Ok(message)) => match self.frames.take() {
+                Budget::Granted => match message {
+                    Message::Text(text) => self.handle_text(&text),
+                    Message::Binary(_) => self.send_error(
+                        ErrorCode::BinaryFrame,
+                        "This protocol uses text frames only.",
+                    ),
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
+                },
                 Budget::Warned => {
                     metrics::counter!("realtime_refusals_total", "limit" => "frames").increment(1);
                     self.send_error(ErrorCode::RateLimited, "Too many frames: slow down.");
@@ -439,14 +449,6 @@ impl<'h> Served<'h> {
                     return Err(End::Closed(CloseReason::RateLimited));
                 }
             },
-            Some(Ok(Message::Binary(_))) => {
-                self.send_error(
-                    ErrorCode::BinaryFrame,
-                    "This protocol uses text frames only.",
-                );
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Close(_))) | None => return Err(End::Browser),
             Some(Err(error)) => {
                 tracing::debug!(connection = %self.id, %error, "read failed");
                 if is_too_big(&error) {

@@ -231,8 +231,18 @@ impl Transport {
                     if received == 0 {
                         return Ended::Stopped;
                     }
-                    // Anything that waited was meant to go before these.
-                    let published = match self.publish_pending(&mut publisher).await {
+                    // Shards asked for before these were queued are heard
+                    // before they go out (a tab joined by the server's code,
+                    // then sent an event at once, gets it), and anything
+                    // that waited was meant to go before them.
+                    let ready = match self
+                        .subscribe_requested(&mut subscriber, &mut publisher, scripts)
+                        .await
+                    {
+                        Ok(()) => self.publish_pending(&mut publisher).await,
+                        Err(error) => Err(error),
+                    };
+                    let published = match ready {
                         Ok(()) => self.publish_each(&publisher, scripts, &batch).await,
                         Err(error) => Err((vec![true; batch.len()], error)),
                     };
@@ -330,6 +340,20 @@ impl Transport {
             )
             .await?;
             self.following.subscribed(shard);
+        }
+        Ok(())
+    }
+
+    /// Subscribes to the shards asked for and not yet taken up.
+    async fn subscribe_requested(
+        &mut self,
+        subscriber: &mut Subscriber,
+        publisher: &mut Commands,
+        scripts: &Scripts,
+    ) -> redis::RedisResult<()> {
+        while let Ok(shard) = self.requests.try_recv() {
+            self.subscribe(subscriber, publisher, scripts, shard)
+                .await?;
         }
         Ok(())
     }
