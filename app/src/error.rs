@@ -86,6 +86,16 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(error: ServerFnErrorErr) -> Self {
         match error {
             ServerFnErrorErr::Request(message) => Self::Unreachable(message),
+            // Arguments the server could not read: the caller's mistake (or
+            // a script's), answered 400, not counted as the server's error.
+            // Not echoed: the message may quote what was sent.
+            ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
+                Self::Invalid("The request's arguments are not valid.".to_owned())
+            }
+            #[cfg(feature = "ssr")]
+            ServerFnErrorErr::Deserialization(_) => {
+                Self::Invalid("The request's arguments are not valid.".to_owned())
+            }
             // Anything else is a bug or a mismatch between client and server
             // (an old tab talking to a new server): nothing the user can fix.
             _ => Self::Internal,

@@ -28,6 +28,10 @@ pub const DEFAULT_LOG_FILTER: &str = "info";
 /// room for the largest valid call, a 2,000-character message of 4-byte
 /// characters, percent-encoded (24,000 bytes).
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024;
+/// How long a request's body may take to arrive when
+/// `REQUEST_BODY_TIMEOUT_SECS` is not set: a valid call's body is a few
+/// KiB, sent at once.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -75,6 +79,9 @@ pub struct Config {
     pub network_prefixes: NetworkPrefixes,
     /// `MAX_REQUEST_BODY_BYTES`: larger request bodies get 413.
     pub max_request_body_bytes: usize,
+    /// `REQUEST_BODY_TIMEOUT_SECS`: a body that takes longer to arrive gets
+    /// 408 (a client that trickles it would hold its connection forever).
+    pub request_body_timeout: Duration,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`),
     /// apart from the application. Unset (the default): not served.
     pub metrics_addr: Option<SocketAddr>,
@@ -139,6 +146,10 @@ impl Config {
             network_prefixes: network_prefixes()?,
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
                 .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
+            request_body_timeout: parse_var("REQUEST_BODY_TIMEOUT_SECS", parse_positive)?
+                .map_or(DEFAULT_REQUEST_BODY_TIMEOUT, |secs| {
+                    Duration::from_secs(secs as u64)
+                }),
             metrics_addr: parse_var("METRICS_ADDR", parse_from_str)?,
             app: app_settings()?,
         })

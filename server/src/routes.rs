@@ -77,11 +77,15 @@ pub fn router(config: &Config, database: &Database, hub: &Hub, context: &AppCont
             crate::form_errors::sign_and_check,
         ))
         .layer(session_layer(database, &config.session))
-        .layer(middleware::from_fn(
+        .layer(middleware::from_fn_with_state(
+            session_cookie_name(config.session.secure),
             crate::session_cookie::refuse_two_session_cookies,
         ))
         .layer(middleware::from_fn_with_state(
-            config.max_request_body_bytes,
+            crate::body_limit::BodyLimits {
+                max_bytes: config.max_request_body_bytes,
+                read_timeout: config.request_body_timeout,
+            },
             crate::body_limit::limit_body,
         ))
         .layer(middleware::from_fn_with_state(

@@ -3,9 +3,10 @@
 //! A page on a sibling subdomain (`blog.example.com`) can set a cookie for
 //! the whole domain (`session=…; Domain=example.com`), and the browser then
 //! sends it beside this site's own. Which one the session layer would read
-//! is an accident of order; a request carrying two is refused with 400 and
-//! a message that tells the person how to recover, before the session is
-//! read. Behind TLS the cookie is `__Host-session`, which no other host can
+//! is an accident of order; a request carrying two of the name the server
+//! reads is refused with 400 and a message that tells the person how to
+//! recover, before the session is read (a cookie of the other name is
+//! never read, and not counted). Behind TLS the cookie is `__Host-session`, which no other host can
 //! set at all (`app::auth::session::session_cookie_name`), except under a
 //! percent-encoded name (`%5F_Host-session`) that the browser keeps apart
 //! and the session layer would decode into ours: such cookies are taken
@@ -17,21 +18,26 @@ use app::{
 };
 use axum::{
     Json,
-    extract::Request,
+    extract::{Request, State},
     http::StatusCode,
     middleware::Next,
     response::{IntoResponse, Response},
 };
 
 /// Axum middleware: see the module documentation.
-pub async fn refuse_two_session_cookies(mut request: Request, next: Next) -> Response {
+/// The state is the session cookie's name, as configured.
+pub async fn refuse_two_session_cookies(
+    State(name): State<&'static str>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     if drop_disguised_session_cookies(request.headers_mut()) {
         tracing::warn!(
             path = %request.uri().path(),
             "a session cookie under a percent-encoded name left out: another page set it"
         );
     }
-    if session_cookie_count(request.headers()) > 1 {
+    if session_cookie_count(request.headers(), name) > 1 {
         tracing::warn!(
             path = %request.uri().path(),
             "a request with two session cookies refused: another page set one"

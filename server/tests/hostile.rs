@@ -41,6 +41,58 @@ fn retry_after(response: &support::TestResponse) -> u64 {
         .unwrap()
 }
 
+// --- Arguments ---------------------------------------------------------------
+
+#[tokio::test]
+async fn arguments_that_cannot_be_read_are_the_callers_mistake_and_not_echoed() {
+    let app = TestApp::new().await;
+    let mut browser = app.browser_at("127.0.0.3");
+    for form in [
+        &[("name", "mallory-was-here")][..],
+        &[("name[0][1]", "mallory-was-here"), ("password", "x")][..],
+    ] {
+        let response = browser.post("/api/auth/log_in", form).await;
+        assert_eq!(
+            response.status,
+            StatusCode::BAD_REQUEST,
+            "{}",
+            response.body
+        );
+        assert!(
+            matches!(response.json::<AppError>(), AppError::Invalid(_)),
+            "{}",
+            response.body
+        );
+        assert!(!response.body.contains("mallory"), "{}", response.body);
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = test_config(default_session()).await;
+    config.request_body_timeout = Duration::from_secs(1);
+    let app = TestApp::with_config(config).await;
+    let address = app.listen().await;
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // 100 bytes announced, 10 sent, and then nothing.
+    stream
+        .write_all(
+            b"POST /api/auth/log_in HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\nname=ada&p",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered before the client sent the rest")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
 // --- Announcements ----------------------------------------------------------
 
 #[tokio::test]

@@ -173,6 +173,38 @@ async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_rea
 }
 
 #[tokio::test]
+async fn behind_tls_a_planted_plain_session_cookie_shuts_nobody_out() {
+    let app = TestApp::with_session(SessionConfig {
+        secure: true,
+        expiry: Duration::from_secs(120),
+    })
+    .await;
+    let response = app
+        .browser()
+        .post(
+            "/api/auth/sign_up",
+            &[("name", "ada"), ("password", PASSWORD)],
+        )
+        .await;
+    let own = response.session_cookie().expect("a session cookie").value;
+    // Any sibling can set `session` for the domain; only `__Host-session`
+    // is read here, so it is not a second login cookie.
+    let cookies = format!("{SECURE_SESSION_COOKIE_NAME}={own}; {SESSION_COOKIE_NAME}=junk");
+    let response = me_beside(&mut app.browser(), cookies.as_bytes()).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert!(response.body.contains("\"ada\""), "{}", response.body);
+    // Two of the name that is read still are.
+    let cookies = format!("{SECURE_SESSION_COOKIE_NAME}={own}; {SECURE_SESSION_COOKIE_NAME}=junk");
+    let response = me_beside(&mut app.browser(), cookies.as_bytes()).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        response.body
+    );
+}
+
+#[tokio::test]
 async fn a_session_cookie_under_a_percent_encoded_name_is_never_read() {
     let app = TestApp::new().await;
     let mut mallory = app.browser_at("127.0.0.2");

@@ -38,18 +38,26 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-/// How many session cookies (of either name) a request carries, as the
-/// session layer reads them. More than one means another page planted its
-/// own beside ours: the server refuses such requests rather than guess
-/// which is ours.
-pub fn session_cookie_count(headers: &http::HeaderMap) -> usize {
+/// How many cookies named `name` (the session cookie's name, as the
+/// server is configured: [`session_cookie_name`]) a request carries, as
+/// the session layer reads them. More than one means another page planted
+/// its own beside ours: the server refuses such requests rather than guess
+/// which is ours. A cookie of the other name is not counted: the session
+/// layer never reads it, and counting it would let anyone who can set
+/// `session` for the domain shut a `__Host-session` site's visitors out.
+pub fn session_cookie_count(headers: &http::HeaderMap, name: &str) -> usize {
+    cookie_names(headers).filter(|read| read == name).count()
+}
+
+/// The names of the cookies a request carries, as the session layer reads
+/// them.
+fn cookie_names(headers: &http::HeaderMap) -> impl Iterator<Item = String> + '_ {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|value| std::str::from_utf8(value.as_bytes()).ok())
         .flat_map(|value| value.split(';'))
-        .filter(|pair| read_name(pair).is_some_and(|name| is_session_cookie_name(&name)))
-        .count()
+        .filter_map(read_name)
 }
 
 /// Takes out of a request's `Cookie` headers every cookie whose name reads
@@ -242,7 +250,7 @@ where
 
 /// Whether the request carried a session cookie at all (valid or not).
 pub fn has_session_cookie(headers: &http::HeaderMap) -> bool {
-    session_cookie_count(headers) > 0
+    cookie_names(headers).any(|name| is_session_cookie_name(&name))
 }
 
 /// The session store is the database: when it fails, the database is

@@ -119,6 +119,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         trusted_proxies: Default::default(),
         network_prefixes: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
+        request_body_timeout: server::config::DEFAULT_REQUEST_BODY_TIMEOUT,
         metrics_addr: None,
         app: Default::default(),
     }
