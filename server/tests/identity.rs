@@ -65,8 +65,9 @@ async fn the_session_cookie_is_http_only_and_same_site_lax() {
     assert_eq!(cookie.max_age(), Some(3600), "{cookie:?}");
 }
 
-#[tokio::test]
-async fn the_cookie_follows_the_secure_and_expiry_settings() {
+/// A server configured for TLS, its sessions expiring after 120 s, and the
+/// session cookie it gave Ada at sign-up.
+async fn ada_behind_tls() -> (TestApp, support::SetCookie) {
     let app = TestApp::with_session(SessionConfig {
         secure: true,
         expiry: Duration::from_secs(120),
@@ -79,8 +80,13 @@ async fn the_cookie_follows_the_secure_and_expiry_settings() {
             &[("name", "ada"), ("password", PASSWORD)],
         )
         .await;
-
     let cookie = response.session_cookie().expect("a session cookie");
+    (app, cookie)
+}
+
+#[tokio::test]
+async fn the_cookie_follows_the_secure_and_expiry_settings() {
+    let (_app, cookie) = ada_behind_tls().await;
     assert!(cookie.has("secure"), "{cookie:?}");
     assert_eq!(cookie.max_age(), Some(120), "{cookie:?}");
     // A host cookie: no sibling subdomain can set one of that name.
@@ -174,19 +180,8 @@ async fn a_request_with_two_session_cookies_is_refused_before_its_session_is_rea
 
 #[tokio::test]
 async fn behind_tls_a_planted_plain_session_cookie_shuts_nobody_out() {
-    let app = TestApp::with_session(SessionConfig {
-        secure: true,
-        expiry: Duration::from_secs(120),
-    })
-    .await;
-    let response = app
-        .browser()
-        .post(
-            "/api/auth/sign_up",
-            &[("name", "ada"), ("password", PASSWORD)],
-        )
-        .await;
-    let own = response.session_cookie().expect("a session cookie").value;
+    let (app, cookie) = ada_behind_tls().await;
+    let own = cookie.value;
     // Any sibling can set `session` for the domain; only `__Host-session`
     // is read here, so it is not a second login cookie.
     let cookies = format!("{SECURE_SESSION_COOKIE_NAME}={own}; {SESSION_COOKIE_NAME}=junk");
