@@ -80,6 +80,12 @@ impl AppError {
     }
 }
 
+impl AppError {
+    fn invalid_arguments() -> Self {
+        Self::Invalid("The request's arguments are not valid.".to_owned())
+    }
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
@@ -90,12 +96,12 @@ impl FromServerFnError for AppError {
             // a script's), answered 400, not counted as the server's error.
             // Not echoed: the message may quote what was sent.
             ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_) => {
-                Self::Invalid("The request's arguments are not valid.".to_owned())
+                Self::invalid_arguments()
             }
+            // On the server, what could not be decoded is the request; in
+            // the browser, it is the server's answer (below).
             #[cfg(feature = "ssr")]
-            ServerFnErrorErr::Deserialization(_) => {
-                Self::Invalid("The request's arguments are not valid.".to_owned())
-            }
+            ServerFnErrorErr::Deserialization(_) => Self::invalid_arguments(),
             // Anything else is a bug or a mismatch between client and server
             // (an old tab talking to a new server): nothing the user can fix.
             _ => Self::Internal,

@@ -6,8 +6,8 @@
 //! is an accident of order; a request carrying two of the name the server
 //! reads is refused with 400 and a message that tells the person how to
 //! recover, before the session is read (a cookie of the other name is
-//! never read, and not counted). Behind TLS the cookie is `__Host-session`, which no other host can
-//! set at all (`app::auth::session::session_cookie_name`), except under a
+//! never read, and not counted). Behind TLS the cookie is
+//! `__Host-session`, which no other host can set at all (`app::auth::session::session_cookie_name`), except under a
 //! percent-encoded name (`%5F_Host-session`) that the browser keeps apart
 //! and the session layer would decode into ours: such cookies are taken
 //! out of the request before anything reads it.
@@ -24,8 +24,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-/// Axum middleware: see the module documentation.
-/// The state is the session cookie's name, as configured.
+/// Axum middleware: see the module documentation. The state is the session
+/// cookie's name, as configured.
 pub async fn refuse_two_session_cookies(
     State(name): State<&'static str>,
     mut request: Request,

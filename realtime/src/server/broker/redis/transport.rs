@@ -231,17 +231,9 @@ impl Transport {
                     if received == 0 {
                         return Ended::Stopped;
                     }
-                    // Shards asked for before these were queued are heard
-                    // before they go out (a tab joined by the server's code,
-                    // then sent an event at once, gets it), and anything
-                    // that waited was meant to go before them.
-                    let ready = match self
-                        .subscribe_requested(&mut subscriber, &mut publisher, scripts)
-                        .await
-                    {
-                        Ok(()) => self.publish_pending(&mut publisher).await,
-                        Err(error) => Err(error),
-                    };
+                    let ready = self
+                        .before_publishing(&mut subscriber, &mut publisher, scripts)
+                        .await;
                     let published = match ready {
                         Ok(()) => self.publish_each(&publisher, scripts, &batch).await,
                         Err(error) => Err((vec![true; batch.len()], error)),
@@ -344,8 +336,11 @@ impl Transport {
         Ok(())
     }
 
-    /// Subscribes to the shards asked for and not yet taken up.
-    async fn subscribe_requested(
+    /// What must come before a batch of emits goes out: the shards asked
+    /// for before they were queued are subscribed to (a tab the server's
+    /// code put in a room, then sent an event at once, gets it), and what
+    /// waited is published (it was meant to go first).
+    async fn before_publishing(
         &mut self,
         subscriber: &mut Subscriber,
         publisher: &mut Commands,
@@ -355,7 +350,7 @@ impl Transport {
             self.subscribe(subscriber, publisher, scripts, shard)
                 .await?;
         }
-        Ok(())
+        self.publish_pending(publisher).await
     }
 
     /// Subscribes to the shards read here and not heard (a subscription
