@@ -296,6 +296,39 @@ async fn a_stream_read_here_is_never_forgotten_so_a_gap_in_it_is_told() {
     assert_eq!(placed_note(&mut tab).await.0, "after");
 }
 
+#[tokio::test]
+async fn a_room_joined_while_the_shared_history_was_away_is_told_what_it_missed_when_it_is_back() {
+    let backplane = MemoryBackplane::new();
+    let node_a = backplane.node();
+    let (a, b) = (hub_on(&node_a).await, hub_on(&backplane.node()).await);
+    let mut tab = a.connect(&tab_query(1, "s1", &[])).await;
+    // A is away when its tab joins: it cannot learn where the room stands.
+    node_a.cut();
+    let joined = tab.join("team:red").await;
+    assert!(
+        matches!(joined, ServerFrame::Joined { position: None, .. }),
+        "{joined:?}"
+    );
+    b.hub.to_room(&red()).emit(&note("missed")).unwrap();
+    node_a.restore().await;
+
+    // Told as soon as A is back, before any newer event of the room.
+    let position = loop {
+        match tab.frame().await {
+            ServerFrame::Discontinuity {
+                stream, position, ..
+            } if stream == red_stream() => break position,
+            ServerFrame::Event { name, data, .. } if name == "Note" => {
+                panic!("a note came before the discontinuity: {}", data.get())
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(position.offset, 1, "where the room stands: after `missed`");
+    b.hub.to_room(&red()).emit(&note("after")).unwrap();
+    assert_eq!(placed_note(&mut tab).await.0, "after");
+}
+
 /// Reads presence updates until one lists exactly `names` (updates from
 /// the other hub arrive when they arrive: an intermediate list is fine).
 async fn presence_becomes(tab: &mut TestClient, names: &[&str]) {

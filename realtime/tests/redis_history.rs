@@ -253,21 +253,26 @@ async fn a_recovery_redis_cannot_serve_is_a_discontinuity() {
     );
 }
 
-#[tokio::test]
-#[ignore = "needs Redis: scripts/test runs it"]
-async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
-    let channel = fresh_channel();
-    let a = node(&channel).await;
+/// A node whose way to Redis goes through a proxy that can cut it off.
+async fn node_behind_proxy(channel: &str, config: HubConfig) -> (Node, CuttableProxy) {
     let upstream = redis_url()
         .trim_start_matches("redis://")
         .trim_end_matches('/')
         .parse()
         .expect("TEST_REDIS_URL is redis://host:port");
     let proxy = CuttableProxy::start(upstream).await;
+    let url = format!("redis://127.0.0.1:{}", proxy.port);
+    (node_on(&url, channel, config).await, proxy)
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
     // A queue shorter than what it catches up on: the catch-up is one
     // replay, not cut short by the slow-client rule.
-    let b = node_on(
-        &format!("redis://127.0.0.1:{}", proxy.port),
+    let (b, proxy) = node_behind_proxy(
         &channel,
         HubConfig {
             queue_capacity: 4,
@@ -299,6 +304,32 @@ async fn a_hub_cut_off_from_redis_catches_up_when_it_is_back() {
     expected.push("after".to_owned());
     assert_eq!(texts, expected);
     b.server.assert_nothing_more(&mut [&mut on_b]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_room_joined_while_cut_off_from_redis_is_told_what_it_missed_when_it_is_back() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let (b, proxy) = node_behind_proxy(&channel, HubConfig::default()).await;
+    let mut on_b = b.server.user(2, "s2").await;
+    proxy.cut();
+    connected(&b.server.hub, false).await;
+    // B cannot learn where the room stands, nor hear it.
+    let joined = on_b.join("team:red").await;
+    assert!(
+        matches!(joined, ServerFrame::Joined { position: None, .. }),
+        "{joined:?}"
+    );
+    a.server.hub.to_room(&red()).emit(&note("missed")).unwrap();
+    proxy.restore();
+    connected(&b.server.hub, true).await;
+
+    // Told as soon as B is back, before anything newer.
+    let (reason, position) = discontinuity_of(&mut on_b, &red_stream()).await;
+    assert_eq!((reason, position.offset), (Discontinuity::TooOld, 1));
+    a.server.hub.to_room(&red()).emit(&note("after")).unwrap();
+    assert_eq!(placed_note(&mut on_b).await.0, "after");
 }
 
 #[tokio::test]

@@ -12,9 +12,9 @@ use axum::extract::ws::Utf8Bytes;
 
 use super::{
     Hub, HubInner, SessionKey, Target,
-    broker::{Fetched, Inbox, NodeId, Placed, PresenceNews, ReadError},
+    broker::{Fetched, Followed, Inbox, NodeId, Placed, PresenceNews, ReadError},
 };
-use crate::stream::{Epoch, EventId, Position, Stream};
+use crate::stream::{Epoch, Position, Stream};
 
 /// The hub's [`Inbox`].
 pub(super) struct HubInbox(Weak<HubInner>);
@@ -103,7 +103,7 @@ impl Inbox for HubInbox {
             .is_some_and(|hub| hub.inner.streams.has_diverged())
     }
 
-    fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)> {
+    fn followed(&self) -> Vec<Followed> {
         self.hub()
             .map(|hub| hub.inner.streams.followed())
             .unwrap_or_default()
@@ -117,12 +117,16 @@ impl Inbox for HubInbox {
     }
 
     #[cfg(feature = "redis")]
-    fn followed_where(
-        &self,
-        chosen: &dyn Fn(&Stream) -> bool,
-    ) -> Vec<(Stream, Position, Option<EventId>)> {
+    fn followed_where(&self, chosen: &dyn Fn(&Stream) -> bool) -> Vec<Followed> {
         self.hub()
             .map(|hub| hub.inner.streams.followed_where(chosen))
+            .unwrap_or_default()
+    }
+
+    #[cfg(feature = "redis")]
+    fn blind_where(&self, chosen: &dyn Fn(&Stream) -> bool) -> Vec<Followed> {
+        self.hub()
+            .map(|hub| hub.inner.streams.blind_where(chosen))
             .unwrap_or_default()
     }
 
@@ -133,7 +137,12 @@ impl Inbox for HubInbox {
         }
     }
 
-    fn caught_up(&self, stream: &Stream, from: Position, fetched: Result<Fetched, ReadError>) {
+    fn caught_up(
+        &self,
+        stream: &Stream,
+        from: Option<Position>,
+        fetched: Result<Fetched, ReadError>,
+    ) {
         if let Some(hub) = self.hub() {
             hub.finish(hub.inner.streams.caught_up(stream, from, fetched));
         }

@@ -14,7 +14,11 @@ use crate::{ConnectionId, Position, Room, RoomName, Stream, UserId, protocol::Co
 
 impl Hub {
     /// Puts a connection in a room, without asking the room's rule (server
-    /// code is trusted). The browser is told with a `joined` frame.
+    /// code is trusted). The browser is told with a `joined` frame. With
+    /// Redis, a room whose shard this process does not hear yet is heard
+    /// within a subscription's round trip, and its live events start
+    /// there; an event this process emits after the join reaches the
+    /// connection (docs/protocol.md).
     pub fn join<R: Room>(&self, connection: ConnectionId, room: &R) -> bool {
         let room = room.name();
         // With several processes, this one may not hear the room's shard

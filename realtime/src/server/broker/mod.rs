@@ -275,21 +275,23 @@ pub(crate) trait Inbox: Send + Sync {
     /// Whether some streams wait to be reset.
     fn has_diverged(&self) -> bool;
 
-    /// The streams followed here with readers, how far, and the id of the
-    /// event there: what to catch up on after a reconnection.
-    fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)>;
+    /// What to catch up on after a reconnection: the streams followed here
+    /// with readers, and those read here blind.
+    fn followed(&self) -> Vec<Followed>;
 
-    /// The users' and rooms' streams some connection here reads.
+    /// The streams some connection here reads.
     #[cfg(feature = "redis")]
     fn streams_read_here(&self) -> Vec<Stream>;
 
-    /// Of the streams followed here with readers, those `chosen`, as
-    /// [`Inbox::followed`] gives them (forgetting nothing).
+    /// Of what to catch up on, the streams `chosen`, as [`Inbox::followed`]
+    /// gives them (forgetting nothing).
     #[cfg(feature = "redis")]
-    fn followed_where(
-        &self,
-        chosen: &dyn Fn(&Stream) -> bool,
-    ) -> Vec<(Stream, Position, Option<EventId>)>;
+    fn followed_where(&self, chosen: &dyn Fn(&Stream) -> bool) -> Vec<Followed>;
+
+    /// The streams read here blind (`streams/blind.rs`) that are `chosen`
+    /// (heard now): to read where they stand.
+    #[cfg(feature = "redis")]
+    fn blind_where(&self, chosen: &dyn Fn(&Stream) -> bool) -> Vec<Followed>;
 
     /// The broker no longer hears these streams: the mirror forgets those
     /// without readers here.
@@ -297,8 +299,14 @@ pub(crate) trait Inbox: Send + Sync {
     fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool);
 
     /// What the shared history holds of `stream` after `from`, where this
-    /// process stopped following it (or why it could not be read).
-    fn caught_up(&self, stream: &Stream, from: Position, fetched: Result<Fetched, ReadError>);
+    /// process stopped following it, or where it stands (`None`, a blind
+    /// stream); or why it could not be read.
+    fn caught_up(
+        &self,
+        stream: &Stream,
+        from: Option<Position>,
+        fetched: Result<Fetched, ReadError>,
+    );
 }
 
 /// A process alone: durable events are placed in its history, and there
@@ -364,15 +372,21 @@ pub(crate) trait SharedHistory {
     ) -> BoxFuture<'a, Result<(), Self::Error>>;
 
     /// Reads each stream after the position (where the reader saw the
-    /// event of that id), in one round trip: one answer per stream.
+    /// event of that id), or where it stands (no position), in one round
+    /// trip: one answer per stream.
     fn read_many<'a>(
         &'a mut self,
-        wanted: &'a [(Stream, Position, Option<EventId>)],
+        wanted: &'a [Followed],
     ) -> BoxFuture<'a, Result<Vec<Read>, Self::Error>>;
 }
 
 /// One stream's answer to a read of the shared history.
 pub(crate) type Read = Result<Fetched, ReadError>;
+
+/// A stream to catch up on: where this process stands in it (`None`:
+/// nowhere it can vouch for, `streams/blind.rs`), and the id of the event
+/// there when it saw it.
+pub(crate) type Followed = (Stream, Option<Position>, Option<EventId>);
 
 /// Streams read per round trip when catching up: each may bring a
 /// recovery's worth of events, and one timeout covers the round trip.
@@ -396,11 +410,12 @@ pub(crate) async fn reconcile<H: SharedHistory>(
 }
 
 /// Has each of the `followed` streams (where this process stands in it)
-/// catch up on what the shared history holds after that.
+/// catch up on what the shared history holds after that; each blind one,
+/// on where it stands.
 pub(crate) async fn catch_up<H: SharedHistory>(
     inbox: &dyn Inbox,
     history: &mut H,
-    followed: &[(Stream, Position, Option<EventId>)],
+    followed: &[Followed],
 ) -> Result<(), H::Error> {
     for streams in followed.chunks(CATCH_UP_READS) {
         let fetched = history.read_many(streams).await?;

@@ -314,13 +314,10 @@ impl Registry {
         self.maps.read().stats()
     }
 
-    /// The users' and rooms' streams some connection here reads.
+    /// The streams some connection here reads (see [`Maps::streams_read`]).
     #[cfg(feature = "redis")]
     pub fn streams_read(&self) -> Vec<Stream> {
-        let maps = self.maps.read();
-        let users = maps.users.keys().map(|user| Stream::User(*user));
-        let rooms = maps.rooms.keys().cloned().map(Stream::Room);
-        users.chain(rooms).collect()
+        self.maps.read().streams_read().collect()
     }
 }
 
@@ -512,6 +509,15 @@ impl Maps {
             Stream::Room(room) => self.rooms.get(room),
             Stream::User(_) => None,
         }
+    }
+
+    /// The streams some connection here reads: everyone's (when there is
+    /// a connection), and its users' and rooms'.
+    pub fn streams_read(&self) -> impl Iterator<Item = Stream> + '_ {
+        let everyone = (!self.connections.is_empty()).then_some(Stream::Everyone);
+        let users = self.users.keys().map(|user| Stream::User(*user));
+        let rooms = self.rooms.keys().cloned().map(Stream::Room);
+        everyone.into_iter().chain(users).chain(rooms)
     }
 
     /// Whether any connection here reads `stream`.

@@ -35,7 +35,10 @@ use std::{
 };
 
 pub(crate) use super::super::config::HistoryLimits;
-use super::super::registry::Kept;
+use super::{
+    super::registry::Kept,
+    blind::{Blind, Blindness},
+};
 use crate::stream::{Discontinuity, Epoch, EventId, Position, Stream};
 
 /// What each kept event costs besides its frame's bytes (its records in
@@ -158,6 +161,8 @@ pub(crate) struct History {
     /// The number of streams at which [`History::make_room`] next looks:
     /// the limit, or further when the streams read here alone fill it.
     room_at: usize,
+    /// A mirror's streams read here that it cannot vouch for (`blind.rs`).
+    blind: Blind,
 }
 
 impl History {
@@ -172,6 +177,7 @@ impl History {
             bytes: 0,
             diverged: HashMap::new(),
             room_at: limits.max_streams,
+            blind: Blind::new(limits.max_streams),
         }
     }
 
@@ -204,6 +210,7 @@ impl History {
     /// the stream from there (`followed`).
     pub fn learn(&mut self, stream: &Stream, position: Position, last_id: Option<EventId>) {
         if !self.streams.contains_key(stream) {
+            self.blind.clear(stream);
             self.streams.insert(
                 stream.clone(),
                 Log {
@@ -215,6 +222,25 @@ impl History {
                 },
             );
         }
+    }
+
+    /// A connection here reads `stream`, and the mirror neither hears it
+    /// nor knows where it stands (or stopped hearing it): it goes blind
+    /// (`blind.rs`) until it learns where it stands.
+    pub fn read_blind(&mut self, stream: &Stream, blindness: Blindness) {
+        if self.mirror && !self.streams.contains_key(stream) {
+            self.blind.mark(stream, blindness);
+        }
+    }
+
+    /// Whether `stream` is blind, and why (`blind.rs`).
+    pub fn blindness(&self, stream: &Stream) -> Option<Blindness> {
+        self.blind.get(stream)
+    }
+
+    /// The blind streams `chosen` says.
+    pub fn blind_where(&self, chosen: impl Fn(&Stream) -> bool) -> Vec<Stream> {
+        self.blind.chosen(chosen)
     }
 
     /// Where the next event appended to `stream` here goes. In a mirror,
@@ -270,7 +296,12 @@ impl History {
             // one expired unwritten, say).
             Some(_) if position.offset == 1 => Applied::New,
             Some(_) => Applied::Missed(Discontinuity::EpochChanged),
-            None => Applied::New,
+            // Read here, unheard for a while: what came before it may
+            // have been missed.
+            None => match self.blind.clear(stream) {
+                Some(Blindness::Unheard) => Applied::Missed(Discontinuity::TooOld),
+                Some(Blindness::Starting) | None => Applied::New,
+            },
         };
         if !matches!(applied, Applied::InOrder) {
             self.replace(
@@ -517,6 +548,7 @@ impl History {
 
     /// Puts `log` in place of the stream's, uncounting what it held.
     fn replace(&mut self, stream: &Stream, log: Log) {
+        self.blind.clear(stream);
         if let Some(old) = self.streams.insert(stream.clone(), log) {
             self.uncount(&old);
         }
@@ -581,6 +613,7 @@ impl History {
     /// a tenth of the limit at once, so this runs once per that many new
     /// streams, not for each.
     pub fn make_room(&mut self, has_readers: impl Fn(&Stream) -> bool) {
+        self.blind.prune(&has_readers);
         let max = self.limits.max_streams;
         if self.streams.len() < self.room_at.max(max) {
             return;
@@ -968,6 +1001,37 @@ mod tests {
             Recovery::Elsewhere
         ));
         assert!(replayed(mirror.since(&red, at(3, 7), now)).is_empty());
+    }
+
+    #[test]
+    fn a_blind_streams_first_event_heard_tells_its_readers_they_may_have_missed_some() {
+        let mut mirror = History::mirror(limits());
+        let now = Instant::now();
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        let (red, blue, green) = (room("team:red"), room("team:blue"), room("team:green"));
+        mirror.read_blind(&red, Blindness::Unheard);
+        assert_eq!(
+            mirror.apply(&red, at(4), kept(4), now),
+            Applied::Missed(Discontinuity::TooOld)
+        );
+        assert_eq!(mirror.apply(&red, at(5), kept(5), now), Applied::InOrder);
+        // Not blind, or only until its shard is heard: its first event is
+        // only new.
+        assert_eq!(mirror.apply(&blue, at(4), kept(4), now), Applied::New);
+        mirror.read_blind(&green, Blindness::Starting);
+        assert_eq!(mirror.apply(&green, at(4), kept(4), now), Applied::New);
+        // Learning where a blind stream stands ends its blindness too.
+        let gray = room("team:gray");
+        mirror.read_blind(&gray, Blindness::Unheard);
+        mirror.learn(&gray, at(3), None);
+        assert_eq!(mirror.blindness(&gray), None);
+        assert_eq!(mirror.apply(&gray, at(4), kept(4), now), Applied::InOrder);
+        // A stream the mirror knows is never blind.
+        mirror.read_blind(&blue, Blindness::Unheard);
+        assert_eq!(mirror.blindness(&blue), None);
     }
 
     #[test]

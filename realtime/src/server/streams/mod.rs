@@ -22,11 +22,15 @@
 //! the mirror had forgotten) tells the stream's readers here (a
 //! `discontinuity`); one whose offset was given before to another event
 //! shows a history that went back (Redis restarted from an older
-//! snapshot), and the stream is reset everywhere in a new epoch. After an
-//! outage, the broker catches up on the streams followed here
-//! ([`Streams::caught_up`]) and resets those written here apart
-//! ([`Streams::take_diverged`]).
+//! snapshot), and the stream is reset everywhere in a new epoch. A stream
+//! read here that the mirror neither hears nor has a position for is
+//! *blind* (`blind.rs`): its readers are told they may have missed events
+//! once it is heard again. After an outage, or once a shard is heard, the
+//! broker catches up on the streams followed here and the blind ones
+//! (`catch_up.rs`), and resets those written here apart.
 
+mod blind;
+mod catch_up;
 mod history;
 mod recovery;
 
@@ -45,12 +49,13 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Semaphore, oneshot};
 
 use self::{
+    blind::Blindness,
     history::{Applied, History},
     recovery::{position_here, queue_answer, recover},
 };
 use super::{
     HubConfig, Refused, Target,
-    broker::{Broker, Durable, Fetched, Placed, Placement, ReadError, streams_of},
+    broker::{Broker, Durable, Fetched, Placed, Placement, streams_of},
     registry::{
         self, Connection, Delivery, Except, Had, JoinError, Kept, Maps, Registry, TakenBefore,
     },
@@ -58,7 +63,7 @@ use super::{
 use crate::{
     ConnectionId, RoomName,
     protocol::{self, ControlFrame, Resume},
-    stream::{Discontinuity, Epoch, EventId, Position, Stream},
+    stream::{EventId, Position, Stream},
 };
 
 /// How long a read of the shared history may take, waiting for its turn
@@ -188,29 +193,6 @@ impl Streams {
         self.broker.want(stream);
     }
 
-    /// Forgets what the mirror holds of the streams this process no longer
-    /// hears, without readers here: it would miss their next events.
-    /// Of the streams followed here with readers, those `chosen` (see
-    /// [`Streams::followed`]), forgetting nothing.
-    #[cfg(feature = "redis")]
-    pub fn followed_where(
-        &self,
-        chosen: &dyn Fn(&Stream) -> bool,
-    ) -> Vec<(Stream, Position, Option<EventId>)> {
-        let (history, maps) = self.lock();
-        history
-            .followed()
-            .into_iter()
-            .filter(|(stream, _, _)| chosen(stream) && maps.has_readers(stream))
-            .collect()
-    }
-
-    #[cfg(feature = "redis")]
-    pub fn forget_unheard(&self, unheard: &dyn Fn(&Stream) -> bool) {
-        let (mut history, maps) = self.lock();
-        history.forget_where(|stream| unheard(stream) && !maps.has_readers(stream));
-    }
-
     /// Whether following `stream` from `since` (or from where it stands,
     /// for `None`) needs a read of the shared history: it is shared,
     /// reachable, and this process's mirror does not hold what is asked.
@@ -300,7 +282,8 @@ impl Streams {
         let streams = std::iter::once(Stream::Everyone).chain(user.map(Stream::User));
         let positions = streams
             .filter_map(|stream| {
-                let position = position_here(&mut history, &stream, fetched.remove(&stream))?;
+                let position =
+                    self.start_reading(&mut history, &stream, fetched.remove(&stream))?;
                 Some((stream, position))
             })
             .collect();
@@ -342,7 +325,7 @@ impl Streams {
                 let answer = recover(&mut history, &stream, since, fetched.as_ref(), now);
                 queue_answer(&history, &maps, id, &stream, answer)
             });
-        let position = position_here(&mut history, &stream, fetched);
+        let position = self.start_reading(&mut history, &stream, fetched);
         // A fresh join in a mirror: the connection starts at the position
         // (events at or before it still on their way live are not written
         // to it), told by an empty replay.
@@ -354,6 +337,31 @@ impl Streams {
         let fitted = replayed && started && maps.queue_control(id, &joined);
         self.note_diverged(&history);
         Ok(Joined { arrived, fitted })
+    }
+
+    /// Where `stream` stands for a connection that starts reading it (see
+    /// [`position_here`]). Without a position, and unheard here, the
+    /// stream goes blind (`blind.rs`) until this process hears it and
+    /// learns where it stands.
+    fn start_reading(
+        &self,
+        history: &mut History,
+        stream: &Stream,
+        fetched: Option<Fetched>,
+    ) -> Option<Position> {
+        let position = position_here(history, stream, fetched);
+        if position.is_none() && !self.broker.hears(stream) {
+            // Connected, this process hears it within a subscription's
+            // round trip (the server put the tab in a room of a shard not
+            // heard yet); otherwise, not before Redis is back.
+            let blindness = if self.broker.can_read() {
+                Blindness::Starting
+            } else {
+                Blindness::Unheard
+            };
+            history.read_blind(stream, blindness);
+        }
+        position
     }
 
     /// Records a durable event and delivers it: hands it to the broker,
@@ -420,125 +428,6 @@ impl Streams {
         let outcome = keep_and_deliver(&mut history, &maps, event, Source::Broker);
         self.note_diverged(&history);
         outcome
-    }
-
-    /// The shared history started `stream` again at `position`: what this
-    /// process kept of it is forgotten, and its readers here are told they
-    /// may have missed events.
-    pub fn reset(&self, stream: &Stream, position: Position) -> Delivery {
-        let (mut history, maps) = self.lock();
-        let mut outcome = Delivery::default();
-        if history.known(stream) == Some(position) {
-            // Caught up on it already (the reset came before the catch-up
-            // read it): its readers were told.
-            return outcome;
-        }
-        history.reset(stream, position);
-        maps.discontinuity_to_readers(stream, Discontinuity::EpochChanged, position, &mut outcome);
-        outcome
-    }
-
-    /// Brings `stream` up to date after the broker was cut off: `fetched`
-    /// holds what the shared history has after `from`, where this
-    /// process's mirror stopped. The events go to the readers here as one
-    /// replay each (a reader that has one already skips it); when they
-    /// cannot be had, the readers get a discontinuity; when the history
-    /// went back, the stream waits to start again in a new epoch.
-    pub fn caught_up(
-        &self,
-        stream: &Stream,
-        from: Position,
-        fetched: Result<Fetched, ReadError>,
-    ) -> Delivery {
-        let now = Instant::now();
-        let (mut history, maps) = self.lock();
-        let mut outcome = Delivery::default();
-        if history.known(stream) != Some(from) {
-            // Moved on meanwhile (a reset, or a publication already
-            // received): what arrives from now on is in order again.
-            return outcome;
-        }
-        let fetched = match fetched {
-            Ok(fetched) => fetched,
-            Err(error) => {
-                // Its readers cannot be told what they missed: they are
-                // told they may have.
-                tracing::warn!(%stream, %error, "could not catch up on a stream");
-                history.reset(stream, from);
-                maps.discontinuity_to_readers(stream, Discontinuity::TooOld, from, &mut outcome);
-                return outcome;
-            }
-        };
-        if fetched.went_back {
-            tracing::warn!(
-                %stream,
-                "the shared history went back (restarted from an older snapshot?): \
-                 the stream starts again"
-            );
-            history.went_back(stream, from.epoch);
-            self.note_diverged(&history);
-            return outcome;
-        }
-        match fetched.events {
-            Ok(events) if !events.is_empty() => {
-                let to = Position {
-                    epoch: fetched.position.epoch,
-                    offset: events.last().map_or(from.offset, |last| last.offset),
-                };
-                maps.replay_to_readers(stream, &events, to, &mut outcome);
-                for event in events {
-                    let position = Position {
-                        epoch: to.epoch,
-                        offset: event.offset,
-                    };
-                    history.apply(stream, position, event, now);
-                }
-            }
-            Ok(_) => {}
-            Err(reason) => {
-                history.reset(stream, fetched.position);
-                maps.discontinuity_to_readers(stream, reason, fetched.position, &mut outcome);
-            }
-        }
-        outcome
-    }
-
-    /// Takes the streams written here apart from the shared history, or
-    /// found to have gone back there: they must start again.
-    pub fn take_diverged(&self) -> Vec<(Stream, Option<Epoch>)> {
-        let mut history = self.history.lock();
-        let diverged = history.take_diverged();
-        self.note_diverged(&history);
-        diverged
-    }
-
-    /// Streams taken for a reset that did not happen: asked again later.
-    pub fn diverged_again(&self, streams: &[(Stream, Option<Epoch>)]) {
-        let mut history = self.history.lock();
-        history.diverged_again(streams);
-        self.note_diverged(&history);
-    }
-
-    /// Whether some streams wait to be reset (without the lock: asked at
-    /// every publication).
-    pub fn has_diverged(&self) -> bool {
-        self.diverged.load(Ordering::Relaxed)
-    }
-
-    /// The streams this process follows in the shared history and has
-    /// readers of, how far, and the id of the event there; it forgets those
-    /// it has no reader of (it may have missed some of their events: the
-    /// shared history is read when one is needed).
-    pub fn followed(&self) -> Vec<(Stream, Position, Option<EventId>)> {
-        let (mut history, maps) = self.lock();
-        let (read, unread): (Vec<_>, Vec<_>) = history
-            .followed()
-            .into_iter()
-            .partition(|(stream, _, _)| maps.has_readers(stream));
-        for (stream, _, _) in unread {
-            history.forget(&stream);
-        }
-        read
     }
 }
 

@@ -44,8 +44,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::history::Logs;
 use super::{
-    Broker, Durable, Fetched, Inbox, NodeId, Placed, Placement, PresenceNews, Read, ReadError,
-    SharedHistory, reconcile, reset_diverged,
+    Broker, Durable, Fetched, Followed, Inbox, NodeId, Placed, Placement, PresenceNews, Read,
+    ReadError, SharedHistory, reconcile, reset_diverged,
 };
 use crate::{
     server::{SessionKey, TabMark, Target},
@@ -304,6 +304,10 @@ impl Broker for MemoryBroker {
         self.0.is_up()
     }
 
+    fn hears(&self, _stream: &Stream) -> bool {
+        self.0.is_up()
+    }
+
     fn read<'a>(
         &'a self,
         stream: &'a Stream,
@@ -453,12 +457,12 @@ impl SharedHistory for Access<'_> {
 
     fn read_many<'a>(
         &'a mut self,
-        wanted: &'a [(Stream, Position, Option<EventId>)],
+        wanted: &'a [Followed],
     ) -> BoxFuture<'a, Result<Vec<Read>, String>> {
         let mut shared = self.0.shared.lock();
         let read = wanted
             .iter()
-            .map(|(stream, since, id)| Ok(shared.read(stream, Some(*since), *id)))
+            .map(|(stream, since, id)| Ok(shared.read(stream, *since, *id)))
             .collect();
         Box::pin(async { Ok(read) })
     }

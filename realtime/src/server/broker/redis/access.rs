@@ -5,15 +5,12 @@
 use futures_util::future::BoxFuture;
 
 use super::{
-    super::{NodeId, Read, SharedHistory},
+    super::{Followed, NodeId, Read, SharedHistory},
     history::RedisHistory,
     scripts::Scripts,
     servers::{Batch, Commands},
 };
-use crate::{
-    Position, Stream,
-    stream::{Epoch, EventId},
-};
+use crate::{Stream, stream::Epoch};
 
 /// The history in Redis, as setting it right after an outage uses it: one
 /// pipeline per step, on the publishing connection.
@@ -43,14 +40,14 @@ impl SharedHistory for Access<'_> {
 
     fn read_many<'a>(
         &'a mut self,
-        wanted: &'a [(Stream, Position, Option<EventId>)],
+        wanted: &'a [Followed],
     ) -> BoxFuture<'a, redis::RedisResult<Vec<Read>>> {
         Box::pin(async move {
             let mut batch = Batch::default();
             for (stream, position, id) in wanted {
                 let read = self
                     .history
-                    .read_command(self.scripts, stream, Some(*position), *id);
+                    .read_command(self.scripts, stream, *position, *id);
                 batch.push(self.history.slot_of(stream), read);
             }
             let replies = self.publisher.query(batch).await?;
@@ -58,7 +55,7 @@ impl SharedHistory for Access<'_> {
                 .iter()
                 .zip(replies)
                 .map(|((stream, position, _), reply)| {
-                    self.history.parse_read(stream, Some(*position), reply)
+                    self.history.parse_read(stream, *position, reply)
                 })
                 .collect())
         })

@@ -323,7 +323,8 @@ impl Transport {
             self.inbox.forget_unheard(&in_shard);
             // Read streams whose position was learnt before: what was
             // published meanwhile is replayed to their readers (or they are
-            // told they may have missed it).
+            // told they may have missed it). Blind ones are read where
+            // they stand (`streams/blind.rs`).
             let followed = self.inbox.followed_where(&in_shard);
             catch_up(
                 &*self.inbox,
@@ -354,9 +355,9 @@ impl Transport {
     }
 
     /// Subscribes to the shards read here and not heard (a subscription
-    /// that failed to come in time), and unsubscribes from those nobody
-    /// here has read for a while; the mirror forgets their streams, which
-    /// it no longer hears.
+    /// that failed to come in time), catches up on the blind streams heard
+    /// now, and unsubscribes from the shards nobody here has read for a
+    /// while; the mirror forgets their streams, which it no longer hears.
     async fn hear_what_is_read(
         &self,
         subscriber: &mut Subscriber,
@@ -367,6 +368,16 @@ impl Transport {
         for shard in &wanted {
             self.subscribe(subscriber, publisher, scripts, *shard)
                 .await?;
+        }
+        // Streams read blind whose shard is heard now (a connection began
+        // to read one as its shard's subscription completed): where they
+        // stand is read, and their readers told.
+        let blind = self
+            .inbox
+            .blind_where(&|stream| self.following.hears(stream));
+        if !blind.is_empty() {
+            let mut access = self.access(publisher, scripts);
+            catch_up(&*self.inbox, &mut access, &blind).await?;
         }
         let unwanted = self.following.take_unwanted();
         if unwanted.is_empty() {
