@@ -23,7 +23,7 @@ use realtime::{
     Position, Stream,
     protocol::{ClientFrame, Resume, ServerFrame},
     server::{
-        Hub, HubBuilder, HubConfig, JoinRequest, Target,
+        Hub, HubBuilder, HubConfig, JoinRequest, Placement, Target,
         broker::redis::{Liveness, RedisBackplane},
     },
     stream::{Discontinuity, TabId},
@@ -452,6 +452,56 @@ async fn joined_at(tab: &mut TestClient, room: &str) -> Position {
         } => position,
         other => panic!("not joined with a position: {other:?}"),
     }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_streams_keys_spoilt_by_something_else_start_it_again_and_stop_nothing() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let mut tab = a.server.user(1, "s1").await;
+    let _ = tab.join("team:red").await;
+    let emit = async |text: &str| {
+        let room = a.server.hub.to_room(&red());
+        room.emit_placed(&note(text)).await.unwrap()
+    };
+    assert_eq!(emit("first").await, Placement::Shared);
+    assert_eq!(placed_note(&mut tab).await.0, "first");
+    let keys = keys_on(&channel).await;
+    let meta = keys
+        .iter()
+        .find(|key| key.ends_with(":room:team:red:meta"))
+        .expect("the room's hash")
+        .clone();
+    let log = meta.replace(":meta", ":log");
+    let probe = RedisProbe::connect().await;
+    let spoilt = [
+        redis::cmd("SET").arg(&meta).arg("not a hash").clone(),
+        redis::cmd("HSET")
+            .arg(&meta)
+            .arg("epoch")
+            .arg("an epoch?")
+            .clone(),
+        redis::cmd("HSET").arg(&meta).arg("offset").arg("0").clone(),
+        redis::cmd("SET").arg(&log).arg("not a stream").clone(),
+    ];
+    for (n, spoil) in spoilt.iter().enumerate() {
+        // What went before left the keys sound again.
+        let text = [
+            "after SET meta",
+            "after a bad epoch",
+            "after offset 0",
+            "after SET log",
+        ][n];
+        assert_eq!(emit("sound").await, Placement::Shared);
+        assert_eq!(placed_note(&mut tab).await.0, "sound");
+        probe.run(spoil).await;
+        // Placed in Redis (in a new epoch), and delivered.
+        assert_eq!(emit(text).await, Placement::Shared, "{text}");
+        let (got, position) = placed_note(&mut tab).await;
+        assert_eq!((got.as_str(), position.offset), (text, 1));
+    }
+    assert_eq!(a.server.hub.backplane_connected(), Some(true));
 }
 
 #[tokio::test]

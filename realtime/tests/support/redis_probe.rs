@@ -99,6 +99,15 @@ impl RedisProbe {
         keys
     }
 
+    /// Runs one command on the server or the cluster node it belongs to.
+    pub async fn run(&self, command: &redis::Cmd) {
+        let _: Value = match &self.cluster {
+            Some((_, connection)) => command.query_async(&mut connection.clone()).await,
+            None => command.query_async(&mut self.primaries[0].clone()).await,
+        }
+        .unwrap_or_else(|error| panic!("{command:?} failed: {error}"));
+    }
+
     /// How many connections listen on each of `channels`, as the backplane
     /// subscribes to them.
     pub async fn listeners(&self, channels: &[String]) -> Vec<usize> {

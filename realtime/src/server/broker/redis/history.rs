@@ -26,6 +26,11 @@
 //! - `RESET` starts a stream again in a new epoch, and says so on its
 //!   shard's channel.
 //!
+//! Each begins with `SOUND`, which tells keys that the scripts did not
+//! write (another type, fields in another shape): they are taken for a
+//! stream without a history, so that they can neither fail a pipeline, and
+//! with it cut the process off, nor give envelopes nobody can read.
+//!
 //! A stream without a hash (never written, or expired) starts a new epoch
 //! when it is next written, its hash noting when (`born`); reading it
 //! writes nothing, so a script asking for made-up names leaves no keys

@@ -1,9 +1,11 @@
 //! The Lua scripts that do all of the history's writing and reading in
 //! Redis (what each does: `history.rs`), kept as `.lua` files beside this
-//! one, and loaded into Redis once per connection.
+//! one, and loaded into Redis once per connection. Each starts with
+//! `sound.lua`, which tells keys the scripts did not write.
 
 use super::servers::Commands;
 
+const SOUND: &str = include_str!("scripts/sound.lua");
 const APPEND: &str = include_str!("scripts/append.lua");
 const READ: &str = include_str!("scripts/read.lua");
 const RESET: &str = include_str!("scripts/reset.lua");
@@ -22,10 +24,11 @@ impl Scripts {
     /// they publish with `SPUBLISH` (see `servers.rs`).
     pub async fn load(commands: &Commands) -> redis::RedisResult<Self> {
         let load = |script: &'static str| async move {
+            let script = format!("{SOUND}{script}");
             let script = if commands.is_cluster() {
                 script.replace("redis.call('PUBLISH'", "redis.call('SPUBLISH'")
             } else {
-                script.to_owned()
+                script
             };
             let mut load = redis::cmd("SCRIPT");
             load.arg("LOAD").arg(script);

@@ -14,6 +14,9 @@ local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
 local positions, epochs, offsets = {}, {}, {}
 for i = 1, count do
   local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
+  if not sound(meta, log) then
+    redis.call('DEL', meta, log)
+  end
   local epoch = redis.call('HGET', meta, 'epoch')
   if not epoch then
     epoch = ARGV[8 + i]

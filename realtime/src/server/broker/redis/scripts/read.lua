@@ -13,6 +13,10 @@
 -- stream unwritten before the epoch was born has none of it).
 local time = redis.call('TIME')
 local now = time[1] .. string.format('%03d', math.floor(time[2] / 1000))
+-- Keys these scripts did not write: as if the stream had no history.
+if not sound(KEYS[1], KEYS[2]) then
+  return {'', 0, {}, now, 0, '', 0}
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   return {'', 0, {}, now, 0, '', 0}

@@ -5,6 +5,9 @@
 -- unwritten (ms), the shard's channel, the envelope that says so, and the epoch
 -- the stream must still have (or "" for any): several processes that
 -- find the same stream gone back reset it once.
+if not sound(KEYS[1], KEYS[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[5] then
   return 0
 end
