@@ -60,6 +60,7 @@ use super::{
     shards::Shards,
 };
 use crate::{
+    protocol::ServerFrame,
     server::{Target, config::HistoryLimits, registry::Kept},
     stream::{Discontinuity, Epoch, EventId, Position, Stream},
 };
@@ -68,15 +69,18 @@ use crate::{
 pub(super) struct RedisHistory {
     shards: Shards,
     limits: HistoryLimits,
+    /// The largest event frame this process sends (and replays).
+    max_event_bytes: usize,
     /// The connection and loaded scripts, while Redis is connected.
     connected: Mutex<Option<(Commands, Scripts)>>,
 }
 
 impl RedisHistory {
-    pub fn new(shards: Shards, limits: HistoryLimits) -> Self {
+    pub fn new(shards: Shards, limits: HistoryLimits, max_event_bytes: usize) -> Self {
         Self {
             shards,
             limits,
+            max_event_bytes,
             connected: Mutex::new(None),
         }
     }
@@ -350,10 +354,24 @@ impl RedisHistory {
         }
         let oldest_kept = reply.now_millis.saturating_sub(self.ttl_millis());
         let complete = reply.entries.len() as u64 == missed
-            && reply.entries.first().is_some_and(|first| {
-                first.event.offset == since.offset + 1 && first.at_millis >= oldest_kept
-            });
+            && reply
+                .entries
+                .first()
+                .is_some_and(|first| first.at_millis >= oldest_kept);
         if !complete {
+            return Err(Discontinuity::TooOld);
+        }
+        // Read back as the channel's messages are taken (`receive.rs`):
+        // every offset in turn, each an event frame no larger than this
+        // process sends. Anything else was not written by a process:
+        // the reader is told it may have missed events, not handed it.
+        let sound = reply
+            .entries
+            .iter()
+            .zip(since.offset + 1..)
+            .all(|(entry, offset)| entry.event.offset == offset && self.replays(&entry.event));
+        if !sound {
+            tracing::warn!(%stream, "a log in Redis holds entries no process wrote: not replayed");
             return Err(Discontinuity::TooOld);
         }
         Ok(reply
@@ -361,6 +379,18 @@ impl RedisHistory {
             .iter()
             .map(|entry| entry.event.replayed(stream, position.epoch))
             .collect())
+    }
+}
+
+impl RedisHistory {
+    /// Whether an event read back from a log may be replayed: an event
+    /// frame no larger than this process sends.
+    fn replays(&self, event: &StoredEvent) -> bool {
+        event.frame.len() <= self.max_event_bytes
+            && matches!(
+                ServerFrame::parse(&event.frame),
+                Ok(ServerFrame::Event { .. })
+            )
     }
 }
 
@@ -489,5 +519,90 @@ fn integer(value: &Value) -> Option<u64> {
     match value {
         Value::Int(number) => u64::try_from(*number).ok(),
         other => text(other)?.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const EPOCH: &str = "0123456789abcdef";
+    const NOW: i64 = 1_000_000;
+
+    fn history() -> RedisHistory {
+        let limits = HistoryLimits {
+            per_stream: 100,
+            max_age: Duration::from_secs(60),
+            max_bytes: usize::MAX,
+            max_streams: 100,
+            max_replay: 100,
+        };
+        RedisHistory::new(Shards::new("test", 16), limits, 64)
+    }
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// A log entry as `XRANGE` gives it.
+    fn entry(offset: u64, frame: &str) -> Value {
+        let id = format!("{offset:016x}");
+        let at = NOW.to_string();
+        let fields = ["frame", frame, "id", &id, "except", "", "at", &at];
+        Value::Array(vec![
+            bulk(&format!("{offset}-0")),
+            Value::Array(fields.iter().map(|field| bulk(field)).collect()),
+        ])
+    }
+
+    /// What `READ` answers for a stream at offset `last`, with `entries`.
+    fn read_after_one(entries: Vec<Value>, last: i64) -> Result<Vec<Kept>, Discontinuity> {
+        let reply = Value::Array(vec![
+            bulk(EPOCH),
+            Value::Int(last),
+            Value::Array(entries),
+            Value::Int(NOW),
+            Value::Int(0),
+            bulk(""),
+            Value::Int(0),
+        ]);
+        let since = Position {
+            epoch: EPOCH.parse().unwrap(),
+            offset: 1,
+        };
+        let stream = Stream::Room("team:red".into());
+        history()
+            .parse_read(&stream, Some(since), reply)
+            .expect("a reply in the script's shape")
+            .events
+    }
+
+    const EVENT: &str = r#"{"type":"event","name":"Note","data":{}}"#;
+
+    #[test]
+    fn a_log_is_replayed_only_if_every_entry_is_the_next_event_frame() {
+        let replayed = read_after_one(vec![entry(2, EVENT), entry(3, EVENT)], 3).unwrap();
+        assert_eq!(replayed.len(), 2);
+        // A hole, an offset twice, a control frame, a frame too large.
+        let large = format!(
+            r#"{{"type":"event","name":"Note","data":"{}"}}"#,
+            "x".repeat(64)
+        );
+        for entries in [
+            vec![entry(2, EVENT), entry(4, EVENT)],
+            vec![entry(2, EVENT), entry(2, EVENT)],
+            vec![
+                entry(2, EVENT),
+                entry(3, r#"{"type":"left","room":"team:red"}"#),
+            ],
+            vec![entry(2, &large), entry(3, EVENT)],
+        ] {
+            assert_eq!(
+                read_after_one(entries, 3).unwrap_err(),
+                Discontinuity::TooOld
+            );
+        }
     }
 }

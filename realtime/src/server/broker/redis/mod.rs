@@ -194,7 +194,7 @@ impl RedisBackplane {
         let (following, requests) = Following::new(shards.clone(), self.unsubscribe_after);
         RedisBroker {
             link: Arc::new(Link::new(outbound)),
-            history: Arc::new(RedisHistory::new(shards, limits)),
+            history: Arc::new(RedisHistory::new(shards, limits, max_event_bytes)),
             following: Arc::new(following),
             nodes: Arc::new(Nodes::default()),
             max_event_bytes,
