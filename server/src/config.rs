@@ -11,7 +11,7 @@ use leptos::config::LeptosOptions;
 use realtime::server::{HubConfig, Origins};
 use thiserror::Error;
 
-use crate::client_addr::TrustedProxies;
+use crate::{client_addr::TrustedProxies, connections::HttpLimits};
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file under
 /// `data/` (which git ignores), created on first start.
@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024;
 /// `REQUEST_BODY_TIMEOUT_SECS` is not set: a valid call's body is a few
 /// KiB, sent at once.
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request's headers may take to arrive when
+/// `REQUEST_HEADER_TIMEOUT_SECS` is not set: a browser sends them at once.
+pub const DEFAULT_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -82,6 +85,10 @@ pub struct Config {
     /// `REQUEST_BODY_TIMEOUT_SECS`: a body that takes longer to arrive gets
     /// 408 (a client that trickles it would hold its connection forever).
     pub request_body_timeout: Duration,
+    /// `REQUEST_HEADER_TIMEOUT_SECS`: a connection whose request headers
+    /// (the first, or the next on a kept-alive connection) take longer to
+    /// arrive is closed (`connections`).
+    pub request_header_timeout: Duration,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`),
     /// apart from the application. Unset (the default): not served.
     pub metrics_addr: Option<SocketAddr>,
@@ -150,6 +157,10 @@ impl Config {
                 .map_or(DEFAULT_REQUEST_BODY_TIMEOUT, |secs| {
                     Duration::from_secs(secs as u64)
                 }),
+            request_header_timeout: parse_var("REQUEST_HEADER_TIMEOUT_SECS", parse_positive)?
+                .map_or(DEFAULT_REQUEST_HEADER_TIMEOUT, |secs| {
+                    Duration::from_secs(secs as u64)
+                }),
             metrics_addr: parse_var("METRICS_ADDR", parse_from_str)?,
             app: app_settings()?,
         })
@@ -158,6 +169,13 @@ impl Config {
     /// The address the server listens on.
     pub fn address(&self) -> SocketAddr {
         self.leptos.site_addr
+    }
+
+    /// The timeouts connections are served with.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            header_read_timeout: self.request_header_timeout,
+        }
     }
 }
 

@@ -11,6 +11,8 @@
 //! - `session_cookie`: refusing requests that carry two session cookies.
 //! - `routes`: the axum router: pages, server functions, static files,
 //!   the WebSocket endpoint, the health check, and the session layer.
+//! - [`connections`]: accepting connections and serving HTTP on them,
+//!   with header-read timeouts.
 //! - [`client_addr`]: which address a request comes from (behind trusted
 //!   proxies too).
 //! - `cross_site`: refusing server-function calls from other sites.
@@ -41,6 +43,7 @@
 mod body_limit;
 pub mod client_addr;
 pub mod config;
+pub mod connections;
 mod cross_site;
 pub mod database;
 mod error_status;
@@ -55,8 +58,9 @@ pub mod sockets;
 
 use std::{future::Future, io, net::SocketAddr, time::Duration};
 
+use connections::HttpLimits;
+
 use app::AppContext;
-use axum::serve::ListenerExt;
 use realtime::server::{
     Hub,
     broker::redis::{BackplaneError, RedisBackplane},
@@ -148,6 +152,8 @@ pub struct Server {
     router: axum::Router,
     /// The metrics listener and what it serves, when `METRICS_ADDR` is set.
     metrics: Option<(TcpListener, axum::Router)>,
+    /// The timeouts connections are served with.
+    http: HttpLimits,
     database: Database,
     hub: Hub,
     /// What the background jobs run with, and which run.
@@ -192,6 +198,7 @@ impl Server {
             listener,
             router,
             metrics,
+            http: config.http_limits(),
             database,
             hub,
             context,
@@ -234,12 +241,14 @@ impl Server {
         // Sockets close when their session expires.
         let session_watch = tokio::spawn(self.hub.clone().watch_sessions());
         let jobs = app::jobs::start(&self.context, &self.jobs);
+        let http = self.http;
         let metrics = self.metrics.map(|(listener, router)| {
-            tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, router).await {
-                    tracing::error!(%error, "the metrics listener failed");
-                }
-            })
+            tokio::spawn(connections::serve(
+                listener,
+                router,
+                http,
+                std::future::pending(),
+            ))
         });
         let hub = self.hub.clone();
         let shutdown = async move {
@@ -249,21 +258,7 @@ impl Server {
             let closed = hub.disconnect_all();
             tracing::info!(connections = closed, "closed the WebSocket connections");
         };
-        // The WebSocket writer batches frames itself; Nagle's algorithm would
-        // only hold the last small write back until the peer's ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        // Every request knows its TCP peer (`client_addr`).
-        let router = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve);
+        connections::serve(self.listener, self.router, http, shutdown).await;
         sweeper.abort();
         session_watch.abort();
         for job in jobs {
@@ -281,6 +276,6 @@ impl Server {
         // Last: the hub's own tasks may have been started on it (presence,
         // started by the first join).
         drop(self.sockets);
-        served
+        Ok(())
     }
 }

@@ -93,6 +93,54 @@ async fn a_body_that_trickles_in_is_cut_off_with_408() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
+#[tokio::test]
+async fn connections_that_send_no_headers_or_trickle_them_are_closed() {
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+    };
+    let mut config = test_config(default_session()).await;
+    config.request_header_timeout = Duration::from_secs(1);
+    let app = TestApp::with_config(config).await;
+    let address = app.listen().await;
+    // One sends nothing at all.
+    let silent = TcpStream::connect(address).await.unwrap();
+    // One sends the start of a request, a byte every 200 ms.
+    let trickling = TcpStream::connect(address).await.unwrap();
+    let (mut from_trickling, mut to_trickling) = trickling.into_split();
+    tokio::spawn(async move {
+        for byte in b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".repeat(10) {
+            if to_trickling.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // One is kept alive after a request, and never sends the next.
+    let mut idle = TcpStream::connect(address).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let read = idle.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 200"),
+        "the request is served"
+    );
+
+    async fn closed_within(stream: &mut (impl AsyncReadExt + Unpin), which: &str) {
+        let mut rest = Vec::new();
+        // Closed by the server: the read ends (or is reset).
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("the {which} connection is still open after 5 s"));
+    }
+    let mut silent = silent;
+    closed_within(&mut silent, "silent").await;
+    closed_within(&mut from_trickling, "trickling").await;
+    closed_within(&mut idle, "idle").await;
+}
+
 // --- Announcements ----------------------------------------------------------
 
 #[tokio::test]

@@ -120,6 +120,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         network_prefixes: Default::default(),
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
         request_body_timeout: server::config::DEFAULT_REQUEST_BODY_TIMEOUT,
+        request_header_timeout: server::config::DEFAULT_REQUEST_HEADER_TIMEOUT,
         metrics_addr: None,
         app: Default::default(),
     }
@@ -128,6 +129,8 @@ pub async fn test_config(session: SessionConfig) -> Config {
 /// The whole application on a fresh database.
 pub struct TestApp {
     router: Router,
+    /// The timeouts its connections are served with.
+    http: server::connections::HttpLimits,
     pub database: Database,
     pub hub: realtime::server::Hub,
 }
@@ -151,23 +154,26 @@ impl TestApp {
         let router = server::app(&config, &database, &hub);
         Self {
             router,
+            http: config.http_limits(),
             database,
             hub,
         }
     }
 
     /// Serves the same application (same database, same hub) on a free
-    /// port too, for WebSockets, which need a real connection.
+    /// port too, as the server does, for WebSockets and whatever else
+    /// needs a real connection.
     pub async fn listen(&self) -> std::net::SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
         let address = listener.local_addr().expect("a bound address");
-        let router = self
-            .router
-            .clone()
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(server::connections::serve(
+            listener,
+            self.router.clone(),
+            self.http,
+            std::future::pending(),
+        ));
         address
     }
 
