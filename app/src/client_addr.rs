@@ -1,7 +1,8 @@
 //! The address a request comes from, as the server found it (the TCP peer,
 //! or what a trusted proxy forwarded), and the network it belongs to: every
 //! limit per address keys on the network, since a host given an IPv6 /64
-//! holds 2⁶⁴ addresses of its own.
+//! holds 2⁶⁴ addresses of its own; and on its IPv6 block too (a /48, which
+//! holds 65,536 /64s), since a site is given a whole block.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -19,10 +20,28 @@ pub struct ClientAddr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Network(IpAddr);
 
+/// Leading bits of the block an IPv6 network is counted in as well: a
+/// site's /48.
+pub const IPV6_BLOCK_PREFIX: u32 = 48;
+
 impl Network {
     /// The network's first address, which names it.
     pub fn ip(self) -> IpAddr {
         self.0
+    }
+
+    /// The IPv6 block (/48) the network is in, which limits count too;
+    /// `None` for IPv4, where an address is scarce enough to count alone.
+    pub fn block(self) -> Option<Network> {
+        match self.0 {
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX << (128 - IPV6_BLOCK_PREFIX);
+                Some(Network(IpAddr::V6(Ipv6Addr::from_bits(
+                    v6.to_bits() & mask,
+                ))))
+            }
+            IpAddr::V4(_) => None,
+        }
     }
 }
 
@@ -123,6 +142,21 @@ mod tests {
         assert_eq!(network(default, "198.51.100.7"), "198.51.100.7");
         // An IPv4 peer seen through an IPv6 socket is the same client.
         assert_eq!(network(default, "::ffff:198.51.100.7"), "198.51.100.7");
+    }
+
+    #[test]
+    fn an_ipv6_network_is_counted_in_its_48_too() {
+        let block = |address: &str| {
+            NetworkPrefixes::default()
+                .network_of(address.parse().expect("an address"))
+                .block()
+                .map(|block| block.to_string())
+        };
+        assert_eq!(block("2001:db8:1:2::1").as_deref(), Some("2001:db8:1::"));
+        assert_eq!(block("2001:db8:1:ffff::1"), block("2001:db8:1:2::1"));
+        assert_ne!(block("2001:db8:2::1"), block("2001:db8:1::1"));
+        assert_eq!(block("198.51.100.7"), None);
+        assert_eq!(block("::ffff:198.51.100.7"), None);
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! message saying how long to wait.
 //!
 //! Clients are counted by network ([`Network`]: an IPv4 address, an IPv6
-//! /64 by default), and every map of keys is bounded: a million addresses
+//! /64 by default), and an IPv6 network by its /48 block too, which may
+//! spend [`BLOCK_SHARE`] networks' worth: one holder of a /48 cannot spread
+//! over its 65,536 /64s to fill the maps or to take more of the password
+//! hashing than that. Every map of keys is bounded: a million addresses
 //! cannot grow it past [`MAX_KEYS`] entries. Past that, the keys it does not
 //! hold share one bucket until it has room again, and the ones it holds
 //! keep theirs.
@@ -61,6 +64,17 @@ impl Rate {
         Self {
             burst,
             every: Duration::from_nanos(period.as_nanos() as u64 / count as u64),
+        }
+    }
+
+    /// `share` times as much: a burst `share` times larger, refilled
+    /// `share` times as fast.
+    fn times(self, share: u32) -> Self {
+        Self {
+            burst: self
+                .burst
+                .saturating_mul(NonZeroU32::new(share).unwrap_or(NonZeroU32::MIN)),
+            every: self.every / share,
         }
     }
 
@@ -281,6 +295,10 @@ impl LimitsConfig {
 /// million addresses").
 pub const MAX_KEYS: usize = 100_000;
 
+/// How many networks' worth of each limit per network an IPv6 block (a
+/// /48) may spend: the subnets of one site share it.
+pub const BLOCK_SHARE: u32 = 16;
+
 /// The application's rate limiters, shared by every request of this
 /// process. A cheap clone.
 #[derive(Clone)]
@@ -290,6 +308,8 @@ pub struct Limits {
 
 struct Limiters {
     per_network: HashMap<Action, Keyed<Network>>,
+    /// The same actions per IPv6 block, at [`BLOCK_SHARE`] times the rate.
+    per_block: HashMap<Action, Keyed<Network>>,
     per_user: HashMap<Action, Keyed<UserId>>,
     per_recipient: HashMap<Action, Keyed<String>>,
     /// Failed log-ins per (account, network), and per account.
@@ -317,21 +337,27 @@ impl Limits {
 
     /// Limits whose maps keep at most `max_keys` keys each.
     pub fn with_max_keys(config: &LimitsConfig, max_keys: usize) -> Self {
-        // A limiter for each action counted per `per`.
+        // A limiter for each action counted per `per`, at `share` times
+        // its rate.
         fn keyed<K: Overflow>(
             per: Per,
+            share: u32,
             config: &LimitsConfig,
             max_keys: usize,
         ) -> HashMap<Action, Keyed<K>> {
             Action::each_per(per)
-                .map(|action| (action, Keyed::new(action, config.rate(action), max_keys)))
+                .map(|action| {
+                    let rate = config.rate(action).times(share);
+                    (action, Keyed::new(action, rate, max_keys))
+                })
                 .collect()
         }
         Self {
             inner: Arc::new(Limiters {
-                per_network: keyed(Per::Network, config, max_keys),
-                per_user: keyed(Per::User, config, max_keys),
-                per_recipient: keyed(Per::Recipient, config, max_keys),
+                per_network: keyed(Per::Network, 1, config, max_keys),
+                per_block: keyed(Per::Network, BLOCK_SHARE, config, max_keys),
+                per_user: keyed(Per::User, 1, config, max_keys),
+                per_recipient: keyed(Per::Recipient, 1, config, max_keys),
                 failures: Failures::new(
                     Action::LogInFailures,
                     config.rate(Action::LogInFailures),
@@ -351,8 +377,12 @@ impl Limits {
     }
 
     /// Counts one `action` (a log-in, a sign-up, a notification) from
-    /// `network`.
+    /// `network`, and from its IPv6 block first: a block over its share
+    /// adds no key to the map of networks.
     pub fn by_address(&self, action: Action, network: Network) -> Result<(), AppError> {
+        if let Some(block) = network.block() {
+            check(&self.inner.per_block, action, block)?;
+        }
         check(&self.inner.per_network, action, network)
     }
 
@@ -814,6 +844,25 @@ mod tests {
             limits.by_address(Action::SignUpPerAddress, network("2001:db8:1:3::1")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn an_ipv6_block_spreads_over_its_64s_for_its_share_only() {
+        let mut config = LimitsConfig::default();
+        config.set(Action::SignUpPerAddress, Rate::per(1, HOUR));
+        let limits = Limits::with_max_keys(&config, 1000);
+        let from = |address: String| limits.by_address(Action::SignUpPerAddress, network(&address));
+        let allowed = (0..1000)
+            .filter(|n| from(format!("2001:db8:1:{n:x}::1")).is_ok())
+            .count();
+        assert_eq!(allowed, BLOCK_SHARE as usize);
+        let held = limits.inner.per_network[&Action::SignUpPerAddress]
+            .limiter
+            .len();
+        assert!(held <= BLOCK_SHARE as usize + 1, "{held} networks held");
+        // Another block, and IPv4, have shares of their own.
+        assert_eq!(from("2001:db8:2::1".to_owned()), Ok(()));
+        assert_eq!(from("192.0.2.1".to_owned()), Ok(()));
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub struct HubConfig {
     pub frame_burst: u32,
     /// Connections in all, visitors' connections in all (a share of the
     /// first that visitors cannot pass, so that they cannot crowd logged-in
-    /// users out), per logged-in user, and per address for visitors. An
+    /// users out), per logged-in user, and per address for visitors (an
+    /// IPv6 /48 holds 16 addresses' worth, `registry/visitors.rs`). An
     /// upgrade past one of the first two gets 503, past the others 429.
     pub max_connections: usize,
     pub max_anonymous_connections: usize,

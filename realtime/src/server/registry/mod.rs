@@ -24,10 +24,10 @@ mod delivery;
 mod outgoing;
 mod queue;
 mod roster;
+mod visitors;
 
 use std::{
     collections::{HashMap, hash_map::Entry},
-    net::IpAddr,
     sync::Arc,
 };
 
@@ -35,12 +35,12 @@ use axum::extract::ws::Utf8Bytes;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub(crate) use self::by_id::ById;
-use self::roster::Roster;
 pub(crate) use self::{
     delivery::{Kept, Placed},
     outgoing::{Delivery, Had, Live, Outgoing, Positions, Reached, Replay, Replayed},
     queue::{QueueHandle, QueueReceiver, QueueSender, Wanted, queue},
 };
+use self::{roster::Roster, visitors::Visitors};
 use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
 
@@ -330,10 +330,8 @@ pub(crate) struct Maps {
     tabs: HashMap<TabMark, Vec<ConnectionId>>,
     /// Each room's members.
     rooms: HashMap<RoomName, Roster>,
-    /// Visitors' connections per address.
-    anonymous: HashMap<IpAddr, usize>,
-    /// Visitors' connections in all.
-    anonymous_total: usize,
+    /// Visitors' connections, in all, per address and per IPv6 block.
+    visitors: Visitors,
     /// Every connection again, in a list for the walks to everyone.
     everyone: Roster,
 }
@@ -351,16 +349,7 @@ impl Maps {
                     return Err(Refused::TooManyForUser);
                 }
             }
-            (None, _) if self.anonymous_total >= limits.anonymous => {
-                return Err(Refused::Full);
-            }
-            (None, Some(address)) => {
-                let held = self.anonymous.get(&address).copied().unwrap_or(0);
-                if held >= limits.anonymous_per_address {
-                    return Err(Refused::TooManyForAddress);
-                }
-            }
-            (None, None) => {}
+            (None, address) => self.visitors.check(address, limits)?,
         }
         Ok(())
     }
@@ -380,12 +369,7 @@ impl Maps {
         let identity = &connection.identity;
         match (identity.user, identity.address) {
             (Some(user), _) => self.users.entry(user).or_default().push(id),
-            (None, address) => {
-                self.anonymous_total += 1;
-                if let Some(address) = address {
-                    *self.anonymous.entry(address).or_default() += 1;
-                }
-            }
+            (None, address) => self.visitors.add(address),
         }
         if let Some(session) = &identity.session {
             self.sessions.entry(session.clone()).or_default().push(id);
@@ -405,17 +389,7 @@ impl Maps {
         self.everyone.remove(id);
         match (connection.identity.user, connection.identity.address) {
             (Some(user), _) => remove_from_group(&mut self.users, user, id),
-            (None, address) => {
-                self.anonymous_total -= 1;
-                if let Some(address) = address
-                    && let Entry::Occupied(mut held) = self.anonymous.entry(address)
-                {
-                    *held.get_mut() -= 1;
-                    if *held.get() == 0 {
-                        held.remove();
-                    }
-                }
-            }
+            (None, address) => self.visitors.remove(address),
         }
         if let Some(session) = &connection.identity.session {
             remove_from_group(&mut self.sessions, session.clone(), id);
