@@ -455,12 +455,17 @@ impl Maps {
         }
     }
 
-    /// Whether any connection of `user` is in `room`.
+    /// Whether any connection of `user` is in `room`: asked of the user's
+    /// own connections (a few, each in a few rooms), never of the room's
+    /// members, who may be thousands, under the write lock every emit
+    /// waits for.
     fn user_in_room(&self, room: &RoomName, user: UserId) -> bool {
-        self.readers(&Stream::Room(room.clone())).any(|id| {
-            self.connections
-                .get(&id)
-                .is_some_and(|connection| connection.identity.user == Some(user))
+        self.users.get(&user).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.connections
+                    .get(id)
+                    .is_some_and(|connection| connection.rooms.contains(room))
+            })
         })
     }
 
