@@ -9,7 +9,11 @@ use super::Origins;
 #[derive(Clone, Debug)]
 pub struct HubConfig {
     /// Largest frame (and message) a browser may send, in bytes. Larger
-    /// ones close the connection with code 1009.
+    /// ones close the connection with code 1009. A browser sends joins and
+    /// leaves only, under 600 bytes with the longest room name; a larger
+    /// allowance is memory a script could make every connection hold (a
+    /// connection's read buffer may keep the size of the largest frame it
+    /// read).
     pub max_frame_bytes: usize,
     /// Largest event frame the server sends, in bytes. An emit over it is
     /// an [`EmitError::TooLarge`], sent to nobody.
@@ -93,7 +97,7 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
-            max_frame_bytes: 16 * 1024,
+            max_frame_bytes: 2 * 1024,
             max_event_bytes: 64 * 1024,
             max_rooms_per_connection: 64,
             queue_capacity: 256,
