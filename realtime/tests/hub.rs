@@ -644,9 +644,9 @@ async fn frames_larger_than_the_read_buffer_are_read_whole() {
     }))
     .await;
     let mut client = server.user(1, "s1").await;
-    // Three frames of 3 KiB each, sent back to back: each read in pieces.
+    // Three frames of 1.5 KiB each, sent back to back: each read in pieces.
     for room in ["team:red", "team:blue", "team:green"] {
-        let padded = format!(r#"{{"type":"join","room":"{room}"}}{}"#, " ".repeat(3000));
+        let padded = format!(r#"{{"type":"join","room":"{room}"}}{}"#, " ".repeat(1500));
         client.send_text(&padded).await;
     }
     let mut joined = 0;

@@ -222,12 +222,6 @@ pub(super) async fn register(
         hub.inner.streams.follow(stream).await;
     }
     let fetched = hub.inner.streams.fetch(wanted).await;
-    if let Some(session) = &identity.session
-        && hub.inner.ended_sessions.contains(session)
-    {
-        Refused::SessionEnded.count();
-        return Err(Refused::SessionEnded);
-    }
     let id = ConnectionId(rand::random());
     let config = hub.config();
     let (queue, outgoing) = registry::queue(config.queue_capacity, config.queue_max_bytes);
@@ -245,7 +239,7 @@ pub(super) async fn register(
     let registered = hub
         .inner
         .streams
-        .register(id, connection, resume, fetched)
+        .register(id, connection, resume, fetched, &hub.inner.ended_sessions)
         .inspect_err(|refused| refused.count())?;
     // Two answers, a queue of one (`queue_capacity: 1`): too small.
     if !registered.fitted {

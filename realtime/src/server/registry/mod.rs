@@ -41,7 +41,9 @@ pub(crate) use self::{
     queue::{QueueHandle, QueueReceiver, QueueSender, Wanted, queue},
 };
 use self::{roster::Roster, visitors::Visitors};
-use super::{Identity, Refused, SessionKey, TabMark, Target, signal::CloseSignal};
+use super::{
+    Identity, Refused, SessionKey, TabMark, Target, sessions::EndedSessions, signal::CloseSignal,
+};
 use crate::{ConnectionId, Member, RoomName, UserId, protocol::ControlFrame, stream::Stream};
 
 /// What the registry keeps for one connection.
@@ -179,8 +181,13 @@ impl Registry {
     }
 
     /// Registers a connection, unless a limit says no.
-    pub fn insert(&self, id: ConnectionId, connection: Connection) -> Result<(), Refused> {
-        self.maps.write().insert(id, connection, self.limits)
+    pub fn insert(
+        &self,
+        id: ConnectionId,
+        connection: Connection,
+        ended: &EndedSessions,
+    ) -> Result<(), Refused> {
+        self.maps.write().insert(id, connection, self.limits, ended)
     }
 
     /// Forgets a connection everywhere. Returns it, if it was still here,
@@ -354,13 +361,24 @@ impl Maps {
         Ok(())
     }
 
-    /// Registers a connection, unless a limit says no.
+    /// Registers a connection, unless a limit says no, or its session
+    /// ended.
     pub fn insert(
         &mut self,
         id: ConnectionId,
         connection: Connection,
         limits: Limits,
+        ended: &EndedSessions,
     ) -> Result<(), Refused> {
+        // Under the registry's lock, which closing a session's connections
+        // takes after noting that it ended (`close.rs`): a connection whose
+        // upgrade raced the log-out is either here to be closed, or
+        // refused now.
+        if let Some(session) = &connection.identity.session
+            && ended.contains(session)
+        {
+            return Err(Refused::SessionEnded);
+        }
         self.check(&connection.identity, limits)?;
         debug_assert!(
             !self.connections.contains_key(&id),
@@ -599,11 +617,13 @@ mod tests {
     struct Fixture {
         maps: Maps,
         queues: HashMap<ConnectionId, QueueReceiver>,
+        ended: EndedSessions,
     }
 
     impl Fixture {
         fn new() -> Self {
             Self {
+                ended: EndedSessions::default(),
                 maps: Maps::default(),
                 queues: HashMap::new(),
             }
@@ -620,28 +640,33 @@ mod tests {
             session: Option<&str>,
             capacity: usize,
         ) -> ConnectionId {
+            self.try_connect(id, user, session, capacity).unwrap()
+        }
+
+        fn try_connect(
+            &mut self,
+            id: u64,
+            user: Option<i64>,
+            session: Option<&str>,
+            capacity: usize,
+        ) -> Result<ConnectionId, Refused> {
             let id = ConnectionId(id);
             let (queue, receiver) = queue(capacity, usize::MAX);
-            self.maps
-                .insert(
-                    id,
-                    Connection {
-                        queue,
-                        signal: Arc::new(CloseSignal::default()),
-                        identity: Identity {
-                            user: user.map(UserId),
-                            session: session.map(SessionKey::from),
-                            name: user.map(|user| format!("user {user}")),
-                            address: None,
-                        },
-                        tab: Some(TabMark(id.0)),
-                        rooms: Vec::new(),
-                    },
-                    UNLIMITED,
-                )
-                .unwrap();
+            let connection = Connection {
+                queue,
+                signal: Arc::new(CloseSignal::default()),
+                identity: Identity {
+                    user: user.map(UserId),
+                    session: session.map(SessionKey::from),
+                    name: user.map(|user| format!("user {user}")),
+                    address: None,
+                },
+                tab: Some(TabMark(id.0)),
+                rooms: Vec::new(),
+            };
+            self.maps.insert(id, connection, UNLIMITED, &self.ended)?;
             self.queues.insert(id, receiver);
-            id
+            Ok(id)
         }
 
         fn join(&mut self, id: ConnectionId, room: &RoomName) {
@@ -676,6 +701,18 @@ mod tests {
                 })
                 .collect()
         }
+    }
+
+    #[test]
+    fn a_connection_of_a_session_that_ended_is_refused_as_it_registers() {
+        let mut f = Fixture::new();
+        f.ended.record(&SessionKey::from("gone"));
+        assert_eq!(
+            f.try_connect(1, Some(10), Some("gone"), 8),
+            Err(Refused::SessionEnded)
+        );
+        assert!(f.try_connect(2, Some(10), Some("kept"), 8).is_ok());
+        assert_eq!(f.maps.stats().connections, 1);
     }
 
     #[test]

@@ -59,6 +59,7 @@ use super::{
     registry::{
         self, Connection, Delivery, Except, Had, JoinError, Kept, Maps, Registry, TakenBefore,
     },
+    sessions::EndedSessions,
 };
 use crate::{
     ConnectionId, RoomName,
@@ -249,16 +250,18 @@ impl Streams {
 
     /// Registers a connection and queues what its tab missed of the
     /// streams `resume` names (with what `fetched` read from the shared
-    /// history), as one step.
+    /// history), as one step; unless a limit says no, or its session is
+    /// among those `ended`.
     pub fn register(
         &self,
         id: ConnectionId,
         connection: Connection,
         resume: &Resume,
         mut fetched: BTreeMap<Stream, Fetched>,
+        ended: &EndedSessions,
     ) -> Result<Registered, Refused> {
         if !self.records {
-            self.registry.insert(id, connection)?;
+            self.registry.insert(id, connection, ended)?;
             return Ok(Registered {
                 positions: BTreeMap::new(),
                 fitted: true,
@@ -269,7 +272,7 @@ impl Streams {
         let mut history = self.history.lock();
         let mut maps = self.registry.write_after(&history);
         history.make_room(|stream| maps.has_readers(stream));
-        maps.insert(id, connection, self.registry.limits())?;
+        maps.insert(id, connection, self.registry.limits(), ended)?;
         let mut fitted = true;
         for (stream, since) in &resume.since {
             // The same rule as live delivery: a user's stream reaches only
