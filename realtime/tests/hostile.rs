@@ -259,6 +259,31 @@ async fn new_connections_are_paced_per_user_and_per_address() {
 }
 
 #[tokio::test]
+async fn upgrades_refused_for_a_limit_spend_the_pace_too() {
+    let server = server_with(HubConfig {
+        max_connections_per_user: 1,
+        new_connections_per_minute: 1,
+        new_connection_burst: 3,
+        ..HubConfig::default()
+    })
+    .await;
+    let _tab = server.user(1, "s1").await;
+    // Past the user's connections, refused, and counted all the same...
+    for _ in 0..3 {
+        let refused = server.try_connect("user=1&session=s1", &[]).await.err();
+        assert_eq!(refused, Some(StatusCode::TOO_MANY_REQUESTS));
+    }
+    // ...so the next attempt is turned away before its session is read.
+    let early = server
+        .hub
+        .refuse_early(&Default::default(), Some(&SessionKey::from("s1")));
+    assert_eq!(
+        early.map(|response| response.status()),
+        Some(StatusCode::TOO_MANY_REQUESTS)
+    );
+}
+
+#[tokio::test]
 async fn a_join_leave_flood_costs_the_others_a_few_frames_and_closes_none() {
     let server = server_with(HubConfig {
         queue_capacity: 16,

@@ -148,9 +148,13 @@ async fn socket(
     resume: Resume,
     State(state): State<ServerState>,
 ) -> Response {
-    // A session refused a moment ago for reconnecting too fast is turned
-    // away before it is read from the database.
-    if let Some(refused) = state.hub.refuse_early(realtime_key(&session).as_ref()) {
+    // A page of another site, or a session refused a moment ago for
+    // reconnecting too fast, is turned away before the session is read
+    // from the database.
+    if let Some(refused) = state
+        .hub
+        .refuse_early(&headers, realtime_key(&session).as_ref())
+    {
         return refused;
     }
     let context = &state.context;

@@ -761,6 +761,27 @@ async fn a_socket_closes_when_its_session_expires() {
 }
 
 #[tokio::test]
+async fn an_upgrade_from_another_site_is_refused_before_its_session_is_read() {
+    let app = TestApp::new().await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let cookie = format!(
+        "{}={}",
+        app::auth::session::SESSION_COOKIE_NAME,
+        ada.cookie.clone().unwrap()
+    );
+    // Reading the session now would answer 503: the database is gone.
+    app.database.pool.close().await;
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("origin", "https://elsewhere.example"),
+    ];
+    let refused = realtime_testing::TestClient::connect(address, &headers).await;
+    assert_eq!(refused.err(), Some(StatusCode::FORBIDDEN));
+}
+
+#[tokio::test]
 async fn a_session_refused_for_reconnecting_too_fast_is_turned_away_before_it_is_read() {
     let mut config = test_config(default_session()).await;
     config.realtime.new_connections_per_minute = 1;

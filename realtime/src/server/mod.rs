@@ -323,9 +323,11 @@ impl Hub {
     }
 
     /// Answers a WebSocket upgrade request: checks its `Origin` (403 when
-    /// refused) and the connection limits (503 when the server is full, 429
-    /// past the limit of a user or an address), then serves the connection
-    /// as `identity` until it closes.
+    /// refused), the pace of new connections and the connection limits
+    /// (503 when the server is full, 429 past the limit of a user or an
+    /// address), then serves the connection as `identity` until it closes.
+    /// Every attempt spends from its actor's pace, refused or not: a script
+    /// retrying past a limit soon meets [`Hub::refuse_early`].
     ///
     /// `resume` (read from the request's query) says how far the tab had
     /// read before: what it missed since is replayed first.
@@ -336,16 +338,14 @@ impl Hub {
         identity: Identity,
         resume: Resume,
     ) -> Response {
-        if let Err(refused) = self.inner.config.origins.check(headers) {
-            tracing::warn!(origin = %refused, "WebSocket upgrade refused: origin not allowed");
-            metrics::counter!("realtime_refusals_total", "limit" => "origin").increment(1);
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        if let Some(refused) = self.refuse_origin(headers) {
+            return refused;
         }
         let checked = self
             .inner
-            .registry
-            .check(&identity)
-            .and_then(|()| self.inner.pace.allow(&identity));
+            .pace
+            .allow(&identity)
+            .and_then(|()| self.inner.registry.check(&identity));
         if let Err(refused) = checked {
             tracing::debug!(?refused, user = ?identity.user, address = ?identity.address, "WebSocket upgrade refused");
             return refused.into_response();
@@ -354,14 +354,30 @@ impl Hub {
     }
 
     /// Refuses a WebSocket upgrade before the application reads its
-    /// session, when the session's user was refused for opening connections
-    /// too fast and may not open one yet (429, as [`Hub::accept`] would
-    /// answer). A script reopening its socket in a loop then costs no
-    /// database read per attempt. `None`: read the session, then
+    /// session, as [`Hub::accept`] would answer: from an `Origin` not
+    /// allowed (403), or when the session's user was refused for opening
+    /// connections too fast and may not open one yet (429). A page of
+    /// another site, or a script reopening its socket in a loop, then
+    /// costs no database read per attempt. `None`: read the session, then
     /// [`Hub::accept`].
-    pub fn refuse_early(&self, session: Option<&SessionKey>) -> Option<Response> {
+    pub fn refuse_early(
+        &self,
+        headers: &HeaderMap,
+        session: Option<&SessionKey>,
+    ) -> Option<Response> {
+        if let Some(refused) = self.refuse_origin(headers) {
+            return Some(refused);
+        }
         let refused = self.inner.pace.still_refused(session?);
         refused.then(|| Refused::TooFast.into_response())
+    }
+
+    /// 403 for an upgrade from an `Origin` not allowed.
+    fn refuse_origin(&self, headers: &HeaderMap) -> Option<Response> {
+        let refused = self.inner.config.origins.check(headers).err()?;
+        tracing::warn!(origin = %refused, "WebSocket upgrade refused: origin not allowed");
+        metrics::counter!("realtime_refusals_total", "limit" => "origin").increment(1);
+        Some((StatusCode::FORBIDDEN, "origin not allowed").into_response())
     }
 
     /// Where `stream` is now, to recover from later: what a page rendered
