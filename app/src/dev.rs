@@ -61,8 +61,9 @@ pub async fn send_ping(to: PingTarget, text: String) -> Result<usize, AppError> 
             let topics: Vec<Topic> = topics
                 .iter()
                 .map(|slug| {
-                    Topic::new(slug)
-                        .ok_or_else(|| AppError::Invalid(format!("“{slug}” is not a topic name.")))
+                    Topic::new(slug).ok_or_else(|| {
+                        AppError::Invalid("One of those is not a topic name.".to_owned())
+                    })
                 })
                 .collect::<Result<_, _>>()?;
             events.to_rooms(&topics).emit(&ping)?

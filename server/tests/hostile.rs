@@ -873,7 +873,7 @@ async fn room_names_are_taken_whatever_their_case_on_every_database() {
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         again.json::<AppError>(),
-        AppError::Invalid("A room called “ÉLAN” already exists.".into())
+        AppError::Invalid("A room with that name already exists.".into())
     );
 }
 

@@ -109,9 +109,7 @@ impl Chat {
         .bind(by.0)
         .fetch_one(&self.db)
         .await;
-        created
-            .map(RoomSummary::from)
-            .map_err(|error| taken_or_internal(error, name))
+        created.map(RoomSummary::from).map_err(taken_or_internal)
     }
 
     /// Renames a room; only its creator may. Returns the room as it is now
@@ -140,7 +138,7 @@ impl Chat {
             .bind(id)
             .execute(&self.db)
             .await
-            .map_err(|error| taken_or_internal(error, name))?;
+            .map_err(taken_or_internal)?;
         let old_name = room.name.clone();
         Ok((
             RoomSummary {
@@ -199,10 +197,13 @@ fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
-fn taken_or_internal(error: sqlx::Error, name: &str) -> AppError {
+/// A name taken already, or an error of ours. The name is not repeated:
+/// a link to a form's error (without JavaScript) could otherwise put any
+/// words in the site's alert.
+fn taken_or_internal(error: sqlx::Error) -> AppError {
     match error {
         sqlx::Error::Database(error) if error.is_unique_violation() => {
-            AppError::Invalid(format!("A room called “{name}” already exists."))
+            AppError::Invalid("A room with that name already exists.".to_owned())
         }
         error => internal(error),
     }
