@@ -766,11 +766,7 @@ async fn an_upgrade_from_another_site_is_refused_before_its_session_is_read() {
     let address = app.listen().await;
     let mut ada = app.browser();
     ada.sign_up("ada", PASSWORD).await.unwrap();
-    let cookie = format!(
-        "{}={}",
-        app::auth::session::SESSION_COOKIE_NAME,
-        ada.cookie.clone().unwrap()
-    );
+    let cookie = ada.cookie_header();
     // Reading the session now would answer 503: the database is gone.
     app.database.pool.close().await;
     let headers = [
@@ -792,11 +788,7 @@ async fn a_session_refused_for_reconnecting_too_fast_is_turned_away_before_it_is
     ada.sign_up("ada", PASSWORD).await.unwrap();
     let mut grace = app.browser();
     grace.sign_up("grace", PASSWORD).await.unwrap();
-    let cookie = format!(
-        "{}={}",
-        app::auth::session::SESSION_COOKIE_NAME,
-        ada.cookie.clone().unwrap()
-    );
+    let cookie = ada.cookie_header();
     let headers = [("cookie", cookie.as_str())];
     let tab = realtime_testing::TestClient::connect(address, &headers).await;
     assert!(tab.is_ok(), "the first connection is within the pace");

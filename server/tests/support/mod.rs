@@ -344,6 +344,13 @@ pub struct Browser<'a> {
 pub const ORDINARY_CLIENT: &str = "127.0.0.1";
 
 impl Browser<'_> {
+    /// The `Cookie` header with this browser's login session, for a
+    /// request made by hand.
+    pub fn cookie_header(&self) -> String {
+        let cookie = self.cookie.as_deref().expect("a session cookie");
+        format!("{SESSION_COOKIE_NAME}={cookie}")
+    }
+
     pub async fn sign_up(&mut self, name: &str, password: &str) -> Result<User, AppError> {
         let form = [("name", name), ("password", password)];
         self.call("/api/auth/sign_up", &form).await
