@@ -38,6 +38,7 @@ pub(crate) use super::super::config::HistoryLimits;
 use super::{
     super::registry::Kept,
     blind::{Blind, Blindness},
+    log::Log,
 };
 use crate::stream::{Discontinuity, Epoch, EventId, Position, Stream};
 
@@ -81,45 +82,6 @@ pub(crate) enum Applied {
     /// from went back (Redis restarted from an older snapshot). The event
     /// is not kept; the stream must start again in a new epoch.
     Rewound,
-}
-
-struct Log {
-    epoch: Epoch,
-    /// The offset of the last event appended (0: none yet).
-    last: u64,
-    /// The id of that event, when this history saw it: a history that went
-    /// back and gave its offset to another event is told by it.
-    last_id: Option<EventId>,
-    events: VecDeque<Kept>,
-    /// Whether this process gave the epoch (always, alone; in a mirror,
-    /// only for streams written while Redis was unreachable).
-    local: bool,
-}
-
-impl Log {
-    fn position(&self) -> Position {
-        Position {
-            epoch: self.epoch,
-            offset: self.last,
-        }
-    }
-
-    /// Whether a reader at `position` misses nothing of this stream, known
-    /// unwritten in the shared history (and unwritten still, or the mirror
-    /// would have heard): the reader saw it unwritten too, no earlier than
-    /// the mirror (before, an epoch may have come and gone).
-    fn unwritten_for(&self, position: Position) -> bool {
-        if position.offset != 0 || self.last != 0 {
-            return false;
-        }
-        match (
-            self.epoch.unwritten_since(),
-            position.epoch.unwritten_since(),
-        ) {
-            (Some(known), Some(seen)) => known <= seen,
-            _ => false,
-        }
-    }
 }
 
 /// An event in the order all streams were written.
@@ -211,16 +173,8 @@ impl History {
     pub fn learn(&mut self, stream: &Stream, position: Position, last_id: Option<EventId>) {
         if !self.streams.contains_key(stream) {
             self.blind.clear(stream);
-            self.streams.insert(
-                stream.clone(),
-                Log {
-                    epoch: position.epoch,
-                    last: position.offset,
-                    last_id,
-                    events: VecDeque::new(),
-                    local: false,
-                },
-            );
+            self.streams
+                .insert(stream.clone(), Log::shared(position, last_id));
         }
     }
 
@@ -250,7 +204,7 @@ impl History {
     pub fn next_position(&mut self, stream: &Stream) -> Position {
         if self.mirror {
             if self.streams.get(stream).is_none_or(|log| !log.local) {
-                self.replace(stream, Self::new_log());
+                self.replace(stream, Log::local());
             }
             self.diverged.insert(stream.clone(), None);
         }
@@ -306,13 +260,13 @@ impl History {
         if !matches!(applied, Applied::InOrder) {
             self.replace(
                 stream,
-                Log {
-                    epoch: position.epoch,
-                    last: position.offset - 1,
-                    last_id: None,
-                    events: VecDeque::new(),
-                    local: false,
-                },
+                Log::shared(
+                    Position {
+                        offset: position.offset - 1,
+                        ..position
+                    },
+                    None,
+                ),
             );
         }
         self.keep(stream, position, event, now);
@@ -349,16 +303,7 @@ impl History {
     /// The stream starts again at `position` (Redis reset it): what was
     /// kept of it is forgotten.
     pub fn reset(&mut self, stream: &Stream, position: Position) {
-        self.replace(
-            stream,
-            Log {
-                epoch: position.epoch,
-                last: position.offset,
-                last_id: None,
-                events: VecDeque::new(),
-                local: false,
-            },
-        );
+        self.replace(stream, Log::shared(position, None));
     }
 
     /// Takes the streams written with positions of this process's own
@@ -532,18 +477,7 @@ impl History {
     fn log(&mut self, stream: &Stream) -> &mut Log {
         self.streams
             .entry(stream.clone())
-            .or_insert_with(Self::new_log)
-    }
-
-    /// A log in a new epoch of this process's own.
-    fn new_log() -> Log {
-        Log {
-            epoch: Epoch::random(),
-            last: 0,
-            last_id: None,
-            events: VecDeque::new(),
-            local: true,
-        }
+            .or_insert_with(Log::local)
     }
 
     /// Puts `log` in place of the stream's, uncounting what it held.
@@ -648,27 +582,6 @@ impl History {
             let stream = record.stream.clone();
             self.forget(&stream);
         }
-    }
-}
-
-impl Log {
-    /// Whether the event at `offset` was `id`, as far as this log can tell
-    /// (it tells only the events it still holds, and its last).
-    fn gave(&self, offset: u64, id: EventId) -> bool {
-        if offset == self.last
-            && let Some(last) = self.last_id
-        {
-            return last == id;
-        }
-        let Some(oldest) = self.events.front() else {
-            return true;
-        };
-        let Some(index) = offset.checked_sub(oldest.offset) else {
-            return true;
-        };
-        self.events
-            .get(usize::try_from(index).unwrap_or(usize::MAX))
-            .is_none_or(|kept| kept.id == id)
     }
 }
 

@@ -32,6 +32,7 @@
 mod blind;
 mod catch_up;
 mod history;
+mod log;
 mod recovery;
 
 use std::{
