@@ -482,17 +482,22 @@ async fn a_streams_keys_spoilt_by_something_else_start_it_again_and_stop_nothing
             .arg("epoch")
             .arg("an epoch?")
             .clone(),
-        redis::cmd("HSET").arg(&meta).arg("offset").arg("0").clone(),
+        // Lua would write the next offset as 1e+14.
+        redis::cmd("HSET")
+            .arg(&meta)
+            .arg("offset")
+            .arg("99999999999999")
+            .clone(),
         redis::cmd("SET").arg(&log).arg("not a stream").clone(),
     ];
-    for (n, spoil) in spoilt.iter().enumerate() {
+    let texts = [
+        "after SET meta",
+        "after a bad epoch",
+        "after a huge offset",
+        "after SET log",
+    ];
+    for (spoil, text) in spoilt.iter().zip(texts) {
         // What went before left the keys sound again.
-        let text = [
-            "after SET meta",
-            "after a bad epoch",
-            "after offset 0",
-            "after SET log",
-        ][n];
         assert_eq!(emit("sound").await, Placement::Shared);
         assert_eq!(placed_note(&mut tab).await.0, "sound");
         probe.run(spoil).await;
@@ -500,6 +505,20 @@ async fn a_streams_keys_spoilt_by_something_else_start_it_again_and_stop_nothing
         assert_eq!(emit(text).await, Placement::Shared, "{text}");
         let (got, position) = placed_note(&mut tab).await;
         assert_eq!((got.as_str(), position.offset), (text, 1));
+    }
+    // A hash behind its log, as if Redis went back: the append still goes
+    // in, and the stream starts again (its readers are told).
+    probe
+        .run(redis::cmd("HSET").arg(&meta).arg("offset").arg("0"))
+        .await;
+    assert_eq!(emit("behind the log").await, Placement::Shared);
+    loop {
+        if let ServerFrame::Discontinuity { stream, reason, .. } = tab.frame().await
+            && stream == red_stream()
+        {
+            assert_eq!(reason, Discontinuity::EpochChanged);
+            break;
+        }
     }
     assert_eq!(a.server.hub.backplane_connected(), Some(true));
 }

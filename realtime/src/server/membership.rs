@@ -59,6 +59,7 @@ impl Hub {
         fetched: Option<Fetched>,
     ) -> Result<(), JoinError> {
         let joined = self.inner.streams.join(connection, room, since, fetched)?;
+        self.finish(joined.told);
         if !joined.fitted {
             // Its queue was full: too slow for live events anyway.
             self.close_too_slow(&[connection]);

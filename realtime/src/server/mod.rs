@@ -387,7 +387,9 @@ impl Hub {
     /// counts what it may have missed as missed once its tab follows the
     /// stream.
     pub async fn position(&self, stream: &Stream) -> Option<Position> {
-        self.inner.streams.position(stream).await
+        let (position, told) = self.inner.streams.position(stream).await;
+        self.finish(told);
+        position
     }
 
     /// How many sockets are open: a connection's socket stays open a little

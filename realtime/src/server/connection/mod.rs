@@ -241,6 +241,7 @@ pub(super) async fn register(
         .streams
         .register(id, connection, resume, fetched, &hub.inner.ended_sessions)
         .inspect_err(|refused| refused.count())?;
+    hub.finish(registered.told);
     // Two answers, a queue of one (`queue_capacity: 1`): too small.
     if !registered.fitted {
         hub.close_too_slow(&[id]);

@@ -251,6 +251,18 @@ impl Maps {
         position: Position,
         outcome: &mut Delivery,
     ) {
+        self.discontinuity_to_readers_but(stream, reason, position, None, outcome);
+    }
+
+    /// The same, leaving `but` out (a connection given its own answer).
+    pub fn discontinuity_to_readers_but(
+        &self,
+        stream: &Stream,
+        reason: Discontinuity,
+        position: Position,
+        but: Option<ConnectionId>,
+        outcome: &mut Delivery,
+    ) {
         let frame: Utf8Bytes = ControlFrame::Discontinuity {
             stream,
             reason,
@@ -259,7 +271,7 @@ impl Maps {
         .to_json()
         .into();
         let gap = Arc::new((frame, stream.clone(), position));
-        for id in self.readers(stream) {
+        for id in self.readers(stream).filter(|id| Some(*id) != but) {
             if let Some(connection) = self.connections.get(&id) {
                 connection.push(id, Outgoing::Discontinuity(Arc::clone(&gap)), outcome);
             }

@@ -197,12 +197,15 @@ impl Registry {
         let mut maps = self.maps.write();
         let connection = maps.remove(id)?;
         let departed = match connection.identity.user {
-            Some(user) => connection
-                .rooms
-                .iter()
-                .filter(|room| !maps.user_in_room(room, user))
-                .cloned()
-                .collect(),
+            Some(user) => {
+                let still_in = maps.rooms_of_user(user);
+                connection
+                    .rooms
+                    .iter()
+                    .filter(|room| !still_in.contains(room))
+                    .cloned()
+                    .collect()
+            }
             None => Vec::new(),
         };
         Some((connection, departed))
@@ -471,6 +474,17 @@ impl Maps {
                 members.remove();
             }
         }
+    }
+
+    /// The rooms some connection of `user` is in, each once.
+    fn rooms_of_user(&self, user: UserId) -> std::collections::HashSet<&RoomName> {
+        self.users
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.connections.get(id))
+            .flat_map(|connection| &connection.rooms)
+            .collect()
     }
 
     /// Whether any connection of `user` is in `room`: asked of the user's

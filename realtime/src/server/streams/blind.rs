@@ -15,8 +15,9 @@
 //!
 //! A blind stream has no log in the mirror: learning its position (or
 //! hearing an event of it) ends its blindness. A plain map, owned by the
-//! history; bounded by the streams read here, since those nobody reads any
-//! more are dropped from time to time.
+//! history. Streams nobody reads any more are dropped once it holds as
+//! many as the history's limit of streams, and then whenever it doubles:
+//! it holds at most that many, or twice the streams read here.
 
 use std::collections::HashMap;
 

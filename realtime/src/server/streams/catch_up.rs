@@ -5,12 +5,12 @@
 
 use std::{sync::atomic::Ordering, time::Instant};
 
-use super::{Streams, blind::Blindness};
+use super::{History, Streams, blind::Blindness};
 use crate::{
-    Position, Stream,
+    ConnectionId, Position, Stream,
     server::{
         broker::{Fetched, Followed, ReadError},
-        registry::Delivery,
+        registry::{Delivery, Maps},
     },
     stream::{Discontinuity, Epoch, EventId},
 };
@@ -121,27 +121,19 @@ impl Streams {
     /// and its first event heard tells them).
     fn anchored(&self, stream: &Stream, fetched: Result<Fetched, ReadError>) -> Delivery {
         let (mut history, maps) = self.lock();
-        let mut outcome = Delivery::default();
-        let Some(blindness) = history.blindness(stream) else {
-            return outcome;
-        };
+        if history.blindness(stream).is_none() {
+            return Delivery::default();
+        }
         match fetched {
             Ok(fetched) => {
                 history.learn(stream, fetched.position, fetched.last_id);
-                if blindness == Blindness::Unheard {
-                    maps.discontinuity_to_readers(
-                        stream,
-                        Discontinuity::TooOld,
-                        fetched.position,
-                        &mut outcome,
-                    );
-                }
+                tell_revealed(&mut history, &maps, None)
             }
             Err(error) => {
                 tracing::warn!(%stream, %error, "could not learn where a stream stands");
+                Delivery::default()
             }
         }
-        outcome
     }
 
     /// Takes the streams written here apart from the shared history, or
@@ -174,8 +166,11 @@ impl Streams {
     /// of their events: the shared history is read when one is needed).
     pub fn followed(&self) -> Vec<Followed> {
         let (mut history, maps) = self.lock();
-        for stream in maps.streams_read() {
-            history.read_blind(&stream, Blindness::Unheard);
+        // Without a history there are no positions to tell anyone.
+        if self.records {
+            for stream in maps.streams_read() {
+                history.read_blind(&stream, Blindness::Unheard);
+            }
         }
         let (read, unread): (Vec<_>, Vec<_>) = history
             .followed()
@@ -218,6 +213,28 @@ impl Streams {
         let (mut history, maps) = self.lock();
         history.forget_where(|stream| unheard(stream) && !maps.has_readers(stream));
     }
+}
+
+/// Tells the readers here of the streams the history revealed in this
+/// step ([`History::take_revealed`]: unheard a while, and now at a known
+/// position) that they may have missed events, from that position on; all
+/// but `but`, a connection given its own answer in the same step.
+pub(super) fn tell_revealed(
+    history: &mut History,
+    maps: &Maps,
+    but: Option<ConnectionId>,
+) -> Delivery {
+    let mut outcome = Delivery::default();
+    for (stream, position) in history.take_revealed() {
+        maps.discontinuity_to_readers_but(
+            &stream,
+            Discontinuity::TooOld,
+            position,
+            but,
+            &mut outcome,
+        );
+    }
+    outcome
 }
 
 /// The streams followed from a position, then the blind ones, from where

@@ -125,6 +125,10 @@ pub(crate) struct History {
     room_at: usize,
     /// A mirror's streams read here that it cannot vouch for (`blind.rs`).
     blind: Blind,
+    /// Streams unheard for a while whose position was learnt in this step:
+    /// their readers must be told they may have missed events
+    /// ([`History::take_revealed`]).
+    revealed: Vec<(Stream, Position)>,
 }
 
 impl History {
@@ -140,6 +144,7 @@ impl History {
             diverged: HashMap::new(),
             room_at: limits.max_streams,
             blind: Blind::new(limits.max_streams),
+            revealed: Vec::new(),
         }
     }
 
@@ -170,9 +175,13 @@ impl History {
     /// A mirror learns where a stream stands in Redis (read there for a
     /// page or a tab), unless it knows the stream already: it then follows
     /// the stream from there (`followed`).
+    /// A stream unheard for a while that it learns is revealed
+    /// ([`History::take_revealed`]).
     pub fn learn(&mut self, stream: &Stream, position: Position, last_id: Option<EventId>) {
         if !self.streams.contains_key(stream) {
-            self.blind.clear(stream);
+            if self.blind.clear(stream) == Some(Blindness::Unheard) {
+                self.revealed.push((stream.clone(), position));
+            }
             self.streams
                 .insert(stream.clone(), Log::shared(position, last_id));
         }
@@ -185,6 +194,13 @@ impl History {
         if self.mirror && !self.streams.contains_key(stream) {
             self.blind.mark(stream, blindness);
         }
+    }
+
+    /// Takes the streams revealed since the last time: blind after a while
+    /// unheard, and now at a known position (learnt for a page, a tab, or
+    /// a catch-up). Their readers may have missed events before it.
+    pub fn take_revealed(&mut self) -> Vec<(Stream, Position)> {
+        std::mem::take(&mut self.revealed)
     }
 
     /// Whether `stream` is blind, and why (`blind.rs`).
@@ -936,12 +952,25 @@ mod tests {
         assert_eq!(mirror.apply(&blue, at(4), kept(4), now), Applied::New);
         mirror.read_blind(&green, Blindness::Starting);
         assert_eq!(mirror.apply(&green, at(4), kept(4), now), Applied::New);
-        // Learning where a blind stream stands ends its blindness too.
+        // Learning where a blind stream stands ends its blindness too, and
+        // reveals it if it was unheard: its readers are told then.
+        assert!(
+            mirror.take_revealed().is_empty(),
+            "an event tells by itself"
+        );
         let gray = room("team:gray");
         mirror.read_blind(&gray, Blindness::Unheard);
         mirror.learn(&gray, at(3), None);
         assert_eq!(mirror.blindness(&gray), None);
+        assert_eq!(mirror.take_revealed(), [(gray.clone(), at(3))]);
         assert_eq!(mirror.apply(&gray, at(4), kept(4), now), Applied::InOrder);
+        let white = room("team:white");
+        mirror.read_blind(&white, Blindness::Starting);
+        mirror.learn(&white, at(3), None);
+        assert!(
+            mirror.take_revealed().is_empty(),
+            "nothing missed while starting"
+        );
         // A stream the mirror knows is never blind.
         mirror.read_blind(&blue, Blindness::Unheard);
         assert_eq!(mirror.blindness(&blue), None);

@@ -51,6 +51,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use self::{
     blind::Blindness,
+    catch_up::tell_revealed,
     history::{Applied, History},
     recovery::{position_here, queue_answer, recover},
 };
@@ -87,6 +88,9 @@ pub(crate) struct Registered {
     pub positions: BTreeMap<Stream, Position>,
     /// Whether the connection's queue had room for it all.
     pub fitted: bool,
+    /// The `discontinuity` sent to the other readers of streams this
+    /// step's reads revealed (`catch_up::tell_revealed`).
+    pub told: Delivery,
 }
 
 /// A connection added to a room: see [`Streams::join`].
@@ -95,6 +99,8 @@ pub(crate) struct Joined {
     pub arrived: bool,
     /// Whether the connection's queue had room for the replay and `joined`.
     pub fitted: bool,
+    /// As [`Registered::told`].
+    pub told: Delivery,
 }
 
 /// The streams of one process: see the module documentation.
@@ -166,9 +172,11 @@ impl Streams {
     /// could not be read. What was read is learnt only for a stream read
     /// here: the mirror may not have heard the others between the read and
     /// now (a shard's subscription catches up on read streams only).
-    pub async fn position(&self, stream: &Stream) -> Option<Position> {
+    /// What learning the position did to readers of a stream it revealed
+    /// (`catch_up::tell_revealed`) comes with it.
+    pub async fn position(&self, stream: &Stream) -> (Option<Position>, Delivery) {
         if !self.records {
-            return None;
+            return (None, Delivery::default());
         }
         let mut fetched = self.fetch([(stream.clone(), None)]).await;
         let (mut history, maps) = self.lock();
@@ -178,9 +186,11 @@ impl Streams {
                 .hears(stream)
                 .then(|| history.known(stream))
                 .flatten();
-            return known.or_else(|| fetched.remove(stream).map(|fetched| fetched.position));
+            let position = known.or_else(|| fetched.remove(stream).map(|fetched| fetched.position));
+            return (position, Delivery::default());
         }
-        position_here(&mut history, stream, fetched.remove(stream))
+        let position = position_here(&mut history, stream, fetched.remove(stream));
+        (position, tell_revealed(&mut history, &maps, None))
     }
 
     /// Waits until this process hears `stream`'s events, before a
@@ -266,6 +276,7 @@ impl Streams {
             return Ok(Registered {
                 positions: BTreeMap::new(),
                 fitted: true,
+                told: Delivery::default(),
             });
         }
         let user = connection.identity.user;
@@ -291,8 +302,13 @@ impl Streams {
                 Some((stream, position))
             })
             .collect();
+        let told = tell_revealed(&mut history, &maps, Some(id));
         self.note_diverged(&history);
-        Ok(Registered { positions, fitted })
+        Ok(Registered {
+            positions,
+            fitted,
+            told,
+        })
     }
 
     /// Adds a connection to a room whose rule agreed, after queueing what
@@ -317,7 +333,11 @@ impl Streams {
                 position: None,
             };
             let fitted = maps.queue_control(id, &joined);
-            return Ok(Joined { arrived, fitted });
+            return Ok(Joined {
+                arrived,
+                fitted,
+                told: Delivery::default(),
+            });
         }
         history.make_room(|stream| maps.has_readers(stream));
         let stream = Stream::Room(room.clone());
@@ -339,8 +359,13 @@ impl Streams {
             || position.is_none_or(|position| maps.queue_replay(id, &stream, &[], position));
         let joined = ControlFrame::Joined { room, position };
         let fitted = replayed && started && maps.queue_control(id, &joined);
+        let told = tell_revealed(&mut history, &maps, Some(id));
         self.note_diverged(&history);
-        Ok(Joined { arrived, fitted })
+        Ok(Joined {
+            arrived,
+            fitted,
+            told,
+        })
     }
 
     /// Where `stream` stands for a connection that starts reading it (see

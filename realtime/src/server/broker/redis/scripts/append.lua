@@ -37,8 +37,15 @@ if count > 1 then
 end
 for i = 1, count do
   local meta, log = KEYS[2 * i - 1], KEYS[2 * i]
-  redis.call('XADD', log, 'MAXLEN', '~', ARGV[2], offsets[i] .. '-0',
-    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now, 'all', all)
+  local entry = {log, 'MAXLEN', '~', ARGV[2], offsets[i] .. '-0',
+    'frame', ARGV[6], 'id', ARGV[7], 'except', ARGV[8], 'at', now, 'all', all}
+  if failed(redis.pcall('XADD', unpack(entry))) then
+    -- The log runs past the hash's offset (entries no script wrote): it
+    -- starts again from this event, and recoveries from before it are told
+    -- they cannot be had.
+    redis.call('DEL', log)
+    redis.call('XADD', unpack(entry))
+  end
   redis.call('PEXPIRE', meta, ARGV[3])
   redis.call('PEXPIRE', log, ARGV[3])
 end
