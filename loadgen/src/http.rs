@@ -63,6 +63,8 @@ pub enum HttpError {
     Io(#[from] std::io::Error),
     #[error("unexpected response: {0}")]
     Protocol(String),
+    #[error("the server closed the connection")]
+    Closed,
 }
 
 /// A response, read completely.
@@ -73,30 +75,59 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// One keep-alive connection.
+/// One keep-alive connection. One the server closed while it was idle
+/// (its header timeout) is opened again, and the request sent again.
 pub struct Connection {
     address: SocketAddr,
+    /// The local address it connects from, if chosen.
+    from: Option<IpAddr>,
     stream: BufReader<TcpStream>,
 }
 
 impl Connection {
     pub async fn open(address: SocketAddr) -> Result<Self, HttpError> {
-        Self::on(TcpStream::connect(address).await?, address)
+        Self::on(TcpStream::connect(address).await?, address, None)
     }
 
     /// Opens a connection from the local address `from` (any of
     /// 127.0.0.0/8 reaches a server on loopback): hostile traffic comes from
     /// addresses of its own.
     pub async fn open_from(from: IpAddr, address: SocketAddr) -> Result<Self, HttpError> {
-        Self::on(connect_from(from, address).await?, address)
+        Self::on(connect_from(from, address).await?, address, Some(from))
     }
 
-    fn on(stream: TcpStream, address: SocketAddr) -> Result<Self, HttpError> {
+    fn on(stream: TcpStream, address: SocketAddr, from: Option<IpAddr>) -> Result<Self, HttpError> {
         stream.set_nodelay(true)?;
         Ok(Self {
             address,
+            from,
             stream: BufReader::new(stream),
         })
+    }
+
+    /// Sends `request` and reads its response; on a connection the server
+    /// closed meanwhile, once more on a new one.
+    async fn exchange(&mut self, request: &[u8]) -> Result<Response, HttpError> {
+        match self.send_and_read(request).await {
+            Err(HttpError::Closed) => {
+                let stream = match self.from {
+                    Some(from) => connect_from(from, self.address).await?,
+                    None => TcpStream::connect(self.address).await?,
+                };
+                *self = Self::on(stream, self.address, self.from)?;
+                self.send_and_read(request).await
+            }
+            answered => answered,
+        }
+    }
+
+    async fn send_and_read(&mut self, request: &[u8]) -> Result<Response, HttpError> {
+        let written = self.stream.get_mut().write_all(request).await;
+        match written {
+            Err(error) if is_closed(&error) => return Err(HttpError::Closed),
+            written => written?,
+        }
+        self.read_response().await
     }
 
     /// Posts an `application/x-www-form-urlencoded` body.
@@ -132,20 +163,22 @@ impl Connection {
             self.address,
             body.len()
         );
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        self.read_response().await
+        self.exchange(request.as_bytes()).await
     }
 
     /// Gets a path.
     pub async fn get(&mut self, path: &str) -> Result<Response, HttpError> {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.address);
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        self.read_response().await
+        self.exchange(request.as_bytes()).await
     }
 
     async fn read_response(&mut self) -> Result<Response, HttpError> {
         let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
+        match self.stream.read_line(&mut line).await {
+            Ok(0) => return Err(HttpError::Closed),
+            Err(error) if is_closed(&error) => return Err(HttpError::Closed),
+            read => read?,
+        };
         let status = line
             .split_whitespace()
             .nth(1)
@@ -186,6 +219,16 @@ impl Connection {
             body,
         })
     }
+}
+
+/// Whether an I/O error says the server had closed the connection.
+fn is_closed(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+    )
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

@@ -34,7 +34,12 @@ pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 32 * 1024;
 pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request's headers may take to arrive when
 /// `REQUEST_HEADER_TIMEOUT_SECS` is not set: a browser sends them at once.
-pub const DEFAULT_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// It is also how long a kept-alive connection may wait for its next
+/// request.
+pub const DEFAULT_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a response may wait for its client to read it when
+/// `RESPONSE_STALL_TIMEOUT_SECS` is not set.
+pub const DEFAULT_RESPONSE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the server needs to know before it starts.
 #[derive(Clone, Debug)]
@@ -89,6 +94,9 @@ pub struct Config {
     /// (the first, or the next on a kept-alive connection) take longer to
     /// arrive is closed (`connections`).
     pub request_header_timeout: Duration,
+    /// `RESPONSE_STALL_TIMEOUT_SECS`: a connection whose client leaves a
+    /// response unread that long is closed (`connections`).
+    pub response_stall_timeout: Duration,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`/metrics`),
     /// apart from the application. Unset (the default): not served.
     pub metrics_addr: Option<SocketAddr>,
@@ -153,14 +161,12 @@ impl Config {
             network_prefixes: network_prefixes()?,
             max_request_body_bytes: parse_var("MAX_REQUEST_BODY_BYTES", parse_positive)?
                 .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
-            request_body_timeout: parse_var("REQUEST_BODY_TIMEOUT_SECS", parse_positive)?
-                .map_or(DEFAULT_REQUEST_BODY_TIMEOUT, |secs| {
-                    Duration::from_secs(secs as u64)
-                }),
-            request_header_timeout: parse_var("REQUEST_HEADER_TIMEOUT_SECS", parse_positive)?
-                .map_or(DEFAULT_REQUEST_HEADER_TIMEOUT, |secs| {
-                    Duration::from_secs(secs as u64)
-                }),
+            request_body_timeout: parse_var("REQUEST_BODY_TIMEOUT_SECS", parse_timeout)?
+                .unwrap_or(DEFAULT_REQUEST_BODY_TIMEOUT),
+            request_header_timeout: parse_var("REQUEST_HEADER_TIMEOUT_SECS", parse_timeout)?
+                .unwrap_or(DEFAULT_REQUEST_HEADER_TIMEOUT),
+            response_stall_timeout: parse_var("RESPONSE_STALL_TIMEOUT_SECS", parse_timeout)?
+                .unwrap_or(DEFAULT_RESPONSE_STALL_TIMEOUT),
             metrics_addr: parse_var("METRICS_ADDR", parse_from_str)?,
             app: app_settings()?,
         })
@@ -175,6 +181,7 @@ impl Config {
     pub fn http_limits(&self) -> HttpLimits {
         HttpLimits {
             header_read_timeout: self.request_header_timeout,
+            write_stall_timeout: self.response_stall_timeout,
         }
     }
 }
@@ -326,6 +333,15 @@ fn parse_positive(value: &str) -> Result<usize, String> {
     match usize::from_str(value) {
         Ok(0) | Err(_) => Err("expected a whole number above 0".to_owned()),
         Ok(count) => Ok(count),
+    }
+}
+
+/// Seconds from 1 to an hour: longer is no timeout at all (and far past
+/// what a timer's arithmetic takes).
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match u64::from_str(value) {
+        Ok(secs @ 1..=3600) => Ok(Duration::from_secs(secs)),
+        _ => Err("expected a whole number of seconds from 1 to 3600".to_owned()),
     }
 }
 

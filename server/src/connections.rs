@@ -1,39 +1,63 @@
 //! Accepting TCP connections and serving HTTP/1.1 on them, as `axum::serve`
-//! does, with the timeout it leaves out (it gives hyper no timer, so
-//! hyper's own never run): a client has
-//! [`HttpLimits::header_read_timeout`] to send a request's headers, the
-//! first on a connection and each next one on a kept-alive connection. A
-//! script that opens connections and sends nothing, or trickles its
-//! headers a byte at a time, holds each (and its file descriptor) that
-//! long at most, instead of for ever. (A body that trickles in is
-//! `body_limit`'s.)
+//! does, with the timeouts it leaves out (it gives hyper no timer, so
+//! hyper's own never run), so that a script cannot hold connections (and
+//! their file descriptors and buffers) for as long as it likes:
+//!
+//! - A client has [`HttpLimits::header_read_timeout`] to send a request's
+//!   headers, the first on a connection and each next one on a kept-alive
+//!   connection: one that sends nothing, or trickles its headers a byte at
+//!   a time, is closed. (A body that trickles in is `body_limit`'s.)
+//! - A write the client leaves unread for [`HttpLimits::write_stall_timeout`]
+//!   fails, and the connection closes: a client that asks for the site's
+//!   bundle and never reads it is let go ([`Stalling`]). A WebSocket's own
+//!   writes are bounded sooner, by the hub's write timeout.
 //!
 //! Everything else is as `axum::serve` has it: WebSocket upgrades,
 //! `TCP_NODELAY` (the WebSocket writer batches frames itself; Nagle's
 //! algorithm would only hold the last small write back), each request's
 //! peer address as `ConnectInfo` (`client_addr`), and a graceful shutdown
-//! that lets requests in flight finish.
+//! that lets requests in flight finish, within [`SHUTDOWN_GRACE`].
 
-use std::{future::Future, io, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
-use hyper::{Request, body::Incoming, server::conn::http1};
+use hyper::{
+    Request,
+    body::Incoming,
+    rt::{Read, ReadBufCursor, Write},
+    server::conn::http1,
+};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::watch,
+    time::{Sleep, sleep},
+};
 use tower::ServiceExt;
 
 /// How long accepting waits after an error that is not one connection's
 /// (no file descriptors left, say), rather than spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// How long a shutdown waits for the requests in flight.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// The timeouts connections are served with.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpLimits {
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a write may wait for the client to read before it fails.
+    pub write_stall_timeout: Duration,
 }
 
 /// Serves `router` on the connections `listener` accepts until `shutdown`
@@ -56,15 +80,18 @@ pub async fn serve(
     let (finished, running) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    pause_after(&error).await;
-                    continue;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tokio::select! {
+                    () = pause_after(&error) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
         };
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
@@ -76,7 +103,10 @@ pub async fn serve(
                 request
             });
         let connection = builder
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+            .serve_connection(
+                Stalling::new(TokioIo::new(tcp), limits.write_stall_timeout),
+                TowerToHyperService::new(service),
+            )
             .with_upgrades();
         let (mut told, running) = (told.clone(), running.clone());
         tokio::spawn(async move {
@@ -96,7 +126,12 @@ pub async fn serve(
     }
     drop((listener, running));
     let _ = finish.send(());
-    finished.closed().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, finished.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: stopping anyway");
+    }
 }
 
 /// After an accept error: one connection's (it went before it was
@@ -112,5 +147,146 @@ async fn pause_after(error: &io::Error) {
     if !one_connection {
         tracing::error!(%error, "could not accept a connection");
         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+    }
+}
+
+/// A connection whose writes must make progress: one the client leaves
+/// unread for `limit` fails with `TimedOut`. The timer is made only when
+/// a write has to wait (most never do), and dropped once one goes through.
+struct Stalling<T> {
+    io: T,
+    limit: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<T> Stalling<T> {
+    fn new(io: T, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a step of writing gave: waiting, it fails once no write went
+    /// through for the limit. `wrote`: whether a ready step wrote bytes
+    /// (a flush is always ready, and proves nothing).
+    fn bound<R>(
+        &mut self,
+        context: &mut Context<'_>,
+        step: Poll<io::Result<R>>,
+        wrote: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
+        if let Poll::Ready(done) = &step {
+            if done.as_ref().is_ok_and(&wrote) {
+                self.stalled = None;
+            }
+            return step;
+        }
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(sleep(self.limit)));
+        match stalled.as_mut().poll(context) {
+            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: Read + Unpin> Read for Stalling<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(context, buf)
+    }
+}
+
+impl<T: Write + Unpin> Write for Stalling<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let step = Pin::new(&mut self.io).poll_write(context, buf);
+        self.bound(context, step, |written| *written > 0)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let step = Pin::new(&mut self.io).poll_write_vectored(context, bufs);
+        self.bound(context, step, |written| *written > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let step = Pin::new(&mut self.io).poll_flush(context);
+        self.bound(context, step, |()| false)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let step = Pin::new(&mut self.io).poll_shutdown(context);
+        self.bound(context, step, |()| false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, DuplexStream, duplex};
+
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(30);
+
+    /// Writes `bytes` as hyper does (a write, then a flush, again and
+    /// again), through a [`Stalling`] connection whose client end is the
+    /// other half of `ours`.
+    async fn write_all(ours: DuplexStream, mut bytes: usize) -> io::Result<()> {
+        let mut io = Stalling::new(TokioIo::new(ours), LIMIT);
+        std::future::poll_fn(|context| {
+            while bytes > 0 {
+                let step = Pin::new(&mut io).poll_write(context, &[0; 64][..bytes.min(64)]);
+                let flushed = Pin::new(&mut io).poll_flush(context);
+                match (step, flushed) {
+                    (Poll::Ready(Ok(written)), _) => bytes -= written,
+                    (Poll::Ready(Err(error)), _) | (_, Poll::Ready(Err(error))) => {
+                        return Poll::Ready(Err(error));
+                    }
+                    (Poll::Pending, _) => return Poll::Pending,
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_its_client_leaves_unread_fails_after_the_limit() {
+        let (ours, _theirs) = duplex(64);
+        let started = tokio::time::Instant::now();
+        let written = tokio::time::timeout(2 * LIMIT, write_all(ours, 1024))
+            .await
+            .expect("ended before twice the limit");
+        assert_eq!(written.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_reads_slowly_but_steadily_is_never_cut_off() {
+        let (ours, mut theirs) = duplex(64);
+        tokio::spawn(async move {
+            let mut chunk = [0; 64];
+            while theirs.read(&mut chunk).await.is_ok_and(|read| read > 0) {
+                tokio::time::sleep(LIMIT * 2 / 3).await;
+            }
+        });
+        assert!(write_all(ours, 640).await.is_ok());
     }
 }

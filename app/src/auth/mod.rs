@@ -72,7 +72,9 @@ pub enum AuthError {
         "That password is one of the most common ones, which attackers try first. Please choose another."
     )]
     PasswordTooCommon,
-    #[error("The user name “{name}” is already taken.")]
+    /// The name is not repeated in the message: a link to a form's error
+    /// (without JavaScript) could otherwise put words in the site's alert.
+    #[error("That user name is already taken.")]
     NameTaken { name: String },
     /// Deliberately the same for an unknown name and a wrong password, so
     /// the form does not reveal which names exist.

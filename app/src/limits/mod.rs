@@ -70,11 +70,10 @@ impl Rate {
     /// `share` times as much: a burst `share` times larger, refilled
     /// `share` times as fast.
     fn times(self, share: u32) -> Self {
+        let share = NonZeroU32::new(share).unwrap_or(NonZeroU32::MIN);
         Self {
-            burst: self
-                .burst
-                .saturating_mul(NonZeroU32::new(share).unwrap_or(NonZeroU32::MIN)),
-            every: self.every / share,
+            burst: self.burst.saturating_mul(share),
+            every: self.every / share.get(),
         }
     }
 
@@ -377,13 +376,27 @@ impl Limits {
     }
 
     /// Counts one `action` (a log-in, a sign-up, a notification) from
-    /// `network`, and from its IPv6 block first: a block over its share
-    /// adds no key to the map of networks.
+    /// `network`, and from its IPv6 block.
     pub fn by_address(&self, action: Action, network: Network) -> Result<(), AppError> {
-        if let Some(block) = network.block() {
+        let Some(block) = network.block() else {
+            return check(&self.inner.per_network, action, network);
+        };
+        // A network held already is asked first: over its own limit, it
+        // spends nothing of its block's share, which its neighbours need.
+        // One not held yet is asked of its block first: a block over its
+        // share adds no key to the map of networks.
+        let held = self
+            .inner
+            .per_network
+            .get(&action)
+            .is_some_and(|limiter| limiter.holds(&network));
+        if held {
+            check(&self.inner.per_network, action, network)?;
+            check(&self.inner.per_block, action, block)
+        } else {
             check(&self.inner.per_block, action, block)?;
+            check(&self.inner.per_network, action, network)
         }
-        check(&self.inner.per_network, action, network)
     }
 
     /// Begins a log-in to the account called `name` (any case) from
@@ -496,6 +509,8 @@ impl Drop for LogInAttempt {
 struct Keyed<K: Overflow> {
     action: Action,
     limiter: RateLimiter<K, BoundedStore<K>, DefaultClock>,
+    /// The limiter's map of buckets, to ask which keys it holds.
+    held: Arc<DashMapStateStore<K>>,
     max_keys: usize,
     /// When idle keys were last forgotten.
     swept: Mutex<Instant>,
@@ -508,16 +523,23 @@ const SWEEP_WHEN_FULL: Duration = Duration::from_secs(1);
 
 impl<K: Overflow> Keyed<K> {
     fn new(action: Action, rate: Rate, max_keys: usize) -> Self {
+        let map = Arc::new(DashMapStateStore::default());
         let store = BoundedStore {
-            map: DashMapStateStore::default(),
+            map: Arc::clone(&map),
             max_keys,
         };
         Self {
             action,
             limiter: RateLimiter::new(rate.quota(), store, DefaultClock::default()),
+            held: map,
             max_keys,
             swept: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Whether `key` has a bucket of its own.
+    fn holds(&self, key: &K) -> bool {
+        self.held.contains_key(key)
     }
 
     /// Counts one for `key`.
@@ -580,7 +602,9 @@ impl Overflow for String {
 /// clients it already holds keep their own buckets, and the newcomers of a
 /// horde of addresses share one.
 struct BoundedStore<K: Overflow> {
-    map: DashMapStateStore<K>,
+    /// Shared with the [`Keyed`] that owns the limiter, which asks it
+    /// which keys it holds.
+    map: Arc<DashMapStateStore<K>>,
     max_keys: usize,
 }
 
@@ -604,15 +628,15 @@ impl<K: Overflow> ShrinkableKeyedStateStore<K> for BoundedStore<K> {
     }
 
     fn shrink_to_fit(&self) {
-        ShrinkableKeyedStateStore::shrink_to_fit(&self.map);
+        ShrinkableKeyedStateStore::shrink_to_fit(&*self.map);
     }
 
     fn len(&self) -> usize {
-        ShrinkableKeyedStateStore::len(&self.map)
+        ShrinkableKeyedStateStore::len(&*self.map)
     }
 
     fn is_empty(&self) -> bool {
-        ShrinkableKeyedStateStore::is_empty(&self.map)
+        ShrinkableKeyedStateStore::is_empty(&*self.map)
     }
 }
 
@@ -863,6 +887,16 @@ mod tests {
         // Another block, and IPv4, have shares of their own.
         assert_eq!(from("2001:db8:2::1".to_owned()), Ok(()));
         assert_eq!(from("192.0.2.1".to_owned()), Ok(()));
+        // A network over its own limit spends nothing of its block's
+        // share: its neighbours keep theirs.
+        assert_eq!(from("2001:db8:3:1::1".to_owned()), Ok(()));
+        for _ in 0..100 {
+            assert!(from("2001:db8:3:1::1".to_owned()).is_err());
+        }
+        let neighbours = (2..100)
+            .filter(|n| from(format!("2001:db8:3:{n:x}::1")).is_ok())
+            .count();
+        assert_eq!(neighbours, BLOCK_SHARE as usize - 1);
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub async fn test_config(session: SessionConfig) -> Config {
         max_request_body_bytes: server::config::DEFAULT_MAX_REQUEST_BODY_BYTES,
         request_body_timeout: server::config::DEFAULT_REQUEST_BODY_TIMEOUT,
         request_header_timeout: server::config::DEFAULT_REQUEST_HEADER_TIMEOUT,
+        response_stall_timeout: server::config::DEFAULT_RESPONSE_STALL_TIMEOUT,
         metrics_addr: None,
         app: Default::default(),
     }
