@@ -1,6 +1,10 @@
 //! Who a connection belongs to, as the application decides on the upgrade.
 
-use std::{fmt, net::IpAddr, sync::Arc};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv6Addr},
+    sync::Arc,
+};
 
 use sha2::{Digest, Sha256};
 
@@ -28,6 +32,20 @@ impl Identity {
     /// A visitor's connection.
     pub fn anonymous() -> Self {
         Self::default()
+    }
+}
+
+/// The IPv6 block (/48) an address is in, which one site may hold whole
+/// (65,536 /64s): limits per address hold a block to a share of its own
+/// as well. `None` for IPv4.
+pub(crate) fn ipv6_block(address: IpAddr) -> Option<IpAddr> {
+    const BLOCK_PREFIX: u32 = 48;
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX << (128 - BLOCK_PREFIX);
+            Some(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask)))
+        }
+        IpAddr::V4(_) => None,
     }
 }
 

@@ -13,9 +13,10 @@
 //!
 //! The buckets per actor ([`ActorBuckets`], also the budget of the shared
 //! history's reads an actor's joins cause) are bounded: past
-//! [`MAX_ACTORS`] (a horde of addresses), visitors share one bucket until a
-//! sweep makes room, and users keep their own (accounts cost a sign-up
-//! each).
+//! [`MAX_ACTORS`] (a horde of addresses), new visitors share one bucket per
+//! IPv6 /48 (so a horde from one block spends its block's alone), and one
+//! for the rest, until a sweep makes room; users keep their own (accounts
+//! cost a sign-up each).
 
 use std::{
     collections::HashMap,
@@ -27,7 +28,7 @@ use std::{
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use parking_lot::Mutex;
 
-use super::{Identity, Refused, SessionKey};
+use super::{Identity, Refused, SessionKey, identity::ipv6_block};
 use crate::{ConnectionId, UserId};
 
 /// Who acts, for the buckets: a logged-in user, or a visitor's network.
@@ -35,7 +36,9 @@ use crate::{ConnectionId, UserId};
 pub(crate) enum Actor {
     User(UserId),
     Visitor(IpAddr),
-    /// Every visitor, while the buckets are full.
+    /// Every visitor of one IPv6 block (/48), while the buckets are full.
+    Block(IpAddr),
+    /// Every other visitor, while the buckets are full.
     Visitors,
     /// A connection the application placed with neither user nor
     /// address, counted alone where it must be counted at all (its joins'
@@ -100,13 +103,17 @@ impl ActorBuckets {
     }
 
     /// Whose bucket `actor` spends: its own, or, while the buckets are
-    /// full, every visitor's for any visitor (one that had a bucket of its
-    /// own too: which ones the map holds is not asked, to keep a check one
-    /// look-up). A wait started on the shared bucket stays on it.
+    /// full, its IPv6 block's (a horde from one /48 then spends one bucket
+    /// and leaves the others theirs), or every other visitor's (one that
+    /// had a bucket of its own too: which ones the map holds is not asked,
+    /// to keep a check one look-up). A wait started on a shared bucket
+    /// stays on it.
     fn bucket_of(&self, actor: Actor) -> Actor {
         let full = self.sweep_now_and_then();
         match actor {
-            Actor::Visitor(_) if full => Actor::Visitors,
+            Actor::Visitor(address) if full => {
+                ipv6_block(address).map_or(Actor::Visitors, Actor::Block)
+            }
             actor => actor,
         }
     }
@@ -244,6 +251,27 @@ mod tests {
             ..Identity::default()
         };
         assert_eq!(pace.allow(&ada), Ok(()));
+    }
+
+    #[test]
+    fn a_horde_from_one_ipv6_block_shares_its_blocks_bucket_alone() {
+        let pace = Pace::with_max_actors(1, 1, 3);
+        let visitor = |address: String| Identity {
+            address: Some(address.parse().unwrap()),
+            ..Identity::default()
+        };
+        for n in 0..3 {
+            assert_eq!(pace.allow(&visitor(format!("2001:db8:1:{n}::"))), Ok(()));
+        }
+        // Full: the block's newcomers share one bucket...
+        assert_eq!(pace.allow(&visitor("2001:db8:1:3::".into())), Ok(()));
+        for n in 4..1000 {
+            let refused = pace.allow(&visitor(format!("2001:db8:1:{n:x}::")));
+            assert_eq!(refused, Err(Refused::TooFast));
+        }
+        // ...and leave another block's, and everyone else's, alone.
+        assert_eq!(pace.allow(&visitor("2001:db8:2:1::".into())), Ok(()));
+        assert_eq!(pace.allow(&visitor("192.0.2.1".into())), Ok(()));
     }
 
     #[test]

@@ -6,16 +6,13 @@
 
 use std::{
     collections::{HashMap, hash_map::Entry},
-    net::{IpAddr, Ipv6Addr},
+    net::IpAddr,
 };
 
-use super::{Limits, Refused};
+use super::{super::identity::ipv6_block as block_of, Limits, Refused};
 
 /// How many addresses' worth of connections one IPv6 /48 may hold.
 pub(crate) const BLOCK_SHARE: usize = 16;
-
-/// Leading bits of an IPv6 block.
-const BLOCK_PREFIX: u32 = 48;
 
 #[derive(Default)]
 pub(super) struct Visitors {
@@ -65,17 +62,6 @@ impl Visitors {
                 uncount(&mut self.per_block, block);
             }
         }
-    }
-}
-
-/// The IPv6 /48 an address is in; `None` for IPv4.
-fn block_of(address: IpAddr) -> Option<IpAddr> {
-    match address.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX << (128 - BLOCK_PREFIX);
-            Some(IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & mask)))
-        }
-        IpAddr::V4(_) => None,
     }
 }
 
