@@ -20,10 +20,6 @@ pub struct ClientAddr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Network(IpAddr);
 
-/// Leading bits of the block an IPv6 network is counted in as well: a
-/// site's /48.
-pub const IPV6_BLOCK_PREFIX: u32 = 48;
-
 impl Network {
     /// The network's first address, which names it.
     pub fn ip(self) -> IpAddr {
@@ -32,16 +28,9 @@ impl Network {
 
     /// The IPv6 block (/48) the network is in, which limits count too;
     /// `None` for IPv4, where an address is scarce enough to count alone.
+    /// The same block as the hub's caps on visitors' WebSockets.
     pub fn block(self) -> Option<Network> {
-        match self.0 {
-            IpAddr::V6(v6) => {
-                let mask = u128::MAX << (128 - IPV6_BLOCK_PREFIX);
-                Some(Network(IpAddr::V6(Ipv6Addr::from_bits(
-                    v6.to_bits() & mask,
-                ))))
-            }
-            IpAddr::V4(_) => None,
-        }
+        realtime::server::ipv6_block(self.0).map(Network)
     }
 }
 

@@ -244,3 +244,38 @@ pub fn form_encode(value: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_while_idle_is_opened_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // A server that answers one request per connection, then closes it.
+        tokio::spawn(async move {
+            for n in 0..2 {
+                let (stream, _) = listener.accept().await.unwrap();
+                let mut stream = BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.unwrap() > 2 {
+                    line.clear();
+                }
+                let body = format!("answer {n}");
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.get_mut().write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let mut connection = Connection::open(address).await.unwrap();
+        for n in 0..2 {
+            let response = connection.get("/").await.unwrap();
+            assert_eq!(response.body, format!("answer {n}").into_bytes());
+        }
+    }
+}

@@ -38,7 +38,7 @@ impl Identity {
 /// The IPv6 block (/48) an address is in, which one site may hold whole
 /// (65,536 /64s): limits per address hold a block to a share of its own
 /// as well. `None` for IPv4.
-pub(crate) fn ipv6_block(address: IpAddr) -> Option<IpAddr> {
+pub fn ipv6_block(address: IpAddr) -> Option<IpAddr> {
     const BLOCK_PREFIX: u32 = 48;
     match address.to_canonical() {
         IpAddr::V6(v6) => {

@@ -94,7 +94,7 @@ pub use self::{
     caller::{caller, caller_from_headers},
     config::HubConfig,
     emit::{Emit, EmitError, IntoUserIds},
-    identity::{Identity, SessionKey, TabMark},
+    identity::{Identity, SessionKey, TabMark, ipv6_block},
     join_rules::{JoinRequest, Refusal},
     origin::Origins,
     refusals::Refused,
