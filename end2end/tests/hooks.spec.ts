@@ -70,3 +70,64 @@ test("a refused join reaches the page with its reason, and an allowed one joins"
   await expectLive(ada.page);
   await expect(ada.page.getByTestId("room-status")).toHaveText("Joined");
 });
+
+test("a room name too long for the protocol is refused by the tab itself, never sent", async ({ people }) => {
+  const ada = await people.signedUp("ada");
+  let opened = 0;
+  const sentLong: string[] = [];
+  ada.page.on("websocket", (socket) => {
+    opened += 1;
+    socket.on("framesent", (frame) => {
+      if (String(frame.payload).includes("topic:xxxxxxxx")) sentLong.push(String(frame.payload).slice(0, 40));
+    });
+  });
+  // 300 bytes: a frame the server would answer with an error the page never
+  // sees (the status would stay "Joining"); 3,000: past the server's frame
+  // limit, which closes the connection, and the tab would reconnect and
+  // join again, for ever.
+  for (const length of [300, 3000]) {
+    opened = 0;
+    await gotoHydrated(ada.page, `/dev/realtime?topic=${"x".repeat(length)}`);
+    await expectLive(ada.page);
+    await expect(ada.page.getByTestId("asked-room-status")).toHaveText("Refused: Room names are at most 256 bytes.");
+    // Time for a closed connection to be opened again (the first retry
+    // comes within half a second).
+    await ada.page.waitForTimeout(1500);
+    await expectLive(ada.page);
+    expect(opened, `one connection for a name of ${length} bytes`).toBe(1);
+  }
+  expect(sentLong, "no frame carried the long name").toEqual([]);
+  // The page's own topic, "lab", joined; the long one not counted.
+  await expect(ada.page.getByTestId("room-status")).toHaveText("Joined");
+  await expect(ada.page.getByTestId("connection-state")).toHaveAttribute("data-memberships", "1");
+});
+
+test("a component mounted from an older position gets the events the tab heard since, and no handler gets one twice", async ({ people }) => {
+  const { page } = await people.signedUp("reader");
+  await gotoHydrated(page, "/dev/realtime");
+  await expectLive(page);
+  const announce = async (message: string) => {
+    await page.getByLabel("Announcement").fill(message);
+    await page.getByRole("button", { name: "Announce" }).click();
+    await expect(page.getByTestId("latest")).toHaveText(message);
+  };
+  const before = Number(await page.getByTestId("before").textContent());
+
+  // Data read here (a position), then two announcements the tab hears
+  // before the component that shows the data exists.
+  await page.getByTestId("read-position").click();
+  await expect(page.getByTestId("position-read")).not.toHaveText("");
+  await announce("late one");
+  await announce("late two");
+  await expect(page.getByTestId("before")).toHaveText(String(before + 2));
+
+  await page.getByTestId("show-late-reader").click();
+  await expect(page.getByTestId("late-heard")).toHaveText("late one, late two");
+  // The handlers that had them did not get them again.
+  await expect(page.getByTestId("before")).toHaveText(String(before + 2));
+  await expect(page.getByTestId("after")).toHaveText(String(before + 2));
+
+  await announce("late three");
+  await expect(page.getByTestId("late-heard")).toHaveText("late one, late two, late three");
+  await expect(page.getByTestId("before")).toHaveText(String(before + 3));
+});

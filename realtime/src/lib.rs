@@ -61,9 +61,9 @@ pub mod stream;
 
 pub use backoff::Backoff;
 pub use client::{
-    ConnectionState, Counts, Realtime, RealtimeClient, RoomStatus, Subscription, provide_realtime,
-    use_connection_state, use_event, use_event_once, use_latest, use_missed, use_presence,
-    use_realtime, use_resumed, use_room, use_room_from, use_room_signal,
+    ConnectionState, Counts, Members, Realtime, RealtimeClient, RoomStatus, Subscription,
+    provide_realtime, use_connection_state, use_event, use_event_once, use_latest, use_missed,
+    use_presence, use_realtime, use_resumed, use_room, use_room_from, use_room_signal,
 };
 pub use event::Event;
 pub use ids::{ConnectionId, UserId};

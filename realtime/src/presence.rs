@@ -14,8 +14,13 @@ use crate::{Event, RoomName, UserId};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
     pub room: RoomName,
-    /// Each user once, sorted by name.
+    /// Each user once, sorted by name: in a large room, the first of them
+    /// only (the server's `HubConfig::max_presence_listed`), so that the
+    /// list stays one small frame however many are in the room.
     pub members: Vec<Member>,
+    /// How many more users are in the room than `members` lists.
+    #[serde(default)]
+    pub more: usize,
 }
 
 /// One user in a room.

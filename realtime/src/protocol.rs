@@ -24,6 +24,12 @@ pub const PATH: &str = "/ws";
 /// can make the server hold for it alone stays small.
 pub const MAX_ROOM_NAME_BYTES: usize = 256;
 
+/// What the server's `error`, and the browser's refusal, say of a room
+/// name longer than [`MAX_ROOM_NAME_BYTES`].
+pub fn room_name_too_long() -> String {
+    format!("Room names are at most {MAX_ROOM_NAME_BYTES} bytes.")
+}
+
 /// Request header on server-function calls naming the calling tab's
 /// connection, set by [`crate::RealtimeClient`] on every call: the
 /// connection's id, or [`NO_CONNECTION`] while the tab has none open. A call

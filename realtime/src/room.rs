@@ -60,6 +60,14 @@ impl RoomName {
         &self.0
     }
 
+    /// Whether the name is longer than a browser may send
+    /// ([`crate::protocol::MAX_ROOM_NAME_BYTES`]): the server answers a
+    /// join of it with an `error`, and the browser's runtime refuses it
+    /// before asking.
+    pub fn is_too_long(&self) -> bool {
+        self.0.len() > crate::protocol::MAX_ROOM_NAME_BYTES
+    }
+
     /// The kind and the key, if the name has the `kind:key` shape.
     pub fn split(&self) -> Option<(&str, &str)> {
         self.0.split_once(':')

@@ -540,6 +540,83 @@ async fn presence_follows_users_not_tabs() {
 }
 
 #[tokio::test]
+async fn a_large_rooms_list_names_its_first_users_and_counts_the_rest_so_it_fits_every_socket() {
+    // A list of every one of 200 long names (about 13 KB) would pass the
+    // sockets' write buffers (8 KiB + `max_event_bytes` + 1 KiB): each
+    // member's socket would fail to write it, and be dropped.
+    let server = TestServer::start(builder().config(HubConfig {
+        max_event_bytes: 2 * 1024,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut tabs = Vec::new();
+    for n in 0..200 {
+        let name = format!("{n:03}{}", "x".repeat(37));
+        let mut tab = server
+            .connect(&format!("user={}&session=s{n}&name={name}", n + 1))
+            .await;
+        tab.join("lounge:main").await;
+        tabs.push(tab);
+    }
+    let mut last = server.connect("user=999&session=z&name=Zoe").await;
+    last.join("lounge:main").await;
+    let presence = last.event::<Presence>().await;
+    assert_eq!(
+        presence.members.len() + presence.more,
+        201,
+        "everyone is counted"
+    );
+    assert!(
+        (1..=100).contains(&presence.members.len()),
+        "{} named",
+        presence.members.len()
+    );
+    assert_eq!(
+        presence.members[0].name,
+        format!("000{}", "x".repeat(37)),
+        "the first by name"
+    );
+    // With the default, 100 of them: fewer names fit 2 KiB.
+    let data = serde_json::to_string(&presence).unwrap();
+    assert!(data.len() <= 2 * 1024, "{} bytes", data.len());
+
+    // The others got lists as the room grew, and are all still here.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.hub.stats().connections, 201);
+    let first = tabs.first_mut().expect("a tab");
+    first.ws.close(None).await.unwrap();
+    let presence = last.event::<Presence>().await;
+    assert_eq!(presence.members.len() + presence.more, 200);
+}
+
+#[tokio::test]
+async fn a_rooms_list_names_at_most_max_presence_listed_users() {
+    let server = TestServer::start(builder().config(HubConfig {
+        max_presence_listed: 2,
+        ..HubConfig::default()
+    }))
+    .await;
+    let mut ada = server.connect("user=1&session=a&name=Ada").await;
+    let mut bob = server.connect("user=2&session=b&name=Bob").await;
+    let mut cy = server.connect("user=3&session=c&name=Cy").await;
+    ada.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut ada).await, ["Ada"]);
+    bob.join("lounge:main").await;
+    assert_eq!(expect_presence(&mut ada).await, ["Ada", "Bob"]);
+    cy.join("lounge:main").await;
+    let presence = cy.event::<Presence>().await;
+    let names: Vec<_> = presence
+        .members
+        .iter()
+        .map(|member| member.name.as_str())
+        .collect();
+    assert_eq!(
+        (names.as_slice(), presence.more),
+        (["Ada", "Bob"].as_slice(), 1)
+    );
+}
+
+#[tokio::test]
 async fn visitors_are_not_listed_and_rooms_without_presence_send_none() {
     let server = server().await;
     let mut visitor = server.anonymous().await;

@@ -342,6 +342,44 @@ async fn more_events_than_one_recovery_replays_are_a_discontinuity() {
 }
 
 #[tokio::test]
+async fn a_replay_larger_than_a_connections_replays_may_hold_is_a_discontinuity() {
+    let server = server_with(HubConfig {
+        queue_max_bytes: 8 * 1024,
+        ..HubConfig::default()
+    })
+    .await;
+    let (red, blue) = (Team("red".into()), Team("blue".into()));
+    let red_since = server.hub.position(&room_stream("red")).await.unwrap();
+    let blue_since = server.hub.position(&room_stream("blue")).await.unwrap();
+    // Three events of about 2 KB in red, five in blue.
+    for n in 0..5 {
+        let text = format!("{n}{}", "x".repeat(2000));
+        if n < 3 {
+            server.hub.to_room(&red).emit(&note(&text)).unwrap();
+        }
+        server.hub.to_room(&blue).emit(&note(&text)).unwrap();
+    }
+    let mut tab = server.user(1, "s1").await;
+    let frames = tab.join_since("team:red", red_since).await;
+    assert_eq!(notes(&frames).len(), 3, "6 KB fit: {frames:?}");
+    let frames = tab.join_since("team:blue", blue_since).await;
+    assert!(notes(&frames).is_empty(), "10 KB do not: {frames:?}");
+    let (stream, reason, position) = discontinuity(&frames);
+    assert_eq!(
+        (stream, reason),
+        (room_stream("blue"), Discontinuity::TooMany)
+    );
+    assert_eq!(
+        position.offset,
+        blue_since.offset + 5,
+        "it goes on from the end"
+    );
+    // Live events go on as ever.
+    server.hub.to_room(&blue).emit(&note("live")).unwrap();
+    assert_eq!(tab.event::<Note>().await, note("live"));
+}
+
+#[tokio::test]
 async fn a_replay_longer_than_the_queue_is_not_cut_short() {
     let server = server_with(HubConfig {
         queue_capacity: 4,
@@ -586,4 +624,45 @@ async fn joining_a_room_again_replays_nothing() {
         matches!(frames.as_slice(), [ServerFrame::Joined { .. }]),
         "{frames:?}"
     );
+}
+
+#[tokio::test]
+async fn a_leave_cancels_the_join_it_overtook_so_a_later_join_gets_its_replay() {
+    use realtime::protocol::ClientFrame;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    // A slow rule: each join waits for a permit the test hands out.
+    let permits = Arc::new(Semaphore::new(0));
+    let rule = Arc::clone(&permits);
+    let server = TestServer::start(Hub::builder().room::<Team, _, _>(move |_| {
+        let rule = Arc::clone(&rule);
+        async move {
+            rule.acquire().await.expect("open").forget();
+            Ok(())
+        }
+    }))
+    .await;
+    let mut tab = server.user(1, "s1").await;
+    // A component wants the room and goes before the rule has decided.
+    tab.send(&ClientFrame::Join {
+        room: "team:red".into(),
+        since: None,
+    })
+    .await;
+    tab.send(&ClientFrame::Leave {
+        room: "team:red".into(),
+    })
+    .await;
+    assert!(matches!(tab.frame().await, ServerFrame::Left { .. }));
+
+    // Another shows the room as it stood here, and joins from there.
+    let since = server.hub.position(&room_stream("red")).await.unwrap();
+    server.hub.to_room(&red()).emit(&note("missed")).unwrap();
+    permits.add_permits(2);
+    let frames = tab.join_since("team:red", since).await;
+    assert_eq!(notes(&frames), ["missed"], "{frames:?}");
+    assert!(matches!(frames.last(), Some(ServerFrame::Joined { .. })));
+    // The cancelled join is never answered.
+    server.assert_nothing_more(&mut [&mut tab]).await;
 }

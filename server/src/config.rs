@@ -182,6 +182,7 @@ impl Config {
         HttpLimits {
             header_read_timeout: self.request_header_timeout,
             write_stall_timeout: self.response_stall_timeout,
+            shutdown_grace: crate::connections::SHUTDOWN_GRACE,
         }
     }
 }

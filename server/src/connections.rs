@@ -16,7 +16,7 @@
 //! `TCP_NODELAY` (the WebSocket writer batches frames itself; Nagle's
 //! algorithm would only hold the last small write back), each request's
 //! peer address as `ConnectInfo` (`client_addr`), and a graceful shutdown
-//! that lets requests in flight finish, within [`SHUTDOWN_GRACE`].
+//! that lets requests in flight finish, within [`HttpLimits::shutdown_grace`].
 
 use std::{
     future::Future,
@@ -48,7 +48,7 @@ use tower::ServiceExt;
 /// (no file descriptors left, say), rather than spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
-/// How long a shutdown waits for the requests in flight.
+/// How long a shutdown waits for the requests in flight, by default.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The timeouts connections are served with.
@@ -58,6 +58,9 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// How long a write may wait for the client to read before it fails.
     pub write_stall_timeout: Duration,
+    /// How long a shutdown waits for the requests in flight: a handler
+    /// that never answers does not keep the process from stopping.
+    pub shutdown_grace: Duration,
 }
 
 /// Serves `router` on the connections `listener` accepts until `shutdown`
@@ -126,11 +129,12 @@ pub async fn serve(
     }
     drop((listener, running));
     let _ = finish.send(());
-    if tokio::time::timeout(SHUTDOWN_GRACE, finished.closed())
+    let grace = limits.shutdown_grace;
+    if tokio::time::timeout(grace, finished.closed())
         .await
         .is_err()
     {
-        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}: stopping anyway");
+        tracing::warn!("requests still in flight after {grace:?}: stopping anyway");
     }
 }
 
@@ -276,6 +280,100 @@ mod tests {
             .expect("ended before twice the limit");
         assert_eq!(written.unwrap_err().kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), LIMIT);
+    }
+
+    /// Serves `router` on a port of its own until `stop` is sent.
+    async fn started(
+        router: Router,
+        shutdown_grace: Duration,
+    ) -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("its address");
+        let limits = HttpLimits {
+            header_read_timeout: LIMIT,
+            write_stall_timeout: LIMIT,
+            shutdown_grace,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(serve(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
+        (address, stop, serving)
+    }
+
+    /// Sends a request to `path` and waits until the server has it.
+    async fn ask(address: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut client = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connected");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+        client
+            .write_all(request.as_bytes())
+            .await
+            .expect("request sent");
+        client
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_lets_a_request_in_flight_finish_but_waits_for_a_stuck_one_no_longer_than_its_grace()
+     {
+        use axum::routing::get;
+        use std::time::Instant;
+
+        let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let router = Router::new()
+            .route(
+                "/quick",
+                get({
+                    let arrived = arrived.clone();
+                    move || async move {
+                        let _ = arrived.send(());
+                        sleep(Duration::from_millis(300)).await;
+                        "done"
+                    }
+                }),
+            )
+            .route(
+                "/stuck",
+                get(move || async move {
+                    let _ = arrived.send(());
+                    std::future::pending::<()>().await
+                }),
+            );
+        let grace = Duration::from_secs(1);
+
+        // A request that finishes within the grace gets its answer.
+        let (address, stop, serving) = started(router.clone(), grace).await;
+        let mut quick = ask(address, "/quick").await;
+        arrivals.recv().await.expect("the request arrived");
+        stop.send(()).expect("still serving");
+        let mut answer = String::new();
+        quick
+            .read_to_string(&mut answer)
+            .await
+            .expect("the answer, then the end");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"),
+            "{answer}"
+        );
+        serving.await.expect("served");
+
+        // One that never finishes holds the shutdown for the grace only.
+        let (address, stop, serving) = started(router, grace).await;
+        let _stuck = ask(address, "/stuck").await;
+        arrivals.recv().await.expect("the request arrived");
+        let stopping = Instant::now();
+        stop.send(()).expect("still serving");
+        tokio::time::timeout(grace * 10, serving)
+            .await
+            .expect("the shutdown ended")
+            .expect("served");
+        assert!(stopping.elapsed() >= grace, "it waited for the request");
     }
 
     #[tokio::test(start_paused = true)]

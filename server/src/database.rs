@@ -168,7 +168,10 @@ impl Database {
                     .map_err(connect_error)?;
                 let store = SqliteStore::new(pool.clone());
                 store.migrate().await.map_err(DatabaseError::SessionTable)?;
-                (SessionPool::Sqlite(pool), SessionStore::Sqlite(store))
+                (
+                    SessionPool::Sqlite(pool.clone()),
+                    SessionStore::Sqlite(store, pool),
+                )
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url).map_err(invalid_url)?;
@@ -182,7 +185,10 @@ impl Database {
                 create_postgres_session_table(&pool, &store)
                     .await
                     .map_err(DatabaseError::SessionTable)?;
-                (SessionPool::Postgres(pool), SessionStore::Postgres(store))
+                (
+                    SessionPool::Postgres(pool.clone()),
+                    SessionStore::Postgres(store, pool),
+                )
             }
         };
         let pool = AnyPoolOptions::new()

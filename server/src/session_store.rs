@@ -6,26 +6,34 @@
 //! back a session that has ended.
 
 use async_trait::async_trait;
+use sqlx::{PgPool, SqlitePool};
 use tower_sessions::{
     ExpiredDeletion, SessionStore as Store,
+    cookie::time::OffsetDateTime,
     session::{Id, Record},
-    session_store::Result,
+    session_store::{Error, Result},
 };
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-/// Sessions kept in the application's own database.
+/// The stores' tables, as `SqliteStore::new` and `PostgresStore::new`
+/// name them.
+const SQLITE_TABLE: &str = "tower_sessions";
+const POSTGRES_TABLE: &str = r#""tower_sessions"."session""#;
+
+/// Sessions kept in the application's own database: the store, and its
+/// pool for the one statement the store does not have.
 #[derive(Clone, Debug)]
 pub enum SessionStore {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Sqlite(SqliteStore, SqlitePool),
+    Postgres(PostgresStore, PgPool),
 }
 
 /// Calls the same method on whichever store this is.
 macro_rules! forward {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match $self {
-            SessionStore::Sqlite(store) => store.$method($($arg),*).await,
-            SessionStore::Postgres(store) => store.$method($($arg),*).await,
+            SessionStore::Sqlite(store, _) => store.$method($($arg),*).await,
+            SessionStore::Postgres(store, _) => store.$method($($arg),*).await,
         }
     };
 }
@@ -37,14 +45,46 @@ impl Store for SessionStore {
     }
 
     /// Writes a session back only while it still exists (and has not
-    /// expired): a request that read a session before it was logged out,
-    /// and writes it after (its once-a-minute touch), must not bring it
-    /// back. New sessions, and new ids, go through `create`.
+    /// expired), in one statement: a request that read a session before it
+    /// was logged out, and writes it after (its once-a-minute touch), must
+    /// not bring it back, even when the log-out lands between a check and
+    /// a write. (The stores' own `save` inserts a session that is not
+    /// there.) New sessions, and new ids, go through `create`.
     async fn save(&self, record: &Record) -> Result<()> {
-        if forward!(self.load(&record.id))?.is_none() {
-            return Ok(());
-        }
-        forward!(self.save(record))
+        let data = rmp_serde::to_vec(record).map_err(|error| Error::Encode(error.to_string()))?;
+        let id = record.id.to_string();
+        let now = OffsetDateTime::now_utc();
+        let written = match self {
+            Self::Sqlite(_, pool) => {
+                let sql = format!(
+                    "UPDATE {SQLITE_TABLE} SET data = ?, expiry_date = ? \
+                     WHERE id = ? AND expiry_date > ?"
+                );
+                sqlx::query(&sql)
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .bind(id)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+            Self::Postgres(_, pool) => {
+                let sql = format!(
+                    "UPDATE {POSTGRES_TABLE} SET data = $1, expiry_date = $2 \
+                     WHERE id = $3 AND expiry_date > $4"
+                );
+                sqlx::query(&sql)
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .bind(id)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            }
+        };
+        written.map_err(|error| Error::Backend(error.to_string()))
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

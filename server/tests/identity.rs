@@ -143,6 +143,46 @@ async fn a_session_written_back_after_it_ended_stays_ended() {
     assert!(store.load(&record.id).await.unwrap().is_none());
 }
 
+#[tokio::test]
+async fn a_session_logged_out_while_a_request_writes_it_back_stays_ended() {
+    use tower_sessions::{
+        SessionStore,
+        session::{Id, Record},
+    };
+    let app = TestApp::new().await;
+    let store = app.database.sessions.clone();
+    let mut record = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
+            + tower_sessions::cookie::time::Duration::hours(1),
+    };
+    store.create(&mut record).await.unwrap();
+    // The log-out's delete, not committed yet: it holds the database's
+    // write lock (SQLite) or the row's (PostgreSQL).
+    let sql = match app.database.backend() {
+        server::database::Backend::Sqlite => "DELETE FROM tower_sessions WHERE id = $1",
+        server::database::Backend::Postgres => "DELETE FROM tower_sessions.session WHERE id = $1",
+    };
+    let mut logging_out = app.database.pool.begin().await.unwrap();
+    sqlx::query(sql)
+        .bind(record.id.to_string())
+        .execute(&mut *logging_out)
+        .await
+        .unwrap();
+    // A request that read the session before it writes it back now, and
+    // waits for the log-out; a check of the row, then a write, would see
+    // the row, then insert it again.
+    let saving = tokio::spawn({
+        let (store, record) = (store.clone(), record.clone());
+        async move { store.save(&record).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    logging_out.commit().await.unwrap();
+    saving.await.unwrap().unwrap();
+    assert!(store.load(&record.id).await.unwrap().is_none());
+}
+
 /// Who `browser` is (`/api/auth/me`), asking with `planted`, a `Cookie`
 /// header another page set, sent beside its own cookie (if any).
 async fn me_beside(browser: &mut Browser<'_>, planted: &[u8]) -> TestResponse {

@@ -40,10 +40,12 @@ pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
 pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
     let viewer = server::logged_in_user().await?.id;
     let chat = server::chat()?;
-    let room = server::existing_room(&chat, id).await?;
-    // Read before the messages: see `RoomHistory::position`.
+    // Read before the room and its messages (see `RoomHistory::position`):
+    // a rename or a message in between is then both in the data and
+    // replayed (shown once), never in neither.
     let stream = realtime::Stream::room(&super::ChatRoom(id));
     let position = server::events()?.position(&stream).await;
+    let room = server::existing_room(&chat, id).await?;
     let messages = chat.messages(id, super::HISTORY_LEN).await?;
     Ok(RoomHistory {
         room,

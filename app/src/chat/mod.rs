@@ -110,9 +110,10 @@ pub struct RoomHistory {
     pub messages: Vec<Message>,
     /// The logged-in user who asked.
     pub viewer: UserId,
-    /// Where the room's event stream stood just before the messages were
-    /// read: the page joins the room from there, so a message posted in
-    /// between arrives (and is shown once: messages have ids).
+    /// Where the room's event stream stood just before the room and its
+    /// messages were read: the page joins the room from there, so a
+    /// message posted or a rename made in between arrives (and a message
+    /// is shown once: messages have ids).
     pub position: Option<Position>,
 }
 

@@ -4,7 +4,7 @@ use std::{collections::HashSet, time::Duration};
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use realtime::{Member, RoomStatus, UserId};
+use realtime::{Members, RoomStatus, UserId};
 
 use crate::{
     chat::{
@@ -157,7 +157,7 @@ fn RoomScreen(
     post: ServerAction<PostMessage>,
     renamed: RwSignal<Option<RoomView>>,
     membership: Signal<RoomStatus>,
-    members: Signal<Vec<Member>>,
+    members: Signal<Members>,
     typists: Signal<Vec<String>>,
 ) -> impl IntoView {
     let room = history.room.clone();
@@ -216,10 +216,15 @@ fn RoomScreen(
                 <aside class="card people" aria-labelledby="people-heading">
                     <h2 id="people-heading">"Here now"</h2>
                     <ul class="presence" data-testid="presence">
-                        <For each=move || members.get() key=|member| member.user let:member>
+                        <For each=move || members.get().listed key=|member| member.user let:member>
                             <li>{member.name}</li>
                         </For>
                     </ul>
+                    <Show when=move || { members.get().more > 0 }>
+                        <p class="more" data-testid="presence-more">
+                            {move || format!("and {} more", members.get().more)}
+                        </p>
+                    </Show>
                     <Show when=move || is_creator>
                         <RenameForm room_id renamed />
                     </Show>

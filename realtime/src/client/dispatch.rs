@@ -13,9 +13,18 @@ use std::{any::Any, cell::Cell, collections::HashMap, fmt, rc::Rc};
 
 use crate::Event;
 
-/// Identifies one subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Identifies one subscription. Ids grow: a handler subscribed after
+/// another has a larger one ([`Dispatcher::newest`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HandlerId(u64);
+
+#[cfg(test)]
+impl HandlerId {
+    /// The `n`-th subscription's id.
+    pub(crate) fn nth(n: u64) -> Self {
+        Self(n)
+    }
+}
 
 /// What a handler may return: nothing, or a `Result` whose error is
 /// reported (to the console, in the browser) without stopping other
@@ -94,8 +103,13 @@ struct Subscriber<E> {
 
 /// The subscribers of one event type, behind a type-erased interface.
 trait Topic {
-    /// The calls for one frame, and the `once` subscriptions it used up.
-    fn prepare(&mut self, data: &str) -> Result<(Vec<Call>, Vec<HandlerId>), serde_json::Error>;
+    /// The calls for one frame to the handlers subscribed after `after`,
+    /// and the `once` subscriptions it used up.
+    fn prepare(
+        &mut self,
+        data: &str,
+        after: HandlerId,
+    ) -> Result<(Vec<Call>, Vec<HandlerId>), serde_json::Error>;
     fn remove(&mut self, id: HandlerId) -> bool;
     fn is_empty(&self) -> bool;
     fn as_any_mut(&mut self) -> &mut dyn Any;
@@ -106,11 +120,17 @@ struct Subscribers<E: Event> {
 }
 
 impl<E: Event + Clone> Topic for Subscribers<E> {
-    fn prepare(&mut self, data: &str) -> Result<(Vec<Call>, Vec<HandlerId>), serde_json::Error> {
+    fn prepare(
+        &mut self,
+        data: &str,
+        after: HandlerId,
+    ) -> Result<(Vec<Call>, Vec<HandlerId>), serde_json::Error> {
         let event: E = serde_json::from_str(data)?;
+        let called = |subscriber: &Subscriber<E>| subscriber.id > after;
         let calls = self
             .list
             .iter()
+            .filter(|subscriber| called(subscriber))
             .map(|subscriber| {
                 let handler = Rc::clone(&subscriber.handler);
                 let event = event.clone();
@@ -127,10 +147,11 @@ impl<E: Event + Clone> Topic for Subscribers<E> {
         let used_up = self
             .list
             .iter()
-            .filter(|subscriber| subscriber.once)
+            .filter(|subscriber| subscriber.once && called(subscriber))
             .map(|subscriber| subscriber.id)
             .collect();
-        self.list.retain(|subscriber| !subscriber.once);
+        self.list
+            .retain(|subscriber| !(subscriber.once && called(subscriber)));
         Ok((calls, used_up))
     }
 
@@ -218,10 +239,28 @@ impl Dispatcher {
     /// The calls an event frame calls for: one per subscriber of its type,
     /// none if nobody subscribed. The data is decoded once.
     pub fn prepare(&mut self, name: &str, data: &str) -> Result<Vec<Call>, DecodeError> {
+        self.prepare_after(name, data, HandlerId(0))
+    }
+
+    /// The newest subscription's id (or one before every id, if none was
+    /// ever made): an event handed on now reaches it and those before it.
+    pub fn newest(&self) -> HandlerId {
+        HandlerId(self.next_id)
+    }
+
+    /// The calls an event frame calls for among the handlers subscribed
+    /// after `after` only: those that did not have it when it was handed
+    /// on.
+    pub fn prepare_after(
+        &mut self,
+        name: &str,
+        data: &str,
+        after: HandlerId,
+    ) -> Result<Vec<Call>, DecodeError> {
         let Some(topic) = self.topics.get_mut(name) else {
             return Ok(Vec::new());
         };
-        let (calls, used_up) = topic.prepare(data).map_err(|error| DecodeError {
+        let (calls, used_up) = topic.prepare(data, after).map_err(|error| DecodeError {
             event: name.to_owned(),
             error,
         })?;
@@ -372,6 +411,26 @@ mod tests {
         // Removing it afterwards (its component unmounts) is still fine.
         assert!(dispatcher.unsubscribe(id));
         assert!(dispatcher.is_empty());
+    }
+
+    #[test]
+    fn an_event_handed_on_again_reaches_only_the_handlers_subscribed_since() {
+        let mut dispatcher = Dispatcher::default();
+        let (seen, record) = recorder();
+        let (old, new, once) = (record.clone(), record.clone(), record);
+        dispatcher.subscribe(false, move |ping: Ping| old("old", ping.n));
+        let handed_on = dispatcher.newest();
+        dispatcher.subscribe(false, move |ping: Ping| new("new", ping.n));
+        dispatcher.subscribe(true, move |ping: Ping| once("once", ping.n));
+
+        let calls = dispatcher
+            .prepare_after("Ping", r#"{"n":3}"#, handed_on)
+            .unwrap();
+        run_each_catching(calls, |_, _, error| panic!("{error}"));
+        assert_eq!(*seen.borrow(), ["new:3", "once:3"]);
+        // The `once` handler is used up; the old one still hears the next.
+        dispatch(&mut dispatcher, "Ping", r#"{"n":4}"#);
+        assert_eq!(*seen.borrow(), ["new:3", "once:3", "old:4", "new:4"]);
     }
 
     #[test]

@@ -74,27 +74,45 @@ pub fn use_missed(stream: Stream) -> Signal<u32> {
 /// The members of whichever room `room` names, kept up to date by the
 /// server's [`Presence`] events (for kinds of room with presence). Empty
 /// while not in the room.
-pub fn use_presence<R, F>(room: F) -> Signal<Vec<Member>>
+pub fn use_presence<R, F>(room: F) -> Signal<Members>
 where
     R: Room,
     F: Fn() -> Option<R> + Send + Sync + 'static,
 {
     let room = Memo::new(move |_| room().map(|room| room.name()));
-    let members = RwSignal::new(Vec::<Member>::new());
+    let members = RwSignal::new(Members::default());
     // Another room: forget the old room's members until the new list comes.
     Effect::new(move |previous: Option<Option<RoomName>>| {
         let current = room.get();
         if previous.is_some_and(|previous| previous != current) {
-            members.set(Vec::new());
+            members.set(Members::default());
         }
         current
     });
     use_event(move |presence: Presence| {
         if room.try_get_untracked().flatten().as_ref() == Some(&presence.room) {
-            members.try_set(presence.members);
+            members.try_set(Members {
+                listed: presence.members,
+                more: presence.more,
+            });
         }
     });
     members.into()
+}
+
+/// A room's users, as [`use_presence`] has them: the first of them by name
+/// (all of them, unless the room is large), and how many more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    pub listed: Vec<Member>,
+    pub more: usize,
+}
+
+impl Members {
+    /// How many users are in the room.
+    pub fn total(&self) -> usize {
+        self.listed.len() + self.more
+    }
 }
 
 /// Keeps the tab in `room` while the calling component is mounted, having

@@ -52,8 +52,8 @@ use leptos::prelude::*;
 pub use self::{
     dispatch::{Call, DecodeError, Dispatcher, HandlerId, HandlerOutcome, run_each_catching},
     hooks::{
-        use_connection_state, use_event, use_event_once, use_latest, use_missed, use_presence,
-        use_resumed, use_room, use_room_from, use_room_signal,
+        Members, use_connection_state, use_event, use_event_once, use_latest, use_missed,
+        use_presence, use_resumed, use_room, use_room_from, use_room_signal,
     },
     room_book::RoomBook,
     server_fn_client::RealtimeClient,
@@ -239,10 +239,18 @@ impl Realtime {
     }
 
     fn join_name(&self, room: RoomName) -> Membership {
-        let status = self
-            .runtime
-            .want_room(&room)
-            .unwrap_or_else(|| ArcRwSignal::new(RoomStatus::Joining));
+        // A name longer than the protocol allows is refused here, on the
+        // server's render and in the browser alike, and never sent: the
+        // server would answer with an `error` the page never sees (or, past
+        // its frame limit, close the connection, which the tab would open
+        // again, and join again, for ever).
+        let status = if room.is_too_long() {
+            ArcRwSignal::new(RoomStatus::Refused(crate::protocol::room_name_too_long()))
+        } else {
+            self.runtime
+                .want_room(&room)
+                .unwrap_or_else(|| ArcRwSignal::new(RoomStatus::Joining))
+        };
         Membership {
             realtime: *self,
             room,
@@ -251,11 +259,22 @@ impl Realtime {
     }
 
     /// The page shows what `stream` held up to `position`: its data was read
-    /// after that position (a server function returns both). The tab asks
-    /// for what followed when it joins the stream (a room's `join`, or its
-    /// first connection for everyone's and the user's), so an event sent
-    /// between the render and the join is delivered, not lost. No effect
-    /// if the tab already reads the stream: it knows better.
+    /// after that position (a server function returns both). Call it in
+    /// the component that subscribes to the stream's events, before or
+    /// beside its `use_event`s: every handler it subscribes in the same turn
+    /// gets every event after `position`, each once.
+    ///
+    /// - The tab asks for what followed when it joins the stream (a room's
+    ///   `join`, or its first connection for everyone's and the user's), so
+    ///   an event sent between the render and the join is delivered, not
+    ///   lost.
+    /// - A tab that already reads the stream, and heard events after
+    ///   `position` before the component's handlers existed (a page loaded
+    ///   over HTTP while they arrived), hands those events to the handlers
+    ///   subscribed since, in a microtask; the handlers that had them do
+    ///   not get them again. If it no longer has all of them (it keeps the
+    ///   latest thousand), [`Realtime::missed`] rises for the stream
+    ///   instead, and the page loads its data again.
     ///
     /// `None` (the server could not say where the stream stood, its history
     /// being out of reach): once the tab follows the stream, it counts what
@@ -307,7 +326,10 @@ impl Membership {
     /// Gives up this membership; the tab leaves the room when no other
     /// membership of it remains.
     pub fn leave(self) {
-        self.realtime.runtime.release_room(&self.room);
+        // One too long was never joined (`Realtime::join`).
+        if !self.room.is_too_long() {
+            self.realtime.runtime.release_room(&self.room);
+        }
     }
 }
 

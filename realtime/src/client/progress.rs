@@ -19,27 +19,88 @@
 //! With Redis Cluster's shards, an event for streams of several shards is
 //! placed in each shard apart, with its positions there only: a tab that
 //! reads streams of two of them gets it twice, with positions that do not
-//! overlap. The event's id tells the second: the ids of the latest events
-//! are kept ([`RECENT_IDS`]).
+//! overlap. The event's id tells the second: the latest events are kept
+//! ([`RECENT_EVENTS`], [`RECENT_BYTES`]).
+//!
+//! They are kept whole, for one more reason: a component that mounts with
+//! data read at a position the tab has passed (a page loaded over HTTP
+//! while events kept arriving) needs the events after it, which were handed
+//! on before its handlers existed. [`Progress::recover_from`] says so, and
+//! [`Progress::hand_again_after`] gives them, for the handlers subscribed
+//! since only: no handler gets an event twice. When the tab no longer has
+//! all of them, the stream counts as missed, and the page loads again.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
+use super::HandlerId;
 use crate::{
     RoomName, UserId,
     protocol::Resume,
     stream::{EventId, Mark, Position, Recorded, Stream, TabId},
 };
 
-/// Ids of the latest durable events a tab keeps, to know one that comes
-/// again through another shard.
-pub(super) const RECENT_IDS: usize = 1024;
+/// The most durable events a tab keeps, to know one that comes again
+/// through another shard, and to hand it to components that mount later.
+pub(super) const RECENT_EVENTS: usize = 1024;
+/// The most bytes of those events' names and data: past it, the oldest
+/// go first.
+pub(super) const RECENT_BYTES: usize = 1024 * 1024;
+
+/// A durable event handed on lately.
+struct Heard {
+    recorded: Recorded,
+    name: String,
+    data: String,
+    /// The newest handler it was handed to: those subscribed after it
+    /// never had it.
+    handed_to: HandlerId,
+}
+
+impl Heard {
+    fn bytes(&self) -> usize {
+        self.name.len() + self.data.len()
+    }
+
+    /// Its offset in `stream`, if it came through it in `position`'s epoch.
+    fn offset_in(&self, stream: &Stream, position: Position) -> Option<u64> {
+        self.recorded
+            .positions()
+            .find(|(its, at)| *its == stream && at.epoch == position.epoch)
+            .map(|(_, at)| at.offset)
+    }
+}
+
+/// An event as it arrives, to be kept if it is new.
+pub(super) struct Arriving<'a> {
+    pub name: &'a str,
+    pub data: &'a str,
+    /// The newest handler it is handed to now.
+    pub handed_to: HandlerId,
+}
+
+/// What a page's position asks of the tab ([`Progress::recover_from`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Recovery {
+    /// The tab handed on events after the position before the page's
+    /// handlers existed: hand them again, to those handlers
+    /// ([`Progress::hand_again_after`]).
+    pub hand_again: bool,
+    /// The tab is past the position without all the events in between:
+    /// the page must load again.
+    pub missed: bool,
+}
 
 pub(super) struct Progress {
     tab: TabId,
     positions: BTreeMap<Stream, Mark>,
-    /// The ids of the latest events handed on, oldest first, and as a set.
-    recent: VecDeque<EventId>,
-    recent_set: HashSet<EventId>,
+    /// The latest events handed on, oldest first; their ids as a set, and
+    /// the bytes they hold.
+    recent: VecDeque<Heard>,
+    recent_ids: HashSet<EventId>,
+    recent_bytes: usize,
+    /// Where in each stream the newest event the tab no longer keeps
+    /// stood: a page before it cannot be given what followed.
+    forgotten: BTreeMap<Stream, Position>,
     /// Streams a page showed without a position to recover from (the
     /// server could not give one): once the tab follows them, it counts
     /// what it may have missed as missed.
@@ -57,7 +118,9 @@ impl Progress {
             tab,
             positions: BTreeMap::new(),
             recent: VecDeque::new(),
-            recent_set: HashSet::new(),
+            recent_ids: HashSet::new(),
+            recent_bytes: 0,
+            forgotten: BTreeMap::new(),
             unanchored: BTreeSet::new(),
             user: None,
             welcomed: false,
@@ -133,6 +196,7 @@ impl Progress {
         let stream = Stream::Room(room.clone());
         self.positions.remove(&stream);
         self.unanchored.remove(&stream);
+        self.forgotten.remove(&stream);
     }
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to
@@ -140,13 +204,26 @@ impl Progress {
     /// event at that position in one of the streams it came through, or
     /// the event of that id lately (through another shard). Its positions
     /// are kept in the streams the tab `follows` (not a room it has let go
-    /// of while the event was on its way).
-    pub fn arrived(&mut self, recorded: &Recorded, follows: impl Fn(&Stream) -> bool) -> bool {
+    /// of while the event was on its way). A new one is kept ([`Heard`]).
+    pub fn arrived(
+        &mut self,
+        recorded: &Recorded,
+        follows: impl Fn(&Stream) -> bool,
+        arriving: Arriving<'_>,
+    ) -> bool {
         let had = recorded.positions().any(|(stream, position)| {
             self.positions
                 .get(stream)
                 .is_some_and(|mark| mark.covers(position))
-        }) || !self.remember(recorded.id);
+        }) || self.recent_ids.contains(&recorded.id);
+        if !had {
+            self.keep(Heard {
+                recorded: recorded.clone(),
+                name: arriving.name.to_owned(),
+                data: arriving.data.to_owned(),
+                handed_to: arriving.handed_to,
+            });
+        }
         for (stream, position) in recorded.positions() {
             if follows(stream)
                 && let Some(first) = Mark::receive(self.positions.get_mut(stream), position)
@@ -158,54 +235,142 @@ impl Progress {
     }
 
     /// The page shows what `stream` held up to `position` (it was rendered
-    /// from data read after it): recover from there, unless the tab
-    /// already `follows` the stream and knows better. Before the first
-    /// `welcome`, parts of one page may give several positions of a
-    /// stream: the oldest wins, so that nothing after any of them is lost.
+    /// from data read after it), and its handlers are (or are about to be)
+    /// subscribed.
+    ///
+    /// - A stream the tab does not follow (a room it is about to join) is
+    ///   recovered from there: the join's replay brings what followed,
+    ///   but the events among them the tab handed on already come again
+    ///   to no handler (known by their ids), so they are handed again.
+    /// - A stream it follows and has read past `position`: the events in
+    ///   between were handed on before the page's handlers existed. They
+    ///   are handed again if the tab still has every one, or the stream
+    ///   counts as missed (the page loads again).
+    /// - Before the first `welcome`, parts of one page may give several
+    ///   positions of a stream: the oldest wins, so that nothing after any
+    ///   of them is lost.
+    ///
     /// `None`: the server could not say where the stream stood (its
     /// history was out of reach); once the tab follows the stream, what it
     /// may have missed counts as missed (see [`Progress::joined`]).
-    pub fn recover_from(&mut self, stream: Stream, position: Option<Position>, follows: bool) {
+    pub fn recover_from(
+        &mut self,
+        stream: Stream,
+        position: Option<Position>,
+        follows: bool,
+    ) -> Recovery {
         let Some(position) = position else {
             // Everyone's and the user's are followed once welcomed.
             let followed = follows && (self.welcomed || matches!(stream, Stream::Room(_)));
             if !followed {
                 self.unanchored.insert(stream);
             }
-            return;
+            return Recovery::default();
         };
+        let hand_again = self.heard_after(&stream, position).next().is_some();
         if !follows {
             // The page's data replaces what the tab had of it.
             self.unanchored.remove(&stream);
+            self.positions.insert(stream, Mark::told(position));
+            return Recovery {
+                hand_again,
+                missed: false,
+            };
         }
-        match self.positions.get_mut(&stream) {
-            None => {
-                self.positions.insert(stream, Mark::told(position));
-            }
-            Some(current) if !follows => *current = Mark::told(position),
-            Some(current)
-                if !self.welcomed
-                    && current.at.epoch == position.epoch
-                    && position.offset < current.at.offset =>
-            {
+        let Some(current) = self.positions.get_mut(&stream) else {
+            self.positions.insert(stream, Mark::told(position));
+            return Recovery::default();
+        };
+        let behind = current.at.epoch == position.epoch && position.offset < current.at.offset;
+        if !self.welcomed {
+            if behind {
                 *current = Mark::told(position);
             }
-            Some(_) => {}
+            return Recovery::default();
+        }
+        // Another epoch (the server's word stands), or where the tab is
+        // or ahead of it (what follows arrives live).
+        if !behind {
+            return Recovery::default();
+        }
+        let received_all = current.anchor <= position.offset;
+        let kept_all = self
+            .forgotten
+            .get(&stream)
+            .is_none_or(|gone| gone.epoch != position.epoch || gone.offset <= position.offset);
+        if received_all && kept_all {
+            Recovery {
+                hand_again,
+                missed: false,
+            }
+        } else {
+            Recovery {
+                hand_again: false,
+                missed: true,
+            }
         }
     }
 
-    /// Notes that the event `id` was handed on: `false` if it was lately.
-    fn remember(&mut self, id: EventId) -> bool {
-        if !self.recent_set.insert(id) {
-            return false;
+    /// The kept events after `position` in `stream`, oldest first.
+    fn heard_after<'a>(
+        &'a self,
+        stream: &'a Stream,
+        position: Position,
+    ) -> impl Iterator<Item = &'a Heard> + 'a {
+        self.recent.iter().filter(move |heard| {
+            heard
+                .offset_in(stream, position)
+                .is_some_and(|offset| offset > position.offset)
+        })
+    }
+
+    /// The kept events after `position` in `stream`, as (name, data, the
+    /// newest handler that had it), oldest first; from now on, each counts
+    /// as handed to `newest` too (a second call gives them to nobody
+    /// twice).
+    pub fn hand_again_after(
+        &mut self,
+        stream: &Stream,
+        position: Position,
+        newest: HandlerId,
+    ) -> Vec<(String, String, HandlerId)> {
+        self.recent
+            .iter_mut()
+            .filter(|heard| {
+                heard
+                    .offset_in(stream, position)
+                    .is_some_and(|offset| offset > position.offset)
+            })
+            .map(|heard| {
+                let had_it = std::mem::replace(&mut heard.handed_to, newest);
+                (heard.name.clone(), heard.data.clone(), had_it)
+            })
+            .collect()
+    }
+
+    /// Keeps an event handed on, and lets the oldest go past the bounds,
+    /// noting where in each stream what is gone stood.
+    fn keep(&mut self, heard: Heard) {
+        self.recent_bytes += heard.bytes();
+        self.recent_ids.insert(heard.recorded.id);
+        self.recent.push_back(heard);
+        while self.recent.len() > RECENT_EVENTS || self.recent_bytes > RECENT_BYTES {
+            let Some(oldest) = self.recent.pop_front() else {
+                break;
+            };
+            self.recent_bytes -= oldest.bytes();
+            self.recent_ids.remove(&oldest.recorded.id);
+            for (stream, position) in oldest.recorded.positions() {
+                match self.forgotten.get_mut(stream) {
+                    Some(gone)
+                        if gone.epoch == position.epoch && gone.offset >= position.offset => {}
+                    Some(gone) => *gone = position,
+                    None => {
+                        self.forgotten.insert(stream.clone(), position);
+                    }
+                }
+            }
         }
-        self.recent.push_back(id);
-        if self.recent.len() > RECENT_IDS
-            && let Some(oldest) = self.recent.pop_front()
-        {
-            self.recent_set.remove(&oldest);
-        }
-        true
     }
 
     /// A room's `joined` frame: where its stream stands now. Returns
@@ -234,10 +399,20 @@ mod tests {
 
     impl Progress {
         fn arrived_following(&mut self, recorded: &Recorded) -> bool {
-            self.arrived(recorded, |_| true)
+            let data = recorded.id.0.to_string();
+            self.arrived(recorded, |_| true, arriving(&data))
         }
     }
     use crate::stream::{Epoch, EventId};
+
+    /// An event arriving with `data`, handed to no handler.
+    fn arriving(data: &str) -> Arriving<'_> {
+        Arriving {
+            name: "e",
+            data,
+            handed_to: super::super::Dispatcher::default().newest(),
+        }
+    }
 
     fn at(epoch: u64, offset: u64) -> Position {
         Position {
@@ -325,7 +500,8 @@ mod tests {
     fn an_event_of_a_room_let_go_leaves_no_position() {
         let mut progress = Progress::new(TabId(1));
         let red: RoomName = "team:red".into();
-        assert!(progress.arrived(&event(1, Stream::Room(red.clone()), at(1, 4)), |_| false));
+        let late = event(1, Stream::Room(red.clone()), at(1, 4));
+        assert!(progress.arrived(&late, |_| false, arriving("late")));
         assert_eq!(progress.room(&red), None);
     }
 
@@ -408,7 +584,7 @@ mod tests {
         assert!(!progress.arrived_following(&event(42, red.clone(), at(2, 9))));
         assert_eq!(progress.room(&"team:red".into()), Some(at(2, 9)));
         // Only the latest ids are kept.
-        for n in 0..RECENT_IDS as u64 {
+        for n in 0..RECENT_EVENTS as u64 {
             progress.arrived_following(&event(1_000 + n, ada.clone(), at(1, 2 + n)));
         }
         assert!(progress.arrived_following(&event(42, red, at(2, 10))));
@@ -474,5 +650,109 @@ mod tests {
             ..event(2, a, at(1, 7))
         };
         assert!(progress.arrived_following(&y));
+    }
+
+    /// What `hand_again_after` gives, as (data, the handler that had it).
+    fn handed_again(
+        progress: &mut Progress,
+        stream: &Stream,
+        position: Position,
+        newest: u64,
+    ) -> Vec<(String, u64)> {
+        progress
+            .hand_again_after(stream, position, HandlerId::nth(newest))
+            .into_iter()
+            .map(|(_, data, had)| {
+                let had = (0..=newest).find(|n| HandlerId::nth(*n) == had).unwrap();
+                (data, had)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_page_behind_a_followed_stream_gets_what_the_tab_heard_since_for_its_new_handlers_once() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::from([(Stream::Everyone, at(1, 2))]));
+        for (id, offset, handlers) in [(3, 3, 1), (4, 4, 1), (5, 5, 2)] {
+            let data = format!("e{offset}");
+            let arrived = Arriving {
+                name: "e",
+                data: &data,
+                handed_to: HandlerId::nth(handlers),
+            };
+            let recorded = event(id, Stream::Everyone, at(1, offset));
+            assert!(progress.arrived(&recorded, |_| true, arrived));
+        }
+        // A page read at 3: the tab is at 5, and has 4 and 5.
+        let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 3)), true);
+        assert_eq!(
+            recovery,
+            Recovery {
+                hand_again: true,
+                missed: false
+            }
+        );
+        assert_eq!(
+            handed_again(&mut progress, &Stream::Everyone, at(1, 3), 7),
+            [("e4".to_owned(), 1), ("e5".to_owned(), 2)]
+        );
+        // Once handed again, every handler up to the 7th has them.
+        assert_eq!(
+            handed_again(&mut progress, &Stream::Everyone, at(1, 3), 9),
+            [("e4".to_owned(), 7), ("e5".to_owned(), 7)]
+        );
+        // A page at or past where the tab is needs nothing.
+        assert_eq!(
+            progress.recover_from(Stream::Everyone, Some(at(1, 5)), true),
+            Recovery::default()
+        );
+    }
+
+    #[test]
+    fn a_page_behind_what_the_tab_received_or_kept_of_a_followed_stream_loads_again() {
+        // Told where the stream stood at 9 (a `discontinuity`): the events
+        // up to 9 never came to the tab.
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        progress.discontinuity(Stream::Everyone, at(1, 9));
+        let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 5)), true);
+        assert!(recovery.missed && !recovery.hand_again, "{recovery:?}");
+
+        // Received from 1 on, but the oldest are no longer kept.
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        for offset in 1..=RECENT_EVENTS as u64 + 10 {
+            progress.arrived_following(&event(offset, Stream::Everyone, at(1, offset)));
+        }
+        let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 5)), true);
+        assert!(recovery.missed, "the events after 5 are gone");
+        let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 11)), true);
+        assert!(
+            recovery.hand_again && !recovery.missed,
+            "those after 11 are kept"
+        );
+    }
+
+    #[test]
+    fn a_room_joined_again_from_a_page_gets_what_the_tab_heard_before_it_left_from_the_tab() {
+        let red = Stream::Room("team:red".into());
+        let room: RoomName = "team:red".into();
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        progress.joined(red.clone(), at(1, 3));
+        let x = event(44, red.clone(), at(1, 4));
+        assert!(progress.arrived_following(&x));
+        // The page loads again from 3 (it had not shown X); meanwhile the
+        // old view let go of the room.
+        progress.left(&room);
+        let recovery = progress.recover_from(red.clone(), Some(at(1, 3)), false);
+        assert!(recovery.hand_again && !recovery.missed, "{recovery:?}");
+        assert_eq!(
+            handed_again(&mut progress, &red, at(1, 3), 2),
+            [("44".to_owned(), 0)]
+        );
+        // The join's replay brings X again: no handler gets it twice.
+        assert!(!progress.arrived_following(&x));
+        assert_eq!(progress.room(&room), Some(at(1, 4)));
     }
 }

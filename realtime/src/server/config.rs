@@ -75,6 +75,10 @@ pub struct HubConfig {
     pub session_check_interval: Duration,
     /// Presence changes to a room within this window go out as one list.
     pub presence_window: Duration,
+    /// The most users a presence list names; the rest are counted
+    /// ([`crate::Presence::more`]). A list also stays within
+    /// `max_event_bytes`: every frame must fit a socket's write buffer.
+    pub max_presence_listed: usize,
     /// The history of durable events (`history.rs`): how many events each
     /// stream keeps, for how long, and in how many bytes and streams in
     /// all. A tab asking for events that are no longer kept is told it
@@ -117,6 +121,7 @@ impl Default for HubConfig {
             new_connection_burst: 64,
             session_check_interval: Duration::from_secs(5),
             presence_window: Duration::from_millis(250),
+            max_presence_listed: 100,
             history_per_stream: 1000,
             history_max_age: Duration::from_secs(5 * 60),
             history_max_bytes: 32 * 1024 * 1024,

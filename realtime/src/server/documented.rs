@@ -65,6 +65,7 @@ fn shown(field: &str, config: &HubConfig) -> String {
         "new_connection_burst" => count(c.new_connection_burst),
         "session_check_interval" => duration(c.session_check_interval),
         "presence_window" => duration(c.presence_window),
+        "max_presence_listed" => count(c.max_presence_listed as u64),
         "history_per_stream" => count(c.history_per_stream as u64),
         "history_max_age" => duration(c.history_max_age),
         "history_max_bytes" => bytes(c.history_max_bytes),

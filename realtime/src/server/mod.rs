@@ -108,7 +108,7 @@ use self::{
     inbox::HubInbox,
     join_rules::JoinRules,
     pace::{ActorBuckets, Pace},
-    presence::Presence,
+    presence::{Listing, Presence},
     registry::{Delivery, Limits, Registry},
     sessions::{EndedSessions, SessionCheck},
     streams::Streams,
@@ -275,7 +275,14 @@ impl HubBuilder {
         let hub = Hub {
             inner: Arc::new(HubInner {
                 streams: Streams::new(&config, Arc::clone(&registry), Arc::clone(&broker)),
-                presence: Presence::new(self.presence_kinds, config.presence_window),
+                presence: Presence::new(
+                    self.presence_kinds,
+                    config.presence_window,
+                    Listing {
+                        max_members: config.max_presence_listed,
+                        max_bytes: config.max_event_bytes,
+                    },
+                ),
                 registry,
                 broker,
                 join_rules: self.join_rules,

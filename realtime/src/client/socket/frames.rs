@@ -11,7 +11,7 @@ use web_sys::MessageEvent;
 use super::{CURRENT_CONNECTION, Inner, Runtime, follows};
 use crate::{
     ConnectionId, RoomName, Stream,
-    client::{ConnectionState, RoomStatus},
+    client::{ConnectionState, HandlerId, RoomStatus, progress::Arriving},
     protocol::{ClientFrame, ServerFrame},
 };
 
@@ -50,17 +50,23 @@ impl Runtime {
                 data,
                 recorded,
             } => {
+                let newest = self.dispatcher.borrow().newest();
                 let new = recorded.is_none_or(|recorded| {
                     let mut inner = self.inner.borrow_mut();
                     let Inner {
                         progress, rooms, ..
                     } = &mut *inner;
-                    progress.arrived(&recorded, |stream| follows(rooms, stream))
+                    let arriving = Arriving {
+                        name: &name,
+                        data: data.get(),
+                        handed_to: newest,
+                    };
+                    progress.arrived(&recorded, |stream| follows(rooms, stream), arriving)
                 });
                 // Brought again by a replay (through another stream, or
                 // read ahead of the live events).
                 if new {
-                    self.on_event(&name, data.get());
+                    self.hand_on(&name, data.get(), None);
                 }
             }
             ServerFrame::Joined { room, position } => {
@@ -104,7 +110,7 @@ impl Runtime {
 
     /// The tab may have missed events of these streams that it cannot
     /// recover: what depends on them loads again.
-    fn count_missed(&self, streams: impl IntoIterator<Item = Stream>) {
+    pub(super) fn count_missed(&self, streams: impl IntoIterator<Item = Stream>) {
         let streams: Vec<Stream> = streams.into_iter().collect();
         if streams.is_empty() {
             return;
@@ -147,8 +153,17 @@ impl Runtime {
         }
     }
 
-    fn on_event(&self, name: &str, data: &str) {
-        let calls = match self.dispatcher.borrow_mut().prepare(name, data) {
+    /// Hands an event to its handlers: all of them, or (`after`) those
+    /// subscribed after that one only.
+    pub(super) fn hand_on(&self, name: &str, data: &str, after: Option<HandlerId>) {
+        let prepared = match after {
+            None => self.dispatcher.borrow_mut().prepare(name, data),
+            Some(after) => self
+                .dispatcher
+                .borrow_mut()
+                .prepare_after(name, data, after),
+        };
+        let calls = match prepared {
             Ok(calls) => calls,
             Err(error) => {
                 leptos::logging::error!("realtime: {error}");

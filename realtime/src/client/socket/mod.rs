@@ -97,11 +97,8 @@ impl Handle {
     }
 
     pub fn recover_from(&self, stream: Stream, position: Option<Position>) {
-        self.0.try_with_value(|runtime| {
-            let mut inner = runtime.inner.borrow_mut();
-            let follows = inner.follows(&stream);
-            inner.progress.recover_from(stream, position, follows);
-        });
+        self.0
+            .try_with_value(|runtime| runtime.recover_from(stream, position));
     }
 }
 

@@ -1,12 +1,16 @@
 //! The tab's subscriptions: event handlers added and removed, rooms
 //! joined with the first component that wants them and left with the
-//! last, and the counts signal of what the tab holds.
+//! last, where a page's data stands in their streams, and the counts
+//! signal of what the tab holds.
+
+use std::rc::Rc;
 
 use leptos::prelude::*;
+use wasm_bindgen::{JsCast, closure::Closure};
 
 use super::Runtime;
 use crate::{
-    Event as RealtimeEvent, RoomName,
+    Event as RealtimeEvent, Position, RoomName, Stream,
     client::{Counts, HandlerId, HandlerOutcome, RoomStatus},
     protocol::ClientFrame,
 };
@@ -80,6 +84,52 @@ impl Runtime {
         self.recount();
         if last {
             self.send(&ClientFrame::Leave { room: room.clone() });
+        }
+    }
+
+    /// The page shows `stream` up to `position` (see
+    /// `Realtime::recover_from`): the tab recovers from there, hands the
+    /// page's new handlers what it heard since, or counts the stream as
+    /// missed.
+    pub(super) fn recover_from(self: &Rc<Self>, stream: Stream, position: Option<Position>) {
+        let recovery = {
+            let mut inner = self.inner.borrow_mut();
+            let follows = inner.follows(&stream);
+            inner
+                .progress
+                .recover_from(stream.clone(), position, follows)
+        };
+        if recovery.missed {
+            self.count_missed([stream]);
+            return;
+        }
+        let (true, Some(position)) = (recovery.hand_again, position) else {
+            return;
+        };
+        // In a microtask: the component that called this subscribes its
+        // handlers after the call, in the same turn.
+        let runtime = Rc::downgrade(self);
+        let later = Closure::once_into_js(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.hand_again(&stream, position);
+            }
+        });
+        if let Some(window) = web_sys::window() {
+            window.queue_microtask(later.unchecked_ref());
+        }
+    }
+
+    /// Hands the events the tab heard after `position` in `stream` to the
+    /// handlers subscribed since each was handed on.
+    fn hand_again(&self, stream: &Stream, position: Position) {
+        let newest = self.dispatcher.borrow().newest();
+        let events = self
+            .inner
+            .borrow_mut()
+            .progress
+            .hand_again_after(stream, position, newest);
+        for (name, data, handed_to) in events {
+            self.hand_on(&name, &data, Some(handed_to));
         }
     }
 

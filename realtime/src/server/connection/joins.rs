@@ -1,10 +1,16 @@
 //! The joins a connection asks for: room rules (a database query, say) run
 //! beside the connection's loop, a few at a time, so writing goes on while
-//! they decide; more joins wait their turn, in order.
+//! they decide; more joins wait their turn, in order. A `leave` cancels
+//! the joins of its room still waiting or deciding: a join that ended after
+//! it would put the tab in a room it left, and would answer a later join's
+//! `since` as if the tab had been a member all along (nothing replayed).
 
 use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin};
 
-use futures_util::stream::FuturesUnordered;
+use futures_util::{
+    future::{AbortHandle, Abortable, Aborted},
+    stream::FuturesUnordered,
+};
 use tokio::time::timeout;
 
 use super::super::{Hub, Refusal, pace::Actor, registry::JoinError};
@@ -21,13 +27,21 @@ pub(crate) const RULES_AT_ONCE: usize = 4;
 /// read a second.
 pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(32).unwrap();
 
+/// A join deciding: its serial number, once it is done.
+type Deciding<'h> = Pin<Box<dyn Future<Output = Result<u64, Aborted>> + Send + 'h>>;
+
 /// The joins a connection asked for: a few rules running beside the loop,
 /// the rest waiting their turn.
 pub(super) struct Joins<'h> {
     hub: &'h Hub,
     id: ConnectionId,
     user: Option<UserId>,
-    pub running: FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send + 'h>>>,
+    pub running: FuturesUnordered<Deciding<'h>>,
+    /// The room of each join in `running`, with its serial number and what
+    /// cancels it (at most [`RULES_AT_ONCE`]: a list).
+    deciding: Vec<(RoomName, u64, AbortHandle)>,
+    /// The serial number of the next join to run.
+    next_serial: u64,
     /// Rooms to join, each with the position to recover from, if any.
     waiting: VecDeque<(RoomName, Option<Position>)>,
     /// Whose budget of shared reads (the hub's `shared_reads`) this
@@ -45,6 +59,8 @@ impl<'h> Joins<'h> {
             id,
             user,
             running: FuturesUnordered::new(),
+            deciding: Vec::new(),
+            next_serial: 0,
             waiting: VecDeque::new(),
             actor: actor.unwrap_or(Actor::Connection(id)),
         }
@@ -61,11 +77,44 @@ impl<'h> Joins<'h> {
         self.start_waiting();
     }
 
-    pub fn start_waiting(&mut self) {
+    /// A join in `running` ended (`done`, what it gave): it is no longer
+    /// deciding, and the next waiting join may start.
+    pub fn ended(&mut self, done: Result<u64, Aborted>) {
+        if let Ok(serial) = done {
+            self.deciding.retain(|(_, deciding, _)| *deciding != serial);
+        }
+        self.start_waiting();
+    }
+
+    /// The tab left `room`: its joins still waiting or deciding are
+    /// cancelled, unanswered.
+    pub fn cancel(&mut self, room: &RoomName) {
+        self.waiting.retain(|(waiting, _)| waiting != room);
+        self.deciding.retain(|(deciding, _, cancel)| {
+            let of_room = deciding == room;
+            if of_room {
+                cancel.abort();
+            }
+            !of_room
+        });
+    }
+
+    fn start_waiting(&mut self) {
         while self.running.len() < RULES_AT_ONCE
             && let Some((room, since)) = self.waiting.pop_front()
         {
+            let serial = self.next_serial;
+            self.next_serial += 1;
+            let (cancel, registration) = AbortHandle::new_pair();
+            self.deciding.push((room.clone(), serial, cancel));
             let join = decide(self.hub, self.id, self.user, room, since, self.actor);
+            let join = Abortable::new(
+                async move {
+                    join.await;
+                    serial
+                },
+                registration,
+            );
             self.running.push(Box::pin(join));
         }
     }

@@ -54,7 +54,9 @@ use super::{
 };
 use crate::{
     ConnectionId, Position, Stream, UserId,
-    protocol::{ClientFrame, ControlFrame, ErrorCode, MAX_ROOM_NAME_BYTES, Resume},
+    protocol::{
+        ClientFrame, ControlFrame, ErrorCode, MAX_ROOM_NAME_BYTES, Resume, room_name_too_long,
+    },
 };
 
 /// Upgrades the request, with buffers and frame sizes bounded by the hub's
@@ -388,8 +390,8 @@ impl<'h> Served<'h> {
                     written
                 }
                 () = self.spacing.opened(), if !self.spacing.is_open() => Ok(()),
-                Some(()) = self.joins.running.next(), if !self.joins.running.is_empty() => {
-                    self.joins.start_waiting();
+                Some(done) = self.joins.running.next(), if !self.joins.running.is_empty() => {
+                    self.joins.ended(done);
                     // A rule decided: its answer goes out now.
                     self.spacing.open();
                     Ok(())
@@ -498,9 +500,8 @@ impl<'h> Served<'h> {
         let room = match &frame {
             ClientFrame::Join { room, .. } | ClientFrame::Leave { room } => room,
         };
-        if room.as_str().len() > MAX_ROOM_NAME_BYTES {
-            let message = format!("Room names are at most {MAX_ROOM_NAME_BYTES} bytes.");
-            self.send_error(ErrorCode::MalformedFrame, &message);
+        if room.is_too_long() {
+            self.send_error(ErrorCode::MalformedFrame, &room_name_too_long());
             return;
         }
         match frame {
@@ -508,6 +509,7 @@ impl<'h> Served<'h> {
             // Answered with `left` even if it was not in the room, so the
             // browser's view is right either way.
             ClientFrame::Leave { room } => {
+                self.joins.cancel(&room);
                 if !self.hub.remove_from_room(self.id, &room) {
                     self.hub
                         .send_control(self.id, &ControlFrame::Left { room: &room });

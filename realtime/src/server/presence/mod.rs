@@ -43,11 +43,24 @@ use crate::{ConnectionId, Event, Member, Presence as PresenceEvent, RoomName, pr
 /// Starts the task that sends presence (on the running Tokio runtime).
 type Starter = Box<dyn Fn() + Send + Sync>;
 
+/// How much of a room's list a presence frame names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Listing {
+    /// The most members named; the rest are counted.
+    pub max_members: usize,
+    /// The most bytes of the event's data: every frame must fit a
+    /// socket's write buffer, or the write fails and the socket is dropped
+    /// (a list of every member of a large room would drop every member at
+    /// every change).
+    pub max_bytes: usize,
+}
+
 /// Presence of one process: see the module documentation.
 pub(crate) struct Presence {
     /// Kinds of room whose presence is tracked.
     kinds: HashSet<&'static str>,
     window: Duration,
+    listing: Listing,
     pending: Mutex<Pending>,
     /// Wakes the task when something is pending.
     wake: Arc<Notify>,
@@ -83,10 +96,11 @@ struct Sent {
 }
 
 impl Presence {
-    pub fn new(kinds: HashSet<&'static str>, window: Duration) -> Self {
+    pub fn new(kinds: HashSet<&'static str>, window: Duration, listing: Listing) -> Self {
         Self {
             kinds,
             window,
+            listing,
             pending: Mutex::default(),
             wake: Arc::new(Notify::new()),
             sent: Mutex::default(),
@@ -234,7 +248,7 @@ impl Presence {
             }
             let members = self.remote.lock().merged_with(room, local);
             if sent.lists.get(room) != Some(&members) {
-                if let Some(frame) = presence_frame(room, &members) {
+                if let Some(frame) = presence_frame(room, &members, self.listing) {
                     outcome.add(registry.deliver(&Target::room_name(room.clone()), &frame));
                 }
                 sent.lists.insert(room.clone(), members);
@@ -251,7 +265,7 @@ impl Presence {
             let frame = lists.entry(room).or_insert_with_key(|room| {
                 let local = registry.room_members_by_user(room);
                 let members = self.remote.lock().merged_with(room, local);
-                presence_frame(room, &members)
+                presence_frame(room, &members, self.listing)
             });
             if let Some(frame) = frame {
                 outcome.add(registry.send(connection, frame.clone()));
@@ -261,17 +275,27 @@ impl Presence {
     }
 }
 
-/// A room's list as an event frame.
-fn presence_frame(room: &RoomName, members: &[Member]) -> Option<Utf8Bytes> {
-    let presence = PresenceEvent {
-        room: room.clone(),
-        members: members.to_vec(),
-    };
-    match serde_json::to_string(&presence) {
-        Ok(data) => Some(protocol::event_frame(<PresenceEvent as Event>::NAME, &data).into()),
-        Err(error) => {
-            tracing::error!(%error, "presence could not be sent");
-            None
+/// A room's list as an event frame: its first members, as many as
+/// `listing` allows, and how many more there are.
+fn presence_frame(room: &RoomName, members: &[Member], listing: Listing) -> Option<Utf8Bytes> {
+    let mut named = members.len().min(listing.max_members);
+    loop {
+        let presence = PresenceEvent {
+            room: room.clone(),
+            members: members[..named].to_vec(),
+            more: members.len() - named,
+        };
+        let data = match serde_json::to_string(&presence) {
+            Ok(data) => data,
+            Err(error) => {
+                tracing::error!(%error, "presence could not be sent");
+                return None;
+            }
+        };
+        // Long names: fewer of them, until the list fits.
+        if data.len() <= listing.max_bytes || named == 0 {
+            return Some(protocol::event_frame(<PresenceEvent as Event>::NAME, &data).into());
         }
+        named /= 2;
     }
 }

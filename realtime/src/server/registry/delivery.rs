@@ -13,6 +13,7 @@ use axum::extract::ws::Utf8Bytes;
 
 use super::{
     ById, Connection, Delivery, Except, Had, Live, Maps, Outgoing, Positions, Replay, Replayed,
+    queue::Unqueued,
 };
 use crate::{
     ConnectionId,
@@ -279,7 +280,9 @@ impl Maps {
     }
 
     /// Queues a replay of `stream` for one connection, less the events its
-    /// tab was left out of. `false` if its queue is full (or it is gone).
+    /// tab was left out of; one that the queue's bound on replays leaves
+    /// no room for is a `discontinuity` (`too_many`) from `to` instead.
+    /// `false` if its queue is full (or it is gone).
     pub fn queue_replay(
         &self,
         id: ConnectionId,
@@ -287,14 +290,22 @@ impl Maps {
         events: &[Kept],
         to: Position,
     ) -> bool {
-        self.connections.get(&id).is_some_and(|connection| {
-            let replay = Outgoing::Replay(Box::new(Replay {
-                stream: stream.clone(),
-                events: replayed_for(connection, events),
-                to,
-            }));
-            connection.queue.try_send(replay).is_ok()
-        })
+        let Some(connection) = self.connections.get(&id) else {
+            return false;
+        };
+        let replay = Outgoing::Replay(Box::new(Replay {
+            stream: stream.clone(),
+            events: replayed_for(connection, events),
+            to,
+        }));
+        match connection.queue.try_send_replay(replay) {
+            Ok(()) => true,
+            Err(Unqueued::Closed) => false,
+            Err(Unqueued::Full) => {
+                tracing::debug!(connection = %id, %stream, "a replay too large to hold");
+                self.queue_discontinuity(id, stream, Discontinuity::TooMany, to)
+            }
+        }
     }
 
     /// Queues a `discontinuity` of `stream` for one connection. `false` if

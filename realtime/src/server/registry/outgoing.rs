@@ -136,6 +136,15 @@ impl Outgoing {
         }
     }
 
+    /// The bytes of a replay's frames (0 for anything else): replays are
+    /// bounded apart (`queue.rs`).
+    pub fn replay_bytes(&self) -> usize {
+        match self {
+            Self::Replay(replay) => replay.events.iter().map(|event| event.frame.len()).sum(),
+            _ => 0,
+        }
+    }
+
     /// Adds the frames to write to `frames`, in order, leaving out the
     /// events the connection had already.
     pub fn write_into(self, reached: &mut Reached, frames: &mut Vec<Utf8Bytes>) {

@@ -8,9 +8,11 @@
 //! with every other queue: a socket that stops reading keeps the shared
 //! frames alive as long as its own. Frames under [`SMALL_FRAME_BYTES`] are
 //! not counted: the item bound alone holds them to 256 KiB with the
-//! defaults, and most events are that small. A replay is not counted
-//! either: it is what the tab missed, bounded by the history's limits, and
-//! is never cut short by the slow-client rule.
+//! defaults, and most events are that small. A replay is counted apart
+//! ([`QueueHandle::try_send_replay`]): it is what the tab missed, never
+//! cut short by the slow-client rule, but the replays a queue holds
+//! together stay within the same number of bytes (read from the shared
+//! history, a replay's frames are its own, not shared with anyone).
 //!
 //! It is a `VecDeque` under a lock rather than a tokio channel, for
 //! memory: an idle connection's queue is its [`Shared`] (about 100 bytes)
@@ -48,7 +50,8 @@ pub(crate) enum Wanted {
 
 /// Why an item was not queued.
 pub(crate) enum Unqueued {
-    /// The queue holds as many items or bytes as it may.
+    /// The queue holds as many items or bytes as it may (for a replay: as
+    /// many bytes of replays).
     Full,
     /// The connection's task is gone.
     Closed,
@@ -68,6 +71,8 @@ struct State {
     items: VecDeque<Outgoing>,
     /// The counted bytes of the frames in `items` (see the module's doc).
     bytes: usize,
+    /// The bytes of the replays in `items`.
+    replay_bytes: usize,
     /// The task waiting for items, if it is waiting, and when it wants to
     /// be woken.
     waiting: Option<Waker>,
@@ -103,6 +108,7 @@ pub(crate) fn queue(capacity: usize, max_bytes: usize) -> (QueueSender, QueueRec
         state: Mutex::new(State {
             items: VecDeque::new(),
             bytes: 0,
+            replay_bytes: 0,
             waiting: None,
             wanted: Wanted::Any,
             sender_gone: false,
@@ -141,6 +147,12 @@ impl QueueSender {
         self.handle.try_send(item)
     }
 
+    /// Queues a replay, never waiting, within the queue's bound on
+    /// replays (see [`QueueHandle::try_send_replay`]).
+    pub fn try_send_replay(&self, replay: Outgoing) -> Result<(), Unqueued> {
+        self.handle.try_send_replay(replay)
+    }
+
     /// A handle that pushes to the same queue.
     pub fn handle(&self) -> QueueHandle {
         self.handle.clone()
@@ -150,7 +162,20 @@ impl QueueSender {
 impl QueueHandle {
     /// Queues `item`, never waiting.
     pub fn try_send(&self, item: Outgoing) -> Result<(), Unqueued> {
+        self.push(item, false)
+    }
+
+    /// Queues a replay, never waiting, if the replays the queue holds stay
+    /// within its bytes with it (a replay larger than that, alone, does
+    /// not fit either): the caller tells the tab it cannot have them
+    /// instead.
+    pub fn try_send_replay(&self, replay: Outgoing) -> Result<(), Unqueued> {
+        self.push(replay, true)
+    }
+
+    fn push(&self, item: Outgoing, bound_replay: bool) -> Result<(), Unqueued> {
         let size = item.counted_bytes();
+        let replay_size = item.replay_bytes();
         let waiting = {
             let mut state = self.shared.state.lock();
             // Closed by the sender's drop, whatever handles are left.
@@ -160,10 +185,13 @@ impl QueueHandle {
             // An empty queue takes any one item.
             let too_many_bytes =
                 size > 0 && state.bytes > 0 && state.bytes + size > self.shared.max_bytes;
-            if state.items.len() >= self.shared.capacity || too_many_bytes {
+            let too_many_replayed =
+                bound_replay && state.replay_bytes + replay_size > self.shared.max_bytes;
+            if state.items.len() >= self.shared.capacity || too_many_bytes || too_many_replayed {
                 return Err(Unqueued::Full);
             }
             state.bytes += size;
+            state.replay_bytes += replay_size;
             state.items.push_back(item);
             if self.shared.is_wanted(&state) {
                 state.waiting.take()
@@ -227,7 +255,9 @@ impl QueueReceiver {
             let start = batch.len();
             batch.extend(state.items.drain(..count));
             let taken: usize = batch[start..].iter().map(Outgoing::counted_bytes).sum();
+            let replayed: usize = batch[start..].iter().map(Outgoing::replay_bytes).sum();
             state.bytes -= taken;
+            state.replay_bytes -= replayed;
             if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
                 state.items = VecDeque::new();
             }
@@ -243,6 +273,7 @@ impl QueueReceiver {
         let mut state = self.shared.state.lock();
         let item = state.items.pop_front()?;
         state.bytes -= item.counted_bytes();
+        state.replay_bytes -= item.replay_bytes();
         Some(item)
     }
 
@@ -261,6 +292,7 @@ impl Drop for QueueReceiver {
             let mut state = self.shared.state.lock();
             state.receiver_gone = true;
             state.bytes = 0;
+            state.replay_bytes = 0;
             state.waiting = None;
             std::mem::take(&mut state.items)
         };
@@ -311,6 +343,46 @@ mod tests {
         }
         assert_eq!(receiver.held_bytes(), 0);
         assert!(matches!(sender.try_send(frame(1)), Err(Unqueued::Full)));
+    }
+
+    fn replay(bytes: usize) -> Outgoing {
+        use super::super::outgoing::{Replay, Replayed};
+        Outgoing::Replay(Box::new(Replay {
+            stream: crate::Stream::Everyone,
+            events: vec![Replayed {
+                offset: 1,
+                frame: "x".repeat(bytes).into(),
+            }],
+            to: crate::Position {
+                epoch: crate::stream::Epoch(1),
+                offset: 1,
+            },
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_replays_a_queue_holds_stay_within_its_bytes_whatever_else_it_holds() {
+        let (sender, mut receiver) = queue(100, 5000);
+        // Live frames do not count against replays, nor the reverse.
+        assert!(sender.try_send(frame(4000)).is_ok());
+        assert!(sender.try_send_replay(replay(3000)).is_ok());
+        assert!(sender.try_send_replay(replay(1500)).is_ok());
+        assert!(matches!(
+            sender.try_send_replay(replay(1000)),
+            Err(Unqueued::Full)
+        ));
+        // A replay taken leaves room for the next.
+        let mut batch = Vec::new();
+        assert_eq!(receiver.recv_many(&mut batch, 2, Wanted::Any).await, 2);
+        assert!(sender.try_send_replay(replay(3000)).is_ok());
+        // One larger than the bound does not fit, even alone.
+        let (sender, _receiver) = queue(100, 5000);
+        assert!(matches!(
+            sender.try_send_replay(replay(6000)),
+            Err(Unqueued::Full)
+        ));
+        // Sent as any item, a replay is not bounded (a catch-up's, shared).
+        assert!(sender.try_send(replay(6000)).is_ok());
     }
 
     #[test]
