@@ -459,6 +459,17 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_whole_seconds_from_one_to_an_hour() {
+        // Hyper's timer panics on a deadline past what an `Instant` holds:
+        // a huge value must be refused here, not at the first request.
+        assert_eq!(parse_timeout("1"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_timeout("3600"), Ok(Duration::from_secs(3600)));
+        for refused in ["0", "3601", "18446744073709551615", "-1", "1.5", ""] {
+            assert!(parse_timeout(refused).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
     fn socket_threads_are_a_count_and_default_to_at_least_one() {
         assert_eq!(parse_socket_threads("0"), Ok(0));
         assert_eq!(parse_socket_threads("3"), Ok(3));

@@ -260,9 +260,9 @@ impl Realtime {
 
     /// The page shows what `stream` held up to `position`: its data was read
     /// after that position (a server function returns both). Call it in
-    /// the component that subscribes to the stream's events, before or
-    /// beside its `use_event`s: every handler it subscribes in the same turn
-    /// gets every event after `position`, each once.
+    /// the component that subscribes to the stream's events, before its
+    /// `use_event`s: every handler subscribed after the call, in the same
+    /// turn, gets every event after `position`, each once.
     ///
     /// - The tab asks for what followed when it joins the stream (a room's
     ///   `join`, or its first connection for everyone's and the user's), so
@@ -271,8 +271,8 @@ impl Realtime {
     /// - A tab that already reads the stream, and heard events after
     ///   `position` before the component's handlers existed (a page loaded
     ///   over HTTP while they arrived), hands those events to the handlers
-    ///   subscribed since, in a microtask; the handlers that had them do
-    ///   not get them again. If it no longer has all of them (it keeps the
+    ///   subscribed since the call, in a microtask; the handlers that had
+    ///   them do not get them again. If it no longer has all of them (it keeps the
     ///   latest thousand), [`Realtime::missed`] rises for the stream
     ///   instead, and the page loads its data again.
     ///

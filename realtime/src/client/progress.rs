@@ -81,10 +81,10 @@ pub(super) struct Arriving<'a> {
 /// What a page's position asks of the tab ([`Progress::recover_from`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Recovery {
-    /// The tab handed on events after the position before the page's
+    /// The tab handed on events after this position before the page's
     /// handlers existed: hand them again, to those handlers
     /// ([`Progress::hand_again_after`]).
-    pub hand_again: bool,
+    pub hand_again: Option<Position>,
     /// The tab is past the position without all the events in between:
     /// the page must load again.
     pub missed: bool,
@@ -267,8 +267,12 @@ impl Progress {
             }
             return Recovery::default();
         };
-        let hand_again = self.heard_after(&stream, position).next().is_some();
+        let heard_after = |progress: &Self, position: Position| {
+            let any = progress.heard_after(&stream, position).next().is_some();
+            any.then_some(position)
+        };
         if !follows {
+            let hand_again = heard_after(self, position);
             // The page's data replaces what the tab had of it.
             self.unanchored.remove(&stream);
             self.positions.insert(stream, Mark::told(position));
@@ -277,14 +281,27 @@ impl Progress {
                 missed: false,
             };
         }
-        let Some(current) = self.positions.get_mut(&stream) else {
+        let Some(current) = self.positions.get(&stream).copied() else {
             self.positions.insert(stream, Mark::told(position));
             return Recovery::default();
+        };
+        // A page that saw the stream unwritten (`Epoch::unwritten_at`) had
+        // none of it: it needs the whole of the epoch written since, which
+        // the tab has if it has received that epoch from its start.
+        let position = match (
+            position.epoch.unwritten_since(),
+            current.at.epoch.unwritten_since(),
+        ) {
+            (Some(_), None) if position.offset == 0 && self.welcomed => Position {
+                epoch: current.at.epoch,
+                offset: 0,
+            },
+            _ => position,
         };
         let behind = current.at.epoch == position.epoch && position.offset < current.at.offset;
         if !self.welcomed {
             if behind {
-                *current = Mark::told(position);
+                self.positions.insert(stream, Mark::told(position));
             }
             return Recovery::default();
         }
@@ -300,12 +317,12 @@ impl Progress {
             .is_none_or(|gone| gone.epoch != position.epoch || gone.offset <= position.offset);
         if received_all && kept_all {
             Recovery {
-                hand_again,
+                hand_again: heard_after(self, position),
                 missed: false,
             }
         } else {
             Recovery {
-                hand_again: false,
+                hand_again: None,
                 missed: true,
             }
         }
@@ -361,6 +378,10 @@ impl Progress {
             self.recent_bytes -= oldest.bytes();
             self.recent_ids.remove(&oldest.recorded.id);
             for (stream, position) in oldest.recorded.positions() {
+                // Of a stream the tab no longer reads, nothing is asked.
+                if !self.positions.contains_key(stream) {
+                    continue;
+                }
                 match self.forgotten.get_mut(stream) {
                     Some(gone)
                         if gone.epoch == position.epoch && gone.offset >= position.offset => {}
@@ -389,7 +410,29 @@ impl Progress {
     /// offsets again).
     pub fn discontinuity(&mut self, stream: Stream, position: Position) {
         self.unanchored.remove(&stream);
+        // Offsets after it may be given again to other events: the events
+        // kept at them are no longer what the stream holds there.
+        self.forget_after(&stream, position);
         self.positions.insert(stream, Mark::told(position));
+    }
+
+    /// Lets go of the kept events after `position` in `stream`.
+    fn forget_after(&mut self, stream: &Stream, position: Position) {
+        let (mut bytes, mut ids) = (0, Vec::new());
+        self.recent.retain(|heard| {
+            let after = heard
+                .offset_in(stream, position)
+                .is_some_and(|offset| offset > position.offset);
+            if after {
+                bytes += heard.bytes();
+                ids.push(heard.recorded.id);
+            }
+            !after
+        });
+        self.recent_bytes -= bytes;
+        for id in ids {
+            self.recent_ids.remove(&id);
+        }
     }
 }
 
@@ -688,7 +731,7 @@ mod tests {
         assert_eq!(
             recovery,
             Recovery {
-                hand_again: true,
+                hand_again: Some(at(1, 3)),
                 missed: false
             }
         );
@@ -716,7 +759,10 @@ mod tests {
         progress.welcomed(None, BTreeMap::new());
         progress.discontinuity(Stream::Everyone, at(1, 9));
         let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 5)), true);
-        assert!(recovery.missed && !recovery.hand_again, "{recovery:?}");
+        assert!(
+            recovery.missed && recovery.hand_again.is_none(),
+            "{recovery:?}"
+        );
 
         // Received from 1 on, but the oldest are no longer kept.
         let mut progress = Progress::new(TabId(1));
@@ -728,7 +774,7 @@ mod tests {
         assert!(recovery.missed, "the events after 5 are gone");
         let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 11)), true);
         assert!(
-            recovery.hand_again && !recovery.missed,
+            recovery.hand_again.is_some() && !recovery.missed,
             "those after 11 are kept"
         );
     }
@@ -746,7 +792,10 @@ mod tests {
         // old view let go of the room.
         progress.left(&room);
         let recovery = progress.recover_from(red.clone(), Some(at(1, 3)), false);
-        assert!(recovery.hand_again && !recovery.missed, "{recovery:?}");
+        assert!(
+            recovery.hand_again.is_some() && !recovery.missed,
+            "{recovery:?}"
+        );
         assert_eq!(
             handed_again(&mut progress, &red, at(1, 3), 2),
             [("44".to_owned(), 0)]
@@ -754,5 +803,49 @@ mod tests {
         // The join's replay brings X again: no handler gets it twice.
         assert!(!progress.arrived_following(&x));
         assert_eq!(progress.room(&room), Some(at(1, 4)));
+    }
+
+    #[test]
+    fn a_page_that_saw_the_stream_unwritten_gets_the_epoch_written_since() {
+        let mut progress = Progress::new(TabId(1));
+        let unwritten = |millis| Position {
+            epoch: Epoch::unwritten_at(millis),
+            offset: 0,
+        };
+        progress.welcomed(None, BTreeMap::from([(Stream::Everyone, unwritten(5))]));
+        // The stream is written: the tab receives its epoch from the start.
+        for offset in 1..=2 {
+            progress.arrived_following(&event(offset, Stream::Everyone, at(7, offset)));
+        }
+        let recovery = progress.recover_from(Stream::Everyone, Some(unwritten(6)), true);
+        assert_eq!(
+            recovery,
+            Recovery {
+                hand_again: Some(at(7, 0)),
+                missed: false
+            }
+        );
+        assert_eq!(
+            handed_again(&mut progress, &Stream::Everyone, at(7, 0), 3),
+            [("1".to_owned(), 0), ("2".to_owned(), 0)]
+        );
+    }
+
+    #[test]
+    fn a_history_that_went_back_lets_go_of_the_kept_events_after_where_it_goes_on() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        for offset in 1..=5 {
+            progress.arrived_following(&event(offset, Stream::Everyone, at(1, offset)));
+        }
+        // Offsets 4 and 5 are given again, to other events.
+        progress.discontinuity(Stream::Everyone, at(1, 3));
+        assert!(progress.arrived_following(&event(40, Stream::Everyone, at(1, 4))));
+        let recovery = progress.recover_from(Stream::Everyone, Some(at(1, 3)), true);
+        assert_eq!(recovery.hand_again, Some(at(1, 3)));
+        assert_eq!(
+            handed_again(&mut progress, &Stream::Everyone, at(1, 3), 1),
+            [("40".to_owned(), 0)]
+        );
     }
 }

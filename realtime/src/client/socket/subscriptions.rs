@@ -92,6 +92,13 @@ impl Runtime {
     /// page's new handlers what it heard since, or counts the stream as
     /// missed.
     pub(super) fn recover_from(self: &Rc<Self>, stream: Stream, position: Option<Position>) {
+        // A room too long to join is never joined (`Realtime::join`).
+        if matches!(&stream, Stream::Room(room) if room.is_too_long()) {
+            return;
+        }
+        // The calling component's handlers are those subscribed from now
+        // on: those before it did not ask for the events again.
+        let since = self.dispatcher.borrow().newest();
         let recovery = {
             let mut inner = self.inner.borrow_mut();
             let follows = inner.follows(&stream);
@@ -103,7 +110,7 @@ impl Runtime {
             self.count_missed([stream]);
             return;
         }
-        let (true, Some(position)) = (recovery.hand_again, position) else {
+        let Some(position) = recovery.hand_again else {
             return;
         };
         // In a microtask: the component that called this subscribes its
@@ -111,7 +118,7 @@ impl Runtime {
         let runtime = Rc::downgrade(self);
         let later = Closure::once_into_js(move || {
             if let Some(runtime) = runtime.upgrade() {
-                runtime.hand_again(&stream, position);
+                runtime.hand_again(&stream, position, since);
             }
         });
         if let Some(window) = web_sys::window() {
@@ -120,8 +127,8 @@ impl Runtime {
     }
 
     /// Hands the events the tab heard after `position` in `stream` to the
-    /// handlers subscribed since each was handed on.
-    fn hand_again(&self, stream: &Stream, position: Position) {
+    /// handlers subscribed after `since` and after each was handed on.
+    fn hand_again(&self, stream: &Stream, position: Position, since: HandlerId) {
         let newest = self.dispatcher.borrow().newest();
         let events = self
             .inner
@@ -129,7 +136,7 @@ impl Runtime {
             .progress
             .hand_again_after(stream, position, newest);
         for (name, data, handed_to) in events {
-            self.hand_on(&name, &data, Some(handed_to));
+            self.hand_on(&name, &data, Some(handed_to.max(since)));
         }
     }
 

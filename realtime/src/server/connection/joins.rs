@@ -3,14 +3,22 @@
 //! they decide; more joins wait their turn, in order. A `leave` cancels
 //! the joins of its room still waiting or deciding: a join that ended after
 //! it would put the tab in a room it left, and would answer a later join's
-//! `since` as if the tab had been a member all along (nothing replayed).
+//! `since` as if the tab had been a member all along (nothing replayed). A
+//! rule already running runs to its end, in its turn (its query would run
+//! on in the database anyway), and its answer is dropped.
 
-use std::{collections::VecDeque, future::Future, num::NonZeroU32, pin::Pin};
-
-use futures_util::{
-    future::{AbortHandle, Abortable, Aborted},
-    stream::FuturesUnordered,
+use std::{
+    collections::VecDeque,
+    future::Future,
+    num::NonZeroU32,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
+
+use futures_util::stream::FuturesUnordered;
 use tokio::time::timeout;
 
 use super::super::{Hub, Refusal, pace::Actor, registry::JoinError};
@@ -28,7 +36,7 @@ pub(crate) const RULES_AT_ONCE: usize = 4;
 pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(32).unwrap();
 
 /// A join deciding: its serial number, once it is done.
-type Deciding<'h> = Pin<Box<dyn Future<Output = Result<u64, Aborted>> + Send + 'h>>;
+type Deciding<'h> = Pin<Box<dyn Future<Output = u64> + Send + 'h>>;
 
 /// The joins a connection asked for: a few rules running beside the loop,
 /// the rest waiting their turn.
@@ -37,9 +45,10 @@ pub(super) struct Joins<'h> {
     id: ConnectionId,
     user: Option<UserId>,
     pub running: FuturesUnordered<Deciding<'h>>,
-    /// The room of each join in `running`, with its serial number and what
-    /// cancels it (at most [`RULES_AT_ONCE`]: a list).
-    deciding: Vec<(RoomName, u64, AbortHandle)>,
+    /// The room of each join in `running`, with its serial number and
+    /// whether the tab left the room since (at most [`RULES_AT_ONCE`]: a
+    /// list).
+    deciding: Vec<(RoomName, u64, Arc<AtomicBool>)>,
     /// The serial number of the next join to run.
     next_serial: u64,
     /// Rooms to join, each with the position to recover from, if any.
@@ -77,26 +86,22 @@ impl<'h> Joins<'h> {
         self.start_waiting();
     }
 
-    /// A join in `running` ended (`done`, what it gave): it is no longer
-    /// deciding, and the next waiting join may start.
-    pub fn ended(&mut self, done: Result<u64, Aborted>) {
-        if let Ok(serial) = done {
-            self.deciding.retain(|(_, deciding, _)| *deciding != serial);
-        }
+    /// The join `serial` in `running` ended: it is no longer deciding, and
+    /// the next waiting join may start.
+    pub fn ended(&mut self, serial: u64) {
+        self.deciding.retain(|(_, deciding, _)| *deciding != serial);
         self.start_waiting();
     }
 
-    /// The tab left `room`: its joins still waiting or deciding are
-    /// cancelled, unanswered.
+    /// The tab left `room`: its joins still waiting are dropped, and those
+    /// deciding end unanswered, without joining.
     pub fn cancel(&mut self, room: &RoomName) {
         self.waiting.retain(|(waiting, _)| waiting != room);
-        self.deciding.retain(|(deciding, _, cancel)| {
-            let of_room = deciding == room;
-            if of_room {
-                cancel.abort();
+        for (deciding, _, left) in &self.deciding {
+            if deciding == room {
+                left.store(true, Ordering::Relaxed);
             }
-            !of_room
-        });
+        }
     }
 
     fn start_waiting(&mut self) {
@@ -105,18 +110,39 @@ impl<'h> Joins<'h> {
         {
             let serial = self.next_serial;
             self.next_serial += 1;
-            let (cancel, registration) = AbortHandle::new_pair();
-            self.deciding.push((room.clone(), serial, cancel));
-            let join = decide(self.hub, self.id, self.user, room, since, self.actor);
-            let join = Abortable::new(
-                async move {
-                    join.await;
-                    serial
-                },
-                registration,
-            );
-            self.running.push(Box::pin(join));
+            let left = Arc::new(AtomicBool::new(false));
+            self.deciding
+                .push((room.clone(), serial, Arc::clone(&left)));
+            let asked = Asked {
+                hub: self.hub,
+                connection: self.id,
+                user: self.user,
+                actor: self.actor,
+                left,
+            };
+            let join = decide(asked, room, since);
+            self.running.push(Box::pin(async move {
+                join.await;
+                serial
+            }));
         }
+    }
+}
+
+/// Who asks to join a room, and whether the tab left it since.
+struct Asked<'h> {
+    hub: &'h Hub,
+    connection: ConnectionId,
+    user: Option<UserId>,
+    actor: Actor,
+    left: Arc<AtomicBool>,
+}
+
+impl Asked<'_> {
+    /// Whether the tab left the room while its rule decided: then nothing
+    /// is joined, read or answered.
+    fn has_left(&self) -> bool {
+        self.left.load(Ordering::Relaxed)
     }
 }
 
@@ -126,19 +152,22 @@ impl<'h> Joins<'h> {
 /// nothing replayed). What this process's mirror does not hold is read in
 /// the shared history within its actor's budget: past it, a recovery gets
 /// a discontinuity, and a join without a position waits.
-async fn decide(
-    hub: &Hub,
-    connection: ConnectionId,
-    user: Option<UserId>,
-    room: RoomName,
-    since: Option<Position>,
-    actor: Actor,
-) {
+async fn decide(asked: Asked<'_>, room: RoomName, since: Option<Position>) {
+    let Asked {
+        hub,
+        connection,
+        user,
+        actor,
+        ..
+    } = asked;
     let config = hub.config();
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
     let decision = timeout(config.authorize_timeout, rule)
         .await
         .unwrap_or_else(|_| Err(Refusal::new("The server took too long to decide.")));
+    if asked.has_left() {
+        return;
+    }
     let refusal = match decision {
         Ok(()) => {
             let stream = Stream::Room(room.clone());
@@ -162,6 +191,11 @@ async fn decide(
             } else {
                 None
             };
+            // No await between this and joining: a `leave` is handled by
+            // the same task.
+            if asked.has_left() {
+                return;
+            }
             match hub.add_to_room(connection, &room, since, fetched) {
                 Ok(()) | Err(JoinError::Gone) => return,
                 Err(JoinError::TooManyRooms) => format!(

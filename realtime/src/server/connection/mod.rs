@@ -390,8 +390,8 @@ impl<'h> Served<'h> {
                     written
                 }
                 () = self.spacing.opened(), if !self.spacing.is_open() => Ok(()),
-                Some(done) = self.joins.running.next(), if !self.joins.running.is_empty() => {
-                    self.joins.ended(done);
+                Some(serial) = self.joins.running.next(), if !self.joins.running.is_empty() => {
+                    self.joins.ended(serial);
                     // A rule decided: its answer goes out now.
                     self.spacing.open();
                     Ok(())

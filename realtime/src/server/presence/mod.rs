@@ -6,9 +6,11 @@
 //!
 //! Changes are coalesced. Joins, leaves, closes and what other processes
 //! announce only mark a room as changed; one task per hub sends, at most
-//! once per room per [`super::HubConfig::presence_window`], the room's full
+//! once per room per [`super::HubConfig::presence_window`], the room's
 //! list to its members, and only if it differs from the last list sent. A
-//! tab that joins gets the full list too, within the same window. So a user
+//! tab that joins gets the list too, within the same window. A large
+//! room's list names its first users only, and counts the rest
+//! ([`Listing`]). So a user
 //! flooding a room with joins and leaves costs its other members at most one
 //! frame per window, and never closes them.
 //!
@@ -89,8 +91,10 @@ struct Pending {
 /// What the task last sent and told, to send only what changed.
 #[derive(Default)]
 struct Sent {
-    /// The last list sent to this process's members of each room.
-    lists: HashMap<RoomName, Vec<Member>>,
+    /// The last list sent to this process's members of each room, as
+    /// sent: a change among the users a large room's list only counts
+    /// sends nothing when the count stays the same.
+    lists: HashMap<RoomName, Utf8Bytes>,
     /// The last members of each room told to the others.
     announced: HashMap<RoomName, Vec<Member>>,
 }
@@ -247,11 +251,12 @@ impl Presence {
                 continue;
             }
             let members = self.remote.lock().merged_with(room, local);
-            if sent.lists.get(room) != Some(&members) {
-                if let Some(frame) = presence_frame(room, &members, self.listing) {
-                    outcome.add(registry.deliver(&Target::room_name(room.clone()), &frame));
-                }
-                sent.lists.insert(room.clone(), members);
+            let Some(frame) = presence_frame(room, &members, self.listing) else {
+                continue;
+            };
+            if sent.lists.get(room) != Some(&frame) {
+                outcome.add(registry.deliver(&Target::room_name(room.clone()), &frame));
+                sent.lists.insert(room.clone(), frame);
                 told_everyone.insert(room.clone());
             }
         }

@@ -301,8 +301,10 @@ impl Maps {
         match connection.queue.try_send_replay(replay) {
             Ok(()) => true,
             Err(Unqueued::Closed) => false,
+            // Too many bytes of replays, or a full queue (whose
+            // `discontinuity` then fails too, and the connection closes).
             Err(Unqueued::Full) => {
-                tracing::debug!(connection = %id, %stream, "a replay too large to hold");
+                tracing::debug!(connection = %id, %stream, "no room for a replay");
                 self.queue_discontinuity(id, stream, Discontinuity::TooMany, to)
             }
         }

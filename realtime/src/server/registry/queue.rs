@@ -185,8 +185,10 @@ impl QueueHandle {
             // An empty queue takes any one item.
             let too_many_bytes =
                 size > 0 && state.bytes > 0 && state.bytes + size > self.shared.max_bytes;
-            let too_many_replayed =
-                bound_replay && state.replay_bytes + replay_size > self.shared.max_bytes;
+            // An empty replay (where a stream starts) holds nothing.
+            let too_many_replayed = bound_replay
+                && replay_size > 0
+                && state.replay_bytes + replay_size > self.shared.max_bytes;
             if state.items.len() >= self.shared.capacity || too_many_bytes || too_many_replayed {
                 return Err(Unqueued::Full);
             }
