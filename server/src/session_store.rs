@@ -52,37 +52,25 @@ impl Store for SessionStore {
     /// there.) New sessions, and new ids, go through `create`.
     async fn save(&self, record: &Record) -> Result<()> {
         let data = rmp_serde::to_vec(record).map_err(|error| Error::Encode(error.to_string()))?;
-        let id = record.id.to_string();
-        let now = OffsetDateTime::now_utc();
+        // The same statement on either database (SQLite takes `$1` too).
+        macro_rules! write_back {
+            ($pool:expr, $table:expr) => {
+                sqlx::query(&format!(
+                    "UPDATE {} SET data = $1, expiry_date = $2 WHERE id = $3 AND expiry_date > $4",
+                    $table
+                ))
+                .bind(data)
+                .bind(record.expiry_date)
+                .bind(record.id.to_string())
+                .bind(OffsetDateTime::now_utc())
+                .execute($pool)
+                .await
+                .map(drop)
+            };
+        }
         let written = match self {
-            Self::Sqlite(_, pool) => {
-                let sql = format!(
-                    "UPDATE {SQLITE_TABLE} SET data = ?, expiry_date = ? \
-                     WHERE id = ? AND expiry_date > ?"
-                );
-                sqlx::query(&sql)
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .bind(id)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(drop)
-            }
-            Self::Postgres(_, pool) => {
-                let sql = format!(
-                    "UPDATE {POSTGRES_TABLE} SET data = $1, expiry_date = $2 \
-                     WHERE id = $3 AND expiry_date > $4"
-                );
-                sqlx::query(&sql)
-                    .bind(data)
-                    .bind(record.expiry_date)
-                    .bind(id)
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                    .map(drop)
-            }
+            Self::Sqlite(_, pool) => write_back!(pool, SQLITE_TABLE),
+            Self::Postgres(_, pool) => write_back!(pool, POSTGRES_TABLE),
         };
         written.map_err(|error| Error::Backend(error.to_string()))
     }

@@ -122,20 +122,22 @@ async fn a_session_in_use_has_its_expiry_moved_at_most_once_per_period() {
     assert_eq!(app.latest_session_expiry().await, at_log_in);
 }
 
-#[tokio::test]
-async fn a_session_written_back_after_it_ended_stays_ended() {
-    use tower_sessions::{
-        SessionStore,
-        session::{Id, Record},
-    };
-    let app = TestApp::new().await;
-    let store = &app.database.sessions;
-    let mut record = Record {
-        id: Id::default(),
+/// A session of an hour, not stored yet.
+fn session_record() -> tower_sessions::session::Record {
+    tower_sessions::session::Record {
+        id: Default::default(),
         data: Default::default(),
         expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
             + tower_sessions::cookie::time::Duration::hours(1),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_session_written_back_after_it_ended_stays_ended() {
+    use tower_sessions::SessionStore;
+    let app = TestApp::new().await;
+    let store = &app.database.sessions;
+    let mut record = session_record();
     store.create(&mut record).await.unwrap();
     // Logged out while another request held it; that request touches it.
     store.delete(&record.id).await.unwrap();
@@ -145,18 +147,10 @@ async fn a_session_written_back_after_it_ended_stays_ended() {
 
 #[tokio::test]
 async fn a_session_logged_out_while_a_request_writes_it_back_stays_ended() {
-    use tower_sessions::{
-        SessionStore,
-        session::{Id, Record},
-    };
+    use tower_sessions::SessionStore;
     let app = TestApp::new().await;
     let store = app.database.sessions.clone();
-    let mut record = Record {
-        id: Id::default(),
-        data: Default::default(),
-        expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
-            + tower_sessions::cookie::time::Duration::hours(1),
-    };
+    let mut record = session_record();
     store.create(&mut record).await.unwrap();
     // The log-out's delete, not committed yet: it holds the database's
     // write lock (SQLite) or the row's (PostgreSQL).
