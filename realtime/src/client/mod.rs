@@ -260,9 +260,12 @@ impl Realtime {
 
     /// The page shows what `stream` held up to `position`: its data was read
     /// after that position (a server function returns both). Call it in
-    /// the component that subscribes to the stream's events, before its
-    /// `use_event`s: every handler subscribed after the call, in the same
-    /// turn, gets every event after `position`, each once.
+    /// the component that handles the stream's events, when the data
+    /// arrives. Either way, its handlers get every event after `position`,
+    /// each once: a handler subscribed before the events arrived had them
+    /// live (keep what it heard over the data, as the app's `LiveRecords`
+    /// does), and one subscribed after the call, in the same turn, gets
+    /// those the tab heard before it existed.
     ///
     /// - The tab asks for what followed when it joins the stream (a room's
     ///   `join`, or its first connection for everyone's and the user's), so
@@ -272,9 +275,9 @@ impl Realtime {
     ///   `position` before the component's handlers existed (a page loaded
     ///   over HTTP while they arrived), hands those events to the handlers
     ///   subscribed since the call, in a microtask; the handlers that had
-    ///   them do not get them again. If it no longer has all of them (it keeps the
-    ///   latest thousand), [`Realtime::missed`] rises for the stream
-    ///   instead, and the page loads its data again.
+    ///   them do not get them again. If it no longer has all of them (it
+    ///   keeps the latest thousand), [`Realtime::missed`] rises for the
+    ///   stream instead, and the page loads its data again.
     ///
     /// `None` (the server could not say where the stream stood, its history
     /// being out of reach): once the tab follows the stream, it counts what
