@@ -566,8 +566,9 @@ async fn a_large_rooms_list_names_its_first_users_and_counts_the_rest_so_it_fits
         201,
         "everyone is counted"
     );
+    // The default names 100; 2 KiB hold fewer of these names.
     assert!(
-        (1..=100).contains(&presence.members.len()),
+        (1..100).contains(&presence.members.len()),
         "{} named",
         presence.members.len()
     );
@@ -576,7 +577,6 @@ async fn a_large_rooms_list_names_its_first_users_and_counts_the_rest_so_it_fits
         format!("000{}", "x".repeat(37)),
         "the first by name"
     );
-    // With the default, 100 of them: fewer names fit 2 KiB.
     let data = serde_json::to_string(&presence).unwrap();
     assert!(data.len() <= 2 * 1024, "{} bytes", data.len());
 

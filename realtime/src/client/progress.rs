@@ -61,12 +61,11 @@ impl Heard {
         self.name.len() + self.data.len()
     }
 
-    /// Its offset in `stream`, if it came through it in `position`'s epoch.
-    fn offset_in(&self, stream: &Stream, position: Position) -> Option<u64> {
-        self.recorded
-            .positions()
-            .find(|(its, at)| *its == stream && at.epoch == position.epoch)
-            .map(|(_, at)| at.offset)
+    /// Whether it came through `stream` after `position`, in its epoch.
+    fn is_after(&self, stream: &Stream, position: Position) -> bool {
+        self.recorded.positions().any(|(its, at)| {
+            its == stream && at.epoch == position.epoch && at.offset > position.offset
+        })
     }
 }
 
@@ -267,12 +266,8 @@ impl Progress {
             }
             return Recovery::default();
         };
-        let heard_after = |progress: &Self, position: Position| {
-            let any = progress.heard_after(&stream, position).next().is_some();
-            any.then_some(position)
-        };
         if !follows {
-            let hand_again = heard_after(self, position);
+            let hand_again = self.heard_after(&stream, position);
             // The page's data replaces what the tab had of it.
             self.unanchored.remove(&stream);
             self.positions.insert(stream, Mark::told(position));
@@ -317,7 +312,7 @@ impl Progress {
             .is_none_or(|gone| gone.epoch != position.epoch || gone.offset <= position.offset);
         if received_all && kept_all {
             Recovery {
-                hand_again: heard_after(self, position),
+                hand_again: self.heard_after(&stream, position),
                 missed: false,
             }
         } else {
@@ -328,17 +323,13 @@ impl Progress {
         }
     }
 
-    /// The kept events after `position` in `stream`, oldest first.
-    fn heard_after<'a>(
-        &'a self,
-        stream: &'a Stream,
-        position: Position,
-    ) -> impl Iterator<Item = &'a Heard> + 'a {
-        self.recent.iter().filter(move |heard| {
-            heard
-                .offset_in(stream, position)
-                .is_some_and(|offset| offset > position.offset)
-        })
+    /// `position`, if the tab keeps events after it in `stream`.
+    fn heard_after(&self, stream: &Stream, position: Position) -> Option<Position> {
+        let any = self
+            .recent
+            .iter()
+            .any(|heard| heard.is_after(stream, position));
+        any.then_some(position)
     }
 
     /// The kept events after `position` in `stream`, as (name, data, the
@@ -353,11 +344,7 @@ impl Progress {
     ) -> Vec<(String, String, HandlerId)> {
         self.recent
             .iter_mut()
-            .filter(|heard| {
-                heard
-                    .offset_in(stream, position)
-                    .is_some_and(|offset| offset > position.offset)
-            })
+            .filter(|heard| heard.is_after(stream, position))
             .map(|heard| {
                 let had_it = std::mem::replace(&mut heard.handed_to, newest);
                 (heard.name.clone(), heard.data.clone(), had_it)
@@ -418,21 +405,15 @@ impl Progress {
 
     /// Lets go of the kept events after `position` in `stream`.
     fn forget_after(&mut self, stream: &Stream, position: Position) {
-        let (mut bytes, mut ids) = (0, Vec::new());
+        let (recent_ids, recent_bytes) = (&mut self.recent_ids, &mut self.recent_bytes);
         self.recent.retain(|heard| {
-            let after = heard
-                .offset_in(stream, position)
-                .is_some_and(|offset| offset > position.offset);
+            let after = heard.is_after(stream, position);
             if after {
-                bytes += heard.bytes();
-                ids.push(heard.recorded.id);
+                *recent_bytes -= heard.bytes();
+                recent_ids.remove(&heard.recorded.id);
             }
             !after
         });
-        self.recent_bytes -= bytes;
-        for id in ids {
-            self.recent_ids.remove(&id);
-        }
     }
 }
 

@@ -8,11 +8,14 @@
 //! with every other queue: a socket that stops reading keeps the shared
 //! frames alive as long as its own. Frames under [`SMALL_FRAME_BYTES`] are
 //! not counted: the item bound alone holds them to 256 KiB with the
-//! defaults, and most events are that small. A replay is counted apart
-//! ([`QueueHandle::try_send_replay`]): it is what the tab missed, never
-//! cut short by the slow-client rule, but the replays a queue holds
-//! together stay within the same number of bytes (read from the shared
-//! history, a replay's frames are its own, not shared with anyone).
+//! defaults, and most events are that small. Replays are counted apart,
+//! every frame of them: what a tab missed is never cut short by the
+//! slow-client rule, but a replay the tab asked for
+//! ([`QueueHandle::try_send_replay`]) is refused when the replays the
+//! queue holds would pass the same number of bytes (read from the shared
+//! history, a replay's frames are its own, not shared with anyone). A
+//! catch-up's replay, whose frames the history shares, is counted but
+//! never refused.
 //!
 //! It is a `VecDeque` under a lock rather than a tokio channel, for
 //! memory: an idle connection's queue is its [`Shared`] (about 100 bytes)
@@ -256,10 +259,10 @@ impl QueueReceiver {
             let count = limit.max(1).min(state.items.len());
             let start = batch.len();
             batch.extend(state.items.drain(..count));
-            let taken: usize = batch[start..].iter().map(Outgoing::counted_bytes).sum();
-            let replayed: usize = batch[start..].iter().map(Outgoing::replay_bytes).sum();
-            state.bytes -= taken;
-            state.replay_bytes -= replayed;
+            for item in &batch[start..] {
+                state.bytes -= item.counted_bytes();
+                state.replay_bytes -= item.replay_bytes();
+            }
             if state.items.is_empty() && state.items.capacity() > KEPT_CAPACITY {
                 state.items = VecDeque::new();
             }
