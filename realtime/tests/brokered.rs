@@ -94,6 +94,20 @@ async fn placed_note(tab: &mut TestClient) -> (String, Position) {
     (note.text, recorded.expect("a durable event").position)
 }
 
+/// The texts of the notes among `frames`.
+fn notes(frames: &[ServerFrame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|frame| match frame {
+            ServerFrame::Event { name, data, .. } if name == "Note" => {
+                serde_json::from_str::<Note>(data.get()).ok()
+            }
+            _ => None,
+        })
+        .map(|note| note.text)
+        .collect()
+}
+
 /// Reads frames until a discontinuity of `stream` in an epoch other than
 /// `old`'s; notes before it (in the old epoch) are returned too.
 async fn discontinuity_leaving(
@@ -133,15 +147,7 @@ async fn events_cross_to_the_other_hub_and_a_tab_recovers_on_either() {
     // The tab comes back on B, from before "missed".
     let mut on_b = b.connect(&tab_query(1, "s1", &[])).await;
     let frames = on_b.join_since("team:red", seen).await;
-    let texts: Vec<String> = frames
-        .iter()
-        .filter_map(|frame| match frame {
-            ServerFrame::Event { data, .. } => serde_json::from_str::<Note>(data.get()).ok(),
-            _ => None,
-        })
-        .map(|note| note.text)
-        .collect();
-    assert_eq!(texts, ["missed"]);
+    assert_eq!(notes(&frames), ["missed"]);
 }
 
 #[tokio::test]
@@ -327,6 +333,44 @@ async fn a_room_joined_while_the_shared_history_was_away_is_told_what_it_missed_
     assert_eq!(position.offset, 1, "where the room stands: after `missed`");
     b.hub.to_room(&red()).emit(&note("after")).unwrap();
     assert_eq!(placed_note(&mut tab).await.0, "after");
+}
+
+#[tokio::test]
+async fn a_tab_that_joins_ahead_of_a_lagging_hub_is_not_sent_what_its_page_has() {
+    let backplane = MemoryBackplane::new();
+    let node_b = backplane.node();
+    let (a, b) = (hub_on(&backplane.node()).await, hub_on(&node_b).await);
+    // B follows the room: a tab of its own reads it.
+    let mut reader = b.connect(&tab_query(1, "s1", &[])).await;
+    let _ = reader.join("team:red").await;
+    a.hub.to_room(&red()).emit(&note("1")).unwrap();
+    let (_, first) = placed_note(&mut reader).await;
+
+    // B lags while A places 2 to 5, and a page rendered at 4 opens on B.
+    node_b.hold();
+    for n in 2..=5 {
+        a.hub.to_room(&red()).emit(&note(&n.to_string())).unwrap();
+    }
+    let page = Position { offset: 4, ..first };
+    let mut late = b.connect(&tab_query(2, "s2", &[])).await;
+    let frames = late.join_since("team:red", page).await;
+    assert_eq!(
+        notes(&frames),
+        ["5"],
+        "the replay, read from the shared history"
+    );
+    node_b.release();
+    a.hub.to_room(&red()).emit(&note("6")).unwrap();
+
+    // 2 to 5 reach B live now: the tab had 5, and its page has the rest.
+    assert_eq!(
+        placed_note(&mut late).await,
+        ("6".to_owned(), Position { offset: 6, ..first })
+    );
+    b.assert_nothing_more(&mut [&mut late]).await;
+    for n in 2..=6 {
+        assert_eq!(placed_note(&mut reader).await.0, n.to_string());
+    }
 }
 
 /// Reads presence updates until one lists exactly `names` (updates from

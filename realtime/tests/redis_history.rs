@@ -378,6 +378,70 @@ async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_
     }
 }
 
+/// A hub on `channel` of the Redis at `url` that counts another process
+/// gone after 600 ms of silence.
+async fn attentive_node_on(url: &str, channel: &str) -> Node {
+    let redis = RedisBackplane::new(url)
+        .expect("a valid URL")
+        .channel(channel)
+        .liveness(Liveness {
+            heartbeat: Duration::from_millis(100),
+            timeout: Duration::from_millis(600),
+        });
+    let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
+    connected(&server.hub, true).await;
+    Node { server }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_process_silent_since_it_was_cut_off_is_told_to_the_readers_of_every_stream() {
+    let channel = fresh_channel();
+    let b = attentive_node_on(&redis_url(), &channel).await;
+    let upstream = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("TEST_REDIS_URL is redis://host:port");
+    let proxy = CuttableProxy::start(upstream).await;
+    let a = attentive_node_on(&format!("redis://127.0.0.1:{}", proxy.port), &channel).await;
+    let mut on_b = b.server.user(2, "s2").await;
+    let _ = on_b.join("team:red").await;
+    a.server.hub.to_room(&red()).emit(&note("heard")).unwrap();
+    let (_, heard) = placed_note(&mut on_b).await;
+
+    // A is cut off, places an event its own tabs alone get, and is never
+    // heard again (it dies before Redis is back for it).
+    proxy.cut();
+    connected(&a.server.hub, false).await;
+    a.server
+        .hub
+        .to_room(&red())
+        .emit(&note("on A alone"))
+        .unwrap();
+
+    // B's reader is told it may have missed events in every stream it
+    // reads, from where it is, once each.
+    let mut told = BTreeMap::new();
+    while told.len() < 3 {
+        match on_b.frame().await {
+            ServerFrame::Discontinuity {
+                stream,
+                reason,
+                position,
+            } => {
+                assert_eq!(reason, Discontinuity::WriterLost);
+                assert!(told.insert(stream.to_string(), position).is_none());
+            }
+            other => panic!("a discontinuity was expected, not {other:?}"),
+        }
+    }
+    assert_eq!(told.get("room:team:red"), Some(&heard));
+    assert!(told.contains_key("everyone") && told.contains_key("user:2"));
+    b.server.assert_nothing_more(&mut [&mut on_b]).await;
+    drop(a);
+}
+
 #[tokio::test]
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn a_user_may_have_a_few_recoveries_read_from_redis_then_gets_discontinuities() {

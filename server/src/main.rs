@@ -9,8 +9,18 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     // Before the runtime starts its threads.
     return_large_allocations_to_the_os();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    // A filter that does not parse is a mistake to say, as any other
+    // setting's is, not a reason to log something else quietly.
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(text) => match EnvFilter::try_new(&text) {
+            Ok(filter) => filter,
+            Err(error) => {
+                eprintln!("error: RUST_LOG={text:?} is not a log filter: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => EnvFilter::new(DEFAULT_LOG_FILTER),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours for a terminal only: log files and collectors get plain text.

@@ -80,6 +80,13 @@ impl Inbox for HubInbox {
         }
     }
 
+    #[cfg(feature = "redis")]
+    fn node_lost(&self) {
+        if let Some(hub) = self.hub() {
+            hub.finish(hub.inner.streams.node_lost());
+        }
+    }
+
     fn joined(&self) {
         if let Some(hub) = self.hub() {
             hub.inner.presence.say_hello();

@@ -259,6 +259,13 @@ pub(crate) trait Inbox: Send + Sync {
     /// presence is forgotten.
     fn node_gone(&self, node: NodeId);
 
+    /// Another process fell silent without saying goodbye: it may have
+    /// placed durable events on its own while cut off from the shared
+    /// history, that no other process will hear of. Every stream's
+    /// readers here are told they may have missed events.
+    #[cfg(feature = "redis")]
+    fn node_lost(&self);
+
     /// The broker (re)joined the others: this process's presence goes to
     /// them, with a hello.
     fn joined(&self);

@@ -12,7 +12,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 
 use super::{
-    ById, Connection, Delivery, Except, Had, Live, Maps, Outgoing, Positions, Replay, Replayed,
+    ById, Connection, Delivery, Except, Live, Maps, Outgoing, Positions, Replay, Replayed,
     queue::Unqueued,
 };
 use crate::{
@@ -32,9 +32,6 @@ pub(crate) struct Placed<'a> {
     /// The event frame with its position in each stream (of the same
     /// index): what a connection that reads one of them gets.
     pub positioned: &'a [Utf8Bytes],
-    /// The streams (by index) in which this process's history had the
-    /// event already.
-    pub had: Had,
     /// Single connections the target names besides its streams.
     pub connections: &'a [ConnectionId],
     /// Tabs the target names besides its streams (their connections).
@@ -137,7 +134,6 @@ impl Maps {
             let live = Arc::new(Live {
                 frame: frame.clone(),
                 positions: Positions::One((stream.clone(), *position)),
-                had: event.had,
             });
             match self.roster(stream) {
                 Some(readers) => {
@@ -172,7 +168,6 @@ impl Maps {
                         return Arc::new(Live {
                             frame: frame.clone(),
                             positions: Positions::One(event.streams[*index].clone()),
-                            had: event.had.pick(indexes),
                         });
                     }
                     let positions: Vec<(Stream, Position)> = indexes
@@ -183,7 +178,6 @@ impl Maps {
                     Arc::new(Live {
                         frame: frame.into(),
                         positions: Positions::Many(positions.into()),
-                        had: event.had.pick(indexes),
                     })
                 });
                 self.push_event(id, event.except, live, outcome);

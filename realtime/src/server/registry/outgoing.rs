@@ -33,38 +33,6 @@ pub(crate) enum Positions {
 pub(crate) struct Live {
     pub frame: Utf8Bytes,
     pub positions: Positions,
-    /// The positions at which this process's history had the event before
-    /// it came live (a read of the shared history ran ahead of it): not
-    /// written to a connection that stands there or further already.
-    pub had: Had,
-}
-
-/// Some of an event's positions, by index (the first 32: an event of more
-/// streams is written again rather than left out).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Had(u32);
-
-impl Had {
-    pub fn insert(&mut self, index: usize) {
-        if index < 32 {
-            self.0 |= 1 << index;
-        }
-    }
-
-    pub fn contains(self, index: usize) -> bool {
-        index < 32 && self.0 & (1 << index) != 0
-    }
-
-    /// The positions `indexes` picks, numbered in that order.
-    pub fn pick(self, indexes: &[usize]) -> Self {
-        let mut picked = Self::default();
-        for (new, old) in indexes.iter().enumerate() {
-            if self.contains(*old) {
-                picked.insert(new);
-            }
-        }
-        picked
-    }
 }
 
 /// One event of a replay, with its offset in the replayed stream.
@@ -151,17 +119,18 @@ impl Outgoing {
         match self {
             Self::Frame(frame) => frames.push(unshare(frame)),
             Self::Event(live) => {
-                // Had here before, and this connection stands there already.
-                let stale = |index: usize, (stream, position): &(Stream, Position)| {
-                    live.had.contains(index) && reached.stands_at_or_past(stream, *position)
+                // The connection stands there or further already: its
+                // replay brought the event, or its page's data holds it (a
+                // position told is where the tab asks from next, so never
+                // behind what it has), whether or not this process's
+                // history had the event before it came live.
+                let stale = |(stream, position): &(Stream, Position)| {
+                    reached.stands_at_or_past(stream, *position)
                 };
                 let new = match &live.positions {
-                    Positions::One(one) => !stale(0, one) && reached.receive_new(&one.0, one.1),
+                    Positions::One(one) => !stale(one) && reached.receive_new(&one.0, one.1),
                     Positions::Many(positions) => {
-                        let all_stale = positions
-                            .iter()
-                            .enumerate()
-                            .all(|(index, pair)| stale(index, pair));
+                        let all_stale = positions.iter().all(stale);
                         let new = !all_stale && !reached.has_any(positions);
                         if new {
                             for (stream, position) in positions.iter() {
@@ -347,25 +316,11 @@ mod tests {
     fn event(text: &'static str, positions: &[(Stream, Position)]) -> Outgoing {
         Outgoing::Event(Arc::new(Live {
             frame: Utf8Bytes::from_static(text),
-            had: Had::default(),
             positions: match positions {
                 [one] => Positions::One(one.clone()),
                 many => Positions::Many(many.into()),
             },
         }))
-    }
-
-    /// An event this process's history had already, in the streams `had`
-    /// picks.
-    fn had(text: &'static str, positions: &[(Stream, Position)], had: &[usize]) -> Outgoing {
-        let Outgoing::Event(live) = event(text, positions) else {
-            unreachable!()
-        };
-        let mut live = Arc::into_inner(live).expect("not shared yet");
-        for index in had {
-            live.had.insert(*index);
-        }
-        Outgoing::Event(Arc::new(live))
     }
 
     fn started_at(stream: &Stream, position: Position) -> Outgoing {
@@ -377,44 +332,60 @@ mod tests {
     }
 
     #[test]
-    fn an_event_the_history_had_is_written_only_to_connections_that_stand_before_it() {
+    fn a_live_event_is_written_only_to_connections_that_stand_before_it() {
         let red = Stream::Room("team:red".into());
         let user = Stream::User(crate::UserId(1));
-        // Joined at 7 (the read ran ahead): 6 and 7 are not for it.
+        // Joined at 7 (a read ran ahead of the live events): 6 and 7 are
+        // not for it.
         let mut joined = Reached::default();
         let got = written(
             vec![
                 started_at(&red, at(1, 7)),
-                had("e6", &[(red.clone(), at(1, 6))], &[0]),
-                had("e7", &[(red.clone(), at(1, 7))], &[0]),
+                event("e6", &[(red.clone(), at(1, 6))]),
+                event("e7", &[(red.clone(), at(1, 7))]),
                 event("e8", &[(red.clone(), at(1, 8))]),
             ],
             &mut joined,
         );
         assert_eq!(got, ["e8"]);
+        // Joined from its page's position 5 on a process whose mirror
+        // lagged at 3: the replay read from the shared history brought 6
+        // and 7; 4 and 5, live after it, are in the page's data already.
+        let mut lagging = Reached::default();
+        let replay = Outgoing::Replay(Box::new(Replay {
+            stream: red.clone(),
+            events: [6, 7]
+                .map(|offset| Replayed {
+                    offset,
+                    frame: Utf8Bytes::from(format!("e{offset}")),
+                })
+                .into(),
+            to: at(1, 7),
+        }));
+        let mut items = vec![replay];
+        for (text, offset) in [("e4", 4), ("e5", 5), ("e6", 6), ("e7", 7), ("e8", 8)] {
+            items.push(event(text, &[(red.clone(), at(1, offset))]));
+        }
+        assert_eq!(written(items, &mut lagging), ["e6", "e7", "e8"]);
         // Put in the room without a position: it loses none of them.
         let mut put = Reached::default();
         let got = written(
             vec![
-                had("e6", &[(red.clone(), at(1, 6))], &[0]),
-                had("e7", &[(red.clone(), at(1, 7))], &[0]),
+                event("e6", &[(red.clone(), at(1, 6))]),
+                event("e7", &[(red.clone(), at(1, 7))]),
                 event("e8", &[(red.clone(), at(1, 8))]),
             ],
             &mut put,
         );
         assert_eq!(got, ["e6", "e7", "e8"]);
-        // Had in the room, new in the user's stream: written.
+        // Past it in the room, new in the user's stream: written, once.
         let mut both = Reached::default();
         let got = written(
             vec![
                 started_at(&red, at(1, 7)),
                 started_at(&user, at(3, 2)),
-                had(
-                    "e7",
-                    &[(red.clone(), at(1, 7)), (user.clone(), at(3, 3))],
-                    &[0],
-                ),
-                had("e7 again", &[(red, at(1, 7)), (user, at(3, 3))], &[0, 1]),
+                event("e7", &[(red.clone(), at(1, 7)), (user.clone(), at(3, 3))]),
+                event("e7 again", &[(red, at(1, 7)), (user, at(3, 3))]),
             ],
             &mut both,
         );

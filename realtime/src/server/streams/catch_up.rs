@@ -32,6 +32,25 @@ impl Streams {
         outcome
     }
 
+    /// Another process fell silent without a goodbye (see
+    /// [`crate::server::broker::Inbox::node_lost`]): the readers here of
+    /// every stream followed are told they may have missed events, from
+    /// where the stream stands here (blind streams are told once this
+    /// process learns where they stand; streams written here apart start
+    /// again anyway).
+    #[cfg(feature = "redis")]
+    pub fn node_lost(&self) -> Delivery {
+        let (history, maps) = self.lock();
+        let mut outcome = Delivery::default();
+        for (stream, position, _) in history.followed() {
+            if maps.has_readers(&stream) {
+                let reason = Discontinuity::WriterLost;
+                maps.discontinuity_to_readers(&stream, reason, position, &mut outcome);
+            }
+        }
+        outcome
+    }
+
     /// Brings `stream` up to date once the broker hears it again, from
     /// where this process's mirror stopped (`from`), or, for a blind
     /// stream (`None`), from where it stands now: see

@@ -58,9 +58,7 @@ use self::{
 use super::{
     HubConfig, Refused, Target,
     broker::{Broker, Durable, Fetched, Placed, Placement, streams_of},
-    registry::{
-        self, Connection, Delivery, Except, Had, JoinError, Kept, Maps, Registry, TakenBefore,
-    },
+    registry::{self, Connection, Delivery, Except, JoinError, Kept, Maps, Registry, TakenBefore},
     sessions::EndedSessions,
 };
 use crate::{
@@ -482,8 +480,6 @@ fn keep_and_deliver(
     let mut outcome = Delivery::default();
     let many = event.streams.len() > 1;
     let mut positioned = Vec::with_capacity(event.streams.len());
-    // The streams in which the mirror had the event already (by index).
-    let mut had = Had::default();
     for (index, (stream, position)) in event.streams.iter().enumerate() {
         let frame: Utf8Bytes = protocol::with_positions(
             event.frame,
@@ -529,12 +525,9 @@ fn keep_and_deliver(
                 }
                 // A catch-up, or a read that ran ahead of the broker, brought
                 // it first: queued still (a reader that started without a
-                // position must not lose it), but not written to a
-                // connection that stands at or past it already (its replay
-                // brought it, or its `joined` or `welcome` position is past
-                // it).
-                Applied::Duplicate => had.insert(index),
-                Applied::InOrder | Applied::New => {}
+                // position must not lose it); a connection that stands at
+                // or past it already leaves it out (`Outgoing::write_into`).
+                Applied::Duplicate | Applied::InOrder | Applied::New => {}
             },
         }
     }
@@ -543,7 +536,6 @@ fn keep_and_deliver(
         frame: event.frame,
         streams: &event.streams,
         positioned: &positioned,
-        had,
         connections: &event.target.connections,
         tabs: &event.target.tabs,
         except: Except {

@@ -1,8 +1,9 @@
 //! Several hubs of one process as if they were processes on one Redis
 //! server: a shared history (placing events, reading it, resetting
 //! streams) and a channel to each hub, in memory, with the faults a test
-//! needs at hand: a hub cut off and back, and a history that goes back to
-//! an older snapshot. For tests: hub tests of everything that crosses
+//! needs at hand: a hub cut off and back, a hub that lags behind the
+//! others (what it hears held, then heard in order), and a history that
+//! goes back to an older snapshot. For tests: hub tests of everything that crosses
 //! processes run without a Redis server, against the same hub code.
 //!
 //! It keeps Redis's rules: durable events are placed one at a time and
@@ -40,7 +41,7 @@ use std::sync::{
 use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use self::history::Logs;
 use super::{
@@ -135,6 +136,8 @@ struct Node {
     /// What the hub hears, until its task takes it.
     queue: mpsc::UnboundedSender<Note>,
     waiting: Mutex<Option<mpsc::UnboundedReceiver<Note>>>,
+    /// Whether what the hub hears waits (it lags behind the others).
+    held: watch::Sender<bool>,
     /// Ends of sessions said while cut off, told when back.
     pending: Mutex<Vec<SessionKey>>,
 }
@@ -161,6 +164,7 @@ impl MemoryBackplane {
             up: AtomicBool::new(true),
             queue,
             waiting: Mutex::new(Some(waiting)),
+            held: watch::Sender::new(false),
             pending: Mutex::default(),
         });
         MemoryNode {
@@ -217,6 +221,18 @@ impl MemoryNode {
         if let Some(joined) = joined {
             let _ = joined.await;
         }
+    }
+
+    /// The hub lags: what it hears waits, in order, until
+    /// [`MemoryNode::release`]. It still places events and reads the
+    /// shared history, as a process whose subscription is slow does.
+    pub fn hold(&self) {
+        self.node.held.send_replace(true);
+    }
+
+    /// The hub hears what waited, in order, and what comes next.
+    pub fn release(&self) {
+        self.node.held.send_replace(false);
     }
 
     /// The hub's broker.
@@ -368,7 +384,10 @@ impl Broker for MemoryBroker {
 
 /// A hub's task: hands what it hears to its inbox, in order.
 async fn hear(node: MemoryNode, mut queue: mpsc::UnboundedReceiver<Note>, inbox: Arc<dyn Inbox>) {
+    let mut held = node.node.held.subscribe();
     while let Some(note) = queue.recv().await {
+        // The sender lives in the node this task holds: never closed.
+        let _ = held.wait_for(|held| !held).await;
         match note {
             Note::Deliver { target, frame } => inbox.deliver(&target, frame),
             Note::Placed {

@@ -93,6 +93,7 @@ impl Transport {
                     self.history
                         .set_connected(Some((publisher.clone(), scripts.clone())));
                     self.link.set_up(true);
+                    self.nodes.reconnected(self.settings.liveness.timeout);
                     let missed = self.link.take_missed();
                     match (ever_connected, lost_at.take()) {
                         (false, None) => tracing::info!(
@@ -152,7 +153,7 @@ impl Transport {
             }
             // Cut off from the others: what they said about their presence
             // grows old as it would if they had gone silent.
-            self.forget_silent_nodes();
+            self.forget_silent_nodes(false);
             let delay = self.settings.backoff.next_delay(rand::random());
             if self.wait_or_stop(delay).await {
                 return;
@@ -285,7 +286,7 @@ impl Transport {
                     {
                         return Ended::Lost(error.to_string());
                     }
-                    self.forget_silent_nodes();
+                    self.forget_silent_nodes(true);
                 }
                 _ = self.stopped.changed() => {
                     // Publish what waits and what is queued (the departures
@@ -431,11 +432,21 @@ impl Transport {
     }
 
     /// Forgets the nodes not heard from for the liveness timeout, and their
-    /// presence.
-    fn forget_silent_nodes(&self) {
+    /// presence; when one is lost (`nodes.rs`), the readers here of every
+    /// stream are told they may have missed events.
+    fn forget_silent_nodes(&self, connected: bool) {
         if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
-            for node in self.nodes.forget_silent(deadline) {
+            let silent = self.nodes.forget_silent(deadline, connected);
+            for node in silent.forgotten {
                 self.inbox.node_gone(node);
+            }
+            if silent.lost {
+                tracing::warn!(
+                    "a server process fell silent without saying goodbye: if it was cut off \
+                     from Redis, its events reached its own connections only; every stream's \
+                     readers here are told they may have missed some"
+                );
+                self.inbox.node_lost();
             }
         }
     }
