@@ -53,6 +53,11 @@ async fn node_on(url: &str, channel: &str, config: HubConfig) -> Node {
     let redis = RedisBackplane::new(url)
         .expect("a valid URL")
         .channel(channel);
+    node_with(redis, config).await
+}
+
+/// A hub on `redis`, once connected.
+async fn node_with(redis: RedisBackplane, config: HubConfig) -> Node {
     let server = TestServer::start(builder(config).backplane(redis)).await;
     connected(&server.hub, true).await;
     Node { server }
@@ -255,14 +260,19 @@ async fn a_recovery_redis_cannot_serve_is_a_discontinuity() {
 
 /// A node whose way to Redis goes through a proxy that can cut it off.
 async fn node_behind_proxy(channel: &str, config: HubConfig) -> (Node, CuttableProxy) {
+    let (url, proxy) = proxy_to_redis().await;
+    (node_on(&url, channel, config).await, proxy)
+}
+
+/// A proxy to the test's Redis that can be cut, and its URL.
+async fn proxy_to_redis() -> (String, CuttableProxy) {
     let upstream = redis_url()
         .trim_start_matches("redis://")
         .trim_end_matches('/')
         .parse()
         .expect("TEST_REDIS_URL is redis://host:port");
     let proxy = CuttableProxy::start(upstream).await;
-    let url = format!("redis://127.0.0.1:{}", proxy.port);
-    (node_on(&url, channel, config).await, proxy)
+    (format!("redis://127.0.0.1:{}", proxy.port), proxy)
 }
 
 #[tokio::test]
@@ -388,9 +398,7 @@ async fn attentive_node_on(url: &str, channel: &str) -> Node {
             heartbeat: Duration::from_millis(100),
             timeout: Duration::from_millis(600),
         });
-    let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
-    connected(&server.hub, true).await;
-    Node { server }
+    node_with(redis, HubConfig::default()).await
 }
 
 #[tokio::test]
@@ -398,13 +406,8 @@ async fn attentive_node_on(url: &str, channel: &str) -> Node {
 async fn a_process_silent_since_it_was_cut_off_is_told_to_the_readers_of_every_stream() {
     let channel = fresh_channel();
     let b = attentive_node_on(&redis_url(), &channel).await;
-    let upstream = redis_url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("TEST_REDIS_URL is redis://host:port");
-    let proxy = CuttableProxy::start(upstream).await;
-    let a = attentive_node_on(&format!("redis://127.0.0.1:{}", proxy.port), &channel).await;
+    let (url, proxy) = proxy_to_redis().await;
+    let a = attentive_node_on(&url, &channel).await;
     let mut on_b = b.server.user(2, "s2").await;
     let _ = on_b.join("team:red").await;
     a.server.hub.to_room(&red()).emit(&note("heard")).unwrap();
@@ -757,9 +760,7 @@ async fn quick_node(channel: &str) -> Node {
             heartbeat: Duration::from_millis(100),
             timeout: Duration::from_secs(5),
         });
-    let server = TestServer::start(builder(HubConfig::default()).backplane(redis)).await;
-    connected(&server.hub, true).await;
-    Node { server }
+    node_with(redis, HubConfig::default()).await
 }
 
 /// How many processes subscribe to each of the shards' channels of
