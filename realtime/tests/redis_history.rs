@@ -388,6 +388,36 @@ async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_
     }
 }
 
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn an_event_too_large_for_a_process_is_told_to_its_readers_there_at_once() {
+    let channel = fresh_channel();
+    let a = node(&channel).await;
+    let small = HubConfig {
+        max_event_bytes: 1024,
+        ..HubConfig::default()
+    };
+    let b = node_on(&redis_url(), &channel, small).await;
+    let mut on_b = b.server.user(2, "s2").await;
+    let _ = on_b.join("team:red").await;
+    a.server.hub.to_room(&red()).emit(&note("small")).unwrap();
+    assert_eq!(placed_note(&mut on_b).await.0, "small");
+
+    // Placed by A, too large for B to send: B's reader is told before
+    // anything else happens in the room.
+    a.server
+        .hub
+        .to_room(&red())
+        .emit(&note(&"x".repeat(2000)))
+        .unwrap();
+    let (_, position) = discontinuity_of(&mut on_b, &red_stream()).await;
+    assert_eq!(position.offset, 2);
+    a.server.hub.to_room(&red()).emit(&note("after")).unwrap();
+    let (text, after) = placed_note(&mut on_b).await;
+    assert_eq!((text.as_str(), after.offset), ("after", 3));
+    b.server.assert_nothing_more(&mut [&mut on_b]).await;
+}
+
 /// A hub on `channel` of the Redis at `url` that counts another process
 /// gone after 600 ms of silence.
 async fn attentive_node_on(url: &str, channel: &str) -> Node {

@@ -217,6 +217,9 @@ impl Maps {
 
     /// Queues for every reader of `stream` here the same replay (less
     /// the events its tab was left out of), after which it stands at `to`.
+    /// Readers that get the events as they are share one list of them: a
+    /// catch-up of a thousand events to ten thousand readers holds one
+    /// list, not ten thousand.
     pub fn replay_to_readers(
         &self,
         stream: &Stream,
@@ -224,11 +227,34 @@ impl Maps {
         to: Position,
         outcome: &mut Delivery,
     ) {
+        let shared: Arc<[Replayed]> = events
+            .iter()
+            .map(|event| Replayed {
+                offset: event.offset,
+                frame: event.frame.clone(),
+            })
+            .collect();
+        // Who gets a list of its own: a tab some event leaves out, or a
+        // reader of another stream some event was placed in too.
+        let left_out: HashSet<TabMark> = events.iter().filter_map(|event| event.except).collect();
+        let mut also: Vec<&Stream> = Vec::new();
+        let others = events.iter().filter_map(|event| event.others.as_deref());
+        for (other, _) in others.flatten() {
+            if !also.contains(&other) {
+                also.push(other);
+            }
+        }
         for id in self.readers(stream) {
             if let Some(connection) = self.connections.get(&id) {
+                let own = connection.tab.is_some_and(|tab| left_out.contains(&tab))
+                    || also.iter().any(|other| connection.reads(other));
                 let replay = Outgoing::Replay(Box::new(Replay {
                     stream: stream.clone(),
-                    events: replayed_for(connection, events),
+                    events: if own {
+                        replayed_for(connection, events).into()
+                    } else {
+                        Arc::clone(&shared)
+                    },
                     to,
                 }));
                 connection.push(id, replay, outcome);
@@ -289,7 +315,7 @@ impl Maps {
         };
         let replay = Outgoing::Replay(Box::new(Replay {
             stream: stream.clone(),
-            events: replayed_for(connection, events),
+            events: replayed_for(connection, events).into(),
             to,
         }));
         match connection.queue.try_send_replay(replay) {

@@ -718,6 +718,73 @@ mod tests {
     }
 
     #[test]
+    fn a_catch_up_shares_one_list_of_events_among_the_readers_that_get_them_all() {
+        let mut f = Fixture::new();
+        for id in 1..=3 {
+            f.connect(id, Some(id as i64), None);
+        }
+        let red = RoomName::new("team", "red");
+        f.join(ConnectionId(2), &red);
+        let at = |offset| Position {
+            epoch: Epoch(1),
+            offset,
+        };
+        let kept = |offset, except: Option<u64>, others: Option<&[(Stream, Position)]>| Kept {
+            offset,
+            id: EventId(offset),
+            frame: Utf8Bytes::from(format!("e{offset}")),
+            except: except.map(TabMark),
+            others: others.map(Arc::from),
+        };
+        let in_red = [(Stream::Room(red), at(9))];
+        // Tab 3 was left out of one; connection 2 reads a stream another
+        // was placed in too.
+        let events = [
+            kept(1, None, None),
+            kept(2, Some(3), None),
+            kept(3, None, Some(&in_red)),
+        ];
+        let mut outcome = Delivery::default();
+        f.maps
+            .replay_to_readers(&Stream::Everyone, &events, at(3), &mut outcome);
+        assert_eq!(outcome.queued, 3);
+        let mut lists = HashMap::new();
+        for (id, queue) in &mut f.queues {
+            let Some(Outgoing::Replay(replay)) = queue.try_recv() else {
+                panic!("a replay for {id:?}");
+            };
+            lists.insert(id.0, replay.events);
+        }
+        assert_eq!(lists[&1].len(), 3);
+        assert_eq!(
+            lists[&3].len(),
+            2,
+            "without the event tab 3 was left out of"
+        );
+        assert!(lists[&2][2].frame.as_str().contains("room:team:red"));
+        assert!(!Arc::ptr_eq(&lists[&1], &lists[&2]));
+        assert!(!Arc::ptr_eq(&lists[&1], &lists[&3]));
+        // Connection 1 gets them all as they are: the list is the shared one.
+        let mut again = Delivery::default();
+        f.maps
+            .replay_to_readers(&Stream::Everyone, &events[..1], at(1), &mut again);
+        let replays: Vec<Arc<[Replayed]>> = f
+            .queues
+            .values_mut()
+            .filter_map(|queue| match queue.try_recv() {
+                Some(Outgoing::Replay(replay)) => Some(replay.events),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replays.len(), 3);
+        assert!(
+            replays
+                .windows(2)
+                .all(|pair| Arc::ptr_eq(&pair[0], &pair[1]))
+        );
+    }
+
+    #[test]
     fn a_connection_of_a_session_that_ended_is_refused_as_it_registers() {
         let mut f = Fixture::new();
         f.ended.record(&SessionKey::from("gone"));

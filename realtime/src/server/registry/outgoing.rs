@@ -46,7 +46,8 @@ pub(crate) struct Replayed {
 #[derive(Debug)]
 pub(crate) struct Replay {
     pub stream: Stream,
-    pub events: Vec<Replayed>,
+    /// Shared by the readers of a catch-up that get the same events.
+    pub events: Arc<[Replayed]>,
     /// Where the stream stands after it.
     pub to: Position,
 }
@@ -146,13 +147,13 @@ impl Outgoing {
             }
             Self::Replay(replay) => {
                 let Replay { stream, events, to } = *replay;
-                for event in events {
+                for event in events.iter() {
                     let position = Position {
                         epoch: to.epoch,
                         offset: event.offset,
                     };
                     if reached.receive_new(&stream, position) {
-                        frames.push(event.frame);
+                        frames.push(event.frame.clone());
                     }
                 }
                 reached.tell(&stream, to);
@@ -326,7 +327,7 @@ mod tests {
     fn started_at(stream: &Stream, position: Position) -> Outgoing {
         Outgoing::Replay(Box::new(Replay {
             stream: stream.clone(),
-            events: Vec::new(),
+            events: Arc::new([]),
             to: position,
         }))
     }
@@ -359,7 +360,8 @@ mod tests {
                     offset,
                     frame: Utf8Bytes::from(format!("e{offset}")),
                 })
-                .into(),
+                .into_iter()
+                .collect(),
             to: at(1, 7),
         }));
         let mut items = vec![replay];
@@ -408,10 +410,10 @@ mod tests {
         let mut reached = Reached::default();
         let replay = Outgoing::Replay(Box::new(Replay {
             stream: Stream::Everyone,
-            events: vec![Replayed {
+            events: Arc::new([Replayed {
                 offset: 4,
                 frame: Utf8Bytes::from_static("e4"),
-            }],
+            }]),
             to: at(1, 4),
         }));
         let got = written(

@@ -354,10 +354,10 @@ mod tests {
         use super::super::outgoing::{Replay, Replayed};
         Outgoing::Replay(Box::new(Replay {
             stream: crate::Stream::Everyone,
-            events: vec![Replayed {
+            events: Arc::new([Replayed {
                 offset: 1,
                 frame: "x".repeat(bytes).into(),
-            }],
+            }]),
             to: crate::Position {
                 epoch: crate::stream::Epoch(1),
                 offset: 1,

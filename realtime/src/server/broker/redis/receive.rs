@@ -151,6 +151,13 @@ impl Receive<'_> {
             return;
         }
         let Some(frame) = self.event_frame(from, payload) else {
+            // Placed, but not to be sent from here (a process with a
+            // larger `max_event_bytes`, say): its readers here are told at
+            // once that they cannot have it, rather than at the stream's
+            // next event, and the stream goes on from it.
+            for (stream, position) in streams.iter().zip(positions) {
+                self.inbox.reset(stream, position);
+            }
             return;
         };
         self.inbox.placed(Placed {
