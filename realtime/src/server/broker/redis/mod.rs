@@ -14,8 +14,8 @@
 //!
 //! 1. `link.rs`: wraps it in an envelope (`envelope.rs`) and queues it for
 //!    publishing, or counts it as missed while Redis is away;
-//! 2. `transport.rs`: publishes it on the channel; on every other node,
-//!    receives it and passes it on;
+//! 2. `transport.rs` (with `publishing.rs`): publishes it on the channel;
+//!    on every other node, receives it and passes it on;
 //! 3. `receive.rs`: decodes it, drops the node's own echo, and hands it to
 //!    the hub's inbox, one function per kind of message.
 //!
@@ -32,7 +32,8 @@
 //! `servers.rs` says where Redis is (one server, or a Redis Cluster's
 //! nodes) and sends batches of commands there; `access.rs` is the history
 //! as setting it right after an outage uses it. `nodes.rs` keeps which
-//! other nodes were heard from lately.
+//! other nodes were heard from lately. `transport.rs` is the task that
+//! keeps the node connected; `publishing.rs`, what it sends.
 
 mod access;
 mod envelope;
@@ -40,6 +41,7 @@ mod following;
 mod history;
 mod link;
 mod nodes;
+mod publishing;
 mod receive;
 mod scripts;
 mod servers;
