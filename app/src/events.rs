@@ -114,7 +114,8 @@ pub const NOTIFICATION: TextRule = TextRule {
 /// Sends a notification to every tab of the user called `to` (logged in
 /// only). The answer is the same whether or not someone has that name, so
 /// that it cannot be used to find out who has an account; limited per
-/// sender, per sender's network, and per recipient.
+/// sender, per sender's network, per sender and recipient, and per
+/// recipient.
 #[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
 pub async fn notify(to: String, text: String) -> Result<(), AppError> {
     use crate::limits::Action;
@@ -130,6 +131,12 @@ pub async fn notify(to: String, text: String) -> Result<(), AppError> {
     let Ok(name) = crate::auth::UserName::parse(&to) else {
         return Ok(());
     };
+    // The sender's share first: a sender past it spends nothing of what
+    // the name may get from everyone.
+    context.limits.by_recipient(
+        Action::NotifyPerPair,
+        &format!("{}>{}", sender.id, name.as_str()),
+    )?;
     context
         .limits
         .by_recipient(Action::NotifyPerRecipient, name.as_str())?;

@@ -258,6 +258,10 @@ pub enum Discontinuity {
     /// own, while it could not reach the others, is gone without a word:
     /// no one can say what they were.
     WriterLost,
+    /// A reason this build does not know (a newer server's, during a
+    /// deploy): a discontinuity all the same. Never sent.
+    #[serde(other)]
+    Other,
 }
 
 #[cfg(test)]

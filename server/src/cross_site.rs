@@ -1,11 +1,13 @@
-//! Refuses server-function calls that pages of other sites make
-//! (cross-site request forgery).
+//! Refuses requests that change something when pages of other sites make
+//! them (cross-site request forgery).
 //!
 //! `SameSite=Lax` keeps the session cookie off most cross-site requests, but
 //! not all: a form on another site can still log a visitor in as someone
 //! else (log-in CSRF), and a sibling subdomain counts as the same site. So
-//! every `POST` to a server function must come from this server's own pages
-//! or from an origin listed in `REALTIME_ALLOWED_ORIGINS`:
+//! every request but a `GET`, `HEAD` or `OPTIONS` (server functions take
+//! `POST`; a route a product adds may take `PUT` or `DELETE`), whatever its
+//! path, must come from this server's own pages or from an origin listed in
+//! `REALTIME_ALLOWED_ORIGINS`:
 //!
 //! - When the browser says where the request comes from with
 //!   `Sec-Fetch-Site`, `same-origin` (and `none`: the person typed it) is
@@ -28,18 +30,18 @@ use axum::{
 };
 use realtime::server::Origins;
 
-/// Where server functions live (`#[server(prefix = "/api")]`).
-const SERVER_FN_PREFIX: &str = "/api/";
-
 /// Axum middleware: see the module documentation.
 pub async fn refuse_cross_site(
     State(origins): State<Origins>,
     request: Request,
     next: Next,
 ) -> Response {
-    let is_server_fn_post =
-        request.method() == Method::POST && request.uri().path().starts_with(SERVER_FN_PREFIX);
-    if is_server_fn_post && let Err(refused) = check(&origins, request.headers()) {
+    // Reading is safe: what a page of another site reads, it cannot see.
+    let changes_something = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if changes_something && let Err(refused) = check(&origins, request.headers()) {
         tracing::warn!(from = %refused, path = %request.uri().path(), "cross-site call refused");
         let error = AppError::Forbidden(
             "This request came from another site, so it was refused. Use the site's own page."

@@ -48,8 +48,18 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), ServerError> {
     let config = Config::from_env()?;
+    let secure_cookie = config.session.secure;
     let server = Server::bind(config).await?;
-    tracing::info!("listening on http://{}", server.local_addr()?);
+    let address = server.local_addr()?;
+    tracing::info!("listening on http://{address}");
+    if !secure_cookie && !address.ip().is_loopback() {
+        // Right behind a proxy on the same machine's network, wrong on the
+        // internet: said once, where whoever deploys it looks.
+        tracing::warn!(
+            "listening on {address} with SESSION_COOKIE_SECURE off: the session cookie also \
+             travels over plain http. Behind TLS, set SESSION_COOKIE_SECURE=true"
+        );
+    }
     server.serve(shutdown::signal()).await?;
     tracing::info!("stopped");
     Ok(())

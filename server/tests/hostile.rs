@@ -370,6 +370,40 @@ async fn notify_answers_the_same_whether_or_not_the_name_exists() {
 }
 
 #[tokio::test]
+async fn one_sender_cannot_spend_what_a_person_may_get_from_everyone() {
+    let app = TestApp::with_config(
+        config_with(&[
+            (Action::NotifyPerPair, "1/min burst 2"),
+            (Action::NotifyPerRecipient, "1/min burst 4"),
+        ])
+        .await,
+    )
+    .await;
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    let mut pest = app.browser_at("127.0.0.2");
+    pest.sign_up("pest", PASSWORD).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let sent = pest
+            .post("/api/events/notify", &[("to", "grace"), ("text", "again")])
+            .await;
+        statuses.push(sent.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|status| status.is_success()).count(),
+        2,
+        "{statuses:?}"
+    );
+    // Grace's allowance is still there for someone else.
+    let mut friend = app.browser_at("127.0.0.3");
+    friend.sign_up("friend", PASSWORD).await.unwrap();
+    let sent = friend
+        .post("/api/events/notify", &[("to", "grace"), ("text", "hello")])
+        .await;
+    assert!(sent.status.is_success(), "{}", sent.body);
+}
+
+#[tokio::test]
 async fn many_accounts_cannot_flood_one_person_nor_one_network_send_without_end() {
     let app = TestApp::with_config(
         config_with(&[
@@ -683,7 +717,7 @@ async fn visitors_sockets_are_counted_per_ipv6_network() {
 // --- Cross-site requests ----------------------------------------------------
 
 #[tokio::test]
-async fn server_functions_refuse_other_sites_and_sibling_subdomains() {
+async fn changes_from_other_sites_and_sibling_subdomains_are_refused() {
     let app = TestApp::new().await;
     let attempt = |headers: &[(&'static str, &'static str)]| {
         let mut request = app
@@ -731,6 +765,24 @@ async fn server_functions_refuse_other_sites_and_sibling_subdomains() {
     assert!(own_page.status.is_success(), "{}", own_page.body);
     let mut script = app.browser_at("127.0.0.3");
     assert!(script.sign_up("grace", PASSWORD).await.is_ok());
+
+    // Any method that changes something, on any path: a route a product
+    // adds outside the server functions is covered too.
+    for (method, path) in [
+        ("PUT", "/api/auth/sign_up"),
+        ("DELETE", "/records/1"),
+        ("POST", "/"),
+    ] {
+        let request = app
+            .browser_at("127.0.0.4")
+            .request(method, path)
+            .header(header::HOST, "app.example.com")
+            .header("origin", "https://evil.example")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.send(request).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
 }
 
 // --- Sockets and sessions ---------------------------------------------------

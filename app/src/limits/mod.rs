@@ -231,9 +231,13 @@ limits! {
     /// Notifications from one network, whoever sends them: many accounts
     /// on one network count together.
     NotifyPerAddress: per Network, "LIMIT_NOTIFY_PER_ADDRESS", Rate::per(4, SECOND).burst(40);
+    /// Notifications from one user to one name: one sender spends a
+    /// quarter of what a name may get, so it cannot keep everyone else's
+    /// from getting through.
+    NotifyPerPair: per Recipient, "LIMIT_NOTIFY_PER_PAIR", Rate::per(1, SECOND).burst(10);
     /// Notifications to one name, from everyone: many accounts cannot flood
     /// one person's tabs, nor push their notifications out of the history.
-    NotifyPerRecipient: per Recipient, "LIMIT_NOTIFY_PER_RECIPIENT", Rate::per(1, SECOND).burst(30);
+    NotifyPerRecipient: per Recipient, "LIMIT_NOTIFY_PER_RECIPIENT", Rate::per(4, SECOND).burst(40);
     // scripts/new-resource adds each resource's limit above this line.
 }
 

@@ -56,6 +56,13 @@ impl Inbox for HubInbox {
         }
     }
 
+    #[cfg(feature = "redis")]
+    fn unsendable(&self, stream: &Stream, position: Position) {
+        if let Some(hub) = self.hub() {
+            hub.finish(hub.inner.streams.unsendable(stream, position));
+        }
+    }
+
     fn session_ended(&self, session: &SessionKey) {
         if let Some(hub) = self.hub() {
             hub.disconnect_local_session(session);

@@ -12,7 +12,7 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 
 use super::{
-    ById, Connection, Delivery, Except, Live, Maps, Outgoing, Positions, Replay, Replayed,
+    ById, Connection, Delivery, Except, Gap, Live, Maps, Outgoing, Positions, Replay, Replayed,
     queue::Unqueued,
 };
 use crate::{
@@ -284,14 +284,7 @@ impl Maps {
         but: Option<ConnectionId>,
         outcome: &mut Delivery,
     ) {
-        let frame: Utf8Bytes = ControlFrame::Discontinuity {
-            stream,
-            reason,
-            position,
-        }
-        .to_json()
-        .into();
-        let gap = Arc::new((frame, stream.clone(), position));
+        let gap = Arc::new(Gap::new(stream, reason, position, false));
         for id in self.readers(stream).filter(|id| Some(*id) != but) {
             if let Some(connection) = self.connections.get(&id) {
                 connection.push(id, Outgoing::Discontinuity(Arc::clone(&gap)), outcome);
@@ -330,8 +323,9 @@ impl Maps {
         }
     }
 
-    /// Queues a `discontinuity` of `stream` for one connection. `false` if
-    /// its queue is full (or it is gone).
+    /// Queues a `discontinuity` of `stream` for one connection, its own
+    /// answer: it moves the stream back if the tab was further on (see
+    /// [`Gap::moves_back`]). `false` if its queue is full (or it is gone).
     pub fn queue_discontinuity(
         &self,
         id: ConnectionId,
@@ -340,17 +334,11 @@ impl Maps {
         position: Position,
     ) -> bool {
         self.connections.get(&id).is_some_and(|connection| {
-            let frame = ControlFrame::Discontinuity {
-                stream,
-                reason,
-                position,
-            };
-            let item = Outgoing::Discontinuity(Arc::new((
-                frame.to_json().into(),
-                stream.clone(),
-                position,
-            )));
-            connection.queue.try_send(item).is_ok()
+            let gap = Gap::new(stream, reason, position, true);
+            connection
+                .queue
+                .try_send(Outgoing::Discontinuity(Arc::new(gap)))
+                .is_ok()
         })
     }
 

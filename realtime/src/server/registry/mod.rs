@@ -37,7 +37,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) use self::by_id::ById;
 pub(crate) use self::{
     delivery::{Kept, Placed},
-    outgoing::{Delivery, Live, Outgoing, Positions, Reached, Replay, Replayed},
+    outgoing::{Delivery, Gap, Live, Outgoing, Positions, Reached, Replay, Replayed},
     queue::{QueueHandle, QueueReceiver, QueueSender, Wanted, queue},
 };
 use self::{roster::Roster, visitors::Visitors};

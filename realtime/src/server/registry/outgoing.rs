@@ -9,15 +9,21 @@
 //! through one of the streams it carries a position in (a [`Mark`]: a
 //! position the connection was only told, where a stream went on from
 //! after a gap, is no proof). A `discontinuity` is never left out: it sets
-//! where its stream goes on from, even backwards (the history behind it
-//! was lost).
+//! where its stream goes on from. Only one connection's own answer moves
+//! it back in an epoch (the tab was ahead of a history that went back);
+//! one sent to every reader of a stream tells a connection that stands
+//! further on where it stands instead, so that events it had are not
+//! written to it again.
 
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 
 use super::queue::Unqueued;
-use crate::stream::{Mark, Position, Stream};
+use crate::{
+    protocol::ControlFrame,
+    stream::{Discontinuity, Mark, Position, Stream},
+};
 
 /// Where a durable event sits in the streams it reached a connection
 /// through: one stream (the usual case), or several.
@@ -72,13 +78,51 @@ pub(crate) enum Outgoing {
     /// stands at its `to`.
     Replay(Box<Replay>),
     /// The connection may have missed events of the stream: always
-    /// written, and the stream goes on from the position, whatever it had
-    /// reached.
-    Discontinuity(Arc<(Utf8Bytes, Stream, Position)>),
+    /// written, and the stream goes on from the position (see [`Gap`]).
+    Discontinuity(Arc<Gap>),
     /// The connection left a room (the `left` frame): its stream is
     /// forgotten, so that what the connection reached stays within the
     /// streams it reads.
     Left(Box<(Utf8Bytes, Stream)>),
+}
+
+/// A `discontinuity`, as queued.
+#[derive(Debug)]
+pub(crate) struct Gap {
+    /// The frame, with `position`.
+    pub frame: Utf8Bytes,
+    pub stream: Stream,
+    pub reason: Discontinuity,
+    /// Where the stream goes on from.
+    pub position: Position,
+    /// Whether it moves a connection that stands further on in the same
+    /// epoch back to `position`: one connection's own answer, whose tab
+    /// was ahead of a history that went back. Otherwise such a connection
+    /// is told where it stands.
+    pub moves_back: bool,
+}
+
+impl Gap {
+    pub fn new(
+        stream: &Stream,
+        reason: Discontinuity,
+        position: Position,
+        moves_back: bool,
+    ) -> Self {
+        Self {
+            frame: ControlFrame::Discontinuity {
+                stream,
+                reason,
+                position,
+            }
+            .to_json()
+            .into(),
+            stream: stream.clone(),
+            reason,
+            position,
+            moves_back,
+        }
+    }
 }
 
 impl Outgoing {
@@ -95,7 +139,7 @@ impl Outgoing {
             Self::Frame(frame) => frame.len(),
             Self::Event(live) => live.frame.len(),
             Self::Replay(_) => 0,
-            Self::Discontinuity(gap) => gap.0.len(),
+            Self::Discontinuity(gap) => gap.frame.len(),
             Self::Left(left) => left.0.len(),
         };
         if bytes < super::queue::SMALL_FRAME_BYTES {
@@ -158,11 +202,19 @@ impl Outgoing {
                 }
                 reached.tell(&stream, to);
             }
-            Self::Discontinuity(gap) => {
-                let (frame, stream, position) = &*gap;
-                reached.set(stream, *position);
-                frames.push(frame.clone());
-            }
+            Self::Discontinuity(gap) => match reached.past(&gap.stream, gap.position) {
+                // A replay read ahead of this process brought it further:
+                // what came between is not to come again.
+                Some(at) if !gap.moves_back => {
+                    let here = Gap::new(&gap.stream, gap.reason, at, false);
+                    reached.set(&gap.stream, at);
+                    frames.push(here.frame);
+                }
+                _ => {
+                    reached.set(&gap.stream, gap.position);
+                    frames.push(gap.frame.clone());
+                }
+            },
             Self::Left(left) => {
                 let (frame, stream) = *left;
                 reached.forget(&stream);
@@ -210,6 +262,17 @@ impl Reached {
             reached == stream
                 && mark.at.epoch == position.epoch
                 && mark.at.offset >= position.offset
+        })
+    }
+
+    /// Where the connection stands in `stream`, if that is further on than
+    /// `position` in its epoch.
+    fn past(&self, stream: &Stream, position: Position) -> Option<Position> {
+        self.0.iter().find_map(|(reached, mark)| {
+            (reached == stream
+                && mark.at.epoch == position.epoch
+                && mark.at.offset > position.offset)
+                .then_some(mark.at)
         })
     }
 
@@ -394,8 +457,15 @@ mod tests {
         assert_eq!(got, ["e7"]);
     }
 
+    /// One connection's own answer (it may move the stream back).
     fn gap(stream: Stream, position: Position) -> Outgoing {
-        Outgoing::Discontinuity(Arc::new((Utf8Bytes::from_static("gap"), stream, position)))
+        Outgoing::Discontinuity(Arc::new(Gap {
+            frame: Utf8Bytes::from_static("gap"),
+            stream,
+            reason: Discontinuity::TooOld,
+            position,
+            moves_back: true,
+        }))
     }
 
     #[test]
@@ -444,6 +514,59 @@ mod tests {
             &mut reached,
         );
         assert_eq!(got, ["e9", "gap", "new e4"]);
+    }
+
+    #[test]
+    fn a_discontinuity_to_every_reader_never_moves_a_connection_back() {
+        let red = Stream::Room("team:red".into());
+        let to_readers = || {
+            Outgoing::Discontinuity(Arc::new(Gap::new(
+                &red,
+                Discontinuity::TooOld,
+                at(1, 3),
+                false,
+            )))
+        };
+        // Joined from its page's position 5 while this process was at 3:
+        // the replay brought 6 and 7.
+        let replay = || {
+            Outgoing::Replay(Box::new(Replay {
+                stream: red.clone(),
+                events: [6, 7]
+                    .map(|offset| Replayed {
+                        offset,
+                        frame: Utf8Bytes::from(format!("e{offset}")),
+                    })
+                    .into_iter()
+                    .collect(),
+                to: at(1, 7),
+            }))
+        };
+        let mut ahead = Reached::default();
+        let got = written(
+            vec![
+                replay(),
+                to_readers(),
+                event("e5", &[(red.clone(), at(1, 5))]),
+                event("e7", &[(red.clone(), at(1, 7))]),
+                event("e8", &[(red.clone(), at(1, 8))]),
+            ],
+            &mut ahead,
+        );
+        let told = Gap::new(&red, Discontinuity::TooOld, at(1, 7), false).frame;
+        assert_eq!(got, ["e6", "e7", told.as_str(), "e8"]);
+        // A connection behind it goes on from it.
+        let mut behind = Reached::default();
+        let got = written(
+            vec![
+                event("e2", &[(red.clone(), at(1, 2))]),
+                to_readers(),
+                event("e4", &[(red.clone(), at(1, 4))]),
+            ],
+            &mut behind,
+        );
+        let frame = Gap::new(&red, Discontinuity::TooOld, at(1, 3), false).frame;
+        assert_eq!(got, ["e2", frame.as_str(), "e4"]);
     }
 
     #[test]

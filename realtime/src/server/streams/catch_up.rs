@@ -32,6 +32,25 @@ impl Streams {
         outcome
     }
 
+    /// A durable event placed at `position` in `stream` that this process
+    /// cannot send: the stream goes on from it here, and its readers are
+    /// told they cannot have it. Nothing to do if this process stands
+    /// there or further on already (a read of the shared history ran
+    /// ahead of it: the readers that need it were sent it from there).
+    #[cfg(feature = "redis")]
+    pub fn unsendable(&self, stream: &Stream, position: Position) -> Delivery {
+        let (mut history, maps) = self.lock();
+        let mut outcome = Delivery::default();
+        let past = history
+            .known(stream)
+            .is_some_and(|known| known.epoch == position.epoch && known.offset >= position.offset);
+        if !past {
+            history.reset(stream, position);
+            maps.discontinuity_to_readers(stream, Discontinuity::TooOld, position, &mut outcome);
+        }
+        outcome
+    }
+
     /// Another process fell silent without a goodbye (see
     /// [`crate::server::broker::Inbox::node_lost`]): the readers here of
     /// every stream followed are told they may have missed events, from

@@ -6,12 +6,17 @@
 //! A node that falls silent without a `goodbye` is also *lost*: it may have
 //! been cut off from Redis, placed durable events on its own meanwhile,
 //! and died before it could start those streams again (which it does when
-//! it is back), so nothing would tell their readers elsewhere. A node that
-//! this one stops hearing while it is cut off itself may come back with
-//! Redis: it is lost only if it stays silent for the timeout once this one
-//! is back.
+//! it is back), so nothing would tell their readers elsewhere. Only a
+//! silence this node is sure of counts: one that began after this node
+//! last (re)connected, and that lasted the whole timeout while this node
+//! still heard its own messages. Any other node forgotten is *away*: it
+//! has the timeout from this node's next reconnection (or from now, if
+//! this node is connected) to be heard again, and is lost if it is not.
 
-use std::{collections::HashMap, time::Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use parking_lot::Mutex;
 
@@ -26,9 +31,12 @@ pub(super) struct Nodes {
 #[derive(Default)]
 struct State {
     last_heard: HashMap<NodeId, Instant>,
-    /// Nodes forgotten while this one was cut off, and when they are
-    /// lost if still silent (`None`: this one is still cut off).
+    /// Nodes forgotten without being sure of their silence, and when they
+    /// are lost if still silent (`None`: this node is cut off now; the
+    /// time starts when it reconnects).
     away: HashMap<NodeId, Option<Instant>>,
+    /// When this node last (re)connected.
+    connected_at: Option<Instant>,
 }
 
 /// What [`Nodes::forget_silent`] found.
@@ -61,44 +69,65 @@ impl Nodes {
         state.away.remove(&node);
     }
 
-    /// This node is connected again: the nodes it stopped hearing meanwhile
-    /// have until `timeout` from now to be heard again.
-    pub fn reconnected(&self, timeout: std::time::Duration) {
-        let lost_at = Instant::now() + timeout;
-        for waiting in self.state.lock().away.values_mut() {
-            waiting.get_or_insert(lost_at);
+    /// This node is connected again: the nodes away have `timeout` from
+    /// now to be heard again.
+    pub fn reconnected(&self, timeout: Duration) {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        state.connected_at = Some(now);
+        for lost_at in state.away.values_mut() {
+            *lost_at = Some(now + timeout);
         }
     }
 
-    /// Forgets the nodes not heard from since `deadline`, and says whether
-    /// a node was lost: one falls silent while this one is `connected`,
-    /// or one it stopped hearing while cut off is still silent.
-    pub fn forget_silent(&self, deadline: Instant, connected: bool) -> Silent {
+    /// Forgets the nodes not heard from for `timeout`, and says whether a
+    /// node was lost. `heard_self` is when this node last heard its own
+    /// messages; `None` while it is cut off.
+    pub fn forget_silent(&self, timeout: Duration, heard_self: Option<Instant>) -> Silent {
+        let now = Instant::now();
+        let Some(deadline) = now.checked_sub(timeout) else {
+            return Silent::default();
+        };
         let mut state = self.state.lock();
-        let forgotten: Vec<NodeId> = state
+        let silent: Vec<(NodeId, Instant)> = state
             .last_heard
             .iter()
             .filter(|(_, heard)| **heard < deadline)
-            .map(|(node, _)| *node)
+            .map(|(node, heard)| (*node, *heard))
             .collect();
-        for node in &forgotten {
+        let mut lost = false;
+        for (node, heard) in &silent {
             tracing::info!(%node, "forgetting a server process not heard from");
             state.last_heard.remove(node);
+            // Silent for the whole timeout while this node heard itself,
+            // since it last connected.
+            let sure = heard_self
+                .and_then(|heard_self| heard_self.checked_sub(timeout))
+                .is_some_and(|sure_before| {
+                    *heard < sure_before && state.connected_at.is_some_and(|at| *heard >= at)
+                });
+            if sure {
+                lost = true;
+            } else {
+                let lost_at = match (heard_self, state.connected_at) {
+                    (None, _) => None,
+                    (Some(_), Some(at)) if *heard < at => Some(at + timeout),
+                    (Some(_), _) => Some(now + timeout),
+                };
+                state.away.insert(*node, lost_at);
+            }
         }
-        let mut lost = connected && !forgotten.is_empty();
-        if !connected {
-            state
-                .away
-                .extend(forgotten.iter().map(|node| (*node, None)));
-        } else {
-            let now = Instant::now();
+        if heard_self.is_some() {
             state.away.retain(|_, lost_at| {
                 let still_away = lost_at.is_none_or(|at| at > now);
                 lost |= !still_away;
                 still_away
             });
         }
-        Silent { forgotten, lost }
+        Silent {
+            forgotten: silent.into_iter().map(|(node, _)| node).collect(),
+            lost,
+        }
     }
 
     /// How many nodes were heard from lately.
@@ -109,60 +138,92 @@ impl Nodes {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    const TIMEOUT: Duration = Duration::from_millis(20);
+
+    fn wait(time: Duration) {
+        std::thread::sleep(time);
+    }
 
     #[test]
     fn a_node_is_forgotten_when_it_falls_silent() {
         let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
         assert!(!nodes.heard_from(NodeId(1)));
-        let deadline = Instant::now() + Duration::from_millis(1);
-        std::thread::sleep(Duration::from_millis(2));
+        wait(TIMEOUT * 2);
         nodes.heard_from(NodeId(2));
-        assert_eq!(nodes.forget_silent(deadline, true).forgotten, [NodeId(1)]);
+        let silent = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
+        assert_eq!(silent.forgotten, [NodeId(1)]);
         assert!(!nodes.knows(NodeId(1)) && nodes.knows(NodeId(2)));
         assert_eq!(nodes.count(), 1);
     }
 
     #[test]
-    fn a_node_silent_without_a_goodbye_is_lost_unless_this_one_was_cut_off_and_it_comes_back() {
-        // A deadline no node is silent since.
-        let start = Instant::now();
+    fn a_node_silent_while_this_one_heard_itself_is_lost_once() {
         let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
         let (silent, said_goodbye) = (NodeId(1), NodeId(2));
         nodes.heard_from(silent);
         nodes.heard_from(said_goodbye);
         nodes.forget(said_goodbye);
-        let later = Instant::now() + Duration::from_millis(1);
+        wait(TIMEOUT * 2);
+        let found = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
         assert_eq!(
-            nodes.forget_silent(later, true),
+            found,
             Silent {
                 forgotten: vec![silent],
                 lost: true
             }
         );
-        assert!(!nodes.forget_silent(later, true).lost, "lost once");
+        assert!(!nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
+    }
 
-        // Forgotten while this node is cut off: not lost yet.
+    #[test]
+    fn a_node_this_one_may_not_have_heard_gets_the_timeout_to_come_back() {
+        // This node's own messages stopped coming back too: its own
+        // subscription may be what went silent.
+        let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
+        nodes.heard_from(NodeId(1));
+        let heard_self = Instant::now();
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, Some(heard_self)).lost);
+        // It is heard again: not lost.
+        nodes.heard_from(NodeId(1));
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT * 10, Some(Instant::now())).lost);
+
+        // Forgotten while this node is cut off: the time starts when it is
+        // back, whenever that is.
+        let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
         let (back, gone) = (NodeId(3), NodeId(4));
         nodes.heard_from(back);
         nodes.heard_from(gone);
-        let later = Instant::now() + Duration::from_millis(1);
-        assert!(!nodes.forget_silent(later, false).lost);
-        assert!(
-            !nodes.forget_silent(later, true).lost,
-            "still cut off when it went"
-        );
-        nodes.reconnected(Duration::from_millis(5));
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, None).lost);
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, None).lost, "still cut off");
+        nodes.reconnected(TIMEOUT);
         nodes.heard_from(back);
-        assert!(!nodes.forget_silent(start, true).lost, "within the timeout");
-        std::thread::sleep(Duration::from_millis(10));
-        assert!(
-            nodes.forget_silent(start, true).lost,
-            "`gone` stayed silent"
-        );
+        assert!(!nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
+        wait(TIMEOUT * 2);
+        let found = nodes.forget_silent(TIMEOUT * 10, Some(Instant::now()));
+        assert!(found.lost, "`gone` stayed silent");
         assert!(nodes.knows(back));
-        assert!(!nodes.forget_silent(start, true).lost, "lost once");
+        assert!(!nodes.forget_silent(TIMEOUT * 10, Some(Instant::now())).lost);
+
+        // Last heard before this node reconnected (a short outage for
+        // both): it has the timeout from the reconnection.
+        let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
+        nodes.heard_from(NodeId(5));
+        wait(TIMEOUT * 2);
+        nodes.reconnected(TIMEOUT * 4);
+        let found = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
+        assert_eq!((found.forgotten.len(), found.lost), (1, false));
+        wait(TIMEOUT * 5);
+        assert!(nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
     }
 }

@@ -410,19 +410,22 @@ impl Transport {
     /// presence; when one is lost (`nodes.rs`), the readers here of every
     /// stream are told they may have missed events.
     fn forget_silent_nodes(&self, connected: bool) {
-        if let Some(deadline) = Instant::now().checked_sub(self.settings.liveness.timeout) {
-            let silent = self.nodes.forget_silent(deadline, connected);
-            for node in silent.forgotten {
-                self.inbox.node_gone(node);
-            }
-            if silent.lost {
-                tracing::warn!(
-                    "a server process fell silent without saying goodbye: if it was cut off \
-                     from Redis, its events reached its own connections only; every stream's \
-                     readers here are told they may have missed some"
-                );
-                self.inbox.node_lost();
-            }
+        let heard_self = connected
+            .then(|| Instant::now().checked_sub(self.link.since_last_echo()))
+            .flatten();
+        let silent = self
+            .nodes
+            .forget_silent(self.settings.liveness.timeout, heard_self);
+        for node in silent.forgotten {
+            self.inbox.node_gone(node);
+        }
+        if silent.lost {
+            tracing::warn!(
+                "a server process fell silent without saying goodbye: if it was cut off \
+                 from Redis, its events reached its own connections only; every stream's \
+                 readers here are told they may have missed some"
+            );
+            self.inbox.node_lost();
         }
     }
 
