@@ -109,6 +109,9 @@ pub(super) struct Progress {
     /// Whether a `welcome` came: from then on the tab's positions are the
     /// server's word, newer than any page's.
     welcomed: bool,
+    /// The last page position of each stream counted as missed, and where
+    /// the tab stood then (see [`Progress::recover_from`]).
+    missed_from: BTreeMap<Stream, (Position, Position)>,
 }
 
 impl Progress {
@@ -123,6 +126,7 @@ impl Progress {
             unanchored: BTreeSet::new(),
             user: None,
             welcomed: false,
+            missed_from: BTreeMap::new(),
         }
     }
 
@@ -245,6 +249,12 @@ impl Progress {
     ///   between were handed on before the page's handlers existed. They
     ///   are handed again if the tab still has every one, or the stream
     ///   counts as missed (the page loads again).
+    /// - The same position again, the tab where it stood when that
+    ///   position counted as missed: the page loaded again since, after
+    ///   the tab had every event up to there, so its data holds them
+    ///   (a server whose own view lags behind what the tab read from Redis
+    ///   gives the same position until it catches up: counting it again
+    ///   would load the page again and again).
     /// - Before the first `welcome`, parts of one page may give several
     ///   positions of a stream: the oldest wins, so that nothing after any
     ///   of them is lost.
@@ -305,6 +315,9 @@ impl Progress {
         if !behind {
             return Recovery::default();
         }
+        if self.missed_from.get(&stream) == Some(&(position, current.at)) {
+            return Recovery::default();
+        }
         let received_all = current.anchor <= position.offset;
         let kept_all = self
             .forgotten
@@ -316,6 +329,7 @@ impl Progress {
                 missed: false,
             }
         } else {
+            self.missed_from.insert(stream, (position, current.at));
             Recovery {
                 hand_again: None,
                 missed: true,
@@ -757,6 +771,35 @@ mod tests {
         assert!(
             recovery.hand_again.is_some() && !recovery.missed,
             "those after 11 are kept"
+        );
+    }
+
+    #[test]
+    fn a_page_that_loaded_again_from_the_same_position_counts_it_missed_once() {
+        // The tab read to 9 from Redis; its server's view lags at 5, and
+        // each load of the page says 5.
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        progress.discontinuity(Stream::Everyone, at(1, 9));
+        assert!(
+            progress
+                .recover_from(Stream::Everyone, Some(at(1, 5)), true)
+                .missed
+        );
+        // Loaded again after that: its data holds what the tab had.
+        let again = progress.recover_from(Stream::Everyone, Some(at(1, 5)), true);
+        assert!(!again.missed, "{again:?}");
+        // The tab moved on meanwhile: the page may not hold the newer.
+        progress.arrived_following(&event(10, Stream::Everyone, at(1, 10)));
+        assert!(
+            progress
+                .recover_from(Stream::Everyone, Some(at(1, 5)), true)
+                .missed
+        );
+        assert!(
+            !progress
+                .recover_from(Stream::Everyone, Some(at(1, 5)), true)
+                .missed
         );
     }
 

@@ -9,9 +9,11 @@
 //! it is back), so nothing would tell their readers elsewhere. Only a
 //! silence this node is sure of counts: one that began after this node
 //! last (re)connected, and that lasted the whole timeout while this node
-//! still heard its own messages. Any other node forgotten is *away*: it
-//! has the timeout from this node's next reconnection (or from now, if
-//! this node is connected) to be heard again, and is lost if it is not.
+//! still heard its own messages (checked again at each heartbeat for the
+//! nodes forgotten before this node could be sure). Any other node
+//! forgotten is *away*: it has the timeout from this node's next
+//! reconnection (or from now, if this node is connected) to be heard
+//! again, and is lost if it is not.
 
 use std::{
     collections::HashMap,
@@ -31,12 +33,19 @@ pub(super) struct Nodes {
 #[derive(Default)]
 struct State {
     last_heard: HashMap<NodeId, Instant>,
-    /// Nodes forgotten without being sure of their silence, and when they
-    /// are lost if still silent (`None`: this node is cut off now; the
-    /// time starts when it reconnects).
-    away: HashMap<NodeId, Option<Instant>>,
+    /// Nodes forgotten without being sure of their silence.
+    away: HashMap<NodeId, Away>,
     /// When this node last (re)connected.
     connected_at: Option<Instant>,
+}
+
+/// A node forgotten before this one could be sure of its silence.
+struct Away {
+    /// When it was last heard from.
+    heard: Instant,
+    /// When it is lost if still silent (`None`: this node is cut off now;
+    /// the time starts when it reconnects).
+    lost_at: Option<Instant>,
 }
 
 /// What [`Nodes::forget_silent`] found.
@@ -75,8 +84,8 @@ impl Nodes {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.connected_at = Some(now);
-        for lost_at in state.away.values_mut() {
-            *lost_at = Some(now + timeout);
+        for away in state.away.values_mut() {
+            away.lost_at = Some(now + timeout);
         }
     }
 
@@ -95,33 +104,38 @@ impl Nodes {
             .filter(|(_, heard)| **heard < deadline)
             .map(|(node, heard)| (*node, *heard))
             .collect();
-        let mut lost = false;
+        // Silent for the whole timeout while this node heard itself,
+        // since it last connected.
+        let connected_at = state.connected_at;
+        let sure = |heard: Instant| {
+            heard_self
+                .and_then(|heard_self| heard_self.checked_sub(timeout))
+                .is_some_and(|sure_before| {
+                    heard < sure_before && connected_at.is_some_and(|at| heard >= at)
+                })
+        };
         for (node, heard) in &silent {
             tracing::info!(%node, "forgetting a server process not heard from");
             state.last_heard.remove(node);
-            // Silent for the whole timeout while this node heard itself,
-            // since it last connected.
-            let sure = heard_self
-                .and_then(|heard_self| heard_self.checked_sub(timeout))
-                .is_some_and(|sure_before| {
-                    *heard < sure_before && state.connected_at.is_some_and(|at| *heard >= at)
-                });
-            if sure {
-                lost = true;
-            } else {
-                let lost_at = match (heard_self, state.connected_at) {
-                    (None, _) => None,
-                    (Some(_), Some(at)) if *heard < at => Some(at + timeout),
-                    (Some(_), _) => Some(now + timeout),
-                };
-                state.away.insert(*node, lost_at);
-            }
+            let lost_at = match (heard_self, connected_at) {
+                (None, _) => None,
+                (Some(_), Some(at)) if *heard < at => Some(at + timeout),
+                (Some(_), _) => Some(now + timeout),
+            };
+            state.away.insert(
+                *node,
+                Away {
+                    heard: *heard,
+                    lost_at,
+                },
+            );
         }
+        let mut lost = false;
         if heard_self.is_some() {
-            state.away.retain(|_, lost_at| {
-                let still_away = lost_at.is_none_or(|at| at > now);
-                lost |= !still_away;
-                still_away
+            state.away.retain(|_, away| {
+                let gone = sure(away.heard) || away.lost_at.is_some_and(|at| at <= now);
+                lost |= gone;
+                !gone
             });
         }
         Silent {
@@ -140,7 +154,9 @@ impl Nodes {
 mod tests {
     use super::*;
 
-    const TIMEOUT: Duration = Duration::from_millis(20);
+    /// Long enough that no step of a test takes as long on a loaded
+    /// machine.
+    const TIMEOUT: Duration = Duration::from_millis(200);
 
     fn wait(time: Duration) {
         std::thread::sleep(time);
@@ -220,10 +236,24 @@ mod tests {
         nodes.reconnected(TIMEOUT);
         nodes.heard_from(NodeId(5));
         wait(TIMEOUT * 2);
-        nodes.reconnected(TIMEOUT * 4);
+        nodes.reconnected(TIMEOUT);
         let found = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
         assert_eq!((found.forgotten.len(), found.lost), (1, false));
-        wait(TIMEOUT * 5);
+        wait(TIMEOUT * 2);
+        assert!(nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
+    }
+
+    #[test]
+    fn a_node_forgotten_before_this_one_was_sure_is_lost_once_it_is() {
+        let nodes = Nodes::default();
+        nodes.reconnected(TIMEOUT);
+        nodes.heard_from(NodeId(1));
+        // This node's last echo was about when the other was last heard.
+        let echo = Instant::now();
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, Some(echo)).lost);
+        // Its next echo comes: the other's silence is sure now, before the
+        // timeout it was given.
         assert!(nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
     }
 }
