@@ -226,6 +226,9 @@ impl MemoryNode {
     /// The hub lags: what it hears waits, in order, until
     /// [`MemoryNode::release`]. It still places events and reads the
     /// shared history, as a process whose subscription is slow does.
+    /// Release it before [`MemoryNode::restore`] or
+    /// [`MemoryBackplane::restart_from`]: they wait for the hub to hear
+    /// them.
     pub fn hold(&self) {
         self.node.held.send_replace(true);
     }
