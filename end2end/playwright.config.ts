@@ -48,10 +48,15 @@ export default defineConfig({
       // scripts/test runs the suite a second time on a PostgreSQL database.
       DATABASE_URL: process.env.E2E_DATABASE_URL ?? "sqlite://target/e2e/app.db",
       RUST_LOG: process.env.RUST_LOG ?? "warn",
-      // Every test signs up and logs in from 127.0.0.1: far more than the
+      // Every test signs up, logs in and writes from 127.0.0.1: far more than the
       // per-address defaults allow a real client.
       LIMIT_SIGN_UP_PER_ADDRESS: "1000/min",
       LIMIT_LOG_IN_PER_ADDRESS: "1000/min",
+      LIMIT_ANNOUNCE_PER_ADDRESS: "1000/min",
+      // @chat-begin
+      LIMIT_POST_PER_ADDRESS: "1000/min",
+      LIMIT_CREATE_ROOM_PER_ADDRESS: "1000/min",
+      // @chat-end
     },
   },
 });

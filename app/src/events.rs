@@ -69,7 +69,10 @@ pub const ANNOUNCEMENT: TextRule = TextRule {
 /// if this one stops right after.
 #[server(prefix = "/api", endpoint = "events/broadcast", client = realtime::RealtimeClient)]
 pub async fn broadcast_event(event: SomethingHappened) -> Result<(), AppError> {
-    let user = crate::auth::guard::acting_user(crate::limits::Action::Announce).await?;
+    use crate::limits::Action;
+    let user =
+        crate::auth::guard::acting_user_on_network(Action::Announce, Action::AnnouncePerAddress)
+            .await?;
     let event = SomethingHappened {
         message: ANNOUNCEMENT.check(&event.message)?,
         author: Some(user.name),

@@ -45,10 +45,15 @@ export class PrivateServer {
         LEPTOS_SITE_ROOT: "target/site",
         DATABASE_URL: `sqlite://${this.database}`,
         RUST_LOG: "warn",
-        // Tests sign up and log in from 127.0.0.1 more often than the
+        // Tests sign up, log in and write from 127.0.0.1 more often than the
         // per-address defaults allow a real client.
         LIMIT_SIGN_UP_PER_ADDRESS: "1000/min",
         LIMIT_LOG_IN_PER_ADDRESS: "1000/min",
+        LIMIT_ANNOUNCE_PER_ADDRESS: "1000/min",
+        // @chat-begin
+        LIMIT_POST_PER_ADDRESS: "1000/min",
+        LIMIT_CREATE_ROOM_PER_ADDRESS: "1000/min",
+        // @chat-end
         ...this.env,
       },
       stdio: ["ignore", "inherit", "inherit"],

@@ -316,6 +316,80 @@ async fn every_repeatable_action_is_limited_per_user() {
     }
 }
 
+#[tokio::test]
+async fn accounts_on_one_network_share_its_writes() {
+    let app = TestApp::with_config(
+        config_with(&[
+            (Action::AnnouncePerAddress, "1/min burst 1"),
+            // @chat-begin
+            (Action::PostPerAddress, "1/min burst 1"),
+            (Action::CreateRoomPerAddress, "1/min burst 1"),
+            // @chat-end
+        ])
+        .await,
+    )
+    .await;
+    let mut first = app.browser_at("127.0.0.2");
+    first.sign_up("first", PASSWORD).await.unwrap();
+    let mut second = app.browser_at("127.0.0.2");
+    second.sign_up("second", PASSWORD).await.unwrap();
+    let mut elsewhere = app.browser_at("127.0.0.3");
+    elsewhere.sign_up("elsewhere", PASSWORD).await.unwrap();
+
+    let calls: Vec<(&str, Vec<(&str, String)>)> = vec![(
+        "/api/events/broadcast",
+        vec![("event[message]", "hello".to_owned())],
+    )];
+    // @chat-begin
+    // A room for the messages, from a third network.
+    let mut host = app.browser_at("127.0.0.4");
+    host.sign_up("host", PASSWORD).await.unwrap();
+    let room = host
+        .post("/api/chat/create_room", &[("name", "Lobby")])
+        .await
+        .json::<app::chat::RoomSummary>()
+        .id
+        .to_string();
+    let calls = [
+        calls,
+        vec![
+            (
+                "/api/chat/post",
+                vec![("room_id", room), ("body", "hi".to_owned())],
+            ),
+            ("/api/chat/create_room", vec![("name", "Hall".to_owned())]),
+        ],
+    ]
+    .concat();
+    // @chat-end
+    // Each caller's own names: two rooms may not share one.
+    let form_of = |form: &[(&'static str, String)], who: &str| -> Vec<(&'static str, String)> {
+        form.iter()
+            .map(|(key, value)| match *key {
+                "name" => (*key, format!("{value} {who}")),
+                _ => (*key, value.clone()),
+            })
+            .collect()
+    };
+    for (path, form) in &calls {
+        let sent = first.post(path, &pairs(&form_of(form, "1"))).await;
+        assert!(sent.status.is_success(), "{path}: {}", sent.body);
+        // Another account on the same network: the network's one is spent.
+        let again = second.post(path, &pairs(&form_of(form, "2"))).await;
+        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        // Another network has its own.
+        let other = elsewhere.post(path, &pairs(&form_of(form, "3"))).await;
+        assert!(other.status.is_success(), "{path}: {}", other.body);
+    }
+}
+
+/// A form's fields as the test browser takes them.
+fn pairs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    form.iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect()
+}
+
 // --- Request bodies ---------------------------------------------------------
 
 #[tokio::test]
@@ -923,7 +997,14 @@ async fn room_names_are_taken_whatever_their_case_on_every_database() {
 
 #[tokio::test]
 async fn room_lists_come_in_pages() {
-    let app = TestApp::with_config(config_with(&[(Action::CreateRoom, "1000/s")]).await).await;
+    let app = TestApp::with_config(
+        config_with(&[
+            (Action::CreateRoom, "1000/s"),
+            (Action::CreateRoomPerAddress, "1000/s"),
+        ])
+        .await,
+    )
+    .await;
     let mut ada = app.browser();
     ada.sign_up("ada", PASSWORD).await.unwrap();
     let total = app::chat::ROOM_PAGE_LEN + 5;

@@ -35,3 +35,16 @@ pub async fn acting_user(action: Action) -> Result<User, AppError> {
     AppContext::expect()?.limits.by_user(action, user.id)?;
     Ok(user)
 }
+
+/// As [`acting_user`], and the action counts against the caller's network
+/// too (`per_network`): accounts are cheap to make, and many on one
+/// network share its limit. A user past their own limit spends none of
+/// the network's.
+pub async fn acting_user_on_network(action: Action, per_network: Action) -> Result<User, AppError> {
+    let user = acting_user(action).await?;
+    let network = crate::client_addr::client_addr().network;
+    AppContext::expect()?
+        .limits
+        .by_address(per_network, network)?;
+    Ok(user)
+}

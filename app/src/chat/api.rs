@@ -26,7 +26,8 @@ pub async fn list_rooms(before: Option<i64>) -> Result<RoomPage, AppError> {
 #[server(prefix = "/api", endpoint = "chat/create_room", client = realtime::RealtimeClient)]
 pub async fn create_room(name: String) -> Result<RoomSummary, AppError> {
     use super::{ROOM_NAME, RoomCreated};
-    let user = server::acting_user(Action::CreateRoom).await?;
+    let user =
+        server::acting_user_on_network(Action::CreateRoom, Action::CreateRoomPerAddress).await?;
     let name = ROOM_NAME.check(&name)?;
     let room = server::chat()?.create_room(&name, user.id).await?;
     tracing::info!(room = room.id, name = %room.name, by = %user.id, "room created");
@@ -60,7 +61,7 @@ pub async fn open_room(id: i64) -> Result<RoomHistory, AppError> {
 #[server(prefix = "/api", endpoint = "chat/post", client = realtime::RealtimeClient)]
 pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppError> {
     use super::{ChatRoom, MESSAGE, MessagePosted};
-    let user = server::acting_user(Action::Post).await?;
+    let user = server::acting_user_on_network(Action::Post, Action::PostPerAddress).await?;
     let body = MESSAGE.check(&body)?;
     let chat = server::chat()?;
     server::existing_room(&chat, room_id).await?;
@@ -109,7 +110,7 @@ pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppE
 mod server {
     use realtime::server::Hub;
 
-    pub use crate::auth::guard::{acting_user, logged_in_user};
+    pub use crate::auth::guard::{acting_user, acting_user_on_network, logged_in_user};
     use crate::{
         AppContext,
         chat::{RoomSummary, store::Chat},

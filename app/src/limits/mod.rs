@@ -216,13 +216,21 @@ limits! {
     SignUpPerAddress: per Network, "LIMIT_SIGN_UP_PER_ADDRESS", Rate::per(10, HOUR);
     /// Announcements to every tab.
     Announce: per User, "LIMIT_ANNOUNCE", Rate::per(1, SECOND).burst(10);
+    /// Announcements from one network, whoever makes them: accounts are
+    /// cheap to make, so many on one network count together.
+    AnnouncePerAddress: per Network, "LIMIT_ANNOUNCE_PER_ADDRESS", Rate::per(2, SECOND).burst(20);
     // @chat-begin
     /// Messages in a room: ten a second for three seconds is fine.
     Post: per User, "LIMIT_POST", Rate::per(5, SECOND).burst(30);
     /// "Is typing" signals.
     Typing: per User, "LIMIT_TYPING", Rate::per(5, SECOND).burst(20);
+    /// Messages from one network, whoever posts them (an office behind
+    /// one address posts a lot).
+    PostPerAddress: per Network, "LIMIT_POST_PER_ADDRESS", Rate::per(20, SECOND).burst(100);
     /// Rooms created.
     CreateRoom: per User, "LIMIT_CREATE_ROOM", Rate::per(10, MINUTE);
+    /// Rooms created from one network, whoever creates them.
+    CreateRoomPerAddress: per Network, "LIMIT_CREATE_ROOM_PER_ADDRESS", Rate::per(30, MINUTE);
     /// Rooms renamed.
     Rename: per User, "LIMIT_RENAME", Rate::per(10, MINUTE);
     // @chat-end
