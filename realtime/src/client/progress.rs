@@ -97,6 +97,11 @@ pub(super) struct Progress {
     recent: VecDeque<Heard>,
     recent_ids: HashSet<EventId>,
     recent_bytes: usize,
+    /// Ids of events a `discontinuity` let go of, still in `recent_ids`
+    /// (the latest [`RECENT_EVENTS`]): the same events, sent again after
+    /// it, are not handed on twice; events given their offsets again are
+    /// other events, with other ids.
+    let_go: VecDeque<EventId>,
     /// Where in each stream the newest event the tab no longer keeps
     /// stood: a page before it cannot be given what followed.
     forgotten: BTreeMap<Stream, Position>,
@@ -122,6 +127,7 @@ impl Progress {
             recent: VecDeque::new(),
             recent_ids: HashSet::new(),
             recent_bytes: 0,
+            let_go: VecDeque::new(),
             forgotten: BTreeMap::new(),
             unanchored: BTreeSet::new(),
             user: None,
@@ -419,15 +425,20 @@ impl Progress {
 
     /// Lets go of the kept events after `position` in `stream`.
     fn forget_after(&mut self, stream: &Stream, position: Position) {
-        let (recent_ids, recent_bytes) = (&mut self.recent_ids, &mut self.recent_bytes);
+        let (let_go, recent_bytes) = (&mut self.let_go, &mut self.recent_bytes);
         self.recent.retain(|heard| {
             let after = heard.is_after(stream, position);
             if after {
                 *recent_bytes -= heard.bytes();
-                recent_ids.remove(&heard.recorded.id);
+                let_go.push_back(heard.recorded.id);
             }
             !after
         });
+        while self.let_go.len() > RECENT_EVENTS {
+            if let Some(id) = self.let_go.pop_front() {
+                self.recent_ids.remove(&id);
+            }
+        }
     }
 }
 
@@ -801,6 +812,28 @@ mod tests {
                 .recover_from(Stream::Everyone, Some(at(1, 5)), true)
                 .missed
         );
+    }
+
+    #[test]
+    fn events_sent_again_after_a_discontinuity_moved_the_tab_back_are_handed_on_once() {
+        let mut progress = Progress::new(TabId(1));
+        progress.welcomed(None, BTreeMap::new());
+        for offset in 1..=5 {
+            assert!(progress.arrived_following(&event(offset, Stream::Everyone, at(1, offset))));
+        }
+        // Its process could not read Redis: it goes on from 2, and sends 3
+        // to 5 again.
+        progress.discontinuity(Stream::Everyone, at(1, 2));
+        for offset in 3..=5 {
+            assert!(
+                !progress.arrived_following(&event(offset, Stream::Everyone, at(1, offset))),
+                "{offset} again"
+            );
+        }
+        // Offsets given again to other events (the history went back) are
+        // other events.
+        progress.discontinuity(Stream::Everyone, at(1, 2));
+        assert!(progress.arrived_following(&event(99, Stream::Everyone, at(1, 3))));
     }
 
     #[test]
