@@ -387,6 +387,22 @@ mod tests {
         }))
     }
 
+    /// A replay of the events at `offsets` (epoch 1), framed as `e<offset>`,
+    /// after which the stream stands at the last.
+    fn replayed(stream: &Stream, offsets: &[u64]) -> Outgoing {
+        Outgoing::Replay(Box::new(Replay {
+            stream: stream.clone(),
+            events: offsets
+                .iter()
+                .map(|&offset| Replayed {
+                    offset,
+                    frame: Utf8Bytes::from(format!("e{offset}")),
+                })
+                .collect(),
+            to: at(1, offsets.last().copied().unwrap_or(0)),
+        }))
+    }
+
     fn started_at(stream: &Stream, position: Position) -> Outgoing {
         Outgoing::Replay(Box::new(Replay {
             stream: stream.clone(),
@@ -416,18 +432,7 @@ mod tests {
         // lagged at 3: the replay read from the shared history brought 6
         // and 7; 4 and 5, live after it, are in the page's data already.
         let mut lagging = Reached::default();
-        let replay = Outgoing::Replay(Box::new(Replay {
-            stream: red.clone(),
-            events: [6, 7]
-                .map(|offset| Replayed {
-                    offset,
-                    frame: Utf8Bytes::from(format!("e{offset}")),
-                })
-                .into_iter()
-                .collect(),
-            to: at(1, 7),
-        }));
-        let mut items = vec![replay];
+        let mut items = vec![replayed(&red, &[6, 7])];
         for (text, offset) in [("e4", 4), ("e5", 5), ("e6", 6), ("e7", 7), ("e8", 8)] {
             items.push(event(text, &[(red.clone(), at(1, offset))]));
         }
@@ -529,19 +534,7 @@ mod tests {
         };
         // Joined from its page's position 5 while this process was at 3:
         // the replay brought 6 and 7.
-        let replay = || {
-            Outgoing::Replay(Box::new(Replay {
-                stream: red.clone(),
-                events: [6, 7]
-                    .map(|offset| Replayed {
-                        offset,
-                        frame: Utf8Bytes::from(format!("e{offset}")),
-                    })
-                    .into_iter()
-                    .collect(),
-                to: at(1, 7),
-            }))
-        };
+        let replay = || replayed(&red, &[6, 7]);
         let mut ahead = Reached::default();
         let got = written(
             vec![
