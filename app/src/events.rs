@@ -122,12 +122,10 @@ pub const NOTIFICATION: TextRule = TextRule {
 #[server(prefix = "/api", endpoint = "events/notify", client = realtime::RealtimeClient)]
 pub async fn notify(to: String, text: String) -> Result<(), AppError> {
     use crate::limits::Action;
-    let sender = crate::auth::guard::acting_user(Action::Notify).await?;
+    let sender =
+        crate::auth::guard::acting_user_on_network(Action::Notify, Action::NotifyPerAddress)
+            .await?;
     let context = crate::AppContext::expect()?;
-    context.limits.by_address(
-        Action::NotifyPerAddress,
-        crate::client_addr::client_addr().network,
-    )?;
     let text = NOTIFICATION.check(&text)?;
     // A name no account can have reaches no one, and is not counted: it
     // would only fill the limiter's memory.

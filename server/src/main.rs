@@ -53,8 +53,9 @@ async fn run() -> Result<(), ServerError> {
     let address = server.local_addr()?;
     tracing::info!("listening on http://{address}");
     if !secure_cookie && !address.ip().is_loopback() {
-        // Right behind a proxy on the same machine's network, wrong on the
-        // internet: said once, where whoever deploys it looks.
+        // Plain http off loopback is right on a private network behind a
+        // TLS proxy, wrong facing the internet: said once, where whoever
+        // deploys it looks.
         tracing::warn!(
             "listening on {address} with SESSION_COOKIE_SECURE off: the session cookie also \
              travels over plain http. Behind TLS, set SESSION_COOKIE_SECURE=true"

@@ -206,6 +206,7 @@ impl Progress {
         self.positions.remove(&stream);
         self.unanchored.remove(&stream);
         self.forgotten.remove(&stream);
+        self.missed_from.remove(&stream);
     }
 
     /// A durable event arrived: `true` if it is new to the tab (hand it to

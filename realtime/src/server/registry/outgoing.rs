@@ -10,7 +10,8 @@
 //! position the connection was only told, where a stream went on from
 //! after a gap, is no proof). A `discontinuity` is never left out: it sets
 //! where its stream goes on from. Only one connection's own answer moves
-//! it back in an epoch (the tab was ahead of a history that went back);
+//! it back in an epoch (the tab was ahead of what its process could serve:
+//! a history that went back, or one it could not read);
 //! one sent to every reader of a stream tells a connection that stands
 //! further on where it stands instead, so that events it had are not
 //! written to it again.
@@ -97,8 +98,8 @@ pub(crate) struct Gap {
     pub position: Position,
     /// Whether it moves a connection that stands further on in the same
     /// epoch back to `position`: one connection's own answer, whose tab
-    /// was ahead of a history that went back. Otherwise such a connection
-    /// is told where it stands.
+    /// was ahead of what its process could serve. Otherwise such a
+    /// connection is told where it stands.
     pub moves_back: bool,
 }
 
