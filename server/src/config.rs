@@ -22,6 +22,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/app.db";
 pub const DEFAULT_REDIS_CHANNEL: &str = "app.realtime.v2";
 /// How long a login lasts when `SESSION_EXPIRY_SECS` is not set: 14 days.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// How long a login lasts at most, however much it is used, when
+/// `SESSION_MAX_LIFETIME_SECS` is not set: 30 days.
+pub const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// The log filter used when `RUST_LOG` is not set.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 /// The largest request body when `MAX_REQUEST_BODY_BYTES` is not set:
@@ -115,6 +118,10 @@ pub struct SessionConfig {
     /// `SESSION_EXPIRY_SECS`: how long a login lasts after its last use
     /// (a session in use is written back at most once a minute).
     pub expiry: Duration,
+    /// `SESSION_MAX_LIFETIME_SECS`: how long a login lasts at most after
+    /// the log-in, however much it is used; then its sockets close and
+    /// the person logs in again.
+    pub max_lifetime: Duration,
 }
 
 /// A variable that is set but cannot be used.
@@ -147,6 +154,8 @@ impl Config {
                 secure: parse_var("SESSION_COOKIE_SECURE", parse_bool)?.unwrap_or(false),
                 expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
                     .unwrap_or(DEFAULT_SESSION_EXPIRY),
+                max_lifetime: parse_var("SESSION_MAX_LIFETIME_SECS", parse_seconds)?
+                    .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME),
             },
             realtime: hub_config()?,
             socket_threads: parse_var("REALTIME_SOCKET_THREADS", parse_socket_threads)?

@@ -24,7 +24,11 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_sessions::{Expiry, Session, SessionManagerLayer, cookie::SameSite, cookie::time};
 use tracing::Level;
 
-use crate::{Config, Database, config::SessionConfig};
+use crate::{
+    Config, Database,
+    config::SessionConfig,
+    session_store::{LifetimeCapped, SessionStore},
+};
 
 /// State shared by the router's handlers.
 #[derive(Clone, FromRef)]
@@ -121,13 +125,15 @@ fn route_list() -> Vec<AxumRouteListing> {
 }
 
 /// The login session: an HttpOnly cookie holding a random id, with the data
-/// in the database; `__Host-session` when it is `Secure`.
+/// in the database; `__Host-session` when it is `Secure`. It expires after
+/// `expiry` unused, and `max_lifetime` after the log-in in any case.
 fn session_layer(
     database: &Database,
     config: &SessionConfig,
-) -> SessionManagerLayer<crate::session_store::SessionStore> {
+) -> SessionManagerLayer<LifetimeCapped<SessionStore>> {
     let expiry = time::Duration::try_from(config.expiry).unwrap_or(time::Duration::MAX);
-    SessionManagerLayer::new(database.sessions.clone())
+    let store = LifetimeCapped::new(database.sessions.clone(), config.max_lifetime);
+    SessionManagerLayer::new(store)
         .with_name(session_cookie_name(config.secure))
         .with_http_only(true)
         // Lax, not Strict: following a link to the site from elsewhere must

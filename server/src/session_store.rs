@@ -1,15 +1,20 @@
-//! The session store of whichever database `DATABASE_URL` names.
+//! The session store of whichever database `DATABASE_URL` names, and the
+//! cap on a login's whole lifetime.
 //!
 //! tower-sessions' sqlx stores are one type per database, and the session
 //! layer is generic over its store. One enum that forwards to either keeps
 //! the router's type the same whatever the database; it also never writes
-//! back a session that has ended.
+//! back a session that has ended. [`LifetimeCapped`] wraps it to end every
+//! login a fixed time after it began.
 
+use std::time::Duration;
+
+use app::auth::session::LOGGED_IN_AT_KEY;
 use async_trait::async_trait;
 use sqlx::{PgPool, SqlitePool};
 use tower_sessions::{
     ExpiredDeletion, SessionStore as Store,
-    cookie::time::OffsetDateTime,
+    cookie::time::{self, OffsetDateTime},
     session::{Id, Record},
     session_store::{Error, Result},
 };
@@ -88,5 +93,72 @@ impl Store for SessionStore {
 impl ExpiredDeletion for SessionStore {
     async fn delete_expired(&self) -> Result<()> {
         forward!(self.delete_expired())
+    }
+}
+
+/// A store whose sessions expire `max_lifetime` after their log-in at the
+/// latest (the time [`LOGGED_IN_AT_KEY`] holds), however often they are
+/// used. The session layer moves a session's expiry at every use; this
+/// moves it no further than that deadline, so the database ends the
+/// session then, and the sessions' check closes its sockets. A visitor's
+/// session, which has no log-in, is left as it is.
+#[derive(Clone, Debug)]
+pub struct LifetimeCapped<S> {
+    store: S,
+    max_lifetime: Duration,
+}
+
+impl<S> LifetimeCapped<S> {
+    pub fn new(store: S, max_lifetime: Duration) -> Self {
+        Self {
+            store,
+            max_lifetime,
+        }
+    }
+
+    /// `record`'s expiry, moved back to its login's deadline if that comes
+    /// first.
+    fn capped_expiry(&self, record: &Record) -> OffsetDateTime {
+        let deadline = record
+            .data
+            .get(LOGGED_IN_AT_KEY)
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|logged_in_at| OffsetDateTime::from_unix_timestamp(logged_in_at).ok())
+            .and_then(|logged_in_at| {
+                let lifetime = time::Duration::try_from(self.max_lifetime).ok()?;
+                logged_in_at.checked_add(lifetime)
+            });
+        match deadline {
+            Some(deadline) => record.expiry_date.min(deadline),
+            None => record.expiry_date,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Store + Clone> Store for LifetimeCapped<S> {
+    async fn create(&self, record: &mut Record) -> Result<()> {
+        record.expiry_date = self.capped_expiry(record);
+        self.store.create(record).await
+    }
+
+    async fn save(&self, record: &Record) -> Result<()> {
+        let expiry_date = self.capped_expiry(record);
+        if expiry_date == record.expiry_date {
+            return self.store.save(record).await;
+        }
+        let capped = Record {
+            expiry_date,
+            ..record.clone()
+        };
+        self.store.save(&capped).await
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.store.load(id).await
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        self.store.delete(id).await
     }
 }

@@ -887,6 +887,45 @@ async fn a_socket_closes_when_its_session_expires() {
 }
 
 #[tokio::test]
+async fn a_login_in_constant_use_still_ends_at_its_maximum_lifetime() {
+    // A stolen cookie kept alive by use: every use writes the session back,
+    // which moves its expiry an hour on, but never past the log-in's
+    // deadline. The log-in's time is kept in whole seconds (and SQLite
+    // compares times as text, a whole second after a fraction of it), so
+    // the deadline is 2–4 s after the sign-up.
+    let mut config = test_config(server::config::SessionConfig {
+        max_lifetime: Duration::from_secs(3),
+        ..default_session()
+    })
+    .await;
+    config.app.session_touch_every = Duration::ZERO;
+    let app = TestApp::with_config(config).await;
+    let address = app.listen().await;
+    let mut ada = app.browser();
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut socket = ada.open_socket(address).await;
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(ada.current_user().await.unwrap().is_some(), "in use");
+    assert_eq!(app.hub.check_sessions().await, 0);
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        ada.current_user().await,
+        Err(AuthError::SessionExpired.into()),
+        "past its lifetime"
+    );
+    assert_eq!(app.hub.check_sessions().await, 1);
+    assert_eq!(
+        socket.closed().await,
+        Some(realtime::protocol::close::SESSION_ENDED)
+    );
+    // Logging in again starts a new lifetime.
+    ada.log_in("ada", PASSWORD).await.unwrap();
+    assert!(ada.current_user().await.unwrap().is_some());
+}
+
+#[tokio::test]
 async fn an_upgrade_from_another_site_is_refused_before_its_session_is_read() {
     let app = TestApp::new().await;
     let address = app.listen().await;

@@ -71,6 +71,7 @@ async fn ada_behind_tls() -> (TestApp, support::SetCookie) {
     let app = TestApp::with_session(SessionConfig {
         secure: true,
         expiry: Duration::from_secs(120),
+        ..support::default_session()
     })
     .await;
     let response = app

@@ -122,6 +122,13 @@ const USER_ID_KEY: &str = "user_id";
 /// in seconds since the Unix epoch.
 const TOUCHED_AT_KEY: &str = "touched_at";
 
+/// Session key under which the time of the log-in is stored, in seconds
+/// since the Unix epoch. The session store reads it to end every login a
+/// fixed time after it began, however much it is used
+/// (`SESSION_MAX_LIFETIME_SECS`): a stolen cookie kept alive by use still
+/// dies then.
+pub const LOGGED_IN_AT_KEY: &str = "logged_in_at";
+
 /// How often, at most, a session in use is written back to move its
 /// expiry (`SESSION_EXPIRY_SECS` after its last use): once a minute by
 /// default, so that reading a session does not mean writing it.
@@ -151,8 +158,19 @@ pub async fn session_user(
 
 /// Marks a logged-in session as used now, if it was last marked at least
 /// `every` ago: the session layer then saves it, with its expiry moved.
+/// A login from before [`LOGGED_IN_AT_KEY`] was kept counts as begun now.
 async fn touch(session: &Session, every: Duration) -> Result<(), AppError> {
     let now = unix_now();
+    let logged_in_at: Option<u64> = session
+        .get(LOGGED_IN_AT_KEY)
+        .await
+        .map_err(log_store_failure)?;
+    if logged_in_at.is_none() {
+        session
+            .insert(LOGGED_IN_AT_KEY, now)
+            .await
+            .map_err(log_store_failure)?;
+    }
     let touched_at: Option<u64> = session
         .get(TOUCHED_AT_KEY)
         .await
@@ -200,8 +218,13 @@ pub async fn log_in(session: &Session, user: UserId) -> Result<(), AppError> {
         .insert(USER_ID_KEY, user)
         .await
         .map_err(log_store_failure)?;
+    let now = unix_now();
     session
-        .insert(TOUCHED_AT_KEY, unix_now())
+        .insert(LOGGED_IN_AT_KEY, now)
+        .await
+        .map_err(log_store_failure)?;
+    session
+        .insert(TOUCHED_AT_KEY, now)
         .await
         .map_err(log_store_failure)
 }

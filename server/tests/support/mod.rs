@@ -31,6 +31,7 @@ pub fn default_session() -> SessionConfig {
     SessionConfig {
         secure: false,
         expiry: Duration::from_secs(3600),
+        max_lifetime: Duration::from_secs(24 * 3600),
     }
 }
 
