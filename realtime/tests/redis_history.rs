@@ -342,6 +342,72 @@ async fn a_room_joined_while_cut_off_from_redis_is_told_what_it_missed_when_it_i
     assert_eq!(placed_note(&mut on_b).await.0, "after");
 }
 
+/// How many connections `redis` has taken since it started.
+async fn connections_taken(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(redis)
+        .await
+        .expect("INFO answers");
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO stats counts connections")
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test runs it"]
+async fn a_redis_that_takes_connections_but_refuses_writes_is_retried_ever_less_often() {
+    let redis = PrivateRedis::start();
+    let a = node_on(&redis.url(), &fresh_channel(), HubConfig::default()).await;
+    let mut on_a = a.server.user(1, "s1").await;
+    let _ = on_a.join("team:red").await;
+    let mut probe = redis::Client::open(redis.url())
+        .expect("a valid URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers");
+    // A session with Redis opens this many connections (the probe is one).
+    let per_session = connections_taken(&mut probe).await - 1;
+    // A replica of a primary that is not there: every write is refused
+    // (READONLY), while connections, subscriptions, publications and the
+    // scripts' loading still work, as on a replica after a failover.
+    let nowhere = realtime_testing::faults::free_port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nowhere)
+        .query_async(&mut probe)
+        .await
+        .expect("REPLICAOF answers");
+    // Refused: the session ends, and each new one ends at once, when it
+    // tries to start the room's stream again in Redis.
+    a.server.hub.to_room(&red()).emit(&note("refused")).unwrap();
+    let before = connections_taken(&mut probe).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sessions = (connections_taken(&mut probe).await - before) / per_session;
+    // Retried at once after each, that is a session every 125 ms on
+    // average (about 20 in 3 s); with the delays doubling from 250 ms,
+    // 2 to 4.
+    assert!((1..=8).contains(&sessions), "{sessions} sessions in 3 s");
+    // A primary again: the process places events in Redis again from
+    // its next try, up to the longest delay (10 s) away.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut probe)
+        .await
+        .expect("REPLICAOF answers");
+    let deadline = Instant::now() + Duration::from_secs(11);
+    let emit = async || {
+        let room = a.server.hub.to_room(&red());
+        room.emit_placed(&note("after")).await.unwrap()
+    };
+    while emit().await != Placement::Shared {
+        assert!(Instant::now() < deadline, "never placed in Redis again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 #[ignore = "needs Redis: scripts/test runs it"]
 async fn emits_while_redis_is_down_reach_their_hub_and_everyone_is_told_when_it_is_back() {

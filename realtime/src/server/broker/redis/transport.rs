@@ -45,6 +45,12 @@ use super::{
 const MAX_PIPELINE: usize = 512;
 /// Most messages received in one turn of the loop.
 const MAX_RECEIVED_AT_ONCE: usize = 256;
+/// A session with Redis that lasted this long was healthy: the retries
+/// start over from the shortest delay once it ends. One that ended sooner
+/// counts as a failed attempt, so a Redis that accepts connections but
+/// fails every command (out of memory, a read-only replica) is retried
+/// with a growing delay rather than several times a second.
+const HEALTHY_SESSION: Duration = Duration::from_secs(1);
 
 /// Why a connected session with Redis ended.
 enum Ended {
@@ -87,7 +93,7 @@ impl Transport {
             };
             match connected {
                 Ok((publisher, subscriber, scripts)) => {
-                    self.settings.backoff.reset();
+                    let connected_at = Instant::now();
                     self.following.connected(wanted);
                     self.history
                         .set_connected(Some((publisher.clone(), scripts.clone())));
@@ -119,6 +125,9 @@ impl Transport {
                     }
                     ever_connected = true;
                     let ended = self.serve(publisher, subscriber, &scripts).await;
+                    if connected_at.elapsed() >= HEALTHY_SESSION {
+                        self.settings.backoff.reset();
+                    }
                     self.following.lost();
                     self.link.set_up(false);
                     self.history.set_connected(None);
