@@ -11,9 +11,13 @@
 //! last (re)connected, and that lasted the whole timeout while this node
 //! still heard its own messages (checked again at each heartbeat for the
 //! nodes forgotten before this node could be sure). Any other node
-//! forgotten is *away*: it has the timeout from this node's next
-//! reconnection (or from now, if this node is connected) to be heard
-//! again, and is lost if it is not.
+//! forgotten is *away*: it is lost once this node has heard itself for
+//! the timeout in all since (the time it was connected before, if it
+//! was last heard before this node's connection), counted from each
+//! reconnection up to the last of its own messages heard. So a link that
+//! comes and goes adds up its spells, and a process that died while this
+//! one's link flapped is still found lost; a spell in which this node
+//! heard nothing of its own counts for nothing.
 
 use std::{
     collections::HashMap,
@@ -43,9 +47,28 @@ struct State {
 struct Away {
     /// When it was last heard from.
     heard: Instant,
-    /// When it is lost if still silent (`None`: this node is cut off now;
-    /// the time starts when it reconnects).
-    lost_at: Option<Instant>,
+    /// How long this node has heard itself since, as counted so far.
+    waited: Duration,
+    /// Up to when that was counted (`None`: this node is cut off now; the
+    /// count goes on from its reconnection).
+    counted_to: Option<Instant>,
+}
+
+impl Away {
+    /// Counts the time up to `heard_self`, the last of this node's own
+    /// messages heard, if it came after what was counted; `None` (cut
+    /// off) stops the count until the next reconnection.
+    fn count(&mut self, heard_self: Option<Instant>) {
+        match (self.counted_to, heard_self) {
+            (Some(from), Some(to)) if to > from => {
+                self.waited += to - from;
+                self.counted_to = Some(to);
+            }
+            (Some(_), Some(_)) => {}
+            (_, None) => self.counted_to = None,
+            (None, Some(_)) => {}
+        }
+    }
 }
 
 /// What [`Nodes::forget_silent`] found.
@@ -78,14 +101,15 @@ impl Nodes {
         state.away.remove(&node);
     }
 
-    /// This node is connected again: the nodes away have `timeout` from
-    /// now to be heard again.
-    pub fn reconnected(&self, timeout: Duration) {
+    /// This node is connected again: the time the nodes away have had to
+    /// be heard counts on from now. (Called once the link is up, so that
+    /// its first message back comes after.)
+    pub fn reconnected(&self) {
         let now = Instant::now();
         let mut state = self.state.lock();
         state.connected_at = Some(now);
         for away in state.away.values_mut() {
-            away.lost_at = Some(now + timeout);
+            away.counted_to = Some(now);
         }
     }
 
@@ -114,26 +138,34 @@ impl Nodes {
                     heard < sure_before && connected_at.is_some_and(|at| heard >= at)
                 })
         };
+        for away in state.away.values_mut() {
+            away.count(heard_self);
+        }
         for (node, heard) in &silent {
             tracing::info!(%node, "forgetting a server process not heard from");
             state.last_heard.remove(node);
-            let lost_at = match (heard_self, connected_at) {
-                (None, _) => None,
-                (Some(_), Some(at)) if *heard < at => Some(at + timeout),
-                (Some(_), _) => Some(now + timeout),
+            // Last heard before this node connected: the time connected
+            // since counts already.
+            let (waited, counted_to) = match (heard_self, connected_at) {
+                (None, _) => (Duration::ZERO, None),
+                (Some(heard_self), Some(at)) if *heard < at => {
+                    (heard_self.saturating_duration_since(at), Some(heard_self))
+                }
+                (Some(heard_self), _) => (Duration::ZERO, Some(heard_self.max(*heard))),
             };
             state.away.insert(
                 *node,
                 Away {
                     heard: *heard,
-                    lost_at,
+                    waited,
+                    counted_to,
                 },
             );
         }
         let mut lost = false;
         if heard_self.is_some() {
             state.away.retain(|_, away| {
-                let gone = sure(away.heard) || away.lost_at.is_some_and(|at| at <= now);
+                let gone = sure(away.heard) || away.waited >= timeout;
                 lost |= gone;
                 !gone
             });
@@ -165,7 +197,7 @@ mod tests {
     #[test]
     fn a_node_is_forgotten_when_it_falls_silent() {
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         assert!(!nodes.heard_from(NodeId(1)));
         wait(TIMEOUT * 2);
         nodes.heard_from(NodeId(2));
@@ -178,7 +210,7 @@ mod tests {
     #[test]
     fn a_node_silent_while_this_one_heard_itself_is_lost_once() {
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         let (silent, said_goodbye) = (NodeId(1), NodeId(2));
         nodes.heard_from(silent);
         nodes.heard_from(said_goodbye);
@@ -200,7 +232,7 @@ mod tests {
         // This node's own messages stopped coming back too: its own
         // subscription may be what went silent.
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         nodes.heard_from(NodeId(1));
         let heard_self = Instant::now();
         wait(TIMEOUT * 2);
@@ -213,7 +245,7 @@ mod tests {
         // Forgotten while this node is cut off: the time starts when it is
         // back, whenever that is.
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         let (back, gone) = (NodeId(3), NodeId(4));
         nodes.heard_from(back);
         nodes.heard_from(gone);
@@ -221,22 +253,23 @@ mod tests {
         assert!(!nodes.forget_silent(TIMEOUT, None).lost);
         wait(TIMEOUT * 2);
         assert!(!nodes.forget_silent(TIMEOUT, None).lost, "still cut off");
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         nodes.heard_from(back);
         assert!(!nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
         wait(TIMEOUT * 2);
-        let found = nodes.forget_silent(TIMEOUT * 10, Some(Instant::now()));
+        nodes.heard_from(back);
+        let found = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
         assert!(found.lost, "`gone` stayed silent");
         assert!(nodes.knows(back));
-        assert!(!nodes.forget_silent(TIMEOUT * 10, Some(Instant::now())).lost);
+        assert!(!nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
 
         // Last heard before this node reconnected (a short outage for
         // both): it has the timeout from the reconnection.
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         nodes.heard_from(NodeId(5));
         wait(TIMEOUT * 2);
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         let found = nodes.forget_silent(TIMEOUT, Some(Instant::now()));
         assert_eq!((found.forgotten.len(), found.lost), (1, false));
         wait(TIMEOUT * 2);
@@ -246,7 +279,7 @@ mod tests {
     #[test]
     fn a_node_forgotten_before_this_one_was_sure_is_lost_once_it_is() {
         let nodes = Nodes::default();
-        nodes.reconnected(TIMEOUT);
+        nodes.reconnected();
         nodes.heard_from(NodeId(1));
         // This node's last echo was about when the other was last heard.
         let echo = Instant::now();
@@ -255,5 +288,39 @@ mod tests {
         // Its next echo comes: the other's silence is sure now, before the
         // timeout it was given.
         assert!(nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
+    }
+
+    #[test]
+    fn a_link_that_comes_and_goes_adds_up_its_spells() {
+        let nodes = Nodes::default();
+        nodes.reconnected();
+        nodes.heard_from(NodeId(1));
+        wait(TIMEOUT * 2);
+        // Cut off: forgotten, away.
+        assert!(!nodes.forget_silent(TIMEOUT, None).lost);
+        // Spells of a quarter of the timeout, each counted when it ends.
+        let spell = |nodes: &Nodes| {
+            nodes.reconnected();
+            wait(TIMEOUT / 4);
+            let lost = nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost;
+            assert!(!nodes.forget_silent(TIMEOUT, None).lost);
+            lost
+        };
+        for _ in 0..3 {
+            assert!(!spell(&nodes), "not yet the timeout in all");
+        }
+        assert!(spell(&nodes), "the timeout in all");
+
+        // A spell in which this node heard nothing of its own counts for
+        // nothing.
+        let nodes = Nodes::default();
+        nodes.reconnected();
+        nodes.heard_from(NodeId(1));
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, None).lost);
+        let last_echo = Instant::now();
+        nodes.reconnected();
+        wait(TIMEOUT * 2);
+        assert!(!nodes.forget_silent(TIMEOUT, Some(last_echo)).lost);
     }
 }

@@ -98,7 +98,7 @@ impl Transport {
                     self.history
                         .set_connected(Some((publisher.clone(), scripts.clone())));
                     self.link.set_up(true);
-                    self.nodes.reconnected(self.settings.liveness.timeout);
+                    self.nodes.reconnected();
                     let missed = self.link.take_missed();
                     match (ever_connected, lost_at.take()) {
                         (false, None) => tracing::info!(
@@ -128,6 +128,9 @@ impl Transport {
                     if connected_at.elapsed() >= HEALTHY_SESSION {
                         self.settings.backoff.reset();
                     }
+                    // The time this node heard itself in this session
+                    // counts for the nodes away, however short it was.
+                    self.forget_silent_nodes(true);
                     self.following.lost();
                     self.link.set_up(false);
                     self.history.set_connected(None);
