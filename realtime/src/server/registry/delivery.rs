@@ -256,6 +256,7 @@ impl Maps {
                         Arc::clone(&shared)
                     },
                     to,
+                    own: false,
                 }));
                 connection.push(id, replay, outcome);
             }
@@ -310,6 +311,7 @@ impl Maps {
             stream: stream.clone(),
             events: replayed_for(connection, events).into(),
             to,
+            own: true,
         }));
         match connection.queue.try_send_replay(replay) {
             Ok(()) => true,

@@ -57,6 +57,12 @@ pub(crate) struct Replay {
     pub events: Arc<[Replayed]>,
     /// Where the stream stands after it.
     pub to: Position,
+    /// The connection's own answer, to its join or its resumption: it
+    /// brings the events up to where the connection was told it stands
+    /// (its `welcome` says where the stream is now, before the replay of
+    /// what came since the tab's position). A catch-up sent to every
+    /// reader leaves out what a connection stands past.
+    pub own: bool,
 }
 
 /// What waits in a connection's queue.
@@ -191,13 +197,22 @@ impl Outgoing {
                 }
             }
             Self::Replay(replay) => {
-                let Replay { stream, events, to } = *replay;
+                let Replay {
+                    stream,
+                    events,
+                    to,
+                    own,
+                } = *replay;
                 for event in events.iter() {
                     let position = Position {
                         epoch: to.epoch,
                         offset: event.offset,
                     };
-                    if reached.receive_new(&stream, position) {
+                    // As for a live event: where the connection stands,
+                    // it has what came before (a catch-up that reached it
+                    // after its own join's read ran ahead).
+                    let stale = !own && reached.stands_at_or_past(&stream, position);
+                    if !stale && reached.receive_new(&stream, position) {
                         frames.push(event.frame.clone());
                     }
                 }
@@ -388,9 +403,18 @@ mod tests {
         }))
     }
 
-    /// A replay of the events at `offsets` (epoch 1), framed as `e<offset>`,
-    /// after which the stream stands at the last.
+    /// The connection's own replay of the events at `offsets` (epoch 1),
+    /// framed as `e<offset>`, after which the stream stands at the last.
     fn replayed(stream: &Stream, offsets: &[u64]) -> Outgoing {
+        replay_of(stream, offsets, true)
+    }
+
+    /// The same, as a catch-up sent to every reader.
+    fn caught_up(stream: &Stream, offsets: &[u64]) -> Outgoing {
+        replay_of(stream, offsets, false)
+    }
+
+    fn replay_of(stream: &Stream, offsets: &[u64], own: bool) -> Outgoing {
         Outgoing::Replay(Box::new(Replay {
             stream: stream.clone(),
             events: offsets
@@ -401,6 +425,7 @@ mod tests {
                 })
                 .collect(),
             to: at(1, offsets.last().copied().unwrap_or(0)),
+            own,
         }))
     }
 
@@ -409,6 +434,7 @@ mod tests {
             stream: stream.clone(),
             events: Arc::new([]),
             to: position,
+            own: true,
         }))
     }
 
@@ -463,6 +489,48 @@ mod tests {
         assert_eq!(got, ["e7"]);
     }
 
+    #[test]
+    fn a_catch_up_writes_only_the_events_past_where_the_connection_stands() {
+        let red = Stream::Room("team:red".into());
+        // Joined at 7 (its own read ran ahead of this process), then this
+        // process's catch-up after an outage replays 5 to 9.
+        let mut ahead = Reached::default();
+        let got = written(
+            vec![
+                started_at(&red, at(1, 7)),
+                caught_up(&red, &[5, 6, 7, 8, 9]),
+            ],
+            &mut ahead,
+        );
+        assert_eq!(got, ["e8", "e9"]);
+        // Standing at 3, it gets them all.
+        let mut behind = Reached::default();
+        let got = written(
+            vec![started_at(&red, at(1, 3)), caught_up(&red, &[4, 5])],
+            &mut behind,
+        );
+        assert_eq!(got, ["e4", "e5"]);
+        // Its own answer, after a `welcome` that told it where the stream
+        // is now, brings what came since its tab's position.
+        let mut resumed = Reached::default();
+        let got = written(
+            vec![started_at(&red, at(1, 7)), replayed(&red, &[5, 6, 7])],
+            &mut resumed,
+        );
+        assert_eq!(got, ["e5", "e6", "e7"]);
+        // Moved back by its own recovery answer: what follows comes again.
+        let mut moved_back = Reached::default();
+        let got = written(
+            vec![
+                started_at(&red, at(1, 7)),
+                gap(red.clone(), at(1, 4)),
+                caught_up(&red, &[5, 6]),
+            ],
+            &mut moved_back,
+        );
+        assert_eq!(got, ["gap", "e5", "e6"]);
+    }
+
     /// One connection's own answer (it may move the stream back).
     fn gap(stream: Stream, position: Position) -> Outgoing {
         Outgoing::Discontinuity(Arc::new(Gap {
@@ -491,6 +559,7 @@ mod tests {
                 frame: Utf8Bytes::from_static("e4"),
             }]),
             to: at(1, 4),
+            own: true,
         }));
         let got = written(
             vec![

@@ -362,6 +362,7 @@ mod tests {
                 epoch: crate::stream::Epoch(1),
                 offset: 1,
             },
+            own: true,
         }))
     }
 
