@@ -57,9 +57,9 @@ impl Inbox for HubInbox {
     }
 
     #[cfg(feature = "redis")]
-    fn unsendable(&self, stream: &Stream, position: Position) {
+    fn unsendable(&self, stream: &Stream, position: Position, id: crate::stream::EventId) {
         if let Some(hub) = self.hub() {
-            hub.finish(hub.inner.streams.unsendable(stream, position));
+            hub.finish(hub.inner.streams.unsendable(stream, position, id));
         }
     }
 

@@ -245,12 +245,13 @@ pub(crate) trait Inbox: Send + Sync {
     /// The shared history started `stream` again at `position`.
     fn reset(&self, stream: &Stream, position: Position);
 
-    /// A durable event placed at `position` in `stream` that this process
-    /// cannot send (larger than its `max_event_bytes`, say): its readers
-    /// here are told they cannot have it, unless this process stands past
-    /// it already.
+    /// A durable event (`id`) placed at `position` in `stream` that this
+    /// process cannot send (larger than its `max_event_bytes`, say): its
+    /// readers here are told they cannot have it, unless this process
+    /// stands past it already (with that event there: another at its
+    /// offset means the shared history went back).
     #[cfg(feature = "redis")]
-    fn unsendable(&self, stream: &Stream, position: Position);
+    fn unsendable(&self, stream: &Stream, position: Position, id: EventId);
 
     /// A session ended on another process.
     fn session_ended(&self, session: &SessionKey);

@@ -32,13 +32,16 @@ impl Streams {
         outcome
     }
 
-    /// A durable event placed at `position` in `stream` that this process
-    /// cannot send: the stream goes on from it here, and its readers are
-    /// told they cannot have it. Nothing to do if this process stands
-    /// there or further on already (a read of the shared history ran
-    /// ahead of it: the readers that need it were sent it from there).
+    /// A durable event (`id`) placed at `position` in `stream` that this
+    /// process cannot send: the stream goes on from it here, and its
+    /// readers are told they cannot have it. Nothing to do if this process
+    /// stands there or further on already (a read of the shared history
+    /// ran ahead of it: the readers that need it were sent it from there),
+    /// unless it holds another event at that offset: then the shared
+    /// history went back, and the stream starts again, as for a live
+    /// event that came again with another id.
     #[cfg(feature = "redis")]
-    pub fn unsendable(&self, stream: &Stream, position: Position) -> Delivery {
+    pub fn unsendable(&self, stream: &Stream, position: Position, id: EventId) -> Delivery {
         let (mut history, maps) = self.lock();
         let mut outcome = Delivery::default();
         let past = history
@@ -47,6 +50,14 @@ impl Streams {
         if !past {
             history.reset(stream, position);
             maps.discontinuity_to_readers(stream, Discontinuity::TooOld, position, &mut outcome);
+        } else if !history.gave(stream, position, id) {
+            tracing::warn!(
+                %stream,
+                "an offset came again with another event: the shared history went back \
+                 (restarted from an older snapshot?); the stream starts again"
+            );
+            history.went_back(stream, position.epoch);
+            self.note_diverged(&history);
         }
         outcome
     }

@@ -336,6 +336,16 @@ impl History {
         }
     }
 
+    /// Whether the event at `position` in `stream` was `id`, as far as
+    /// this history can tell (only of the events it still holds, in the
+    /// epoch it holds).
+    #[cfg(feature = "redis")]
+    pub fn gave(&self, stream: &Stream, position: Position, id: EventId) -> bool {
+        self.streams
+            .get(stream)
+            .is_none_or(|log| log.epoch != position.epoch || log.gave(position.offset, id))
+    }
+
     /// `stream` went back in the shared history, in `epoch` (it gave
     /// offsets again): it must start again, if it still has that epoch.
     pub fn went_back(&mut self, stream: &Stream, epoch: Epoch) {
@@ -897,6 +907,28 @@ mod tests {
             Applied::Rewound
         );
         assert_eq!(mirror.known(&red), Some(at(3)), "left as it was");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_history_tells_which_event_it_gave_an_offset() {
+        let mut mirror = History::mirror(limits());
+        let now = Instant::now();
+        let red = room("team:red");
+        let at = |epoch, offset| Position {
+            epoch: Epoch(epoch),
+            offset,
+        };
+        for offset in 1..=3 {
+            mirror.apply(&red, at(1, offset), kept(offset), now);
+        }
+        assert!(mirror.gave(&red, at(1, 2), kept(2).id));
+        assert!(!mirror.gave(&red, at(1, 2), kept_as(2, 99).id));
+        assert!(!mirror.gave(&red, at(1, 3), kept_as(3, 98).id), "the last");
+        // What it cannot tell (another epoch, another stream) it does not
+        // hold against the event.
+        assert!(mirror.gave(&red, at(2, 2), kept_as(2, 99).id));
+        assert!(mirror.gave(&room("team:blue"), at(1, 2), kept_as(2, 99).id));
     }
 
     #[test]

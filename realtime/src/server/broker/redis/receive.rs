@@ -156,7 +156,7 @@ impl Receive<'_> {
             // once that they cannot have it, rather than at the stream's
             // next event, and the stream goes on from it.
             for (stream, position) in streams.iter().zip(positions) {
-                self.inbox.unsendable(stream, position);
+                self.inbox.unsendable(stream, position, id);
             }
             return;
         };
