@@ -127,6 +127,21 @@ pub(crate) struct Fetched {
     pub last_id: Option<EventId>,
 }
 
+impl Fetched {
+    /// The read as this process takes it, having stood at `known` in the
+    /// stream before sending it: the history went back only if it is now
+    /// behind that, in the same epoch. A tab's position ahead of it is no
+    /// proof (it may be forged), and neither is an event that reached this
+    /// process after the read ran, which is at an offset the read could
+    /// not have seen.
+    pub fn seen_from(mut self, known: Option<Position>) -> Self {
+        self.went_back &= known.is_some_and(|known| {
+            known.epoch == self.position.epoch && known.offset > self.position.offset
+        });
+        self
+    }
+}
+
 /// A reading of the shared history failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -521,4 +536,45 @@ pub(crate) fn streams_of(target: &Target) -> Vec<Stream> {
         .chain(target.rooms.iter().cloned().map(Stream::Room))
         .filter(|stream| named.insert(stream.clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(epoch: u64, offset: u64) -> Position {
+        Position {
+            epoch: Epoch(epoch),
+            offset,
+        }
+    }
+
+    /// A read that found the history at offset 3 of epoch 1, behind the
+    /// position a tab asked from.
+    fn behind_the_tab() -> Fetched {
+        Fetched {
+            position: at(1, 3),
+            events: Err(Discontinuity::TooOld),
+            went_back: true,
+            last_id: None,
+        }
+    }
+
+    #[test]
+    fn a_history_went_back_only_if_this_process_stood_further_on_before_the_read() {
+        assert!(behind_the_tab().seen_from(Some(at(1, 5))).went_back);
+        // A tab's word alone, or this process at the same place (an event
+        // that arrived after the read is not counted before it).
+        assert!(!behind_the_tab().seen_from(None).went_back);
+        assert!(!behind_the_tab().seen_from(Some(at(1, 3))).went_back);
+        assert!(!behind_the_tab().seen_from(Some(at(1, 2))).went_back);
+        // Further on in another epoch: nothing to compare.
+        assert!(!behind_the_tab().seen_from(Some(at(2, 9))).went_back);
+        // A read that did not find the history behind stays so.
+        let ahead = Fetched {
+            went_back: false,
+            ..behind_the_tab()
+        };
+        assert!(!ahead.seen_from(Some(at(1, 5))).went_back);
+    }
 }

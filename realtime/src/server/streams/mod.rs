@@ -221,7 +221,9 @@ impl Streams {
     /// Reads from the shared history what recovering each stream from its
     /// position (or learning where it stands, for `None`) needs and this
     /// process's mirror does not hold. Streams that could not be read are
-    /// left out: recovering them gives a discontinuity.
+    /// left out: recovering them gives a discontinuity. A read says the
+    /// history went back only where this process stood further on before
+    /// it was sent ([`Fetched::seen_from`]).
     pub async fn fetch(
         &self,
         wanted: impl IntoIterator<Item = (Stream, Option<Position>)>,
@@ -229,21 +231,28 @@ impl Streams {
         if !self.records || !self.broker.can_read() {
             return BTreeMap::new();
         }
-        let needed: Vec<(Stream, Option<Position>)> = {
+        // With where this process stood in each before the read: the
+        // shared history went back only if it is behind that (an event
+        // that arrives here between the read and its use is no proof).
+        let needed: Vec<(Stream, Option<Position>, Option<Position>)> = {
             let history = self.history.lock();
             wanted
                 .into_iter()
                 .filter(|(stream, since)| !self.mirror_holds(&history, stream, *since))
+                .map(|(stream, since)| {
+                    let known = history.known(&stream);
+                    (stream, since, known)
+                })
                 .collect()
         };
-        let reads = needed.into_iter().map(|(stream, since)| async move {
+        let reads = needed.into_iter().map(|(stream, since, known)| async move {
             let read = tokio::time::timeout(READ_TIMEOUT, async {
                 let _turn = self.reads.acquire().await;
                 self.broker.read(&stream, since, None).await
             })
             .await;
             match read {
-                Ok(Ok(fetched)) => Some((stream, fetched)),
+                Ok(Ok(fetched)) => Some((stream, fetched.seen_from(known))),
                 Ok(Err(error)) => {
                     tracing::warn!(%stream, %error, "could not read the shared history");
                     None
