@@ -8,7 +8,12 @@
 //! second, by position: an event is written unless it was written already
 //! through one of the streams it carries a position in (a [`Mark`]: a
 //! position the connection was only told, where a stream went on from
-//! after a gap, is no proof). A `discontinuity` is never left out: it sets
+//! after a gap, is no proof). A live event, or a catch-up replayed to
+//! every reader, is also left out where the connection stands at or past
+//! it in its epoch (its page's data, or its own replay, holds it); the
+//! connection's own replay is not, since its `welcome` told it where the
+//! stream is now before the replay of what came since its tab's
+//! position. A `discontinuity` is never left out: it sets
 //! where its stream goes on from. Only one connection's own answer moves
 //! it back in an epoch (the tab was ahead of what its process could serve:
 //! a history that went back, or one it could not read);

@@ -28,7 +28,7 @@ use tokio::{
 
 use super::{
     super::{Inbox, Placement, catch_up, reconcile, reset_diverged},
-    RedisBackplane,
+    Liveness, RedisBackplane,
     access::Access,
     envelope::Message,
     following::Following,
@@ -51,6 +51,17 @@ const MAX_RECEIVED_AT_ONCE: usize = 256;
 /// fails every command (out of memory, a read-only replica) is retried
 /// with a growing delay rather than several times a second.
 const HEALTHY_SESSION: Duration = Duration::from_secs(1);
+
+/// Where this node stands with Redis when it checks the others' silence.
+#[derive(Clone, Copy)]
+enum Hearing {
+    /// Cut off: it cannot tell who is silent.
+    CutOff,
+    /// Connected, hearing itself up to its last echo.
+    Connected,
+    /// Its session just ended.
+    Ending,
+}
 
 /// Why a connected session with Redis ended.
 enum Ended {
@@ -130,7 +141,7 @@ impl Transport {
                     }
                     // The time this node heard itself in this session
                     // counts for the nodes away, however short it was.
-                    self.forget_silent_nodes(true);
+                    self.forget_silent_nodes(Hearing::Ending);
                     self.following.lost();
                     self.link.set_up(false);
                     self.history.set_connected(None);
@@ -164,7 +175,7 @@ impl Transport {
             }
             // Cut off from the others: what they said about their presence
             // grows old as it would if they had gone silent.
-            self.forget_silent_nodes(false);
+            self.forget_silent_nodes(Hearing::CutOff);
             let delay = self.settings.backoff.next_delay(rand::random());
             if self.wait_or_stop(delay).await {
                 return;
@@ -180,10 +191,17 @@ impl Transport {
         mut subscriber: Subscriber,
         scripts: &Scripts,
     ) -> Ended {
-        // What waited for Redis (ends of sessions) goes first, then the
-        // durable streams are set right, then this node's whole presence,
-        // which asks the others for theirs. Publications received
-        // meanwhile wait in the subscription.
+        // A heartbeat first, so that the others hear this node is alive
+        // however long the rest takes (it may come back at its longest
+        // backoff, then have many streams to set right). What waited for
+        // Redis (ends of sessions) goes next, then the durable streams are
+        // set right, then this node's whole presence, which asks the
+        // others for theirs. Publications received meanwhile wait in the
+        // subscription.
+        let beat = Outbound::Publish(self.envelope(&Message::Heartbeat));
+        if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
+            return Ended::Lost(error.to_string());
+        }
         if let Err(error) = self.publish_pending(&mut publisher).await {
             return Ended::Lost(error.to_string());
         }
@@ -297,7 +315,7 @@ impl Transport {
                     {
                         return Ended::Lost(error.to_string());
                     }
-                    self.forget_silent_nodes(true);
+                    self.forget_silent_nodes(Hearing::Connected);
                 }
                 _ = self.stopped.changed() => {
                     // Publish what waits and what is queued (the departures
@@ -421,13 +439,16 @@ impl Transport {
     /// Forgets the nodes not heard from for the liveness timeout, and their
     /// presence; when one is lost (`nodes.rs`), the readers here of every
     /// stream are told they may have missed events.
-    fn forget_silent_nodes(&self, connected: bool) {
-        let heard_self = connected
-            .then(|| Instant::now().checked_sub(self.link.since_last_echo()))
-            .flatten();
-        let silent = self
-            .nodes
-            .forget_silent(self.settings.liveness.timeout, heard_self);
+    fn forget_silent_nodes(&self, hearing: Hearing) {
+        let Liveness { heartbeat, timeout } = self.settings.liveness;
+        let last_echo = Instant::now().checked_sub(self.link.since_last_echo());
+        let silent = match (hearing, last_echo) {
+            (Hearing::CutOff, _) | (_, None) => self.nodes.forget_silent(timeout, None),
+            (Hearing::Connected, last_echo) => self.nodes.forget_silent(timeout, last_echo),
+            (Hearing::Ending, Some(last_echo)) => {
+                self.nodes.session_ended(timeout, last_echo, heartbeat)
+            }
+        };
         for node in silent.forgotten {
             self.inbox.node_gone(node);
         }
