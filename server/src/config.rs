@@ -154,7 +154,7 @@ impl Config {
                 secure: parse_var("SESSION_COOKIE_SECURE", parse_bool)?.unwrap_or(false),
                 expiry: parse_var("SESSION_EXPIRY_SECS", parse_seconds)?
                     .unwrap_or(DEFAULT_SESSION_EXPIRY),
-                max_lifetime: parse_var("SESSION_MAX_LIFETIME_SECS", parse_seconds)?
+                max_lifetime: parse_var("SESSION_MAX_LIFETIME_SECS", parse_lifetime)?
                     .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME),
             },
             realtime: hub_config()?,
@@ -421,6 +421,16 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// A login's longest life: a minute at least (a log-in's time is kept in
+/// whole seconds, so a shorter one could end as it begins).
+fn parse_lifetime(value: &str) -> Result<Duration, String> {
+    let lifetime = parse_seconds(value)?;
+    if lifetime < Duration::from_secs(60) {
+        return Err("must be at least 60".to_owned());
+    }
+    Ok(lifetime)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +465,15 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("-5").is_err());
         assert!(parse_seconds("1h").is_err());
+    }
+
+    #[test]
+    fn a_logins_lifetime_is_a_minute_at_least() {
+        assert_eq!(parse_lifetime("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_lifetime("2592000"), Ok(DEFAULT_SESSION_MAX_LIFETIME));
+        assert!(parse_lifetime("59").is_err());
+        assert!(parse_lifetime("0").is_err());
+        assert!(parse_lifetime("1d").is_err());
     }
 
     #[test]

@@ -892,14 +892,8 @@ async fn a_login_in_constant_use_still_ends_at_its_maximum_lifetime() {
     // which moves its expiry an hour on, but never past the log-in's
     // deadline. The log-in's time is kept in whole seconds (and SQLite
     // compares times as text, a whole second after a fraction of it), so
-    // the deadline is 2–4 s after the sign-up.
-    let mut config = test_config(server::config::SessionConfig {
-        max_lifetime: Duration::from_secs(3),
-        ..default_session()
-    })
-    .await;
-    config.app.session_touch_every = Duration::ZERO;
-    let app = TestApp::with_config(config).await;
+    // the deadline is 3–5 s after the sign-up.
+    let app = app_with_lifetime(Duration::from_secs(4)).await;
     let address = app.listen().await;
     let mut ada = app.browser();
     ada.sign_up("ada", PASSWORD).await.unwrap();
@@ -909,7 +903,7 @@ async fn a_login_in_constant_use_still_ends_at_its_maximum_lifetime() {
     assert!(ada.current_user().await.unwrap().is_some(), "in use");
     assert_eq!(app.hub.check_sessions().await, 0);
 
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(Duration::from_millis(4200)).await;
     assert_eq!(
         ada.current_user().await,
         Err(AuthError::SessionExpired.into()),
@@ -920,9 +914,34 @@ async fn a_login_in_constant_use_still_ends_at_its_maximum_lifetime() {
         socket.closed().await,
         Some(realtime::protocol::close::SESSION_ENDED)
     );
-    // Logging in again starts a new lifetime.
-    ada.log_in("ada", PASSWORD).await.unwrap();
-    assert!(ada.current_user().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn logging_in_again_on_a_live_session_starts_a_new_lifetime() {
+    // The session keeps its data when its id is cycled at the log-in: the
+    // new log-in's time must replace the old one. A lifetime of 6 s: the
+    // first deadline is 5–7 s after the sign-up, the second 8.2–10.2 s.
+    let app = app_with_lifetime(Duration::from_secs(6)).await;
+    let mut browser = app.browser();
+    browser.sign_up("ada", PASSWORD).await.unwrap();
+    assert!(browser.current_user().await.unwrap().is_some(), "in use");
+    app.browser().sign_up("grace", PASSWORD).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let grace = browser.log_in("grace", PASSWORD).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4300)).await;
+    assert_eq!(browser.current_user().await, Ok(Some(grace)));
+}
+
+/// The application with logins that last `max_lifetime` at most, and
+/// sessions written back at every use.
+async fn app_with_lifetime(max_lifetime: Duration) -> TestApp {
+    let mut config = test_config(server::config::SessionConfig {
+        max_lifetime,
+        ..default_session()
+    })
+    .await;
+    config.app.session_touch_every = Duration::ZERO;
+    TestApp::with_config(config).await
 }
 
 #[tokio::test]
