@@ -8,7 +8,10 @@ mod support;
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -140,6 +143,40 @@ async fn a_reconnecting_tab_may_rejoin_all_its_rooms_at_once() {
             other => panic!("expected joined, got {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_users_room_rules_run_within_their_budget_across_their_connections() {
+    // A rule that counts its runs: each may cost the application a query.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let builder = Hub::builder().room::<Team, _, _>(move |_| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { Ok(()) }
+    });
+    let server = TestServer::start(builder).await;
+    let rooms = HubConfig::default().max_rooms_per_connection;
+    let mut tabs = Vec::new();
+    for tab in 0..3 {
+        let mut tab = server.user(1, &format!("s{tab}")).await;
+        for room in 0..rooms {
+            tab.send(&ClientFrame::Join {
+                room: format!("team:{room}").as_str().into(),
+                since: None,
+            })
+            .await;
+        }
+        tabs.push(tab);
+    }
+    let asked = 3 * rooms;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early = runs.load(Ordering::Relaxed);
+    assert!(
+        early < 150 && early < asked,
+        "{early} of {asked} rules ran at once"
+    );
+    // The rest wait their turn, and are answered.
+    eventually("every rule ran", || runs.load(Ordering::Relaxed) == asked).await;
 }
 
 #[tokio::test]

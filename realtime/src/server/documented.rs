@@ -162,6 +162,14 @@ fn every_constant_limit_is_documented_with_its_value() {
         ),
         ("RULES_AT_ONCE", count(connection::RULES_AT_ONCE as u64)),
         (
+            "RULE_CHECKS_BURST",
+            format!(
+                "{} at once per user or visitor's network, then {}/s",
+                connection::RULE_CHECKS_BURST,
+                connection::RULE_CHECKS_PER_SECOND
+            ),
+        ),
+        (
             "MAX_ROOM_NAME_BYTES",
             bytes(crate::protocol::MAX_ROOM_NAME_BYTES),
         ),

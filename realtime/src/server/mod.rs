@@ -140,6 +140,9 @@ struct HubInner {
     /// How many reads of the shared history each user's or visitor's
     /// joins may cause (`connection/joins.rs`).
     shared_reads: ActorBuckets,
+    /// How many room rules each user's or visitor's joins may run
+    /// (`connection/joins.rs`).
+    rule_checks: ActorBuckets,
     /// Sockets whose task still holds them (open file descriptors).
     open_sockets: AtomicUsize,
     /// Where the connections' tasks run, if not where their upgrade was
@@ -296,6 +299,10 @@ impl HubBuilder {
                 shared_reads: ActorBuckets::new(
                     governor::Quota::per_second(std::num::NonZeroU32::MIN)
                         .allow_burst(connection::SHARED_READS_BURST),
+                ),
+                rule_checks: ActorBuckets::new(
+                    governor::Quota::per_second(connection::RULE_CHECKS_PER_SECOND)
+                        .allow_burst(connection::RULE_CHECKS_BURST),
                 ),
                 open_sockets: AtomicUsize::new(0),
                 socket_runtime: self.socket_runtime,

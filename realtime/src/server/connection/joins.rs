@@ -34,6 +34,13 @@ pub(crate) const RULES_AT_ONCE: usize = 4;
 /// room after room, over as many sockets as it may open, costs Redis one
 /// read a second.
 pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(32).unwrap();
+/// Room rules one actor's joins may run at once, all its connections
+/// together; then [`RULE_CHECKS_PER_SECOND`]. A rule may ask the
+/// application's database: a script that joins room after room (or the
+/// same room again and again) over its sockets waits its turn instead of
+/// spending a query each time.
+pub(crate) const RULE_CHECKS_BURST: NonZeroU32 = NonZeroU32::new(128).unwrap();
+pub(crate) const RULE_CHECKS_PER_SECOND: NonZeroU32 = NonZeroU32::new(20).unwrap();
 
 /// A join deciding: its serial number, once it is done.
 type Deciding<'h> = Pin<Box<dyn Future<Output = u64> + Send + 'h>>;
@@ -161,6 +168,11 @@ async fn decide(asked: Asked<'_>, room: RoomName, since: Option<Position>) {
         ..
     } = asked;
     let config = hub.config();
+    // The actor's turn first: an answer late by its wait, never skipped.
+    hub.inner.rule_checks.until_ready(actor).await;
+    if asked.has_left() {
+        return;
+    }
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
     let decision = timeout(config.authorize_timeout, rule)
         .await

@@ -43,7 +43,7 @@ use self::{
     writes::{Spacing, Writes, close_with},
 };
 pub(crate) use self::{
-    joins::SHARED_READS_BURST,
+    joins::{RULE_CHECKS_BURST, RULE_CHECKS_PER_SECOND, SHARED_READS_BURST},
     writes::{MAX_BATCH, WRITE_BUFFER_BYTES},
 };
 use super::{
