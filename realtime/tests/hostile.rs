@@ -150,10 +150,15 @@ async fn a_users_room_rules_run_within_their_budget_across_their_connections() {
     // A rule that counts its runs: each may cost the application a query.
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);
-    let builder = Hub::builder().room::<Team, _, _>(move |_| {
-        counted.fetch_add(1, Ordering::Relaxed);
-        async { Ok(()) }
-    });
+    let builder = Hub::builder()
+        .room::<Team, _, _>(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            async { Ok(()) }
+        })
+        .config(HubConfig {
+            authorize_timeout: Duration::from_secs(1),
+            ..HubConfig::default()
+        });
     let server = TestServer::start(builder).await;
     let rooms = HubConfig::default().max_rooms_per_connection;
     let mut tabs = Vec::new();
@@ -175,8 +180,27 @@ async fn a_users_room_rules_run_within_their_budget_across_their_connections() {
         early < 150 && early < asked,
         "{early} of {asked} rules ran at once"
     );
-    // The rest wait their turn, and are answered.
-    eventually("every rule ran", || runs.load(Ordering::Relaxed) == asked).await;
+    // The rest wait their turn, each for as long as a rule may take at
+    // most: every join is answered, some with a refusal to try again.
+    let (mut joined, mut refused) = (0, 0);
+    for tab in &mut tabs {
+        for _ in 0..rooms {
+            match tab.frame().await {
+                ServerFrame::Joined { .. } => joined += 1,
+                ServerFrame::Refused { reason, .. } => {
+                    assert!(reason.starts_with("Too many joins"), "{reason}");
+                    refused += 1;
+                }
+                other => panic!("expected an answer to a join, got {other:?}"),
+            }
+        }
+    }
+    assert!(refused > 0, "no join waited past its time");
+    assert_eq!(
+        runs.load(Ordering::Relaxed),
+        joined,
+        "a rule per join let in"
+    );
 }
 
 #[tokio::test]

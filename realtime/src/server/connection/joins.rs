@@ -19,7 +19,7 @@ use std::{
 };
 
 use futures_util::stream::FuturesUnordered;
-use tokio::time::timeout;
+use tokio::{sync::Notify, time::timeout};
 
 use super::super::{Hub, Refusal, pace::Actor, registry::JoinError};
 use crate::{ConnectionId, Position, RoomName, Stream, UserId, protocol::ControlFrame};
@@ -55,7 +55,7 @@ pub(super) struct Joins<'h> {
     /// The room of each join in `running`, with its serial number and
     /// whether the tab left the room since (at most [`RULES_AT_ONCE`]: a
     /// list).
-    deciding: Vec<(RoomName, u64, Arc<AtomicBool>)>,
+    deciding: Vec<(RoomName, u64, Arc<Leaving>)>,
     /// The serial number of the next join to run.
     next_serial: u64,
     /// Rooms to join, each with the position to recover from, if any.
@@ -106,7 +106,7 @@ impl<'h> Joins<'h> {
         self.waiting.retain(|(waiting, _)| waiting != room);
         for (deciding, _, left) in &self.deciding {
             if deciding == room {
-                left.store(true, Ordering::Relaxed);
+                left.leave();
             }
         }
     }
@@ -117,7 +117,7 @@ impl<'h> Joins<'h> {
         {
             let serial = self.next_serial;
             self.next_serial += 1;
-            let left = Arc::new(AtomicBool::new(false));
+            let left = Arc::new(Leaving::default());
             self.deciding
                 .push((room.clone(), serial, Arc::clone(&left)));
             let asked = Asked {
@@ -136,20 +136,55 @@ impl<'h> Joins<'h> {
     }
 }
 
+/// Whether the tab left a room while its join decided, and a way to stop
+/// waiting when it does.
+#[derive(Default)]
+struct Leaving {
+    left: AtomicBool,
+    notify: Notify,
+}
+
+impl Leaving {
+    fn leave(&self) {
+        self.left.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    fn has_left(&self) -> bool {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    /// Waits for `work`, unless the tab leaves the room first (`None`).
+    async fn unless_left<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        let left = self.notify.notified();
+        tokio::pin!(left);
+        // Listening before the flag is read: a leave in between is heard.
+        left.as_mut().enable();
+        if self.has_left() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            () = left => None,
+            done = work => Some(done),
+        }
+    }
+}
+
 /// Who asks to join a room, and whether the tab left it since.
 struct Asked<'h> {
     hub: &'h Hub,
     connection: ConnectionId,
     user: Option<UserId>,
     actor: Actor,
-    left: Arc<AtomicBool>,
+    left: Arc<Leaving>,
 }
 
 impl Asked<'_> {
     /// Whether the tab left the room while its rule decided: then nothing
     /// is joined, read or answered.
     fn has_left(&self) -> bool {
-        self.left.load(Ordering::Relaxed)
+        self.left.has_left()
     }
 }
 
@@ -168,10 +203,25 @@ async fn decide(asked: Asked<'_>, room: RoomName, since: Option<Position>) {
         ..
     } = asked;
     let config = hub.config();
-    // The actor's turn first: an answer late by its wait, never skipped.
-    hub.inner.rule_checks.until_ready(actor).await;
-    if asked.has_left() {
-        return;
+    // The actor's turn first (an answer late by its wait), for as long as
+    // a rule may take at most; a tab that leaves meanwhile spends nothing.
+    let turn = hub.inner.rule_checks.until_ready(actor);
+    match asked
+        .left
+        .unless_left(timeout(config.authorize_timeout, turn))
+        .await
+    {
+        None => return,
+        Some(Err(_)) => {
+            refuse(
+                hub,
+                connection,
+                &room,
+                "Too many joins: try again in a moment.",
+            );
+            return;
+        }
+        Some(Ok(())) => {}
     }
     let rule = hub.inner.join_rules.authorize(&room, user, connection);
     let decision = timeout(config.authorize_timeout, rule)
@@ -192,10 +242,10 @@ async fn decide(asked: Asked<'_>, room: RoomName, since: Option<Position>) {
                     Some(_) => reads.check(actor).is_ok(),
                     // Without a position to tell, the tab could not know
                     // what it missed before its first event.
-                    None => {
-                        reads.until_ready(actor).await;
-                        true
-                    }
+                    None => match asked.left.unless_left(reads.until_ready(actor)).await {
+                        Some(()) => true,
+                        None => return,
+                    },
                 };
             let fetched = if may_read {
                 let mut fetched = streams.fetch([(stream.clone(), since)]).await;

@@ -117,6 +117,18 @@ impl Nodes {
     /// node was lost. `heard_self` is when this node last heard its own
     /// messages; `None` while it is cut off.
     pub fn forget_silent(&self, timeout: Duration, heard_self: Option<Instant>) -> Silent {
+        self.check(timeout, heard_self, heard_self)
+    }
+
+    /// [`Nodes::forget_silent`], the time of the nodes away counted up to
+    /// `counted_until` (at least `heard_self`); the silences this node is
+    /// sure of still end at `heard_self`, the last it knows it heard.
+    fn check(
+        &self,
+        timeout: Duration,
+        heard_self: Option<Instant>,
+        counted_until: Option<Instant>,
+    ) -> Silent {
         let now = Instant::now();
         let Some(deadline) = now.checked_sub(timeout) else {
             return Silent::default();
@@ -139,19 +151,19 @@ impl Nodes {
                 })
         };
         for away in state.away.values_mut() {
-            away.count(heard_self);
+            away.count(counted_until);
         }
         for (node, heard) in &silent {
             tracing::info!(%node, "forgetting a server process not heard from");
             state.last_heard.remove(node);
             // Last heard before this node connected: the time connected
             // since counts already.
-            let (waited, counted_to) = match (heard_self, connected_at) {
+            let (waited, counted_to) = match (counted_until, connected_at) {
                 (None, _) => (Duration::ZERO, None),
-                (Some(heard_self), Some(at)) if *heard < at => {
-                    (heard_self.saturating_duration_since(at), Some(heard_self))
+                (Some(until), Some(at)) if *heard < at => {
+                    (until.saturating_duration_since(at), Some(until))
                 }
-                (Some(heard_self), _) => (Duration::ZERO, Some(heard_self.max(*heard))),
+                (Some(until), _) => (Duration::ZERO, Some(until.max(*heard))),
             };
             state.away.insert(
                 *node,
@@ -183,6 +195,8 @@ impl Nodes {
     /// due, or now if that is sooner: otherwise a session shorter than a
     /// heartbeat would count only up to its first echo, and a link that
     /// drops every few seconds would put a lost process off for hours.
+    /// (Only that count: a silence this node is sure of still ends at
+    /// `last_echo`.)
     pub fn session_ended(
         &self,
         timeout: Duration,
@@ -199,7 +213,7 @@ impl Nodes {
         } else {
             last_echo
         };
-        self.forget_silent(timeout, Some(heard_until))
+        self.check(timeout, Some(last_echo), Some(heard_until))
     }
 
     /// How many nodes were heard from lately.
@@ -314,6 +328,20 @@ mod tests {
         // Its next echo comes: the other's silence is sure now, before the
         // timeout it was given.
         assert!(nodes.forget_silent(TIMEOUT, Some(Instant::now())).lost);
+    }
+
+    #[test]
+    fn a_session_that_ends_is_sure_of_no_silence_past_its_last_echo() {
+        // Node 1 was heard about when this node last heard itself; the
+        // session ends later, past the timeout, without another echo:
+        // nothing says node 1 went silent while this node could hear.
+        let nodes = Nodes::default();
+        nodes.reconnected();
+        nodes.heard_from(NodeId(1));
+        let echo = Instant::now();
+        wait(TIMEOUT + TIMEOUT / 2);
+        let ended = nodes.session_ended(TIMEOUT, echo, Duration::from_secs(5));
+        assert_eq!((ended.forgotten.len(), ended.lost), (1, false));
     }
 
     #[test]

@@ -191,17 +191,12 @@ impl Transport {
         mut subscriber: Subscriber,
         scripts: &Scripts,
     ) -> Ended {
-        // A heartbeat first, so that the others hear this node is alive
-        // however long the rest takes (it may come back at its longest
-        // backoff, then have many streams to set right). What waited for
-        // Redis (ends of sessions) goes next, then the durable streams are
-        // set right, then this node's whole presence, which asks the
-        // others for theirs. Publications received meanwhile wait in the
-        // subscription.
-        let beat = Outbound::Publish(self.envelope(&Message::Heartbeat));
-        if let Err(error) = self.publish(&mut publisher, scripts, &[beat]).await {
-            return Ended::Lost(error.to_string());
-        }
+        // What waited for Redis (ends of sessions) goes first, then the
+        // durable streams are set right, then this node's whole presence,
+        // which asks the others for theirs. Publications received
+        // meanwhile wait in the subscription. (No heartbeat before the
+        // `hello`: from a node the others do not know, it would have each
+        // of them ask everyone for their presence.)
         if let Err(error) = self.publish_pending(&mut publisher).await {
             return Ended::Lost(error.to_string());
         }
