@@ -56,6 +56,8 @@ export default defineConfig({
       // @chat-begin
       LIMIT_POST_PER_ADDRESS: "1000/min",
       LIMIT_CREATE_ROOM_PER_ADDRESS: "1000/min",
+      LIMIT_TYPING_PER_ADDRESS: "1000/min",
+      LIMIT_RENAME_PER_ADDRESS: "1000/min",
       // @chat-end
     },
   },

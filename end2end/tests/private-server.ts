@@ -53,6 +53,8 @@ export class PrivateServer {
         // @chat-begin
         LIMIT_POST_PER_ADDRESS: "1000/min",
         LIMIT_CREATE_ROOM_PER_ADDRESS: "1000/min",
+        LIMIT_TYPING_PER_ADDRESS: "1000/min",
+        LIMIT_RENAME_PER_ADDRESS: "1000/min",
         // @chat-end
         ...this.env,
       },

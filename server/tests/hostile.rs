@@ -324,6 +324,7 @@ async fn accounts_on_one_network_share_its_writes() {
             // @chat-begin
             (Action::PostPerAddress, "1/min burst 1"),
             (Action::CreateRoomPerAddress, "1/min burst 1"),
+            (Action::TypingPerAddress, "1/min burst 1"),
             // @chat-end
         ])
         .await,
@@ -355,8 +356,9 @@ async fn accounts_on_one_network_share_its_writes() {
         vec![
             (
                 "/api/chat/post",
-                vec![("room_id", room), ("body", "hi".to_owned())],
+                vec![("room_id", room.clone()), ("body", "hi".to_owned())],
             ),
+            ("/api/chat/typing", vec![("room_id", room)]),
             ("/api/chat/create_room", vec![("name", "Hall".to_owned())]),
         ],
     ]

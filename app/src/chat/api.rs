@@ -78,7 +78,7 @@ pub async fn post_message(room_id: i64, body: String) -> Result<Message, AppErro
 #[server(prefix = "/api", endpoint = "chat/typing", client = realtime::RealtimeClient)]
 pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
     use super::{ChatRoom, Typing};
-    let user = server::acting_user(Action::Typing).await?;
+    let user = server::acting_user_on_network(Action::Typing, Action::TypingPerAddress).await?;
     server::events()?
         .to_room(&ChatRoom(room_id))
         .except_caller()
@@ -95,7 +95,7 @@ pub async fn report_typing(room_id: i64) -> Result<(), AppError> {
 #[server(prefix = "/api", endpoint = "chat/rename", client = realtime::RealtimeClient)]
 pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppError> {
     use super::{ROOM_NAME, RoomRenamed};
-    let user = server::acting_user(Action::Rename).await?;
+    let user = server::acting_user_on_network(Action::Rename, Action::RenamePerAddress).await?;
     let name = ROOM_NAME.check(&name)?;
     let (room, old_name) = server::chat()?.rename_room(room_id, &name, user.id).await?;
     server::events()?.broadcast(&RoomRenamed {

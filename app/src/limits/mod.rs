@@ -224,6 +224,8 @@ limits! {
     Post: per User, "LIMIT_POST", Rate::per(5, SECOND).burst(30);
     /// "Is typing" signals.
     Typing: per User, "LIMIT_TYPING", Rate::per(5, SECOND).burst(20);
+    /// "Is typing" signals from one network, whoever sends them.
+    TypingPerAddress: per Network, "LIMIT_TYPING_PER_ADDRESS", Rate::per(20, SECOND).burst(100);
     /// Messages from one network, whoever posts them (an office behind
     /// one address posts a lot).
     PostPerAddress: per Network, "LIMIT_POST_PER_ADDRESS", Rate::per(20, SECOND).burst(100);
@@ -233,6 +235,8 @@ limits! {
     CreateRoomPerAddress: per Network, "LIMIT_CREATE_ROOM_PER_ADDRESS", Rate::per(30, MINUTE);
     /// Rooms renamed.
     Rename: per User, "LIMIT_RENAME", Rate::per(10, MINUTE);
+    /// Rooms renamed from one network, whoever renames them.
+    RenamePerAddress: per Network, "LIMIT_RENAME_PER_ADDRESS", Rate::per(30, MINUTE);
     // @chat-end
     /// Notifications sent.
     Notify: per User, "LIMIT_NOTIFY", Rate::per(2, SECOND).burst(20);
