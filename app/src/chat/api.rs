@@ -110,7 +110,7 @@ pub async fn rename_room(room_id: i64, name: String) -> Result<RoomSummary, AppE
 mod server {
     use realtime::server::Hub;
 
-    pub use crate::auth::guard::{acting_user, acting_user_on_network, logged_in_user};
+    pub use crate::auth::guard::{acting_user_on_network, logged_in_user};
     use crate::{
         AppContext,
         chat::{RoomSummary, store::Chat},
