@@ -41,7 +41,7 @@ pub async fn open___name__(id: i64) -> Result<__Type__Opened, AppError> {
 #[server(prefix = "/api", endpoint = "__plural__/create")]
 pub async fn create___name__(fields: __Type__Fields) -> Result<__Type__, AppError> {
     use super::__Type__Created;
-    let user = server::acting_user(Action::__Action__).await?;
+    let user = server::acting_user_on_network(Action::__Action__, Action::__Action__PerAddress).await?;
     let fields = fields.check()?;
     let context = crate::AppContext::expect()?;
     let __name__ = server::__plural__(&context).create(user.id, &fields).await?;
@@ -55,7 +55,7 @@ pub async fn create___name__(fields: __Type__Fields) -> Result<__Type__, AppErro
 #[server(prefix = "/api", endpoint = "__plural__/update")]
 pub async fn update___name__(id: i64, fields: __Type__Fields) -> Result<__Type__, AppError> {
     use super::__Type__Updated;
-    let user = server::acting_user(Action::__Action__).await?;
+    let user = server::acting_user_on_network(Action::__Action__, Action::__Action__PerAddress).await?;
     let fields = fields.check()?;
     let context = crate::AppContext::expect()?;
     let __name__ = server::__plural__(&context)
@@ -73,7 +73,7 @@ pub async fn update___name__(id: i64, fields: __Type__Fields) -> Result<__Type__
 #[server(prefix = "/api", endpoint = "__plural__/delete")]
 pub async fn delete___name__(id: i64) -> Result<(), AppError> {
     use super::__Type__Deleted;
-    let user = server::acting_user(Action::__Action__).await?;
+    let user = server::acting_user_on_network(Action::__Action__, Action::__Action__PerAddress).await?;
     let context = crate::AppContext::expect()?;
     if !server::__plural__(&context).delete(id, user.id).await? {
         return Err(server::no_such___name__());
@@ -88,7 +88,7 @@ pub async fn delete___name__(id: i64) -> Result<(), AppError> {
 mod server {
     use realtime::{Position, UserId};
 
-    pub use crate::auth::guard::{acting_user, logged_in_user};
+    pub use crate::auth::guard::{acting_user_on_network, logged_in_user};
     use crate::{AppContext, __plural__::store::__Plural__, error::AppError};
 
     pub fn __plural__(context: &AppContext) -> __Plural__ {

@@ -13,7 +13,8 @@
 //!   you need one.
 //! - Each field is checked on the server ([`__Type__Fields::check`]), each
 //!   change counts against the owner's limit (`Action::__Action__`,
-//!   `__VARIABLE__`), and a user keeps at most [`MAX___PLURAL___PER_USER`].
+//!   `__VARIABLE__`) and their network's (`__VARIABLE___PER_ADDRESS`),
+//!   and a user keeps at most [`MAX___PLURAL___PER_USER`].
 //!
 //! The server functions are in [`api`], the queries in [`store`] (server
 //! only), the pages in `crate::pages::__plural__`; the tables are in

@@ -205,6 +205,29 @@ async fn changes_are_limited_per_user() {
 }
 
 #[tokio::test]
+async fn changes_are_limited_per_network_too() {
+    let mut config = support::test_config(support::default_session()).await;
+    let rate: Rate = "2/min".parse().unwrap();
+    config.app.limits.set(Action::__Action__PerAddress, rate);
+    let app = TestApp::with_config(config).await;
+    // Two accounts on one network share its limit.
+    let mut ada = app.browser_at("127.0.0.2");
+    ada.sign_up("ada", PASSWORD).await.unwrap();
+    let mut grace = app.browser_at("127.0.0.2");
+    grace.sign_up("grace", PASSWORD).await.unwrap();
+    create(&mut ada, &first()).await.unwrap();
+    create(&mut grace, &first()).await.unwrap();
+    assert!(matches!(
+        create(&mut grace, &first()).await,
+        Err(AppError::TooManyRequests { .. })
+    ));
+    // Another network has its own.
+    let mut alan = app.browser_at("127.0.0.3");
+    alan.sign_up("alan", PASSWORD).await.unwrap();
+    create(&mut alan, &first()).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_user_keeps_at_most_so_many___plural__() {
     let app = TestApp::new().await;
     let mut ada = app.browser();
