@@ -476,6 +476,30 @@ async fn a_disconnected_browser_releases_its_socket_even_if_it_never_reads() {
     eventually("its socket is released", || server.hub.open_sockets() == 0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_that_never_ends_its_message_is_still_closed_as_silent() {
+    use tokio::io::AsyncWriteExt;
+    let server = server_with(HubConfig {
+        ping_interval: Duration::from_millis(200),
+        ..HubConfig::default()
+    })
+    .await;
+    let mut tab = server.user(1, "s1").await;
+    // A text message begun and never ended: empty continuation frames
+    // (masked, as a browser's must be), as fast as the socket takes them.
+    // Nothing the server reads is ever a whole message, nor a pong.
+    let stream = tab.ws.get_mut();
+    stream.write_all(&[0x01, 0x80, 1, 2, 3, 4]).await.unwrap();
+    let frames = [0x00, 0x80, 1, 2, 3, 4].repeat(1000);
+    let flood = async { while stream.write_all(&frames).await.is_ok() {} };
+    // Closed, and the writes fail, after two pings unanswered.
+    let ended = tokio::time::timeout(Duration::from_secs(5), flood).await;
+    assert!(
+        ended.is_ok(),
+        "still open after 5 s of frames that make no message"
+    );
+}
+
 // --- Sessions ---------------------------------------------------------------
 
 #[tokio::test]
