@@ -32,6 +32,7 @@ pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
 /// the owner out from her own network.
 #[server(prefix = "/api", endpoint = "auth/log_in")]
 pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
+    use super::password::Turns;
     use crate::{client_addr::client_addr, limits::Action};
     let context = crate::AppContext::expect()?;
     let network = client_addr().network;
@@ -44,7 +45,13 @@ pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
         Ok(account) => Some(context.limits.begin_log_in(account.as_str(), network)?),
         Err(_) => None,
     };
-    let user = match context.users.authenticate(&name, &password).await {
+    // The account's owner, from a network it logged in from lately, may
+    // take a turn kept for them when guesses keep the others taken.
+    let turns = match &attempt {
+        Some(attempt) if attempt.from_known_network() => Turns::SharedOrKnown,
+        _ => Turns::Shared,
+    };
+    let user = match context.users.authenticate(&name, &password, turns).await {
         Ok(user) => user,
         Err(error) => {
             if let (Some(attempt), AppError::Auth(super::AuthError::WrongCredentials)) =

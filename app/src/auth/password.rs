@@ -7,6 +7,12 @@
 //! same moment wait their turn instead of taking gigabytes. A call that
 //! waits longer than [`HashingConfig::max_wait`] gets [`AppError::Busy`]
 //! (503, "try again in a moment").
+//!
+//! Guesses from many addresses can keep every turn taken. A log-in from a
+//! network its account logged in from lately may also take one more turn,
+//! kept for such log-ins ([`Turns::SharedOrKnown`]), so the owners of
+//! accounts still get in while strangers' log-ins and sign-ups are turned
+//! away.
 
 use std::{
     sync::{
@@ -45,11 +51,27 @@ impl Default for HashingConfig {
     }
 }
 
+/// Turns kept for log-ins from networks their accounts logged in from
+/// lately, beside the shared ones.
+pub const KNOWN_NETWORK_TURNS: usize = 1;
+
+/// Which turns a call may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turns {
+    /// One of the [`HashingConfig::concurrency`] turns every call shares.
+    Shared,
+    /// One of those, or one of the [`KNOWN_NETWORK_TURNS`]: a log-in from
+    /// a network its account logged in from lately.
+    SharedOrKnown,
+}
+
 /// Hashes and verifies passwords, at most [`HashingConfig::concurrency`] at
-/// a time. A cheap clone: clones share the limit.
+/// a time (and [`KNOWN_NETWORK_TURNS`] more for log-ins from known
+/// networks). A cheap clone: clones share the limit.
 #[derive(Clone, Debug)]
 pub struct Hasher {
     turns: Arc<Semaphore>,
+    known: Arc<Semaphore>,
     max_wait: Duration,
     /// Calls waiting for their turn, for monitoring.
     waiting: Arc<AtomicUsize>,
@@ -59,6 +81,7 @@ impl Hasher {
     pub fn new(config: HashingConfig) -> Self {
         Self {
             turns: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            known: Arc::new(Semaphore::new(KNOWN_NETWORK_TURNS)),
             max_wait: config.max_wait,
             waiting: Arc::default(),
         }
@@ -70,7 +93,8 @@ impl Hasher {
     pub async fn hash_new(&self, password: String) -> Result<String, AppError> {
         let common = {
             let password = password.clone();
-            self.run(move || Ok(is_common(&password))).await?
+            self.run(Turns::Shared, move || Ok(is_common(&password)))
+                .await?
         };
         if common {
             return Err(AuthError::PasswordTooCommon.into());
@@ -82,7 +106,7 @@ impl Hasher {
     /// (`$argon2id$v=19$m=…`), which records the parameters beside the
     /// hash.
     pub async fn hash(&self, password: String) -> Result<String, AppError> {
-        self.run(move || {
+        self.run(Turns::Shared, move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
                 .hash_password(password.as_bytes(), &salt)
@@ -95,13 +119,19 @@ impl Hasher {
         .await
     }
 
-    /// Whether `password` matches the stored PHC string `hash`.
+    /// Whether `password` matches the stored PHC string `hash`, in one of
+    /// `turns`.
     ///
     /// With `hash: None` (no such user) it still spends the time of one
     /// verification against a throw-away hash, so the response time does
     /// not tell an attacker whether the name exists.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, AppError> {
-        self.run(move || {
+    pub async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+        turns: Turns,
+    ) -> Result<bool, AppError> {
+        self.run(turns, move || {
             let known_user = hash.is_some();
             let hash = hash.as_deref().unwrap_or(&DECOY_HASH);
             let parsed = PasswordHash::new(hash).map_err(|error| {
@@ -121,15 +151,26 @@ impl Hasher {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the blocking pool once a turn is free, or gives up
-    /// with [`AppError::Busy`] after the longest wait.
+    /// Runs `work` on the blocking pool once one of `turns` is free, or
+    /// gives up with [`AppError::Busy`] after the longest wait.
     async fn run<T: Send + 'static>(
         &self,
+        turns: Turns,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        let turn =
-            tokio::time::timeout(self.max_wait, Arc::clone(&self.turns).acquire_owned()).await;
+        let shared = Arc::clone(&self.turns).acquire_owned();
+        let turn = tokio::time::timeout(self.max_wait, async {
+            match turns {
+                Turns::Shared => shared.await,
+                // Whichever comes first; the other wait is given up.
+                Turns::SharedOrKnown => tokio::select! {
+                    turn = shared => turn,
+                    turn = Arc::clone(&self.known).acquire_owned() => turn,
+                },
+            }
+        })
+        .await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let Ok(Ok(turn)) = turn else {
             tracing::warn!("password hashing is saturated: a log-in or sign-up was turned away");
@@ -215,13 +256,13 @@ mod tests {
         assert!(hash.starts_with("$argon2id$"));
         assert!(
             hasher
-                .verify("correct horse".into(), Some(hash.clone()))
+                .verify("correct horse".into(), Some(hash.clone()), Turns::Shared)
                 .await
                 .unwrap()
         );
         assert!(
             !hasher
-                .verify("wrong horse".into(), Some(hash))
+                .verify("wrong horse".into(), Some(hash), Turns::Shared)
                 .await
                 .unwrap()
         );
@@ -237,7 +278,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies() {
-        assert!(!hasher().verify("anything".into(), None).await.unwrap());
+        assert!(
+            !hasher()
+                .verify("anything".into(), None, Turns::Shared)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]
@@ -249,7 +295,9 @@ mod tests {
         let calls: Vec<_> = (0..6)
             .map(|_| {
                 let hasher = hasher.clone();
-                tokio::spawn(async move { hasher.verify("guess".into(), None).await })
+                tokio::spawn(
+                    async move { hasher.verify("guess".into(), None, Turns::Shared).await },
+                )
             })
             .collect();
         let mut answers = Vec::new();
@@ -266,5 +314,34 @@ mod tests {
             "one at a time, each taking milliseconds: {answers:?}"
         );
         assert_eq!(hasher.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_log_in_from_a_known_network_gets_in_while_the_shared_turns_are_taken() {
+        let hasher = Hasher::new(HashingConfig {
+            concurrency: 1,
+            max_wait: Duration::from_millis(300),
+        });
+        // Every shared turn taken, for longer than anyone waits.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(Turns::Shared, move || {
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stranger = hasher.verify("guess".into(), None, Turns::Shared);
+        let owner = hasher.verify("guess".into(), None, Turns::SharedOrKnown);
+        let (stranger, owner) = tokio::join!(stranger, owner);
+        assert_eq!(stranger, Err(AppError::Busy));
+        assert_eq!(owner, Ok(false));
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
     }
 }

@@ -8,7 +8,8 @@
 use sqlx::{AnyPool, FromRow};
 
 use super::{
-    AuthError, MAX_PASSWORD_LEN, User, UserId, UserName, check_new_password, password::Hasher,
+    AuthError, MAX_PASSWORD_LEN, User, UserId, UserName, check_new_password,
+    password::{Hasher, Turns},
 };
 use crate::error::{AppError, log_database_error};
 
@@ -80,8 +81,15 @@ impl Users {
     /// wrong password give the same error, after the same amount of work.
     ///
     /// A password longer than any account may have is wrong without being
-    /// hashed: it cannot cost the server a hash.
-    pub async fn authenticate(&self, name: &str, password: &str) -> Result<User, AppError> {
+    /// hashed: it cannot cost the server a hash. `turns`: which of the
+    /// hasher's turns it may take (a log-in from a network the account
+    /// logged in from lately may take one kept for those).
+    pub async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        turns: Turns,
+    ) -> Result<User, AppError> {
         if password.chars().count() > MAX_PASSWORD_LEN {
             return Err(AuthError::WrongCredentials.into());
         }
@@ -90,7 +98,7 @@ impl Users {
             Err(_) => None,
         };
         let hash = row.as_ref().map(|row| row.password_hash.clone());
-        if self.hasher.verify(password.to_owned(), hash).await? {
+        if self.hasher.verify(password.to_owned(), hash, turns).await? {
             Ok(row.map(User::from).ok_or(AuthError::WrongCredentials)?)
         } else {
             Err(AuthError::WrongCredentials.into())

@@ -440,6 +440,7 @@ impl Limits {
             limits: Arc::clone(&self.inner),
             key,
             windows: (network_window, account_window),
+            known,
             outcome: None,
         })
     }
@@ -490,10 +491,17 @@ pub struct LogInAttempt {
     /// When the windows it was counted in began (the network's, the
     /// account's): it is taken back from those only.
     windows: (Instant, Instant),
+    /// The account logged in from this network lately.
+    known: bool,
     outcome: Option<bool>,
 }
 
 impl LogInAttempt {
+    /// Whether the account logged in from this network lately.
+    pub fn from_known_network(&self) -> bool {
+        self.known
+    }
+
     /// The password was wrong: the failure stays counted.
     pub fn failed(mut self) {
         self.outcome = Some(false);
