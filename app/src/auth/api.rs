@@ -17,7 +17,9 @@ pub async fn sign_up(name: String, password: String) -> Result<User, AppError> {
     context
         .limits
         .by_address(Action::SignUpPerAddress, client_addr().network)?;
+    let network = client_addr().network;
     let user = context.users.sign_up(&name, &password).await?;
+    context.limits.signed_up_from(&user.name, network);
     tracing::info!(user = %user.id, name = %user.name, "signed up");
     server::start_session(user.id).await?;
     leptos_axum::redirect("/");
@@ -45,10 +47,19 @@ pub async fn log_in(name: String, password: String) -> Result<User, AppError> {
         Ok(account) => Some(context.limits.begin_log_in(account.as_str(), network)?),
         Err(_) => None,
     };
-    // The account's owner, from a network it logged in from lately, may
-    // take a turn kept for them when guesses keep the others taken.
+    // The account's owner, from a network it is known from, may take a
+    // turn kept for them when guesses keep the others taken (a few times a
+    // minute per account).
     let turns = match &attempt {
-        Some(attempt) if attempt.from_known_network() => Turns::SharedOrKnown,
+        Some(attempt)
+            if attempt.from_known_network()
+                && context
+                    .limits
+                    .by_recipient(Action::LogInKnownTurn, &name)
+                    .is_ok() =>
+        {
+            Turns::SharedOrKnown
+        }
         _ => Turns::Shared,
     };
     let user = match context.users.authenticate(&name, &password, turns).await {

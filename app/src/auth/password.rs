@@ -9,10 +9,12 @@
 //! (503, "try again in a moment").
 //!
 //! Guesses from many addresses can keep every turn taken. A log-in from a
-//! network its account logged in from lately may also take one more turn,
-//! kept for such log-ins ([`Turns::SharedOrKnown`]), so the owners of
-//! accounts still get in while strangers' log-ins and sign-ups are turned
-//! away.
+//! network its account signed up or logged in from lately may also take
+//! one more turn, kept for such log-ins ([`Turns::SharedOrKnown`]), a few
+//! times a minute per account: owners still get in while strangers'
+//! log-ins and sign-ups are turned away. It raises what an attack costs
+//! (many networks, each logged in to an account of its own, and many
+//! accounts), it does not rule one out.
 
 use std::{
     sync::{
@@ -35,7 +37,8 @@ use crate::error::AppError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HashingConfig {
     /// `PASSWORD_HASHING_CONCURRENCY`; by default the number of cores minus
-    /// one (at least one), so one core always serves everything else.
+    /// one (at least one), so one core serves everything else (but for the
+    /// [`KNOWN_NETWORK_TURNS`] kept for owners).
     pub concurrency: usize,
     /// `PASSWORD_HASHING_MAX_WAIT_SECS`; 5 s by default.
     pub max_wait: Duration,
@@ -158,20 +161,21 @@ impl Hasher {
         turns: Turns,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let counted = Waiting::count(&self.waiting);
         let shared = Arc::clone(&self.turns).acquire_owned();
         let turn = tokio::time::timeout(self.max_wait, async {
             match turns {
                 Turns::Shared => shared.await,
                 // Whichever comes first; the other wait is given up.
                 Turns::SharedOrKnown => tokio::select! {
+                    biased;
                     turn = shared => turn,
                     turn = Arc::clone(&self.known).acquire_owned() => turn,
                 },
             }
         })
         .await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        drop(counted);
         let Ok(Ok(turn)) = turn else {
             tracing::warn!("password hashing is saturated: a log-in or sign-up was turned away");
             metrics::counter!("app_password_hashing_turned_away_total").increment(1);
@@ -187,6 +191,23 @@ impl Hasher {
             tracing::error!(%error, "a password hashing task failed");
             AppError::Internal
         })?
+    }
+}
+
+/// One call counted in [`Hasher::waiting`] until it is dropped: also when
+/// the request is, mid-wait.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

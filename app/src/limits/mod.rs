@@ -1,6 +1,7 @@
 //! Rate limits on what people repeat: log-ins and sign-ups per network,
-//! failed log-ins per account, and each action per user, set so that a
-//! person never meets them and a script soon does.
+//! failed log-ins per account (not held against the networks an account
+//! is known from), each action per user, and most writes per network too,
+//! set so that a person never meets them and a script soon does.
 //!
 //! Most limits are a [`Rate`]: a burst that may be spent at once, refilled
 //! at a steady pace (a token bucket, from the `governor` crate). Failed
@@ -212,6 +213,10 @@ limits! {
     /// spread over many networks, well above [`Action::LogInFailures`]; the
     /// networks the account logged in from lately are not held to it.
     LogInPerAccount: per Account, "LIMIT_LOG_IN_PER_ACCOUNT", Rate::per(100, MINUTE);
+    /// Log-ins to one account that may take the password hashing's turn
+    /// kept for known networks: bots logged in to their own account once
+    /// from each of many networks cannot keep that turn taken.
+    LogInKnownTurn: per Recipient, "LIMIT_LOG_IN_KNOWN_TURN", Rate::per(6, MINUTE);
     /// Sign-ups from one network.
     SignUpPerAddress: per Network, "LIMIT_SIGN_UP_PER_ADDRESS", Rate::per(10, HOUR);
     /// Announcements to every tab.
@@ -336,8 +341,10 @@ struct Limiters {
     known: moka::sync::Cache<(String, Network), ()>,
 }
 
-/// How long a network an account logged in from stays known.
-const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a network an account signed up or logged in from stays
+/// known: longer than a login lasts (30 days at most by default), so that
+/// an owner who logs in again when it ends is still at home.
+const KNOWN_FOR: Duration = Duration::from_secs(60 * 24 * 3600);
 
 impl fmt::Debug for Limits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -443,6 +450,12 @@ impl Limits {
             known,
             outcome: None,
         })
+    }
+
+    /// The account called `name` (any case) was just made from `network`:
+    /// the network is known to it, as after a log-in.
+    pub fn signed_up_from(&self, name: &str, network: Network) {
+        self.inner.known.insert((name.to_lowercase(), network), ());
     }
 
     /// Counts one `action` aimed at the user called `name` (any case), a
@@ -872,6 +885,27 @@ mod tests {
             assert_eq!(wrong_password(&limits, "ada", home), Ok(()));
         }
         assert!(limits.begin_log_in("ada", network("203.0.113.9")).is_err());
+    }
+
+    #[test]
+    fn an_account_is_known_from_where_it_signed_up_or_logged_in() {
+        let limits = Limits::new(&LimitsConfig::default());
+        let (signed_up, logged_in, elsewhere) = (
+            network("192.0.2.1"),
+            network("192.0.2.2"),
+            network("198.51.100.7"),
+        );
+        limits.signed_up_from("Ada", signed_up);
+        assert_eq!(right_password(&limits, "ada", logged_in), Ok(()));
+        for (from, known) in [(signed_up, true), (logged_in, true), (elsewhere, false)] {
+            let attempt = limits.begin_log_in("ADA", from).unwrap();
+            assert_eq!(attempt.from_known_network(), known, "{from:?}");
+            attempt.failed();
+        }
+        // Another account is not known from there.
+        let attempt = limits.begin_log_in("grace", signed_up).unwrap();
+        assert!(!attempt.from_known_network());
+        attempt.failed();
     }
 
     #[test]
