@@ -385,6 +385,39 @@ async fn accounts_on_one_network_share_its_writes() {
     }
 }
 
+// @chat-begin
+#[tokio::test]
+async fn accounts_on_one_network_share_its_renames() {
+    let app =
+        TestApp::with_config(config_with(&[(Action::RenamePerAddress, "1/min burst 1")]).await)
+            .await;
+    // Each renames a room of their own (only its creator may).
+    let mut renames = Vec::new();
+    for (who, address) in [
+        ("first", "127.0.0.2"),
+        ("second", "127.0.0.2"),
+        ("elsewhere", "127.0.0.3"),
+    ] {
+        let mut browser = app.browser_at(address);
+        browser.sign_up(who, PASSWORD).await.unwrap();
+        let room = browser
+            .post("/api/chat/create_room", &[("name", who)])
+            .await
+            .json::<app::chat::RoomSummary>()
+            .id
+            .to_string();
+        let name = format!("{who} renamed");
+        let renamed = browser
+            .post("/api/chat/rename", &[("room_id", &room), ("name", &name)])
+            .await;
+        renames.push(renamed.status);
+    }
+    assert!(renames[0].is_success(), "{renames:?}");
+    assert_eq!(renames[1], StatusCode::TOO_MANY_REQUESTS, "same network");
+    assert!(renames[2].is_success(), "another network: {renames:?}");
+}
+// @chat-end
+
 /// A form's fields as the test browser takes them.
 fn pairs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     form.iter()
