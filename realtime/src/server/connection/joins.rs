@@ -40,6 +40,8 @@ pub(crate) const SHARED_READS_BURST: NonZeroU32 = NonZeroU32::new(32).unwrap();
 /// same room again and again) over its sockets waits its turn instead of
 /// spending a query each time.
 pub(crate) const RULE_CHECKS_BURST: NonZeroU32 = NonZeroU32::new(128).unwrap();
+/// Room rules one actor's joins may run a second, past
+/// [`RULE_CHECKS_BURST`].
 pub(crate) const RULE_CHECKS_PER_SECOND: NonZeroU32 = NonZeroU32::new(20).unwrap();
 
 /// A join deciding: its serial number, once it is done.
