@@ -29,28 +29,34 @@ pub(super) enum Budget {
 /// The browser's frames, through a token bucket.
 pub(super) struct FrameBudget {
     bucket: DefaultDirectRateLimiter,
-    /// The frames dropped that are still tolerated.
-    drops: DefaultDirectRateLimiter,
+    /// The frames dropped that are still tolerated: made at the first one
+    /// dropped, so that a browser within its budget (nearly every one)
+    /// costs its connection no more.
+    drops: Option<Box<DefaultDirectRateLimiter>>,
 }
 
 impl FrameBudget {
     pub fn new(per_second: u32, burst: u32) -> Self {
         let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(per_second);
-        let tolerated = NonZeroU32::new(DROPPED_FRAMES_TOLERATED).unwrap_or(NonZeroU32::MIN);
-        let drops = Quota::with_period(DROP_FORGIVEN_EVERY)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-            .allow_burst(tolerated);
         Self {
             bucket: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
-            drops: RateLimiter::direct(drops),
+            drops: None,
         }
     }
 
     pub fn take(&mut self) -> Budget {
         if self.bucket.check().is_ok() {
-            Budget::Granted
-        } else if self.drops.check().is_ok() {
+            return Budget::Granted;
+        }
+        let drops = self.drops.get_or_insert_with(|| {
+            let tolerated = NonZeroU32::new(DROPPED_FRAMES_TOLERATED).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(DROP_FORGIVEN_EVERY)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(tolerated);
+            Box::new(RateLimiter::direct(quota))
+        });
+        if drops.check().is_ok() {
             Budget::Warned
         } else {
             Budget::Spent
