@@ -131,6 +131,17 @@ pub struct Position {
     pub offset: u64,
 }
 
+#[cfg(test)]
+impl Position {
+    /// Offset `offset` of epoch `epoch`: the tests' shorthand.
+    pub(crate) fn at(epoch: u64, offset: u64) -> Self {
+        Self {
+            epoch: Epoch(epoch),
+            offset,
+        }
+    }
+}
+
 /// How far a reader has read a stream, and from where it holds every event:
 /// it has every event of `at`'s epoch with an offset above `anchor` and up
 /// to `at`. A position told to the reader without its events (where a

@@ -465,10 +465,7 @@ mod tests {
     }
 
     fn at(epoch: u64, offset: u64) -> Position {
-        Position {
-            epoch: Epoch(epoch),
-            offset,
-        }
+        Position::at(epoch, offset)
     }
 
     fn event(id: u64, stream: Stream, position: Position) -> Recorded {

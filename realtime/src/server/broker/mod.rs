@@ -543,10 +543,7 @@ mod tests {
     use super::*;
 
     fn at(epoch: u64, offset: u64) -> Position {
-        Position {
-            epoch: Epoch(epoch),
-            offset,
-        }
+        Position::at(epoch, offset)
     }
 
     /// A read that found the history at offset 3 of epoch 1, behind the

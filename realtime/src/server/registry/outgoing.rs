@@ -378,13 +378,9 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::Epoch;
 
     fn at(epoch: u64, offset: u64) -> Position {
-        Position {
-            epoch: Epoch(epoch),
-            offset,
-        }
+        Position::at(epoch, offset)
     }
 
     fn written(items: Vec<Outgoing>, reached: &mut Reached) -> Vec<String> {

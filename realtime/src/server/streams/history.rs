@@ -915,10 +915,7 @@ mod tests {
         let mut mirror = History::mirror(limits());
         let now = Instant::now();
         let red = room("team:red");
-        let at = |epoch, offset| Position {
-            epoch: Epoch(epoch),
-            offset,
-        };
+        let at = Position::at;
         for offset in 1..=3 {
             mirror.apply(&red, at(1, offset), kept(offset), now);
         }
@@ -936,10 +933,7 @@ mod tests {
         let mut mirror = History::mirror(limits());
         let now = Instant::now();
         let red = room("team:red");
-        let at = |epoch, offset| Position {
-            epoch: Epoch(epoch),
-            offset,
-        };
+        let at = Position::at;
         assert_eq!(mirror.apply(&red, at(1, 3), kept(3), now), Applied::New);
         assert_eq!(mirror.apply(&red, at(1, 4), kept(4), now), Applied::InOrder);
         assert_eq!(
