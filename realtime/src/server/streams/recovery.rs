@@ -80,13 +80,10 @@ pub(super) fn recover(
                 };
             };
             history.learn(stream, fetched.position, fetched.last_id);
-            if fetched.went_back
-                && history.known(stream).is_some_and(|known| {
-                    known.epoch == fetched.position.epoch && known.offset > fetched.position.offset
-                })
-            {
-                // This process saw the stream further on too: not a tab's
-                // word alone (it may be forged), the history went back.
+            if fetched.went_back {
+                // This process saw the stream further on before the read
+                // (`Fetched::seen_from`): not a tab's word alone (it may be
+                // forged), the history went back.
                 history.went_back(stream, fetched.position.epoch);
             }
             let events = match &fetched.events {
@@ -218,7 +215,8 @@ mod tests {
 
         // Alone with the tab's word: the tab moves back, nothing resets.
         let mut history = mirror();
-        let answer = recover(&mut history, &red, at(12), Some(&went_back_to_seven()), now);
+        let read = went_back_to_seven().seen_from(history.known(&red));
+        let answer = recover(&mut history, &red, at(12), Some(&read), now);
         assert!(matches!(answer, Answer::Gap { position, .. } if position == at(7)));
         assert!(history.take_diverged().is_empty(), "a tab's word alone");
 
@@ -232,7 +230,8 @@ mod tests {
             others: None,
         };
         history.apply(&red, at(10), event, now);
-        let answer = recover(&mut history, &red, at(12), Some(&went_back_to_seven()), now);
+        let read = went_back_to_seven().seen_from(history.known(&red));
+        let answer = recover(&mut history, &red, at(12), Some(&read), now);
         assert!(matches!(answer, Answer::Gap { position, .. } if position == at(7)));
         assert_eq!(history.take_diverged(), [(red, Some(Epoch(1)))]);
     }
